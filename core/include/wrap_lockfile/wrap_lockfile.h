@@ -1,0 +1,155 @@
+/* wrap_lockfile C API: exclusive locks and atomic file replacement.
+ *
+ * Stable C ABI for FFI and for the LD_PRELOAD shim. Every function that can
+ * fail returns 0 on success or a positive errno value; when `err` is not NULL
+ * it also receives the failing step and the path it concerned, so callers can
+ * print a message that names the thing. Nothing here throws, and the
+ * implementation does not depend on libstdc++ at run time.
+ *
+ * Contract: shared DESIGN.md sections 3 to 5; user documentation: README.md.
+ */
+#ifndef WRAP_LOCKFILE_H
+#define WRAP_LOCKFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WLF_API __attribute__((visibility("default")))
+#else
+#define WLF_API
+#endif
+
+#define WLF_VERSION_STRING "0.1.0"
+#define WLF_PATH_MAX 4096
+
+/* Where a failure happened. `op` is a static string such as "open lock file",
+ * "fsync temporary file", "rename"; `path` the file or directory concerned. */
+typedef struct wlf_error {
+    int code;                 /* errno value, 0 when no error */
+    const char *op;           /* static, never NULL after a failure */
+    char path[WLF_PATH_MAX];  /* may be empty */
+} wlf_error;
+
+/* Human readable "<op> '<path>': <strerror>" into buf; returns buf. */
+WLF_API const char *wlf_error_format(const wlf_error *err, char *buf, size_t size);
+
+/* ---- locks ------------------------------------------------------------ */
+
+enum wlf_lock_backend {
+    WLF_LOCK_FLOCK = 0,   /* flock(2) on <target>.lock (default) */
+    WLF_LOCK_DOTLOCK = 1, /* link(2)-based <target>.lock, NFS safe, liblockfile compatible */
+    WLF_LOCK_NONE = 2     /* no locking; warns once on stderr */
+};
+
+typedef struct wlf_lock_options {
+    int has_timeout;      /* 0: wait forever */
+    double timeout;       /* > 0: ETIMEDOUT after that many seconds; <= 0: one try, EWOULDBLOCK */
+    int backend;          /* enum wlf_lock_backend */
+    int keep_lock_file;   /* do not unlink <target>.lock on release */
+    int inherit;          /* lock fd survives execve (no O_CLOEXEC); for the shim */
+} wlf_lock_options;
+
+WLF_API void wlf_lock_options_init(wlf_lock_options *opt);
+
+typedef struct wlf_lock wlf_lock;
+
+/* Lock `target` (the lock itself lives in "<target>.lock"; `target` is used
+ * as given, without resolving symlinks). Results: 0; EWOULDBLOCK when held and
+ * timeout <= 0; ETIMEDOUT when a positive timeout expired; any other errno
+ * (ENOLCK, EACCES, EROFS, ...) means the lock could not be taken at all.
+ * A thread that already holds the lock on the same lock file gets a nested
+ * handle at once. */
+WLF_API int wlf_lock_acquire(const char *target, const wlf_lock_options *opt,
+                     wlf_lock **out, wlf_error *err);
+
+/* Release (unlink first unless kept, then unlock, then close) and free. */
+WLF_API int wlf_lock_release(wlf_lock *lock, wlf_error *err);
+
+/* The lock file's path ("<target>.lock"). */
+WLF_API const char *wlf_lock_path(const wlf_lock *lock);
+
+/* Descriptor holding the lock, or -1 (dotlock and none backends). */
+WLF_API int wlf_lock_fd(const wlf_lock *lock);
+
+/* Pid recorded in "<target>.lock" by its current holder, or 0 if unknown. */
+WLF_API pid_t wlf_lock_holder(const char *target);
+
+/* ---- atomic replacement ----------------------------------------------- */
+
+enum wlf_durability {
+    WLF_DURABILITY_FULL = 0, /* fsync temp, rename, fsync directory */
+    WLF_DURABILITY_NONE = 1  /* no fsync: atomic against readers, not against power loss */
+};
+
+enum wlf_hardlink_policy {
+    WLF_HARDLINK_KEEP = 0,  /* st_nlink > 1: keep the links, locked in-place write */
+    WLF_HARDLINK_SPLIT = 1  /* replace this name only; the other links keep the old inode */
+};
+
+/* How a replacement ends up on disk. */
+enum wlf_commit_kind {
+    WLF_COMMIT_RENAME = 0,      /* atomic: temp renamed over the target */
+    WLF_COMMIT_IN_PLACE = 1,    /* non-atomic fallback (hard links, unwritable dir, EBUSY) */
+    WLF_COMMIT_PASSTHROUGH = 2  /* not a regular file: written directly */
+};
+
+typedef struct wlf_write_options {
+    int use_lock;                 /* default 1 */
+    wlf_lock_options lock;        /* used when use_lock */
+    const char *temp_suffix;      /* default "~~"; NULL means default */
+    int durability;               /* enum wlf_durability */
+    int hardlink_policy;          /* enum wlf_hardlink_policy */
+    int lock_only;                /* write the target in place under the lock, no temp */
+    int has_create_mode;          /* use create_mode for a new file instead of 0666 */
+    mode_t create_mode;           /* subject to umask, like open(2) */
+} wlf_write_options;
+
+WLF_API void wlf_write_options_init(wlf_write_options *opt);
+
+typedef struct wlf_file wlf_file;
+
+/* Begin a replacement of `path` with open(2)-style `flags` (O_WRONLY/O_RDWR,
+ * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW are honoured; O_CLOEXEC is
+ * always set on the descriptors the library owns). Symlinks are followed to
+ * the final target, which is locked, and a temporary file is created in its
+ * directory; without O_TRUNC it starts as a copy of the current content.
+ * `mode` is the creation mode for a new file (subject to umask). */
+WLF_API int wlf_open(const char *path, int flags, mode_t mode,
+             const wlf_write_options *opt, wlf_file **out, wlf_error *err);
+
+/* Descriptor the caller reads and writes (the temp file, or the target itself
+ * for in-place and pass-through kinds). */
+WLF_API int wlf_file_fd(const wlf_file *f);
+
+/* Final target path after resolving symlinks. */
+WLF_API const char *wlf_file_target(const wlf_file *f);
+
+/* What commit will do (may change to IN_PLACE at commit on EBUSY). */
+WLF_API int wlf_file_kind(const wlf_file *f);
+
+/* Record a write error the caller saw on the descriptor; commit then fails
+ * with it and discards the temp. */
+WLF_API void wlf_file_poison(wlf_file *f, int error);
+
+/* Make the new content visible: fsync, rename, fsync directory (per options),
+ * release the lock, free `f`. On failure before the rename the target is
+ * untouched and the temp removed. `kind_out` (nullable) gets the commit kind. */
+WLF_API int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err);
+
+/* Drop the replacement: remove the temp, release the lock, free `f`. */
+WLF_API void wlf_discard(wlf_file *f);
+
+/* One-shot: replace `path` with `size` bytes of `data`. */
+WLF_API int wlf_write_content(const char *path, const void *data, size_t size,
+                      const wlf_write_options *opt, wlf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WRAP_LOCKFILE_H */

@@ -1,0 +1,342 @@
+// C++ API: exceptions and RAII over the C layer.
+#include <wrap_lockfile/wrap_lockfile.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace wrap_lockfile {
+
+namespace {
+
+std::string describe(const std::string &op, const std::string &path) {
+    std::string what = "wrap_lockfile: " + op;
+    if (!path.empty()) what += " '" + path + "'";
+    return what;
+}
+
+wlf_lock_options to_c(const LockOptions &o) {
+    wlf_lock_options c;
+    wlf_lock_options_init(&c);
+    c.has_timeout = o.timeout.has_value();
+    c.timeout = o.timeout.value_or(0.0);
+    c.backend = static_cast<int>(o.backend);
+    c.keep_lock_file = o.keep_lock_file;
+    return c;
+}
+
+wlf_write_options to_c(const WriteOptions &o) {
+    wlf_write_options c;
+    wlf_write_options_init(&c);
+    c.use_lock = o.use_lock;
+    c.lock = to_c(o.lock);
+    c.temp_suffix = o.temp_suffix.c_str();
+    c.durability = static_cast<int>(o.durability);
+    c.hardlink_policy = static_cast<int>(o.hard_links);
+    c.has_create_mode = o.create_mode.has_value();
+    c.create_mode = o.create_mode.value_or(0);
+    return c;
+}
+
+// Turns a lock failure into the seed's exception types.
+[[noreturn]] void throw_lock_error(int rc, const wlf_error &err, const std::string &target,
+                                   std::optional<double> timeout) {
+    std::string lock_path = err.path[0] ? err.path : target + ".lock";
+    if (rc == ETIMEDOUT) throw LockTimeout(lock_path, timeout.value_or(0), wlf_lock_holder(target.c_str()));
+    if (rc == EWOULDBLOCK) throw AlreadyLocked(lock_path, wlf_lock_holder(target.c_str()));
+    throw LockFailed(rc, err.op ? err.op : "lock", lock_path);
+}
+
+bool is_lock_step(const wlf_error &err) {
+    if (!err.op) return false;
+    size_t n = std::strlen(err.path);
+    return n >= 5 && std::strcmp(err.path + n - 5, ".lock") == 0;
+}
+
+[[noreturn]] void throw_write_error(int rc, const wlf_error &err, const std::filesystem::path &path,
+                                    std::optional<double> timeout) {
+    if (rc == ETIMEDOUT || rc == EWOULDBLOCK || is_lock_step(err)) {
+        // Lock errors name "<target>.lock"; the target is the path without it.
+        std::string lock_path = err.path;
+        std::string target = lock_path.size() > 5 ? lock_path.substr(0, lock_path.size() - 5) : path.string();
+        throw_lock_error(rc, err, target, timeout);
+    }
+    throw WriteFailed(rc, err.op ? err.op : "write", err.path[0] ? err.path : path.string());
+}
+
+// Unbuffered-at-the-edges streambuf over a descriptor, flushed explicitly.
+class FdStreamBuf : public std::streambuf {
+public:
+    explicit FdStreamBuf(int fd) : fd_(fd) { setp(buf_, buf_ + sizeof buf_); }
+    int error() const { return error_; }
+    off_t buffered() const { return pptr() - pbase(); }
+    bool flush_all() { return sync() == 0; }
+
+protected:
+    int_type overflow(int_type ch) override {
+        if (sync() != 0) return traits_type::eof();
+        if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+            *pptr() = traits_type::to_char_type(ch);
+            pbump(1);
+        }
+        return traits_type::not_eof(ch);
+    }
+    int sync() override {
+        const char *p = pbase();
+        while (p < pptr()) {
+            ssize_t n = ::write(fd_, p, static_cast<size_t>(pptr() - p));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                error_ = errno;
+                return -1;
+            }
+            p += n;
+        }
+        setp(buf_, buf_ + sizeof buf_);
+        return 0;
+    }
+
+private:
+    int fd_;
+    int error_ = 0;
+    char buf_[8192];
+};
+
+}  // namespace
+
+Error::Error(int errnum, std::string op, std::string path)
+    : std::system_error(errnum, std::generic_category(), describe(op, path)),
+      op_(std::move(op)),
+      path_(std::move(path)) {}
+
+LockTimeout::LockTimeout(std::string path, double timeout, pid_t holder)
+    : LockError(ETIMEDOUT,
+                "timed out after " + std::to_string(timeout) + " s waiting for lock" +
+                    (holder > 0 ? " held by pid " + std::to_string(holder) : std::string()),
+                std::move(path)),
+      holder_(holder) {}
+
+AlreadyLocked::AlreadyLocked(std::string path, pid_t holder)
+    : LockError(EWOULDBLOCK,
+                "already locked" + (holder > 0 ? " by pid " + std::to_string(holder) : std::string()),
+                std::move(path)),
+      holder_(holder) {}
+
+// ---- FileLock ----
+
+FileLock::FileLock(const std::filesystem::path &target, std::optional<double> timeout)
+    : FileLock(target, LockOptions{timeout}) {}
+
+FileLock::FileLock(const std::filesystem::path &target, const LockOptions &options) {
+    wlf_lock_options c = to_c(options);
+    wlf_error err{};
+    if (int rc = wlf_lock_acquire(target.c_str(), &c, &lock_, &err))
+        throw_lock_error(rc, err, target.string(), options.timeout);
+}
+
+FileLock::FileLock(FileLock &&other) noexcept : lock_(std::exchange(other.lock_, nullptr)) {}
+
+FileLock &FileLock::operator=(FileLock &&other) noexcept {
+    if (this != &other) {
+        if (lock_) wlf_lock_release(lock_, nullptr);
+        lock_ = std::exchange(other.lock_, nullptr);
+    }
+    return *this;
+}
+
+FileLock::~FileLock() {
+    if (lock_) wlf_lock_release(lock_, nullptr);
+}
+
+void FileLock::release() {
+    if (!lock_) return;
+    wlf_error err{};
+    int rc = wlf_lock_release(std::exchange(lock_, nullptr), &err);
+    if (rc) throw LockFailed(rc, err.op ? err.op : "release", err.path);
+}
+
+std::filesystem::path FileLock::lock_path() const { return lock_ ? wlf_lock_path(lock_) : ""; }
+
+// ---- AtomicFile ----
+
+int open_flags_for_mode(std::string_view mode) {
+    std::string m;
+    for (char c : mode)
+        if (c != 'b' && c != 't') m += c;
+    if (m == "w") return O_WRONLY | O_CREAT | O_TRUNC;
+    if (m == "w+") return O_RDWR | O_CREAT | O_TRUNC;
+    if (m == "a") return O_WRONLY | O_CREAT | O_APPEND;
+    if (m == "a+") return O_RDWR | O_CREAT | O_APPEND;
+    if (m == "r+") return O_RDWR;
+    if (m == "x") return O_WRONLY | O_CREAT | O_EXCL;
+    if (m == "x+") return O_RDWR | O_CREAT | O_EXCL;
+    throw std::invalid_argument("wrap_lockfile: unsupported mode '" + std::string(mode) +
+                                "' (use w, a, r+, w+, a+, x, optionally with b)");
+}
+
+AtomicFile::AtomicFile(const std::filesystem::path &path, std::string_view mode, const WriteOptions &options) {
+    int flags = open_flags_for_mode(mode);
+    wlf_write_options c = to_c(options);
+    wlf_error err{};
+    if (int rc = wlf_open(path.c_str(), flags, 0666, &c, &file_, &err))
+        throw_write_error(rc, err, path, options.lock.timeout);
+}
+
+AtomicFile::AtomicFile(AtomicFile &&other) noexcept
+    : file_(std::exchange(other.file_, nullptr)), buf_(std::move(other.buf_)), stream_(std::move(other.stream_)) {}
+
+AtomicFile &AtomicFile::operator=(AtomicFile &&other) noexcept {
+    if (this != &other) {
+        discard();
+        file_ = std::exchange(other.file_, nullptr);
+        buf_ = std::move(other.buf_);
+        stream_ = std::move(other.stream_);
+    }
+    return *this;
+}
+
+AtomicFile::~AtomicFile() { discard(); }
+
+int AtomicFile::fd() const {
+    if (!file_) throw std::logic_error("wrap_lockfile: AtomicFile is no longer pending");
+    return wlf_file_fd(file_);
+}
+
+std::filesystem::path AtomicFile::target() const { return file_ ? wlf_file_target(file_) : ""; }
+
+CommitKind AtomicFile::kind() const { return static_cast<CommitKind>(wlf_file_kind(file_)); }
+
+void AtomicFile::write(std::string_view data) {
+    flush_stream();
+    const char *p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd(), p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            wlf_file_poison(file_, e);
+            throw WriteFailed(e, "write to", target().string());
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+}
+
+void AtomicFile::write(std::span<const std::byte> data) {
+    write(std::string_view(reinterpret_cast<const char *>(data.data()), data.size()));
+}
+
+std::string AtomicFile::read(std::size_t n) {
+    flush_stream();
+    std::string out(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::read(fd(), out.data() + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            throw WriteFailed(errno, "read", target().string());
+        }
+        if (r == 0) break;
+        got += static_cast<size_t>(r);
+    }
+    out.resize(got);
+    return out;
+}
+
+std::string AtomicFile::read_all() {
+    std::string out;
+    for (;;) {
+        std::string chunk = read(65536);
+        if (chunk.empty()) return out;
+        out += chunk;
+    }
+}
+
+void AtomicFile::seek(off_t offset, int whence) {
+    flush_stream();
+    if (::lseek(fd(), offset, whence) < 0) throw WriteFailed(errno, "seek", target().string());
+}
+
+off_t AtomicFile::tell() const {
+    off_t pos = ::lseek(fd(), 0, SEEK_CUR);
+    if (pos < 0) throw WriteFailed(errno, "tell", target().string());
+    if (buf_) pos += static_cast<const FdStreamBuf *>(buf_.get())->buffered();
+    return pos;
+}
+
+std::ostream &AtomicFile::stream() {
+    if (!stream_) {
+        buf_ = std::make_unique<FdStreamBuf>(fd());
+        stream_ = std::make_unique<std::ostream>(buf_.get());
+    }
+    return *stream_;
+}
+
+void AtomicFile::flush_stream() {
+    if (!buf_ || !file_) return;
+    auto *b = static_cast<FdStreamBuf *>(buf_.get());
+    if (!b->flush_all()) {
+        wlf_file_poison(file_, b->error());
+        throw WriteFailed(b->error(), "write to", target().string());
+    }
+}
+
+CommitKind AtomicFile::commit() {
+    if (!file_) throw std::logic_error("wrap_lockfile: commit() on an AtomicFile that is no longer pending");
+    if (buf_) {
+        auto *b = static_cast<FdStreamBuf *>(buf_.get());
+        if (!b->flush_all()) wlf_file_poison(file_, b->error());
+        else if (b->error()) wlf_file_poison(file_, b->error());
+    }
+    std::string path = target().string();
+    int kind = 0;
+    wlf_error err{};
+    int rc = wlf_commit(std::exchange(file_, nullptr), &kind, &err);
+    stream_.reset();
+    buf_.reset();
+    if (rc) throw WriteFailed(rc, err.op ? err.op : "commit", err.path[0] ? err.path : path);
+    return static_cast<CommitKind>(kind);
+}
+
+void AtomicFile::discard() noexcept {
+    stream_.reset();
+    buf_.reset();
+    if (file_) wlf_discard(std::exchange(file_, nullptr));
+}
+
+AtomicFile atomic_write_no_lock(const std::filesystem::path &path, std::string_view mode, WriteOptions options) {
+    options.use_lock = false;
+    return AtomicFile(path, mode, options);
+}
+
+AtomicFile atomic_write_lock(const std::filesystem::path &path, std::string_view mode,
+                             std::optional<double> lock_timeout, WriteOptions options) {
+    options.use_lock = true;
+    if (lock_timeout) options.lock.timeout = lock_timeout;
+    return AtomicFile(path, mode, options);
+}
+
+AtomicFile atomic_write(const std::filesystem::path &path, std::string_view mode, std::optional<double> lock_timeout,
+                        WriteOptions options) {
+    return atomic_write_lock(path, mode, lock_timeout, std::move(options));
+}
+
+CommitKind atomic_write_content_with_lock(const std::filesystem::path &path, std::string_view content,
+                                          WriteOptions options) {
+    AtomicFile f(path, "w", options);
+    f.write(content);
+    return f.commit();
+}
+
+CommitKind atomic_write_content_with_lock(const std::filesystem::path &path, std::span<const std::byte> content,
+                                          WriteOptions options) {
+    AtomicFile f(path, "w", options);
+    f.write(content);
+    return f.commit();
+}
+
+}  // namespace wrap_lockfile

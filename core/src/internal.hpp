@@ -1,0 +1,42 @@
+// Helpers shared by the core's C-ABI layer. This layer is built without
+// exceptions or RTTI and must not need libstdc++ at run time (the shim loads
+// it into C programs): no new/delete, no std::string, no function-local
+// statics with dynamic initialisation.
+#pragma once
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace wrap_lockfile::detail {
+
+// Records a failure in `err` (nullable) and returns `code`.
+int fail(wlf_error *err, int code, const char *op, const char *path);
+
+// Copies `a` then `b` into dst[size]; ENAMETOOLONG if it does not fit.
+int join(char *dst, size_t size, const char *a, const char *b);
+
+// Splits `path` into its directory (".", "/" or the prefix) and base name.
+int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base);
+
+// Monotonic clock in nanoseconds.
+int64_t monotonic_ns();
+
+// Sleeps for `ns` nanoseconds (restarts on EINTR until the time has passed).
+void sleep_ns(int64_t ns);
+
+// Small fast PRNG for jitter and temp names (not for secrets).
+uint64_t random_u64();
+
+// Polls `try_once` until it succeeds, fails hard, or the deadline passes
+// (no deadline when !has_timeout).
+// try_once returns 0 (done), EWOULDBLOCK (busy, try again) or another errno.
+// Backoff grows exponentially from 1 ms to 25 ms with +-50% jitter.
+// Returns 0, the hard errno, EWOULDBLOCK (timeout <= 0) or ETIMEDOUT.
+using TryFn = int (*)(void *ctx);
+int poll_until(TryFn try_once, void *ctx, bool has_timeout, double timeout);
+
+}  // namespace wrap_lockfile::detail

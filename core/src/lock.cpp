@@ -1,0 +1,357 @@
+// Exclusive locks on "<target>.lock": flock with the verified cleanup
+// protocol, an NFS-safe link() dotlock, and a no-op backend.
+//
+// Verified cleanup: the holder unlinks the lock file before unlocking, so a
+// waiter may wake up holding a lock on an inode that no longer has a name.
+// After every acquisition we therefore compare the descriptor's (dev, ino)
+// with what the path names now and check st_nlink > 0; on mismatch we retry.
+//
+// Nesting: a process-wide registry maps lock-file identity to the owning
+// thread, so a thread that asks again for a lock it holds gets a reference
+// instead of deadlocking against its own open file description.
+#include "internal.hpp"
+#include "sysio.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace wrap_lockfile;
+using detail::fail;
+
+namespace {
+
+constexpr int kMaxVerifyRetries = 1000;
+
+// The real lock, shared by nested handles of one thread.
+struct Held {
+    int backend;
+    int fd;          // flock: the locked descriptor; else -1
+    dev_t dev;
+    ino_t ino;
+    pid_t owner_pid;  // a forked child must not release its parent's lock
+    pid_t owner_tid;
+    int depth;
+    bool keep;
+    Held *next;
+    char path[WLF_PATH_MAX];
+};
+
+pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+Held *g_registry = nullptr;
+
+struct RegistryGuard {
+    RegistryGuard() { pthread_mutex_lock(&g_registry_mutex); }
+    ~RegistryGuard() { pthread_mutex_unlock(&g_registry_mutex); }
+};
+
+// Returns the held lock for this identity if this thread owns it (depth++).
+Held *registry_nest(dev_t dev, ino_t ino) {
+    RegistryGuard g;
+    pid_t pid = getpid(), tid = gettid();
+    for (Held *h = g_registry; h; h = h->next) {
+        if (h->dev == dev && h->ino == ino && h->owner_pid == pid && h->owner_tid == tid) {
+            ++h->depth;
+            return h;
+        }
+    }
+    return nullptr;
+}
+
+void registry_add(Held *h) {
+    RegistryGuard g;
+    h->next = g_registry;
+    g_registry = h;
+}
+
+// depth--; returns true when the caller must release the real lock.
+bool registry_drop(Held *h) {
+    RegistryGuard g;
+    if (--h->depth > 0) return false;
+    for (Held **pp = &g_registry; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    }
+    return true;
+}
+
+void write_holder_pid(int fd) {
+    // Best effort: the pid only improves the timeout message. A lock file we
+    // could open only read-only (or a full disk) still gives a valid lock.
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d\n", static_cast<int>(getpid()));
+    if (sys::pwrite_all(fd, buf, static_cast<size_t>(n), 0) == 0) sys::ftruncate(fd, n);
+}
+
+// ---- flock backend ----
+
+struct FlockTry {
+    int fd;
+};
+
+int flock_try(void *ctx) {
+    int fd = static_cast<FlockTry *>(ctx)->fd;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+    return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
+}
+
+int open_lock_file(const char *path, bool inherit, int *fd_out) {
+    int cloexec = inherit ? 0 : O_CLOEXEC;
+    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | cloexec, 0666);
+    if (fd < 0 && (errno == EACCES || errno == EROFS)) {
+        // Somebody else's lock file in a shared directory: a read-only
+        // descriptor is enough for flock.
+        int saved = errno;
+        fd = sys::open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | cloexec);
+        if (fd < 0) errno = saved;
+    }
+    if (fd < 0) return errno;
+    *fd_out = fd;
+    return 0;
+}
+
+int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
+    for (int attempt = 0; attempt < kMaxVerifyRetries; ++attempt) {
+        int raw = -1;
+        if (int rc = open_lock_file(path, opt->inherit != 0, &raw)) return fail(err, rc, "open lock file", path);
+        sys::UniqueFd fd(raw);
+        int rc;
+        if (!opt->has_timeout) {
+            while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR) {
+            }
+            rc = rc == 0 ? 0 : errno;
+        } else {
+            FlockTry ctx{fd.get()};
+            rc = detail::poll_until(flock_try, &ctx, true, opt->timeout);
+        }
+        if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+        if (rc != 0) return fail(err, rc, "flock", path);
+
+        struct stat fs, ps;
+        if (fstat(fd.get(), &fs) != 0) return fail(err, errno, "fstat lock file", path);
+        if (lstat(path, &ps) != 0) {
+            if (errno == ENOENT) continue;  // released and unlinked under us: retry
+            return fail(err, errno, "stat lock file", path);
+        }
+        if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
+
+        write_holder_pid(fd.get());
+        h->fd = fd.release();
+        h->dev = fs.st_dev;
+        h->ino = fs.st_ino;
+        return 0;
+    }
+    return fail(err, EAGAIN, "lock (lock file kept being replaced)", path);
+}
+
+int flock_release(Held *h, wlf_error *err) {
+    int rc = 0;
+    if (!h->keep && unlink(h->path) != 0 && errno != ENOENT) rc = fail(err, errno, "unlink lock file", h->path);
+    // Unlock the open file description itself: children that inherited the
+    // descriptor must not keep the lock alive.
+    flock(h->fd, LOCK_UN);
+    sys::close(h->fd);
+    return rc;
+}
+
+// ---- dotlock backend (liblockfile's protocol) ----
+
+struct DotTry {
+    const char *path;
+    const char *tmp;
+    int error;
+};
+
+// Same host assumed, as liblockfile does by default: a lock whose recorded
+// pid no longer exists is stale.
+bool dotlock_is_stale(const char *path) {
+    pid_t pid = wlf_lock_holder(path);
+    return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+int dotlock_try(void *ctx) {
+    auto *t = static_cast<DotTry *>(ctx);
+    for (int round = 0; round < 2; ++round) {
+        // link() may report failure on NFS although it succeeded; the link
+        // count of our unique file is the truth.
+        int lrc = sys::linkat(AT_FDCWD, t->tmp, AT_FDCWD, t->path, 0);
+        int lerr = errno;
+        struct stat st;
+        if (stat(t->tmp, &st) != 0) return errno;
+        if (st.st_nlink == 2) return 0;
+        if (lrc == 0) return EIO;
+        if (lerr != EEXIST) return lerr;
+        char lock_target[WLF_PATH_MAX];
+        size_t n = strlen(t->path);
+        if (n <= 5 || n >= sizeof lock_target) break;
+        memcpy(lock_target, t->path, n - 5);  // strip ".lock" for wlf_lock_holder
+        lock_target[n - 5] = '\0';
+        if (!dotlock_is_stale(lock_target)) break;
+        unlink(t->path);
+    }
+    return EWOULDBLOCK;
+}
+
+int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    const char *base;
+    if (int rc = detail::split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, "lock path", path);
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    char tmp[WLF_PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s/.lk%05d%llx%s", dir, static_cast<int>(getpid()),
+                     static_cast<unsigned long long>(detail::random_u64() & 0xffffffffu), host);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, "lock path", path);
+
+    int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return fail(err, errno, "create dotlock temporary", tmp);
+    char pidbuf[32];
+    int pn = snprintf(pidbuf, sizeof pidbuf, "%d\n", static_cast<int>(getpid()));
+    int wrc = sys::write_all(fd, pidbuf, static_cast<size_t>(pn)) == 0 ? 0 : errno;
+    if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
+    if (wrc != 0) {
+        unlink(tmp);
+        return fail(err, wrc, "write dotlock temporary", tmp);
+    }
+    DotTry ctx{path, tmp, 0};
+    int rc = detail::poll_until(dotlock_try, &ctx, opt->has_timeout != 0, opt->timeout);
+    unlink(tmp);
+    if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+    if (rc != 0) return fail(err, rc, "dotlock", path);
+    struct stat st;
+    if (lstat(path, &st) != 0) return fail(err, errno, "stat lock file", path);
+    h->fd = -1;
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    return 0;
+}
+
+int dotlock_release(Held *h, wlf_error *err) {
+    struct stat st;
+    // Remove it only if it is still ours (a stale-lock breaker may have replaced it).
+    if (lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
+        if (unlink(h->path) != 0) return fail(err, errno, "unlink lock file", h->path);
+    }
+    return 0;
+}
+
+std::atomic<bool> g_warned_none{false};
+
+}  // namespace
+
+struct wlf_lock {
+    Held *held;
+};
+
+extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->backend = WLF_LOCK_FLOCK;
+}
+
+extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_in, wlf_lock **out,
+                                wlf_error *err) {
+    *out = nullptr;
+    wlf_lock_options defaults;
+    wlf_lock_options_init(&defaults);
+    const wlf_lock_options *opt = opt_in ? opt_in : &defaults;
+    if (!target || !*target) return fail(err, EINVAL, "lock", target);
+
+    auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    if (!handle) return fail(err, ENOMEM, "lock", target);
+
+    if (opt->backend == WLF_LOCK_NONE) {
+        if (!g_warned_none.exchange(true))
+            dprintf(2, "wrap_lockfile: warning: locking disabled (backend 'none'), first for '%s'\n", target);
+        handle->held = nullptr;
+        *out = handle;
+        return 0;
+    }
+    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK) {
+        free(handle);
+        return fail(err, EINVAL, "lock backend", target);
+    }
+
+    char path[WLF_PATH_MAX];
+    if (int rc = detail::join(path, sizeof path, target, ".lock")) {
+        free(handle);
+        return fail(err, rc, "lock path", target);
+    }
+
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (Held *h = registry_nest(st.st_dev, st.st_ino)) {
+            handle->held = h;
+            *out = handle;
+            return 0;
+        }
+    }
+
+    auto *h = static_cast<Held *>(malloc(sizeof(Held)));
+    if (!h) {
+        free(handle);
+        return fail(err, ENOMEM, "lock", target);
+    }
+    memcpy(h->path, path, strlen(path) + 1);
+    h->backend = opt->backend;
+    h->keep = opt->keep_lock_file != 0;
+    h->owner_pid = getpid();
+    h->owner_tid = gettid();
+    h->depth = 1;
+    h->next = nullptr;
+    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, err) : dotlock_acquire(path, opt, h, err);
+    if (rc != 0) {
+        free(h);
+        free(handle);
+        return rc;
+    }
+    registry_add(h);
+    handle->held = h;
+    *out = handle;
+    return 0;
+}
+
+extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *err) {
+    if (!lock) return 0;
+    Held *h = lock->held;
+    free(lock);
+    if (!h) return 0;
+    if (h->owner_pid != getpid()) {
+        // Forked copy of a parent's handle: the parent still holds the lock.
+        if (h->fd >= 0) sys::close(h->fd);
+        return 0;
+    }
+    if (!registry_drop(h)) return 0;
+    int rc = h->backend == WLF_LOCK_FLOCK ? flock_release(h, err) : dotlock_release(h, err);
+    free(h);
+    return rc;
+}
+
+extern "C" const char *wlf_lock_path(const wlf_lock *lock) {
+    return lock && lock->held ? lock->held->path : "";
+}
+
+extern "C" int wlf_lock_fd(const wlf_lock *lock) { return lock && lock->held ? lock->held->fd : -1; }
+
+extern "C" pid_t wlf_lock_holder(const char *target) {
+    char path[WLF_PATH_MAX];
+    if (!target || detail::join(path, sizeof path, target, ".lock") != 0) return 0;
+    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+    if (!fd) return 0;
+    char buf[32];
+    ssize_t n = sys::read(fd.get(), buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    long pid = strtol(buf, nullptr, 10);
+    return pid > 0 && pid < 0x400000 ? static_cast<pid_t>(pid) : 0;
+}

@@ -1,0 +1,102 @@
+#include "internal.hpp"
+#include "replace_parts.hpp"
+
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::detail {
+
+namespace {
+
+// Attributes we may not be allowed to set (trusted.*, security.* without
+// privilege) or that the temp's file system does not support are skipped:
+// the seed promises metadata "where permitted".
+bool xattr_skippable(int e) { return e == EPERM || e == EACCES || e == ENOTSUP || e == EOPNOTSUPP; }
+
+struct Buffer {
+    char *data = nullptr;
+    ~Buffer() { free(data); }
+};
+
+int copy_xattrs(const char *path, int fd) {
+    ssize_t len = llistxattr(path, nullptr, 0);
+    if (len < 0) return xattr_skippable(errno) ? 0 : errno;
+    if (len == 0) return 0;
+    Buffer names;
+    for (;;) {
+        free(names.data);
+        names.data = static_cast<char *>(malloc(static_cast<size_t>(len)));
+        if (!names.data) return ENOMEM;
+        ssize_t got = llistxattr(path, names.data, static_cast<size_t>(len));
+        if (got >= 0) {
+            len = got;
+            break;
+        }
+        if (errno != ERANGE) return errno;
+        len = llistxattr(path, nullptr, 0);
+        if (len < 0) return errno;
+    }
+    Buffer value;
+    size_t cap = 0;
+    for (const char *name = names.data; name < names.data + len; name += strlen(name) + 1) {
+        ssize_t vlen = lgetxattr(path, name, nullptr, 0);
+        if (vlen < 0) {
+            if (errno == ENODATA || xattr_skippable(errno)) continue;
+            return errno;
+        }
+        if (static_cast<size_t>(vlen) > cap || !value.data) {
+            free(value.data);
+            cap = static_cast<size_t>(vlen) + 1;
+            value.data = static_cast<char *>(malloc(cap));
+            if (!value.data) return ENOMEM;
+        }
+        vlen = lgetxattr(path, name, value.data, cap);
+        if (vlen < 0) {
+            if (errno == ENODATA || errno == ERANGE || xattr_skippable(errno)) continue;
+            return errno;
+        }
+        if (fsetxattr(fd, name, value.data, static_cast<size_t>(vlen), 0) != 0 && !xattr_skippable(errno))
+            return errno;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int copy_metadata(const char *path, const struct stat &st, int fd, const char **op) {
+    struct stat cur;
+    if (fstat(fd, &cur) != 0) {
+        *op = "fstat temporary file";
+        return errno;
+    }
+    // Owner first: chown clears set-id bits, which fchmod below restores.
+    if (cur.st_uid != st.st_uid || cur.st_gid != st.st_gid) {
+        if (fchown(fd, st.st_uid, st.st_gid) != 0) {
+            if (errno != EPERM) {
+                *op = "chown temporary file";
+                return errno;
+            }
+            // Not privileged: a member of the file's group may still keep the group.
+            if (fchown(fd, static_cast<uid_t>(-1), st.st_gid) != 0 && errno != EPERM) {
+                *op = "chgrp temporary file";
+                return errno;
+            }
+        }
+    }
+    if (int rc = copy_xattrs(path, fd)) {
+        *op = "copy extended attributes";
+        return rc;
+    }
+    if (fchmod(fd, st.st_mode & 07777) != 0) {
+        *op = "chmod temporary file";
+        return errno;
+    }
+    return 0;
+}
+
+}  // namespace wrap_lockfile::detail

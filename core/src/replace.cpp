@@ -1,0 +1,336 @@
+// One atomic replacement behind the C API: resolve, lock, temp, seed,
+// metadata; then commit (fsync, rename, fsync directory) or discard.
+// The policies for special targets (DESIGN section 4) live here:
+//  - not a regular file, or on proc/sys: written directly, no lock;
+//  - hard-linked (keep policy), directory not writable, rename EBUSY, target
+//    not readable for seeding: staged in a memfd and written in place under
+//    the lock at commit (non-atomic, reported as WLF_COMMIT_IN_PLACE);
+//  - lock_only: the target itself is opened under the lock.
+#include "internal.hpp"
+#include "replace_parts.hpp"
+#include "sysio.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+using namespace wrap_lockfile;
+using detail::fail;
+
+struct wlf_file {
+    int kind;
+    int fd;       // what the caller uses
+    int dir_fd;   // target's directory (rename kind)
+    int flags;
+    int poison;
+    int durability;
+    bool anonymous;  // O_TMPFILE not yet linked
+    bool staged;     // in-place kind staged in a memfd
+    bool existed;
+    struct stat st;  // target's lstat when it existed
+    wlf_lock *lock;
+    char suffix[64];
+    char temp[256];  // named temp's base name, "" if none
+    char target[WLF_PATH_MAX];
+    const char *base;  // points into target
+};
+
+namespace {
+
+constexpr int kSupportedFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+                                O_NOCTTY | O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC;
+
+void release_lock(wlf_file *f, wlf_error *err, int *rc) {
+    if (!f->lock) return;
+    wlf_error lerr{};
+    int lrc = wlf_lock_release(f->lock, &lerr);
+    f->lock = nullptr;
+    if (lrc != 0 && *rc == 0) {
+        *rc = lrc;
+        if (err) *err = lerr;
+    }
+}
+
+void destroy(wlf_file *f) {
+    if (f->fd >= 0) sys::close_quietly(f->fd);
+    if (f->temp[0] && f->dir_fd >= 0) unlinkat(f->dir_fd, f->temp, 0);
+    if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
+    int rc = 0;
+    release_lock(f, nullptr, &rc);
+    free(f);
+}
+
+int fail_and_destroy(wlf_file *f, wlf_error *err, int code, const char *op, const char *path) {
+    int saved = errno;
+    fail(err, code, op, path);
+    destroy(f);
+    errno = saved;
+    return code;
+}
+
+// Positions the caller's descriptor as open(2) would have: appends go to the
+// end, everything else starts at 0.
+int position(wlf_file *f) {
+    if (f->flags & O_APPEND) {
+        int fl = sys::fcntl(f->fd, F_GETFL);
+        if (fl < 0 || sys::fcntl(f->fd, F_SETFL, fl | O_APPEND) != 0) return errno;
+    }
+    return lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
+}
+
+int seed_from_target(wlf_file *f) {
+    sys::UniqueFd src(sys::open(f->target, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (!src) return errno;
+    return detail::seed_copy(src.get(), f->fd);
+}
+
+// Stage the new content in memory; commit writes it into the target in place.
+int begin_staged(wlf_file *f, wlf_error *err) {
+    f->kind = WLF_COMMIT_IN_PLACE;
+    f->staged = true;
+    if (f->dir_fd >= 0) {
+        sys::close(f->dir_fd);
+        f->dir_fd = -1;
+    }
+    f->fd = memfd_create("wrap_lockfile-stage", MFD_CLOEXEC);
+    if (f->fd < 0) return fail(err, errno, "create staging memfd", f->target);
+    if (f->existed && !(f->flags & O_TRUNC)) {
+        if (int rc = seed_from_target(f)) return fail(err, rc, "copy current content", f->target);
+    }
+    if (int rc = position(f)) return fail(err, rc, "position", f->target);
+    return 0;
+}
+
+// lock_only and pseudo files: the caller writes the target itself.
+int begin_direct(wlf_file *f, int kind, mode_t mode, wlf_error *err) {
+    f->kind = kind;
+    f->fd = sys::open(f->target, (f->flags & ~O_NOFOLLOW) | O_CLOEXEC, mode);
+    if (f->fd < 0) return fail(err, errno, "open", f->target);
+    return 0;
+}
+
+int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
+    f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
+
+    // An existing target's content must not be readable by others through a
+    // named temp before its mode is copied: start private.
+    mode_t create = f->existed ? 0600 : mode;
+    f->fd = detail::create_anonymous_temp(f->dir_fd, create);
+    f->anonymous = f->fd >= 0;
+    if (f->fd < 0 && detail::tmpfile_unsupported(errno))
+        f->fd = detail::create_named_temp(f->dir_fd, f->base, f->suffix, create, f->temp, sizeof f->temp);
+    if (f->fd < 0) {
+        int e = errno;
+        // Directory not writable but the file is: write it in place.
+        if ((e == EACCES || e == EPERM) && f->existed && faccessat(AT_FDCWD, f->target, W_OK, AT_EACCESS) == 0)
+            return begin_staged(f, err);
+        return fail(err, e, "create temporary file in", dir);
+    }
+    if (f->existed) {
+        if (!(f->flags & O_TRUNC)) {
+            int rc = seed_from_target(f);
+            if (rc == EACCES) {
+                // Write-only for us: cannot copy, so cannot replace atomically.
+                sys::close(f->fd);
+                f->fd = -1;
+                if (f->temp[0]) unlinkat(f->dir_fd, f->temp, 0);
+                f->temp[0] = '\0';
+                return begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
+            }
+            if (rc) return fail(err, rc, "copy current content", f->target);
+        }
+        const char *op = "copy metadata";
+        if (int rc = detail::copy_metadata(f->target, f->st, f->fd, &op)) return fail(err, rc, op, f->target);
+    }
+    if (int rc = position(f)) return fail(err, rc, "position", f->target);
+    return 0;
+}
+
+int check_access(const wlf_file *f, wlf_error *err) {
+    int want = W_OK | ((f->flags & O_ACCMODE) == O_RDWR ? R_OK : 0);
+    if (faccessat(AT_FDCWD, f->target, want, AT_EACCESS) != 0) return fail(err, errno, "open", f->target);
+    return 0;
+}
+
+// Copies the whole staged content into the target, then cuts it to size.
+int write_in_place(wlf_file *f, int src, wlf_error *err) {
+    sys::UniqueFd dst(sys::open(f->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (!dst) return fail(err, errno, "open for in-place write", f->target);
+    off_t size = lseek(src, 0, SEEK_END);
+    if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, "seek staged content", f->target);
+    if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, "write in place", f->target);
+    if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, "truncate in place", f->target);
+    if (f->durability == WLF_DURABILITY_FULL && fsync(dst.get()) != 0) return fail(err, errno, "fsync", f->target);
+    int fd = dst.release();
+    if (sys::close(fd) != 0) return fail(err, errno, "close", f->target);
+    return 0;
+}
+
+int commit_direct(wlf_file *f, wlf_error *err) {
+    int rc = 0;
+    if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && fsync(f->fd) != 0)
+        rc = fail(err, errno, "fsync", f->target);
+    int fd = f->fd;
+    f->fd = -1;
+    if (sys::close(fd) != 0 && rc == 0) rc = fail(err, errno, "close", f->target);
+    return rc;
+}
+
+int commit_rename(wlf_file *f, wlf_error *err) {
+    if (f->durability == WLF_DURABILITY_FULL && fsync(f->fd) != 0)
+        return fail(err, errno, "fsync temporary file for", f->target);
+    if (f->anonymous) {
+        if (int rc = detail::link_anonymous_temp(f->fd, f->dir_fd, f->base, f->suffix, f->temp, sizeof f->temp))
+            return fail(err, rc, "name temporary file for", f->target);
+        f->anonymous = false;
+    }
+    int fd = f->fd;
+    f->fd = -1;
+    if (sys::renameat(f->dir_fd, f->temp, f->dir_fd, f->base) != 0) {
+        int e = errno;
+        if (e != EBUSY) {
+            sys::close_quietly(fd);
+            return fail(err, e, "rename temporary file over", f->target);
+        }
+        // A single-file bind mount cannot be renamed over: write in place.
+        f->kind = WLF_COMMIT_IN_PLACE;
+        int rc = write_in_place(f, fd, err);
+        sys::close_quietly(fd);
+        return rc;
+    }
+    f->temp[0] = '\0';
+    int rc = 0;
+    if (sys::close(fd) != 0) rc = fail(err, errno, "close", f->target);
+    if (f->durability == WLF_DURABILITY_FULL && fsync(f->dir_fd) != 0 && rc == 0)
+        rc = fail(err, errno, "fsync directory of", f->target);
+    return rc;
+}
+
+}  // namespace
+
+extern "C" void wlf_write_options_init(wlf_write_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->use_lock = 1;
+    wlf_lock_options_init(&opt->lock);
+    opt->temp_suffix = "~~";
+    opt->durability = WLF_DURABILITY_FULL;
+    opt->hardlink_policy = WLF_HARDLINK_KEEP;
+}
+
+extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, wlf_file **out,
+                        wlf_error *err) {
+    *out = nullptr;
+    wlf_write_options defaults;
+    wlf_write_options_init(&defaults);
+    const wlf_write_options *opt = opt_in ? opt_in : &defaults;
+    if (!path || !*path) return fail(err, ENOENT, "open", path);
+    int acc = flags & O_ACCMODE;
+    if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~kSupportedFlags)) return fail(err, EINVAL, "open flags", path);
+    const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
+    if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, "temp suffix", suffix);
+    if (opt->has_create_mode) mode = opt->create_mode;
+
+    auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
+    if (!f) return fail(err, ENOMEM, "open", path);
+    f->fd = -1;
+    f->dir_fd = -1;
+    f->flags = flags;
+    f->durability = opt->durability;
+    memcpy(f->suffix, suffix, strlen(suffix) + 1);
+
+    int rc = detail::resolve_target(path, flags & O_NOFOLLOW, f->target, sizeof f->target, &f->existed, &f->st);
+    if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
+
+    if (f->existed && !S_ISREG(f->st.st_mode)) {
+        rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
+        if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+        *out = f;
+        return 0;
+    }
+    if (f->existed) {
+        sys::UniqueFd probe(sys::open(f->target, O_PATH | O_CLOEXEC | O_NOFOLLOW));
+        if (probe && detail::is_pseudo_fs(probe.get())) {
+            rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
+            if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+            *out = f;
+            return 0;
+        }
+    }
+
+    if (opt->use_lock) {
+        rc = wlf_lock_acquire(f->target, &opt->lock, &f->lock, err);
+        if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+        // The target may have appeared, vanished or changed while we waited.
+        if (lstat(f->target, &f->st) == 0)
+            f->existed = true;
+        else if (errno == ENOENT)
+            f->existed = false;
+        else
+            return fail_and_destroy(f, err, errno, "stat", f->target);
+    }
+    if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
+    if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
+    if (f->existed && (rc = check_access(f, err))) return fail_and_destroy(f, nullptr, rc, "", "");
+
+    if (opt->lock_only)
+        rc = begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
+    else if (f->existed && f->st.st_nlink > 1 && opt->hardlink_policy == WLF_HARDLINK_KEEP)
+        rc = begin_staged(f, err);
+    else
+        rc = begin_rename(f, mode, err);
+    if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+    *out = f;
+    return 0;
+}
+
+extern "C" int wlf_file_fd(const wlf_file *f) { return f ? f->fd : -1; }
+extern "C" const char *wlf_file_target(const wlf_file *f) { return f ? f->target : ""; }
+extern "C" int wlf_file_kind(const wlf_file *f) { return f ? f->kind : -1; }
+
+extern "C" void wlf_file_poison(wlf_file *f, int error) {
+    if (f && f->poison == 0) f->poison = error;
+}
+
+extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) {
+    if (!f) return fail(err, EINVAL, "commit", nullptr);
+    if (f->poison) {
+        int rc = fail(err, f->poison, "write to", f->target);
+        destroy(f);
+        return rc;
+    }
+    int rc;
+    if (f->kind == WLF_COMMIT_RENAME)
+        rc = commit_rename(f, err);
+    else if (f->staged)
+        rc = write_in_place(f, f->fd, err);
+    else
+        rc = commit_direct(f, err);
+    if (kind_out) *kind_out = f->kind;
+    release_lock(f, err, &rc);
+    destroy(f);
+    return rc;
+}
+
+extern "C" void wlf_discard(wlf_file *f) {
+    if (f) destroy(f);
+}
+
+extern "C" int wlf_write_content(const char *path, const void *data, size_t size, const wlf_write_options *opt,
+                                 wlf_error *err) {
+    wlf_file *f;
+    if (int rc = wlf_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666, opt, &f, err)) return rc;
+    if (sys::write_all(f->fd, data, size) != 0) {
+        int e = errno;
+        fail(err, e, "write to", f->target);
+        wlf_discard(f);
+        return e;
+    }
+    return wlf_commit(f, nullptr, err);
+}

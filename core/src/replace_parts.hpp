@@ -1,0 +1,53 @@
+// The steps of one atomic replacement, each in its own file:
+// path_resolve.cpp, temp_file.cpp, seed_copy.cpp, metadata.cpp; replace.cpp
+// strings them together behind the C API.
+#pragma once
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/stat.h>
+
+namespace wrap_lockfile::detail {
+
+// Follows the symlink chain of `path` (at most 40 hops; relative links are
+// relative to the link's directory) into final[size]. `exists` tells whether
+// the final target exists; `st` is its lstat then. With `nofollow`, a symlink
+// at `path` itself gives ELOOP, like open(O_NOFOLLOW).
+int resolve_target(const char *path, bool nofollow, char *final, size_t size, bool *exists,
+                   struct stat *st);
+
+// True for files on proc, sys and similar pseudo file systems, which are
+// written directly (no temp, no lock).
+bool is_pseudo_fs(int fd);
+
+// Creates an unnamed temp file in dir_fd (O_TMPFILE). Returns the fd or -1
+// with errno (EOPNOTSUPP and friends mean: use a named temp).
+int create_anonymous_temp(int dir_fd, mode_t mode);
+
+// Creates ".<base>.<random><suffix>" in dir_fd with O_EXCL; the name goes to
+// name[size]. Returns the fd or -1 with errno.
+int create_named_temp(int dir_fd, const char *base, const char *suffix, mode_t mode, char *name,
+                      size_t size);
+
+// Gives an anonymous temp the name ".<base>.<random><suffix>" in dir_fd.
+int link_anonymous_temp(int fd, int dir_fd, const char *base, const char *suffix, char *name,
+                        size_t size);
+
+// True when O_TMPFILE failed because the file system cannot do it.
+bool tmpfile_unsupported(int error);
+
+// Copies all of src into dst (both at offset 0; dst is empty): FICLONE where
+// the file system shares extents, else copy_file_range, else read/write.
+// Returns 0 or errno.
+int seed_copy(int src, int dst);
+
+// Copies the rest of src from its offset to dst at its offset with
+// copy_file_range, falling back to read/write. Returns 0 or errno.
+int copy_range(int src, int dst);
+
+// Gives `fd` the owner/group (where permitted), extended attributes (ACLs,
+// security labels; unsupported or forbidden ones skipped) and mode of `st`,
+// read from `path`. Returns 0 or errno; `op` names the failing step.
+int copy_metadata(const char *path, const struct stat &st, int fd, const char **op);
+
+}  // namespace wrap_lockfile::detail

@@ -1,0 +1,69 @@
+#include "internal.hpp"
+#include "replace_parts.hpp"
+#include "sysio.hpp"
+
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace wrap_lockfile::detail {
+
+namespace {
+
+constexpr size_t kChunk = 1 << 30;
+constexpr size_t kBuffer = 1 << 16;
+
+bool copy_range_unsupported(int e) {
+    return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == EBADF;
+}
+
+int copy_by_read_write(int src, int dst) {
+    char *buf = static_cast<char *>(malloc(kBuffer));
+    if (!buf) return ENOMEM;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = sys::read(src, buf, kBuffer);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            rc = errno;
+            break;
+        }
+        if (n == 0) break;
+        if (sys::write_all(dst, buf, static_cast<size_t>(n)) != 0) {
+            rc = errno;
+            break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+}  // namespace
+
+int copy_range(int src, int dst) {
+    bool first = true;
+    for (;;) {
+        ssize_t n = copy_file_range(src, nullptr, dst, nullptr, kChunk, 0);
+        if (n > 0) {
+            first = false;
+            continue;
+        }
+        if (n == 0) return 0;
+        if (errno == EINTR) continue;
+        if (first && copy_range_unsupported(errno)) return copy_by_read_write(src, dst);
+        return errno;
+    }
+}
+
+int seed_copy(int src, int dst) {
+    if (ioctl(dst, FICLONE, src) == 0) {
+        // FICLONE does not move file offsets: put dst at the end like a copy would.
+        return lseek(dst, 0, SEEK_END) < 0 ? errno : 0;
+    }
+    return copy_range(src, dst);
+}
+
+}  // namespace wrap_lockfile::detail
