@@ -22,6 +22,11 @@ int join(char *dst, size_t size, const char *a, const char *b);
 // Splits `path` into its directory (".", "/" or the prefix) and base name.
 int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base);
 
+// Moves fd to the lowest free number >= floor (close-on-exec), closing the
+// original; returns the new fd, or fd itself when floor <= 0, fd >= floor, or
+// no such number is free.
+int raise_fd(int fd, int floor);
+
 // Monotonic clock in nanoseconds.
 int64_t monotonic_ns();
 

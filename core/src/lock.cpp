@@ -9,6 +9,7 @@
 // Nesting: a process-wide registry maps lock-file identity to the owning
 // thread, so a thread that asks again for a lock it holds gets a reference
 // instead of deadlocking against its own open file description.
+#include "handoff.hpp"
 #include "internal.hpp"
 #include "sysio.hpp"
 
@@ -105,15 +106,17 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
-int open_lock_file(const char *path, bool inherit, int *fd_out) {
+int open_lock_file(const char *path, bool inherit, int *fd_out, bool *read_only) {
     int cloexec = inherit ? 0 : O_CLOEXEC;
     int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | cloexec, 0666);
+    *read_only = false;
     if (fd < 0 && (errno == EACCES || errno == EROFS)) {
         // Somebody else's lock file in a shared directory: a read-only
         // descriptor is enough for flock.
         int saved = errno;
         fd = sys::open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | cloexec);
         if (fd < 0) errno = saved;
+        *read_only = fd >= 0;
     }
     if (fd < 0) return errno;
     *fd_out = fd;
@@ -121,9 +124,15 @@ int open_lock_file(const char *path, bool inherit, int *fd_out) {
 }
 
 int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
+    // One deadline for all verification retries: a waiter that keeps waking
+    // on lock files unlinked by a cycling holder must still time out on time.
+    const bool timed = opt->has_timeout && opt->timeout > 0;
+    const int64_t deadline = timed ? detail::monotonic_ns() + static_cast<int64_t>(opt->timeout * 1e9) : 0;
     for (int attempt = 0; attempt < kMaxVerifyRetries; ++attempt) {
         int raw = -1;
-        if (int rc = open_lock_file(path, opt->inherit != 0, &raw)) return fail(err, rc, "open lock file", path);
+        bool read_only = false;
+        if (int rc = open_lock_file(path, opt->inherit != 0, &raw, &read_only))
+            return fail(err, rc, "open lock file", path);
         sys::UniqueFd fd(raw);
         int rc;
         if (!opt->has_timeout) {
@@ -132,7 +141,9 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
             rc = rc == 0 ? 0 : errno;
         } else {
             FlockTry ctx{fd.get()};
-            rc = detail::poll_until(flock_try, &ctx, true, opt->timeout);
+            double left = timed ? static_cast<double>(deadline - detail::monotonic_ns()) / 1e9 : opt->timeout;
+            // Past the deadline on a retry: one last try, then ETIMEDOUT.
+            rc = detail::poll_until(flock_try, &ctx, true, timed && left <= 0 ? 1e-9 : left);
         }
         if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
         if (rc != 0) return fail(err, rc, "flock", path);
@@ -146,7 +157,11 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
         write_holder_pid(fd.get());
-        h->fd = fd.release();
+        // A lock file we may not write is somebody else's (sticky /tmp, a
+        // read-only mount): unlinking it at release would fail and turn a
+        // finished replacement into an error. Keeping a lock file is safe.
+        if (read_only) h->keep = true;
+        h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;
         return 0;
@@ -215,14 +230,16 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_
     if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, "lock path", path);
 
     int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) return fail(err, errno, "create dotlock temporary", tmp);
+    // Errors name the lock file, not the temporary: lock failures are
+    // recognised by "<target>.lock" (C++ LockFailed mapping, replace.cpp).
+    if (fd < 0) return fail(err, errno, "create dotlock temporary", path);
     char pidbuf[32];
     int pn = snprintf(pidbuf, sizeof pidbuf, "%d\n", static_cast<int>(getpid()));
     int wrc = sys::write_all(fd, pidbuf, static_cast<size_t>(pn)) == 0 ? 0 : errno;
     if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
     if (wrc != 0) {
         unlink(tmp);
-        return fail(err, wrc, "write dotlock temporary", tmp);
+        return fail(err, wrc, "write dotlock temporary", path);
     }
     DotTry ctx{path, tmp, 0};
     int rc = detail::poll_until(dotlock_try, &ctx, opt->has_timeout != 0, opt->timeout);
@@ -355,3 +372,36 @@ extern "C" pid_t wlf_lock_holder(const char *target) {
     long pid = strtol(buf, nullptr, 10);
     return pid > 0 && pid < 0x400000 ? static_cast<pid_t>(pid) : 0;
 }
+
+int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out) {
+    struct stat fs, ps;
+    if (fstat(fd, &fs) != 0) return errno;
+    // Only a descriptor that still names the lock file is the lock.
+    if (lstat(lock_path, &ps) != 0) return errno;
+    if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino || fs.st_nlink == 0) return ESTALE;
+    size_t n = strlen(lock_path);
+    if (n + 1 > WLF_PATH_MAX) return ENAMETOOLONG;
+    auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    auto *h = static_cast<Held *>(malloc(sizeof(Held)));
+    if (!handle || !h) {
+        free(handle);
+        free(h);
+        return ENOMEM;
+    }
+    memcpy(h->path, lock_path, n + 1);
+    h->backend = WLF_LOCK_FLOCK;
+    h->fd = fd;
+    h->dev = fs.st_dev;
+    h->ino = fs.st_ino;
+    h->owner_pid = getpid();
+    h->owner_tid = gettid();
+    h->depth = 1;
+    h->keep = keep;
+    h->next = nullptr;
+    registry_add(h);
+    handle->held = h;
+    *out = handle;
+    return 0;
+}
+
+bool wrap_lockfile::detail::lock_keeps_file(const wlf_lock *lock) { return lock && lock->held && lock->held->keep; }

@@ -6,6 +6,7 @@
 //    not readable for seeding: staged in a memfd and written in place under
 //    the lock at commit (non-atomic, reported as WLF_COMMIT_IN_PLACE);
 //  - lock_only: the target itself is opened under the lock.
+#include "handoff.hpp"
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "sysio.hpp"
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -265,7 +267,9 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
     }
 
     if (opt->use_lock) {
-        rc = wlf_lock_acquire(f->target, &opt->lock, &f->lock, err);
+        wlf_lock_options lock_opt = opt->lock;
+        if (opt->fd_floor > lock_opt.fd_floor) lock_opt.fd_floor = opt->fd_floor;
+        rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
         if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
         // The target may have appeared, vanished or changed while we waited.
         if (lstat(f->target, &f->st) == 0)
@@ -286,6 +290,8 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
     else
         rc = begin_rename(f, mode, err);
     if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+    f->fd = detail::raise_fd(f->fd, opt->fd_floor);
+    f->dir_fd = detail::raise_fd(f->dir_fd, opt->fd_floor);
     *out = f;
     return 0;
 }
@@ -318,6 +324,17 @@ extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) {
     return rc;
 }
 
+extern "C" int wlf_file_detach(wlf_file *f) {
+    if (!f || f->kind != WLF_COMMIT_PASSTHROUGH) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = f->fd;
+    f->fd = -1;
+    destroy(f);
+    return fd;
+}
+
 extern "C" void wlf_discard(wlf_file *f) {
     if (f) destroy(f);
 }
@@ -333,4 +350,133 @@ extern "C" int wlf_write_content(const char *path, const void *data, size_t size
         return e;
     }
     return wlf_commit(f, nullptr, err);
+}
+
+// ---- hand-over across execve (handoff.hpp) ----
+
+namespace {
+
+int put_hex(char *&p, char *end, const char *str) {
+    static const char digits[] = "0123456789abcdef";
+    for (const unsigned char *s = reinterpret_cast<const unsigned char *>(str); *s; ++s) {
+        if (end - p < 3) return ENAMETOOLONG;
+        *p++ = digits[*s >> 4];
+        *p++ = digits[*s & 15];
+    }
+    return 0;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+// Reads the next ','-separated field of [*p, end) into out (hex-decoded if asked).
+int get_field(const char *&p, const char *end, char *out, size_t size, bool hex) {
+    const char *q = p;
+    while (q < end && *q != ',') ++q;
+    size_t n = static_cast<size_t>(q - p);
+    if (hex) {
+        if (n % 2 || n / 2 + 1 > size) return EINVAL;
+        for (size_t i = 0; i < n; i += 2) {
+            int hi = hex_value(p[i]), lo = hex_value(p[i + 1]);
+            if (hi < 0 || lo < 0) return EINVAL;
+            out[i / 2] = static_cast<char>(hi << 4 | lo);
+        }
+        out[n / 2] = '\0';
+    } else {
+        if (n + 1 > size) return EINVAL;
+        memcpy(out, p, n);
+        out[n] = '\0';
+    }
+    p = q < end ? q + 1 : q;
+    return 0;
+}
+
+int get_int(const char *&p, const char *end, int *value) {
+    char buf[24];
+    if (int rc = get_field(p, end, buf, sizeof buf, false)) return rc;
+    char *e;
+    long v = strtol(buf, &e, 10);
+    if (!buf[0] || *e) return EINVAL;
+    *value = static_cast<int>(v);
+    return 0;
+}
+
+}  // namespace
+
+void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd) {
+    *fd = f->fd;
+    *lock_fd = wlf_lock_fd(f->lock);
+    *dir_fd = f->dir_fd;
+}
+
+int detail::file_export(const wlf_file *f, char *out, size_t size) {
+    int n = snprintf(out, size, "1,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
+                     detail::lock_keeps_file(f->lock) ? 1 : 0, f->flags, f->durability, f->anonymous ? 1 : 0,
+                     f->staged ? 1 : 0, f->existed ? 1 : 0);
+    if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
+    char *p = out + n, *end = out + size;
+    const char *fields[] = {f->temp, f->suffix, f->target};
+    for (const char *field : fields) {
+        if (int rc = put_hex(p, end, field)) return rc;
+        if (end - p < 2) return ENAMETOOLONG;
+        *p++ = ',';
+    }
+    p[-1] = '\0';
+    return 0;
+}
+
+int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **out) {
+    *out = nullptr;
+    const char *p = token, *end = token + len;
+    int version, kind, fd, lock_fd, keep, flags, durability, anonymous, staged, existed;
+    int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &flags, &durability, &anonymous, &staged, &existed};
+    for (int *v : ints)
+        if (int rc = get_int(p, end, v)) return rc;
+    if (version != 1 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
+    auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
+    if (!f) return ENOMEM;
+    f->fd = -1;
+    f->dir_fd = -1;
+    int rc = get_field(p, end, f->temp, sizeof f->temp, true);
+    if (!rc) rc = get_field(p, end, f->suffix, sizeof f->suffix, true);
+    if (!rc) rc = get_field(p, end, f->target, sizeof f->target, true);
+    struct stat st;
+    if (!rc && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) rc = EBADF;
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    f->kind = kind;
+    f->fd = fd;
+    f->flags = flags;
+    f->durability = durability;
+    f->anonymous = anonymous != 0;
+    f->staged = staged != 0;
+    f->existed = existed != 0;
+    if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
+    char dir[WLF_PATH_MAX];
+    rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
+    if (!rc && kind == WLF_COMMIT_RENAME) {
+        f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (f->dir_fd < 0) rc = errno;
+        f->dir_fd = detail::raise_fd(f->dir_fd, fd_floor);
+    }
+    if (!rc && lock_fd >= 0) {
+        char lock_path[WLF_PATH_MAX];
+        rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
+        if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, &f->lock);
+    }
+    if (rc) {
+        f->fd = -1;  // still the caller's: it decides what to do with it
+        destroy(f);
+        return rc;
+    }
+    // The descriptors were inheritable for the execve; own them again.
+    sys::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, FD_CLOEXEC);
+    *out = f;
+    return 0;
 }

@@ -81,6 +81,14 @@ int split_dir_base(const char *path, char *dir, size_t dir_size, const char **ba
     return 0;
 }
 
+int raise_fd(int fd, int floor) {
+    if (fd < 0 || floor <= 0 || fd >= floor) return fd;
+    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) return fd;
+    sys::close(fd);
+    return moved;
+}
+
 int64_t monotonic_ns() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

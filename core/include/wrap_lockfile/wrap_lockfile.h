@@ -52,6 +52,7 @@ typedef struct wlf_lock_options {
     int backend;          /* enum wlf_lock_backend */
     int keep_lock_file;   /* do not unlink <target>.lock on release */
     int inherit;          /* lock fd survives execve (no O_CLOEXEC); for the shim */
+    int fd_floor;         /* > 0: keep the lock descriptor at or above this number (shim) */
 } wlf_lock_options;
 
 WLF_API void wlf_lock_options_init(wlf_lock_options *opt);
@@ -107,6 +108,9 @@ typedef struct wlf_write_options {
     int lock_only;                /* write the target in place under the lock, no temp */
     int has_create_mode;          /* use create_mode for a new file instead of 0666 */
     mode_t create_mode;           /* subject to umask, like open(2) */
+    int fd_floor;                 /* > 0: descriptors the library keeps open (temp, directory,
+                                     lock) are moved to numbers >= fd_floor, so that a program
+                                     under the shim still gets the lowest free descriptor */
 } wlf_write_options;
 
 WLF_API void wlf_write_options_init(wlf_write_options *opt);
@@ -140,6 +144,10 @@ WLF_API void wlf_file_poison(wlf_file *f, int error);
  * release the lock, free `f`. On failure before the rename the target is
  * untouched and the temp removed. `kind_out` (nullable) gets the commit kind. */
 WLF_API int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err);
+
+/* For WLF_COMMIT_PASSTHROUGH: hand the descriptor (close-on-exec) to the
+ * caller, who closes it, and free `f`. Returns -1 with EINVAL for other kinds. */
+WLF_API int wlf_file_detach(wlf_file *f);
 
 /* Drop the replacement: remove the temp, release the lock, free `f`. */
 WLF_API void wlf_discard(wlf_file *f);

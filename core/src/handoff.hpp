@@ -1,0 +1,29 @@
+// Hand-over of pending replacements across execve, for the shim: the state
+// of a wlf_file is written into a string that the next program image (which
+// loads the shim again) turns back into a wlf_file owning the same
+// descriptors. Internal to the project; not part of the C API.
+#pragma once
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <cstddef>
+
+namespace wrap_lockfile::detail {
+
+// Descriptors a pending replacement owns (data fd; lock fd and directory fd,
+// or -1), so the shim can protect them and clear FD_CLOEXEC before execve.
+void file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd);
+
+// Writes f's state as one token without spaces, ';' or '=' into out[size].
+// Returns 0 or ENAMETOOLONG.
+int file_export(const wlf_file *f, char *out, size_t size);
+
+// Rebuilds a wlf_file from a token of file_export in this process; checks
+// that the descriptors are open and are what they claim. 0 or errno.
+int file_import(const char *token, size_t len, int fd_floor, wlf_file **out);
+
+// Rebuilds a held flock from an inherited descriptor (see lock.cpp).
+int lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out);
+bool lock_keeps_file(const wlf_lock *lock);
+
+}  // namespace wrap_lockfile::detail

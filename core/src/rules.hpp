@@ -1,0 +1,60 @@
+// Path rules: which files the shim turns into atomic replacements
+// (replace), which it only serializes (lock-only), which it never touches
+// (exclude, which wins). Shared by the preload object and the `atomically`
+// launcher; built under the C-ABI layer's constraints (no libstdc++).
+//
+// Glob syntax: `*`, `?` and `[...]` (with `!` or `^` negation and ranges)
+// match within one path component; `**` matches across components, and
+// `**/` also matches no directory at all. A pattern without `/` is matched
+// against the file name in any directory; a pattern with `/` against the
+// absolute, lexically normalized path (a relative one is made absolute
+// against the directory given when it is added).
+#pragma once
+
+#include <cstddef>
+
+namespace wrap_lockfile::rules {
+
+enum Kind { kNone = 0, kReplace = 1, kLockOnly = 2, kExclude = 3 };
+
+struct Pattern {
+    char *text;
+    bool has_slash;
+    Kind kind;
+};
+
+struct RuleSet {
+    Pattern *patterns = nullptr;
+    size_t count = 0;
+    size_t capacity = 0;
+};
+
+// 0, or EINVAL for an empty pattern or an unterminated `[`.
+int validate_glob(const char *pattern);
+
+// True when `text` matches `pattern` per the syntax above (no `/` special
+// casing of the name-only form: the caller passes the right string).
+bool glob_match(const char *pattern, const char *text);
+
+// Adds the patterns of a list separated by ';' or newlines (blank entries
+// ignored). On EINVAL, *bad points into `list` at the offending entry and
+// *bad_len is its length. `base_dir` makes relative patterns with '/' absolute.
+int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, const char **bad, size_t *bad_len);
+
+// Reads a config file: one rule per line, "replace GLOB", "lock-only GLOB",
+// "exclude GLOB", or a bare GLOB (= replace); '#' starts a comment line.
+// On error returns errno (EINVAL for a malformed line, with *bad_line set).
+int add_config_file(RuleSet *set, const char *path, const char *base_dir, int *bad_line);
+
+// Kind for an absolute normalized path: kExclude wins over the others; then
+// kReplace, then kLockOnly; kNone when nothing matches.
+Kind classify(const RuleSet *set, const char *abs_path);
+
+void clear(RuleSet *set);
+
+// Lexically normalizes `path` (made absolute against `base` when relative):
+// collapses "//", removes ".", resolves ".." textually. ENAMETOOLONG if it
+// does not fit in out[size].
+int normalize(const char *base, const char *path, char *out, size_t size);
+
+}  // namespace wrap_lockfile::rules
