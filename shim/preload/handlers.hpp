@@ -1,0 +1,213 @@
+// What each interposed libc call does, as small templates over `pass` (the
+// real call with the original arguments). The fast paths (read-only opens,
+// untracked descriptors, successful writes) are inline and cost a flag test
+// or one table load; everything else is in state.cpp, which holds no policy
+// of its own beyond bookkeeping: replacement itself is the core's.
+#pragma once
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+extern char **environ;
+
+namespace wrap_lockfile::shim {
+
+template <class Fn>
+inline Fn resolve(std::atomic<Fn> &slot, const char *name) {
+    Fn fn = slot.load(std::memory_order_acquire);
+    if (!fn) {
+        fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+        slot.store(fn, std::memory_order_release);
+    }
+    return fn;
+}
+
+// A type-erased `pass` for the out-of-line code.
+struct Thunk {
+    long (*fn)(void *);
+    void *ctx;
+    long operator()() const { return fn(ctx); }
+};
+template <class F>
+Thunk thunk(F &f) {
+    return Thunk{[](void *p) -> long { return static_cast<long>((*static_cast<F *>(p))()); }, &f};
+}
+
+// ---- state.cpp ----
+constexpr int kMaxFds = 1 << 16;
+constexpr uintptr_t kInternal = 1;  // a descriptor the shim itself owns
+extern std::atomic<uintptr_t> g_fds[kMaxFds];
+extern std::atomic<int> g_state;  // 0 not yet initialized, 1 no rules, 2 active
+extern std::atomic<int> g_tracked;
+
+void init_slow();
+inline bool active() {
+    int s = g_state.load(std::memory_order_acquire);
+    if (s == 0) {
+        init_slow();
+        s = g_state.load(std::memory_order_acquire);
+    }
+    return s == 2;
+}
+inline bool tracked(int fd) {
+    return fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0;
+}
+
+constexpr int kNotMatched = -2;
+// Opens `path` as a pending replacement if a rule matches: the new fd, -1
+// with errno, or kNotMatched.
+int open_matched(int dirfd, const char *path, int flags, mode_t mode);
+int close_tracked(int fd, Thunk pass);
+int fclose_tracked(FILE *stream, int fd, Thunk pass);
+int fcloseall_tracked(Thunk pass);
+int close_range_tracked(unsigned first, unsigned last, int flags);
+void attach(int newfd, int fd);
+void drop_and_commit(int fd);
+void poison(int fd, int error);
+FILE *fopen_matched(const char *path, const char *mode, bool *matched);
+FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass);
+int truncate_matched(const char *path, off_t length, bool *matched);
+int rename_locked(int todir, const char *to, Thunk pass);
+char *const *exec_prepare(char *const *envp, bool *prepared);
+void exec_failed(char *const *newenv);
+
+using execve_fn = int (*)(const char *, char *const[], char *const[]);
+execve_fn libc_execve();
+execve_fn libc_execvpe();
+
+// ---- handlers named in interpose.tbl ----
+
+inline bool wants_write(int flags) {
+    return (flags & O_ACCMODE) != O_RDONLY && !(flags & (O_PATH | __O_TMPFILE));
+}
+
+template <class Pass>
+int open_at(Pass &&pass, int dirfd, const char *path, int flags, mode_t mode) {
+    if (!wants_write(flags) || !path || !active()) return pass();
+    int fd = open_matched(dirfd, path, flags, mode);
+    return fd == kNotMatched ? pass() : fd;
+}
+
+template <class Pass>
+FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
+    if (!path || !mode || (mode[0] == 'r' && mode[1] != '+' && (mode[1] == '\0' || mode[2] != '+')) ||
+        !active())
+        return pass();
+    bool matched = false;
+    FILE *fp = fopen_matched(path, mode, &matched);
+    return matched ? fp : pass();
+}
+
+template <class Pass>
+FILE *freopen_path(Pass &&pass, const char *path, const char *mode, FILE *stream) {
+    if (!active()) return pass();
+    auto p = [&]() { return reinterpret_cast<intptr_t>(pass()); };
+    return freopen_tracked(path, mode, stream, thunk(p));
+}
+
+template <class Pass>
+int truncate_path(Pass &&pass, const char *path, off_t length) {
+    if (!path || !active()) return pass();
+    bool matched = false;
+    int rc = truncate_matched(path, length, &matched);
+    return matched ? rc : pass();
+}
+
+template <class Pass>
+int close_fd(Pass &&pass, int fd) {
+    if (!tracked(fd)) return pass();
+    return close_tracked(fd, thunk(pass));
+}
+
+template <class Pass>
+int fclose_stream(Pass &&pass, FILE *stream) {
+    if (!stream || g_tracked.load(std::memory_order_acquire) == 0) return pass();
+    int fd = fileno(stream);
+    if (!tracked(fd)) return pass();
+    return fclose_tracked(stream, fd, thunk(pass));
+}
+
+template <class Pass>
+int fcloseall_streams(Pass &&pass) {
+    if (g_tracked.load(std::memory_order_acquire) == 0) return pass();
+    return fcloseall_tracked(thunk(pass));
+}
+
+template <class Pass>
+int close_range_fds(Pass &&pass, unsigned first, unsigned last, int flags) {
+    if (g_tracked.load(std::memory_order_acquire) == 0 || (flags & CLOSE_RANGE_CLOEXEC)) return pass();
+    return close_range_tracked(first, last, flags);
+}
+
+template <class Pass>
+void closefrom_fds(Pass &&pass, int lowfd) {
+    if (g_tracked.load(std::memory_order_acquire) == 0 || lowfd < 0) return pass();
+    close_range_tracked(static_cast<unsigned>(lowfd), ~0u, 0);
+}
+
+template <class Pass>
+int dup_fd(Pass &&pass, int fd) {
+    int r = pass();
+    if (r >= 0 && tracked(fd)) attach(r, fd);
+    return r;
+}
+
+template <class Pass>
+int dup_onto(Pass &&pass, int fd, int fd2) {
+    if (!tracked(fd) && !tracked(fd2)) return pass();
+    int r = pass();
+    if (r < 0 || fd == fd2) return r;
+    int saved = errno;
+    drop_and_commit(fd2);  // dup2 closed whatever fd2 was
+    if (tracked(fd)) attach(fd2, fd);
+    errno = saved;
+    return r;
+}
+
+template <class Pass>
+int fcntl_fd(Pass &&pass, int fd, int cmd) {
+    int r = pass();
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && tracked(fd)) attach(r, fd);
+    return r;
+}
+
+inline bool is_media_error(int e) { return e == EIO || e == ENOSPC || e == EDQUOT || e == EFBIG; }
+
+template <class Pass>
+auto write_fd(Pass &&pass, int fd) -> decltype(pass()) {
+    auto r = pass();
+    if (r < 0 && is_media_error(errno) && tracked(fd)) {
+        int saved = errno;
+        poison(fd, saved);
+        errno = saved;
+    }
+    return r;
+}
+
+template <class Pass>
+int locked_rename(Pass &&pass, int todir, const char *to) {
+    if (!to || !active()) return pass();
+    return rename_locked(todir, to, thunk(pass));
+}
+
+template <class Exec>
+int exec_with_env(char *const *envp, Exec &&exec) {
+    bool prepared = false;
+    char *const *env = g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, &prepared) : envp;
+    int r = exec(env);
+    if (prepared) {
+        int saved = errno;
+        exec_failed(env);
+        errno = saved;
+    }
+    return r;
+}
+
+}  // namespace wrap_lockfile::shim

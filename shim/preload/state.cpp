@@ -1,0 +1,715 @@
+// The shim's bookkeeping: configuration from the environment, the table of
+// descriptors that refer to pending replacements, commit at the last close in
+// the opening process, hand-over across execve, commit at normal exit.
+//
+// Model: for each matched write-open the core creates a pending replacement
+// (lock + temp in the target's directory) whose own descriptors ("internal")
+// sit at high numbers; the program gets a dup of the temp at the lowest free
+// number, as open(2) would give. Program descriptors are counted per
+// replacement; when the last one is closed in the opener, the core commits.
+// Forked children inherit descriptors but never commit.
+#include "handlers.hpp"
+
+#include "handoff.hpp"
+#include "internal.hpp"
+#include "replace_parts.hpp"
+#include "rules.hpp"
+#include "sysio.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+std::atomic<uintptr_t> g_fds[kMaxFds];
+std::atomic<int> g_state{0};
+std::atomic<int> g_tracked{0};
+
+namespace {
+
+constexpr char kPendingVar[] = "WRAP_LOCKFILE_PENDING";
+constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+
+struct Entry {
+    wlf_file *file;
+    int refs;      // program descriptors referring to it (under g_mutex)
+    pid_t opener;  // only this process commits
+};
+
+struct Config {
+    rules::RuleSet rules{};
+    wlf_write_options options{};
+    int log_fd = -1;
+};
+
+// constinit: a dynamic initializer could run after our constructor (or after
+// an early interposed call) and wipe the configuration.
+constinit Config g_config{};
+pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+struct Guard {
+    Guard() { pthread_mutex_lock(&g_mutex); }
+    ~Guard() { pthread_mutex_unlock(&g_mutex); }
+};
+
+Entry *entry_of(uintptr_t v) { return v > kInternal ? reinterpret_cast<Entry *>(v) : nullptr; }
+
+void set_slot(int fd, uintptr_t v) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    uintptr_t old = g_fds[fd].exchange(v, std::memory_order_acq_rel);
+    if (!old && v) g_tracked.fetch_add(1);
+    if (old && !v) g_tracked.fetch_sub(1);
+}
+
+void message(const char *fmt, const char *a, const char *b) {
+    char line[WLF_PATH_MAX + 512];
+    int n = snprintf(line, sizeof line, fmt, a, b);
+    if (n < 0) return;
+    size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
+    sys::write_all(2, line, len);
+    if (g_config.log_fd >= 0 && g_config.log_fd != 2) sys::write_all(g_config.log_fd, line, len);
+}
+
+void log_line(const char *fmt, const char *a, const char *b) {
+    if (g_config.log_fd < 0) return;
+    char line[WLF_PATH_MAX + 512];
+    int n = snprintf(line, sizeof line, fmt, a, b);
+    if (n < 0) return;
+    size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
+    sys::write_all(g_config.log_fd, line, len);
+}
+
+void mark_internal(wlf_file *f, uintptr_t v) {
+    int fd, lock_fd, dir_fd;
+    detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
+    set_slot(fd, v);
+    set_slot(lock_fd, v);
+    set_slot(dir_fd, v);
+}
+
+// Commits (or, when the program saw a write error, discards) and frees e.
+// Returns 0 or errno; failures are reported on stderr since many programs
+// ignore close()'s result.
+int commit(Entry *e) {
+    char target[WLF_PATH_MAX];
+    snprintf(target, sizeof target, "%s", wlf_file_target(e->file));
+    mark_internal(e->file, 0);
+    wlf_error err{};
+    int kind = 0;
+    int rc = wlf_commit(e->file, &kind, &err);
+    free(e);
+    if (rc) {
+        char text[WLF_PATH_MAX + 256];
+        wlf_error_format(&err, text, sizeof text);
+        const char *what = err.op && strcmp(err.op, "fsync directory of") == 0
+                               ? "wrap_lockfile: '%s' replaced, but not durably: %s\n"
+                               : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
+        message(what, target, text);
+        errno = rc;
+        return rc;
+    }
+    log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
+    return 0;
+}
+
+// Removes fd from the table; returns its entry if that was the last program
+// descriptor of a replacement this process opened (the caller commits it).
+Entry *detach(int fd) {
+    if (fd < 0 || fd >= kMaxFds) return nullptr;
+    Guard g;
+    Entry *e = entry_of(g_fds[fd].load());
+    if (!e || e->opener != getpid()) return nullptr;
+    set_slot(fd, 0);
+    return --e->refs == 0 ? e : nullptr;
+}
+
+int make_absolute(int dirfd, const char *path, char *out, size_t size) {
+    char base[WLF_PATH_MAX];
+    if (path[0] == '/') {
+        base[0] = '/';
+        base[1] = '\0';
+    } else if (dirfd == AT_FDCWD) {
+        if (!getcwd(base, sizeof base)) return errno;
+    } else {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
+        ssize_t n = readlink(proc, base, sizeof base - 1);
+        if (n < 0) return errno;
+        base[n] = '\0';
+    }
+    return rules::normalize(base, path, out, size);
+}
+
+// Which rule applies to the path, or to the file a symlink at it leads to.
+rules::Kind classify(const char *abs, char *final, size_t size) {
+    rules::Kind kind = rules::classify(&g_config.rules, abs);
+    if (kind != rules::kNone) return kind;
+    struct stat st;
+    if (lstat(abs, &st) != 0 || !S_ISLNK(st.st_mode)) return rules::kNone;
+    bool exists;
+    char resolved[WLF_PATH_MAX];
+    if (detail::resolve_target(abs, false, resolved, sizeof resolved, &exists, &st)) return rules::kNone;
+    if (rules::normalize("/", resolved, final, size)) return rules::kNone;
+    return rules::classify(&g_config.rules, final);
+}
+
+// Opens a pending replacement for an absolute path with a rule of `kind`.
+int open_pending(const char *abs, rules::Kind kind, int flags, mode_t mode) {
+    wlf_write_options opt = g_config.options;
+    opt.lock_only = kind == rules::kLockOnly;
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    int rc = wlf_open(abs, flags & kPassFlags & ~O_CLOEXEC, mode, &opt, &f, &err);
+    if (rc) {
+        char text[WLF_PATH_MAX + 256];
+        wlf_error_format(&err, text, sizeof text);
+        if (rc == ETIMEDOUT || rc == EWOULDBLOCK) {
+            // A lock wait that gave up must never look like a silent failure.
+            message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", abs, text);
+            rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
+        } else {
+            log_line("wrap_lockfile: open '%s' failed: %s\n", abs, text);
+        }
+        errno = rc;
+        return -1;
+    }
+    if (wlf_file_kind(f) == WLF_COMMIT_PASSTHROUGH) {
+        int fd = wlf_file_detach(f);
+        if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
+        return fd;
+    }
+    int user = sys::fcntl(wlf_file_fd(f), (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    if (user < 0 || user >= kMaxFds) {
+        int e = user < 0 ? errno : EMFILE;
+        if (user >= 0) sys::close(user);
+        wlf_discard(f);
+        errno = e;
+        return -1;
+    }
+    auto *e = static_cast<Entry *>(malloc(sizeof(Entry)));
+    if (!e) {
+        sys::close(user);
+        wlf_discard(f);
+        errno = ENOMEM;
+        return -1;
+    }
+    *e = Entry{f, 1, getpid()};
+    {
+        Guard g;
+        mark_internal(f, kInternal);
+        set_slot(user, reinterpret_cast<uintptr_t>(e));
+    }
+    log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", abs);
+    return user;
+}
+
+// ---- configuration ----
+
+bool parse_timeout(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !std::isfinite(v) || v < 0) return false;
+    *out = v;
+    return true;
+}
+
+void bad_variable(const char *var, const char *detail) {
+    message("wrap_lockfile: %s: %s; ignoring it\n", var, detail);
+}
+
+void load_rules(const char *cwd) {
+    struct {
+        const char *var;
+        rules::Kind kind;
+    } lists[] = {{"WRAP_LOCKFILE_RULES", rules::kReplace},
+                 {"WRAP_LOCKFILE_LOCK_ONLY", rules::kLockOnly},
+                 {"WRAP_LOCKFILE_EXCLUDE", rules::kExclude}};
+    for (auto &l : lists) {
+        const char *v = getenv(l.var);
+        if (!v || !*v) continue;
+        rules::RuleSet scratch{};
+        const char *bad = nullptr;
+        size_t bad_len = 0;
+        if (rules::add_list(&scratch, l.kind, v, cwd, &bad, &bad_len) != 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(bad_len > 400 ? 400 : bad_len),
+                     bad ? bad : "");
+            bad_variable(l.var, detail);
+            rules::clear(&scratch);
+            continue;
+        }
+        rules::clear(&scratch);
+        rules::add_list(&g_config.rules, l.kind, v, cwd, nullptr, nullptr);
+    }
+    if (const char *path = getenv("WRAP_LOCKFILE_CONFIG"); path && *path) {
+        int line = 0;
+        rules::RuleSet scratch{};
+        int rc = rules::add_config_file(&scratch, path, cwd, &line);
+        rules::clear(&scratch);
+        if (rc) {
+            char detail[WLF_PATH_MAX + 64];
+            if (rc == EINVAL)
+                snprintf(detail, sizeof detail, "'%s' line %d: malformed rule", path, line);
+            else
+                snprintf(detail, sizeof detail, "'%s': %s", path, strerror(rc));
+            bad_variable("WRAP_LOCKFILE_CONFIG", detail);
+        } else {
+            rules::add_config_file(&g_config.rules, path, cwd, &line);
+        }
+    }
+}
+
+void load_options() {
+    wlf_write_options_init(&g_config.options);
+    if (const char *t = getenv("WRAP_LOCKFILE_TIMEOUT"); t && *t) {
+        double v;
+        if (parse_timeout(t, &v)) {
+            g_config.options.lock.has_timeout = 1;
+            g_config.options.lock.timeout = v;
+        } else {
+            bad_variable("WRAP_LOCKFILE_TIMEOUT", "not a non-negative number of seconds");
+        }
+    }
+    if (const char *s = getenv("WRAP_LOCKFILE_FSYNC"); s && *s) {
+        if (strcmp(s, "none") == 0)
+            g_config.options.durability = WLF_DURABILITY_NONE;
+        else if (strcmp(s, "full") != 0)
+            bad_variable("WRAP_LOCKFILE_FSYNC", "expected 'full' or 'none'");
+    }
+    // Our descriptors live high up, so that the program still gets the
+    // lowest free numbers and its dup2() to small fixed numbers is unaffected.
+    struct rlimit rl;
+    int floor = 768;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
+        floor = static_cast<int>(rl.rlim_cur * 3 / 4);
+    g_config.options.fd_floor = floor;
+    if (const char *l = getenv("WRAP_LOCKFILE_LOG"); l && *l) {
+        if (strcmp(l, "stderr") == 0) {
+            g_config.log_fd = 2;
+        } else {
+            int fd = sys::open(l, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+            if (fd < 0)
+                bad_variable("WRAP_LOCKFILE_LOG", strerror(errno));
+            else
+                g_config.log_fd = detail::raise_fd(fd, floor);
+            set_slot(g_config.log_fd, kInternal);
+        }
+    }
+}
+
+// Takes over the replacements a previous program image of this process left
+// pending (see exec_prepare).
+void import_pending() {
+    const char *v = getenv(kPendingVar);
+    if (!v) return;
+    const char *p = v;
+    while (*p) {
+        const char *end = strchr(p, ';');
+        if (!end) end = p + strlen(p);
+        const char *colon = static_cast<const char *>(memchr(p, ':', static_cast<size_t>(end - p)));
+        wlf_file *f = nullptr;
+        if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
+            auto *e = static_cast<Entry *>(malloc(sizeof(Entry)));
+            if (!e) {
+                wlf_discard(f);
+            } else {
+                *e = Entry{f, 0, getpid()};
+                Guard g;
+                mark_internal(f, kInternal);
+                for (const char *q = colon + 1; q < end;) {
+                    char *next;
+                    long fd = strtol(q, &next, 10);
+                    if (next == q) break;
+                    if (fd >= 0 && fd < kMaxFds && sys::fcntl(static_cast<int>(fd), F_GETFD) >= 0) {
+                        set_slot(static_cast<int>(fd), reinterpret_cast<uintptr_t>(e));
+                        ++e->refs;
+                    }
+                    q = *next == '.' ? next + 1 : next;
+                }
+            }
+            if (e && e->refs == 0) commit(e);
+        } else {
+            message("wrap_lockfile: %s: cannot take over a pending replacement%s\n", kPendingVar, "");
+        }
+        p = *end ? end + 1 : end;
+    }
+    unsetenv(kPendingVar);
+}
+
+void after_fork_child() {
+    // The child inherits descriptors, not the duty to commit: forget them.
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd)
+        if (g_fds[fd].load()) set_slot(fd, 0);
+    pthread_mutex_init(&g_mutex, nullptr);
+}
+
+void init_once() {
+    char cwd[WLF_PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, "/");
+    load_options();
+    load_rules(cwd);
+    import_pending();
+    pthread_atfork(nullptr, nullptr, after_fork_child);
+    g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
+}
+
+}  // namespace
+
+void init_slow() { pthread_once(&g_once, init_once); }
+
+int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
+    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
+    if (make_absolute(dirfd, path, abs, sizeof abs) != 0) return kNotMatched;
+    final[0] = '\0';
+    rules::Kind kind = classify(abs, final, sizeof final);
+    if (kind == rules::kNone || kind == rules::kExclude) return kNotMatched;
+    return open_pending(abs, kind, flags, mode);
+}
+
+int close_tracked(int fd, Thunk pass) {
+    uintptr_t v = g_fds[fd].load(std::memory_order_acquire);
+    // Programs that close every descriptor (daemons, closefrom loops) must
+    // not take the lock or the temp away from under a pending replacement.
+    if (v == kInternal) return 0;
+    Entry *e;
+    {
+        Guard g;
+        e = entry_of(g_fds[fd].load());
+        if (!e || e->opener != getpid()) return static_cast<int>(pass());
+        set_slot(fd, 0);
+        if (--e->refs != 0) e = nullptr;
+    }
+    int rc = static_cast<int>(pass());
+    int saved = errno;
+    if (e && commit(e) != 0) return -1;
+    errno = saved;
+    return rc;
+}
+
+int fclose_tracked(FILE *stream, int fd, Thunk pass) {
+    Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+    if (!e || e->opener != getpid()) return static_cast<int>(pass());
+    // Buffered data must reach the temp before we decide; a failed flush
+    // means the new content is incomplete.
+    if (fflush(stream) != 0)
+        wlf_file_poison(e->file, errno ? errno : EIO);
+    else if (ferror(stream))
+        wlf_file_poison(e->file, EIO);
+    Entry *last = detach(fd);
+    int rc = static_cast<int>(pass());
+    if (last && commit(last) != 0) return EOF;
+    return rc;
+}
+
+int fcloseall_tracked(Thunk pass) {
+    fflush(nullptr);
+    int rc = static_cast<int>(pass());
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
+        if (!entry_of(g_fds[fd].load())) continue;
+        if (sys::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        if (Entry *e = detach(fd)) commit(e);
+    }
+    return rc;
+}
+
+int close_range_tracked(unsigned first, unsigned last, int flags) {
+    // Close around our own descriptors; commit replacements whose last
+    // program descriptor went away.
+    unsigned stop = last < static_cast<unsigned>(kMaxFds) ? last : static_cast<unsigned>(kMaxFds - 1);
+    unsigned start = first;
+    int rc = 0;
+    Entry *done[64];
+    int ndone = 0;
+    for (unsigned fd = first; fd <= stop && fd >= first; ++fd) {
+        uintptr_t v = g_fds[fd].load();
+        if (v == kInternal) {
+            if (fd > start && syscall(SYS_close_range, start, fd - 1, flags) != 0) rc = -1;
+            start = fd + 1;
+        } else if (v) {
+            Entry *e = detach(static_cast<int>(fd));
+            if (e && ndone < 64) done[ndone++] = e;
+        }
+    }
+    if (start <= last && syscall(SYS_close_range, start, last, flags) != 0) rc = -1;
+    int saved = errno;
+    for (int i = 0; i < ndone; ++i) commit(done[i]);
+    errno = saved;
+    return rc;
+}
+
+void attach(int newfd, int fd) {
+    if (newfd < 0 || newfd >= kMaxFds) return;
+    Guard g;
+    Entry *e = entry_of(g_fds[fd].load());
+    if (!e || e->opener != getpid()) return;
+    set_slot(newfd, reinterpret_cast<uintptr_t>(e));
+    ++e->refs;
+}
+
+void drop_and_commit(int fd) {
+    if (g_fds[fd].load() == kInternal) {
+        // The program replaced one of our descriptors with dup2(); nothing
+        // sensible remains to be done for that replacement but to say so.
+        message("wrap_lockfile: descriptor %s of a pending replacement was overwritten by dup2%s\n", "", "");
+        return;
+    }
+    if (Entry *e = detach(fd)) commit(e);
+}
+
+void poison(int fd, int error) {
+    Guard g;
+    if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
+}
+
+FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
+    int flags;
+    bool plus = strchr(mode, '+') != nullptr;
+    switch (mode[0]) {
+    case 'w': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC; break;
+    case 'a': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND; break;
+    case 'r': flags = O_RDWR; break;
+    default: return nullptr;
+    }
+    if (strchr(mode, 'x')) flags |= O_EXCL;
+    if (strchr(mode, 'e')) flags |= O_CLOEXEC;
+    int fd = open_matched(AT_FDCWD, path, flags, 0666);
+    if (fd == kNotMatched) return nullptr;
+    *matched = true;
+    if (fd < 0) return nullptr;
+    char m[4] = {mode[0] == 'x' ? 'w' : mode[0], plus ? '+' : '\0', '\0', '\0'};
+    FILE *fp = fdopen(fd, m);
+    if (!fp) {
+        int e = errno;
+        Entry *last = detach(fd);
+        sys::close(fd);
+        if (last) {
+            wlf_discard(last->file);
+            free(last);
+        }
+        errno = e;
+    }
+    return fp;
+}
+
+FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass) {
+    int old_fd = stream ? fileno(stream) : -1;
+    if (path && mode && mode[0] != 'r') {
+        bool matched = false;
+        int flags = (strchr(mode, '+') ? O_RDWR : O_WRONLY) | O_CREAT | (mode[0] == 'a' ? O_APPEND : O_TRUNC);
+        int fd = kNotMatched;
+        if (wants_write(flags)) fd = open_matched(AT_FDCWD, path, flags, 0666);
+        matched = fd != kNotMatched;
+        if (matched) {
+            if (fd < 0) return nullptr;
+            if (old_fd < 0) return fdopen(fd, mode);
+            // Keep the FILE and its descriptor number (freopen(…, stdout) is
+            // the common use): put the replacement's descriptor in its place.
+            fflush(stream);
+            int dupped = static_cast<int>(syscall(SYS_dup3, fd, old_fd, 0));
+            if (dupped < 0) return nullptr;
+            drop_and_commit(old_fd);
+            attach(old_fd, fd);
+            close_fd([&]() { return sys::close(fd); }, fd);
+            clearerr(stream);
+            return stream;
+        }
+    }
+    if (old_fd >= 0 && tracked(old_fd)) fflush(stream);
+    Entry *last = old_fd >= 0 ? detach(old_fd) : nullptr;
+    FILE *fp = reinterpret_cast<FILE *>(pass());
+    int saved = errno;
+    if (last) commit(last);
+    errno = saved;
+    return fp;
+}
+
+int truncate_matched(const char *path, off_t length, bool *matched) {
+    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
+    if (make_absolute(AT_FDCWD, path, abs, sizeof abs) != 0) return 0;
+    rules::Kind kind = classify(abs, final, sizeof final);
+    if (kind == rules::kNone || kind == rules::kExclude) return 0;
+    *matched = true;
+    int fd = open_pending(abs, kind, O_WRONLY, 0);
+    if (fd < 0) return -1;
+    int rc = sys::ftruncate(fd, length);
+    if (rc != 0) poison(fd, errno);
+    Entry *last = detach(fd);
+    sys::close(fd);
+    if (last && commit(last) != 0) return -1;
+    return rc;
+}
+
+int rename_locked(int todir, const char *to, Thunk pass) {
+    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
+    if (make_absolute(todir, to, abs, sizeof abs) != 0) return static_cast<int>(pass());
+    final[0] = '\0';
+    rules::Kind kind = classify(abs, final, sizeof final);
+    if (kind == rules::kNone || kind == rules::kExclude) return static_cast<int>(pass());
+    wlf_lock *lock = nullptr;
+    wlf_error err{};
+    int rc = wlf_lock_acquire(final[0] ? final : abs, &g_config.options.lock, &lock, &err);
+    if (rc) {
+        char text[WLF_PATH_MAX + 256];
+        wlf_error_format(&err, text, sizeof text);
+        message("wrap_lockfile: cannot lock '%s' for rename: %s\n", abs, text);
+        errno = rc == EWOULDBLOCK ? EAGAIN : rc;
+        return -1;
+    }
+    int r = static_cast<int>(pass());
+    int saved = errno;
+    wlf_lock_release(lock, nullptr);
+    errno = saved;
+    return r;
+}
+
+execve_fn libc_execve() {
+    static std::atomic<execve_fn> slot{nullptr};
+    return resolve(slot, "execve");
+}
+
+execve_fn libc_execvpe() {
+    static std::atomic<execve_fn> slot{nullptr};
+    return resolve(slot, "execvpe");
+}
+
+namespace {
+
+bool env_has_preload(char *const *envp) {
+    for (char *const *e = envp; e && *e; ++e)
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, "libwrap_lockfile_preload")) return true;
+    return false;
+}
+
+struct Handoff {
+    Entry *entries[256];
+    int count;
+};
+
+// Replacements of this process, each once.
+void collect(Handoff *h) {
+    h->count = 0;
+    pid_t me = getpid();
+    for (int fd = 0; fd < kMaxFds; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load());
+        if (!e || e->opener != me) continue;
+        bool seen = false;
+        for (int i = 0; i < h->count; ++i) seen = seen || h->entries[i] == e;
+        if (!seen && h->count < 256) h->entries[h->count++] = e;
+    }
+}
+
+void set_cloexec(wlf_file *f, bool on) {
+    int fd, lock_fd, dir_fd;
+    detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
+    sys::fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+    if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, on ? FD_CLOEXEC : 0);
+}
+
+Handoff g_handoff;  // what exec_prepare exported, for exec_failed
+
+}  // namespace
+
+char *const *exec_prepare(char *const *envp, bool *prepared) {
+    if (g_state.load() != 2) return envp;
+    Guard g;
+    collect(&g_handoff);
+    if (g_handoff.count == 0) return envp;
+    bool carry = env_has_preload(envp);
+    size_t cap = 64 * 1024;
+    char *var = static_cast<char *>(malloc(cap));
+    if (!var) return envp;
+    size_t len = static_cast<size_t>(snprintf(var, cap, "%s=", kPendingVar));
+    int exported = 0;
+    for (int i = 0; i < g_handoff.count; ++i) {
+        Entry *e = g_handoff.entries[i];
+        char fds[512];
+        size_t fl = 0;
+        for (int fd = 0; fd < kMaxFds && fl + 12 < sizeof fds; ++fd) {
+            if (entry_of(g_fds[fd].load()) != e) continue;
+            int fdflags = sys::fcntl(fd, F_GETFD);
+            if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
+            fl += static_cast<size_t>(snprintf(fds + fl, sizeof fds - fl, "%s%d", fl ? "." : "", fd));
+        }
+        char token[WLF_PATH_MAX * 3 + 128];
+        if (!carry || fl == 0 || detail::file_export(e->file, token, sizeof token) != 0 ||
+            len + strlen(token) + fl + 3 > cap) {
+            // Nobody after the exec would commit it: its last close is now.
+            // What the new image writes through an inherited descriptor then
+            // goes straight into the (already replaced) file.
+            for (int fd = 0; fd < kMaxFds; ++fd)
+                if (entry_of(g_fds[fd].load()) == e) set_slot(fd, 0);
+            g_handoff.entries[i] = nullptr;
+            commit(e);
+            continue;
+        }
+        set_cloexec(e->file, false);
+        len += static_cast<size_t>(snprintf(var + len, cap - len, "%s%s:%s", exported ? ";" : "", token, fds));
+        ++exported;
+    }
+    if (exported == 0) {
+        free(var);
+        return envp;
+    }
+    size_t n = 0;
+    for (char *const *e = envp; e && *e; ++e) ++n;
+    auto **env = static_cast<char **>(malloc((n + 2) * sizeof(char *)));
+    if (!env) {
+        free(var);
+        return envp;
+    }
+    size_t k = 0;
+    for (char *const *e = envp; e && *e; ++e)
+        if (strncmp(*e, kPendingVar, sizeof kPendingVar - 1) != 0 || (*e)[sizeof kPendingVar - 1] != '=')
+            env[k++] = *e;
+    env[k++] = var;
+    env[k] = nullptr;
+    *prepared = true;
+    return env;
+}
+
+void exec_failed(char *const *newenv) {
+    Guard g;
+    for (int i = 0; i < g_handoff.count; ++i)
+        if (g_handoff.entries[i]) set_cloexec(g_handoff.entries[i]->file, true);
+    size_t n = 0;
+    while (newenv[n]) ++n;
+    free(newenv[n - 1]);
+    free(const_cast<char **>(newenv));
+}
+
+}  // namespace wrap_lockfile::shim
+
+using namespace wrap_lockfile::shim;
+
+__attribute__((constructor)) static void wrap_lockfile_shim_init() { init_slow(); }
+
+// Normal exit commits what this process still has pending (stdio first).
+__attribute__((destructor)) static void wrap_lockfile_shim_fini() {
+    if (g_state.load() != 2 || g_tracked.load() == 0) return;
+    fflush(nullptr);
+    pid_t me = getpid();
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
+        Entry *e;
+        {
+            Guard g;
+            e = entry_of(g_fds[fd].load());
+            if (!e || e->opener != me) continue;
+            for (int other = fd; other < kMaxFds; ++other)
+                if (entry_of(g_fds[other].load()) == e) set_slot(other, 0);
+        }
+        commit(e);
+    }
+}
