@@ -1,0 +1,627 @@
+// The `atomically` launcher (DESIGN section 6): validates the shim's whole
+// configuration, points LD_PRELOAD at the preload object and replaces itself
+// with COMMAND, so the exit status is the command's own. Everything that can
+// be wrong is reported before COMMAND runs, because a misconfigured shim
+// would silently leave files unprotected.
+#include "rules.hpp"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rules = wrap_lockfile::rules;
+
+namespace {
+
+// Exit statuses of the launcher itself, as env(1) and timeout(1) use them.
+constexpr int kExitLauncherError = 125;
+constexpr int kExitCannotRun = 126;
+constexpr int kExitNotFound = 127;
+
+constexpr const char *kPreloadName = "libwrap_lockfile_preload.so";
+
+struct Failure {
+    int status;
+    std::string message;
+};
+
+[[noreturn]] void fail(std::string message, int status = kExitLauncherError) {
+    throw Failure{status, std::move(message)};
+}
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string error_text(int err) { return std::strerror(err); }
+
+struct Options {
+    // List options keep their order; each value may itself hold a ';' list.
+    std::vector<std::string> replace, lock_only, exclude;
+    std::optional<std::string> config, timeout, fsync, log;
+    bool verbose = false;
+    bool allow_unprotected = false;
+    int command_index = 0;  // index into argv of COMMAND
+};
+
+void print_help() {
+    std::fputs(
+        "Usage: atomically [OPTION]... [--] COMMAND [ARG]...\n"
+        "Run COMMAND with the wrap_lockfile shim preloaded: its writes to files that\n"
+        "match the rules become locked, atomic replacements.\n"
+        "\n"
+        "  --rule GLOB          replace matching files atomically (repeatable; ';' separates globs)\n"
+        "  --lock-only GLOB     only serialize writes to matching files (repeatable)\n"
+        "  --exclude GLOB       never touch matching files; wins over the others (repeatable)\n"
+        "  --config FILE        read rules from FILE (\"replace|lock-only|exclude GLOB\" per line)\n"
+        "  --timeout SECONDS    give up waiting for a lock after SECONDS (default: wait forever)\n"
+        "  --fsync full|none    flush replacements to disk before renaming (default: full)\n"
+        "  --log FILE           log the shim's decisions to FILE ('stderr' for standard error)\n"
+        "  -v, --verbose        log the shim's decisions to standard error\n"
+        "  --allow-unprotected  run COMMAND even if it is statically linked or setuid\n"
+        "  -h, --help           show this help and exit\n"
+        "  --version            show the version and exit\n"
+        "\n"
+        "Exit status: 125 if atomically fails, 126 if COMMAND cannot be run,\n"
+        "127 if it is not found, otherwise the exit status of COMMAND.\n"
+        "See atomically(1).\n",
+        stdout);
+}
+
+enum class Opt { Rule, LockOnly, Exclude, Config, Timeout, Fsync, Log, Verbose, AllowUnprotected, Help, Version };
+
+struct OptSpec {
+    std::string_view name;
+    Opt opt;
+    bool takes_value;
+};
+
+constexpr OptSpec kLongOptions[] = {
+    {"rule", Opt::Rule, true},          {"lock-only", Opt::LockOnly, true},
+    {"exclude", Opt::Exclude, true},    {"config", Opt::Config, true},
+    {"timeout", Opt::Timeout, true},    {"fsync", Opt::Fsync, true},
+    {"log", Opt::Log, true},            {"verbose", Opt::Verbose, false},
+    {"allow-unprotected", Opt::AllowUnprotected, false},
+    {"help", Opt::Help, false},         {"version", Opt::Version, false},
+};
+
+const OptSpec *find_option(std::string_view name) {
+    for (const OptSpec &s : kLongOptions)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+// Returns nullopt when --help or --version asked to stop after printing.
+std::optional<Options> parse_options(int argc, char **argv) {
+    Options o;
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--") {
+            ++i;
+            break;
+        }
+        const OptSpec *spec = nullptr;
+        std::optional<std::string_view> value;
+        if (arg == "-v") {
+            spec = find_option("verbose");
+        } else if (arg == "-h") {
+            spec = find_option("help");
+        } else if (arg.starts_with("--")) {
+            std::string_view name = arg.substr(2);
+            if (size_t eq = name.find('='); eq != std::string_view::npos) {
+                value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+            }
+            spec = find_option(name);
+        } else if (arg.size() < 2 || arg[0] != '-') {
+            break;  // COMMAND: options end here, as with env(1)
+        }
+        if (!spec) fail("unknown option " + quoted(arg) + " (see atomically --help)");
+        if (spec->takes_value && !value) {
+            if (i + 1 >= argc) fail("option --" + std::string(spec->name) + " needs a value");
+            value = argv[++i];
+        } else if (!spec->takes_value && value) {
+            fail("option --" + std::string(spec->name) + " takes no value");
+        }
+        switch (spec->opt) {
+        case Opt::Rule: o.replace.emplace_back(*value); break;
+        case Opt::LockOnly: o.lock_only.emplace_back(*value); break;
+        case Opt::Exclude: o.exclude.emplace_back(*value); break;
+        case Opt::Config:
+            // One variable carries one file; silently dropping the first
+            // would drop rules the user asked for.
+            if (o.config) fail("option --config given more than once");
+            o.config = *value;
+            break;
+        case Opt::Timeout: o.timeout = *value; break;
+        case Opt::Fsync: o.fsync = *value; break;
+        case Opt::Log: o.log = *value; break;
+        case Opt::Verbose: o.verbose = true; break;
+        case Opt::AllowUnprotected: o.allow_unprotected = true; break;
+        case Opt::Help: print_help(); return std::nullopt;
+        case Opt::Version: std::puts("atomically (wrap_lockfile) " WLF_VERSION); return std::nullopt;
+        }
+    }
+    if (i >= argc) fail("no COMMAND given (see atomically --help)");
+    o.command_index = i;
+    return o;
+}
+
+std::string current_dir() {
+    char *cwd = getcwd(nullptr, 0);
+    if (!cwd)
+        fail("cannot determine the current directory, needed to make relative paths absolute: " +
+             error_text(errno));
+    std::string s = cwd;
+    free(cwd);
+    return s;
+}
+
+// Prefixing, not lexical normalization: "link/../f" must keep naming what
+// the kernel would resolve it to.
+std::string absolute_path(const std::string &path, const std::string &cwd) {
+    if (path.starts_with('/')) return path;
+    return cwd == "/" ? "/" + path : cwd + "/" + path;
+}
+
+class ScratchRules {
+public:
+    ScratchRules() = default;
+    ScratchRules(const ScratchRules &) = delete;
+    ScratchRules &operator=(const ScratchRules &) = delete;
+    ~ScratchRules() { rules::clear(&set_); }
+    rules::RuleSet *get() { return &set_; }
+
+private:
+    rules::RuleSet set_;
+};
+
+std::string glob_reason(int rc) {
+    if (rc == EINVAL) return "a '[' without its ']' in the same path component";
+    if (rc == ENAMETOOLONG) return "too long";
+    return error_text(rc);
+}
+
+// Adds a glob list to `set`, failing with a message that names `what`.
+void add_globs(ScratchRules &set, rules::Kind kind, const char *list, const std::string &cwd, const std::string &what) {
+    const char *bad = nullptr;
+    size_t bad_len = 0;
+    if (int rc = rules::add_list(set.get(), kind, list, cwd.c_str(), &bad, &bad_len))
+        fail(what + ": invalid glob " + quoted(std::string_view(bad, bad_len)) + ": " + glob_reason(rc));
+}
+
+// Validates a ';'-separated glob list named `what` and returns it as the shim
+// must see it: relative globs containing '/' made absolute against `cwd`, so
+// their meaning survives COMMAND changing directory.
+std::string checked_globs(rules::Kind kind, const std::string &list, const std::string &cwd, const std::string &what) {
+    ScratchRules set;
+    add_globs(set, kind, list.c_str(), cwd, what);
+    if (set.get()->count == 0) fail(what + ": no glob in " + quoted(list));
+    // add_list stores each pattern in the normalized form rules::normalize
+    // gives it, which is exactly what the shim will match against.
+    std::string out;
+    for (size_t i = 0; i < set.get()->count; ++i) {
+        if (i) out += ';';
+        out += set.get()->patterns[i].text;
+    }
+    return out;
+}
+
+std::string config_line(const std::string &path, int number) {
+    std::ifstream in(path);
+    std::string line;
+    for (int i = 0; i < number && std::getline(in, line); ++i) {}
+    size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : line.substr(b, e - b + 1);
+}
+
+void check_config(const std::string &path, const std::string &cwd, const std::string &what) {
+    ScratchRules set;
+    int bad_line = 0;
+    int rc = rules::add_config_file(set.get(), path.c_str(), cwd.c_str(), &bad_line);
+    if (rc == 0) return;
+    if (bad_line > 0) {
+        std::string line = config_line(path, bad_line);
+        fail(what + " " + path + ":" + std::to_string(bad_line) + ": invalid rule " + quoted(line) + ": " + glob_reason(rc));
+    }
+    fail(what + " " + path + ": " + error_text(rc));
+}
+
+// Seconds as a plain decimal: digits with an optional fraction. No sign,
+// exponent, hex, inf or nan, whose meaning as a lock timeout is unclear.
+bool is_timeout(std::string_view s) {
+    size_t digits = 0, dots = 0;
+    for (char c : s) {
+        if (c >= '0' && c <= '9')
+            ++digits;
+        else if (c == '.')
+            ++dots;
+        else
+            return false;
+    }
+    return digits > 0 && dots <= 1;
+}
+
+void check_timeout(const std::string &value, const std::string &what) {
+    if (!is_timeout(value))
+        fail(what + ": invalid timeout " + quoted(value) + " (expected seconds as a non-negative decimal number, e.g. 0.5)");
+}
+
+void check_fsync(const std::string &value, const std::string &what) {
+    if (value != "full" && value != "none") fail(what + ": invalid value " + quoted(value) + " (expected full or none)");
+}
+
+// The shim appends to the log; opening it the same way now turns a typo in
+// the path into an error instead of a silently missing log.
+void check_log(const std::string &path, const std::string &what) {
+    if (path.empty()) fail(what + ": empty path");
+    if (path == "stderr") return;
+    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) fail(what + " " + path + ": " + error_text(errno));
+    close(fd);
+}
+
+struct Environment {
+    std::optional<std::string> replace, lock_only, exclude, config, timeout, fsync, log;
+};
+
+// Appends the option values of one glob list to the inherited variable,
+// validating both.
+std::optional<std::string> merged_globs(rules::Kind kind, const char *var, const std::vector<std::string> &values,
+                                        const char *option, const std::string &cwd) {
+    std::optional<std::string> out;
+    if (const char *inherited = getenv(var)) {
+        // Passed on unchanged: the shim interprets it as it would have
+        // without the launcher; only its validity is the launcher's concern.
+        ScratchRules set;
+        add_globs(set, kind, inherited, cwd, var);
+        out = inherited;
+    }
+    for (const std::string &v : values) {
+        std::string globs = checked_globs(kind, v, cwd, option);
+        out = out && !out->empty() ? *out + ";" + globs : globs;
+    }
+    return out;
+}
+
+Environment checked_environment(const Options &o, const std::string &cwd) {
+    Environment e;
+    e.replace = merged_globs(rules::kReplace, "WRAP_LOCKFILE_RULES", o.replace, "--rule", cwd);
+    e.lock_only = merged_globs(rules::kLockOnly, "WRAP_LOCKFILE_LOCK_ONLY", o.lock_only, "--lock-only", cwd);
+    e.exclude = merged_globs(rules::kExclude, "WRAP_LOCKFILE_EXCLUDE", o.exclude, "--exclude", cwd);
+
+    if (o.config) {
+        e.config = absolute_path(*o.config, cwd);
+        check_config(*e.config, cwd, "--config");
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_CONFIG")) {
+        check_config(inherited, cwd, "WRAP_LOCKFILE_CONFIG");
+    }
+    if (o.timeout) {
+        check_timeout(*o.timeout, "--timeout");
+        e.timeout = o.timeout;
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_TIMEOUT")) {
+        check_timeout(inherited, "WRAP_LOCKFILE_TIMEOUT");
+    }
+    if (o.fsync) {
+        check_fsync(*o.fsync, "--fsync");
+        e.fsync = o.fsync;
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_FSYNC")) {
+        check_fsync(inherited, "WRAP_LOCKFILE_FSYNC");
+    }
+    if (o.log) {
+        e.log = *o.log == "stderr" ? *o.log : absolute_path(*o.log, cwd);
+        check_log(*e.log, "--log");
+    } else if (o.verbose) {
+        e.log = "stderr";
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_LOG")) {
+        check_log(inherited, "WRAP_LOCKFILE_LOG");
+    }
+    return e;
+}
+
+// ---- ELF inspection: would the dynamic loader apply LD_PRELOAD? ----
+
+struct ElfInfo {
+    unsigned char elf_class = 0;
+    unsigned char data = 0;
+    uint16_t machine = 0;
+    bool has_interp = false;
+};
+
+bool pread_all(int fd, void *buf, size_t n, off_t off) {
+    auto *p = static_cast<char *>(buf);
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        p += r;
+        n -= static_cast<size_t>(r);
+        off += r;
+    }
+    return true;
+}
+
+// False when the headers are unreadable or not executable the way the
+// kernel's ELF loader requires; execve then reports ENOEXEC itself.
+template <class Ehdr, class Phdr>
+bool read_program_headers(int fd, ElfInfo &info) {
+    Ehdr eh;
+    if (!pread_all(fd, &eh, sizeof eh, 0)) return false;
+    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) return false;
+    info.machine = eh.e_machine;
+    size_t bytes = size_t{eh.e_phnum} * sizeof(Phdr);
+    // The same limits as the kernel's load_elf_phdrs().
+    if (eh.e_phentsize != sizeof(Phdr) || bytes == 0 || bytes > 65536) return false;
+    std::vector<Phdr> ph(eh.e_phnum);
+    if (!pread_all(fd, ph.data(), bytes, static_cast<off_t>(eh.e_phoff))) return false;
+    for (const Phdr &p : ph)
+        if (p.p_type == PT_INTERP) info.has_interp = true;
+    return true;
+}
+
+// Only native byte order is parsed: a foreign one cannot match the preload
+// object, which is reported from e_ident alone.
+std::optional<ElfInfo> read_elf(int fd) {
+    unsigned char ident[EI_NIDENT];
+    if (!pread_all(fd, ident, sizeof ident, 0) || memcmp(ident, ELFMAG, SELFMAG) != 0) return std::nullopt;
+    ElfInfo info;
+    info.elf_class = ident[EI_CLASS];
+    info.data = ident[EI_DATA];
+    const unsigned char native = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
+    if (info.data != native) return info;
+    bool ok = info.elf_class == ELFCLASS64   ? read_program_headers<Elf64_Ehdr, Elf64_Phdr>(fd, info)
+              : info.elf_class == ELFCLASS32 ? read_program_headers<Elf32_Ehdr, Elf32_Phdr>(fd, info)
+                                             : false;
+    if (!ok) return std::nullopt;
+    return info;
+}
+
+std::string describe(const ElfInfo &e) {
+    return std::string(e.elf_class == ELFCLASS32 ? "32-bit" : e.elf_class == ELFCLASS64 ? "64-bit" : "unknown-class") +
+           (e.data == ELFDATA2MSB ? " big-endian" : "") + " ELF for machine " + std::to_string(e.machine);
+}
+
+// Why the dynamic loader would not apply the preload object to the program
+// open as `fd`, or "" when it would (or when it is no ELF: execve decides).
+std::string elf_unprotectable_reason(int fd, const ElfInfo &preload) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return "cannot be examined: " + error_text(errno);
+    // Set-id and file capabilities make the loader run in secure mode, where
+    // it ignores LD_PRELOAD entries with a '/'.
+    if (st.st_mode & S_ISUID) return "is setuid, and the dynamic loader ignores LD_PRELOAD for setuid programs";
+    if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP))
+        return "is setgid, and the dynamic loader ignores LD_PRELOAD for setgid programs";
+    if (fgetxattr(fd, "security.capability", nullptr, 0) >= 0)
+        return "has file capabilities, and the dynamic loader ignores LD_PRELOAD for such programs";
+    std::optional<ElfInfo> elf = read_elf(fd);
+    if (!elf) return "";
+    if (elf->elf_class != preload.elf_class || elf->data != preload.data || elf->machine != preload.machine)
+        return "is a " + describe(*elf) + " program, and the preload object is a " + describe(preload) +
+               " one, which the dynamic loader would skip";
+    if (!elf->has_interp) return "is statically linked, so no dynamic loader runs to apply LD_PRELOAD";
+    return "";
+}
+
+// Why COMMAND's files could not be protected, or "" when they can. A '#!'
+// script is judged by its interpreter, one level deep.
+std::string unprotectable_reason(const std::string &path, const ElfInfo &preload) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "cannot be read to check how it is linked: " + error_text(errno);
+    char head[256];
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    std::string reason;
+    if (n >= 2 && head[0] == '#' && head[1] == '!') {
+        std::string_view line(head + 2, static_cast<size_t>(n - 2));
+        line = line.substr(0, line.find('\n'));
+        size_t b = line.find_first_not_of(" \t");
+        std::string interp(b == std::string_view::npos ? std::string_view() : line.substr(b, line.find_first_of(" \t", b) - b));
+        // An empty '#!' makes execve fail with ENOEXEC, reported then.
+        if (!interp.empty()) {
+            int ifd = open(interp.c_str(), O_RDONLY | O_CLOEXEC);
+            if (ifd < 0) {
+                int err = errno;
+                close(fd);
+                fail(path + ": bad interpreter " + interp + ": " + error_text(err),
+                     err == ENOENT ? kExitNotFound : kExitCannotRun);
+            }
+            std::string r = elf_unprotectable_reason(ifd, preload);
+            close(ifd);
+            if (!r.empty()) reason = "runs under " + interp + ", which " + r;
+        }
+    } else {
+        reason = elf_unprotectable_reason(fd, preload);
+    }
+    close(fd);
+    return reason;
+}
+
+// ---- preload object ----
+
+std::string self_dir() {
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return "";
+    std::string exe(buf, static_cast<size_t>(n));
+    return exe.substr(0, exe.rfind('/'));
+}
+
+// The preload object's absolute, symlink-free path, checked to load.
+std::string find_preload(ElfInfo &info) {
+    std::string candidate;
+    if (const char *forced = getenv("WRAP_LOCKFILE_PRELOAD")) {
+        if (!*forced) fail("WRAP_LOCKFILE_PRELOAD: empty path");
+        candidate = forced;
+    } else {
+        // Next to the launcher (a relocated install), the build tree, then
+        // the configured install location.
+        std::string dir = self_dir();
+        std::vector<std::string> places;
+        if (!dir.empty()) {
+            places.push_back(dir + "/" + kPreloadName);
+            places.push_back(dir + "/preload/" + kPreloadName);
+        }
+        places.push_back(WLF_PRELOAD_INSTALLED);
+        for (const std::string &p : places) {
+            if (access(p.c_str(), F_OK) == 0) {
+                candidate = p;
+                break;
+            }
+        }
+        if (candidate.empty()) {
+            std::string list;
+            for (const std::string &p : places) list += (list.empty() ? "" : ", ") + p;
+            fail(std::string("cannot find the preload object ") + kPreloadName + " (looked for " + list +
+                 "; set WRAP_LOCKFILE_PRELOAD to its path)");
+        }
+    }
+    char *real = realpath(candidate.c_str(), nullptr);
+    if (!real) fail("cannot load the preload object " + candidate + ": " + error_text(errno));
+    std::string path = real;
+    free(real);
+    // ':' and ' ' separate LD_PRELOAD entries; no quoting exists.
+    if (path.find_first_of(": \t") != std::string::npos)
+        fail("the preload object's path " + quoted(path) + " contains a character that separates LD_PRELOAD entries");
+    if (!dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL))
+        fail("cannot load the preload object " + path + ": " + dlerror());
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::optional<ElfInfo> elf = fd >= 0 ? read_elf(fd) : std::nullopt;
+    if (fd >= 0) close(fd);
+    if (!elf) fail("cannot read the ELF headers of the preload object " + path);
+    info = *elf;
+    return path;
+}
+
+bool same_file(const std::string &a, const struct stat &b) {
+    struct stat st;
+    return stat(a.c_str(), &st) == 0 && st.st_dev == b.st_dev && st.st_ino == b.st_ino;
+}
+
+// The preload object first, so its interposers wrap any other preloaded
+// ones; other entries kept in order; earlier copies of it dropped.
+std::string composed_ld_preload(const std::string &preload) {
+    std::string out = preload;
+    const char *existing = getenv("LD_PRELOAD");
+    if (!existing) return out;
+    struct stat self;
+    bool have_self = stat(preload.c_str(), &self) == 0;
+    std::string_view rest = existing;
+    while (!rest.empty()) {
+        size_t end = rest.find_first_of(": ");  // the separators ld.so accepts
+        std::string entry(rest.substr(0, end));
+        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+        if (entry.empty() || entry == preload || (have_self && same_file(entry, self))) continue;
+        out += ':' + entry;
+    }
+    return out;
+}
+
+// ---- COMMAND ----
+
+bool is_runnable(const std::string &path, int &err) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+        err = errno;
+        return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = EISDIR;
+        return false;
+    }
+    if (!S_ISREG(st.st_mode) || faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) != 0) {
+        err = EACCES;
+        return false;
+    }
+    return true;
+}
+
+// The file execvp would run for `command`, or a failure with 127 (not
+// found) or 126 (found but not runnable).
+std::string resolve_command(const std::string &command) {
+    int err = ENOENT;
+    if (command.find('/') != std::string::npos) {
+        if (is_runnable(command, err)) return command;
+    } else if (!command.empty()) {
+        const char *path = getenv("PATH");
+        std::string_view dirs = path ? path : "/bin:/usr/bin";  // glibc execvp's default
+        bool denied = false;
+        for (;;) {
+            size_t end = dirs.find(':');
+            std::string dir(dirs.substr(0, end));
+            std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + command;
+            int e = 0;
+            if (is_runnable(candidate, e)) return candidate;
+            // Like execvp: an entry that exists but cannot run is remembered
+            // and the search goes on.
+            if (e != ENOENT && e != ENOTDIR) denied = true;
+            if (end == std::string_view::npos) break;
+            dirs = dirs.substr(end + 1);
+        }
+        err = denied ? EACCES : ENOENT;
+    }
+    fail(command + ": " + error_text(err), err == ENOENT ? kExitNotFound : kExitCannotRun);
+}
+
+void set_env(const char *name, const std::optional<std::string> &value) {
+    if (value && setenv(name, value->c_str(), 1) != 0) fail(std::string("cannot set ") + name + ": " + error_text(errno));
+}
+
+int run(int argc, char **argv) {
+    std::optional<Options> opts = parse_options(argc, argv);
+    if (!opts) return 0;
+    const std::string cwd = current_dir();
+    Environment e = checked_environment(*opts, cwd);
+
+    ElfInfo preload_elf;
+    std::string preload = find_preload(preload_elf);
+
+    std::string command = argv[opts->command_index];
+    std::string file = resolve_command(command);
+    if (std::string reason = unprotectable_reason(file, preload_elf); !reason.empty()) {
+        if (!opts->allow_unprotected)
+            fail("refusing to run " + file + ": it " + reason + "; its files could not be protected "
+                 "(use --allow-unprotected to run it anyway)");
+        std::fprintf(stderr, "atomically: warning: running %s unprotected: it %s\n", file.c_str(), reason.c_str());
+    }
+
+    set_env("WRAP_LOCKFILE_RULES", e.replace);
+    set_env("WRAP_LOCKFILE_LOCK_ONLY", e.lock_only);
+    set_env("WRAP_LOCKFILE_EXCLUDE", e.exclude);
+    set_env("WRAP_LOCKFILE_CONFIG", e.config);
+    set_env("WRAP_LOCKFILE_TIMEOUT", e.timeout);
+    set_env("WRAP_LOCKFILE_FSYNC", e.fsync);
+    set_env("WRAP_LOCKFILE_LOG", e.log);
+    set_env("LD_PRELOAD", composed_ld_preload(preload));
+
+    std::fflush(stdout);
+    execv(file.c_str(), argv + opts->command_index);
+    int err = errno;
+    fail(command + ": " + error_text(err), err == ENOENT ? kExitNotFound : kExitCannotRun);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    try {
+        return run(argc, argv);
+    } catch (const Failure &f) {
+        std::fprintf(stderr, "atomically: %s\n", f.message.c_str());
+        return f.status;
+    } catch (const std::exception &ex) {
+        std::fprintf(stderr, "atomically: %s\n", ex.what());
+        return kExitLauncherError;
+    }
+}

@@ -1,0 +1,200 @@
+#!/bin/bash
+# End-to-end checks of the `atomically` launcher: validation before anything
+# runs (exit 125), command lookup (126/127), the command's own exit status,
+# refusal of programs the shim could not protect, and the environment the
+# command receives.
+# Usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT]
+# Without PRELOAD_OBJECT a do-nothing shared object stands in for it.
+# Exit: 0 pass, 1 fail, 77 skip.
+set -u
+
+atomically=${1:?usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT]}
+atomically=$(realpath "$atomically")
+
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+cwd=$(pwd -P)
+
+have_cc=false
+command -v cc >/dev/null 2>&1 && have_cc=true
+
+if [ $# -ge 2 ]; then
+    preload=$(realpath "$2") || exit 1
+else
+    if ! $have_cc; then
+        echo "SKIP: no preload object given and no cc to build a stand-in"
+        exit 77
+    fi
+    cc -shared -fPIC -o dummy.so -x c /dev/null || exit 1
+    preload=$cwd/dummy.so
+fi
+export WRAP_LOCKFILE_PRELOAD=$preload
+# The test controls these; inherited values would change the expectations.
+unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG \
+    WRAP_LOCKFILE_TIMEOUT WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG LD_PRELOAD
+
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect_refused NAME WORD... -- ARGS...: atomically must exit 125, print one
+# "atomically: " line mentioning every WORD, and not run the command, which
+# would create ./ran.
+expect_refused() {
+    local name=$1
+    shift
+    local words=()
+    while [ "$1" != "--" ]; do
+        words+=("$1")
+        shift
+    done
+    shift
+    rm -f ran
+    "$atomically" "$@" 2>err
+    local rc=$?
+    [ "$rc" -eq 125 ] || fail "$name: exit $rc, want 125"
+    [ ! -e ran ] || fail "$name: the command ran"
+    [ "$(wc -l <err)" -eq 1 ] || fail "$name: want one line on stderr, got: $(cat err)"
+    grep -q '^atomically: ' err || fail "$name: message lacks the 'atomically: ' prefix: $(cat err)"
+    local w
+    for w in "${words[@]}"; do
+        grep -qF -- "$w" err || fail "$name: message does not mention '$w': $(cat err)"
+    done
+}
+
+# expect_status NAME WANT ARGS...: atomically exits WANT.
+expect_status() {
+    local name=$1 want=$2
+    shift 2
+    "$atomically" "$@" >out 2>err
+    local rc=$?
+    [ "$rc" -eq "$want" ] || fail "$name: exit $rc, want $want (stderr: $(cat err))"
+}
+
+# ---- validation: 125 and nothing run ----
+expect_refused "malformed glob" --rule '[bad' -- --rule '[bad' -- touch ran
+expect_refused "malformed glob, = form" --lock-only 'x/[bad' -- --lock-only='x/[bad' -- touch ran
+expect_refused "malformed timeout" --timeout abc -- --timeout abc -- touch ran
+expect_refused "negative timeout" --timeout -1 -- --timeout -1 -- touch ran
+expect_refused "nan timeout" --timeout nan -- --timeout nan -- touch ran
+expect_refused "inf timeout" --timeout inf -- --timeout inf -- touch ran
+expect_refused "bad fsync" --fsync sometimes -- --fsync sometimes -- touch ran
+expect_refused "missing config" --config "$cwd/nope.conf" -- --config nope.conf -- touch ran
+printf 'replace *.txt\nlock-only [oops\n' >bad.conf
+expect_refused "malformed config line" "$cwd/bad.conf:2" '[oops' -- --config bad.conf -- touch ran
+expect_refused "unknown option" --frobnicate -- --frobnicate -- touch ran
+WRAP_LOCKFILE_TIMEOUT=abc expect_refused "inherited timeout" WRAP_LOCKFILE_TIMEOUT abc -- -- touch ran
+WRAP_LOCKFILE_RULES='ok;[bad' expect_refused "inherited glob" WRAP_LOCKFILE_RULES '[bad' -- -- touch ran
+WRAP_LOCKFILE_PRELOAD=$cwd/bad.conf expect_refused "preload that does not load" \
+    "cannot load the preload object $cwd/bad.conf" -- --rule '*.txt' -- touch ran
+
+# ---- command lookup: 126 and 127 ----
+expect_status "missing command" 127 no-such-command-xyz
+grep -q '^atomically: no-such-command-xyz: No such file or directory$' err || fail "missing command: message: $(cat err)"
+expect_status "missing path" 127 ./no-such-file
+printf '#!/bin/sh\ntouch ran\n' >noexec
+chmod 644 noexec
+rm -f ran
+expect_status "non-executable file" 126 ./noexec
+[ ! -e ran ] || fail "non-executable file: it ran"
+mkdir adir
+expect_status "directory" 126 ./adir
+
+# ---- the command's own status, in place of the launcher ----
+expect_status "exit status" 42 sh -c 'exit 42'
+expect_status "exit status without --" 0 true
+expect_status "killed by a signal" 141 -- sh -c 'kill -PIPE $$'
+"$atomically" -- sh -c 'echo $$' >pid &
+launcher_pid=$!
+wait "$launcher_pid"
+[ "$(cat pid)" = "$launcher_pid" ] || fail "exec in place: the command ran as pid $(cat pid), not $launcher_pid"
+
+# ---- programs the shim could not protect ----
+cp /bin/true suid
+chmod u+s suid
+expect_refused "setuid program" "$cwd/suid" --allow-unprotected setuid -- "$cwd/suid"
+expect_status "setuid program, allowed" 0 --allow-unprotected "$cwd/suid"
+grep -q '^atomically: warning: ' err || fail "setuid program, allowed: no warning: $(cat err)"
+
+static_ok=false
+if $have_cc; then
+    printf 'int main(void) { return 7; }\n' >static.c
+    cc -static -o static static.c 2>/dev/null && static_ok=true
+fi
+if $static_ok; then
+    expect_refused "static program" "$cwd/static" "statically linked" --allow-unprotected -- "$cwd/static"
+    expect_status "static program, allowed" 7 --allow-unprotected "$cwd/static"
+    grep -q '^atomically: warning: ' err || fail "static program, allowed: no warning: $(cat err)"
+    printf '#!%s\n' "$cwd/static" >static-script
+    chmod +x static-script
+    expect_refused "script with a static interpreter" "$cwd/static" -- ./static-script
+else
+    echo "SKIP (static checks): cannot build a static binary (cc or static libc missing: libc6-dev)"
+fi
+printf '#!/bin/sh\ntouch ran\n' >script
+chmod +x script
+rm -f ran
+expect_status "script with a dynamic interpreter" 0 ./script
+[ -e ran ] || fail "script with a dynamic interpreter: it did not run"
+
+# ---- the environment the command sees ----
+# value NAME: the value of NAME in ./out (an `env` listing), or "<unset>".
+value() {
+    local line
+    line=$(grep -m1 "^$1=" out) || {
+        echo "<unset>"
+        return
+    }
+    echo "${line#*=}"
+}
+expect_value() {
+    local got
+    got=$(value "$1")
+    [ "$got" = "$2" ] || fail "$3: $1='$got', want '$2'"
+}
+
+other=""
+if $have_cc; then
+    cc -shared -fPIC -o other.so -x c /dev/null && other=$cwd/other.so
+fi
+LD_PRELOAD=$other expect_status "environment" 0 --rule 'a;b' --lock-only 'x/*.log' --timeout 0.5 --fsync none -- env
+expect_value WRAP_LOCKFILE_RULES 'a;b' "environment"
+expect_value WRAP_LOCKFILE_LOCK_ONLY "$cwd/x/*.log" "environment"
+expect_value WRAP_LOCKFILE_EXCLUDE '<unset>' "environment"
+expect_value WRAP_LOCKFILE_TIMEOUT 0.5 "environment"
+expect_value WRAP_LOCKFILE_FSYNC none "environment"
+expect_value WRAP_LOCKFILE_LOG '<unset>' "environment"
+if [ -n "$other" ]; then
+    expect_value LD_PRELOAD "$preload:$other" "environment"
+else
+    echo "SKIP (pre-existing LD_PRELOAD entry): no cc to build a second shared object"
+    expect_value LD_PRELOAD "$preload" "environment"
+fi
+
+LD_PRELOAD=$preload expect_status "preload already listed" 0 -- env
+expect_value LD_PRELOAD "$preload" "preload already listed"
+
+WRAP_LOCKFILE_RULES='old' WRAP_LOCKFILE_EXCLUDE='keep/*.tmp' \
+    expect_status "appending" 0 --rule=new --rule '../up/*.c' --exclude '*.bak' -- env
+expect_value WRAP_LOCKFILE_RULES "old;new;$(dirname "$cwd")/up/*.c" "appending"
+expect_value WRAP_LOCKFILE_EXCLUDE 'keep/*.tmp;*.bak' "appending"
+
+printf '# rules\nreplace *.txt\n\nexclude /tmp/x\n' >good.conf
+expect_status "config and log" 0 --config good.conf --log my.log -v -- env
+expect_value WRAP_LOCKFILE_CONFIG "$cwd/good.conf" "config and log"
+expect_value WRAP_LOCKFILE_LOG "$cwd/my.log" "config and log"
+expect_status "verbose" 0 -v env
+expect_value WRAP_LOCKFILE_LOG stderr "verbose"
+
+expect_status "version" 0 --version
+grep -q '^atomically (wrap_lockfile) [0-9]' out || fail "version: $(cat out)"
+
+if [ "$failures" -gt 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+fi
+echo "all launcher checks passed"
+exit 0
