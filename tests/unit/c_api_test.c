@@ -1,0 +1,310 @@
+/* The C API from plain C11: locks, one-shot and streamed replacement,
+ * discard, error reporting. Linked statically with the C linker, so a
+ * dependency of the core on libstdc++ fails the build; the run checks that
+ * none got mapped in anyway. Exit status: number of failed checks (capped). */
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                                              \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_RC(expr, want)                                                              \
+    do {                                                                                  \
+        int rc_ = (expr);                                                                 \
+        if (rc_ != (want)) {                                                              \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), want %d\n", __FILE__, __LINE__, \
+                    #expr, rc_, strerror(rc_), (want));                                   \
+            ++failures;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+/* Short enough that every path built from it fits PATH_MAX. */
+static char scratch[1024];
+
+static void join(char *out, const char *name) {
+    snprintf(out, PATH_MAX, "%s/%s", scratch, name);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Whole file into buf (NUL-terminated); -1 if it cannot be read. */
+static ssize_t slurp(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = read(fd, buf + got, size - 1 - got)) > 0) got += (size_t)n;
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+static void spit(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static int write_str(int fd, const char *text) {
+    return write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+}
+
+/* Entries in the scratch directory, to catch leftover temps and lock files. */
+static int scratch_entries(void) {
+    DIR *d = opendir(scratch);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) ++n;
+    closedir(d);
+    return n;
+}
+
+/* Result of one lock attempt on `target` from a child process, i.e. from a
+ * separate open file description as a competing program would make. */
+static int try_lock_in_child(const char *target, double timeout) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        wlf_lock_options opt;
+        wlf_lock_options_init(&opt);
+        opt.has_timeout = 1;
+        opt.timeout = timeout;
+        wlf_lock *lock = NULL;
+        int rc = wlf_lock_acquire(target, &opt, &lock, NULL);
+        if (rc == 0) wlf_lock_release(lock, NULL);
+        _exit(rc > 255 ? 255 : rc);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+static void test_locks(void) {
+    char target[PATH_MAX], lock_path[PATH_MAX + sizeof ".lock"];
+    join(target, "locked");
+    snprintf(lock_path, sizeof lock_path, "%s.lock", target);
+
+    wlf_lock *lock = NULL, *nested = NULL;
+    wlf_error err;
+    CHECK_RC(wlf_lock_acquire(target, NULL, &lock, &err), 0);
+    CHECK(lock != NULL);
+    if (!lock) return;
+    CHECK(strcmp(wlf_lock_path(lock), lock_path) == 0);
+    CHECK(wlf_lock_fd(lock) >= 0);
+    CHECK(wlf_lock_holder(target) == getpid());
+    CHECK(try_lock_in_child(target, 0) == EWOULDBLOCK);
+    CHECK(try_lock_in_child(target, 0.2) == ETIMEDOUT);
+
+    /* The same thread nests instead of deadlocking; the inner release keeps the lock. */
+    CHECK_RC(wlf_lock_acquire(target, NULL, &nested, &err), 0);
+    CHECK_RC(wlf_lock_release(nested, &err), 0);
+    CHECK(try_lock_in_child(target, 0) == EWOULDBLOCK);
+
+    CHECK_RC(wlf_lock_release(lock, &err), 0);
+    CHECK(!exists(lock_path));
+    CHECK(try_lock_in_child(target, 0) == 0);
+
+    /* keep_lock_file leaves the file for tools that do not verify the inode. */
+    wlf_lock_options keep;
+    wlf_lock_options_init(&keep);
+    keep.keep_lock_file = 1;
+    CHECK_RC(wlf_lock_acquire(target, &keep, &lock, &err), 0);
+    CHECK_RC(wlf_lock_release(lock, &err), 0);
+    CHECK(exists(lock_path));
+    unlink(lock_path);
+}
+
+static void test_write_content(void) {
+    char target[PATH_MAX], buf[256];
+    join(target, "content.txt");
+    wlf_error err;
+    const char text[] = "hello\0binary\n";
+
+    mode_t old_umask = umask(022);
+    CHECK_RC(wlf_write_content(target, text, sizeof text - 1, NULL, &err), 0);
+    umask(old_umask);
+
+    CHECK(slurp(target, buf, sizeof buf) == (ssize_t)(sizeof text - 1));
+    CHECK(memcmp(buf, text, sizeof text - 1) == 0);
+    struct stat st;
+    CHECK(stat(target, &st) == 0 && (st.st_mode & 07777) == 0644);
+    CHECK(scratch_entries() == 1);
+
+    /* Replacing keeps the existing file's mode. */
+    CHECK(chmod(target, 0600) == 0);
+    CHECK_RC(wlf_write_content(target, "v2\n", 3, NULL, &err), 0);
+    CHECK(slurp(target, buf, sizeof buf) == 3 && strcmp(buf, "v2\n") == 0);
+    CHECK(stat(target, &st) == 0 && (st.st_mode & 07777) == 0600);
+    CHECK(scratch_entries() == 1);
+    unlink(target);
+}
+
+static void test_open_commit(void) {
+    char target[PATH_MAX], real[PATH_MAX], buf[256];
+    join(target, "stream.txt");
+    spit(target, "old\n");
+    CHECK(realpath(target, real) != NULL);
+    wlf_error err;
+
+    wlf_file *f = NULL;
+    CHECK_RC(wlf_open(target, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL, &f, &err), 0);
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(strcmp(wlf_file_target(f), real) == 0);
+    CHECK(wlf_file_kind(f) == WLF_COMMIT_RENAME);
+    CHECK(write_str(wlf_file_fd(f), "new "));
+    CHECK(write_str(wlf_file_fd(f), "content\n"));
+    /* Readers still see the old content until the commit. */
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "old\n") == 0);
+    int kind = -1;
+    CHECK_RC(wlf_commit(f, &kind, &err), 0);
+    CHECK(kind == WLF_COMMIT_RENAME);
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\n") == 0);
+    CHECK(scratch_entries() == 1);
+
+    /* Without O_TRUNC the temp starts as a copy of the current content. */
+    CHECK_RC(wlf_open(target, O_RDWR, 0, NULL, &f, &err), 0);
+    if (!f) return;
+    ssize_t n = read(wlf_file_fd(f), buf, sizeof buf - 1);
+    CHECK(n == 12);
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK(strcmp(buf, "new content\n") == 0);
+    CHECK(write_str(wlf_file_fd(f), "more\n"));
+    CHECK_RC(wlf_commit(f, NULL, &err), 0);
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
+
+    /* A write error the caller saw fails the commit and keeps the old content. */
+    CHECK_RC(wlf_open(target, O_WRONLY | O_TRUNC, 0, NULL, &f, &err), 0);
+    if (!f) return;
+    CHECK(write_str(wlf_file_fd(f), "half"));
+    wlf_file_poison(f, EIO);
+    CHECK_RC(wlf_commit(f, NULL, &err), EIO);
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
+    CHECK(scratch_entries() == 1);
+
+    /* O_EXCL on an existing target fails like open(2). */
+    f = NULL;
+    CHECK_RC(wlf_open(target, O_WRONLY | O_CREAT | O_EXCL, 0666, NULL, &f, &err), EEXIST);
+    CHECK(f == NULL);
+    CHECK(scratch_entries() == 1);
+    unlink(target);
+}
+
+static void test_discard(void) {
+    char target[PATH_MAX], lock_path[PATH_MAX + sizeof ".lock"], buf[256];
+    join(target, "discard.txt");
+    snprintf(lock_path, sizeof lock_path, "%s.lock", target);
+    spit(target, "keep me\n");
+
+    wlf_file *f = NULL;
+    wlf_error err;
+    CHECK_RC(wlf_open(target, O_WRONLY | O_TRUNC, 0, NULL, &f, &err), 0);
+    if (!f) return;
+    CHECK(exists(lock_path));
+    CHECK(write_str(wlf_file_fd(f), "never seen\n"));
+    wlf_discard(f);
+
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "keep me\n") == 0);
+    CHECK(!exists(lock_path));
+    CHECK(try_lock_in_child(target, 0) == 0);
+    CHECK(scratch_entries() == 1);
+    unlink(target);
+}
+
+static void test_errors(void) {
+    char target[PATH_MAX], buf[WLF_PATH_MAX + 256];
+    join(target, "no-such-dir/file");
+    wlf_error err;
+    memset(&err, 0, sizeof err);
+
+    wlf_lock *lock = NULL;
+    CHECK_RC(wlf_lock_acquire(target, NULL, &lock, &err), ENOENT);
+    CHECK(lock == NULL);
+    CHECK(err.code == ENOENT);
+    CHECK(err.op != NULL);
+    CHECK(strstr(err.path, "no-such-dir/file.lock") != NULL);
+
+    const char *msg = wlf_error_format(&err, buf, sizeof buf);
+    CHECK(msg == buf);
+    CHECK(strstr(msg, err.op) != NULL);
+    CHECK(strstr(msg, err.path) != NULL);
+    CHECK(strstr(msg, strerror(ENOENT)) != NULL);
+
+    /* A short buffer is truncated, still terminated. */
+    char tiny[8];
+    memset(tiny, 'x', sizeof tiny);
+    wlf_error_format(&err, tiny, sizeof tiny);
+    CHECK(memchr(tiny, '\0', sizeof tiny) != NULL);
+
+    memset(&err, 0, sizeof err);
+    CHECK_RC(wlf_write_content(target, "x", 1, NULL, &err), ENOENT);
+    CHECK(err.code == ENOENT && err.op != NULL && err.path[0] != '\0');
+    CHECK(scratch_entries() == 0);
+}
+
+/* The point of the C layer: C programs (and the shim inside them) do not get
+ * libstdc++ loaded. */
+static void test_no_libstdcxx(void) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    CHECK(maps != NULL);
+    if (!maps) return;
+    char line[4096];
+    while (fgets(line, sizeof line, maps)) {
+        if (strstr(line, "libstdc++")) {
+            fprintf(stderr, "libstdc++ is mapped: %s", line);
+            ++failures;
+        }
+    }
+    fclose(maps);
+}
+
+int main(void) {
+    const char *tmp = getenv("TMPDIR");
+    int len = snprintf(scratch, sizeof scratch, "%s/wlf-c-api-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (len < 0 || (size_t)len >= sizeof scratch) {
+        fprintf(stderr, "TMPDIR too long\n");
+        return 1;
+    }
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        return 1;
+    }
+
+    test_locks();
+    test_write_content();
+    test_open_commit();
+    test_discard();
+    test_errors();
+    test_no_libstdcxx();
+
+    if (rmdir(scratch) != 0) {
+        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
+        ++failures;
+    }
+    if (failures) fprintf(stderr, "c_api_test: %d check(s) failed\n", failures);
+    else printf("c_api_test: all checks passed\n");
+    return failures > 100 ? 100 : failures;
+}
