@@ -45,6 +45,7 @@ struct Entry {
     wlf_file *file;
     int refs;      // program descriptors referring to it (under g_mutex)
     pid_t opener;  // only this process commits
+    FILE *stream;  // the stdio stream fopen() made for it, if any
 };
 
 struct Config {
@@ -205,7 +206,7 @@ int open_pending(const char *abs, rules::Kind kind, int flags, mode_t mode) {
         errno = ENOMEM;
         return -1;
     }
-    *e = Entry{f, 1, getpid()};
+    *e = Entry{f, 1, getpid(), nullptr};
     {
         Guard g;
         mark_internal(f, kInternal);
@@ -326,7 +327,7 @@ void import_pending() {
             if (!e) {
                 wlf_discard(f);
             } else {
-                *e = Entry{f, 0, getpid()};
+                *e = Entry{f, 0, getpid(), nullptr};
                 Guard g;
                 mark_internal(f, kInternal);
                 for (const char *q = colon + 1; q < end;) {
@@ -491,6 +492,10 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
     if (fd < 0) return nullptr;
     char m[4] = {mode[0] == 'x' ? 'w' : mode[0], plus ? '+' : '\0', '\0', '\0'};
     FILE *fp = fdopen(fd, m);
+    if (fp) {
+        Guard g;
+        if (Entry *e = entry_of(g_fds[fd].load())) e->stream = fp;
+    }
     if (!fp) {
         int e = errno;
         Entry *last = detach(fd);
@@ -710,6 +715,11 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
             for (int other = fd; other < kMaxFds; ++other)
                 if (entry_of(g_fds[other].load()) == e) set_slot(other, 0);
         }
+        // libc's own writes from stdio buffers do not pass through our
+        // write(); the stream's error flag is the only trace of a failure.
+        FILE *std_stream = fd == 1 ? stdout : fd == 2 ? stderr : nullptr;
+        if ((e->stream && ferror(e->stream)) || (std_stream && ferror(std_stream)))
+            wlf_file_poison(e->file, EIO);
         commit(e);
     }
 }
