@@ -409,6 +409,10 @@ int fclose_tracked(FILE *stream, int fd, Thunk pass) {
         wlf_file_poison(e->file, errno ? errno : EIO);
     else if (ferror(stream))
         wlf_file_poison(e->file, EIO);
+    {
+        Guard g;
+        if (e->stream == stream) e->stream = nullptr;  // about to be freed
+    }
     Entry *last = detach(fd);
     int rc = static_cast<int>(pass());
     if (last && commit(last) != 0) return EOF;
