@@ -1,13 +1,961 @@
+// Unit tests for the locks (DESIGN.md section 5; API in wrap_lockfile.hpp/.h).
+//
+// Processes and threads are ordered with pipes and /proc/<tid>/syscall, never
+// with sleeps: a sleep appears only as the duration a holder keeps a lock or
+// as a generous safety net that turns a hang into a failure.
 #include <gtest/gtest.h>
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "test_support.hpp"
 
-TEST(Lock, AcquireReleaseRemovesLockFile) {
-    wlf_test::TempDir dir;
-    {
-        wrap_lockfile::mylockfile lock(dir / "f");
-        EXPECT_TRUE(std::filesystem::exists(dir / "f.lock"));
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace wl = wrap_lockfile;
+using wlf_test::Child;
+using wlf_test::get_byte;
+using wlf_test::get_byte_now;
+using wlf_test::Pipe;
+using wlf_test::seconds_since;
+using wlf_test::TempDir;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+static_assert(std::is_base_of_v<wl::mylockfile_other_exceptions, wl::LockTimeout>);
+static_assert(std::is_base_of_v<wl::mylockfile_other_exceptions, wl::AlreadyLocked>);
+static_assert(std::is_base_of_v<wl::mylockfile_other_exceptions, wl::LockFailed>);
+static_assert(std::is_same_v<wl::mylockfile_other_exceptions, wl::LockError>);
+
+// Outcomes of one lock attempt; small integers so a child can exit with one.
+enum Outcome : int { kAcquired = 0, kAlreadyLocked = 1, kTimeout = 2, kFailed = 3, kOther = 4 };
+
+wl::LockOptions opts(std::optional<double> timeout, wl::LockBackend backend = wl::LockBackend::flock,
+                     bool keep = false) {
+    wl::LockOptions o;
+    o.timeout = timeout;
+    o.backend = backend;
+    o.keep_lock_file = keep;
+    return o;
+}
+
+struct Attempt {
+    int outcome = kOther;
+    int code = 0;  // errno carried by the exception
+};
+
+Attempt attempt_lock(const fs::path &target, const wl::LockOptions &o) {
+    try {
+        wl::FileLock lock(target, o);
+        return {kAcquired, 0};
+    } catch (const wl::AlreadyLocked &e) {
+        return {kAlreadyLocked, e.code().value()};
+    } catch (const wl::LockTimeout &e) {
+        return {kTimeout, e.code().value()};
+    } catch (const wl::LockFailed &e) {
+        return {kFailed, e.code().value()};
+    } catch (...) {
+        return {kOther, 0};
     }
-    EXPECT_FALSE(std::filesystem::exists(dir / "f.lock"));
+}
+
+int probe_in_process(const fs::path &target, const wl::LockOptions &o) {
+    Child child([&] { return attempt_lock(target, o).outcome; });
+    return child.wait();
+}
+
+int probe_in_thread(const fs::path &target, const wl::LockOptions &o) {
+    int outcome = kOther;
+    std::thread t([&] { outcome = attempt_lock(target, o).outcome; });
+    t.join();
+    return outcome;
+}
+
+fs::path lock_of(const fs::path &target) { return fs::path(target.string() + ".lock"); }
+
+bool ends_with_lock(const std::string &s) { return s.size() > 5 && s.compare(s.size() - 5, 5, ".lock") == 0; }
+
+std::string pid_line(pid_t pid) { return std::to_string(pid) + "\n"; }
+
+// A forked process holding a lock until told to release it. It writes 'H'
+// once it holds the lock (or 'F' if it could not take it) and 'R' right
+// before it releases.
+class Holder {
+public:
+    Holder(const fs::path &target, const wl::LockOptions &o)
+        : child_([&, this] {
+              release_.close_write();
+              try {
+                  wl::FileLock lock(target, o);
+                  events_.put('H');
+                  get_byte(release_.read_fd(), -1);  // EOF: the parent let go
+                  events_.put('R');
+                  lock.release();
+                  return 0;
+              } catch (...) {
+                  events_.put('F');
+                  return 1;
+              }
+          }) {
+        events_.close_write();
+        release_.close_read();
+        held_ = get_byte(events_.read_fd()) == 'H';
+    }
+    bool held() const { return held_; }
+    pid_t pid() const { return child_.pid(); }
+    // 'R' if the holder has announced its release, -2 if not yet.
+    int release_announced_now() { return get_byte_now(events_.read_fd()); }
+    void let_go() { release_.close_write(); }
+    // Lets the holder release and returns its exit status.
+    int release() {
+        let_go();
+        return child_.wait();
+    }
+
+private:
+    Pipe events_;
+    Pipe release_;
+    Child child_;
+    bool held_ = false;
+};
+
+// Shared between forked workers (MAP_SHARED), so std::atomic works across them.
+struct Tally {
+    std::atomic<int> overlaps;
+    std::atomic<int> errors;
+};
+
+class SharedTally {
+public:
+    SharedTally() {
+        void *p = mmap(nullptr, sizeof(Tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
+        tally_ = new (p) Tally{};
+    }
+    ~SharedTally() { munmap(tally_, sizeof(Tally)); }
+    Tally *operator->() const { return tally_; }
+    Tally *get() const { return tally_; }
+
+private:
+    Tally *tally_;
+};
+
+// Read-modify-write with plain read/write: loses updates unless serialized.
+bool increment_counter(const fs::path &counter) {
+    int fd = ::open(counter.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[32] = {};
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    bool ok = n > 0;
+    if (ok) {
+        long value = std::strtol(buf, nullptr, 10) + 1;
+        int len = std::snprintf(buf, sizeof buf, "%ld\n", value);
+        // The value only grows, so the new text never is shorter than the old.
+        ok = ::pwrite(fd, buf, static_cast<size_t>(len), 0) == len;
+    }
+    ::close(fd);
+    return ok;
+}
+
+// One critical section: an O_EXCL marker proves nobody else is inside, then
+// the counter is bumped.
+void critical_section(const fs::path &counter, const fs::path &marker, Tally *tally) {
+    int m = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (m < 0) {
+        (errno == EEXIST ? tally->overlaps : tally->errors)++;
+    } else {
+        ::close(m);
+    }
+    // Give a would-be intruder the CPU while the marker exists.
+    sched_yield();
+    if (!increment_counter(counter)) tally->errors++;
+    if (m >= 0 && ::unlink(marker.c_str()) != 0) tally->errors++;
+}
+
+int counter_worker(const fs::path &target, const fs::path &counter, const fs::path &marker,
+                   const wl::LockOptions &o, int iterations, Tally *tally, int go_fd) {
+    get_byte(go_fd, -1);  // start barrier: EOF releases every worker at once
+    for (int i = 0; i < iterations; ++i) {
+        wl::FileLock lock(target, o);
+        critical_section(counter, marker, tally);
+        lock.release();
+    }
+    return 0;
+}
+
+// Runs `workers` processes x `iterations` locked increments and checks the
+// result: every increment counted, no two workers inside at once.
+void check_process_exclusion(const fs::path &dir, const wl::LockOptions &o, int workers, int iterations) {
+    fs::path target = dir / "target", counter = dir / "counter", marker = dir / "inside";
+    wlf_test::write_file(counter, "0\n");
+    SharedTally tally;
+    Pipe go;
+    std::vector<std::unique_ptr<Child>> children;
+    for (int i = 0; i < workers; ++i) {
+        children.push_back(std::make_unique<Child>([&] {
+            go.close_write();
+            return counter_worker(target, counter, marker, o, iterations, tally.get(), go.read_fd());
+        }));
+    }
+    go.close_write();
+    for (auto &c : children) EXPECT_EQ(c->wait(), 0) << "a worker failed to lock or threw";
+    EXPECT_EQ(wlf_test::read_file(counter), std::to_string(workers * iterations) + "\n");
+    EXPECT_EQ(tally->overlaps.load(), 0);
+    EXPECT_EQ(tally->errors.load(), 0);
+    EXPECT_FALSE(fs::exists(marker));
+    if (!o.keep_lock_file) {
+        EXPECT_FALSE(fs::exists(lock_of(target)));
+    }
+}
+
+bool am_root() { return geteuid() == 0; }
+
+// In a forked child: become the unprivileged user "nobody".
+bool drop_to_nobody() {
+    const uid_t nobody = 65534;
+    return setgroups(0, nullptr) == 0 && setresgid(nobody, nobody, nobody) == 0 &&
+           setresuid(nobody, nobody, nobody) == 0;
+}
+
+// Runs body in a forked child (for privileged set-ups that must not leak)
+// and returns the ints it produced, or nothing if the child died.
+template <std::size_t N>
+std::optional<std::array<int, N>> run_child_reporting(const std::function<std::array<int, N>()> &body) {
+    Pipe report;
+    Child child([&] {
+        report.close_read();
+        std::array<int, N> values = body();
+        return ::write(report.write_fd(), values.data(), sizeof values) == static_cast<ssize_t>(sizeof values) ? 0 : 1;
+    });
+    report.close_write();
+    std::array<int, N> values{};
+    auto *bytes = reinterpret_cast<char *>(values.data());
+    size_t got = 0;
+    while (got < sizeof values) {
+        int c = get_byte(report.read_fd());
+        if (c < 0) break;
+        bytes[got++] = static_cast<char>(c);
+    }
+    if (child.wait() != 0 || got != sizeof values) return std::nullopt;
+    return values;
+}
+
+constexpr int kSetupFailed = -1000;
+
+}  // namespace
+
+// ---- 1. lock file life cycle ---------------------------------------------
+
+TEST(Lock, AcquireReleaseRemovesLockFile) {
+    TempDir dir;
+    {
+        wl::mylockfile lock(dir / "f");
+        EXPECT_TRUE(lock.held());
+        EXPECT_TRUE(fs::exists(dir / "f.lock"));
+    }
+    EXPECT_FALSE(fs::exists(dir / "f.lock"));
+    EXPECT_EQ(wlf_test::count_entries(dir.path()), 0u);
+}
+
+TEST(Lock, ExplicitReleaseRemovesLockFileOnce) {
+    TempDir dir;
+    wl::FileLock lock(dir / "f");
+    lock.release();
+    EXPECT_FALSE(lock.held());
+    EXPECT_FALSE(fs::exists(dir / "f.lock"));
+    // A second release and the destructor are no-ops, even if someone else
+    // holds the lock by now.
+    wl::FileLock other(dir / "f", 0.0);
+    lock.release();
+    EXPECT_TRUE(fs::exists(dir / "f.lock"));
+    EXPECT_EQ(probe_in_process(dir / "f", opts(0.0)), kAlreadyLocked);
+}
+
+TEST(Lock, KeepLockFileLeavesItBehind) {
+    TempDir dir;
+    {
+        wl::FileLock lock(dir / "f", opts(std::nullopt, wl::LockBackend::flock, true));
+        EXPECT_TRUE(fs::exists(dir / "f.lock"));
+    }
+    EXPECT_TRUE(fs::exists(dir / "f.lock"));
+    // A kept lock file is reused by the next holder and still excludes.
+    wl::FileLock again(dir / "f", opts(0.0, wl::LockBackend::flock, true));
+    EXPECT_EQ(probe_in_process(dir / "f", opts(0.0)), kAlreadyLocked);
+}
+
+TEST(Lock, LockPathNamesTheLockFile) {
+    TempDir dir;
+    wl::FileLock lock(dir / "f");
+    EXPECT_EQ(lock.lock_path(), dir / "f.lock");
+    wl::FileLock moved(std::move(lock));
+    EXPECT_FALSE(lock.held());
+    EXPECT_TRUE(moved.held());
+    EXPECT_EQ(moved.lock_path(), dir / "f.lock");
+    moved.release();
+    EXPECT_EQ(moved.lock_path(), fs::path());
+}
+
+// ---- 2. exclusion ----------------------------------------------------------
+
+TEST(Lock, ThreadsExcludeEachOther) {
+    TempDir dir;
+    fs::path target = dir / "target", counter = dir / "counter", marker = dir / "inside";
+    wlf_test::write_file(counter, "0\n");
+    constexpr int kIterations = 500;
+    Tally tally{};
+    std::atomic<int> inside{0}, in_memory_overlaps{0}, failures{0};
+    Pipe go;
+    auto worker = [&] {
+        get_byte(go.read_fd(), -1);
+        for (int i = 0; i < kIterations; ++i) {
+            try {
+                wl::FileLock lock(target);
+                if (inside.fetch_add(1) != 0) in_memory_overlaps++;
+                critical_section(counter, marker, &tally);
+                inside.fetch_sub(1);
+            } catch (...) {
+                failures++;
+            }
+        }
+    };
+    std::thread a(worker), b(worker);
+    go.close_write();
+    a.join();
+    b.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(in_memory_overlaps.load(), 0);
+    EXPECT_EQ(tally.overlaps.load(), 0);
+    EXPECT_EQ(tally.errors.load(), 0);
+    EXPECT_EQ(wlf_test::read_file(counter), std::to_string(2 * kIterations) + "\n");
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+}
+
+TEST(Lock, ProcessesExcludeEachOtherWithKeptLockFile) {
+    TempDir dir;
+    check_process_exclusion(dir.path(), opts(std::nullopt, wl::LockBackend::flock, true), 4, 200);
+}
+
+// ---- 3. timeouts -----------------------------------------------------------
+
+TEST(Lock, NoTimeoutWaitsUntilRelease) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::optional<wl::FileLock> held(std::in_place, target);
+    Pipe ready, got;
+    Child child([&] {
+        ready.put('r');
+        wl::FileLock lock(target);  // no timeout: must block
+        got.put('A');
+        return 0;
+    });
+    ready.close_write();
+    got.close_write();
+    ASSERT_EQ(get_byte(ready.read_fd()), 'r');
+    // Proof that the child waits on the lock rather than racing past it.
+    ASSERT_TRUE(wlf_test::wait_blocked_in_syscall(child.pid(), SYS_flock)) << "child never blocked in flock";
+    EXPECT_EQ(get_byte_now(got.read_fd()), -2) << "child got the lock while the parent held it";
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    held.reset();
+    EXPECT_EQ(get_byte(got.read_fd()), 'A');
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST(Lock, PositiveTimeoutRaisesLockTimeout) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    auto start = Clock::now();
+    try {
+        wl::FileLock lock(target, 0.3);
+        FAIL() << "acquired a lock held by another process";
+    } catch (const wl::LockTimeout &e) {
+        double elapsed = seconds_since(start);
+        EXPECT_GE(elapsed, 0.25);
+        EXPECT_LT(elapsed, 5.0);
+        EXPECT_EQ(e.code().value(), ETIMEDOUT);
+        EXPECT_EQ(e.path(), lock_of(target).string());
+        EXPECT_EQ(e.holder(), holder.pid());
+        EXPECT_NE(std::string(e.what()).find(std::to_string(holder.pid())), std::string::npos) << e.what();
+    }
+    // Caught through the seed's base name as well.
+    EXPECT_THROW(wl::FileLock(target, 0.05), wl::mylockfile_other_exceptions);
+    EXPECT_EQ(holder.release(), 0);
+}
+
+TEST(Lock, ZeroOrNegativeTimeoutRaisesAlreadyLockedAtOnce) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    for (double timeout : {0.0, -1.0}) {
+        SCOPED_TRACE(timeout);
+        auto start = Clock::now();
+        try {
+            wl::FileLock lock(target, timeout);
+            ADD_FAILURE() << "acquired a lock held by another process";
+        } catch (const wl::AlreadyLocked &e) {
+            EXPECT_LT(seconds_since(start), 1.0);
+            EXPECT_EQ(e.code().value(), EWOULDBLOCK);
+            EXPECT_TRUE(ends_with_lock(e.path())) << e.path();
+            EXPECT_EQ(e.path(), lock_of(target).string());
+            EXPECT_EQ(e.holder(), holder.pid());
+            EXPECT_NE(std::string(e.what()).find(std::to_string(holder.pid())), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(wl::FileLock(target, 0.0), wl::LockError);
+    EXPECT_EQ(holder.release(), 0);
+    EXPECT_EQ(attempt_lock(target, opts(0.0)).outcome, kAcquired);
+}
+
+TEST(Lock, PositiveTimeoutAcquiresWhenReleasedInTime) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    ASSERT_EQ(attempt_lock(target, opts(0.0)).outcome, kAlreadyLocked);
+    // Let go only once this thread sleeps in the backoff loop, so the
+    // acquisition below really is a wait that ends in success.
+    const pid_t waiter = gettid();
+    bool waiter_was_polling = false;
+    std::thread releaser([&] {
+        waiter_was_polling = wlf_test::wait_blocked_in_syscall(waiter, SYS_clock_nanosleep);
+        holder.let_go();
+    });
+    wl::FileLock lock(target, 10.0);
+    releaser.join();
+    EXPECT_TRUE(waiter_was_polling);
+    // The holder announces 'R' before releasing: seeing it now proves we got
+    // the lock after the holder let go, not alongside it.
+    EXPECT_EQ(holder.release_announced_now(), 'R');
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    EXPECT_EQ(holder.release(), 0);
+}
+
+// A holder that keeps releasing and re-taking the lock makes a waiter wake up
+// on unlinked lock files over and over; the timeout is still one deadline.
+TEST(Lock, TimeoutIsOneDeadlineWhileHolderCycles) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Pipe started, stop;
+    Child cycler([&] {
+        stop.close_write();
+        for (int cycle = 0; cycle < 200; ++cycle) {
+            wl::FileLock lock(target);
+            if (cycle == 0) started.put('C');
+            // Hold for a while (shorter than the waiter's timeout), unless told to stop.
+            if (get_byte(stop.read_fd(), 50) == -1) return 0;
+        }
+        return 0;
+    });
+    started.close_write();
+    stop.close_read();
+    ASSERT_EQ(get_byte(started.read_fd()), 'C');
+    auto start = Clock::now();
+    int outcome = attempt_lock(target, opts(0.3)).outcome;
+    double elapsed = seconds_since(start);
+    stop.close_write();
+    EXPECT_EQ(cycler.wait(), 0);
+    // Acquiring in a gap between two cycles is legitimate; waiting far past
+    // the deadline is not.
+    EXPECT_TRUE(outcome == kTimeout || outcome == kAcquired) << outcome;
+    if (outcome == kTimeout) {
+        EXPECT_GE(elapsed, 0.25);
+    }
+    EXPECT_LT(elapsed, 3.0);
+}
+
+// ---- 4. nesting ------------------------------------------------------------
+
+TEST(Lock, NestedAcquireInSameThreadDoesNotDeadlock) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wl::FileLock outer(target);
+    std::optional<wl::FileLock> inner;
+    ASSERT_NO_THROW(inner.emplace(target, 0.0));
+    EXPECT_TRUE(inner->held());
+    EXPECT_EQ(inner->lock_path(), lock_of(target));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAlreadyLocked);
+}
+
+TEST(Lock, NestedReleaseInnerThenOuter) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::optional<wl::FileLock> outer(std::in_place, target), inner(std::in_place, target, 0.0);
+    inner.reset();
+    EXPECT_TRUE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAlreadyLocked);
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+    outer.reset();
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAcquired);
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAcquired);
+}
+
+TEST(Lock, NestedReleaseOuterThenInner) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::optional<wl::FileLock> outer(std::in_place, target), inner(std::in_place, target, 0.0);
+    outer.reset();
+    EXPECT_TRUE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAlreadyLocked);
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+    inner.reset();
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAcquired);
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAcquired);
+}
+
+// ---- 5. the verified cleanup protocol under contention --------------------
+
+// Lock files are unlinked on every release while 8 processes fight for the
+// lock: a waiter that wakes on an unlinked inode must notice and retry, or
+// two processes end up inside at once.
+TEST(Lock, CleanupRaceManyProcesses) {
+    TempDir dir;
+    auto start = Clock::now();
+    check_process_exclusion(dir.path(), opts(std::nullopt), 8, 500);
+    RecordProperty("seconds", std::to_string(seconds_since(start)));
+}
+
+// ---- 6. LockFailed ---------------------------------------------------------
+
+TEST(Lock, MissingDirectoryIsLockFailed) {
+    TempDir dir;
+    for (auto backend : {wl::LockBackend::flock, wl::LockBackend::dotlock}) {
+        SCOPED_TRACE(static_cast<int>(backend));
+        try {
+            wl::FileLock lock(dir / "missing" / "f", opts(std::nullopt, backend));
+            ADD_FAILURE() << "locked in a directory that does not exist";
+        } catch (const wl::LockFailed &e) {
+            EXPECT_EQ(e.code().value(), ENOENT);
+            EXPECT_EQ(e.path(), lock_of(dir / "missing" / "f").string());
+        }
+    }
+    EXPECT_FALSE(fs::exists(dir / "missing"));
+}
+
+TEST(Lock, LockPathIsDirectoryIsLockFailed) {
+    TempDir dir;
+    fs::create_directory(dir / "f.lock");
+    try {
+        wl::FileLock lock(dir / "f", 0.0);
+        FAIL() << "locked a directory";
+    } catch (const wl::LockFailed &e) {
+        EXPECT_EQ(e.code().value(), EISDIR);
+        EXPECT_TRUE(ends_with_lock(e.path())) << e.path();
+    }
+    EXPECT_TRUE(fs::is_directory(dir / "f.lock"));
+}
+
+TEST(Lock, LockPathIsSymlinkIsNotFollowed) {
+    TempDir dir;
+    fs::create_symlink("victim", dir / "f.lock");
+    try {
+        wl::FileLock lock(dir / "f", 0.0);
+        FAIL() << "locked through a symlink";
+    } catch (const wl::LockFailed &e) {
+        EXPECT_EQ(e.code().value(), ELOOP);
+        EXPECT_TRUE(ends_with_lock(e.path())) << e.path();
+    }
+    EXPECT_FALSE(fs::exists(dir / "victim"));
+    EXPECT_TRUE(fs::is_symlink(dir / "f.lock"));
+}
+
+TEST(Lock, ReadOnlyFilesystemIsLockFailed) {
+    if (!am_root()) GTEST_SKIP() << "needs root for a private mount namespace";
+    TempDir dir;
+    fs::path ro = dir / "ro";
+    fs::create_directory(ro);
+    auto result = run_child_reporting<6>(
+        [&]() -> std::array<int, 6> {
+            std::array<int, 6> r{};
+            // Private namespace: the mounts vanish with the child.
+            if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+                mount("tmpfs", ro.c_str(), "tmpfs", 0, "size=1m") != 0) {
+                r[0] = kSetupFailed;
+                return r;
+            }
+            wlf_test::write_file(ro / "existing.lock", "");
+            if (mount(nullptr, ro.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+                r[0] = kSetupFailed;
+                return r;
+            }
+            Attempt fresh = attempt_lock(ro / "f", opts(0.0));
+            r[1] = fresh.outcome;
+            r[2] = fresh.code;
+            // An existing lock file can still be locked through a read-only
+            // descriptor, and releasing must not report a failed unlink.
+            try {
+                wl::FileLock lock(ro / "existing", 0.0);
+                r[3] = kAcquired;
+                lock.release();
+            } catch (const wl::LockFailed &e) {
+                r[3] = kFailed;
+                r[4] = e.code().value();
+            } catch (...) {
+                r[3] = kOther;
+            }
+            r[5] = fs::exists(ro / "existing.lock") ? 1 : 0;
+            return r;
+        });
+    ASSERT_TRUE(result.has_value()) << "child crashed";
+    auto r = *result;
+    if (r[0] == kSetupFailed) GTEST_SKIP() << "unshare/mount tmpfs not permitted here";
+    EXPECT_EQ(r[1], kFailed);
+    EXPECT_EQ(r[2], EROFS);
+    EXPECT_EQ(r[3], kAcquired) << "errno " << r[4];
+    EXPECT_EQ(r[5], 1);
+}
+
+TEST(Lock, UnwritableDirectoryIsLockFailedForOtherUser) {
+    if (!am_root()) GTEST_SKIP() << "needs root to switch to user nobody";
+    TempDir dir;
+    fs::permissions(dir.path(), fs::perms(0755));
+    fs::path shut = dir / "shut";
+    fs::create_directory(shut);
+    fs::permissions(shut, fs::perms(0755));
+    auto result = run_child_reporting<3>([&]() -> std::array<int, 3> {
+        if (!drop_to_nobody()) return {kSetupFailed, 0, 0};
+        Attempt a = attempt_lock(shut / "f", opts(0.0));
+        return {0, a.outcome, a.code};
+    });
+    ASSERT_TRUE(result.has_value()) << "child crashed";
+    auto r = *result;
+    if (r[0] == kSetupFailed) GTEST_SKIP() << "cannot switch to user nobody";
+    EXPECT_EQ(r[1], kFailed);
+    EXPECT_EQ(r[2], EACCES);
+    EXPECT_FALSE(fs::exists(shut / "f.lock"));
+}
+
+// Another user's lock file in a shared sticky directory (the /tmp case): it
+// can only be opened read-only and not removed, yet it must work as a lock,
+// and releasing must not fail (a commit that already renamed would
+// otherwise report an error).
+TEST(Lock, ForeignLockFileInStickyDirectoryStillLocks) {
+    if (!am_root()) GTEST_SKIP() << "needs root to switch to user nobody";
+    TempDir dir;
+    fs::permissions(dir.path(), fs::perms(0755));
+    fs::path shared = dir / "shared";
+    fs::create_directory(shared);
+    fs::permissions(shared, fs::perms(01777));
+    wlf_test::write_file(shared / "f.lock", "", 0644);  // owned by root
+    Pipe held, done;
+    Child child([&] {
+        done.close_write();
+        if (!drop_to_nobody()) return 77;
+        try {
+            wl::FileLock lock(shared / "f", 0.0);
+            held.put('H');
+            get_byte(done.read_fd(), -1);
+            lock.release();
+            return 0;
+        } catch (const wl::LockError &e) {
+            return 10 + (e.code().value() & 0x3f);
+        }
+    });
+    held.close_write();
+    done.close_read();
+    int c = get_byte(held.read_fd());
+    if (c == 'H') {
+        EXPECT_EQ(probe_in_process(shared / "f", opts(0.0)), kAlreadyLocked);
+    }
+    done.close_write();
+    int status = child.wait();
+    if (status == 77) GTEST_SKIP() << "cannot switch to user nobody";
+    EXPECT_EQ(c, 'H');
+    EXPECT_EQ(status, 0) << "LockError errno " << status - 10;
+    EXPECT_TRUE(fs::exists(shared / "f.lock"));
+    EXPECT_EQ(probe_in_process(shared / "f", opts(0.0)), kAcquired);
+}
+
+// ---- 7. holder pid -----------------------------------------------------------
+
+TEST(Lock, HolderPidIsWrittenToLockFile) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wl::FileLock lock(target);
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), getpid());
+}
+
+TEST(Lock, HolderPidReplacesOldContentOfKeptLockFile) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wlf_test::write_file(lock_of(target), "123456789012345\nleftover\n");
+    wl::FileLock lock(target, opts(0.0, wl::LockBackend::flock, true));
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+}
+
+// ---- 8. dotlock backend ------------------------------------------------------
+
+TEST(Lock, DotlockExcludesProcesses) {
+    TempDir dir;
+    check_process_exclusion(dir.path(), opts(std::nullopt, wl::LockBackend::dotlock), 4, 50);
+    // Only the counter remains: no lock file, no link temporaries.
+    EXPECT_EQ(wlf_test::count_entries(dir.path()), 1u);
+}
+
+TEST(Lock, DotlockAlreadyLockedAndTimeout) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt, wl::LockBackend::dotlock));
+    ASSERT_TRUE(holder.held());
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(holder.pid()));
+    auto start = Clock::now();
+    try {
+        wl::FileLock lock(target, opts(0.0, wl::LockBackend::dotlock));
+        ADD_FAILURE() << "acquired a held dotlock";
+    } catch (const wl::AlreadyLocked &e) {
+        EXPECT_LT(seconds_since(start), 1.0);
+        EXPECT_EQ(e.holder(), holder.pid());
+        EXPECT_EQ(e.path(), lock_of(target).string());
+    }
+    start = Clock::now();
+    try {
+        wl::FileLock lock(target, opts(0.3, wl::LockBackend::dotlock));
+        ADD_FAILURE() << "acquired a held dotlock";
+    } catch (const wl::LockTimeout &e) {
+        double elapsed = seconds_since(start);
+        EXPECT_GE(elapsed, 0.25);
+        EXPECT_LT(elapsed, 5.0);
+        EXPECT_EQ(e.holder(), holder.pid());
+        EXPECT_EQ(e.code().value(), ETIMEDOUT);
+    }
+    EXPECT_EQ(holder.release(), 0);
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(attempt_lock(target, opts(0.0, wl::LockBackend::dotlock)).outcome, kAcquired);
+    EXPECT_EQ(wlf_test::count_entries(dir.path()), 0u);
+}
+
+TEST(Lock, DotlockBreaksStaleLockOnly) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    pid_t dead;
+    {
+        Child gone([] { return 0; });
+        dead = gone.pid();
+        ASSERT_EQ(gone.wait(), 0);
+    }
+    // A live pid (our own, recorded by someone else) is respected...
+    wlf_test::write_file(lock_of(target), pid_line(getpid()));
+    EXPECT_EQ(attempt_lock(target, opts(0.0, wl::LockBackend::dotlock)).outcome, kAlreadyLocked);
+    // ...a dead one is broken.
+    wlf_test::write_file(lock_of(target), pid_line(dead));
+    {
+        wl::FileLock lock(target, opts(0.0, wl::LockBackend::dotlock));
+        EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    }
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(wlf_test::count_entries(dir.path()), 0u);
+}
+
+TEST(Lock, DotlockInteroperatesWithDotlockfile) {
+    std::string tool = wlf_test::find_program("dotlockfile");
+    if (tool.empty()) GTEST_SKIP() << "dotlockfile(1) not installed (Debian package liblockfile-bin)";
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::string lock = lock_of(target).string();
+    ASSERT_EQ(wlf_test::run_program({tool, "-l", "-r", "0", lock}), 0);
+    EXPECT_EQ(attempt_lock(target, opts(0.0, wl::LockBackend::dotlock)).outcome, kAlreadyLocked);
+    ASSERT_EQ(wlf_test::run_program({tool, "-u", lock}), 0);
+    {
+        wl::FileLock ours(target, opts(0.0, wl::LockBackend::dotlock));
+        EXPECT_NE(wlf_test::run_program({tool, "-l", "-r", "0", lock}), 0) << "dotlockfile took our lock";
+        EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    }
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(wlf_test::run_program({tool, "-l", "-r", "0", lock}), 0);
+    EXPECT_EQ(wlf_test::run_program({tool, "-u", lock}), 0);
+}
+
+// ---- 9. no-op backend ----------------------------------------------------------
+
+TEST(Lock, BackendNoneNeverExcludes) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    wl::FileLock a(target, opts(0.0, wl::LockBackend::none));
+    wl::FileLock b(target, opts(0.0, wl::LockBackend::none));
+    EXPECT_TRUE(a.held());
+    EXPECT_TRUE(b.held());
+    EXPECT_EQ(probe_in_process(target, opts(0.0, wl::LockBackend::none)), kAcquired);
+    // It neither touched the real holder's lock file nor created another.
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(holder.pid()));
+    EXPECT_EQ(wlf_test::count_entries(dir.path()), 1u);
+    EXPECT_EQ(holder.release(), 0);
+}
+
+// ---- 10. flock(1) interop ------------------------------------------------------
+
+TEST(Lock, KeptLockFileInteroperatesWithFlockTool) {
+    std::string tool = wlf_test::find_program("flock");
+    if (tool.empty()) GTEST_SKIP() << "flock(1) not installed (util-linux)";
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::string lock = lock_of(target).string();
+    const auto keep = [](std::optional<double> t) { return opts(t, wl::LockBackend::flock, true); };
+    {
+        // flock(1) holds the lock while its command waits for EOF on stdin.
+        Pipe to_tool, from_tool;
+        Child tool_holder([&] {
+            if (dup2(to_tool.read_fd(), 0) < 0 || dup2(from_tool.write_fd(), 1) < 0) return 126;
+            execl(tool.c_str(), "flock", lock.c_str(), "sh", "-c", "printf H; read x; exit 0", static_cast<char *>(nullptr));
+            return 127;
+        });
+        to_tool.close_read();
+        from_tool.close_write();
+        ASSERT_EQ(get_byte(from_tool.read_fd()), 'H');
+        EXPECT_EQ(attempt_lock(target, keep(0.0)).outcome, kAlreadyLocked);
+        to_tool.close_write();
+        EXPECT_EQ(tool_holder.wait(), 0);
+    }
+    {
+        wl::FileLock ours(target, keep(0.0));
+        EXPECT_EQ(wlf_test::run_program({tool, "-n", lock, "true"}), 1) << "flock(1) took our lock";
+    }
+    EXPECT_TRUE(fs::exists(lock_of(target)));
+    EXPECT_EQ(wlf_test::run_program({tool, "-n", lock, "true"}), 0);
+}
+
+// ---- 11. C API -------------------------------------------------------------------
+
+TEST(Lock, CApiReportsBusyTimeoutAndErrors) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::string lock = lock_of(target).string();
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), holder.pid());
+
+    wlf_lock_options o;
+    wlf_lock_options_init(&o);
+    o.has_timeout = 1;
+    o.timeout = 0;
+    wlf_lock *l = reinterpret_cast<wlf_lock *>(&o);  // must be overwritten with NULL
+    wlf_error err{};
+    EXPECT_EQ(wlf_lock_acquire(target.c_str(), &o, &l, &err), EWOULDBLOCK);
+    EXPECT_EQ(l, nullptr);
+    EXPECT_EQ(err.code, EWOULDBLOCK);
+    EXPECT_NE(err.op, nullptr);
+    EXPECT_EQ(std::string(err.path), lock);
+
+    o.timeout = 0.2;
+    err = wlf_error{};
+    auto start = Clock::now();
+    EXPECT_EQ(wlf_lock_acquire(target.c_str(), &o, &l, &err), ETIMEDOUT);
+    EXPECT_GE(seconds_since(start), 0.15);
+    EXPECT_EQ(l, nullptr);
+    EXPECT_EQ(err.code, ETIMEDOUT);
+    EXPECT_NE(err.op, nullptr);
+    EXPECT_EQ(std::string(err.path), lock);
+    EXPECT_EQ(holder.release(), 0);
+
+    fs::path missing = dir / "missing" / "f";
+    err = wlf_error{};
+    EXPECT_EQ(wlf_lock_acquire(missing.c_str(), nullptr, &l, &err), ENOENT);
+    EXPECT_EQ(err.code, ENOENT);
+    EXPECT_NE(err.op, nullptr);
+    EXPECT_EQ(std::string(err.path), lock_of(missing).string());
+
+    o.backend = 99;
+    err = wlf_error{};
+    EXPECT_EQ(wlf_lock_acquire(target.c_str(), &o, &l, &err), EINVAL);
+    EXPECT_NE(err.op, nullptr);
+    EXPECT_EQ(wlf_lock_acquire("", nullptr, &l, nullptr), EINVAL);
+}
+
+TEST(Lock, CApiAcquireNestAndRelease) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wlf_lock *outer = nullptr, *inner = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_lock_acquire(target.c_str(), nullptr, &outer, &err), 0);
+    ASSERT_NE(outer, nullptr);
+    EXPECT_EQ(std::string(wlf_lock_path(outer)), lock_of(target).string());
+    EXPECT_GE(wlf_lock_fd(outer), 0);
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), getpid());
+
+    wlf_lock_options o;
+    wlf_lock_options_init(&o);
+    o.has_timeout = 1;
+    ASSERT_EQ(wlf_lock_acquire(target.c_str(), &o, &inner, &err), 0);
+    // Nested: the same locked descriptor, not a second open file description.
+    EXPECT_EQ(wlf_lock_fd(inner), wlf_lock_fd(outer));
+
+    EXPECT_EQ(wlf_lock_release(outer, &err), 0);
+    EXPECT_TRUE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+    EXPECT_EQ(wlf_lock_release(inner, &err), 0);
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), 0);
+    EXPECT_EQ(wlf_lock_release(nullptr, &err), 0);
+}
+
+// ---- 12. fork safety ---------------------------------------------------------------
+
+TEST(Lock, ForkedChildDestroyingCopyKeepsParentLock) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wl::FileLock lock(target);
+    Child child([&] {
+        // The child's copy of the parent's guard goes away here.
+        wl::FileLock mine(std::move(lock));
+        mine.release();
+        return 0;
+    });
+    EXPECT_EQ(child.wait(), 0);
+    EXPECT_TRUE(lock.held());
+    EXPECT_TRUE(fs::exists(lock_of(target)));
+    EXPECT_EQ(wlf_test::read_file(lock_of(target)), pid_line(getpid()));
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+    lock.release();
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAcquired);
+}
+
+// flock locks belong to the open file description, which a forked child
+// shares; releasing must unlock it, not just close our descriptor. The lock
+// file is kept so the next locker meets the very same inode.
+TEST(Lock, ReleaseIsNotPinnedByForkedChild) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    std::optional<wl::FileLock> lock(std::in_place, target, opts(std::nullopt, wl::LockBackend::flock, true));
+    Pipe forked, done;
+    Child child([&] {
+        done.close_write();
+        forked.put('F');
+        get_byte(done.read_fd(), -1);
+        return 0;
+    });
+    forked.close_write();
+    done.close_read();
+    ASSERT_EQ(get_byte(forked.read_fd()), 'F');
+    lock.reset();
+    EXPECT_EQ(probe_in_process(target, opts(0.0, wl::LockBackend::flock, true)), kAcquired);
+    done.close_write();
+    EXPECT_EQ(child.wait(), 0);
 }

@@ -1,9 +1,13 @@
 #include "test_support.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -52,6 +56,126 @@ std::size_t count_entries(const std::filesystem::path &dir) {
     std::size_t n = 0;
     for ([[maybe_unused]] auto &e : std::filesystem::directory_iterator(dir)) ++n;
     return n;
+}
+
+std::vector<std::string> list_names(const std::filesystem::path &dir) {
+    std::vector<std::string> names;
+    for (auto &e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+Pipe::Pipe() {
+    if (::pipe2(fds_, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+}
+
+Pipe::~Pipe() {
+    close_read();
+    close_write();
+}
+
+void Pipe::close_read() {
+    if (fds_[0] >= 0) ::close(fds_[0]);
+    fds_[0] = -1;
+}
+
+void Pipe::close_write() {
+    if (fds_[1] >= 0) ::close(fds_[1]);
+    fds_[1] = -1;
+}
+
+bool Pipe::put(char c) {
+    ssize_t n;
+    while ((n = ::write(fds_[1], &c, 1)) < 0 && errno == EINTR) {
+    }
+    return n == 1;
+}
+
+int get_byte(int fd, int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    int rc;
+    while ((rc = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    if (rc == 0) return -2;
+    if (rc < 0) return -1;
+    unsigned char c;
+    ssize_t n;
+    while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    return n == 1 ? c : -1;
+}
+
+int get_byte_now(int fd) { return get_byte(fd, 0); }
+
+Child::Child(const std::function<int()> &fn) {
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid_ == 0) {
+        int rc = 120;
+        try {
+            rc = fn();
+        } catch (...) {
+        }
+        // _exit: the child must not run the test framework's exit handlers.
+        ::_exit(rc);
+    }
+}
+
+Child::~Child() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        wait();
+    }
+}
+
+int Child::wait() {
+    if (pid_ <= 0) return -1;
+    int status;
+    pid_t r;
+    while ((r = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    if (r < 0) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+std::string find_program(const std::string &name) {
+    const char *path = std::getenv("PATH");
+    std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+    size_t start = 0;
+    while (start <= dirs.size()) {
+        size_t end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        std::string candidate = dirs.substr(start, end - start) + "/" + name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        start = end + 1;
+    }
+    return "";
+}
+
+int run_program(const std::vector<std::string> &argv) {
+    Child child([&] {
+        std::vector<char *> args;
+        for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        return 127;
+    });
+    return child.wait();
+}
+
+bool wait_blocked_in_syscall(pid_t tid, long nr, int timeout_ms) {
+    std::string file = "/proc/" + std::to_string(tid) + "/syscall";
+    auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        std::ifstream in(file);
+        long current = -1;
+        // "running" (not a number) while on a CPU; the number while blocked.
+        if (in >> current && current == nr) return true;
+        if (seconds_since(start) * 1000 > timeout_ms) return false;
+        ::usleep(1000);
+    }
 }
 
 }  // namespace wlf_test

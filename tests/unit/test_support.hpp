@@ -2,9 +2,13 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace wlf_test {
 
@@ -25,5 +29,63 @@ void write_file(const std::filesystem::path &p, const std::string &content, mode
 struct stat lstat_or_die(const std::filesystem::path &p);
 // Names in `dir` other than the ones given (to find leftover temps).
 std::size_t count_entries(const std::filesystem::path &dir);
+// Sorted names in `dir`, to compare a directory against exactly what belongs there.
+std::vector<std::string> list_names(const std::filesystem::path &dir);
+
+// ---- processes and ordering (no sleeps as proof) ----
+
+// A pipe whose ends close on destruction; used to order processes.
+class Pipe {
+public:
+    Pipe();
+    ~Pipe();
+    Pipe(const Pipe &) = delete;
+    Pipe &operator=(const Pipe &) = delete;
+    int read_fd() const { return fds_[0]; }
+    int write_fd() const { return fds_[1]; }
+    void close_read();
+    void close_write();
+    // Writes one byte; false on error.
+    bool put(char c);
+
+private:
+    int fds_[2] = {-1, -1};
+};
+
+// Waits up to timeout_ms for one byte on fd. Returns the byte, -1 on EOF or
+// error, -2 on timeout. The timeout is a safety net, never the proof.
+int get_byte(int fd, int timeout_ms = 20000);
+// One byte if one is available right now, -1 on EOF/error, -2 if none.
+int get_byte_now(int fd);
+
+// A forked child running fn; its return value (or 120 if fn threw) is the
+// exit status. The destructor kills and reaps a child that was not waited for.
+class Child {
+public:
+    explicit Child(const std::function<int()> &fn);
+    ~Child();
+    Child(const Child &) = delete;
+    Child &operator=(const Child &) = delete;
+    pid_t pid() const { return pid_; }
+    // Exit status, or 128 + signal number; -1 if waitpid failed.
+    int wait();
+
+private:
+    pid_t pid_ = -1;
+};
+
+// Runs argv (argv[0] looked up in PATH) and returns its exit status
+// (127 if it could not be executed).
+int run_program(const std::vector<std::string> &argv);
+// Absolute path of an executable found in PATH, or "" if absent.
+std::string find_program(const std::string &name);
+
+// Waits until thread/process `tid` is blocked inside system call `nr`
+// (/proc/<tid>/syscall). False if that did not happen within timeout_ms.
+bool wait_blocked_in_syscall(pid_t tid, long nr, int timeout_ms = 20000);
+
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 }  // namespace wlf_test
