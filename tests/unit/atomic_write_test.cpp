@@ -1,12 +1,1242 @@
+// Atomic replacement (DESIGN section 4), observed on the file system: content,
+// inode numbers, metadata, what is left in the directory, and the errors.
+//
+// This binary has its own main(): as root it first enters a private mount
+// namespace, so the tmpfs, bind and loop mounts the tests make under their
+// scratch directories are invisible outside and vanish with the process.
 #include <gtest/gtest.h>
+#include <wrap_lockfile/wrap_lockfile.h>
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "test_support.hpp"
 
-TEST(AtomicWrite, ReplacesContent) {
-    wlf_test::TempDir dir;
-    wlf_test::write_file(dir / "f", "old");
-    wrap_lockfile::atomic_write_content_with_lock(dir / "f", "new");
-    EXPECT_EQ(wlf_test::read_file(dir / "f"), "new");
-    EXPECT_EQ(wlf_test::count_entries(dir.path()), 1u);
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/audit.h>
+#include <linux/fiemap.h>
+#include <linux/filter.h>
+#include <linux/fs.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace wl = wrap_lockfile;
+using wlf_test::list_names;
+using wlf_test::lstat_or_die;
+using wlf_test::read_file;
+using wlf_test::TempDir;
+using wlf_test::write_file;
+using Names = std::vector<std::string>;
+
+namespace {
+
+bool g_private_mounts = false;
+int g_unshare_error = 0;
+
+#define REQUIRE_ROOT()                                                   \
+    do {                                                                 \
+        if (geteuid() != 0) GTEST_SKIP() << "needs root (chown/mounts)"; \
+    } while (0)
+
+#define REQUIRE_PRIVATE_MOUNTS()                                                                  \
+    do {                                                                                          \
+        REQUIRE_ROOT();                                                                           \
+        if (!g_private_mounts)                                                                    \
+            GTEST_SKIP() << "no private mount namespace: " << std::strerror(g_unshare_error);     \
+    } while (0)
+
+// Runs fn and returns the errno carried by the exception of type E it throws,
+// or 0 when it does not throw. Any other exception escapes and fails the test.
+template <class E, class Fn>
+int code_of(Fn &&fn) {
+    try {
+        fn();
+    } catch (const E &e) {
+        return e.code().value();
+    }
+    return 0;
+}
+
+// Deterministic content that differs at every position for different seeds.
+std::string pattern(std::size_t size, unsigned seed) {
+    std::string s(size, '\0');
+    uint32_t x = seed * 2654435761u + 1;
+    for (auto &c : s) {
+        x = x * 1103515245u + 12345u;
+        c = static_cast<char>('a' + (x >> 16) % 26);
+    }
+    return s;
+}
+
+int do_mount(const char *source, const fs::path &target, const char *type, unsigned long flags,
+             const char *data = nullptr) {
+    return ::mount(source, target.c_str(), type, flags, data) == 0 ? 0 : errno;
+}
+
+// Detaches a mount at scope exit.
+class MountGuard {
+public:
+    explicit MountGuard(fs::path where) : where_(std::move(where)) {}
+    MountGuard(const MountGuard &) = delete;
+    MountGuard &operator=(const MountGuard &) = delete;
+    ~MountGuard() { ::umount2(where_.c_str(), MNT_DETACH); }
+
+private:
+    fs::path where_;
+};
+
+// Sets the umask for one scope.
+class UmaskGuard {
+public:
+    explicit UmaskGuard(mode_t m) : old_(::umask(m)) {}
+    ~UmaskGuard() { ::umask(old_); }
+
+private:
+    mode_t old_;
+};
+
+std::string read_fd_all(int fd) {
+    std::string out;
+    char buf[65536];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n <= 0) return out;
+        out.append(buf, static_cast<std::size_t>(n));
+        off += n;
+    }
+}
+
+std::string xattr_of(const fs::path &p, const char *name) {
+    ssize_t n = ::lgetxattr(p.c_str(), name, nullptr, 0);
+    if (n < 0) return "<" + std::string(std::strerror(errno)) + ">";
+    std::string v(static_cast<std::size_t>(n), '\0');
+    n = ::lgetxattr(p.c_str(), name, v.data(), v.size());
+    v.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
+    return v;
+}
+
+std::string readlink_of(const fs::path &p) { return fs::read_symlink(p).string(); }
+
+// The seccomp filter below makes open(O_TMPFILE) fail like on a file system
+// without it, in the calling thread only; other threads are unaffected.
+int deny_o_tmpfile_in_this_thread() {
+#if defined(__x86_64__)
+    constexpr uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    constexpr uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+    return ENOSYS;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+    // Both are little-endian: args[2]'s low word holds the open flags.
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 020000000 /* __O_TMPFILE without O_DIRECTORY */, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return errno;
+    return 0;
+#endif
+}
+
+// FIEMAP flags of the first extent of fd (after syncing), or -1.
+long first_extent_flags(int fd) {
+    // fiemap ends in a flexible array: room for the header plus a few extents.
+    alignas(fiemap) unsigned char raw[sizeof(fiemap) + 8 * sizeof(fiemap_extent)] = {};
+    auto *map = reinterpret_cast<fiemap *>(raw);
+    map->fm_length = FIEMAP_MAX_OFFSET;
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = 8;
+    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0 || map->fm_mapped_extents == 0) return -1;
+    return static_cast<long>(map->fm_extents[0].fe_flags);
+}
+
+// Runs fn in a forked child after dropping to uid/gid 65534 (nobody); the
+// child reports `Result` through a pipe. Returns false if the child died.
+template <class Result, class Fn>
+bool run_as_nobody(Fn &&fn, Result *out) {
+    int p[2];
+    if (::pipe(p) != 0) return false;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(p[0]);
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(2);
+        Result r = fn();
+        bool ok = ::write(p[1], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+        ::_exit(ok ? 0 : 3);
+    }
+    ::close(p[1]);
+    ssize_t n = ::read(p[0], out, sizeof *out);
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return n == static_cast<ssize_t>(sizeof *out) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+// ---- modes ------------------------------------------------------------------
+
+TEST(AtomicWriteModes, WriteReplacesWholeContent) {
+    TempDir dir;
+    for (const char *mode : {"w", "wb"}) {
+        write_file(dir / "f", "old content that is longer");
+        auto f = wl::atomic_write(dir / "f", mode);
+        f.write("new");
+        EXPECT_EQ(f.commit(), wl::CommitKind::rename) << mode;
+        EXPECT_EQ(read_file(dir / "f"), "new") << mode;
+        EXPECT_EQ(list_names(dir.path()), Names{"f"}) << mode;
+    }
+}
+
+TEST(AtomicWriteModes, AppendAddsToOldContent) {
+    TempDir dir;
+    for (const char *mode : {"a", "ab"}) {
+        write_file(dir / "f", "old\n");
+        auto f = wl::atomic_write(dir / "f", mode);
+        f.write("one\n");
+        f.seek(0);  // O_APPEND: the position does not matter for writes
+        f.write("two\n");
+        EXPECT_EQ(f.tell(), 12) << mode;
+        f.commit();
+        EXPECT_EQ(read_file(dir / "f"), "old\none\ntwo\n") << mode;
+        EXPECT_EQ(list_names(dir.path()), Names{"f"}) << mode;
+    }
+}
+
+TEST(AtomicWriteModes, AppendCreatesMissingFile) {
+    TempDir dir;
+    auto f = wl::atomic_write(dir / "f", "a");
+    f.write("first");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "first");
+}
+
+TEST(AtomicWriteModes, ReadPlusReadsOldContentAndOverwritesFromStart) {
+    TempDir dir;
+    write_file(dir / "f", "0123456789");
+    auto f = wl::atomic_write(dir / "f", "r+");
+    EXPECT_EQ(f.tell(), 0);
+    EXPECT_EQ(f.read_all(), "0123456789");
+    f.seek(0);
+    f.write("AB");
+    EXPECT_EQ(f.tell(), 2);
+    EXPECT_EQ(f.read(3), "234");
+    f.seek(-2, SEEK_END);
+    f.write("YZ");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "AB234567YZ");
+}
+
+TEST(AtomicWriteModes, ReadPlusWithoutSeekWritesAtPositionZero) {
+    TempDir dir;
+    write_file(dir / "f", "abcdef");
+    auto f = wl::atomic_write(dir / "f", "rb+");
+    f.write("XY");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "XYcdef");
+}
+
+TEST(AtomicWriteModes, ReadPlusOnMissingFileIsEnoent) {
+    TempDir dir;
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write(dir / "missing", "r+"); }), ENOENT);
+    EXPECT_EQ(list_names(dir.path()), Names{});
+}
+
+TEST(AtomicWriteModes, WritePlusStartsEmptyAndReadsBack) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write(dir / "f", "w+");
+    EXPECT_EQ(f.read_all(), "");
+    f.write("hello world");
+    f.seek(6);
+    EXPECT_EQ(f.read_all(), "world");
+    f.seek(0);
+    f.write("J");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "Jello world");
+}
+
+TEST(AtomicWriteModes, AppendPlusReadsOldAndAppends) {
+    TempDir dir;
+    write_file(dir / "f", "old;");
+    auto f = wl::atomic_write(dir / "f", "a+");
+    f.write("new;");
+    f.seek(0);
+    EXPECT_EQ(f.read_all(), "old;new;");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "old;new;");
+}
+
+TEST(AtomicWriteModes, ExclusiveCreatesMissingFile) {
+    TempDir dir;
+    auto f = wl::atomic_write(dir / "f", "x");
+    f.write("created");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "created");
+}
+
+TEST(AtomicWriteModes, ExclusiveOnExistingFileIsEexist) {
+    TempDir dir;
+    write_file(dir / "f", "keep");
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write(dir / "f", "x"); }), EEXIST);
+    EXPECT_EQ(read_file(dir / "f"), "keep");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteModes, InvalidModeThrowsInvalidArgument) {
+    TempDir dir;
+    write_file(dir / "f", "keep");
+    for (const char *mode : {"r", "rw", "q", "", "wa"})
+        EXPECT_THROW(wl::atomic_write(dir / "f", mode), std::invalid_argument) << mode;
+    EXPECT_EQ(read_file(dir / "f"), "keep");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteModes, StreamIsFlushedInOrderWithWritesAndTell) {
+    TempDir dir;
+    auto f = wl::atomic_write(dir / "f", "w+");
+    f.stream() << "n=" << 42 << ';';
+    EXPECT_EQ(f.tell(), 5);  // buffered bytes count
+    f.write("raw;");
+    f.stream() << "tail";
+    f.seek(0);
+    EXPECT_EQ(f.read_all(), "n=42;raw;tail");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "n=42;raw;tail");
+}
+
+// ---- replacement --------------------------------------------------------------
+
+TEST(AtomicWriteReplace, NewInodeWhileOpenReaderKeepsOldContent) {
+    TempDir dir;
+    write_file(dir / "f", "old content");
+    ino_t before = lstat_or_die(dir / "f").st_ino;
+    int reader = ::open((dir / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    wl::atomic_write_content_with_lock(dir / "f", "new");
+    EXPECT_NE(lstat_or_die(dir / "f").st_ino, before);
+    EXPECT_EQ(read_fd_all(reader), "old content");
+    ::close(reader);
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+TEST(AtomicWriteReplace, PendingTempIsInvisibleAndTargetUnchanged) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write(dir / "f", "w");
+    f.write("new");
+    // O_TMPFILE: nothing but the target and its lock file has a name yet.
+    EXPECT_EQ(list_names(dir.path()), (Names{"f", "f.lock"}));
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "new");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteReplace, BytesOverloadKeepsEmbeddedNuls) {
+    TempDir dir;
+    std::string data("a\0b\0\xff", 5);
+    auto bytes = std::as_bytes(std::span(data.data(), data.size()));
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "f", bytes), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(dir / "f"), data);
+}
+
+TEST(AtomicWriteReplace, NoLockVariantLeavesNoLockFile) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write_no_lock(dir / "f");
+    f.write("new");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+// ---- commit only when finished ----------------------------------------------
+
+TEST(AtomicWriteCommit, BodyThatThrowsLeavesTargetUnchanged) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    ino_t before = lstat_or_die(dir / "f").st_ino;
+    EXPECT_THROW(wl::with_atomic_write(dir / "f", "w",
+                                       [](wl::AtomicFile &f) {
+                                           f.write("half");
+                                           throw std::runtime_error("body failed");
+                                       }),
+                 std::runtime_error);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(lstat_or_die(dir / "f").st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, BodyThatReturnsCommits) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    wl::with_atomic_write(dir / "f", "w", [](wl::AtomicFile &f) { f.stream() << "new"; });
+    EXPECT_EQ(read_file(dir / "f"), "new");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, DestroyedWithoutCommitDiscards) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    {
+        auto f = wl::atomic_write(dir / "f", "w");
+        f.write("new");
+        f.stream() << "more";
+    }
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    {
+        auto f = wl::atomic_write(dir / "new", "w");
+        f.write("never");
+    }
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, DiscardDropsContentAndEndsThePendingFile) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write(dir / "f", "a");
+    f.write("new");
+    f.discard();
+    EXPECT_FALSE(f.pending());
+    EXPECT_THROW(f.commit(), std::logic_error);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// ---- symlinks -----------------------------------------------------------------
+
+TEST(AtomicWriteSymlink, RelativeLinkStaysLink) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    auto f = wl::atomic_write(dir / "link", "a");
+    EXPECT_EQ(f.target(), dir / "real");
+    f.write("+new");
+    f.commit();
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    EXPECT_EQ(readlink_of(dir / "link"), "real");
+    EXPECT_EQ(read_file(dir / "real"), "old+new");
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "real"}));
+}
+
+TEST(AtomicWriteSymlink, AbsoluteLinkStaysLink) {
+    TempDir dir;
+    fs::create_directory(dir / "a");
+    fs::create_directory(dir / "b");
+    write_file(dir / "b" / "real", "old");
+    fs::create_symlink(dir / "b" / "real", dir / "a" / "link");
+    wl::atomic_write_content_with_lock(dir / "a" / "link", "new");
+    EXPECT_EQ(readlink_of(dir / "a" / "link"), (dir / "b" / "real").string());
+    EXPECT_EQ(read_file(dir / "b" / "real"), "new");
+    EXPECT_EQ(list_names(dir / "a"), Names{"link"});
+    EXPECT_EQ(list_names(dir / "b"), Names{"real"});
+}
+
+TEST(AtomicWriteSymlink, ChainAcrossDirectoriesResolvesEachLinkFromItsOwnDirectory) {
+    TempDir dir;
+    for (const char *d : {"d1", "d2", "d3"}) fs::create_directory(dir / d);
+    write_file(dir / "d3" / "file", "old");
+    // Relative to the working directory these would name nothing.
+    fs::create_symlink("../d2/link2", dir / "d1" / "link1");
+    fs::create_symlink("../d3/file", dir / "d2" / "link2");
+    ino_t before = lstat_or_die(dir / "d3" / "file").st_ino;
+    wl::atomic_write_content_with_lock(dir / "d1" / "link1", "new");
+    EXPECT_EQ(read_file(dir / "d3" / "file"), "new");
+    EXPECT_NE(lstat_or_die(dir / "d3" / "file").st_ino, before);
+    EXPECT_EQ(readlink_of(dir / "d1" / "link1"), "../d2/link2");
+    EXPECT_EQ(readlink_of(dir / "d2" / "link2"), "../d3/file");
+    EXPECT_EQ(list_names(dir / "d1"), Names{"link1"});
+    EXPECT_EQ(list_names(dir / "d2"), Names{"link2"});
+    EXPECT_EQ(list_names(dir / "d3"), Names{"file"});
+}
+
+TEST(AtomicWriteSymlink, DanglingLinkCreatesTargetAndStaysLink) {
+    TempDir dir;
+    fs::create_directory(dir / "sub");
+    fs::create_symlink("sub/future", dir / "link");
+    wl::atomic_write_content_with_lock(dir / "link", "born");
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    EXPECT_EQ(readlink_of(dir / "link"), "sub/future");
+    EXPECT_TRUE(S_ISREG(lstat_or_die(dir / "sub" / "future").st_mode));
+    EXPECT_EQ(read_file(dir / "sub" / "future"), "born");
+    EXPECT_EQ(list_names(dir / "sub"), Names{"future"});
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "sub"}));
+}
+
+// The link lives on a read-only tmpfs and the target on another: a temp or a
+// lock next to the link would fail (EROFS), a temp there renamed over the
+// target would fail (EXDEV).
+TEST(AtomicWriteSymlink, TempAndLockLiveInFinalTargetsDirectory) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "links");
+    fs::create_directory(dir / "data");
+    ASSERT_EQ(do_mount("tmpfs", dir / "links", "tmpfs", 0, "size=1m"), 0);
+    MountGuard links(dir / "links");
+    ASSERT_EQ(do_mount("tmpfs", dir / "data", "tmpfs", 0, "size=1m"), 0);
+    MountGuard data(dir / "data");
+    write_file(dir / "data" / "file", "old");
+    fs::create_symlink("../data/file", dir / "links" / "link");
+    ASSERT_EQ(do_mount(nullptr, dir / "links", nullptr, MS_REMOUNT | MS_RDONLY, "size=1m"), 0);
+
+    for (const char *mode : {"w", "a"}) {
+        auto f = wl::atomic_write(dir / "links" / "link", mode);
+        f.write("new");
+        EXPECT_EQ(f.commit(), wl::CommitKind::rename) << mode;
+    }
+    EXPECT_EQ(read_file(dir / "data" / "file"), "newnew");
+    EXPECT_EQ(list_names(dir / "links"), Names{"link"});
+    EXPECT_EQ(list_names(dir / "data"), Names{"file"});
+}
+
+TEST(AtomicWriteSymlink, NoFollowOnLinkIsEloopViaCApi) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    int rc = wlf_open((dir / "link").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0666, nullptr, &f, &err);
+    EXPECT_EQ(rc, ELOOP);
+    EXPECT_EQ(err.code, ELOOP);
+    EXPECT_EQ(f, nullptr);
+    EXPECT_EQ(read_file(dir / "real"), "old");
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "real"}));
+}
+
+TEST(AtomicWriteSymlink, LoopIsEloop) {
+    TempDir dir;
+    fs::create_symlink("b", dir / "a");
+    fs::create_symlink("a", dir / "b");
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(dir / "a", "x"); }), ELOOP);
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
+}
+
+// ---- metadata -----------------------------------------------------------------
+
+TEST(AtomicWriteMetadata, ModeIsPreserved) {
+    TempDir dir;
+    for (mode_t mode : {0640, 0600, 0755, 0444, 02755}) {
+        // Set-gid needs group membership, writing a read-only file needs root.
+        if ((mode & 02000 || !(mode & 0200)) && geteuid() != 0) continue;
+        write_file(dir / "f", "old");
+        ASSERT_EQ(::chmod((dir / "f").c_str(), mode), 0);
+        ino_t before = lstat_or_die(dir / "f").st_ino;
+        wl::atomic_write_content_with_lock(dir / "f", "new");
+        struct stat st = lstat_or_die(dir / "f");
+        EXPECT_EQ(st.st_mode & 07777, mode) << std::oct << mode;
+        EXPECT_NE(st.st_ino, before);
+        EXPECT_EQ(read_file(dir / "f"), "new");
+        fs::remove(dir / "f");
+    }
+}
+
+TEST(AtomicWriteMetadata, OwnerAndGroupArePreserved) {
+    REQUIRE_ROOT();
+    TempDir dir;
+    write_file(dir / "f", "old", 02750);
+    ASSERT_EQ(::chown((dir / "f").c_str(), 1234, 5678), 0);
+    ASSERT_EQ(::chmod((dir / "f").c_str(), 02750), 0);  // chown cleared set-gid
+    for (const char *mode : {"w", "a"}) wl::with_atomic_write(dir / "f", mode, [](wl::AtomicFile &f) { f.write("x"); });
+    struct stat st = lstat_or_die(dir / "f");
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 5678u);
+    EXPECT_EQ(st.st_mode & 07777, 02750u);
+    EXPECT_EQ(read_file(dir / "f"), "xx");
+}
+
+TEST(AtomicWriteMetadata, UserXattrIsPreserved) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    const char value[] = "some\0value";
+    if (::setxattr((dir / "f").c_str(), "user.test", value, sizeof value, 0) != 0)
+        GTEST_SKIP() << "user xattrs unsupported here: " << std::strerror(errno);
+    wl::atomic_write_content_with_lock(dir / "f", "new");
+    EXPECT_EQ(xattr_of(dir / "f", "user.test"), std::string(value, sizeof value));
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+TEST(AtomicWriteMetadata, PosixAclIsPreserved) {
+    TempDir dir;
+    write_file(dir / "f", "old", 0640);
+    std::string cmd = "setfacl -m u:1234:rw,g:5678:r " + (dir / "f").string() + " 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "setfacl unavailable or ACLs unsupported";
+    std::string acl = xattr_of(dir / "f", "system.posix_acl_access");
+    ASSERT_FALSE(acl.empty());
+    ASSERT_NE(acl[0], '<') << acl;
+    mode_t mode = lstat_or_die(dir / "f").st_mode & 07777;
+    wl::atomic_write_content_with_lock(dir / "f", "new");
+    EXPECT_EQ(xattr_of(dir / "f", "system.posix_acl_access"), acl);
+    EXPECT_EQ(lstat_or_die(dir / "f").st_mode & 07777, mode);
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+TEST(AtomicWriteMetadata, NewFileModeFollowsUmask) {
+    TempDir dir;
+    for (mode_t mask : {022, 077, 0, 027}) {
+        UmaskGuard guard(mask);
+        fs::path p = dir / ("f" + std::to_string(mask));
+        wl::atomic_write_content_with_lock(p, "x");
+        EXPECT_EQ(lstat_or_die(p).st_mode & 07777, 0666 & ~mask) << std::oct << mask;
+    }
+}
+
+TEST(AtomicWriteMetadata, CreateModeOptionIsUsedUnderUmask) {
+    TempDir dir;
+    UmaskGuard guard(027);
+    wl::WriteOptions opt;
+    opt.create_mode = 0777;
+    wl::atomic_write_content_with_lock(dir / "a", "x", opt);
+    EXPECT_EQ(lstat_or_die(dir / "a").st_mode & 07777, 0750u);
+    opt.create_mode = 0600;
+    wl::atomic_write_content_with_lock(dir / "b", "x", opt);
+    EXPECT_EQ(lstat_or_die(dir / "b").st_mode & 07777, 0600u);
+    // create_mode concerns new files only: an existing file keeps its mode.
+    ASSERT_EQ(::chmod((dir / "b").c_str(), 0644), 0);
+    wl::atomic_write_content_with_lock(dir / "b", "y", opt);
+    EXPECT_EQ(lstat_or_die(dir / "b").st_mode & 07777, 0644u);
+}
+
+// ---- durability -----------------------------------------------------------------
+
+TEST(AtomicWriteDurability, NoneAndFullBothPublishTheContent) {
+    TempDir dir;
+    for (auto d : {wl::Durability::none, wl::Durability::full}) {
+        wl::WriteOptions opt;
+        opt.durability = d;
+        std::string content = pattern(100000, static_cast<unsigned>(d));
+        write_file(dir / "f", "old");
+        EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "f", content, opt), wl::CommitKind::rename);
+        EXPECT_EQ(read_file(dir / "f"), content);
+        EXPECT_EQ(list_names(dir.path()), Names{"f"});
+    }
+}
+
+// ---- failures leave the target and the directory as they were ---------------
+
+TEST(AtomicWriteFailure, NewFileOnReadOnlyFileSystemIsErofs) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "ro");
+    ASSERT_EQ(do_mount("tmpfs", dir / "ro", "tmpfs", MS_RDONLY, "size=64k"), 0);
+    MountGuard ro(dir / "ro");
+    wl::WriteOptions no_lock;
+    no_lock.use_lock = false;
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(dir / "ro" / "new", "x", no_lock); }),
+              EROFS);
+    // With the default lock the lock file is the first thing that cannot be created.
+    EXPECT_EQ(code_of<wl::LockFailed>([&] { wl::atomic_write_content_with_lock(dir / "ro" / "new", "x"); }), EROFS);
+    EXPECT_EQ(list_names(dir / "ro"), Names{});
+}
+
+TEST(AtomicWriteFailure, ExistingFileUnderReadOnlyBindMountIsErofs) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "d");
+    write_file(dir / "d" / "f", "old");
+    ASSERT_EQ(do_mount((dir / "d").c_str(), dir / "d", nullptr, MS_BIND), 0);
+    MountGuard bind(dir / "d");
+    ASSERT_EQ(do_mount(nullptr, dir / "d", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY), 0);
+    wl::WriteOptions no_lock;
+    no_lock.use_lock = false;
+    for (const char *mode : {"w", "a", "r+"})
+        EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_no_lock(dir / "d" / "f", mode); }), EROFS) << mode;
+    EXPECT_EQ(code_of<wl::LockFailed>([&] { wl::atomic_write_content_with_lock(dir / "d" / "f", "x"); }), EROFS);
+    EXPECT_EQ(read_file(dir / "d" / "f"), "old");
+    EXPECT_EQ(list_names(dir / "d"), Names{"f"});
+}
+
+TEST(AtomicWriteFailure, FullDiskFailsTheWriteAndKeepsTarget) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "small");
+    ASSERT_EQ(do_mount("tmpfs", dir / "small", "tmpfs", 0, "size=64k"), 0);
+    MountGuard small(dir / "small");
+    std::string old = pattern(5000, 1);
+    write_file(dir / "small" / "f", old);
+    ino_t before = lstat_or_die(dir / "small" / "f").st_ino;
+    std::string big = pattern(1 << 20, 2);
+    {
+        auto f = wl::atomic_write(dir / "small" / "f", "w");
+        EXPECT_EQ(code_of<wl::WriteFailed>([&] { f.write(big); }), ENOSPC);
+        // Ignoring the failed write does not make commit succeed.
+        EXPECT_EQ(code_of<wl::WriteFailed>([&] { f.commit(); }), ENOSPC);
+    }
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(dir / "small" / "f", big); }), ENOSPC);
+    EXPECT_EQ(read_file(dir / "small" / "f"), old);
+    EXPECT_EQ(lstat_or_die(dir / "small" / "f").st_ino, before);
+    EXPECT_EQ(list_names(dir / "small"), Names{"f"});
+}
+
+TEST(AtomicWriteFailure, FullDiskThroughStreamFailsAtCommit) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "small");
+    ASSERT_EQ(do_mount("tmpfs", dir / "small", "tmpfs", 0, "size=64k"), 0);
+    MountGuard small(dir / "small");
+    write_file(dir / "small" / "f", "old");
+    std::string big = pattern(1 << 20, 3);
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] {
+                  wl::with_atomic_write(dir / "small" / "f", "a", [&](wl::AtomicFile &f) { f.stream() << big; });
+              }),
+              ENOSPC);
+    EXPECT_EQ(read_file(dir / "small" / "f"), "old");
+    EXPECT_EQ(list_names(dir / "small"), Names{"f"});
+}
+
+TEST(AtomicWriteFailure, MissingDirectoryIsEnoent) {
+    TempDir dir;
+    wl::WriteOptions no_lock;
+    no_lock.use_lock = false;
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(dir / "nodir" / "f", "x", no_lock); }),
+              ENOENT);
+    EXPECT_EQ(list_names(dir.path()), Names{});
+}
+
+// ---- special targets ------------------------------------------------------------
+
+TEST(AtomicWriteSpecial, HardLinkedTargetKeepsLinksByDefault) {
+    TempDir dir;
+    write_file(dir / "a", "old");
+    fs::create_hard_link(dir / "a", dir / "b");
+    ino_t before = lstat_or_die(dir / "a").st_ino;
+    {
+        auto f = wl::atomic_write(dir / "a", "w");
+        EXPECT_EQ(f.kind(), wl::CommitKind::in_place);
+        f.write("new content");
+        EXPECT_EQ(read_file(dir / "b"), "old");  // staged until commit
+        EXPECT_EQ(f.commit(), wl::CommitKind::in_place);
+    }
+    {
+        auto f = wl::atomic_write(dir / "b", "a");
+        f.write("+more");
+        EXPECT_EQ(f.commit(), wl::CommitKind::in_place);
+    }
+    EXPECT_EQ(read_file(dir / "a"), "new content+more");
+    EXPECT_EQ(read_file(dir / "b"), "new content+more");
+    EXPECT_EQ(lstat_or_die(dir / "a").st_ino, before);
+    EXPECT_EQ(lstat_or_die(dir / "b").st_ino, before);
+    EXPECT_EQ(lstat_or_die(dir / "a").st_nlink, 2u);
+    // Shrinking in place must not leave the old tail behind.
+    wl::atomic_write_content_with_lock(dir / "a", "s");
+    EXPECT_EQ(read_file(dir / "b"), "s");
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
+}
+
+TEST(AtomicWriteSpecial, HardLinkSplitReplacesOnlyThisName) {
+    TempDir dir;
+    write_file(dir / "a", "old");
+    fs::create_hard_link(dir / "a", dir / "b");
+    ino_t before = lstat_or_die(dir / "a").st_ino;
+    wl::WriteOptions opt;
+    opt.hard_links = wl::HardLinkPolicy::split;
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "a", "new", opt), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(dir / "a"), "new");
+    EXPECT_EQ(read_file(dir / "b"), "old");
+    EXPECT_NE(lstat_or_die(dir / "a").st_ino, before);
+    EXPECT_EQ(lstat_or_die(dir / "b").st_ino, before);
+    EXPECT_EQ(lstat_or_die(dir / "b").st_nlink, 1u);
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
+}
+
+// Root ignores directory permissions, so the writer runs as nobody in a
+// root-owned 0755 directory holding a file nobody may write.
+TEST(AtomicWriteSpecial, UnwritableDirectoryWithWritableFileWritesInPlace) {
+    REQUIRE_ROOT();
+    TempDir dir;
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    fs::create_directory(dir / "d");
+    ASSERT_EQ(::chmod((dir / "d").c_str(), 0755), 0);
+    fs::path file = dir / "d" / "f";
+    fs::path locked = dir / "d" / "g";
+    write_file(file, "old content", 0666);
+    write_file(locked, "old", 0666);
+    write_file(dir / "d" / "g.lock", "", 0666);  // nobody could not create it there
+    ASSERT_EQ(::chown(file.c_str(), 65534, 65534), 0);
+    ino_t file_ino = lstat_or_die(file).st_ino;
+    ino_t locked_ino = lstat_or_die(locked).st_ino;
+
+    struct Report {
+        int open_rc, kind, commit_rc, commit_kind, locked_rc, locked_kind, new_rc;
+    } r{};
+    bool ok = run_as_nobody(
+        [&] {
+            Report c{};
+            wlf_write_options opt;
+            wlf_write_options_init(&opt);
+            opt.use_lock = 0;
+            wlf_file *f = nullptr;
+            c.open_rc = wlf_open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, &opt, &f, nullptr);
+            if (c.open_rc == 0) {
+                c.kind = wlf_file_kind(f);
+                if (::write(wlf_file_fd(f), "new", 3) != 3) wlf_file_poison(f, errno);
+                c.commit_rc = wlf_commit(f, &c.commit_kind, nullptr);
+            }
+            // The same, locked through an existing lock file that is kept.
+            wlf_write_options lopt;
+            wlf_write_options_init(&lopt);
+            lopt.lock.keep_lock_file = 1;
+            c.locked_rc = wlf_open(locked.c_str(), O_WRONLY | O_APPEND, 0666, &lopt, &f, nullptr);
+            if (c.locked_rc == 0) {
+                if (::write(wlf_file_fd(f), "+new", 4) != 4) wlf_file_poison(f, errno);
+                c.locked_rc = wlf_commit(f, &c.locked_kind, nullptr);
+            }
+            // A new file cannot be created there at all.
+            c.new_rc = wlf_write_content((dir / "d" / "new").c_str(), "x", 1, &opt, nullptr);
+            return c;
+        },
+        &r);
+    ASSERT_TRUE(ok) << "child failed";
+    EXPECT_EQ(r.open_rc, 0);
+    EXPECT_EQ(r.kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(r.commit_rc, 0);
+    EXPECT_EQ(r.commit_kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(read_file(file), "new");
+    EXPECT_EQ(lstat_or_die(file).st_ino, file_ino);
+    EXPECT_EQ(r.locked_rc, 0);
+    EXPECT_EQ(r.locked_kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(read_file(locked), "old+new");
+    EXPECT_EQ(lstat_or_die(locked).st_ino, locked_ino);
+    EXPECT_EQ(r.new_rc, EACCES);
+    EXPECT_EQ(list_names(dir / "d"), (Names{"f", "g", "g.lock"}));
+}
+
+TEST(AtomicWriteSpecial, SingleFileBindMountFallsBackInPlace) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    write_file(dir / "target", "target's own");
+    write_file(dir / "source", "old source");
+    ASSERT_EQ(do_mount((dir / "source").c_str(), dir / "target", nullptr, MS_BIND), 0);
+    MountGuard bind(dir / "target");
+    ino_t before = lstat_or_die(dir / "target").st_ino;
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "target", "new"), wl::CommitKind::in_place);
+    {
+        auto f = wl::atomic_write(dir / "target", "a");
+        f.write("+more");
+        EXPECT_EQ(f.commit(), wl::CommitKind::in_place);
+    }
+    EXPECT_EQ(read_file(dir / "target"), "new+more");
+    EXPECT_EQ(read_file(dir / "source"), "new+more");
+    EXPECT_EQ(lstat_or_die(dir / "target").st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), (Names{"source", "target"}));
+}
+
+TEST(AtomicWriteSpecial, FifoIsPassedThrough) {
+    TempDir dir;
+    ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+    // Names the fifo itself even if a broken writer renamed a file over it.
+    int fifo = ::open((dir / "fifo").c_str(), O_PATH | O_CLOEXEC);
+    ASSERT_GE(fifo, 0);
+    std::string got;
+    std::atomic<bool> reader_done{false};
+    std::thread reader([&] {
+        int fd = ::open((dir / "fifo").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char buf[256];
+            ssize_t n;
+            while ((n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<std::size_t>(n));
+            ::close(fd);
+        }
+        reader_done = true;
+    });
+    wl::CommitKind opened{}, committed{};
+    int error = 0;
+    try {
+        auto f = wl::atomic_write(dir / "fifo", "w");  // blocks until the reader opens
+        opened = f.kind();
+        f.write("through the pipe");
+        committed = f.commit();
+    } catch (const wl::Error &e) {
+        error = e.code().value();
+    }
+    // If the writer never opened the fifo, open it once so the reader ends
+    // (with nothing read) instead of hanging the test.
+    std::string self = "/proc/self/fd/" + std::to_string(fifo);
+    for (int i = 0; i < 500 && !reader_done; ++i) {
+        int w = ::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (w >= 0) {
+            ::close(w);
+            break;
+        }
+        ::usleep(10000);
+    }
+    reader.join();
+    ::close(fifo);
+    EXPECT_EQ(error, 0) << std::strerror(error);
+    EXPECT_EQ(opened, wl::CommitKind::passthrough);
+    EXPECT_EQ(committed, wl::CommitKind::passthrough);
+    EXPECT_EQ(got, "through the pipe");
+    EXPECT_TRUE(S_ISFIFO(lstat_or_die(dir / "fifo").st_mode));
+    EXPECT_EQ(list_names(dir.path()), Names{"fifo"});
+}
+
+// As root a broken library could rename a file over the real /dev/null, so
+// root uses its own node for the same device in the scratch directory.
+TEST(AtomicWriteSpecial, NullDeviceIsPassedThrough) {
+    TempDir dir;
+    fs::path node = "/dev/null";
+    if (geteuid() == 0) {
+        node = dir / "null";
+        ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+    }
+    struct stat before = lstat_or_die(node);
+    if (::access(node.c_str(), W_OK) != 0) GTEST_SKIP() << node << " not writable";
+    EXPECT_EQ(wl::atomic_write_content_with_lock(node, "discarded"), wl::CommitKind::passthrough);
+    struct stat after = lstat_or_die(node);
+    EXPECT_TRUE(S_ISCHR(after.st_mode));
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    EXPECT_EQ(after.st_rdev, before.st_rdev);
+    EXPECT_FALSE(fs::exists(node.string() + ".lock"));
+    if (geteuid() == 0) {
+        EXPECT_EQ(list_names(dir.path()), Names{"null"});
+    }
+}
+
+// A thread writes its own comm: /proc/thread-self keeps the process name intact.
+TEST(AtomicWriteSpecial, ProcFileIsPassedThrough) {
+    wl::CommitKind kind{};
+    char name[16] = {};
+    int error = 0;
+    std::thread t([&] {
+        try {
+            kind = wl::atomic_write_content_with_lock("/proc/thread-self/comm", "wlf-comm-test");
+        } catch (const wl::Error &e) {
+            error = e.code().value();
+        }
+        ::prctl(PR_GET_NAME, name, 0, 0, 0);
+    });
+    t.join();
+    ASSERT_EQ(error, 0) << std::strerror(error);
+    EXPECT_EQ(kind, wl::CommitKind::passthrough);
+    EXPECT_STREQ(name, "wlf-comm-test");
+    EXPECT_FALSE(fs::exists("/proc/thread-self/comm.lock"));
+}
+
+// ---- seeding appends ------------------------------------------------------------
+
+TEST(AtomicWriteSeed, AppendToLargeFileCopiesWholeContent) {
+    TempDir dir;
+    std::string old = pattern(3 << 20, 7);
+    write_file(dir / "f", old);
+    auto f = wl::atomic_write(dir / "f", "a");
+    f.write("appended line\n");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), old + "appended line\n");
+}
+
+TEST(AtomicWriteSeed, AppendOnTmpfsWithoutReflink) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "t");
+    ASSERT_EQ(do_mount("tmpfs", dir / "t", "tmpfs", 0, "size=16m"), 0);
+    MountGuard t(dir / "t");
+    std::string old = pattern(3 << 20, 8);
+    write_file(dir / "t" / "f", old);
+    for (const char *mode : {"a", "r+"}) {
+        auto f = wl::atomic_write(dir / "t" / "f", mode);
+        if (std::string(mode) == "r+") f.seek(0, SEEK_END);
+        f.write(std::string(mode) + "\n");
+        f.commit();
+        old += std::string(mode) + "\n";
+    }
+    EXPECT_EQ(read_file(dir / "t" / "f"), old);
+    EXPECT_EQ(list_names(dir / "t"), Names{"f"});
+}
+
+TEST(AtomicWriteSeed, AppendSharesExtentsOnXfsWithReflink) {
+    REQUIRE_PRIVATE_MOUNTS();
+    if (std::system("command -v mkfs.xfs >/dev/null 2>&1") != 0) GTEST_SKIP() << "mkfs.xfs not installed";
+    TempDir dir;
+    fs::path img = dir / "xfs.img";
+    fs::path mnt = dir / "mnt";
+    fs::create_directory(mnt);
+    // Sparse; current mkfs.xfs refuses file systems under 300 MiB.
+    write_file(img, "");
+    ASSERT_EQ(::truncate(img.c_str(), 300 << 20), 0);
+    std::string mkfs = "mkfs.xfs -q -m reflink=1 -f " + img.string() + " >/dev/null 2>&1";
+    if (std::system(mkfs.c_str()) != 0) GTEST_SKIP() << "mkfs.xfs -m reflink=1 failed";
+    std::string mount = "mount -o loop " + img.string() + " " + mnt.string() + " 2>/dev/null";
+    if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot loop-mount an xfs image here";
+    MountGuard guard(mnt);
+
+    std::string old = pattern(16 << 20, 9);
+    write_file(mnt / "f", old);
+    ::sync();
+    // Holding the old inode keeps its extents alive after the rename, so the
+    // new file's extents stay visibly shared with it.
+    int old_fd = ::open((mnt / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(old_fd, 0);
+    {
+        auto f = wl::atomic_write(mnt / "f", "a");
+        f.write("one more line\n");
+        EXPECT_EQ(f.commit(), wl::CommitKind::rename);
+    }
+    int new_fd = ::open((mnt / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(new_fd, 0);
+    long flags = first_extent_flags(new_fd);
+    EXPECT_NE(flags, -1) << "FIEMAP failed: " << std::strerror(errno);
+    EXPECT_TRUE(flags != -1 && (flags & FIEMAP_EXTENT_SHARED)) << "first extent flags " << std::hex << flags;
+    ::close(new_fd);
+    EXPECT_EQ(read_fd_all(old_fd), old);
+    ::close(old_fd);
+    EXPECT_EQ(read_file(mnt / "f"), old + "one more line\n");
+    EXPECT_EQ(list_names(mnt), Names{"f"});
+}
+
+// ---- temp suffix -------------------------------------------------------------
+
+TEST(AtomicWriteTempSuffix, SlashInSuffixIsEinvalViaCApi) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.temp_suffix = "x/y";
+    wlf_error err{};
+    EXPECT_EQ(wlf_write_content((dir / "f").c_str(), "new", 3, &opt, &err), EINVAL);
+    EXPECT_EQ(err.code, EINVAL);
+    ASSERT_NE(err.op, nullptr);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteTempSuffix, BadSuffixIsWriteFailedEinval) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    for (std::string suffix : {std::string("/"), std::string(100, 's')}) {
+        wl::WriteOptions opt;
+        opt.temp_suffix = suffix;
+        EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(dir / "f", "new", opt); }), EINVAL);
+    }
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// Without O_TMPFILE the temp has a name: ".<base>.<random><suffix>", removed
+// by commit (renamed) and by discard.
+TEST(AtomicWriteTempSuffix, NamedTempEndsWithSuffixWhenOTmpfileIsUnsupported) {
+    TempDir dir;
+    write_file(dir / "f", "old", 0640);
+    int filter_rc = -1, probe_errno = 0;
+    Names during_write, during_discard, after_discard;
+    std::string content_after_discard;
+    int commit_error = 0;
+    std::thread t([&] {
+        filter_rc = deny_o_tmpfile_in_this_thread();
+        if (filter_rc != 0) return;
+        int probe = ::open(dir.path().c_str(), O_TMPFILE | O_RDWR, 0600);
+        probe_errno = probe < 0 ? errno : 0;
+        if (probe >= 0) ::close(probe);
+        wl::WriteOptions opt;
+        opt.temp_suffix = ".wlftmp";
+        try {
+            {
+                auto f = wl::atomic_write(dir / "f", "a", std::nullopt, opt);
+                f.write("+discarded");
+                during_discard = list_names(dir.path());
+            }
+            after_discard = list_names(dir.path());
+            content_after_discard = read_file(dir / "f");
+            auto f = wl::atomic_write(dir / "f", "w", std::nullopt, opt);
+            f.write("new");
+            during_write = list_names(dir.path());
+            f.commit();
+        } catch (const wl::Error &e) {
+            commit_error = e.code().value();
+        }
+    });
+    t.join();
+    if (filter_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(filter_rc);
+    ASSERT_EQ(probe_errno, EOPNOTSUPP);
+    ASSERT_EQ(commit_error, 0) << std::strerror(commit_error);
+    auto is_temp = [](const std::string &n) {
+        return n.starts_with(".f.") && n.ends_with(".wlftmp") && n.size() > std::strlen(".f..wlftmp");
+    };
+    for (const Names *names : {&during_discard, &during_write}) {
+        ASSERT_EQ(names->size(), 3u);
+        EXPECT_EQ((*names)[1], "f");
+        EXPECT_EQ((*names)[2], "f.lock");
+        EXPECT_TRUE(is_temp((*names)[0])) << (*names)[0];
+    }
+    EXPECT_EQ(after_discard, Names{"f"});
+    EXPECT_EQ(content_after_discard, "old");
+    EXPECT_EQ(read_file(dir / "f"), "new");
+    EXPECT_EQ(lstat_or_die(dir / "f").st_mode & 07777, 0640u);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// ---- C API ---------------------------------------------------------------------
+
+TEST(AtomicWriteCApi, OpenWriteCommit) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open((dir / "link").c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), 0);
+    EXPECT_STREQ(wlf_file_target(f), (dir / "real").c_str());
+    EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
+    int fd = wlf_file_fd(f);
+    char buf[8] = {};
+    EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), 3);
+    EXPECT_STREQ(buf, "old");
+    EXPECT_EQ(::pwrite(fd, "N", 1, 0), 1);
+    int kind = -1;
+    EXPECT_EQ(wlf_commit(f, &kind, &err), 0);
+    EXPECT_EQ(kind, WLF_COMMIT_RENAME);
+    EXPECT_EQ(read_file(dir / "real"), "Nld");
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "real"}));
+}
+
+TEST(AtomicWriteCApi, PoisonedFileFailsCommitAndKeepsTarget) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    ino_t before = lstat_or_die(dir / "f").st_ino;
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open((dir / "f").c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(::write(wlf_file_fd(f), "partial", 7), 7);
+    wlf_file_poison(f, EIO);
+    wlf_file_poison(f, ENOSPC);  // the first error is the one reported
+    EXPECT_EQ(wlf_commit(f, nullptr, &err), EIO);
+    EXPECT_EQ(err.code, EIO);
+    ASSERT_NE(err.op, nullptr);
+    EXPECT_GT(std::strlen(err.op), 0u);
+    EXPECT_STREQ(err.path, (dir / "f").c_str());
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(lstat_or_die(dir / "f").st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCApi, DiscardLeavesNothing) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    wlf_file *f = nullptr;
+    ASSERT_EQ(wlf_open((dir / "f").c_str(), O_WRONLY | O_APPEND, 0666, nullptr, &f, nullptr), 0);
+    ASSERT_EQ(::write(wlf_file_fd(f), "x", 1), 1);
+    wlf_discard(f);
+    ASSERT_EQ(wlf_open((dir / "new").c_str(), O_WRONLY | O_CREAT, 0666, nullptr, &f, nullptr), 0);
+    wlf_discard(f);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCApi, WriteContentOneShot) {
+    TempDir dir;
+    std::string data = pattern(70000, 4);
+    EXPECT_EQ(wlf_write_content((dir / "f").c_str(), data.data(), data.size(), nullptr, nullptr), 0);
+    EXPECT_EQ(read_file(dir / "f"), data);
+    EXPECT_EQ(wlf_write_content((dir / "f").c_str(), "", 0, nullptr, nullptr), 0);
+    EXPECT_EQ(read_file(dir / "f"), "");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCApi, ErrorNamesStepAndPath) {
+    TempDir dir;
+    fs::path missing = dir / "nodir" / "f";
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.use_lock = 0;
+    wlf_error err{};
+    EXPECT_EQ(wlf_write_content(missing.c_str(), "x", 1, &opt, &err), ENOENT);
+    EXPECT_EQ(err.code, ENOENT);
+    ASSERT_NE(err.op, nullptr);
+    EXPECT_GT(std::strlen(err.op), 0u);
+    EXPECT_NE(std::string(err.path).find((dir / "nodir").string()), std::string::npos) << err.path;
+
+    wlf_error bad{};
+    wlf_file *f = reinterpret_cast<wlf_file *>(1);
+    EXPECT_EQ(wlf_open((dir / "f").c_str(), O_RDONLY, 0666, nullptr, &f, &bad), EINVAL);
+    EXPECT_EQ(f, nullptr);
+    EXPECT_EQ(bad.code, EINVAL);
+    EXPECT_EQ(list_names(dir.path()), Names{});
+}
+
+// ---- concurrency -----------------------------------------------------------
+
+TEST(AtomicWriteConcurrency, ReadersNeverSeeTornOrEmptyContent) {
+    TempDir dir;
+    constexpr int kWriters = 4, kWrites = 50;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kWriters * kWrites + 1; ++i)
+        contents.push_back(std::to_string(i) + ":" + pattern(8192 + static_cast<std::size_t>(i) * 37, i));
+    std::set<std::string> valid(contents.begin(), contents.end());
+    write_file(dir / "f", contents.back());
+
+    std::atomic<bool> done{false};
+    std::atomic<int> reads{0}, bad{0}, errors{0};
+    std::thread reader([&] {
+        while (!done.load()) {
+            std::string s = read_file(dir / "f");
+            ++reads;
+            if (!valid.count(s)) ++bad;
+        }
+    });
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+        writers.emplace_back([&, w] {
+            for (int i = 0; i < kWrites; ++i) {
+                try {
+                    wl::atomic_write_content_with_lock(dir / "f", contents[static_cast<std::size_t>(w * kWrites + i)]);
+                } catch (const wl::Error &) {
+                    ++errors;
+                }
+            }
+        });
+    }
+    for (auto &t : writers) t.join();
+    done = true;
+    reader.join();
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
+    EXPECT_GT(reads.load(), 0);
+    EXPECT_TRUE(valid.count(read_file(dir / "f")));
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    // Before any thread exists: unshare gives only the calling thread the new
+    // namespace, and every later thread and child inherits it.
+    if (geteuid() == 0) {
+        if (::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0)
+            g_private_mounts = true;
+        else
+            g_unshare_error = errno;
+    }
+    return RUN_ALL_TESTS();
 }
