@@ -26,4 +26,13 @@ int file_import(const char *token, size_t len, int fd_floor, wlf_file **out);
 int lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out);
 bool lock_keeps_file(const wlf_lock *lock);
 
+// For the shim's _exit/_Exit: the process ends now without committing; the
+// kernel drops the temp's inode and the lock with it, but not the names a
+// normal release removes. file_abandon unlinks a named temp and, via
+// lock_abandon, the lock file (only while it still names the inode this
+// process holds) and unlocks the open file description (children may share
+// it). Nothing is freed; only async-signal-safe system calls; idempotent.
+void file_abandon(wlf_file *f);
+void lock_abandon(const wlf_lock *lock);
+
 }  // namespace wrap_lockfile::detail

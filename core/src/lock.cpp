@@ -405,3 +405,16 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
 }
 
 bool wrap_lockfile::detail::lock_keeps_file(const wlf_lock *lock) { return lock && lock->held && lock->held->keep; }
+
+void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
+    const Held *h = lock ? lock->held : nullptr;
+    if (!h || h->owner_pid != getpid()) return;
+    // A dotlock is its file; a flock file goes unless kept. Unlink only
+    // while the name is still our inode (so a second call, or a lock file
+    // somebody else has created since, is left alone), then unlock.
+    struct stat st;
+    if ((h->backend == WLF_LOCK_DOTLOCK || !h->keep) && lstat(h->path, &st) == 0 && st.st_dev == h->dev &&
+        st.st_ino == h->ino)
+        unlink(h->path);
+    if (h->fd >= 0) flock(h->fd, LOCK_UN);
+}

@@ -76,6 +76,7 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
 int truncate_matched(const char *path, off_t length, bool *matched);
 int rename_locked(int todir, const char *to, Thunk pass);
 char *const *exec_prepare(char *const *envp, bool *prepared);
+void abandon_pending();
 void exec_failed(char *const *newenv);
 
 using execve_fn = int (*)(const char *, char *const[], char *const[]);
@@ -195,6 +196,16 @@ template <class Pass>
 int locked_rename(Pass &&pass, int todir, const char *to) {
     if (!to || !active()) return pass();
     return rename_locked(todir, to, thunk(pass));
+}
+
+// _exit/_Exit skip the destructor that commits: the replacements stay
+// uncommitted, but without this their lock files (and a named temp) would be
+// left behind, since only the holder may remove them. Async-signal-safe.
+template <class Pass>
+[[noreturn]] void exit_now(Pass &&pass) {
+    if (g_tracked.load(std::memory_order_acquire) > 0) abandon_pending();
+    pass();
+    __builtin_unreachable();
 }
 
 template <class Exec>

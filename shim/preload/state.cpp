@@ -584,6 +584,16 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     return r;
 }
 
+void abandon_pending() {
+    // No lock and no free: _exit may be called from a signal handler or a
+    // vfork child (whose pid is not the opener's, so it touches nothing).
+    pid_t me = getpid();
+    for (int fd = 0; fd < kMaxFds; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+        if (e && e->opener == me) detail::file_abandon(e->file);
+    }
+}
+
 execve_fn libc_execve() {
     static std::atomic<execve_fn> slot{nullptr};
     return resolve(slot, "execve");
