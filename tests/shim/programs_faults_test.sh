@@ -1,0 +1,319 @@
+#!/bin/bash
+# End-to-end checks of the shim's failure paths with real, unmodified
+# programs: a full file system (ENOSPC), a writer killed with SIGKILL while
+# its replacement is pending, _exit, and the interplay with flock(1) (waiting
+# for a holder, and giving up after --timeout). In every case the target
+# keeps its old content byte for byte and no temporary file is left.
+# Ordering is by fifos and by observing the kernel's lock table, never by
+# sleeping.
+# Usage: programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT
+# Exit: 0 pass, 1 fail, 77 skip.
+usage="programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT"
+. "$(dirname "$0")/lib.sh"
+
+# start MODE GLOBS COMMAND [ARG]...: like `shim`, in the background, with the
+# command itself (not a subshell) as $!, so it can be killed and waited for.
+start() {
+    local mode=$1 globs=$2
+    shift 2
+    case $mode in
+    launcher) "$atomically" --rule "$globs" -- "$@" & ;;
+    preload) LD_PRELOAD=$preload WRAP_LOCKFILE_RULES=$globs "$@" & ;;
+    esac
+    bg_pids+=($!)
+}
+
+# ---- a full file system: the write error discards the replacement ----
+# A 256 KiB tmpfs in a private mount namespace (nothing leaks to the host)
+# holds a 10 KiB file; dd then tries to write 1 MiB over it.
+tmpfs_check() {
+    local mode=$1 t="ENOSPC/$1" rc
+    newdir "enospc-$mode"
+    mkdir mnt
+    head -c 10240 /dev/urandom >ref
+    # Everything below runs in the namespace; FAIL lines come back on stdout.
+    unshare -m bash -s -- "$mode" "$d" "$atomically" "$preload" <<'EOF'
+mode=$1 d=$2 atomically=$3 preload=$4
+failed=0
+fail() {
+    echo "FAIL: ENOSPC/$mode: $*"
+    failed=1
+}
+mount -t tmpfs -o size=256k,mode=0755 wlf-e2e "$d/mnt" || exit 77
+cd "$d/mnt" || exit 1
+cp ../ref f
+ino=$(stat -c %i f)
+exec 8<f
+shim() {
+    case $mode in
+    launcher) "$atomically" --rule "$d/mnt/f" -- "$@" ;;
+    preload) LD_PRELOAD=$preload WRAP_LOCKFILE_RULES=$d/mnt/f "$@" ;;
+    esac
+}
+shim dd if=/dev/zero of=f bs=64k count=16 2>../dd.err
+rc=$?
+[ "$rc" -ne 0 ] || fail "dd exited 0 on a full file system"
+cmp -s f ../ref || fail "f lost its old content"
+[ "$(stat -c %i f)" = "$ino" ] || fail "f was replaced"
+cmp -s /dev/fd/8 ../ref || fail "the old inode changed under its reader"
+[ "$(ls -A)" = f ] || fail "left behind: $(ls -A | tr '\n' ' ')"
+grep -q "No space left on device" ../dd.err || fail "dd did not report ENOSPC: $(cat ../dd.err)"
+grep -qF "'$d/mnt/f' not replaced, old content kept" ../dd.err ||
+    fail "the shim did not say it kept the old content: $(cat ../dd.err)"
+# The discarded temp's space is free again: a small replacement fits.
+exec 8<&-
+shim sh -c 'echo small > f' || fail "a small write after the failure failed"
+[ "$(cat f)" = small ] || fail "the small write did not land"
+[ "$(stat -c %i f)" != "$ino" ] || fail "the small write was not a replacement"
+[ "$(ls -A)" = f ] || fail "left behind after the small write: $(ls -A | tr '\n' ' ')"
+exit $failed
+EOF
+    rc=$?
+    case $rc in
+    0) ;;
+    77) skip "$t: cannot mount a tmpfs in a private mount namespace" ;;
+    *) fail "$t: see above (status $rc)" ;;
+    esac
+    [ -z "$(ls -A mnt)" ] || fail "$t: the tmpfs mount leaked out of its namespace"
+}
+if ! is_root; then
+    skip "ENOSPC checks: need root to mount a tmpfs"
+elif ! have unshare; then
+    skip "ENOSPC checks: unshare(1) not installed"
+else
+    for mode in "${modes[@]}"; do tmpfs_check "$mode"; done
+fi
+
+# ---- SIGKILL while a replacement is pending ----
+# pending_checks NAME: a writer has the replacement of f (armed) pending:
+# the target is untouched and its lock is held.
+pending_checks() {
+    local t=$1
+    [ "$(ino f)" = "$old_ino" ] || fail "$t: f was replaced before the writer finished"
+    expect_content "$t: while pending" f "$old_content"
+    [ -e f.lock ] || fail "$t: no f.lock while the replacement is pending"
+    flock -n f.lock true && fail "$t: f.lock is not locked while the replacement is pending"
+}
+# after_kill NAME PID: kill -9 the writer; nothing committed, no temp left,
+# and the next writer gets the lock at once (--timeout 0: one try).
+after_kill() {
+    local t=$1 pid=$2 rc
+    kill -9 "$pid"
+    # (braces: the shell's "Killed" notice is noise here)
+    { wait "$pid"; } 2>/dev/null
+    rc=$?
+    expect_status "$t: killed writer" 137 "$rc"
+    expect_unchanged "$t" f
+    # A killed process cannot unlink its lock file; the kernel dropped the
+    # lock itself. Anything else (a temp file) must not be there.
+    local left
+    left=$(ls -A | grep -vxE 'f|f\.lock|ready|block' | tr '\n' ' ')
+    [ -z "$left" ] || fail "$t: left behind: $left"
+    arm f
+    "$atomically" --timeout 0 --rule "$d/f" -- sh -c 'echo after > f'
+    expect_status "$t: next writer, --timeout 0" 0 $?
+    expect_replaced "$t: next writer" f $'after\n'
+    expect_entries "$t: after the next writer" "$d" f ready block
+}
+
+newdir kill-bash
+t="SIGKILL/bash+exec/launcher"
+mkfifo ready block
+printf 'old content\n' >f
+arm f
+# The shell opens f, writes, hands the replacement over to cat by exec, and
+# cat blocks reading the fifo nobody writes.
+start launcher "$d/f" bash -c 'exec > f; echo partial; echo ready > ready; exec cat block'
+pid=$!
+if await ready "$t"; then
+    pending_checks "$t"
+    after_kill "$t" "$pid"
+fi
+
+if [ -n "$python3" ]; then
+    newdir kill-python
+    t="SIGKILL/python3/preload"
+    mkfifo ready block
+    printf 'old content\n' >f
+    arm f
+    start preload "$d/f" "$python3" -c "
+f = open('f', 'w')
+f.write('partial')
+f.flush()
+open('ready', 'w').write('ready\n')
+open('block').read()"
+    pid=$!
+    if await ready "$t"; then
+        pending_checks "$t"
+        after_kill "$t" "$pid"
+    fi
+
+    # ---- a forked child's _exit leaves its parent's replacement alone ----
+    for mode in "${modes[@]}"; do
+        newdir "fork-exit-$mode"
+        t="fork+_exit/$mode"
+        printf 'old content\n' >f
+        arm f
+        shim "$mode" "$d/f" "$python3" -c "
+import fcntl, os
+f = open('f', 'w')
+f.write('parent')
+f.flush()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+assert os.path.exists('f.lock'), 'the child removed the lock file'
+with open('f.lock') as probe:
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass
+    else:
+        raise SystemExit('the child unlocked the parent\'s lock')
+f.write(' more')
+f.close()"
+        expect_status "$t" 0 $?
+        expect_replaced "$t" f 'parent more'
+        expect_entries "$t" "$d" f
+    done
+
+    # ---- _exit: nothing committed ----
+    for mode in "${modes[@]}"; do
+        newdir "exit-$mode"
+        t="_exit/$mode"
+        printf 'old content\n' >f
+        arm f
+        shim "$mode" "$d/f" "$python3" -c "import os; f = open('f', 'w'); f.write('x'); f.flush(); os._exit(0)"
+        expect_status "$t" 0 $?
+        expect_unchanged "$t" f
+        expect_entries "$t" "$d" f
+        # The lock is free.
+        arm f
+        "$atomically" --timeout 0 --rule "$d/f" -- sh -c 'echo after > f'
+        expect_status "$t: next writer, --timeout 0" 0 $?
+        expect_replaced "$t: next writer" f $'after\n'
+    done
+else
+    skip "SIGKILL/python3 and _exit checks: python3 not installed"
+fi
+
+# ---- exec hand-over: pending until the last image exits ----
+# dash opens f, writes, execs cat, which copies a fifo into f: until cat
+# exits the target is untouched and locked; then both writes land at once.
+if have dash; then
+    newdir exec-dash
+    t="exec hand-over/dash/preload"
+    mkfifo ready go
+    printf 'old content\n' >f
+    arm f
+    start preload "$d/f" dash -c 'exec > f; echo one; echo ready > ready; exec cat go'
+    pid=$!
+    if await ready "$t"; then
+        pending_checks "$t"
+        signal go
+        wait "$pid"
+        expect_status "$t" 0 $?
+        expect_replaced "$t" f $'one\ngo\n'
+        expect_entries "$t" "$d" f ready go
+    fi
+fi
+
+# ---- vfork: the child's _exit must not touch the parent's replacement ----
+if have cc; then
+    newdir vfork
+    t="vfork+_exit"
+    cat >vf.c <<'EOF'
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int fd = open("f", O_WRONLY | O_TRUNC);
+    if (fd < 0 || write(fd, "parent", 6) != 6) return 2;
+    pid_t pid = vfork();
+    if (pid == 0) _exit(0);
+    if (pid < 0 || waitpid(pid, NULL, 0) != pid) return 3;
+    if (access("f.lock", F_OK) != 0) return 4;                       /* lock file removed */
+    int probe = open("f.lock", O_RDONLY);
+    if (probe < 0 || flock(probe, LOCK_EX | LOCK_NB) == 0) return 5; /* lock released */
+    close(probe);
+    if (write(fd, " more", 5) != 5) return 6;
+    return close(fd) == 0 ? 0 : 7;
+}
+EOF
+    if cc -o vf vf.c 2>cc.err; then
+        rm -f vf.c cc.err
+        printf 'old content\n' >f
+        arm f
+        shim launcher "$d/f" ./vf
+        expect_status "$t" 0 $?
+        expect_replaced "$t" f 'parent more'
+        expect_entries "$t" "$d" f vf
+    else
+        skip "$t: cc cannot build a test program: $(head -1 cc.err)"
+    fi
+else
+    skip "vfork+_exit: no cc"
+fi
+
+# ---- flock(1) holds f.lock ----
+# flock(1) keeps its lock file (it must: it does not verify the path), so
+# the shim's waiter finds the same inode at f.lock when it gets the lock.
+if have flock; then
+    for mode in "${modes[@]}"; do
+        newdir "flock-$mode"
+        t="flock/$mode"
+        mkfifo held release
+        printf 'old content\n' >f
+        flock f.lock -c 'echo held > held; read x < release' &
+        holder=$!
+        bg_pids+=("$holder")
+        await held "$t" || continue
+
+        # A writer waits for the holder, and commits once it lets go.
+        arm f
+        start "$mode" "$d/f" bash -c 'echo new > f'
+        writer=$!
+        if blocked_on_flock "$writer"; then
+            [ "$(ino f)" = "$old_ino" ] && [ "$(cat f)" = "old content" ] ||
+                fail "$t: the writer committed while flock(1) held the lock"
+        else
+            fail "$t: the writer never waited for f.lock (/proc/locks: $(cat /proc/locks | tr '\n' '|'))"
+        fi
+        signal release
+        wait "$holder"
+        expect_status "$t: flock(1)" 0 $?
+        wait "$writer"
+        expect_status "$t: waiting writer" 0 $?
+        expect_replaced "$t: waiting writer" f $'new\n'
+        # The shim, having verified the inode, removed the lock file it released.
+        expect_entries "$t" "$d" f held release
+
+        # With a timeout the writer gives up, says which file, and leaves it.
+        flock f.lock -c 'echo held > held; read x < release' &
+        holder=$!
+        bg_pids+=("$holder")
+        await held "$t" || continue
+        arm f
+        if [ "$mode" = launcher ]; then
+            "$atomically" --timeout 0.5 --rule "$d/f" -- bash -c 'echo timed out > f' 2>err
+        elif [ -n "$python3" ]; then
+            WRAP_LOCKFILE_TIMEOUT=0.5 shim preload "$d/f" "$python3" -c "open('f', 'w').write('timed out')" 2>err
+        else
+            WRAP_LOCKFILE_TIMEOUT=0.5 shim preload "$d/f" dash -c 'echo timed out > f' 2>err
+        fi
+        rc=$?
+        [ "$rc" -ne 0 ] || fail "$t --timeout 0.5: the writer exited 0"
+        grep -qF "'$d/f'" err || fail "$t --timeout 0.5: stderr does not name '$d/f': $(cat err)"
+        expect_unchanged "$t --timeout 0.5" f
+        signal release
+        wait "$holder"
+        expect_entries "$t --timeout 0.5" "$d" f f.lock held release err
+    done
+else
+    skip "flock(1) checks: flock not installed"
+fi
+
+finish
