@@ -316,4 +316,51 @@ else
     skip "flock(1) checks: flock not installed"
 fi
 
+# ---- rename onto a matched target runs under its lock ----
+# mv(1) renames a file it wrote elsewhere over the target: that rename must
+# wait for the target's lock like the shim's own commits, and give up with a
+# timeout, leaving the target alone.
+if have flock; then
+    for mode in "${modes[@]}"; do
+        newdir "rename-$mode"
+        t="rename/$mode"
+        mkfifo held release
+        printf 'old content\n' >f
+        printf 'moved in\n' >incoming
+        flock f.lock -c 'echo held > held; read x < release' &
+        holder=$!
+        bg_pids+=("$holder")
+        await held "$t" || continue
+        arm f
+        start "$mode" "$d/f" mv incoming f
+        mover=$!
+        if blocked_on_flock "$mover"; then
+            [ "$(ino f)" = "$old_ino" ] && [ -e incoming ] || fail "$t: mv renamed while flock(1) held f.lock"
+        else
+            fail "$t: mv never waited for f.lock"
+        fi
+        signal release
+        wait "$holder"
+        wait "$mover"
+        expect_status "$t: waiting mv" 0 $?
+        expect_replaced "$t: waiting mv" f $'moved in\n'
+        [ -e incoming ] && fail "$t: incoming still exists after mv"
+
+        printf 'second\n' >incoming
+        flock f.lock -c 'echo held > held; read x < release' &
+        holder=$!
+        bg_pids+=("$holder")
+        await held "$t" || continue
+        arm f
+        WRAP_LOCKFILE_TIMEOUT=0.5 shim "$mode" "$d/f" mv incoming f 2>err
+        rc=$?
+        [ "$rc" -ne 0 ] || fail "$t timeout: mv exited 0 although f.lock stayed held"
+        grep -qF "'$d/f'" err || fail "$t timeout: stderr does not name '$d/f': $(cat err)"
+        expect_unchanged "$t timeout" f
+        [ -e incoming ] || fail "$t timeout: incoming vanished"
+        signal release
+        wait "$holder"
+    done
+fi
+
 finish
