@@ -361,6 +361,33 @@ for mode in "${modes[@]}"; do
     expect_entries "$t" "$d" u.txt m.conf
 done
 
+# ---- relative paths and directory descriptors are resolved ----
+# A rule with '/' matches the absolute path, whatever the working directory
+# or the directory descriptor the program opened the file through.
+if [ -n "$python3" ]; then
+    for mode in "${modes[@]}"; do
+        t="dirfd/$mode"
+        newdir "dirfd-$mode"
+        mkdir sub other
+        printf 'old\n' >sub/f
+        arm sub/f
+        (cd other && shim "$mode" "$d/sub/f" "$python3" -c "
+import os
+dfd = os.open('../sub', os.O_RDONLY | os.O_DIRECTORY)
+fd = os.open('f', os.O_WRONLY | os.O_TRUNC, dir_fd=dfd)
+os.write(fd, b'via dirfd\\n')
+os.close(fd)
+")
+        expect_status "$t" 0 $?
+        expect_replaced "$t" sub/f $'via dirfd\n'
+        arm sub/f
+        (cd other && shim "$mode" "$d/sub/f" bash -c 'echo relative > ../sub/./f')
+        expect_status "$t relative" 0 $?
+        expect_replaced "$t relative" sub/f $'relative\n'
+        expect_entries "$t" "$d/sub" f
+    done
+fi
+
 # ---- lock-only and exclude rules ----
 for mode in "${modes[@]}"; do
     t="lock-only/$mode"
