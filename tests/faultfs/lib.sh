@@ -1,0 +1,83 @@
+# Shared by the fault suite's scripts: skip checks, a faultfs mount over a
+# fresh backing directory, the control file, assertions. Source it after
+# setting `faultfs` (the executable, or "none" when libfuse3 was not found).
+# Exit: 0 pass, 1 fail, 77 skip.
+set -u
+
+# The test controls these; inherited values would change the expectations.
+unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG \
+    WRAP_LOCKFILE_TIMEOUT WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG WRAP_LOCKFILE_PRELOAD \
+    WRAP_LOCKFILE_PENDING LD_PRELOAD
+export LC_ALL=C
+umask 022
+
+skip() { echo "SKIP: $*"; exit 77; }
+[ "$faultfs" != none ] || skip "libfuse3 (pkg-config fuse3) was not found when the build was configured"
+[ "$(id -u)" -eq 0 ] || skip "needs root (to mount and unmount FUSE without a setuid helper)"
+[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+tmp=$(mktemp -d) || exit 1
+tmp=$(cd "$tmp" && pwd -P)
+backing=$tmp/backing
+mnt=$tmp/mnt
+fs_pid=
+mkdir "$backing" "$mnt" || exit 1
+
+unmount() {
+    [ -n "$fs_pid" ] || return 0
+    umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
+    wait "$fs_pid" 2>/dev/null
+    fs_pid=
+}
+cleanup() {
+    unmount
+    cd / && rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Single-threaded (-s) so the log is in one deterministic order; never under
+# the shim, whose rules would otherwise apply to the backing files.
+mount_faultfs() {
+    env -u LD_PRELOAD "$faultfs" "$backing" "$mnt" -f -s -o fsname=faultfs,subtype=faultfs \
+        >"$tmp/faultfs.log" 2>&1 &
+    fs_pid=$!
+    local i
+    for i in $(seq 100); do
+        if [ -e "$mnt/.faultfs-control" ]; then return 0; fi
+        if ! kill -0 "$fs_pid" 2>/dev/null; then
+            fs_pid=
+            if grep -qi 'permitted\|permission denied' "$tmp/faultfs.log"; then
+                skip "cannot mount FUSE here: $(cat "$tmp/faultfs.log")"
+            fi
+            echo "FAIL: faultfs did not mount:"; cat "$tmp/faultfs.log"; exit 1
+        fi
+        sleep 0.05
+    done
+    echo "FAIL: faultfs did not come up within 5 s"; cat "$tmp/faultfs.log"; exit 1
+}
+
+# Sends control lines; the fault is in force when this returns.
+ctl() {
+    printf '%s\n' "$@" >"$mnt/.faultfs-control" || { echo "FAIL: control line rejected: $*"; exit 1; }
+}
+dump_log() { cat "$mnt/.faultfs-control"; }
+
+# expect_content FILE CONTENT WHAT: byte-for-byte, read from the backing side.
+expect_content() {
+    local got
+    if [ ! -f "$1" ]; then fail "$3: $1 is missing"; return; fi
+    got=$(od -An -c "$1")
+    [ "$got" = "$(printf '%s' "$2" | od -An -c)" ] || fail "$3: $1 holds '$(cat "$1")', expected '$2'"
+}
+
+# expect_only DIR NAME...: exactly these entries (no temp, no lock file).
+expect_only() {
+    local dir=$1 what=$2; shift 2
+    local got want
+    got=$(cd "$dir" && ls -A | sort | tr '\n' ' ')
+    want=$(printf '%s\n' "$@" | sort | tr '\n' ' ')
+    [ "$got" = "$want" ] || fail "$what: $dir holds [$got], expected [$want]"
+}
