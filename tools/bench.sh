@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# tools/bench.sh BUILD_DIR — run the benchmarks of a build configured with
+# -Dbenchmarks=true and print a Markdown table of ratios (ours / floor), each
+# pair measured side by side in the same run. Also writes the table to
+# BUILD_DIR/bench/results.md. Installs nothing (tools/dev bench did).
+#
+# Benchmarks are not tests: nothing here fails on a time. The "target" column
+# only says whether a ratio is within what README promises.
+#
+# Knobs (environment): WLF_BENCH_REPS (interleaved A/B pairs, default 5),
+# WLF_BENCH_SCALE (multiplies loop counts, default 1).
+set -euo pipefail
+
+die() { echo "tools/bench.sh: $*" >&2; exit 1; }
+
+[ $# -eq 1 ] || die "usage: tools/bench.sh BUILD_DIR"
+BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no such build directory: $1"
+PRELOAD="$BUILD/shim/preload/libwrap_lockfile_preload.so"
+LOOP="$BUILD/bench/shim_loop"
+CORE="$BUILD/bench/core_bench"
+OUTDIR="$BUILD/bench"
+REPS=${WLF_BENCH_REPS:-5}
+SCALE=${WLF_BENCH_SCALE:-1}
+
+for f in "$PRELOAD" "$LOOP" "$CORE"; do
+  [ -e "$f" ] || die "missing $f (configure with -Dbenchmarks=true and build first)"
+done
+for t in hyperfine python3; do
+  command -v "$t" >/dev/null || die "$t not found (tools/dev bench installs it)"
+done
+
+# ---- scratch directories: one on tmpfs, one on the build's disk ----------
+
+WORK=$(mktemp -d "$OUTDIR/run.XXXXXX")
+TMPFS=""
+MOUNTED=""
+cleanup() {
+  [ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null || true
+  [ -n "$TMPFS" ] && rm -rf "$TMPFS"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fstype() { findmnt -n -o FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"; }
+
+if [ "$(fstype /dev/shm 2>/dev/null || true)" = tmpfs ] && [ -w /dev/shm ]; then
+  TMPFS=$(mktemp -d /dev/shm/wlf-bench.XXXXXX)
+elif [ -z "${WLF_BENCH_IN_NS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+  # No usable /dev/shm: a private tmpfs in a mount namespace of our own.
+  rm -rf "$WORK"
+  trap - EXIT
+  WLF_BENCH_IN_NS=1 exec unshare -m --propagation private "$0" "$BUILD"
+elif [ -n "${WLF_BENCH_IN_NS:-}" ]; then
+  mkdir "$WORK/tmpfs"
+  mount -t tmpfs -o size=512m tmpfs "$WORK/tmpfs" || die "cannot mount a tmpfs"
+  MOUNTED="$WORK/tmpfs"
+  TMPFS="$WORK/tmpfs/d"
+  mkdir "$TMPFS"
+else
+  die "no tmpfs available: /dev/shm is not tmpfs and unshare -m needs root"
+fi
+DISK="$WORK/disk"
+mkdir -p "$DISK"
+
+RESULTS="$WORK/results.tsv"   # section, name, ours_ns, floor_ns, ours_cpu_ns, floor_cpu_ns, target
+: >"$RESULTS"
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Interleaved A/B: runs A then B, REPS times, and records the medians of
+# the wall and CPU times each printed (shim_loop prints "WALL_NS CPU_NS").
+#   ab SECTION NAME TARGET -- A-COMMAND... -- B-COMMAND...
+ab() {
+  local section=$1 name=$2 target=$3
+  shift 3
+  [ "$1" = -- ] || die "ab: expected --"
+  shift
+  local a=() b=()
+  while [ "$1" != -- ]; do a+=("$1"); shift; done
+  shift
+  b=("$@")
+  local as=() bs=() ac=() bc=() i x y
+  # Warm-up, and fail early.
+  "${a[@]}" >/dev/null || die "failed: ${a[*]}"
+  "${b[@]}" >/dev/null || die "failed: ${b[*]}"
+  for ((i = 0; i < REPS; i++)); do
+    x=$("${a[@]}") || die "failed: ${a[*]}"
+    y=$("${b[@]}") || die "failed: ${b[*]}"
+    as+=("${x%% *}") ac+=("${x##* }")
+    bs+=("${y%% *}") bc+=("${y##* }")
+  done
+  record "$section" "$name" "$(median "${as[@]}")" "$(median "${bs[@]}")" \
+    "$(median "${ac[@]}")" "$(median "${bc[@]}")" "$target"
+  echo "  $name: ours ${as[*]} | floor ${bs[*]} (wall ns)" >&2
+}
+
+NOMATCH='*.wlf-bench-never-matches'
+SHIM=(env "LD_PRELOAD=$PRELOAD" "WRAP_LOCKFILE_RULES=$NOMATCH")
+SHIM_W=(env "LD_PRELOAD=$PRELOAD" "WRAP_LOCKFILE_RULES=*.dat" WRAP_LOCKFILE_FSYNC=none)
+
+# ---- sanity: the shim is loaded, passes the unmatched open through, takes the matched one
+
+log=$("${SHIM[@]}" WRAP_LOCKFILE_LOG=stderr "$LOOP" open-close 1 "$TMPFS/sanity" 2>&1 >/dev/null)
+[ -z "$log" ] || die "unmatched open was not passed through: $log"
+log=$("${SHIM_W[@]}" WRAP_LOCKFILE_LOG=stderr "$LOOP" write-loop 1 "$TMPFS/sanity.dat" 2>&1 >/dev/null)
+case "$log" in *"committed '$TMPFS/sanity.dat'"*) ;; *) die "matched write was not replaced by the shim: $log" ;; esac
+rm -f "$TMPFS"/sanity*
+
+# ---- a. process startup ---------------------------------------------------
+
+echo "a. startup of /bin/true (hyperfine)" >&2
+# hyperfine runs one command after the other; on a busy machine that drift
+# lands in the ratio. So: REPS short rounds, alternating which command goes
+# first, and the median over rounds of each command's mean.
+for ((i = 0; i < REPS; i++)); do
+  cmds=(-n preload "env 'LD_PRELOAD=$PRELOAD' 'WRAP_LOCKFILE_RULES=$NOMATCH' /bin/true" -n bare "env /bin/true")
+  [ $((i % 2)) -eq 1 ] && cmds=("${cmds[@]:3:3}" "${cmds[@]:0:3}")
+  hyperfine -N --warmup 10 --runs $((60 * SCALE)) --style none --export-json "$WORK/startup.$i.json" \
+    "${cmds[@]}" >/dev/null 2>&1 || die "hyperfine failed"
+done
+read -r pre bare pre_cpu bare_cpu < <(python3 -c '
+import glob, json, statistics, sys
+wall = {"preload": [], "bare": []}
+cpu = {"preload": [], "bare": []}
+for f in sorted(glob.glob(sys.argv[1] + "/startup.*.json")):
+    for x in json.load(open(f))["results"]:
+        wall[x["command"]].append(x["mean"])
+        cpu[x["command"]].append(x["user"] + x["system"])
+m = lambda d, k: statistics.median(d[k]) * 1e9
+print(m(wall, "preload"), m(wall, "bare"), m(cpu, "preload"), m(cpu, "bare"))' "$WORK")
+record "startup" "/bin/true via env(1), hyperfine, median of $REPS alternating rounds' means (env exec on both sides)" \
+  "$pre" "$bare" "$pre_cpu" "$bare_cpu" "1.20"
+# The same without env(1) diluting the ratio: posix_spawn + wait, interleaved.
+N=$((300 * SCALE))
+ab "startup" "/bin/true, posix_spawn+wait loop (no env), median of $REPS" "1.20" \
+  -- "$LOOP" spawn "$N" /bin/true "LD_PRELOAD=$PRELOAD" "WRAP_LOCKFILE_RULES=$NOMATCH" \
+  -- "$LOOP" spawn "$N" /bin/true
+
+# ---- b. unmatched open+close ---------------------------------------------
+
+echo "b. unmatched open+close on tmpfs" >&2
+N=$((100000 * SCALE))
+ab "unmatched" "open(O_WRONLY|O_CREAT)+close, absolute path, rules set" "1.10" \
+  -- "${SHIM[@]}" "$LOOP" open-close "$N" "$TMPFS/unmatched" \
+  -- "$LOOP" open-close "$N" "$TMPFS/unmatched"
+ab "unmatched" "the same, relative path (cwd on tmpfs)" "1.10" \
+  -- sh -c 'cd "$1" && shift && exec "$@"' sh "$TMPFS" "${SHIM[@]}" "$LOOP" open-close "$N" unmatched \
+  -- sh -c 'cd "$1" && shift && exec "$@"' sh "$TMPFS" "$LOOP" open-close "$N" unmatched
+
+# ---- c. matched write loop ------------------------------------------------
+
+echo "c. matched write loop on tmpfs (WRAP_LOCKFILE_FSYNC=none)" >&2
+N=$((3000 * SCALE))
+ab "matched" "open+write 4 KiB+close under the shim vs floor-loop by hand" "1.30" \
+  -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
+  -- "$LOOP" floor-loop "$N" "$TMPFS/floor.dat"
+ab "matched" "(context) shim write-loop vs plain non-atomic write-loop" "" \
+  -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
+  -- "$LOOP" write-loop "$N" "$TMPFS/plain.dat"
+
+# ---- d. core library (Google Benchmark) ----------------------------------
+
+echo "d. core library vs syscall floor (Google Benchmark)" >&2
+"$CORE" --tmpfs-dir="$TMPFS" --disk-dir="$DISK" --min-time=0.1 \
+  --benchmark_repetitions="$REPS" --benchmark_enable_random_interleaving=true \
+  --benchmark_report_aggregates_only=true \
+  --benchmark_out="$WORK/core.json" --benchmark_out_format=json >/dev/null
+
+# ---- the table ------------------------------------------------------------
+
+cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+buildtype=$(python3 -c '
+import json, sys
+opts = json.load(open(sys.argv[1]))
+print(next((o["value"] for o in opts if o["name"] == "buildtype"), "?"))' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null || echo "?")
+
+python3 - "$RESULTS" "$WORK/core.json" >"$WORK/results.md" <<PY
+import json, sys
+
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+core = json.load(open(sys.argv[2]))
+
+def fmt(ns):
+    ns = float(ns)
+    if ns >= 1e6: return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3: return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+def verdict(r, target):
+    if not target: return "—"
+    t = float(target)
+    return f"≤ {t:.2f}x: {'ok' if r <= t else '**over**'}"
+
+out = []
+out.append("### Benchmark results")
+out.append("")
+out.append("| machine | |")
+out.append("|---|---|")
+out.append("| CPUs (nproc) | $(nproc) |")
+out.append("| CPU | ${cpu:-unknown} |")
+out.append("| kernel | $(uname -sr) |")
+out.append("| file systems | tmpfs dir: $(fstype "$TMPFS"), disk dir: $(fstype "$DISK") |")
+out.append("| build | ${buildtype}; $(hyperfine --version) |")
+out.append("")
+out.append("Each ratio is ours / floor, both measured in the same run (interleaved A B A B …, "
+           "median of ${REPS} each, unless marked hyperfine). Times are wall clock; the CPU column is "
+           "the ratio of CPU time (user+system, children included), steadier when the machine is busy.")
+out.append("")
+out.append("| measurement | ours | floor / bare | ratio | ratio (CPU) | README target |")
+out.append("|---|---:|---:|---:|---:|---|")
+names = {"startup": "a. startup", "unmatched": "b. unmatched", "matched": "c. matched"}
+for section, name, ours, floor, ours_cpu, floor_cpu, target in rows:
+    r = float(ours) / float(floor)
+    rc = float(ours_cpu) / float(floor_cpu) if float(floor_cpu) > 0 else float("nan")
+    out.append(f"| {names.get(section, section)}: {name} | {fmt(ours)} | {fmt(floor)} | {r:.2f}x | {rc:.2f}x | {verdict(r, target)} |")
+
+med = {}
+for b in core["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        key = b["run_name"].split("/min_time")[0]
+        med[key] = b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+
+out.append("")
+out.append("d. core library (Google Benchmark, wall time, median of ${REPS} randomly interleaved repetitions). "
+           "floor: temp O_CREAT|O_EXCL, write, [fsync], rename, [fsync dir]; "
+           "floor+lock: the same inside open+flock <target>.lock … unlink, unlock, close.")
+out.append("")
+out.append("| core measurement | ours | floor | ours/floor | floor+lock | ours/(floor+lock) |")
+out.append("|---|---:|---:|---:|---:|---:|")
+for fs in ("tmpfs", "disk"):
+    for size in ("4KiB", "1MiB"):
+        for dur in ("full", "none"):
+            k = f"replace/{fs}/{size}/{dur}"
+            if f"{k}/ours" not in med: continue
+            o, f, fl = med[f"{k}/ours"], med[f"{k}/floor"], med[f"{k}/floor_lock"]
+            out.append(f"| replace {size}, durability {dur}, {fs} | {fmt(o)} | {fmt(f)} | {o / f:.2f}x | {fmt(fl)} | {o / fl:.2f}x |")
+for fs in ("tmpfs", "disk"):
+    k = f"lock/{fs}"
+    if f"{k}/ours" not in med: continue
+    o, f = med[f"{k}/ours"], med[f"{k}/floor"]
+    out.append(f"| FileLock acquire+release, {fs} (floor: open+flock+unlink+unlock+close) | {fmt(o)} | {fmt(f)} | {o / f:.2f}x | — | — |")
+print("\n".join(out))
+PY
+
+cp "$WORK/results.md" "$OUTDIR/results.md"
+cat "$OUTDIR/results.md"
+echo >&2
+echo "tools/bench.sh: table written to $OUTDIR/results.md" >&2
