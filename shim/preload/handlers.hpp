@@ -40,6 +40,17 @@ Thunk thunk(F &f) {
     return Thunk{[](void *p) -> long { return static_cast<long>((*static_cast<F *>(p))()); }, &f};
 }
 
+// The real open with the flags given, for the out-of-line code.
+struct OpenThunk {
+    int (*fn)(void *, int);
+    void *ctx;
+    int operator()(int flags) const { return fn(ctx, flags); }
+};
+template <class F>
+OpenThunk open_thunk(F &f) {
+    return OpenThunk{[](void *p, int flags) { return (*static_cast<F *>(p))(flags); }, &f};
+}
+
 // ---- state.cpp ----
 constexpr int kMaxFds = 1 << 16;
 constexpr uintptr_t kInternal = 1;  // a descriptor the shim itself owns
@@ -64,6 +75,9 @@ constexpr int kNotMatched = -2;
 // Opens `path` as a pending replacement if a rule matches: the new fd, -1
 // with errno, or kNotMatched.
 int open_matched(int dirfd, const char *path, int flags, mode_t mode);
+// The open family's write-opens: a pending replacement if a rule matches the
+// path or its symlink target, else the real open (through open_with).
+int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk open_with);
 int close_tracked(int fd, Thunk pass);
 int fclose_tracked(FILE *stream, int fd, Thunk pass);
 int fcloseall_tracked(Thunk pass);
@@ -82,6 +96,9 @@ void exec_failed(char *const *newenv);
 using execve_fn = int (*)(const char *, char *const[], char *const[]);
 execve_fn libc_execve();
 execve_fn libc_execvpe();
+using open_fn = int (*)(const char *, int, ...);
+open_fn libc_open();
+constexpr int O_CREAT_TRUNC = O_WRONLY | O_CREAT | O_TRUNC;  // what creat(2) means
 
 // ---- handlers named in interpose.tbl ----
 
@@ -89,11 +106,10 @@ inline bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY && !(flags & (O_PATH | __O_TMPFILE));
 }
 
-template <class Pass>
-int open_at(Pass &&pass, int dirfd, const char *path, int flags, mode_t mode) {
-    if (!wants_write(flags) || !path || !active()) return pass();
-    int fd = open_matched(dirfd, path, flags, mode);
-    return fd == kNotMatched ? pass() : fd;
+template <class OpenWith>
+int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t mode) {
+    if (!wants_write(flags) || !path || !active()) return open_with(flags);
+    return open_write(dirfd, path, flags, mode, open_thunk(open_with));
 }
 
 template <class Pass>

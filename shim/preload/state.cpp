@@ -52,6 +52,7 @@ struct Config {
     rules::RuleSet rules{};
     wlf_write_options options{};
     int log_fd = -1;
+    bool slash_rules = false;  // some rule needs the absolute path, not just the name
 };
 
 // constinit: a dynamic initializer could run after our constructor (or after
@@ -153,17 +154,23 @@ int make_absolute(int dirfd, const char *path, char *out, size_t size) {
     return rules::normalize(base, path, out, size);
 }
 
+// Which rule applies to the file the symlink at `abs` leads to.
+rules::Kind classify_link_target(const char *abs, char *final, size_t size) {
+    bool exists;
+    struct stat st;
+    char resolved[WLF_PATH_MAX];
+    if (detail::resolve_target(abs, false, resolved, sizeof resolved, &exists, &st)) return rules::kNone;
+    if (rules::normalize("/", resolved, final, size)) return rules::kNone;
+    return rules::classify(&g_config.rules, final);
+}
+
 // Which rule applies to the path, or to the file a symlink at it leads to.
 rules::Kind classify(const char *abs, char *final, size_t size) {
     rules::Kind kind = rules::classify(&g_config.rules, abs);
     if (kind != rules::kNone) return kind;
     struct stat st;
     if (lstat(abs, &st) != 0 || !S_ISLNK(st.st_mode)) return rules::kNone;
-    bool exists;
-    char resolved[WLF_PATH_MAX];
-    if (detail::resolve_target(abs, false, resolved, sizeof resolved, &exists, &st)) return rules::kNone;
-    if (rules::normalize("/", resolved, final, size)) return rules::kNone;
-    return rules::classify(&g_config.rules, final);
+    return classify_link_target(abs, final, size);
 }
 
 // Opens a pending replacement for an absolute path with a rule of `kind`.
@@ -357,11 +364,25 @@ void after_fork_child() {
     pthread_mutex_init(&g_mutex, nullptr);
 }
 
+// True when rules from the environment may be relative paths, which are
+// made absolute against the working directory.
+bool rules_need_cwd() {
+    const char *vars[] = {"WRAP_LOCKFILE_RULES", "WRAP_LOCKFILE_LOCK_ONLY", "WRAP_LOCKFILE_EXCLUDE"};
+    for (const char *var : vars) {
+        const char *v = getenv(var);
+        if (v && strchr(v, '/')) return true;
+    }
+    const char *config = getenv("WRAP_LOCKFILE_CONFIG");
+    return config && *config;
+}
+
 void init_once() {
-    char cwd[WLF_PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, "/");
+    char cwd[WLF_PATH_MAX] = "/";
+    if (rules_need_cwd() && !getcwd(cwd, sizeof cwd)) strcpy(cwd, "/");
     load_options();
     load_rules(cwd);
+    for (size_t i = 0; i < g_config.rules.count; ++i)
+        if (g_config.rules.patterns[i].has_slash) g_config.slash_rules = true;
     import_pending();
     pthread_atfork(nullptr, nullptr, after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
@@ -370,6 +391,36 @@ void init_once() {
 }  // namespace
 
 void init_slow() { pthread_once(&g_once, init_once); }
+
+int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk open_with) {
+    char abs[WLF_PATH_MAX];
+    bool have_abs = false;
+    rules::Kind kind;
+    if (g_config.slash_rules) {
+        if (make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
+        have_abs = true;
+        kind = rules::classify(&g_config.rules, abs);
+    } else {
+        // Name-only rules: the last component decides, no getcwd needed.
+        kind = rules::classify(&g_config.rules, path);
+    }
+    if (kind == rules::kExclude) return open_with(flags);
+    if (kind == rules::kNone) {
+        if (flags & O_NOFOLLOW) return open_with(flags);
+        // Unmatched: open it for real, but refuse to follow a final symlink;
+        // ELOOP then tells us (at no extra system call for plain files) that
+        // the path is a link whose target a rule may match.
+        int fd = open_with(flags | O_NOFOLLOW);
+        if (fd >= 0 || errno != ELOOP) return fd;
+        if (!have_abs && make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
+        char final[WLF_PATH_MAX];
+        kind = classify_link_target(abs, final, sizeof final);
+        if (kind == rules::kNone || kind == rules::kExclude) return open_with(flags);
+        return open_pending(abs, kind, flags, mode);
+    }
+    if (!have_abs && make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
+    return open_pending(abs, kind, flags, mode);
+}
 
 int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
     char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
@@ -602,6 +653,11 @@ execve_fn libc_execve() {
 execve_fn libc_execvpe() {
     static std::atomic<execve_fn> slot{nullptr};
     return resolve(slot, "execvpe");
+}
+
+open_fn libc_open() {
+    static std::atomic<open_fn> slot{nullptr};
+    return resolve(slot, "open");
 }
 
 namespace {
