@@ -48,6 +48,9 @@ struct Held {
 
 pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 Held *g_registry = nullptr;
+// Entries in g_registry: lets an acquisition skip the nesting check (an
+// lstat and two ids) when this process holds no lock at all.
+std::atomic<int> g_registry_size{0};
 
 struct RegistryGuard {
     RegistryGuard() { pthread_mutex_lock(&g_registry_mutex); }
@@ -71,6 +74,7 @@ void registry_add(Held *h) {
     RegistryGuard g;
     h->next = g_registry;
     g_registry = h;
+    g_registry_size.fetch_add(1, std::memory_order_relaxed);
 }
 
 // depth--; returns true when the caller must release the real lock.
@@ -80,18 +84,19 @@ bool registry_drop(Held *h) {
     for (Held **pp = &g_registry; *pp; pp = &(*pp)->next) {
         if (*pp == h) {
             *pp = h->next;
+            g_registry_size.fetch_sub(1, std::memory_order_relaxed);
             break;
         }
     }
     return true;
 }
 
-void write_holder_pid(int fd) {
+void write_holder_pid(int fd, off_t old_size) {
     // Best effort: the pid only improves the timeout message. A lock file we
     // could open only read-only (or a full disk) still gives a valid lock.
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%d\n", static_cast<int>(getpid()));
-    if (sys::pwrite_all(fd, buf, static_cast<size_t>(n), 0) == 0) sys::ftruncate(fd, n);
+    if (sys::pwrite_all(fd, buf, static_cast<size_t>(n), 0) == 0 && old_size > n) sys::ftruncate(fd, n);
 }
 
 // ---- flock backend ----
@@ -156,7 +161,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
-        write_holder_pid(fd.get());
+        write_holder_pid(fd.get(), fs.st_size);
         // A lock file we may not write is somebody else's (sticky /tmp, a
         // read-only mount): unlinking it at release would fail and turn a
         // finished replacement into an error. Keeping a lock file is safe.
@@ -306,7 +311,7 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
     }
 
     struct stat st;
-    if (lstat(path, &st) == 0) {
+    if (g_registry_size.load(std::memory_order_relaxed) > 0 && lstat(path, &st) == 0) {
         if (Held *h = registry_nest(st.st_dev, st.st_ino)) {
             handle->held = h;
             *out = handle;

@@ -23,7 +23,7 @@ struct Buffer {
     ~Buffer() { free(data); }
 };
 
-int copy_xattrs(const char *path, int fd) {
+int copy_xattrs(const char *path, int fd, bool *copied) {
     ssize_t len = llistxattr(path, nullptr, 0);
     if (len < 0) return xattr_skippable(errno) ? 0 : errno;
     if (len == 0) return 0;
@@ -60,7 +60,9 @@ int copy_xattrs(const char *path, int fd) {
             if (errno == ENODATA || errno == ERANGE || xattr_skippable(errno)) continue;
             return errno;
         }
-        if (fsetxattr(fd, name, value.data, static_cast<size_t>(vlen), 0) != 0 && !xattr_skippable(errno))
+        if (fsetxattr(fd, name, value.data, static_cast<size_t>(vlen), 0) == 0)
+            *copied = true;
+        else if (!xattr_skippable(errno))
             return errno;
     }
     return 0;
@@ -75,7 +77,9 @@ int copy_metadata(const char *path, const struct stat &st, int fd, const char **
         return errno;
     }
     // Owner first: chown clears set-id bits, which fchmod below restores.
+    bool chowned = false;
     if (cur.st_uid != st.st_uid || cur.st_gid != st.st_gid) {
+        chowned = true;
         if (fchown(fd, st.st_uid, st.st_gid) != 0) {
             if (errno != EPERM) {
                 *op = "chown temporary file";
@@ -88,10 +92,14 @@ int copy_metadata(const char *path, const struct stat &st, int fd, const char **
             }
         }
     }
-    if (int rc = copy_xattrs(path, fd)) {
+    bool xattrs = false;
+    if (int rc = copy_xattrs(path, fd, &xattrs)) {
         *op = "copy extended attributes";
         return rc;
     }
+    // An ACL rewrites the group bits and chown may clear set-id bits: only a
+    // temp untouched by both, already with the right mode, skips the chmod.
+    if (!chowned && !xattrs && (cur.st_mode & 07777) == (st.st_mode & 07777)) return 0;
     if (fchmod(fd, st.st_mode & 07777) != 0) {
         *op = "chmod temporary file";
         return errno;

@@ -54,9 +54,9 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
     return ELOOP;
 }
 
-bool is_pseudo_fs(int fd) {
+bool is_pseudo_fs(const char *path) {
     struct statfs sfs;
-    if (fstatfs(fd, &sfs) != 0) return false;
+    if (statfs(path, &sfs) != 0) return false;
     switch (static_cast<unsigned long>(sfs.f_type)) {
     case PROC_SUPER_MAGIC:
     case SYSFS_MAGIC:

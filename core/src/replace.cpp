@@ -76,12 +76,11 @@ int fail_and_destroy(wlf_file *f, wlf_error *err, int code, const char *op, cons
 
 // Positions the caller's descriptor as open(2) would have: appends go to the
 // end, everything else starts at 0.
-int position(wlf_file *f) {
-    if (f->flags & O_APPEND) {
-        int fl = sys::fcntl(f->fd, F_GETFL);
-        if (fl < 0 || sys::fcntl(f->fd, F_SETFL, fl | O_APPEND) != 0) return errno;
-    }
-    return lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
+// `seeded`: the copy moved the offset. F_SETFL changes only the status
+// flags (our temps and memfds have none but O_APPEND), so no F_GETFL.
+int position(wlf_file *f, bool seeded) {
+    if ((f->flags & O_APPEND) && sys::fcntl(f->fd, F_SETFL, O_APPEND) != 0) return errno;
+    return seeded && lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
 }
 
 int seed_from_target(wlf_file *f) {
@@ -100,10 +99,11 @@ int begin_staged(wlf_file *f, wlf_error *err) {
     }
     f->fd = memfd_create("wrap_lockfile-stage", MFD_CLOEXEC);
     if (f->fd < 0) return fail(err, errno, "create staging memfd", f->target);
-    if (f->existed && !(f->flags & O_TRUNC)) {
+    bool seeded = f->existed && !(f->flags & O_TRUNC);
+    if (seeded) {
         if (int rc = seed_from_target(f)) return fail(err, rc, "copy current content", f->target);
     }
-    if (int rc = position(f)) return fail(err, rc, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
 }
 
@@ -122,9 +122,10 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
 
     // An existing target's content must not be readable by others through a
-    // named temp before its mode is copied: start private.
+    // named temp before its mode is copied: start private. An O_TMPFILE has
+    // no name, so it may start with the target's mode (often sparing the chmod).
     mode_t create = f->existed ? 0600 : mode;
-    f->fd = detail::create_anonymous_temp(f->dir_fd, create);
+    f->fd = detail::create_anonymous_temp(f->dir_fd, f->existed ? (f->st.st_mode & 0777) : mode);
     f->anonymous = f->fd >= 0;
     if (f->fd < 0 && detail::tmpfile_unsupported(errno))
         f->fd = detail::create_named_temp(f->dir_fd, f->base, f->suffix, create, f->temp, sizeof f->temp);
@@ -135,8 +136,9 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
             return begin_staged(f, err);
         return fail(err, e, "create temporary file in", dir);
     }
+    bool seeded = f->existed && !(f->flags & O_TRUNC);
     if (f->existed) {
-        if (!(f->flags & O_TRUNC)) {
+        if (seeded) {
             int rc = seed_from_target(f);
             if (rc == EACCES) {
                 // Write-only for us: cannot copy, so cannot replace atomically.
@@ -151,7 +153,7 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
         const char *op = "copy metadata";
         if (int rc = detail::copy_metadata(f->target, f->st, f->fd, &op)) return fail(err, rc, op, f->target);
     }
-    if (int rc = position(f)) return fail(err, rc, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
 }
 
@@ -263,8 +265,7 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
         return 0;
     }
     if (f->existed) {
-        sys::UniqueFd probe(sys::open(f->target, O_PATH | O_CLOEXEC | O_NOFOLLOW));
-        if (probe && detail::is_pseudo_fs(probe.get())) {
+        if (detail::is_pseudo_fs(f->target)) {
             rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             *out = f;

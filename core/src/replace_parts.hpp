@@ -18,7 +18,7 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
 
 // True for files on proc, sys and similar pseudo file systems, which are
 // written directly (no temp, no lock).
-bool is_pseudo_fs(int fd);
+bool is_pseudo_fs(const char *path);
 
 // Creates an unnamed temp file in dir_fd (O_TMPFILE). Returns the fd or -1
 // with errno (EOPNOTSUPP and friends mean: use a named temp).
@@ -38,7 +38,7 @@ bool tmpfile_unsupported(int error);
 
 // Copies all of src into dst (both at offset 0; dst is empty): FICLONE where
 // the file system shares extents, else copy_file_range, else read/write.
-// Returns 0 or errno.
+// Leaves dst's offset unspecified (the caller positions it). 0 or errno.
 int seed_copy(int src, int dst);
 
 // Copies the rest of src from its offset to dst at its offset with
