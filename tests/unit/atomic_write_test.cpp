@@ -12,11 +12,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/audit.h>
 #include <linux/fiemap.h>
-#include <linux/filter.h>
 #include <linux/fs.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -140,35 +137,10 @@ std::string xattr_of(const fs::path &p, const char *name) {
 
 std::string readlink_of(const fs::path &p) { return fs::read_symlink(p).string(); }
 
-// The seccomp filter below makes open(O_TMPFILE) fail like on a file system
-// without it, in the calling thread only; other threads are unaffected.
+// open(O_TMPFILE) fails like on a file system without it, in the calling
+// thread only; other threads are unaffected.
 int deny_o_tmpfile_in_this_thread() {
-#if defined(__x86_64__)
-    constexpr uint32_t arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-    constexpr uint32_t arch = AUDIT_ARCH_AARCH64;
-#else
-    return ENOSYS;
-#endif
-#if defined(__x86_64__) || defined(__aarch64__)
-    // Both are little-endian: args[2]'s low word holds the open flags.
-    sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[2])),
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 020000000 /* __O_TMPFILE without O_DIRECTORY */, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
-    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return errno;
-    return 0;
-#endif
+    return wlf_test::fail_syscall_in_this_thread(__NR_openat, EOPNOTSUPP, 2, 020000000 /* __O_TMPFILE bit */);
 }
 
 // FIEMAP flags of the first extent of fd (after syncing), or -1.

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <new>
@@ -843,6 +844,42 @@ TEST(Lock, KeptLockFileInteroperatesWithFlockTool) {
 }
 
 // ---- 11. C API -------------------------------------------------------------------
+
+// flock failing outright (NFS without lockd gives ENOLCK, some FUSE file
+// systems ENOSYS or EOPNOTSUPP) must become LockFailed at once, with and
+// without a timeout, never a retry loop. A seccomp filter in a helper thread
+// makes flock fail there only.
+TEST(Lock, FlockErrorsAreLockFailedWithoutRetry) {
+    wlf_test::TempDir dir;
+    for (int error : {ENOLCK, ENOSYS, EOPNOTSUPP}) {
+        for (std::optional<double> timeout : {std::optional<double>{}, std::optional<double>{5.0}}) {
+            int seccomp_rc = 0, code = 0;
+            bool lock_failed = false;
+            double seconds = 0;
+            std::thread t([&] {
+                seccomp_rc = wlf_test::fail_syscall_in_this_thread(__NR_flock, error);
+                if (seccomp_rc != 0) return;
+                auto start = std::chrono::steady_clock::now();
+                try {
+                    wrap_lockfile::mylockfile lock(dir / "f", timeout);
+                } catch (const wrap_lockfile::LockFailed &e) {
+                    lock_failed = true;
+                    code = e.code().value();
+                } catch (const std::exception &) {
+                }
+                seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            });
+            t.join();
+            if (seccomp_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(seccomp_rc);
+            EXPECT_TRUE(lock_failed) << "errno " << error << (timeout ? " with" : " without") << " timeout";
+            EXPECT_EQ(code, error);
+            EXPECT_LT(seconds, 1.0) << "flock errors must not be retried";
+        }
+    }
+    // The failed attempts left nothing behind that blocks the next holder.
+    wrap_lockfile::mylockfile lock(dir / "f", 0.0);
+    EXPECT_TRUE(lock.held());
+}
 
 TEST(Lock, CApiReportsBusyTimeoutAndErrors) {
     TempDir dir;

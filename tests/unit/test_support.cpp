@@ -13,6 +13,14 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <cstddef>
+
 namespace wlf_test {
 
 TempDir::TempDir() {
@@ -176,6 +184,38 @@ bool wait_blocked_in_syscall(pid_t tid, long nr, int timeout_ms) {
         if (seconds_since(start) * 1000 > timeout_ms) return false;
         ::usleep(1000);
     }
+}
+
+int fail_syscall_in_this_thread(long nr, int error, int arg, unsigned mask) {
+#if defined(__x86_64__)
+    constexpr uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    constexpr uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+    return ENOSYS;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+    // Both are little-endian: an argument's low word is at offset 0.
+    bool any = arg < 0;
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 static_cast<uint32_t>(offsetof(seccomp_data, args) + sizeof(uint64_t) * (any ? 0 : arg))),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, any ? 0xffffffffu : mask, 0, static_cast<__u8>(any ? 0 : 1)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<uint32_t>(error) & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, any ? SECCOMP_RET_ERRNO | (static_cast<uint32_t>(error) & SECCOMP_RET_DATA)
+                                      : SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return errno;
+    return 0;
+#endif
 }
 
 }  // namespace wlf_test

@@ -88,4 +88,10 @@ inline double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Makes system call `nr` fail with `error` in the calling thread only (a
+// seccomp filter; no new privileges from then on). With arg >= 0, only calls
+// whose argument `arg` has a bit of `mask` set fail. 0 or errno (ENOSYS on
+// architectures the filter does not know).
+int fail_syscall_in_this_thread(long nr, int error, int arg = -1, unsigned mask = 0);
+
 }  // namespace wlf_test
