@@ -15,11 +15,19 @@ constexpr int kMaxHops = 40;  // the kernel's own limit for one lookup
 }
 
 int resolve_target(const char *path, bool nofollow, char *final, size_t size, bool *exists,
-                   struct stat *st) {
+                   struct stat *st, bool *via_proc) {
     if (!path || !*path) return ENOENT;
+    *via_proc = false;
     char cur[WLF_PATH_MAX];
     if (int rc = join(cur, sizeof cur, path, "")) return rc;
     for (int hop = 0; hop <= kMaxHops; ++hop) {
+        // /dev/stderr -> /proc/self/fd/2 -> somebody's log: /proc's links
+        // name open files, not paths to replace. Hand back the path as given.
+        if (hop > 0 && strncmp(cur, "/proc/", 6) == 0) {
+            *via_proc = true;
+            *exists = lstat(path, st) == 0;
+            return join(final, size, path, "");
+        }
         if (lstat(cur, st) != 0) {
             if (errno != ENOENT) return errno;
             *exists = false;

@@ -43,8 +43,10 @@ struct wlf_file {
 
 namespace {
 
+// Flags that only matter for what the caller writes through directly
+// (pass-through and lock-only kinds) are accepted and used there.
 constexpr int kSupportedFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
-                                O_NOCTTY | O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC;
+                                O_NOCTTY | O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
 
 void release_lock(wlf_file *f, wlf_error *err, int *rc) {
     if (!f->lock) return;
@@ -255,10 +257,17 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
     f->durability = opt->durability;
     memcpy(f->suffix, suffix, strlen(suffix) + 1);
 
-    int rc = detail::resolve_target(path, flags & O_NOFOLLOW, f->target, sizeof f->target, &f->existed, &f->st);
+    // O_CREAT|O_EXCL never follows a symlink at the path (open(2) gives
+    // EEXIST): following a dangling one would create a file of an
+    // attacker's choosing.
+    bool exclusive = (flags & O_CREAT) && (flags & O_EXCL);
+    bool via_proc = false;
+    int rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target, &f->existed,
+                                    &f->st, &via_proc);
+    if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
     if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
 
-    if (f->existed && !S_ISREG(f->st.st_mode)) {
+    if (via_proc || (f->existed && !S_ISREG(f->st.st_mode))) {
         rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
         if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
         *out = f;

@@ -12,9 +12,11 @@ namespace wrap_lockfile::detail {
 // Follows the symlink chain of `path` (at most 40 hops; relative links are
 // relative to the link's directory) into final[size]. `exists` tells whether
 // the final target exists; `st` is its lstat then. With `nofollow`, a symlink
-// at `path` itself gives ELOOP, like open(O_NOFOLLOW).
+// at `path` itself gives ELOOP, like open(O_NOFOLLOW). A chain that leads
+// into /proc (/dev/stderr, /proc/self/fd/N) sets *via_proc and gives `path`
+// itself as the final target: such files are written through, never replaced.
 int resolve_target(const char *path, bool nofollow, char *final, size_t size, bool *exists,
-                   struct stat *st);
+                   struct stat *st, bool *via_proc);
 
 // True for files on proc, sys and similar pseudo file systems, which are
 // written directly (no temp, no lock).

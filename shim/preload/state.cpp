@@ -39,13 +39,17 @@ std::atomic<int> g_tracked{0};
 namespace {
 
 constexpr char kPendingVar[] = "WRAP_LOCKFILE_PENDING";
-constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+// What wlf_open takes; the rest (O_ASYNC, O_DIRECTORY…) cannot apply to a
+// replacement. O_NONBLOCK, O_NOCTTY, O_SYNC… reach pass-through targets.
+constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                           O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
 
 struct Entry {
     wlf_file *file;
     int refs;      // program descriptors referring to it (under g_mutex)
     pid_t opener;  // only this process commits
     FILE *stream;  // the stdio stream fopen() made for it, if any
+    char *name;    // normalized path for messages (malloc'd), or nullptr
 };
 
 struct Config {
@@ -106,7 +110,8 @@ void mark_internal(wlf_file *f, uintptr_t v) {
 // ignore close()'s result.
 int commit(Entry *e) {
     char target[WLF_PATH_MAX];
-    snprintf(target, sizeof target, "%s", wlf_file_target(e->file));
+    snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
+    free(e->name);
     mark_internal(e->file, 0);
     wlf_error err{};
     int kind = 0;
@@ -137,58 +142,78 @@ Entry *detach(int fd) {
     return --e->refs == 0 ? e : nullptr;
 }
 
-int make_absolute(int dirfd, const char *path, char *out, size_t size) {
+// The path as the kernel will walk it: absolute, with ".." left alone (after
+// a symlinked directory, ".." is not what the text suggests).
+int make_raw(int dirfd, const char *path, char *out, size_t size) {
+    if (path[0] == '/') return detail::join(out, size, path, "");
     char base[WLF_PATH_MAX];
-    if (path[0] == '/') {
-        base[0] = '/';
-        base[1] = '\0';
-    } else if (dirfd == AT_FDCWD) {
+    if (dirfd == AT_FDCWD) {
         if (!getcwd(base, sizeof base)) return errno;
     } else {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-        ssize_t n = readlink(proc, base, sizeof base - 1);
+        ssize_t n = readlink(proc, base, sizeof base - 2);
         if (n < 0) return errno;
         base[n] = '\0';
     }
-    return rules::normalize(base, path, out, size);
+    size_t n = strlen(base);
+    if (n == 0 || base[n - 1] != '/') {
+        base[n] = '/';
+        base[n + 1] = '\0';
+    }
+    return detail::join(out, size, base, path);
 }
 
-// Which rule applies to the file the symlink at `abs` leads to.
-rules::Kind classify_link_target(const char *abs, char *final, size_t size) {
+// Both forms: `raw` for every operation, the lexically normalized `norm`
+// only for matching rules.
+struct Paths {
+    char raw[WLF_PATH_MAX];
+    char norm[WLF_PATH_MAX];
+};
+
+int make_paths(int dirfd, const char *path, Paths *p) {
+    if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
+    return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
+}
+
+// Which rule applies to the file the symlink at `raw` leads to; its
+// resolved path goes to final[size].
+rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
     bool exists;
     struct stat st;
     char resolved[WLF_PATH_MAX];
-    if (detail::resolve_target(abs, false, resolved, sizeof resolved, &exists, &st)) return rules::kNone;
+    bool via_proc;
+    if (detail::resolve_target(raw, false, resolved, sizeof resolved, &exists, &st, &via_proc) || via_proc)
+        return rules::kNone;
     if (rules::normalize("/", resolved, final, size)) return rules::kNone;
     return rules::classify(&g_config.rules, final);
 }
 
 // Which rule applies to the path, or to the file a symlink at it leads to.
-rules::Kind classify(const char *abs, char *final, size_t size) {
-    rules::Kind kind = rules::classify(&g_config.rules, abs);
+rules::Kind classify(const Paths &p, char *final, size_t size) {
+    rules::Kind kind = rules::classify(&g_config.rules, p.norm);
     if (kind != rules::kNone) return kind;
     struct stat st;
-    if (lstat(abs, &st) != 0 || !S_ISLNK(st.st_mode)) return rules::kNone;
-    return classify_link_target(abs, final, size);
+    if (lstat(p.raw, &st) != 0 || !S_ISLNK(st.st_mode)) return rules::kNone;
+    return classify_link_target(p.raw, final, size);
 }
 
 // Opens a pending replacement for an absolute path with a rule of `kind`.
-int open_pending(const char *abs, rules::Kind kind, int flags, mode_t mode) {
+int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
     wlf_file *f = nullptr;
     wlf_error err{};
-    int rc = wlf_open(abs, flags & kPassFlags & ~O_CLOEXEC, mode, &opt, &f, &err);
+    int rc = wlf_open(p.raw, flags & kPassFlags & ~O_CLOEXEC, mode, &opt, &f, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);
         if (rc == ETIMEDOUT || rc == EWOULDBLOCK) {
             // A lock wait that gave up must never look like a silent failure.
-            message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", abs, text);
+            message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
             rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
         } else {
-            log_line("wrap_lockfile: open '%s' failed: %s\n", abs, text);
+            log_line("wrap_lockfile: open '%s' failed: %s\n", p.norm, text);
         }
         errno = rc;
         return -1;
@@ -213,13 +238,13 @@ int open_pending(const char *abs, rules::Kind kind, int flags, mode_t mode) {
         errno = ENOMEM;
         return -1;
     }
-    *e = Entry{f, 1, getpid(), nullptr};
+    *e = Entry{f, 1, getpid(), nullptr, strdup(p.norm)};
     {
         Guard g;
         mark_internal(f, kInternal);
         set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
-    log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", abs);
+    log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
     return user;
 }
 
@@ -334,7 +359,7 @@ void import_pending() {
             if (!e) {
                 wlf_discard(f);
             } else {
-                *e = Entry{f, 0, getpid(), nullptr};
+                *e = Entry{f, 0, getpid(), nullptr, nullptr};
                 Guard g;
                 mark_internal(f, kInternal);
                 for (const char *q = colon + 1; q < end;) {
@@ -393,13 +418,13 @@ void init_once() {
 void init_slow() { pthread_once(&g_once, init_once); }
 
 int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk open_with) {
-    char abs[WLF_PATH_MAX];
-    bool have_abs = false;
+    Paths p;
+    bool have_paths = false;
     rules::Kind kind;
     if (g_config.slash_rules) {
-        if (make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
-        have_abs = true;
-        kind = rules::classify(&g_config.rules, abs);
+        if (make_paths(dirfd, path, &p) != 0) return open_with(flags);
+        have_paths = true;
+        kind = rules::classify(&g_config.rules, p.norm);
     } else {
         // Name-only rules: the last component decides, no getcwd needed.
         kind = rules::classify(&g_config.rules, path);
@@ -412,23 +437,23 @@ int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk op
         // the path is a link whose target a rule may match.
         int fd = open_with(flags | O_NOFOLLOW);
         if (fd >= 0 || errno != ELOOP) return fd;
-        if (!have_abs && make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
+        if (!have_paths && make_paths(dirfd, path, &p) != 0) return open_with(flags);
         char final[WLF_PATH_MAX];
-        kind = classify_link_target(abs, final, sizeof final);
+        kind = classify_link_target(p.raw, final, sizeof final);
         if (kind == rules::kNone || kind == rules::kExclude) return open_with(flags);
-        return open_pending(abs, kind, flags, mode);
+        return open_pending(p, kind, flags, mode);
     }
-    if (!have_abs && make_absolute(dirfd, path, abs, sizeof abs) != 0) return open_with(flags);
-    return open_pending(abs, kind, flags, mode);
+    if (!have_paths && make_paths(dirfd, path, &p) != 0) return open_with(flags);
+    return open_pending(p, kind, flags, mode);
 }
 
 int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
-    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
-    if (make_absolute(dirfd, path, abs, sizeof abs) != 0) return kNotMatched;
-    final[0] = '\0';
-    rules::Kind kind = classify(abs, final, sizeof final);
+    Paths p;
+    char final[WLF_PATH_MAX];
+    if (make_paths(dirfd, path, &p) != 0) return kNotMatched;
+    rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return kNotMatched;
-    return open_pending(abs, kind, flags, mode);
+    return open_pending(p, kind, flags, mode);
 }
 
 int close_tracked(int fd, Thunk pass) {
@@ -557,6 +582,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         sys::close(fd);
         if (last) {
             wlf_discard(last->file);
+            free(last->name);
             free(last);
         }
         errno = e;
@@ -597,12 +623,13 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
 }
 
 int truncate_matched(const char *path, off_t length, bool *matched) {
-    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
-    if (make_absolute(AT_FDCWD, path, abs, sizeof abs) != 0) return 0;
-    rules::Kind kind = classify(abs, final, sizeof final);
+    Paths p;
+    char final[WLF_PATH_MAX];
+    if (make_paths(AT_FDCWD, path, &p) != 0) return 0;
+    rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return 0;
     *matched = true;
-    int fd = open_pending(abs, kind, O_WRONLY, 0);
+    int fd = open_pending(p, kind, O_WRONLY, 0);
     if (fd < 0) return -1;
     int rc = sys::ftruncate(fd, length);
     if (rc != 0) poison(fd, errno);
@@ -613,18 +640,19 @@ int truncate_matched(const char *path, off_t length, bool *matched) {
 }
 
 int rename_locked(int todir, const char *to, Thunk pass) {
-    char abs[WLF_PATH_MAX], final[WLF_PATH_MAX];
-    if (make_absolute(todir, to, abs, sizeof abs) != 0) return static_cast<int>(pass());
+    Paths p;
+    char final[WLF_PATH_MAX];
+    if (make_paths(todir, to, &p) != 0) return static_cast<int>(pass());
     final[0] = '\0';
-    rules::Kind kind = classify(abs, final, sizeof final);
+    rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return static_cast<int>(pass());
     wlf_lock *lock = nullptr;
     wlf_error err{};
-    int rc = wlf_lock_acquire(final[0] ? final : abs, &g_config.options.lock, &lock, &err);
+    int rc = wlf_lock_acquire(final[0] ? final : p.raw, &g_config.options.lock, &lock, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);
-        message("wrap_lockfile: cannot lock '%s' for rename: %s\n", abs, text);
+        message("wrap_lockfile: cannot lock '%s' for rename: %s\n", p.raw, text);
         errno = rc == EWOULDBLOCK ? EAGAIN : rc;
         return -1;
     }
