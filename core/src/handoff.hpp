@@ -24,6 +24,9 @@ int file_import(const char *token, size_t len, int fd_floor, wlf_file **out);
 
 // Rebuilds a held flock from an inherited descriptor (see lock.cpp).
 int lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out);
+// For a forked child of a multi-threaded parent: the registry's mutex may
+// have been held by another thread at the fork.
+void lock_registry_after_fork();
 bool lock_keeps_file(const wlf_lock *lock);
 
 // For the shim's _exit/_Exit: the process ends now without committing; the

@@ -52,6 +52,11 @@ Held *g_registry = nullptr;
 // lstat and two ids) when this process holds no lock at all.
 std::atomic<int> g_registry_size{0};
 
+pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+void reset_registry_mutex() { g_registry_mutex = PTHREAD_MUTEX_INITIALIZER; }
+void register_atfork() { pthread_atfork(nullptr, nullptr, reset_registry_mutex); }
+
 struct RegistryGuard {
     RegistryGuard() { pthread_mutex_lock(&g_registry_mutex); }
     ~RegistryGuard() { pthread_mutex_unlock(&g_registry_mutex); }
@@ -71,6 +76,9 @@ Held *registry_nest(dev_t dev, ino_t ino) {
 }
 
 void registry_add(Held *h) {
+    // A child forked while another thread holds the registry must not wait
+    // for that thread forever.
+    pthread_once(&g_atfork_once, register_atfork);
     RegistryGuard g;
     h->next = g_registry;
     g_registry = h;
@@ -387,6 +395,22 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     size_t n = strlen(lock_path);
     if (n + 1 > WLF_PATH_MAX) return ENAMETOOLONG;
     auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    if (!handle) return ENOMEM;
+    {
+        // Two replacements of one file handed over together share the lock
+        // descriptor: one record, two references (else the first commit
+        // would unlock, and the second close a descriptor twice).
+        RegistryGuard g;
+        pid_t pid = getpid();
+        for (Held *h = g_registry; h; h = h->next) {
+            if (h->fd == fd && h->dev == fs.st_dev && h->ino == fs.st_ino && h->owner_pid == pid) {
+                ++h->depth;
+                handle->held = h;
+                *out = handle;
+                return 0;
+            }
+        }
+    }
     auto *h = static_cast<Held *>(malloc(sizeof(Held)));
     if (!handle || !h) {
         free(handle);
@@ -423,3 +447,5 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
         unlink(h->path);
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
+
+void wrap_lockfile::detail::lock_registry_after_fork() { reset_registry_mutex(); }

@@ -86,6 +86,9 @@ void attach(int newfd, int fd);
 void drop_and_commit(int fd);
 void poison(int fd, int error);
 FILE *fopen_matched(const char *path, const char *mode, bool *matched);
+// Remembers the stdio stream over a tracked descriptor: at exit its error
+// flag is the only trace of a failed buffered write.
+void note_stream(int fd, FILE *stream);
 FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass);
 int truncate_matched(const char *path, off_t length, bool *matched);
 int rename_locked(int todir, const char *to, Thunk pass);
@@ -120,6 +123,13 @@ FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
     bool matched = false;
     FILE *fp = fopen_matched(path, mode, &matched);
     return matched ? fp : pass();
+}
+
+template <class Pass>
+FILE *fdopen_fd(Pass &&pass, int fd) {
+    FILE *fp = pass();
+    if (fp && tracked(fd)) note_stream(fd, fp);
+    return fp;
 }
 
 template <class Pass>

@@ -62,7 +62,8 @@ struct Config {
 // constinit: a dynamic initializer could run after our constructor (or after
 // an early interposed call) and wipe the configuration.
 constinit Config g_config{};
-pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+// Recursive: commit() takes it, and exec_prepare commits while holding it.
+pthread_mutex_t g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 struct Guard {
@@ -97,12 +98,26 @@ void log_line(const char *fmt, const char *a, const char *b) {
     sys::write_all(g_config.log_fd, line, len);
 }
 
-void mark_internal(wlf_file *f, uintptr_t v) {
+// Replacements of one thread on one file share the lock descriptor (nested
+// locks): an internal descriptor stays protected until its last user is done.
+uint16_t g_internal_refs[kMaxFds];
+
+void mark_one(int fd, bool on) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    if (on) {
+        if (g_internal_refs[fd]++ == 0) set_slot(fd, kInternal);
+    } else if (g_internal_refs[fd] > 0 && --g_internal_refs[fd] == 0) {
+        set_slot(fd, 0);
+    }
+}
+
+// Callers hold g_mutex.
+void mark_internal(wlf_file *f, bool on) {
     int fd, lock_fd, dir_fd;
     detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
-    set_slot(fd, v);
-    set_slot(lock_fd, v);
-    set_slot(dir_fd, v);
+    mark_one(fd, on);
+    mark_one(lock_fd, on);
+    mark_one(dir_fd, on);
 }
 
 // Commits (or, when the program saw a write error, discards) and frees e.
@@ -112,7 +127,10 @@ int commit(Entry *e) {
     char target[WLF_PATH_MAX];
     snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
     free(e->name);
-    mark_internal(e->file, 0);
+    {
+        Guard g;
+        mark_internal(e->file, false);
+    }
     wlf_error err{};
     int kind = 0;
     int rc = wlf_commit(e->file, &kind, &err);
@@ -241,7 +259,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     *e = Entry{f, 1, getpid(), nullptr, strdup(p.norm)};
     {
         Guard g;
-        mark_internal(f, kInternal);
+        mark_internal(f, true);
         set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
     log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
@@ -361,7 +379,7 @@ void import_pending() {
             } else {
                 *e = Entry{f, 0, getpid(), nullptr, nullptr};
                 Guard g;
-                mark_internal(f, kInternal);
+                mark_internal(f, true);
                 for (const char *q = colon + 1; q < end;) {
                     char *next;
                     long fd = strtol(q, &next, 10);
@@ -384,9 +402,12 @@ void import_pending() {
 
 void after_fork_child() {
     // The child inherits descriptors, not the duty to commit: forget them.
+    // Another thread may have held a mutex at the fork: start them afresh.
     for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd)
         if (g_fds[fd].load()) set_slot(fd, 0);
-    pthread_mutex_init(&g_mutex, nullptr);
+    memset(g_internal_refs, 0, sizeof g_internal_refs);
+    g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+    detail::lock_registry_after_fork();
 }
 
 // True when rules from the environment may be relative paths, which are
@@ -521,7 +542,10 @@ int close_range_tracked(unsigned first, unsigned last, int flags) {
             start = fd + 1;
         } else if (v) {
             Entry *e = detach(static_cast<int>(fd));
-            if (e && ndone < 64) done[ndone++] = e;
+            if (e && ndone < 64)
+                done[ndone++] = e;
+            else if (e)
+                commit(e);  // its descriptor closes below; the temp has its own
         }
     }
     if (start <= last && syscall(SYS_close_range, start, last, flags) != 0) rc = -1;
@@ -555,6 +579,12 @@ void poison(int fd, int error) {
     if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
 }
 
+void note_stream(int fd, FILE *stream) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    Guard g;
+    if (Entry *e = entry_of(g_fds[fd].load())) e->stream = stream;
+}
+
 FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
     int flags;
     bool plus = strchr(mode, '+') != nullptr;
@@ -572,10 +602,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
     if (fd < 0) return nullptr;
     char m[4] = {mode[0] == 'x' ? 'w' : mode[0], plus ? '+' : '\0', '\0', '\0'};
     FILE *fp = fdopen(fd, m);
-    if (fp) {
-        Guard g;
-        if (Entry *e = entry_of(g_fds[fd].load())) e->stream = fp;
-    }
+    if (fp) note_stream(fd, fp);
     if (!fp) {
         int e = errno;
         Entry *last = detach(fd);
@@ -608,6 +635,7 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
             if (dupped < 0) return nullptr;
             drop_and_commit(old_fd);
             attach(old_fd, fd);
+            note_stream(old_fd, stream);
             close_fd([&]() { return sys::close(fd); }, fd);
             clearerr(stream);
             return stream;
@@ -697,20 +725,23 @@ bool env_has_preload(char *const *envp) {
 }
 
 struct Handoff {
-    Entry *entries[256];
+    Entry **entries;
     int count;
 };
 
-// Replacements of this process, each once.
+// Replacements of this process, each once (entries malloc'd; may be null).
 void collect(Handoff *h) {
     h->count = 0;
+    h->entries = static_cast<Entry **>(malloc(sizeof(Entry *) * static_cast<size_t>(g_tracked.load() + 1)));
+    if (!h->entries) return;
+    int cap = g_tracked.load() + 1;
     pid_t me = getpid();
-    for (int fd = 0; fd < kMaxFds; ++fd) {
+    for (int fd = 0; fd < kMaxFds && h->count < cap; ++fd) {
         Entry *e = entry_of(g_fds[fd].load());
         if (!e || e->opener != me) continue;
         bool seen = false;
-        for (int i = 0; i < h->count; ++i) seen = seen || h->entries[i] == e;
-        if (!seen && h->count < 256) h->entries[h->count++] = e;
+        for (int i = 0; i < h->count && !seen; ++i) seen = h->entries[i] == e;
+        if (!seen) h->entries[h->count++] = e;
     }
 }
 
@@ -721,63 +752,107 @@ void set_cloexec(wlf_file *f, bool on) {
     if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, on ? FD_CLOEXEC : 0);
 }
 
+// A growing string (malloc'd); `ok` turns false on allocation failure.
+struct Text {
+    char *data = nullptr;
+    size_t len = 0, cap = 0;
+    bool ok = true;
+    void add(const char *s) {
+        size_t n = strlen(s);
+        if (!ok) return;
+        if (len + n + 1 > cap) {
+            size_t want = (len + n + 1) * 2;
+            char *grown = static_cast<char *>(realloc(data, want));
+            if (!grown) {
+                ok = false;
+                return;
+            }
+            data = grown;
+            cap = want;
+        }
+        memcpy(data + len, s, n + 1);
+        len += n;
+    }
+};
+
 Handoff g_handoff;  // what exec_prepare exported, for exec_failed
 
 }  // namespace
 
 char *const *exec_prepare(char *const *envp, bool *prepared) {
-    if (g_state.load() != 2) return envp;
     Guard g;
     collect(&g_handoff);
-    if (g_handoff.count == 0) return envp;
+    if (g_handoff.count == 0) {
+        free(g_handoff.entries);
+        g_handoff.entries = nullptr;
+        return envp;
+    }
     bool carry = env_has_preload(envp);
-    size_t cap = 64 * 1024;
-    char *var = static_cast<char *>(malloc(cap));
-    if (!var) return envp;
-    size_t len = static_cast<size_t>(snprintf(var, cap, "%s=", kPendingVar));
+    Text var;
+    var.add(kPendingVar);
+    var.add("=");
     int exported = 0;
     for (int i = 0; i < g_handoff.count; ++i) {
         Entry *e = g_handoff.entries[i];
-        char fds[512];
-        size_t fl = 0;
-        for (int fd = 0; fd < kMaxFds && fl + 12 < sizeof fds; ++fd) {
-            if (entry_of(g_fds[fd].load()) != e) continue;
-            int fdflags = sys::fcntl(fd, F_GETFD);
-            if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
-            fl += static_cast<size_t>(snprintf(fds + fl, sizeof fds - fl, "%s%d", fl ? "." : "", fd));
+        // The program's inheritable descriptors of this replacement, all of
+        // them: a partial list would let the new image commit too early.
+        Text token;
+        char num[16];
+        int fds = 0;
+        if (carry) {
+            char state[WLF_PATH_MAX * 3 + 128];
+            if (detail::file_export(e->file, state, sizeof state) == 0) {
+                token.add(state);
+                token.add(":");
+                for (int fd = 0; fd < kMaxFds; ++fd) {
+                    if (entry_of(g_fds[fd].load()) != e) continue;
+                    int fdflags = sys::fcntl(fd, F_GETFD);
+                    if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
+                    snprintf(num, sizeof num, "%s%d", fds++ ? "." : "", fd);
+                    token.add(num);
+                }
+            }
         }
-        char token[WLF_PATH_MAX * 3 + 128];
-        if (!carry || fl == 0 || detail::file_export(e->file, token, sizeof token) != 0 ||
-            len + strlen(token) + fl + 3 > cap) {
+        if (!carry || fds == 0 || !token.ok) {
             // Nobody after the exec would commit it: its last close is now.
             // What the new image writes through an inherited descriptor then
             // goes straight into the (already replaced) file.
+            free(token.data);
             for (int fd = 0; fd < kMaxFds; ++fd)
                 if (entry_of(g_fds[fd].load()) == e) set_slot(fd, 0);
             g_handoff.entries[i] = nullptr;
             commit(e);
             continue;
         }
+        if (exported++) var.add(";");
+        var.add(token.data);
+        free(token.data);
         set_cloexec(e->file, false);
-        len += static_cast<size_t>(snprintf(var + len, cap - len, "%s%s:%s", exported ? ";" : "", token, fds));
-        ++exported;
-    }
-    if (exported == 0) {
-        free(var);
-        return envp;
     }
     size_t n = 0;
     for (char *const *e = envp; e && *e; ++e) ++n;
-    auto **env = static_cast<char **>(malloc((n + 2) * sizeof(char *)));
+    auto **env = exported && var.ok ? static_cast<char **>(malloc((n + 2) * sizeof(char *))) : nullptr;
     if (!env) {
-        free(var);
+        // Nothing to hand over (or no memory to say it): commit what is
+        // left, so that nothing is lost.
+        for (int i = 0; i < g_handoff.count; ++i) {
+            Entry *e = g_handoff.entries[i];
+            if (!e) continue;
+            set_cloexec(e->file, true);
+            for (int fd = 0; fd < kMaxFds; ++fd)
+                if (entry_of(g_fds[fd].load()) == e) set_slot(fd, 0);
+            commit(e);
+        }
+        free(var.data);
+        free(g_handoff.entries);
+        g_handoff.entries = nullptr;
         return envp;
     }
     size_t k = 0;
     for (char *const *e = envp; e && *e; ++e)
         if (strncmp(*e, kPendingVar, sizeof kPendingVar - 1) != 0 || (*e)[sizeof kPendingVar - 1] != '=')
             env[k++] = *e;
-    env[k++] = var;
+    env[k++] = var.data;
     env[k] = nullptr;
     *prepared = true;
     return env;
@@ -787,6 +862,8 @@ void exec_failed(char *const *newenv) {
     Guard g;
     for (int i = 0; i < g_handoff.count; ++i)
         if (g_handoff.entries[i]) set_cloexec(g_handoff.entries[i]->file, true);
+    free(g_handoff.entries);
+    g_handoff.entries = nullptr;
     size_t n = 0;
     while (newenv[n]) ++n;
     free(newenv[n - 1]);
@@ -801,7 +878,9 @@ __attribute__((constructor)) static void wrap_lockfile_shim_init() { init_slow()
 
 // Normal exit commits what this process still has pending (stdio first).
 __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
-    if (g_state.load() != 2 || g_tracked.load() == 0) return;
+    // Replacements handed over by exec count even when this image has no
+    // rules of its own.
+    if (g_tracked.load() == 0) return;
     fflush(nullptr);
     pid_t me = getpid();
     for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
