@@ -27,6 +27,11 @@ int lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out);
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.
 void lock_registry_after_fork();
+
+// The program is about to dup2() onto descriptor `from`, which f (or its
+// lock) owns: f uses `to`, a copy the caller made, from now on.
+void file_relocate_fd(wlf_file *f, int from, int to);
+void lock_relocate_fd(wlf_lock *lock, int from, int to);
 bool lock_keeps_file(const wlf_lock *lock);
 
 // For the shim's _exit/_Exit: the process ends now without committing; the

@@ -449,3 +449,7 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
 }
 
 void wrap_lockfile::detail::lock_registry_after_fork() { reset_registry_mutex(); }
+
+void wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
+    if (lock && lock->held && lock->held->fd == from) lock->held->fd = to;
+}

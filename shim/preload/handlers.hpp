@@ -84,6 +84,8 @@ int fcloseall_tracked(Thunk pass);
 int close_range_tracked(unsigned first, unsigned last, int flags);
 void attach(int newfd, int fd);
 void drop_and_commit(int fd);
+// dup2()/dup3() onto one of our own descriptors: move ours elsewhere first.
+void relocate_internal(int fd);
 void poison(int fd, int error);
 FILE *fopen_matched(const char *path, const char *mode, bool *matched);
 // Remembers the stdio stream over a tracked descriptor: at exit its error
@@ -189,6 +191,7 @@ int dup_fd(Pass &&pass, int fd) {
 template <class Pass>
 int dup_onto(Pass &&pass, int fd, int fd2) {
     if (!tracked(fd) && !tracked(fd2)) return pass();
+    if (fd != fd2 && tracked(fd2) && g_fds[fd2].load() == kInternal) relocate_internal(fd2);
     int r = pass();
     if (r < 0 || fd == fd2) return r;
     int saved = errno;

@@ -565,13 +565,26 @@ void attach(int newfd, int fd) {
 }
 
 void drop_and_commit(int fd) {
-    if (g_fds[fd].load() == kInternal) {
-        // The program replaced one of our descriptors with dup2(); nothing
-        // sensible remains to be done for that replacement but to say so.
-        message("wrap_lockfile: descriptor %s of a pending replacement was overwritten by dup2%s\n", "", "");
+    if (Entry *e = detach(fd)) commit(e);
+}
+
+void relocate_internal(int fd) {
+    Guard g;
+    if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return;
+    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.options.fd_floor);
+    if (moved < 0 || moved >= kMaxFds) {
+        if (moved >= 0) sys::close(moved);
+        message("wrap_lockfile: cannot move descriptor %s out of the way of dup2%s\n", "", "");
         return;
     }
-    if (Entry *e = detach(fd)) commit(e);
+    for (int i = 0; i < kMaxFds; ++i)
+        if (Entry *e = entry_of(g_fds[i].load())) detail::file_relocate_fd(e->file, fd, moved);
+    if (g_config.log_fd == fd) g_config.log_fd = moved;
+    g_internal_refs[moved] = g_internal_refs[fd];
+    g_internal_refs[fd] = 0;
+    set_slot(moved, kInternal);
+    set_slot(fd, 0);
+    sys::close(fd);
 }
 
 void poison(int fd, int error) {
