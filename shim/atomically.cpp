@@ -3,6 +3,7 @@
 // with COMMAND, so the exit status is the command's own. Everything that can
 // be wrong is reported before COMMAND runs, because a misconfigured shim
 // would silently leave files unprotected.
+#include "elf_check.hpp"
 #include "rules.hpp"
 
 #include <dlfcn.h>
@@ -25,6 +26,7 @@
 #include <vector>
 
 namespace rules = wrap_lockfile::rules;
+namespace detail = wrap_lockfile::detail;
 
 namespace {
 
@@ -334,59 +336,13 @@ Environment checked_environment(const Options &o, const std::string &cwd) {
 }
 
 // ---- ELF inspection: would the dynamic loader apply LD_PRELOAD? ----
+// The checks themselves are core's (elf_check.hpp), shared with the shim.
 
-struct ElfInfo {
-    unsigned char elf_class = 0;
-    unsigned char data = 0;
-    uint16_t machine = 0;
-    bool has_interp = false;
-};
+using ElfInfo = detail::ElfId;
 
-bool pread_all(int fd, void *buf, size_t n, off_t off) {
-    auto *p = static_cast<char *>(buf);
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return false;
-        p += r;
-        n -= static_cast<size_t>(r);
-        off += r;
-    }
-    return true;
-}
-
-// False when the headers are unreadable or not executable the way the
-// kernel's ELF loader requires; execve then reports ENOEXEC itself.
-template <class Ehdr, class Phdr>
-bool read_program_headers(int fd, ElfInfo &info) {
-    Ehdr eh;
-    if (!pread_all(fd, &eh, sizeof eh, 0)) return false;
-    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) return false;
-    info.machine = eh.e_machine;
-    size_t bytes = size_t{eh.e_phnum} * sizeof(Phdr);
-    // The same limits as the kernel's load_elf_phdrs().
-    if (eh.e_phentsize != sizeof(Phdr) || bytes == 0 || bytes > 65536) return false;
-    std::vector<Phdr> ph(eh.e_phnum);
-    if (!pread_all(fd, ph.data(), bytes, static_cast<off_t>(eh.e_phoff))) return false;
-    for (const Phdr &p : ph)
-        if (p.p_type == PT_INTERP) info.has_interp = true;
-    return true;
-}
-
-// Only native byte order is parsed: a foreign one cannot match the preload
-// object, which is reported from e_ident alone.
 std::optional<ElfInfo> read_elf(int fd) {
-    unsigned char ident[EI_NIDENT];
-    if (!pread_all(fd, ident, sizeof ident, 0) || memcmp(ident, ELFMAG, SELFMAG) != 0) return std::nullopt;
-    ElfInfo info;
-    info.elf_class = ident[EI_CLASS];
-    info.data = ident[EI_DATA];
-    const unsigned char native = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
-    if (info.data != native) return info;
-    bool ok = info.elf_class == ELFCLASS64   ? read_program_headers<Elf64_Ehdr, Elf64_Phdr>(fd, info)
-              : info.elf_class == ELFCLASS32 ? read_program_headers<Elf32_Ehdr, Elf32_Phdr>(fd, info)
-                                             : false;
-    if (!ok) return std::nullopt;
+    ElfInfo info{};
+    if (!detail::read_elf_id(fd, &info)) return std::nullopt;
     return info;
 }
 
@@ -395,57 +351,35 @@ std::string describe(const ElfInfo &e) {
            (e.data == ELFDATA2MSB ? " big-endian" : "") + " ELF for machine " + std::to_string(e.machine);
 }
 
-// Why the dynamic loader would not apply the preload object to the program
-// open as `fd`, or "" when it would (or when it is no ELF: execve decides).
-std::string elf_unprotectable_reason(int fd, const ElfInfo &preload) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return "cannot be examined: " + error_text(errno);
-    // Set-id and file capabilities make the loader run in secure mode, where
-    // it ignores LD_PRELOAD entries with a '/'.
-    if (st.st_mode & S_ISUID) return "is setuid, and the dynamic loader ignores LD_PRELOAD for setuid programs";
-    if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP))
-        return "is setgid, and the dynamic loader ignores LD_PRELOAD for setgid programs";
-    if (fgetxattr(fd, "security.capability", nullptr, 0) >= 0)
+std::string reason_text(detail::Unprotected why, const ElfInfo &found, const ElfInfo &preload) {
+    switch (why) {
+    case detail::Unprotected::no: return "";
+    case detail::Unprotected::setuid: return "is setuid, and the dynamic loader ignores LD_PRELOAD for setuid programs";
+    case detail::Unprotected::setgid: return "is setgid, and the dynamic loader ignores LD_PRELOAD for setgid programs";
+    case detail::Unprotected::capabilities:
         return "has file capabilities, and the dynamic loader ignores LD_PRELOAD for such programs";
-    std::optional<ElfInfo> elf = read_elf(fd);
-    if (!elf) return "";
-    if (elf->elf_class != preload.elf_class || elf->data != preload.data || elf->machine != preload.machine)
-        return "is a " + describe(*elf) + " program, and the preload object is a " + describe(preload) +
+    case detail::Unprotected::foreign:
+        return "is a " + describe(found) + " program, and the preload object is a " + describe(preload) +
                " one, which the dynamic loader would skip";
-    if (!elf->has_interp) return "is statically linked, so no dynamic loader runs to apply LD_PRELOAD";
+    case detail::Unprotected::static_binary: return "is statically linked, so no dynamic loader runs to apply LD_PRELOAD";
+    case detail::Unprotected::unreadable: return "cannot be read to check how it is linked: " + error_text(errno);
+    }
     return "";
 }
 
 // Why COMMAND's files could not be protected, or "" when they can. A '#!'
 // script is judged by its interpreter, one level deep.
 std::string unprotectable_reason(const std::string &path, const ElfInfo &preload) {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return "cannot be read to check how it is linked: " + error_text(errno);
-    char head[256];
-    ssize_t n = pread(fd, head, sizeof head, 0);
-    std::string reason;
-    if (n >= 2 && head[0] == '#' && head[1] == '!') {
-        std::string_view line(head + 2, static_cast<size_t>(n - 2));
-        line = line.substr(0, line.find('\n'));
-        size_t b = line.find_first_not_of(" \t");
-        std::string interp(b == std::string_view::npos ? std::string_view() : line.substr(b, line.find_first_of(" \t", b) - b));
-        // An empty '#!' makes execve fail with ENOEXEC, reported then.
-        if (!interp.empty()) {
-            int ifd = open(interp.c_str(), O_RDONLY | O_CLOEXEC);
-            if (ifd < 0) {
-                int err = errno;
-                close(fd);
-                fail(path + ": bad interpreter " + interp + ": " + error_text(err),
-                     err == ENOENT ? kExitNotFound : kExitCannotRun);
-            }
-            std::string r = elf_unprotectable_reason(ifd, preload);
-            close(ifd);
-            if (!r.empty()) reason = "runs under " + interp + ", which " + r;
-        }
-    } else {
-        reason = elf_unprotectable_reason(fd, preload);
-    }
-    close(fd);
+    ElfInfo found{};
+    char interp[PATH_MAX];
+    int interp_error = 0;
+    detail::Unprotected why =
+        detail::unprotected_program(path.c_str(), &preload, &found, interp, sizeof interp, &interp_error);
+    if (interp_error)
+        fail(path + ": bad interpreter " + interp + ": " + error_text(interp_error),
+             interp_error == ENOENT ? kExitNotFound : kExitCannotRun);
+    std::string reason = reason_text(why, found, preload);
+    if (!reason.empty() && interp[0]) reason = std::string("runs under ") + interp + ", which " + reason;
     return reason;
 }
 

@@ -94,7 +94,10 @@ void note_stream(int fd, FILE *stream);
 FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass);
 int truncate_matched(const char *path, off_t length, bool *matched);
 int rename_locked(int todir, const char *to, Thunk pass);
-char *const *exec_prepare(char *const *envp, bool *prepared);
+// How an exec names its program: a path, a file to look up in PATH, or a
+// descriptor (not examined).
+enum class ExecLookup { path, search, fd };
+char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared);
 void abandon_pending();
 void exec_failed(char *const *newenv);
 
@@ -238,9 +241,10 @@ template <class Pass>
 }
 
 template <class Exec>
-int exec_with_env(char *const *envp, Exec &&exec) {
+int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &&exec) {
     bool prepared = false;
-    char *const *env = g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, &prepared) : envp;
+    char *const *env =
+        g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, program, how, &prepared) : envp;
     int r = exec(env);
     if (prepared) {
         int saved = errno;

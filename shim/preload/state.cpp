@@ -10,6 +10,7 @@
 // Forked children inherit descriptors but never commit.
 #include "handlers.hpp"
 
+#include "elf_check.hpp"
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "replace_parts.hpp"
@@ -737,6 +738,32 @@ bool env_has_preload(char *const *envp) {
     return false;
 }
 
+// False when the program an exec is about to run would not load us (static,
+// set-id, capabilities): nobody would commit what we hand over.
+bool program_loads_preload(const char *program, ExecLookup how) {
+    if (how == ExecLookup::fd || !program || !*program) return true;
+    char found[WLF_PATH_MAX];
+    const char *path = program;
+    if (how == ExecLookup::search && !strchr(program, '/')) {
+        const char *dirs = getenv("PATH");
+        if (!dirs) dirs = "/bin:/usr/bin";
+        path = nullptr;
+        for (const char *d = dirs; !path;) {
+            const char *end = strchr(d, ':');
+            size_t len = end ? static_cast<size_t>(end - d) : strlen(d);
+            int n = snprintf(found, sizeof found, "%.*s%s%s", static_cast<int>(len), d, len ? "/" : "", program);
+            if (n > 0 && static_cast<size_t>(n) < sizeof found && access(found, X_OK) == 0) path = found;
+            if (!end) break;
+            d = end + 1;
+        }
+        if (!path) return true;  // execvp will fail and say so
+    }
+    detail::Unprotected why = detail::unprotected_program(path, nullptr, nullptr, nullptr, 0, nullptr);
+    if (why == detail::Unprotected::no || why == detail::Unprotected::unreadable) return true;
+    log_line("wrap_lockfile: %s cannot load the shim: committing before exec%s\n", path, "");
+    return false;
+}
+
 struct Handoff {
     Entry **entries;
     int count;
@@ -792,7 +819,7 @@ Handoff g_handoff;  // what exec_prepare exported, for exec_failed
 
 }  // namespace
 
-char *const *exec_prepare(char *const *envp, bool *prepared) {
+char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared) {
     Guard g;
     collect(&g_handoff);
     if (g_handoff.count == 0) {
@@ -800,7 +827,7 @@ char *const *exec_prepare(char *const *envp, bool *prepared) {
         g_handoff.entries = nullptr;
         return envp;
     }
-    bool carry = env_has_preload(envp);
+    bool carry = env_has_preload(envp) && program_loads_preload(program, how);
     Text var;
     var.add(kPendingVar);
     var.add("=");
