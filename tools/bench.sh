@@ -41,7 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fstype() { findmnt -n -o FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"; }
+# (head -1: with stacked mounts, e.g. a tmpfs over /dev/shm, findmnt prints one line per mount.)
+fstype() { { findmnt -n -o FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"; } | head -n 1; }
 
 if [ "$(fstype /dev/shm 2>/dev/null || true)" = tmpfs ] && [ -w /dev/shm ]; then
   TMPFS=$(mktemp -d /dev/shm/wlf-bench.XXXXXX)
@@ -167,6 +168,227 @@ echo "d. core library vs syscall floor (Google Benchmark)" >&2
   --benchmark_report_aggregates_only=true \
   --benchmark_out="$WORK/core.json" --benchmark_out_format=json >/dev/null
 
+# ---- e. to i.: peers, lock hand-off, a real workload, append growth ------
+# Each implementation runs as its own process timing one operation at a time
+# (prints "MEDIAN_NS ITERS"); rounds interleave the implementations and the
+# table takes the median of the rounds' medians. Knobs: WLF_PEER_ROUNDS
+# (default 3), WLF_PEER_BUDGET_MS (per measurement, default 150).
+
+PEER="$BUILD/bench/peer_bench"
+GLIB="$BUILD/bench/glib_replace"
+QT="$BUILD/bench/qt_savefile"
+PYPEERS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bench/py_peers.py"
+LIBWLF="$BUILD/core/libwrap_lockfile.so"
+ATOMICALLY="$BUILD/shim/atomically"
+ROUNDS=${WLF_PEER_ROUNDS:-3}
+BUDGET=${WLF_PEER_BUDGET_MS:-150}
+[ -x "$PEER" ] || die "missing $PEER (rebuild with -Dbenchmarks=true)"
+# The Python peers are Debian packages: use Debian's interpreter, not a
+# pyenv/venv python3 that cannot import them.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+NOTES="$WORK/notes.txt"   # free-text notes for the report, one per line
+: >"$NOTES"
+note() { echo "$*" >>"$NOTES"; echo "  note: $*" >&2; }
+have_py() { "$PY" -c "import $1" 2>/dev/null; }
+[ -x "$GLIB" ] || note "GLib peer not measured: bench/glib_replace not built (libglib2.0-dev missing at configure time)"
+[ -x "$QT" ] || note "Qt peer not measured: bench/qt_savefile not built (qtbase5-dev missing at configure time)"
+have_py atomicwrites || note "python3-atomicwrites not importable by $PY: not measured"
+have_py filelock || note "python3-filelock not importable by $PY: not measured"
+have_py portalocker || note "python3-portalocker not importable by $PY: not measured"
+
+PEERS="$WORK/peers.tsv"   # kind, fs, size, durability, impl, round, median_ns, iters
+: >"$PEERS"
+# one KIND FS SIZE DUR IMPL ROUND -- COMMAND...: run, record, or note a failure.
+one() {
+  local kind=$1 fs=$2 size=$3 dur=$4 impl=$5 round=$6 out
+  shift 7
+  if out=$("$@" 2>"$WORK/one.err"); then
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$fs" "$size" "$dur" "$impl" "$round" "$out" | tr ' ' '\t' >>"$PEERS"
+  else
+    note "$kind $fs $size $dur $impl failed: $(head -c 300 "$WORK/one.err" | tr '\n' ' ')"
+  fi
+}
+
+echo "[${SECONDS}s] e. atomic replace: core vs floor vs GLib, Qt, Python peers (rounds: $ROUNDS)" >&2
+for ((r = 0; r < ROUNDS; r++)); do
+  for fs in tmpfs disk; do
+    [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
+    d="$base/peer"
+    mkdir -p "$d"
+    for size in 4096 1048576 67108864; do
+      case $size in 4096) max=100000 ;; 1048576) max=2000 ;; *) max=3 ;; esac
+      for dur in full none; do
+        impls=(c-floor c-ours py-floor py-ours)
+        [ -x "$GLIB" ] && impls+=(glib)
+        if [ $dur = full ]; then
+          [ -x "$QT" ] && impls+=(qt)
+          have_py atomicwrites && impls+=(py-atomicwrites)
+          have_py atomicwrites && have_py filelock && impls+=(py-filelock+atomicwrites)
+        fi
+        # Rotate the order each round so no implementation always goes first.
+        n=${#impls[@]}
+        for ((k = 0; k < n; k++)); do
+          impl=${impls[$(((k + r) % n))]}
+          case $impl in
+            c-floor) cmd=("$PEER" replace floor "$d" $size $dur $BUDGET $max) ;;
+            c-ours) cmd=("$PEER" replace ours "$d" $size $dur $BUDGET $max) ;;
+            glib) cmd=("$GLIB" "$d" $size $dur $BUDGET $max) ;;
+            qt) cmd=("$QT" "$d" $size $BUDGET $max) ;;
+            py-floor) cmd=("$PY" "$PYPEERS" replace floor "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
+            py-ours) cmd=("$PY" "$PYPEERS" replace ours "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
+            py-atomicwrites) cmd=("$PY" "$PYPEERS" replace atomicwrites "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
+            py-filelock+atomicwrites) cmd=("$PY" "$PYPEERS" replace filelock+atomicwrites "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
+          esac
+          one replace $fs $size $dur "$impl" $r -- "${cmd[@]}"
+        done
+      done
+    done
+    rm -rf "$d"
+  done
+done
+
+echo "[${SECONDS}s] f. uncontended lock acquire+release: core vs flock vs Python peers vs flock(1)" >&2
+for ((r = 0; r < ROUNDS; r++)); do
+  for fs in tmpfs disk; do
+    [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
+    d="$base/lock"
+    mkdir -p "$d"
+    impls=(c-flock c-ours py-floor py-ours)
+    have_py filelock && impls+=(py-filelock)
+    have_py portalocker && impls+=(py-portalocker)
+    n=${#impls[@]}
+    for ((k = 0; k < n; k++)); do
+      impl=${impls[$(((k + r) % n))]}
+      case $impl in
+        c-flock) cmd=("$PEER" lock flock "$d" $BUDGET) ;;
+        c-ours) cmd=("$PEER" lock ours "$d" $BUDGET) ;;
+        py-*) cmd=("$PY" "$PYPEERS" lock "${impl#py-}" "$d" $BUDGET "$LIBWLF") ;;
+      esac
+      one lock $fs 0 - "$impl" $r -- "${cmd[@]}"
+    done
+    rm -rf "$d"
+  done
+done
+# flock(1): a process per call. hyperfine -N, with /bin/true as the spawn baseline.
+if command -v flock >/dev/null; then
+  hyperfine -N --warmup 10 --runs $((100 * SCALE)) --style none --export-json "$WORK/flock1.json" \
+    -n flock1 "flock $TMPFS/flock1.lock /bin/true" -n true "/bin/true" >/dev/null 2>&1 \
+    || note "hyperfine on flock(1) failed"
+  [ -f "$WORK/flock1.json" ] && "$PY" -c '
+import json, sys
+for x in json.load(open(sys.argv[1]))["results"]:
+    print("lock\ttmpfs\t0\t-\tflock1-" + x["command"] + "\t0\t%d\t%d" % (x["median"] * 1e9, len(x["times"])))' \
+    "$WORK/flock1.json" >>"$PEERS"
+else
+  note "flock(1) not found: not measured"
+fi
+
+echo "[${SECONDS}s] g. contended FileLock hand-off, 2/4/8 processes, with and without timeout" >&2
+for n in 2 4 8; do
+  for mode in wait poll; do
+    d="$TMPFS/contend"
+    mkdir -p "$d"
+    if out=$("$PEER" contend $n $mode "$d" $((BUDGET * 3)) 2>"$WORK/one.err"); then
+      printf 'contend\ttmpfs\t%s\t%s\tours\t0\t%s\n' $n $mode "$out" | tr ' ' '\t' >>"$PEERS"
+    else
+      note "contend $n $mode failed: $(head -c 300 "$WORK/one.err")"
+    fi
+    rm -rf "$d"
+  done
+done
+
+echo "[${SECONDS}s] h. tar -x of 2,000 small files, with and without atomically (hyperfine)" >&2
+if [ -x "$ATOMICALLY" ] && command -v tar >/dev/null; then
+  mkdir -p "$TMPFS/tarsrc"
+  "$PY" - "$TMPFS/tarsrc" <<'PYGEN'
+import os, random, sys
+random.seed(1)
+for i in range(2000):
+    d = os.path.join(sys.argv[1], "d%02d" % (i % 20))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%04d.txt" % i), "wb") as f:
+        f.write(random.randbytes(random.randint(100, 8000)))
+PYGEN
+  tar -cf "$TMPFS/small.tar" -C "$TMPFS/tarsrc" .
+  rm -rf "$TMPFS/tarsrc"
+  for variant in tmpfs:none disk:none disk:full; do
+    fs=${variant%:*} fsync=${variant#*:}
+    [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
+    dest="$base/tardest"
+    mkdir -p "$dest"
+    # ext4 here is slow and noisy for 2,000 creates (about 2 s a run): few runs there.
+    runs=$((10 * SCALE)) warm=1
+    if [ $fs = disk ]; then runs=$((3 * SCALE)) warm=0; fi
+    # Sanity: the shim really replaces the extracted files.
+    rm -rf "$dest"; mkdir "$dest"
+    c=0
+    if "$ATOMICALLY" --rule "$dest/**" --fsync $fsync --log "$WORK/tar.log" -- tar -xf "$TMPFS/small.tar" -C "$dest" >/dev/null 2>&1; then
+      c=$(grep -c committed "$WORK/tar.log" || true)
+    fi
+    rm -f "$WORK/tar.log"
+    if hyperfine -N --warmup $warm --runs $runs --style none --export-json "$WORK/tar.$fs.$fsync.json" \
+        --prepare "sh -c 'rm -rf $dest && mkdir $dest'" \
+        -n shim "$ATOMICALLY --rule $dest/** --fsync $fsync -- tar -xf $TMPFS/small.tar -C $dest" \
+        -n bare "tar -xf $TMPFS/small.tar -C $dest" >/dev/null 2>"$WORK/one.err"; then
+      "$PY" -c '
+import json, sys
+for x in json.load(open(sys.argv[1]))["results"]:
+    print("tar\t%s\t2000\t%s\t%s\t0\t%d\t%d" % (sys.argv[2], sys.argv[3], x["command"], x["median"] * 1e9, len(x["times"])))
+print("tar\t%s\t2000\t%s\tcommitted\t0\t%s\t0" % (sys.argv[2], sys.argv[3], sys.argv[4] or 0))' \
+        "$WORK/tar.$fs.$fsync.json" "$fs" "$fsync" "$c" >>"$PEERS"
+    else
+      note "hyperfine on tar ($fs, fsync $fsync) failed: $(head -c 300 "$WORK/one.err")"
+    fi
+    rm -rf "$dest"
+  done
+  rm -f "$TMPFS/small.tar"
+else
+  note "tar workload not measured: atomically or tar missing"
+fi
+
+echo "[${SECONDS}s] i. append one line in 'a' mode: 1 MiB, 64 MiB, 1 GiB on tmpfs, disk, XFS reflink" >&2
+append_on() {  # FS DIR
+  local fs=$1 d=$2 size max impl
+  for size in 1048576 67108864 1073741824; do
+    case $size in 1048576) max=200 ;; 67108864) max=5 ;; *) max=2 ;; esac
+    for impl in ours plain; do
+      "$PEER" append $impl "$d" $size none $BUDGET $max 2>"$WORK/one.err" \
+        | sed "s/^/append\t$fs\t$size\tnone\t$impl\t0\t/" | tr ' ' '\t' >>"$PEERS" \
+        || note "append $fs $size $impl failed"
+      if [ -s "$WORK/one.err" ]; then note "append $fs $size $impl: $(head -c 300 "$WORK/one.err")"; fi
+    done
+  done
+}
+mkdir -p "$TMPFS/append" "$DISK/append"
+append_on tmpfs "$TMPFS/append"
+rm -rf "$TMPFS/append"
+append_on "disk" "$DISK/append"
+rm -rf "$DISK/append"
+if [ "$(id -u)" -ne 0 ]; then
+  note "XFS reflink append not measured: needs root (mount -o loop in unshare -m)"
+elif ! command -v mkfs.xfs >/dev/null || ! command -v unshare >/dev/null; then
+  note "XFS reflink append not measured: mkfs.xfs or unshare missing"
+else
+  img="$WORK/xfs.img"
+  truncate -s 4G "$img"
+  if mkfs.xfs -q -m reflink=1 "$img" 2>"$WORK/one.err"; then
+    mkdir -p "$WORK/xfs"
+    # A private mount namespace: the loop mount cannot outlive this command.
+    export -f append_on note
+    export PEER BUDGET PEERS WORK NOTES
+    unshare -m --propagation private bash -c '
+      mount -o loop "$1" "$2" || { note "XFS reflink append not measured: mount -o loop failed"; exit 0; }
+      mkdir "$2/append" && append_on xfs-reflink "$2/append"
+      umount "$2"' sh "$img" "$WORK/xfs" \
+      || note "XFS reflink append failed"
+  else
+    note "XFS reflink append not measured: mkfs.xfs failed: $(head -c 200 "$WORK/one.err")"
+  fi
+  rm -f "$img"
+fi
+
+echo "[${SECONDS}s] report" >&2
 # ---- the table ------------------------------------------------------------
 
 cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -243,7 +465,14 @@ for fs in ("tmpfs", "disk"):
 print("\n".join(out))
 PY
 
+"$PY" "$(dirname "$PYPEERS")/peer_report.py" "$PEERS" "$NOTES" "$OUTDIR" "$ROUNDS" >>"$WORK/results.md" \
+  || die "peer report failed"
 cp "$WORK/results.md" "$OUTDIR/results.md"
+# The plot also goes into the repository, to be committed with the docs.
+if [ -f "$OUTDIR/replace_latency.png" ]; then
+  mkdir -p "$(dirname "$PYPEERS")/../docs/bench"
+  cp "$OUTDIR/replace_latency.png" "$(dirname "$PYPEERS")/../docs/bench/replace_latency.png"
+fi
 cat "$OUTDIR/results.md"
 echo >&2
 echo "tools/bench.sh: table written to $OUTDIR/results.md" >&2
