@@ -1,0 +1,485 @@
+#!/bin/bash
+# Regression checks for bugs a review found in the shim (state.cpp,
+# handlers.hpp) and the core, each with a real program and numbered like the
+# review:
+#   1 exec of a static program (it cannot load the shim) from a shimmed shell
+#   2 /dev/stderr is a descriptor, not a path to replace
+#   3 '..' after a symlinked directory is resolved by the kernel's rules
+#   4 O_CREAT|O_EXCL on a dangling symlink: EEXIST, its target not created
+#   5 a matched FIFO, O_WRONLY|O_NONBLOCK, no reader: ENXIO, no hang
+#   6 dup2 onto one of the shim's own descriptors
+#   7 nested replacements of one file: the lock survives a close loop
+#   8 exec with two pending replacements sharing one lock: no double close
+#   9 an fdopen'd stream whose buffered write fails at exit: old content kept
+#  10 exec hand-over of a replacement with 250 descriptors
+#  11 exec into an environment without rules still commits
+#  12 fork from a multi-threaded program while another thread opens/closes
+# Small C helpers are compiled with cc into the test's temp directory; the
+# checks that need them are skipped without cc (or without a static libc).
+# Every check asserts on the file system (content, inode, link count, the
+# entries left in the directory) or on an exit status / errno.
+# Usage: regressions_test.sh ATOMICALLY PRELOAD_OBJECT
+# Exit: 0 pass, 1 fail, 77 skip.
+usage="regressions_test.sh ATOMICALLY PRELOAD_OBJECT"
+source "$(dirname "$0")/lib.sh"
+
+# run GLOBS COMMAND [ARG]...: COMMAND under the shim (raw LD_PRELOAD) with
+# replace rules GLOBS, bounded by $limit s (default 20) so that a hang fails
+# instead of stalling the suite (timeout exits 124 then).
+run() {
+    local globs=$1
+    shift
+    LD_PRELOAD=$preload WRAP_LOCKFILE_RULES=$globs timeout "${limit:-20}" "$@"
+}
+
+# Each check's messages start with its number; the summary lists the
+# numbers of the checks that failed.
+failed_checks=()
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+    local n=${1%% *}
+    [[ " ${failed_checks[*]} " == *" $n "* ]] || failed_checks+=("$n")
+}
+
+# ---- helpers ----
+bin=$tmp/bin
+mkdir -p "$bin"
+have_cc=false
+have cc && have_cc=true
+static_ok=false
+
+# build NAME [CFLAGS...] < SOURCE: compiles $bin/NAME; false on failure.
+build() {
+    local name=$1
+    shift
+    cc -O1 -w -o "$bin/$name" -x c - "$@" 2>"$bin/$name.err"
+}
+
+if $have_cc; then
+    hello='#include <unistd.h>
+int main(void) { return write(1, "hello\n", 6) == 6 ? 0 : 1; }'
+    build hello <<<"$hello" || fail "cc cannot build hello: $(cat "$bin/hello.err")"
+    build hello_static -static <<<"$hello" && static_ok=true
+
+    # 6: open an unrelated file and a matched one, find the shim's own
+    # descriptor (>= 700) for the temp ("temp": same inode as the program's
+    # fd) or the lock ("lock": a link ending in target.txt.lock), dup2 the
+    # unrelated file onto it, then close the matched fd.
+    build dup_internal <<'EOF' || fail "cc: dup_internal: $(cat "$bin/dup_internal.err")"
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int lock = strcmp(argv[1], "lock") == 0;
+    int o = open("other.dat", O_RDWR);
+    int fd = open("target.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || fd < 0) { perror("open"); return 10; }
+    struct stat me, st;
+    fstat(fd, &me);
+    int victim = -1;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int n = atoi(e->d_name);
+        if (n < 700 || n == dirfd(d)) continue;
+        char p[64], l[4096];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", n);
+        ssize_t k = readlink(p, l, sizeof l - 1);
+        if (k <= 0) continue;
+        l[k] = 0;
+        if (lock) {
+            size_t len = strlen(l), s = strlen("target.txt.lock");
+            if (len >= s && strcmp(l + len - s, "target.txt.lock") == 0) victim = n;
+        } else if (fstat(n, &st) == 0 && st.st_ino == me.st_ino && st.st_dev == me.st_dev) {
+            victim = n;
+        }
+    }
+    closedir(d);
+    if (victim < 0) { fprintf(stderr, "no internal %s descriptor found\n", argv[1]); return 11; }
+    if (write(fd, "new content\n", 12) != 12) return 12;
+    if (dup2(o, victim) != victim) { perror("dup2"); return 13; }
+    close(fd);
+    return 0;
+}
+EOF
+
+    # 7: two pending replacements of n.txt in one thread; the first is
+    # committed; is the lock still held (from another process, flock -n)
+    # before and after a close loop that spares the second one's fd?
+    build nest <<'EOF' || fail "cc: nest: $(cat "$bin/nest.err")"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int lock_free(void) {
+    int st = system("flock -n n.txt.lock true");
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+int main(void) {
+    int a = open("n.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int b = open("n.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (a < 0 || b < 0) return 10;
+    if (write(a, "A\n", 2) != 2 || close(a) != 0) return 11;
+    int rc = 0;
+    if (lock_free()) rc |= 2;
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != b) close(fd);
+    if (lock_free()) rc |= 4;
+    if (write(b, "B\n", 2) != 2) return 12;
+    if (close(b) != 0) return 13;
+    return rc;
+}
+EOF
+
+    # 8: started as `exec prog > f.txt 2> f.txt`: fds 1 and 2 are two pending
+    # replacements sharing one lock. A descriptor of the program's own, put
+    # on the number of the lock's fd once fd 1 is committed, must survive
+    # the commit of fd 2.
+    build two_pending <<'EOF' || fail "cc: two_pending: $(cat "$bin/two_pending.err")"
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    int lockfd = -1;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char p[64], l[4096];
+        snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(p, l, sizeof l - 1);
+        if (n > 0) { l[n] = 0; if (strstr(l, "f.txt.lock")) lockfd = atoi(e->d_name); }
+    }
+    closedir(d);
+    if (write(1, "out\n", 4) != 4 || write(2, "err\n", 4) != 4) return 10;
+    close(1);
+    int mine = open("mine.dat", O_RDONLY);
+    if (mine < 0) return 11;
+    int moved = fcntl(mine, F_DUPFD, lockfd >= 0 ? lockfd : 700);
+    close(mine);
+    struct stat before, after;
+    if (moved < 0 || fstat(moved, &before) != 0) return 12;
+    close(2);
+    if (fstat(moved, &after) != 0) return 2;  /* closed under the program */
+    if (after.st_ino != before.st_ino || after.st_dev != before.st_dev) return 3;
+    return 0;
+}
+EOF
+
+    # 9: fdopen(open(big.txt, O_WRONLY|O_TRUNC)), 9000 bytes buffered under
+    # RLIMIT_FSIZE 4096 (EFBIG, SIGXFSZ ignored), exit 0 without fclose.
+    build fsize <<'EOF' || fail "cc: fsize: $(cat "$bin/fsize.err")"
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+int main(void) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {4096, 4096};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) return 10;
+    static char buf[3000];
+    memset(buf, 'n', sizeof buf);
+    int fd = open("big.txt", O_WRONLY | O_TRUNC);
+    FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!fp) return 11;
+    for (int i = 0; i < 3; i++) fwrite(buf, 1, sizeof buf, fp);
+    return 0;
+}
+EOF
+
+    # 10: 250 descriptors of one pending replacement (3 and dups 4..253)
+    # handed over by exec; the new image closes 3..199 (many.txt must still
+    # be old), writes through fd 250, closes the rest.
+    build many_fds <<'EOF' || fail "cc: many_fds: $(cat "$bin/many_fds.err")"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc == 1) {
+        int fd = open("many.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd != 3) return 10;
+        if (write(fd, "first-half ", 11) != 11) return 11;
+        for (int i = 0; i < 250; i++)
+            if (dup(fd) < 0) return 12;
+        execl(argv[0], argv[0], "child", (char *)0);
+        return 13;
+    }
+    for (int fd = 3; fd < 200; fd++) close(fd);
+    char buf[64] = "";
+    int r = open("many.txt", O_RDONLY);
+    ssize_t n = r >= 0 ? read(r, buf, sizeof buf - 1) : -1;
+    if (r >= 0) close(r);
+    int rc = (n == 4 && memcmp(buf, "old\n", 4) == 0) ? 0 : 2;
+    if (write(250, "second-half\n", 12) != 12) return 14;
+    for (int fd = 200; fd < 254; fd++) close(fd);
+    return rc;
+}
+EOF
+
+    # 12: spinning threads open/close matched files while the main thread
+    # forks children that each open (and commit) a matched file; a child
+    # stuck for 3 s (a lock held at fork by another thread) is killed by
+    # SIGALRM and reported. At least N children; more until 8 s have
+    # passed, since the window is narrow (a hang showed within ~500 forks).
+    build fork_threads -pthread <<'EOF' || fail "cc: fork_threads: $(cat "$bin/fork_threads.err")"
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static volatile int stop;
+static void *spin(void *arg) {
+    const char *name = arg;
+    while (!stop) {
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) close(fd);
+    }
+    return NULL;
+}
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    static char *names[] = {"t1.txt", "t2.txt", "t3.txt"};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, spin, names[i]);
+    time_t start = time(NULL);
+    for (int i = 0; i < n || time(NULL) - start < 8; i++) {
+        pid_t p = fork();
+        if (p < 0) return 10;
+        if (p == 0) {
+            alarm(3);
+            int fd = open("c.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, "child\n", 6) != 6 || close(fd) != 0) _exit(1);
+            _exit(0);
+        }
+        int st;
+        if (waitpid(p, &st, 0) != p) return 11;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("child %d: %s %d\n", i, WIFSIGNALED(st) ? "killed by signal" : "exit status",
+                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            return 2;
+        }
+    }
+    stop = 1;
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    return 0;
+}
+EOF
+else
+    skip "checks 1, 6-12: no cc to build the helper programs"
+fi
+
+# ---- 1: exec of a static program from a shimmed shell ----
+# The shell's child opens out.txt (a pending replacement on fd 1) and execs
+# a program that cannot load the shim: nobody after the exec would commit,
+# so the replacement must be committed before the exec and the program
+# write straight into the new file.
+if $static_ok; then
+    newdir c1
+    printf 'old\n' >out.txt
+    run '*.txt' bash -c "'$bin/hello_static' > out.txt"
+    expect_status "1 static exec" 0 $?
+    expect_content "1 static exec" out.txt $'hello\n'
+    expect_entries "1 static exec" "$d" out.txt
+else
+    skip "1 static exec: cannot build a static program (cc or static libc missing: libc6-dev)"
+fi
+
+# ---- 2: /dev/stderr is not followed into the real file ----
+# fd 2 appends to x.log (rule '*.log'); `>> /dev/stderr` must write through
+# that descriptor, not replace x.log, which would cut off the outer writers.
+newdir c2
+(
+    echo line1 >&2
+    run '*.log' bash -c 'echo line2 >> /dev/stderr; echo line3 >&2'
+    echo line4 >&2
+) 2>>x.log
+expect_content "2 /dev/stderr" x.log $'line1\nline2\nline3\nline4\n'
+expect_entries "2 /dev/stderr" "$d" x.log
+
+# ---- 3: '..' after a symlinked directory ----
+# lnk -> real/sub, so lnk/../f.txt is real/f.txt for the kernel, not ./f.txt.
+newdir c3
+mkdir -p real/sub
+ln -s real/sub lnk
+printf 'keep\n' >f.txt
+printf 'old\n' >real/f.txt
+run '*.txt' bash -c 'echo new > lnk/../f.txt'
+expect_status "3 lnk/.." 0 $?
+expect_content "3 lnk/.." real/f.txt $'new\n'
+expect_content "3 lnk/.." f.txt $'keep\n'
+expect_entries "3 lnk/.." "$d" f.txt lnk real
+expect_entries "3 lnk/.." "$d/real" f.txt sub
+
+# ---- 4: O_CREAT|O_EXCL on a dangling symlink ----
+newdir c4
+ln -s "$d/victim.txt" trap.txt
+out=$(run '*.txt' "$python3" -c '
+import errno, os
+try:
+    fd = os.open("trap.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"x"); os.close(fd); print("opened")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+' 2>&1)
+[ "$out" = EEXIST ] || fail "4 O_EXCL on a dangling symlink: got '$out', want EEXIST"
+[ -e victim.txt ] && fail "4 O_EXCL on a dangling symlink: the link's target victim.txt was created"
+[ -L trap.txt ] || fail "4 O_EXCL on a dangling symlink: trap.txt is no longer a symlink"
+expect_entries "4 O_EXCL on a dangling symlink" "$d" trap.txt
+
+# ---- 5: a matched FIFO, O_WRONLY|O_NONBLOCK, no reader ----
+newdir c5
+mkfifo p.txt
+out=$(limit=10 run '*.txt' "$python3" -c '
+import errno, os
+try:
+    fd = os.open("p.txt", os.O_WRONLY | os.O_NONBLOCK); print("opened")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+' 2>&1)
+rc=$?
+[ $rc -eq 124 ] && out="a hang (killed after 10 s)"
+[ "$out" = ENXIO ] || fail "5 FIFO O_NONBLOCK: got '$out', want ENXIO at once"
+[ -p p.txt ] || fail "5 FIFO O_NONBLOCK: p.txt is no longer a FIFO"
+expect_entries "5 FIFO O_NONBLOCK" "$d" p.txt
+
+# ---- 6: dup2 onto one of the shim's internal descriptors ----
+# Whatever the shim then does with the replacement, the target must hold the
+# program's content or its old content, and the unrelated file must not be
+# linked in (same inode, one link, same content).
+if $have_cc; then
+    for which in temp lock; do
+        t="6 dup2 onto the internal $which fd"
+        newdir "c6-$which"
+        printf 'other content\n' >other.dat
+        printf 'old target\n' >target.txt
+        other_ino=$(ino other.dat)
+        run '*.txt' "$bin/dup_internal" "$which" 2>err
+        rc=$?
+        [ $rc -eq 11 ] && fail "$t: $(cat err)"
+        [ $rc -eq 124 ] && fail "$t: hung"
+        contents target.txt
+        [ "$REPLY" = $'new content\n' ] || [ "$REPLY" = $'old target\n' ] ||
+            fail "$t: target.txt holds '$(printf %q "$REPLY")', want the new or the old content"
+        expect_content "$t" other.dat $'other content\n'
+        [ "$(ino other.dat)" = "$other_ino" ] || fail "$t: other.dat changed inode"
+        [ "$(stat -c %h other.dat)" = 1 ] || fail "$t: other.dat has $(stat -c %h other.dat) links, want 1"
+        [ "$(ino target.txt)" != "$other_ino" ] || fail "$t: target.txt is other.dat's inode"
+    done
+fi
+
+# ---- 7: nested replacements of one file keep the lock ----
+# Status bits of the helper: 2 the lock was free after the first commit, 4
+# free after the close loop, both while the second replacement was pending.
+if $have_cc; then
+    t="7 nested replacements"
+    newdir c7
+    printf 'old\n' >n.txt
+    run '*.txt' "$bin/nest"
+    rc=$?
+    case $rc in
+    0) ;;
+    2) fail "$t: the lock of n.txt was free after the first commit, with the second replacement pending" ;;
+    4) fail "$t: the lock of n.txt was free after the close loop, with the second replacement pending" ;;
+    6) fail "$t: the lock of n.txt was free after the first commit and after the close loop" ;;
+    *) fail "$t: exit status $rc" ;;
+    esac
+    expect_content "$t" n.txt $'B\n'
+    expect_entries "$t" "$d" n.txt
+fi
+
+# ---- 8: exec with two pending replacements sharing one lock ----
+# Helper status 2/3: the program's own descriptor was closed (or replaced)
+# when fd 2's replacement was committed: a double close of the shared lock.
+if $have_cc; then
+    t="8 exec with two replacements of one file"
+    newdir c8
+    printf 'old\n' >f.txt
+    printf 'mine\n' >mine.dat
+    run '*.txt' bash -c "exec '$bin/two_pending' > f.txt 2> f.txt"
+    rc=$?
+    case $rc in
+    0) ;;
+    2 | 3) fail "$t: the program's own descriptor was closed by the shim (double close of the lock fd)" ;;
+    *) fail "$t: exit status $rc" ;;
+    esac
+    expect_content "$t" f.txt $'err\n'
+    expect_entries "$t" "$d" f.txt mine.dat
+fi
+
+# ---- 9: an fdopen'd stream whose buffered write fails at exit ----
+if $have_cc; then
+    t="9 fdopen stream, EFBIG at exit"
+    newdir c9
+    head -c 5000 /dev/zero | tr '\0' o >big.txt
+    cp big.txt "$tmp/c9.ref"
+    run '*.txt' "$bin/fsize" 2>err
+    expect_status "$t" 0 $?
+    cmp -s big.txt "$tmp/c9.ref" ||
+        fail "$t: big.txt lost its old 5000 bytes (now $(stat -c %s big.txt) bytes): a failed write was committed"
+    expect_entries "$t" "$d" big.txt err
+fi
+
+# ---- 10: exec hand-over of a replacement with 250 descriptors ----
+if $have_cc; then
+    t="10 exec with 250 descriptors"
+    newdir c10
+    printf 'old\n' >many.txt
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 300 ]; then
+        skip "$t: ulimit -n is $(ulimit -n)"
+    else
+        run '*.txt' "$bin/many_fds"
+        rc=$?
+        case $rc in
+        0) ;;
+        2) fail "$t: closing fds 3..199 committed while fds 200..253 were still open" ;;
+        *) fail "$t: exit status $rc" ;;
+        esac
+        expect_content "$t" many.txt 'first-half second-half
+'
+        expect_entries "$t" "$d" many.txt
+    fi
+fi
+
+# ---- 11: exec into an environment without rules ----
+# env (shimmed, with rules) takes over the shell's pending out5.txt, then
+# execs a program whose environment has no rules: someone must commit.
+if $have_cc; then
+    t="11 exec into no rules"
+    newdir c11
+    printf 'old\n' >out5.txt
+    run '*.txt' bash -c "exec env -u WRAP_LOCKFILE_RULES '$bin/hello' > out5.txt"
+    expect_status "$t" 0 $?
+    expect_content "$t" out5.txt $'hello\n'
+    expect_entries "$t" "$d" out5.txt
+fi
+
+# ---- 12: fork from a multi-threaded program ----
+if $have_cc; then
+    t="12 fork with threads"
+    newdir c12
+    out=$(WRAP_LOCKFILE_FSYNC=none LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*.txt' \
+        timeout 60 "$bin/fork_threads" 200 2>&1)
+    rc=$?
+    case $rc in
+    0) ;;
+    124) fail "$t: hung (killed after 60 s)" ;;
+    *) fail "$t: exit status $rc: $out" ;;
+    esac
+    expect_content "$t" c.txt $'child\n'
+fi
+
+[ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
+finish
