@@ -39,7 +39,7 @@ struct Held {
     dev_t dev;
     ino_t ino;
     pid_t owner_pid;  // a forked child must not release its parent's lock
-    pid_t owner_tid;
+    pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
     bool keep;
     Held *next;
@@ -65,9 +65,10 @@ struct RegistryGuard {
 // Returns the held lock for this identity if this thread owns it (depth++).
 Held *registry_nest(dev_t dev, ino_t ino) {
     RegistryGuard g;
-    pid_t pid = getpid(), tid = gettid();
+    pid_t pid = getpid();
+    pthread_t self = pthread_self();
     for (Held *h = g_registry; h; h = h->next) {
-        if (h->dev == dev && h->ino == ino && h->owner_pid == pid && h->owner_tid == tid) {
+        if (h->dev == dev && h->ino == ino && h->owner_pid == pid && pthread_equal(h->owner_thread, self)) {
             ++h->depth;
             return h;
         }
@@ -99,11 +100,11 @@ bool registry_drop(Held *h) {
     return true;
 }
 
-void write_holder_pid(int fd, off_t old_size) {
+void write_holder_pid(int fd, off_t old_size, pid_t pid) {
     // Best effort: the pid only improves the timeout message. A lock file we
     // could open only read-only (or a full disk) still gives a valid lock.
     char buf[32];
-    int n = snprintf(buf, sizeof buf, "%d\n", static_cast<int>(getpid()));
+    int n = snprintf(buf, sizeof buf, "%d\n", static_cast<int>(pid));
     if (sys::pwrite_all(fd, buf, static_cast<size_t>(n), 0) == 0 && old_size > n) sys::ftruncate(fd, n);
 }
 
@@ -169,7 +170,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
-        write_holder_pid(fd.get(), fs.st_size);
+        write_holder_pid(fd.get(), fs.st_size, h->owner_pid);
         // A lock file we may not write is somebody else's (sticky /tmp, a
         // read-only mount): unlinking it at release would fail and turn a
         // finished replacement into an error. Keeping a lock file is safe.
@@ -336,7 +337,7 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
     h->owner_pid = getpid();
-    h->owner_tid = gettid();
+    h->owner_thread = pthread_self();
     h->depth = 1;
     h->next = nullptr;
     int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, err) : dotlock_acquire(path, opt, h, err);
@@ -423,7 +424,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->dev = fs.st_dev;
     h->ino = fs.st_ino;
     h->owner_pid = getpid();
-    h->owner_tid = gettid();
+    h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
     h->next = nullptr;

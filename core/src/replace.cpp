@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +43,8 @@ struct wlf_file {
 };
 
 namespace {
+
+std::atomic<dev_t> g_plain_dev{0};
 
 // Flags that only matter for what the caller writes through directly
 // (pass-through and lock-only kinds) are accepted and used there.
@@ -273,13 +276,16 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
         *out = f;
         return 0;
     }
-    if (f->existed) {
+    // Most replacements hit one file system over and over: the last one
+    // found ordinary is remembered, which spares the statfs next time.
+    if (f->existed && f->st.st_dev != g_plain_dev.load(std::memory_order_relaxed)) {
         if (detail::is_pseudo_fs(f->target)) {
             rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             *out = f;
             return 0;
         }
+        g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
     }
 
     if (opt->use_lock) {
