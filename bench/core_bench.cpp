@@ -15,6 +15,8 @@
 // tools/bench.sh turns the JSON output into ratios; nothing here asserts a time.
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
+#include "bench_util.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <fcntl.h>
@@ -33,14 +35,13 @@
 
 namespace {
 
+using wlf_bench::die;
+using wlf_bench::write_all;
+
 namespace wl = wrap_lockfile;
 namespace fs = std::filesystem;
 
 double g_min_time = 0.1;  // seconds per benchmark and repetition
-
-[[noreturn]] void die(const char *what, const std::string &path) {
-    throw std::system_error(errno, std::generic_category(), std::string(what) + " " + path);
-}
 
 // A fresh directory for one benchmark, removed with everything in it.
 struct Scratch {
@@ -57,18 +58,6 @@ struct Scratch {
         fs::remove_all(dir, ec);
     }
 };
-
-void write_all(int fd, const char *p, size_t n, const std::string &path) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write", path);
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-}
 
 void replace_ours(benchmark::State &state, std::string parent, size_t size, bool full) {
     Scratch s(parent);

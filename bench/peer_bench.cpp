@@ -24,6 +24,8 @@
 //       prints "MEDIAN_NS ITERS"
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
+#include "bench_util.hpp"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -45,28 +47,15 @@
 
 namespace {
 
-namespace wl = wrap_lockfile;
+using wlf_bench::die;
+using wlf_bench::write_all;
 
-[[noreturn]] void die(const char *what, const std::string &path) {
-    throw std::system_error(errno, std::generic_category(), std::string(what) + " " + path);
-}
+namespace wl = wrap_lockfile;
 
 int64_t now_ns() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-void write_all(int fd, const char *p, size_t n, const std::string &path) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write", path);
-        }
-        p += w;
-        n -= size_t(w);
-    }
 }
 
 int64_t median(std::vector<int64_t> v) {
