@@ -2,6 +2,7 @@
 //
 //   faultfs_crashcheck LOG --target DIR/NAME --new CONTENT --mode OCTAL
 //                      (--old CONTENT | --old-absent) [--max-states N]
+//                      [--model posix|ext4|harsh]
 //
 // Replays the log under a strict POSIX durability model: a file's data and
 // mode become durable at a successful fsync of that file (fdatasync: data
@@ -15,6 +16,32 @@
 // hold at the target exactly the old or the new content (only the new from
 // "mark committed" on) with the given mode, and nothing in the directory but
 // the target, its lock file and recognisable temps (".NAME.*~~").
+//
+// A dropped sync (faultfs "drop": fault=dropped) is no sync, and the
+// changes it should have made durable are lost for good: no later fsync
+// makes them durable, though a crash may still keep any subset of them.
+// A lying fsync cannot be defended against by any user-space program; the
+// check reports what it costs.
+//
+// Models (--model):
+//   posix  the strict model above (default).
+//   ext4   posix, plus what ext4 (data=ordered, the default auto_da_alloc)
+//          adds: (1) a rename within a directory onto an existing name is
+//          ordered after the renamed file's earlier data and mode changes
+//          (auto_da_alloc allocates and flushes them, and the journal
+//          commits the rename only with them); they are taken as durable
+//          from the rename on, which is the same for the target, whose
+//          name reaches that file only through the rename; (2) the journal
+//          commits metadata in order, so a crash keeps a prefix of the
+//          directory's unsynced entry changes, not any subset. Fewer states.
+//   harsh  posix, minus two guarantees that hardware or simpler file
+//          systems do not give: (1) a rename is two changes, the new name
+//          and the removal of the old one, each surviving on its own (as on
+//          ext2 without a journal: both names can survive); (2) writes tear:
+//          each logged write is two changes (its halves), each surviving on
+//          its own (a disk without barriers reorders sector writes). More
+//          states; a successful fsync still makes everything before it
+//          durable.
 // Exit: 0 no violation, 1 violations (the first few printed), 2 bad input.
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -40,6 +67,7 @@ struct InodeOp {
     uint64_t off = 0;  // write offset, or truncate size
     std::string bytes;
     unsigned mode = 0;
+    bool lost = false;  // a dropped fsync covered it: no later sync helps
 };
 
 // One file's content as a crash could leave it.
@@ -69,6 +97,7 @@ struct DirOp {
     std::string name;
     int inode = -1;    // Add, Rename: the object the name now refers to
     std::string from;  // Rename within one directory: one atomic change
+    bool lost = false;  // a dropped fsyncdir covered it
 };
 
 // One directory: entries map names to inode objects (not raw inode numbers,
@@ -119,7 +148,38 @@ struct Model {
             d.pending.clear();
         }
     }
+    // A sync: the pending changes become durable, except those a dropped
+    // sync lost (they stay pending for good). datasync keeps mode changes.
+    static void sync_inode(Inode &i, bool datasync) {
+        std::vector<InodeOp> keep;
+        for (const InodeOp &p : i.pending) {
+            if (p.lost || (datasync && p.kind == InodeOp::Chmod))
+                keep.push_back(p);
+            else
+                i.apply(p);
+        }
+        i.pending = keep;
+    }
+    static void sync_dir(Dir &d) {
+        std::vector<DirOp> keep;
+        for (const DirOp &p : d.pending) {
+            if (p.lost)
+                keep.push_back(p);
+            else
+                Dir::apply(d.durable, p);
+        }
+        d.pending = keep;
+    }
+    // The directory as a running program sees it.
+    std::map<std::string, int> current(const std::string &dir) {
+        Dir &d = dirs[dir];
+        std::map<std::string, int> e = d.durable;
+        for (const DirOp &p : d.pending) Dir::apply(e, p);
+        return e;
+    }
 };
+
+enum class Crash { Posix, Ext4, Harsh };
 
 struct Line {
     unsigned long seq = 0;
@@ -134,7 +194,12 @@ struct Line {
     long long num(const std::string &k) const { return strtoll(get(k).c_str(), nullptr, 0); }
     // Whether the operation changed the backing file system: it succeeded,
     // or a fault was reported after it was done.
-    bool performed() const { return num("res") >= 0 || get("fault") == "after"; }
+    // A dropped sync and an operation skipped by a kill were not done.
+    bool performed() const {
+        const std::string &f = get("fault");
+        if (f == "dropped" || f == "killed") return false;
+        return num("res") >= 0 || f == "after" || f == "killed-after";
+    }
 };
 
 std::string decode_percent(const std::string &s) {
@@ -182,6 +247,7 @@ struct Options {
     std::optional<std::string> old_content;
     unsigned mode = 0;
     size_t max_states = 4096;
+    Crash model = Crash::Posix;
 };
 
 struct Checker {
@@ -200,7 +266,8 @@ struct Checker {
         // The target inode depends on the directory subset, so enumerate the
         // directory subsets first, then the chosen inode's op subsets.
         size_t ndir = d.pending.size();
-        std::vector<uint64_t> dir_masks = masks(ndir);
+        // ext4: the journal keeps a prefix of the entry changes.
+        std::vector<uint64_t> dir_masks = opt.model == Crash::Ext4 ? prefixes(ndir) : masks(ndir);
         for (uint64_t dm : dir_masks) {
             std::map<std::string, int> entries = d.durable;
             for (size_t i = 0; i < ndir; ++i)
@@ -251,6 +318,13 @@ struct Checker {
         }
     }
 
+    // The first k of n changes, k = 0..n.
+    std::vector<uint64_t> prefixes(size_t n) {
+        std::vector<uint64_t> out;
+        for (size_t k = 0; k <= n && k < 64; ++k) out.push_back(k == 0 ? 0 : ~uint64_t{0} >> (64 - k));
+        return out;
+    }
+
     // All subsets of n changes, or max_states of them (always with none and all).
     std::vector<uint64_t> masks(size_t n) {
         std::vector<uint64_t> out;
@@ -269,7 +343,15 @@ struct Checker {
 };
 
 // Applies one log line to the model; false when it cannot be modelled.
-bool apply(Model &m, const Line &l, std::string *why) {
+bool apply(Model &m, const Line &l, Crash model, std::string *why) {
+    if (l.get("fault") == "dropped") {
+        // Not synced, and what the sync should have made durable is lost.
+        if (l.op == "fsync")
+            for (InodeOp &p : m.inodes[m.object(static_cast<uint64_t>(l.num("ino")))].pending) p.lost = true;
+        if (l.op == "fsyncdir")
+            for (DirOp &p : m.dirs[l.get("path")].pending) p.lost = true;
+        return true;
+    }
     if (!l.performed()) return true;
     std::string dir, name, dir2, name2;
     split(l.get("path"), &dir, &name);
@@ -290,7 +372,15 @@ bool apply(Model &m, const Line &l, std::string *why) {
         }
         std::string bytes = decode_hex(l.get("data"));
         if (res >= 0 && static_cast<size_t>(res) < bytes.size()) bytes.resize(static_cast<size_t>(res));
-        m.inodes[obj].pending.push_back({InodeOp::Write, static_cast<uint64_t>(l.num("off")), bytes, 0});
+        uint64_t off = static_cast<uint64_t>(l.num("off"));
+        if (model == Crash::Harsh && bytes.size() >= 2) {
+            // Torn: each half survives on its own.
+            size_t half = bytes.size() / 2;
+            m.inodes[obj].pending.push_back({InodeOp::Write, off, bytes.substr(0, half), 0});
+            m.inodes[obj].pending.push_back({InodeOp::Write, off + half, bytes.substr(half), 0});
+        } else {
+            m.inodes[obj].pending.push_back({InodeOp::Write, off, bytes, 0});
+        }
     } else if (op == "truncate") {
         m.inodes[m.object(ino)].pending.push_back({InodeOp::Truncate, static_cast<uint64_t>(l.num("size")), "", 0});
     } else if (op == "chmod") {
@@ -301,19 +391,9 @@ bool apply(Model &m, const Line &l, std::string *why) {
             return false;
         }
     } else if (op == "fsync") {
-        Inode &i = m.inodes[m.object(ino)];
-        std::vector<InodeOp> keep;
-        for (const InodeOp &p : i.pending) {
-            if (l.num("datasync") && p.kind == InodeOp::Chmod)
-                keep.push_back(p);
-            else
-                i.apply(p);
-        }
-        i.pending = keep;
+        Model::sync_inode(m.inodes[m.object(ino)], l.num("datasync") != 0);
     } else if (op == "fsyncdir") {
-        Dir &d = m.dirs[l.get("path")];
-        for (const DirOp &p : d.pending) Dir::apply(d.durable, p);
-        d.pending.clear();
+        Model::sync_dir(m.dirs[l.get("path")]);
     } else if (op == "rename" || op == "link") {
         if (l.num("flags") != 0) {
             *why = "rename with flags is not modelled";
@@ -323,7 +403,16 @@ bool apply(Model &m, const Line &l, std::string *why) {
         int obj = m.object(ino);
         if (op == "link") {
             m.dirs[dir2].pending.push_back({DirOp::Add, name2, obj, ""});
+        } else if (dir == dir2 && model == Crash::Harsh) {
+            // Not atomic across a crash: the new name and the removal of the
+            // old one are separate changes (the new name replaces an old
+            // entry in place, so the destination is never absent).
+            m.dirs[dir].pending.push_back({DirOp::Add, name2, obj, ""});
+            m.dirs[dir].pending.push_back({DirOp::Remove, name, -1, ""});
         } else if (dir == dir2) {
+            // ext4's auto_da_alloc: onto an existing name, the renamed file's
+            // earlier changes are committed with (before) the rename.
+            if (model == Crash::Ext4 && m.current(dir).count(name2)) Model::sync_inode(m.inodes[obj], false);
             m.dirs[dir].pending.push_back({DirOp::Rename, name2, obj, name});
         } else {
             // Strict model: across directories the new name and the removal
@@ -345,7 +434,8 @@ int main(int argc, char **argv) {
     bool have_old = false, have_new = false, have_mode = false;
     auto usage = [] {
         std::cerr << "usage: faultfs_crashcheck LOG --target DIR/NAME --new CONTENT --mode OCTAL\n"
-                     "                          (--old CONTENT | --old-absent) [--max-states N]\n";
+                     "                          (--old CONTENT | --old-absent) [--max-states N]\n"
+                     "                          [--model posix|ext4|harsh]\n";
         return 2;
     };
     if (argc < 2) return usage();
@@ -368,6 +458,16 @@ int main(int argc, char **argv) {
         } else if (a == "--mode") {
             opt.mode = static_cast<unsigned>(strtoul(argv[++i], nullptr, 8));
             have_mode = true;
+        } else if (a == "--model") {
+            std::string v = argv[++i];
+            if (v == "posix")
+                opt.model = Crash::Posix;
+            else if (v == "ext4")
+                opt.model = Crash::Ext4;
+            else if (v == "harsh")
+                opt.model = Crash::Harsh;
+            else
+                return usage();
         } else if (a == "--max-states") {
             opt.max_states = std::max<size_t>(2, strtoul(argv[++i], nullptr, 10));
         } else {
@@ -402,7 +502,7 @@ int main(int argc, char **argv) {
             }
         } else {
             std::string why;
-            if (!apply(m, *l, &why)) {
+            if (!apply(m, *l, opt.model, &why)) {
                 std::cerr << "faultfs_crashcheck: line " << l->seq << ": " << why << "\n";
                 return 2;
             }
@@ -415,7 +515,8 @@ int main(int argc, char **argv) {
         std::cerr << "faultfs_crashcheck: the log lacks the 'begin' or 'committed' mark\n";
         return 2;
     }
-    std::cout << "prefixes=" << prefixes << " crash_states=" << c.states << " sampled_prefixes=" << c.sampled_prefixes
+    static const char *const model_names[] = {"posix", "ext4", "harsh"};
+    std::cout << "model=" << model_names[static_cast<int>(opt.model)] << " prefixes=" << prefixes << " crash_states=" << c.states << " sampled_prefixes=" << c.sampled_prefixes
               << " violations=" << c.violations << "\n";
     return c.violations ? 1 : 0;
 }

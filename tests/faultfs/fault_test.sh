@@ -7,7 +7,9 @@
 # asserted as such: a failing fsyncdir after the rename (DESIGN section 4:
 # reported, new content in place); a rename that fails after it happened;
 # and the documented fallbacks (rename EBUSY, temp creation EACCES) that
-# commit in place.
+# commit in place. Then: faultfs's kill (SIGKILL to the writer mid-step)
+# and delay (a second writer meets the lock while the first sleeps inside
+# its fsync). A dropped fsync that lies (drop with OK) is crash_test.sh's.
 # Usage: fault_test.sh FAULTFS|none DRIVER PRELOAD_OBJECT
 usage="fault_test.sh FAULTFS|none DRIVER PRELOAD_OBJECT"
 [ $# -eq 3 ] || { echo "usage: $usage" >&2; exit 1; }
@@ -77,6 +79,9 @@ cases=(
     "write *~~ ENOSPC nth=2 old"
     "fsync *~~ EIO - old"
     "fsync *~~ EIO after old"
+    "fsync *~~ EIO drop old"
+    "fsync *~~ EIO delay=20 old"
+    "write *~~ EIO delay=20 old"
     "create *~~ ENOSPC - old"
     "create *~~ EDQUOT - old"
     "create f.lock EIO - old"
@@ -86,6 +91,7 @@ cases=(
     "rename *~~ EIO after new-err"
     "fsyncdir @ EIO - new-err"
     "fsyncdir @ EIO after new-err"
+    "fsyncdir @ EIO drop new-err"
     "rename *~~ EBUSY - new-ok"
     "create *~~ EACCES - new-ok"
 )
@@ -129,6 +135,92 @@ for c in "${cases[@]}"; do
         expect_content "$backing/$d/f" again "$what, second writer"
     done
 done
+
+# --- SIGKILL mid-replacement ---------------------------------------------------
+# faultfs kills the writer at a step, before doing it (or, "after", once it
+# is done). The target keeps its old bytes and mode (the new once the rename
+# happened), and the lock is free: a second writer with timeout 0 succeeds.
+# Leftovers: FUSE has no O_TMPFILE, so the core uses a named temp
+# ".f.<random>~~", which a SIGKILL necessarily leaves behind (nothing runs
+# to unlink it), as it may leave the lock file; both must be recognisable,
+# nothing else may be there. This is the documented limit of the named-temp
+# path; the O_TMPFILE path leaves no name.
+# OP GLOB OPTIONS(- none) EXPECT(old|new) TEMP(temp: a temp must be left)
+kills=(
+    "create f.lock - old -"
+    "create *~~ - old -"
+    "write *~~ - old temp"
+    "fsync *~~ - old temp"
+    "rename *~~ - old temp"
+    "rename *~~ after new -"
+    "fsyncdir @ - new -"
+)
+for c in "${kills[@]}"; do
+    read -r op glob opts expect temp <<<"$c"
+    [ "$opts" = - ] && opts=
+    for writer in driver cp; do
+        n=$((n + 1)); d=k$n
+        what="kill at $op $glob $opts, $writer"
+        mkdir "$mnt/$d" && printf old >"$mnt/$d/f" && chmod 640 "$mnt/$d/f" || exit 1
+        g=$d/$glob; [ "$glob" = @ ] && g=$d
+        ctl "fault $op $g OK kill $opts"
+        out=$("write_$writer" "$d" 2>&1); rc=$?
+        ctl clear
+        [ $rc -eq 137 ] || fail "$what: exit $rc, expected 137 (SIGKILL): $out"
+        expect_content "$backing/$d/f" "$expect" "$what"
+        [ "$(stat -c %a "$backing/$d/f")" = 640 ] || fail "$what: mode is $(stat -c %a "$backing/$d/f")"
+        temps=0
+        for e in $(cd "$backing/$d" && ls -A); do
+            case $e in
+            f | f.lock) ;;
+            .f.*~~) temps=$((temps + 1)) ;;
+            *) fail "$what: unrecognisable leftover '$e'" ;;
+            esac
+        done
+        if [ "$temp" = temp ] && [ $temps -ne 1 ]; then fail "$what: $temps temps left, expected the killed one"; fi
+        if [ "$temp" = - ] && [ $temps -ne 0 ]; then fail "$what: $temps temps left, expected none"; fi
+        out=$("$driver" --timeout 0 write "$mnt/$d/f" again 2>&1) || fail "$what: second writer: $out"
+        expect_content "$backing/$d/f" again "$what, second writer"
+    done
+done
+dump_log | grep -Eq ' fault=killed( |$)' || fail "kill: no fault=killed in the log"
+dump_log | grep -Eq ' fault=killed-after( |$)' || fail "kill: no fault=killed-after in the log"
+
+# --- delay: a second writer meets the lock ------------------------------------
+# Threaded, so the first writer's delayed fsync holds up nobody else. The
+# second writer (timeout 0) starts once faultfs has logged that the first is
+# sleeping in its temp's fsync (it holds the lock by then); the log must show
+# the second writer's whole run between the start and the end of that fsync.
+kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"
+unmount
+mount_faultfs threaded
+n=$((n + 1)); d=dl
+mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+ctl reset-log "fault fsync $d/*~~ OK delay=2000"
+"$driver" write "$mnt/$d/f" first >"$tmp/first.out" 2>&1 &
+first=$!
+for i in $(seq 250); do
+    dump_log | grep -q " delay path=$d/.f.*~~ op=fsync " && break
+    sleep 0.02
+done
+ctl "mark second-start"
+out=$("$driver" --timeout 0 write "$mnt/$d/f" second 2>&1); rc=$?
+ctl "mark second-end"
+wait $first; rc1=$?
+ctl clear
+dump_log >"$tmp/delay.log"
+[ $rc1 -eq 0 ] || fail "delay: the first writer failed: $(cat "$tmp/first.out")"
+[ $rc -ne 0 ] || fail "delay: the second writer succeeded while the first held the lock: $out"
+[[ "$out" == *"errno="*" EAGAIN"* ]] || fail "delay: the second writer's error is not EAGAIN: $out"
+order=$(awk -v d="$d" '$2 == "delay" {print "delay"}
+    $2 == "mark" {sub("label=", "", $3); print $3}
+    $2 == "fsync" && $3 ~ "^path=" d "/\\.f\\..*~~$" {print "fsync-end"}' "$tmp/delay.log" | tr '\n' ' ')
+[ "$order" = "delay second-start second-end fsync-end " ] ||
+    { fail "delay: log order is [$order], expected the second writer inside the first's fsync"; cat "$tmp/delay.log"; }
+grep -q " fsync path=$d/.f.*~~ .* fault=delayed" "$tmp/delay.log" || fail "delay: fsync not logged as delayed"
+expect_content "$backing/$d/f" first "delay"
+expect_only "$backing/$d" "delay" f
+out=$("$driver" --timeout 0 write "$mnt/$d/f" again 2>&1) || fail "delay: lock not free afterwards: $out"
 
 # Faultfs itself must have stayed up throughout.
 kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"

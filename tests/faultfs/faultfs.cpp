@@ -5,7 +5,7 @@
 //
 // Control file at the mount root, /.faultfs-control (not listed by readdir):
 // each written line takes effect before write(2) returns:
-//   fault OP GLOB ERRNO [nth=N] [count=N] [after] [short=N]
+//   fault OP GLOB ERRNO [nth=N] [count=N] [after] [short=N] [delay=MS] [kill] [drop]
 //       OP: an operation name below, "setattr" (chmod/chown/truncate/utimens)
 //       or "*"; GLOB: fnmatch(3) without flags on the path relative to the
 //       mount ("." for the root; for rename either name); ERRNO: EIO, 5 or OK.
@@ -14,11 +14,27 @@
 //       so a failing fsync does not sync; with "after" it is done and the
 //       error returned anyway. short=N makes a write store at most N bytes
 //       and report that count (ERRNO OK).
+//       delay=MS sleeps MS milliseconds before the operation, without
+//       holding faultfs's lock (mount without -s for others to proceed), and
+//       logs a "delay" line when the sleep starts; with ERRNO OK the
+//       operation is then done normally.
+//       kill sends SIGKILL to the calling process (its thread id from
+//       fuse_get_context(); the whole process dies). The operation is not
+//       done (reply EINTR or ERRNO), or with "after" done and then killed.
+//       The process dies when faultfs replies: FUSE waits for a request it
+//       has handed out.
+//       drop (fsync, fsyncdir only): the sync is not done; the reply is
+//       ERRNO, so with OK the file system lies. Logged fault=dropped: the
+//       crash checker treats it as no sync and the file's unsynced changes
+//       as lost for good (a later fsync does not make them durable either).
 //   clear | reset-log | mark LABEL
 // Reading it returns the log as of open(2), one line per operation:
 //   SEQ OP path=P [path2=P] ino=N [fh=N] [off=N] [len=N] [size=N] [mode=O]
-//       [flags=X] [datasync=N] res=N [err=NAME] [fault=injected|after|short]
+//       [flags=X] [datasync=N] res=N [err=NAME]
+//       [fault=injected|after|short|delayed|killed|killed-after|dropped]
 //       [data=HEX]
+//   SEQ delay path=P op=OP ms=N        (a delay starts; the operation's own
+//                                       line follows when it ends)
 // Paths are percent-encoded; ino is the backing inode, the file's identity.
 // Operations on an open file give the path FUSE passes, or (renamed or
 // unlinked since) the one it was opened by.
@@ -31,6 +47,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -38,6 +55,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +63,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -60,6 +79,9 @@ struct Rule {
     long count = -1;  // < 0: unlimited
     bool after = false;
     long short_len = -1;
+    long delay_ms = -1;
+    bool kill = false;
+    bool drop = false;
     long seen = 0;
 };
 
@@ -135,9 +157,9 @@ ino_t ino_of_fd(int fd) {
 struct Entry {
     std::string line;
     std::string data_hex;  // last on the line, after the result
-    Entry(const char *op, const std::string &path) {
-        line = std::to_string(++g_seq) + " " + op + " path=" + encode(path);
-    }
+    // The sequence number is given when the line is logged (finish), so the
+    // log stays in order when a delayed operation lets others pass.
+    Entry(const char *op, const std::string &path) { line = std::string(op) + " path=" + encode(path); }
     Entry &num(const char *key, long long v) {
         line += std::string(" ") + key + "=" + std::to_string(v);
         return *this;
@@ -176,6 +198,10 @@ struct Fault {
     int error = 0;
     bool after = false;
     long short_len = -1;
+    bool kill = false;
+    bool drop = false;
+    // The operation is not done: an injected error, a kill before it, a drop.
+    bool skip() const { return fire && !after && short_len < 0 && (error != 0 || kill || drop); }
 };
 
 Fault match(const char *op, const std::string &path, const std::string &path2 = {}) {
@@ -190,31 +216,61 @@ Fault match(const char *op, const std::string &path, const std::string &path2 = 
         if (!path_ok) continue;
         ++r.seen;
         if (r.seen < r.nth || (r.count >= 0 && r.seen >= r.nth + r.count)) continue;
-        return Fault{true, r.error, r.after, r.short_len};
+        Fault f{true, r.error, r.after, r.short_len, r.kill, r.drop};
+        if (r.delay_ms > 0) {
+            // The caller holds g_mutex (a lock_guard): let the other threads
+            // (and the control file) run while this request sleeps. r may be
+            // gone when we wake; f is a copy.
+            long ms = r.delay_ms;
+            g_log += std::to_string(++g_seq) + " delay path=" + encode(path) + " op=" + op + " ms=" +
+                     std::to_string(ms) + "\n";
+            g_mutex.unlock();
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            g_mutex.lock();
+        }
+        return f;
     }
     return {};
 }
 
 // Ends an operation: result res (>= 0 or -errno), overridden by the fault.
+// With kill, the caller is sent SIGKILL here; it dies when the reply
+// reaches the kernel (before the operation's effect if it was skipped).
 int finish(Entry &e, int res, const Fault &f) {
-    if (f.fire && f.short_len < 0 && (res >= 0 || !f.after)) {
-        e.num("res", -f.error);
-        e.str("err", errno_name(f.error));
-        e.str("fault", f.after ? "after" : "injected");
-        g_log += e.line + e.data_hex + "\n";
-        return -f.error;
+    const char *tag = nullptr;
+    if (f.fire && f.short_len >= 0) {
+        tag = "short";
+    } else if (f.fire) {
+        bool done = !f.skip() && res >= 0;  // done, and succeeded
+        if (f.drop) {
+            res = -f.error;
+            tag = "dropped";
+        } else if (f.kill) {
+            if (!f.after) res = f.error ? -f.error : -EINTR;
+            else if (f.error && done) res = -f.error;
+            tag = done ? "killed-after" : "killed";
+        } else if (f.error && (done || !f.after)) {
+            res = -f.error;
+            tag = f.after ? "after" : "injected";
+        } else if (!f.error) {
+            tag = "delayed";
+        }
     }
     e.num("res", res);
     if (res < 0) e.str("err", errno_name(-res));
-    if (f.fire && f.short_len >= 0) e.str("fault", "short");
-    g_log += e.line + e.data_hex + "\n";
+    if (tag) e.str("fault", tag);
+    g_log += std::to_string(++g_seq) + " " + e.line + e.data_hex + "\n";
+    if (f.fire && f.kill) {
+        pid_t pid = fuse_get_context()->pid;
+        if (pid > 0) kill(pid, SIGKILL);
+    }
     return res;
 }
 
 // Runs the real operation unless the fault says not to; -errno on failure.
 template <class Fn>
 int perform(const Fault &f, Fn &&fn) {
-    if (f.fire && !f.after && f.short_len < 0) return 0;
+    if (f.skip()) return 0;
     return fn() < 0 ? -errno : 0;
 }
 
@@ -283,13 +339,22 @@ int control_line(const std::string &line) {
             if (parse_long(w.substr(6), &r.count) != 0 || r.count < 0) return -EINVAL;
         } else if (w.starts_with("short=")) {
             if (parse_long(w.substr(6), &r.short_len) != 0 || r.short_len < 0) return -EINVAL;
+        } else if (w.starts_with("delay=")) {
+            if (parse_long(w.substr(6), &r.delay_ms) != 0 || r.delay_ms < 1) return -EINVAL;
+        } else if (w == "kill") {
+            r.kill = true;
+        } else if (w == "drop") {
+            r.drop = true;
         } else {
             return -EINVAL;
         }
     }
     // A short write reports success with fewer bytes; an errno would contradict it.
-    if (r.short_len >= 0 && (r.op != "write" || r.error != 0 || r.after)) return -EINVAL;
-    if (r.short_len < 0 && r.error == 0) return -EINVAL;
+    if (r.short_len >= 0 && (r.op != "write" || r.error != 0 || r.after || r.kill || r.drop)) return -EINVAL;
+    // A drop is a sync not done: only for the syncs, and never "after".
+    if (r.drop && ((r.op != "fsync" && r.op != "fsyncdir") || r.after || r.kill)) return -EINVAL;
+    // OK alone would be no fault at all.
+    if (r.short_len < 0 && r.error == 0 && r.delay_ms < 0 && !r.kill && !r.drop) return -EINVAL;
     g_rules.push_back(r);
     return 0;
 }
@@ -363,7 +428,7 @@ int open_common(const char *op, const char *path, mode_t mode, fuse_file_info *f
     int flags = (fi->flags & ~O_APPEND) | O_CLOEXEC | O_NOFOLLOW;
     int fd = -1;
     int res = 0;
-    if (!f.fire || f.after) {
+    if (!f.skip()) {
         fd = create ? openat(g_backing, r.c_str(), flags | O_CREAT, mode) : openat(g_backing, r.c_str(), flags);
         if (fd < 0) res = -errno;
     }
@@ -417,7 +482,7 @@ int ffs_read(const char *path, char *buf, size_t size, off_t off, fuse_file_info
     e.num("len", static_cast<long long>(size));
     Fault f = match("read", r);
     int res = 0;
-    if (!f.fire || f.after) {
+    if (!f.skip()) {
         ssize_t n = pread(h->fd, buf, size, off);
         res = n < 0 ? -errno : static_cast<int>(n);
     }
@@ -435,7 +500,7 @@ int ffs_write(const char *path, const char *buf, size_t size, off_t off, fuse_fi
     Entry e("write", r);
     e.num("ino", static_cast<long long>(h->ino)).num("fh", h->fd).num("off", off).num("len", static_cast<long long>(n));
     int res = 0;
-    if (!f.fire || f.after || f.short_len >= 0) {
+    if (!f.skip()) {
         ssize_t w = pwrite(h->fd, buf, n, off);
         res = w < 0 ? -errno : static_cast<int>(w);
         // Only what reached the backing file is data the crash model may see.
@@ -488,7 +553,7 @@ int ffs_opendir(const char *path, fuse_file_info *fi) {
     Fault f = match("opendir", r);
     int fd = -1;
     int res = 0;
-    if (!f.fire || f.after) {
+    if (!f.skip()) {
         fd = openat(g_backing, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) res = -errno;
     }

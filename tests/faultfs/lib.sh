@@ -40,8 +40,12 @@ trap cleanup EXIT
 
 # Single-threaded (-s) so the log is in one deterministic order; never under
 # the shim, whose rules would otherwise apply to the backing files.
+# mount_faultfs threaded: without -s, so a delayed request does not hold up
+# the others (the log is then in completion order).
 mount_faultfs() {
-    env -u LD_PRELOAD "$faultfs" "$backing" "$mnt" -f -s -o fsname=faultfs,subtype=faultfs \
+    local single=-s
+    [ "${1:-}" = threaded ] && single=
+    env -u LD_PRELOAD "$faultfs" "$backing" "$mnt" -f $single -o fsname=faultfs,subtype=faultfs \
         >"$tmp/faultfs.log" 2>&1 &
     fs_pid=$!
     local i
