@@ -453,7 +453,8 @@ int detail::file_export(const wlf_file *f, char *out, size_t size) {
 int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **out) {
     *out = nullptr;
     const char *p = token, *end = token + len;
-    int version, kind, fd, lock_fd, keep, flags, durability, anonymous, staged, existed;
+    int version = 0, kind = 0, fd = -1, lock_fd = -1, keep = 0, flags = 0, durability = 0, anonymous = 0, staged = 0,
+        existed = 0;
     int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
