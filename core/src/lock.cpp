@@ -142,7 +142,11 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
     // on lock files unlinked by a cycling holder must still time out on time.
     const bool timed = opt->has_timeout && opt->timeout > 0;
     const int64_t deadline = timed ? detail::monotonic_ns() + static_cast<int64_t>(opt->timeout * 1e9) : 0;
-    for (int attempt = 0; attempt < kMaxVerifyRetries; ++attempt) {
+    // Without a timeout we wait as long as it takes, however often a busy
+    // holder's unlink sends us back; a single try (timeout <= 0) gives up
+    // after kMaxVerifyRetries such rounds, as contention.
+    for (int attempt = 0;; ++attempt) {
+        if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
         bool read_only = false;
         if (int rc = open_lock_file(path, opt->inherit != 0, &raw, &read_only))
@@ -180,7 +184,6 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         h->ino = fs.st_ino;
         return 0;
     }
-    return fail(err, EAGAIN, "lock (lock file kept being replaced)", path);
 }
 
 int flock_release(Held *h, wlf_error *err) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
@@ -122,7 +123,10 @@ Child::Child(const std::function<int()> &fn) {
         int rc = 120;
         try {
             rc = fn();
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "child %d: %s\n", static_cast<int>(::getpid()), e.what());
         } catch (...) {
+            std::fprintf(stderr, "child %d: unknown exception\n", static_cast<int>(::getpid()));
         }
         // _exit: the child must not run the test framework's exit handlers.
         ::_exit(rc);
