@@ -36,7 +36,6 @@
 namespace {
 
 using wlf_bench::die;
-using wlf_bench::write_all;
 
 namespace wl = wrap_lockfile;
 namespace fs = std::filesystem;
@@ -86,17 +85,7 @@ void replace_floor(benchmark::State &state, std::string parent, size_t size, boo
             if (lfd < 0) die("open", lockp);
             if (::flock(lfd, LOCK_EX) != 0) die("flock", lockp);
         }
-        int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0) die("open", temp);
-        write_all(fd, data.data(), data.size(), temp);
-        if (full && ::fsync(fd) != 0) die("fsync", temp);
-        ::close(fd);
-        if (::rename(temp.c_str(), target.c_str()) != 0) die("rename", temp);
-        if (full) {
-            int dfd = ::open(s.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd < 0 || ::fsync(dfd) != 0) die("fsync", s.dir);
-            ::close(dfd);
-        }
+        wlf_bench::floor_replace(s.dir, temp, target, data, full);
         if (lock) {
             ::unlink(lockp.c_str());
             ::flock(lfd, LOCK_UN);

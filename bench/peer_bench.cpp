@@ -87,12 +87,6 @@ void timed_loop(Op op, long budget_ms, long max_iters) {
     printf("%lld %zu\n", (long long)median(t), t.size());
 }
 
-void fsync_dir(const std::string &dir) {
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || ::fsync(dfd) != 0) die("fsync", dir);
-    ::close(dfd);
-}
-
 int replace(const std::string &impl, const std::string &dir, size_t size, bool full, long budget,
             long max_iters) {
     const std::string target = dir + "/target";
@@ -103,17 +97,7 @@ int replace(const std::string &impl, const std::string &dir, size_t size, bool f
         opt.durability = full ? wl::Durability::full : wl::Durability::none;
         timed_loop([&] { wl::atomic_write_content_with_lock(target, data, opt); }, budget, max_iters);
     } else if (impl == "floor") {
-        timed_loop(
-            [&] {
-                int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-                if (fd < 0) die("open", temp);
-                write_all(fd, data.data(), data.size(), temp);
-                if (full && ::fsync(fd) != 0) die("fsync", temp);
-                ::close(fd);
-                if (::rename(temp.c_str(), target.c_str()) != 0) die("rename", temp);
-                if (full) fsync_dir(dir);
-            },
-            budget, max_iters);
+        timed_loop([&] { wlf_bench::floor_replace(dir, temp, target, data, full); }, budget, max_iters);
     } else {
         fprintf(stderr, "peer_bench: unknown replace impl '%s'\n", impl.c_str());
         return 2;
