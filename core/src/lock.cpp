@@ -120,15 +120,14 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
-int open_lock_file(const char *path, bool inherit, int *fd_out, bool *read_only) {
-    int cloexec = inherit ? 0 : O_CLOEXEC;
-    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | cloexec, 0666);
+int open_lock_file(const char *path, int *fd_out, bool *read_only) {
+    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0666);
     *read_only = false;
     if (fd < 0 && (errno == EACCES || errno == EROFS)) {
         // Somebody else's lock file in a shared directory: a read-only
         // descriptor is enough for flock.
         int saved = errno;
-        fd = sys::open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | cloexec);
+        fd = sys::open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
         if (fd < 0) errno = saved;
         *read_only = fd >= 0;
     }
@@ -149,7 +148,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
         bool read_only = false;
-        if (int rc = open_lock_file(path, opt->inherit != 0, &raw, &read_only))
+        if (int rc = open_lock_file(path, &raw, &read_only))
             return fail(err, rc, "open lock file", path);
         sys::UniqueFd fd(raw);
         int rc;

@@ -51,7 +51,6 @@ typedef struct wlf_lock_options {
     double timeout;       /* > 0: ETIMEDOUT after that many seconds; <= 0: one try, EWOULDBLOCK */
     int backend;          /* enum wlf_lock_backend */
     int keep_lock_file;   /* do not unlink <target>.lock on release */
-    int inherit;          /* lock fd survives execve (no O_CLOEXEC); for the shim */
     int fd_floor;         /* > 0: keep the lock descriptor at or above this number (shim) */
 } wlf_lock_options;
 
