@@ -8,8 +8,8 @@
  *   shim_loop floor-loop N PATH   by hand, what the shim does for write-loop at the
  *                                 syscall floor with WRAP_LOCKFILE_FSYNC=none:
  *                                 open+flock PATH.lock, O_TMPFILE in PATH's directory
- *                                 (else a named temp), write 4 KiB, linkat through
- *                                 /proc/self/fd to a temp name + rename over PATH
+ *                                 (else a named temp), write 4 KiB, linkat (AT_EMPTY_PATH,
+ *                                 else through /proc/self/fd) to a temp name + rename over PATH
  *                                 (else rename the named temp), unlink the lock,
  *                                 unlock, close. Run without the shim.
  *   shim_loop spawn N PROG [VAR=VALUE]...
@@ -110,8 +110,16 @@ static void floor_loop(long n, const char *path) {
         }
         write_block(fd, temp);
         if (anonymous) {
-            snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-            if (linkat(AT_FDCWD, proc, AT_FDCWD, temp, AT_SYMLINK_FOLLOW) != 0) die("linkat", temp);
+            /* As the library does: AT_EMPTY_PATH where the kernel allows it
+             * (it may ask for CAP_DAC_READ_SEARCH), else /proc/self/fd. */
+            static int empty_path_ok = 1;
+            int linked = empty_path_ok && linkat(fd, "", AT_FDCWD, temp, AT_EMPTY_PATH) == 0;
+            if (!linked) {
+                if (empty_path_ok && errno != ENOENT) die("linkat", temp);
+                empty_path_ok = 0;
+                snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, temp, AT_SYMLINK_FOLLOW) != 0) die("linkat", temp);
+            }
         }
         if (rename(temp, path) != 0) die("rename", temp);
         unlink(lockp);

@@ -10,6 +10,18 @@
 
 namespace wrap_lockfile::detail {
 
+// wlf_open for the shim: the program's descriptor is the temp itself at the
+// number open(2) would have given (close-on-exec only if flags has
+// O_CLOEXEC), returned in *caller_fd and owned by the caller; the replacement
+// keeps its own duplicate at or above opt->fd_floor. For pass-through targets
+// *caller_fd is -1 and wlf_file_detach hands out the descriptor as usual.
+int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
+                    int *caller_fd, wlf_error *err);
+
+// The process that opened f (the lock's owner, which was asked when locking).
+pid_t file_opener(const wlf_file *f);
+pid_t lock_owner(const wlf_lock *lock);
+
 // Descriptors a pending replacement owns (data fd; lock fd and directory fd,
 // or -1), so the shim can protect them and clear FD_CLOEXEC before execve.
 void file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd);

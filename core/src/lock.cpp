@@ -103,9 +103,12 @@ bool registry_drop(Held *h) {
 void write_holder_pid(int fd, off_t old_size, pid_t pid) {
     // Best effort: the pid only improves the timeout message. A lock file we
     // could open only read-only (or a full disk) still gives a valid lock.
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%d\n", static_cast<int>(pid));
-    if (sys::pwrite_all(fd, buf, static_cast<size_t>(n), 0) == 0 && old_size > n) sys::ftruncate(fd, n);
+    char buf[16];
+    int n = sizeof buf;
+    buf[--n] = '\n';
+    for (unsigned v = static_cast<unsigned>(pid); n == 15 || v; v /= 10) buf[--n] = static_cast<char>('0' + v % 10);
+    int len = static_cast<int>(sizeof buf) - n;
+    if (sys::pwrite_all(fd, buf + n, static_cast<size_t>(len), 0) == 0 && old_size > len) sys::ftruncate(fd, len);
 }
 
 // ---- flock backend ----
@@ -434,6 +437,10 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     handle->held = h;
     *out = handle;
     return 0;
+}
+
+pid_t wrap_lockfile::detail::lock_owner(const wlf_lock *lock) {
+    return lock && lock->held ? lock->held->owner_pid : 0;
 }
 
 bool wrap_lockfile::detail::lock_keeps_file(const wlf_lock *lock) { return lock && lock->held && lock->held->keep; }

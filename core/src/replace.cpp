@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 
 using namespace wrap_lockfile;
@@ -27,17 +28,19 @@ using detail::fail;
 struct wlf_file {
     int kind;
     int fd;       // what the caller uses
-    int dir_fd;   // target's directory (rename kind)
+    int dir_fd;   // target's directory (rename kind), or -1: reached by path
     int flags;
+    int fdflags;  // O_CLOEXEC, or for the caller's descriptor what it asked for
     int poison;
     int durability;
+    int fd_floor;    // the library's own descriptors go at or above this
     bool anonymous;  // O_TMPFILE not yet linked
     bool staged;     // in-place kind staged in a memfd
     bool existed;
     struct stat st;  // target's lstat when it existed
     wlf_lock *lock;
     char suffix[64];
-    char temp[256];  // named temp's base name, "" if none
+    char temp[WLF_PATH_MAX];  // named temp, relative to at_fd(); "" if none
     char target[WLF_PATH_MAX];
     const char *base;  // points into target
 };
@@ -50,6 +53,15 @@ std::atomic<dev_t> g_plain_dev{0};
 // (pass-through and lock-only kinds) are accepted and used there.
 constexpr int kSupportedFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
                                 O_NOCTTY | O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
+
+// The target's directory entries: through dir_fd, or, when the replacement
+// keeps no directory descriptor, by the target's absolute path.
+int at_fd(const wlf_file *f) { return f->dir_fd >= 0 ? f->dir_fd : AT_FDCWD; }
+const char *at_base(const wlf_file *f) { return f->dir_fd >= 0 ? f->base : f->target; }
+detail::TempDir temp_dir(const wlf_file *f) {
+    if (f->dir_fd >= 0) return {f->dir_fd, "", 0};
+    return {AT_FDCWD, f->target, static_cast<size_t>(f->base - f->target)};
+}
 
 void release_lock(wlf_file *f, wlf_error *err, int *rc) {
     if (!f->lock) return;
@@ -64,7 +76,7 @@ void release_lock(wlf_file *f, wlf_error *err, int *rc) {
 
 void destroy(wlf_file *f) {
     if (f->fd >= 0) sys::close_quietly(f->fd);
-    if (f->temp[0] && f->dir_fd >= 0) unlinkat(f->dir_fd, f->temp, 0);
+    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
     if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
     int rc = 0;
     release_lock(f, nullptr, &rc);
@@ -102,7 +114,7 @@ int begin_staged(wlf_file *f, wlf_error *err) {
         sys::close(f->dir_fd);
         f->dir_fd = -1;
     }
-    f->fd = memfd_create("wrap_lockfile-stage", MFD_CLOEXEC);
+    f->fd = memfd_create("wrap_lockfile-stage", f->fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
     if (f->fd < 0) return fail(err, errno, "create staging memfd", f->target);
     bool seeded = f->existed && !(f->flags & O_TRUNC);
     if (seeded) {
@@ -115,7 +127,8 @@ int begin_staged(wlf_file *f, wlf_error *err) {
 // lock_only and pseudo files: the caller writes the target itself.
 int begin_direct(wlf_file *f, int kind, mode_t mode, wlf_error *err) {
     f->kind = kind;
-    f->fd = sys::open(f->target, (f->flags & ~O_NOFOLLOW) | O_CLOEXEC, mode);
+    int fdflags = kind == WLF_COMMIT_PASSTHROUGH ? O_CLOEXEC : f->fdflags;
+    f->fd = sys::open(f->target, (f->flags & ~(O_NOFOLLOW | O_CLOEXEC)) | fdflags, mode);
     if (f->fd < 0) return fail(err, errno, "open", f->target);
     return 0;
 }
@@ -123,17 +136,26 @@ int begin_direct(wlf_file *f, int kind, mode_t mode, wlf_error *err) {
 int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
-    f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
+    // The directory descriptor is for fsync(directory). Without fsync an
+    // absolute target's directory is reached by path (as the lock file is),
+    // which spares an open and a close per replacement.
+    if (f->durability != WLF_DURABILITY_NONE || f->target[0] != '/') {
+        f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
+        // Out of the way before the temp is created: the temp may be the
+        // caller's descriptor, which must get the number open(2) would give.
+        f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
+    }
 
     // An existing target's content must not be readable by others through a
     // named temp before its mode is copied: start private. An O_TMPFILE has
     // no name, so it may start with the target's mode (often sparing the chmod).
     mode_t create = f->existed ? 0600 : mode;
-    f->fd = detail::create_anonymous_temp(f->dir_fd, f->existed ? (f->st.st_mode & 0777) : mode);
+    const detail::TempDir where = temp_dir(f);
+    f->fd = detail::create_anonymous_temp(where, f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
     f->anonymous = f->fd >= 0;
     if (f->fd < 0 && detail::tmpfile_unsupported(errno))
-        f->fd = detail::create_named_temp(f->dir_fd, f->base, f->suffix, create, f->temp, sizeof f->temp);
+        f->fd = detail::create_named_temp(where, f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
     if (f->fd < 0) {
         int e = errno;
         // Directory not writable but the file is: write it in place.
@@ -149,7 +171,7 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
                 // Write-only for us: cannot copy, so cannot replace atomically.
                 sys::close(f->fd);
                 f->fd = -1;
-                if (f->temp[0]) unlinkat(f->dir_fd, f->temp, 0);
+                if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
                 f->temp[0] = '\0';
                 return begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
             }
@@ -200,13 +222,13 @@ int commit_rename(wlf_file *f, wlf_error *err) {
         return fail(err, errno, "fsync temporary file for", f->target);
 #endif
     if (f->anonymous) {
-        if (int rc = detail::link_anonymous_temp(f->fd, f->dir_fd, f->base, f->suffix, f->temp, sizeof f->temp))
+        if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix, f->temp, sizeof f->temp))
             return fail(err, rc, "name temporary file for", f->target);
         f->anonymous = false;
     }
     int fd = f->fd;
     f->fd = -1;
-    if (sys::renameat(f->dir_fd, f->temp, f->dir_fd, f->base) != 0) {
+    if (sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {
         int e = errno;
         if (e != EBUSY) {
             sys::close_quietly(fd);
@@ -239,8 +261,41 @@ extern "C" void wlf_write_options_init(wlf_write_options *opt) {
     opt->hardlink_policy = WLF_HARDLINK_KEEP;
 }
 
-extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, wlf_file **out,
-                        wlf_error *err) {
+namespace {
+
+// The target is usually a plain file at the path given: lock "<path>.lock"
+// first with a single try, then look at the path under the lock. A regular
+// file (or none) there means the path is the final target and its lstat is
+// fresh, sparing the separate look before locking. Anything else (a
+// symlink, a special or pseudo file, a busy or unusable lock) gives up the
+// lock and returns false: the caller then resolves first and waits as asked.
+bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt) {
+    if (detail::join(f->target, sizeof f->target, path, "") != 0) return false;
+    wlf_lock_options once = lock_opt;
+    once.has_timeout = 1;
+    once.timeout = 0;
+    if (wlf_lock_acquire(f->target, &once, &f->lock, nullptr) != 0) {
+        f->lock = nullptr;
+        return false;
+    }
+    if (lstat(f->target, &f->st) == 0) {
+        f->existed = true;
+        if (S_ISREG(f->st.st_mode) && f->st.st_dev == g_plain_dev.load(std::memory_order_relaxed)) return true;
+        if (S_ISREG(f->st.st_mode) && !detail::is_pseudo_fs(f->target)) {
+            g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
+            return true;
+        }
+    } else if (errno == ENOENT) {
+        f->existed = false;
+        return true;
+    }
+    int rc = 0;
+    release_lock(f, nullptr, &rc);
+    return false;
+}
+
+int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int *caller_fd,
+              wlf_file **out, wlf_error *err) {
     *out = nullptr;
     wlf_write_options defaults;
     wlf_write_options_init(&defaults);
@@ -252,54 +307,59 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
     if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, "temp suffix", suffix);
     if (opt->has_create_mode) mode = opt->create_mode;
 
-    auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
+    auto *f = static_cast<wlf_file *>(malloc(sizeof(wlf_file)));
     if (!f) return fail(err, ENOMEM, "open", path);
+    // Only the fixed part is cleared: the path buffers are written before use.
+    memset(f, 0, offsetof(wlf_file, temp));
+    f->temp[0] = '\0';
+    f->target[0] = '\0';
+    f->base = f->target;
     f->fd = -1;
     f->dir_fd = -1;
     f->flags = flags;
+    f->fdflags = caller_fd ? (flags & O_CLOEXEC) : O_CLOEXEC;
     f->durability = opt->durability;
+    f->fd_floor = opt->fd_floor;
     memcpy(f->suffix, suffix, strlen(suffix) + 1);
 
-    // O_CREAT|O_EXCL never follows a symlink at the path (open(2) gives
-    // EEXIST): following a dangling one would create a file of an
-    // attacker's choosing.
-    bool exclusive = (flags & O_CREAT) && (flags & O_EXCL);
-    bool via_proc = false;
-    int rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target, &f->existed,
+    wlf_lock_options lock_opt = opt->lock;
+    if (opt->fd_floor > lock_opt.fd_floor) lock_opt.fd_floor = opt->fd_floor;
+    int rc;
+    if (!(opt->use_lock && lock_opt.backend == WLF_LOCK_FLOCK && lock_first(f, path, lock_opt))) {
+        // O_CREAT|O_EXCL never follows a symlink at the path (open(2) gives
+        // EEXIST): following a dangling one would create a file of an
+        // attacker's choosing.
+        bool exclusive = (flags & O_CREAT) && (flags & O_EXCL);
+        bool via_proc = false;
+        rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target, &f->existed,
                                     &f->st, &via_proc);
-    if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
-    if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
+        if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
+        if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
 
-    if (via_proc || (f->existed && !S_ISREG(f->st.st_mode))) {
-        rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
-        if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
-        *out = f;
-        return 0;
-    }
-    // Most replacements hit one file system over and over: the last one
-    // found ordinary is remembered, which spares the statfs next time.
-    if (f->existed && f->st.st_dev != g_plain_dev.load(std::memory_order_relaxed)) {
-        if (detail::is_pseudo_fs(f->target)) {
+        bool pseudo = via_proc || (f->existed && !S_ISREG(f->st.st_mode));
+        // Most replacements hit one file system over and over: the last one
+        // found ordinary is remembered, which spares the statfs next time.
+        if (!pseudo && f->existed && f->st.st_dev != g_plain_dev.load(std::memory_order_relaxed)) {
+            pseudo = detail::is_pseudo_fs(f->target);
+            if (!pseudo) g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
+        }
+        if (pseudo) {
             rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             *out = f;
             return 0;
         }
-        g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
-    }
-
-    if (opt->use_lock) {
-        wlf_lock_options lock_opt = opt->lock;
-        if (opt->fd_floor > lock_opt.fd_floor) lock_opt.fd_floor = opt->fd_floor;
-        rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
-        if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
-        // The target may have appeared, vanished or changed while we waited.
-        if (lstat(f->target, &f->st) == 0)
-            f->existed = true;
-        else if (errno == ENOENT)
-            f->existed = false;
-        else
-            return fail_and_destroy(f, err, errno, "stat", f->target);
+        if (opt->use_lock) {
+            rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
+            if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+            // The target may have appeared, vanished or changed while we waited.
+            if (lstat(f->target, &f->st) == 0)
+                f->existed = true;
+            else if (errno == ENOENT)
+                f->existed = false;
+            else
+                return fail_and_destroy(f, err, errno, "stat", f->target);
+        }
     }
     if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
     if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
@@ -312,10 +372,31 @@ extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_writ
     else
         rc = begin_rename(f, mode, err);
     if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
-    f->fd = detail::raise_fd(f->fd, opt->fd_floor);
-    f->dir_fd = detail::raise_fd(f->dir_fd, opt->fd_floor);
+    if (caller_fd) {
+        // The caller's descriptor keeps the number open(2) would have given;
+        // the library keeps its own copy out of the program's way.
+        int own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, opt->fd_floor > 0 ? opt->fd_floor : 0);
+        if (own < 0) return fail_and_destroy(f, err, errno, "duplicate descriptor of", f->target);
+        *caller_fd = f->fd;
+        f->fd = own;
+    } else {
+        f->fd = detail::raise_fd(f->fd, opt->fd_floor);
+    }
     *out = f;
     return 0;
+}
+
+}  // namespace
+
+extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
+                        wlf_error *err) {
+    return open_file(path, flags, mode, opt, nullptr, out, err);
+}
+
+int detail::file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
+                            int *caller_fd, wlf_error *err) {
+    *caller_fd = -1;
+    return open_file(path, flags, mode, opt, caller_fd, out, err);
 }
 
 extern "C" int wlf_file_fd(const wlf_file *f) { return f ? f->fd : -1; }
@@ -428,6 +509,11 @@ int get_int(const char *&p, const char *end, int *value) {
 
 }  // namespace
 
+pid_t detail::file_opener(const wlf_file *f) {
+    pid_t pid = detail::lock_owner(f->lock);
+    return pid > 0 ? pid : getpid();
+}
+
 void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd) {
     *fd = f->fd;
     *lock_fd = wlf_lock_fd(f->lock);
@@ -463,6 +549,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (!f) return ENOMEM;
     f->fd = -1;
     f->dir_fd = -1;
+    f->fdflags = O_CLOEXEC;
     int rc = get_field(p, end, f->temp, sizeof f->temp, true);
     if (!rc) rc = get_field(p, end, f->suffix, sizeof f->suffix, true);
     if (!rc) rc = get_field(p, end, f->target, sizeof f->target, true);
@@ -482,7 +569,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
-    if (!rc && kind == WLF_COMMIT_RENAME) {
+    if (!rc && kind == WLF_COMMIT_RENAME && (durability != WLF_DURABILITY_NONE || f->target[0] != '/')) {
         f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (f->dir_fd < 0) rc = errno;
         f->dir_fd = detail::raise_fd(f->dir_fd, fd_floor);
@@ -505,7 +592,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
 }
 
 void detail::file_abandon(wlf_file *f) {
-    if (f->temp[0] && f->dir_fd >= 0) unlinkat(f->dir_fd, f->temp, 0);
+    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
     f->temp[0] = '\0';
     detail::lock_abandon(f->lock);
 }

@@ -22,17 +22,29 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
 // written directly (no temp, no lock).
 bool is_pseudo_fs(const char *path);
 
-// Creates an unnamed temp file in dir_fd (O_TMPFILE). Returns the fd or -1
-// with errno (EOPNOTSUPP and friends mean: use a named temp).
-int create_anonymous_temp(int dir_fd, mode_t mode);
+// The directory a temp lives in: reached through a descriptor (fd, empty
+// prefix) or, when the replacement keeps none, by path (fd AT_FDCWD, prefix
+// "<dir>/" taken from the target's absolute path). Temp names are relative to
+// fd and start with the prefix.
+struct TempDir {
+    int fd;
+    const char *prefix;
+    size_t prefix_len;
+};
 
-// Creates ".<base>.<random><suffix>" in dir_fd with O_EXCL; the name goes to
-// name[size]. Returns the fd or -1 with errno.
-int create_named_temp(int dir_fd, const char *base, const char *suffix, mode_t mode, char *name,
-                      size_t size);
+// Creates an unnamed temp file in dir (O_TMPFILE); fdflags is O_CLOEXEC or 0.
+// Returns the fd or -1 with errno (EOPNOTSUPP and friends mean: use a named
+// temp).
+int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags);
 
-// Gives an anonymous temp the name ".<base>.<random><suffix>" in dir_fd.
-int link_anonymous_temp(int fd, int dir_fd, const char *base, const char *suffix, char *name,
+// Creates "<prefix>.<base>.<random><suffix>" in dir with O_EXCL; the name goes
+// to name[size]. Returns the fd or -1 with errno.
+int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,
+                      char *name, size_t size);
+
+// Gives an anonymous temp the name "<prefix>.<base>.<random><suffix>" in dir
+// (linkat AT_EMPTY_PATH where the kernel allows it, else /proc/self/fd).
+int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, char *name,
                         size_t size);
 
 // True when O_TMPFILE failed because the file system cannot do it.

@@ -2,6 +2,7 @@
 #include "replace_parts.hpp"
 #include "sysio.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,7 +13,12 @@ namespace {
 
 constexpr int kNameAttempts = 100;
 
-int temp_name(const char *base, const char *suffix, char *name, size_t size) {
+// Whether linkat(fd, "", ..., AT_EMPTY_PATH) may name an O_TMPFILE here:
+// 0 not tried yet, 1 it may, -1 it may not (no CAP_DAC_READ_SEARCH on a
+// kernel that asks for it), so /proc/self/fd is used.
+std::atomic<int> g_empty_path_link{0};
+
+int temp_name(const TempDir &dir, const char *base, const char *suffix, char *name, size_t size) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     char rnd[9];
     uint64_t r = random_u64();
@@ -21,9 +27,42 @@ int temp_name(const char *base, const char *suffix, char *name, size_t size) {
         r /= 62;
     }
     rnd[8] = '\0';
-    int n = snprintf(name, size, ".%s.%s%s", base, rnd, suffix);
-    if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
+    // "<prefix>.<base>.<rnd><suffix>", without printf on the hot path.
+    size_t lb = strlen(base), ls = strlen(suffix);
+    size_t total = dir.prefix_len + 1 + lb + 1 + 8 + ls;
+    if (total + 1 > size) return ENAMETOOLONG;
+    char *p = name;
+    memcpy(p, dir.prefix, dir.prefix_len);
+    p += dir.prefix_len;
+    *p++ = '.';
+    memcpy(p, base, lb);
+    p += lb;
+    *p++ = '.';
+    memcpy(p, rnd, 8);
+    p += 8;
+    memcpy(p, suffix, ls + 1);
     return 0;
+}
+
+int link_once(int fd, const TempDir &dir, const char *name) {
+    bool tried = false;
+    if (g_empty_path_link.load(std::memory_order_relaxed) >= 0) {
+        if (sys::linkat(fd, "", dir.fd, name, AT_EMPTY_PATH) == 0) {
+            g_empty_path_link.store(1, std::memory_order_relaxed);
+            return 0;
+        }
+        // ENOENT: the kernel may want CAP_DAC_READ_SEARCH (or the opener's
+        // credentials) for this; /proc tells. Other errors are the directory's.
+        if (errno != ENOENT) return -1;
+        tried = true;
+    }
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    int rc = sys::linkat(AT_FDCWD, proc, dir.fd, name, AT_SYMLINK_FOLLOW);
+    // Remember only a verdict /proc confirmed (ENOENT there too means the
+    // directory went away, not that AT_EMPTY_PATH is refused).
+    if (rc == 0 && tried) g_empty_path_link.store(-1, std::memory_order_relaxed);
+    return rc;
 }
 
 }  // namespace
@@ -32,36 +71,38 @@ bool tmpfile_unsupported(int error) {
     return error == EOPNOTSUPP || error == EISDIR || error == EINVAL || error == ENOENT;
 }
 
-int create_anonymous_temp(int dir_fd, mode_t mode) {
-    return sys::openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags) {
+    if (!dir.prefix_len) return sys::openat(dir.fd, ".", O_TMPFILE | O_RDWR | fdflags, mode);
+    // The directory by path: "<dir>/" names it (a trailing slash is fine).
+    char path[WLF_PATH_MAX];
+    if (dir.prefix_len + 1 > sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir.prefix, dir.prefix_len);
+    path[dir.prefix_len] = '\0';
+    return sys::openat(dir.fd, path, O_TMPFILE | O_RDWR | fdflags, mode);
 }
 
-int create_named_temp(int dir_fd, const char *base, const char *suffix, mode_t mode, char *name,
-                      size_t size) {
+int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,
+                      char *name, size_t size) {
     for (int i = 0; i < kNameAttempts; ++i) {
-        if (int rc = temp_name(base, suffix, name, size)) {
+        if (int rc = temp_name(dir, base, suffix, name, size)) {
             errno = rc;
             return -1;
         }
-        int fd = sys::openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
+        int fd = sys::openat(dir.fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | fdflags, mode);
         if (fd >= 0 || errno != EEXIST) return fd;
     }
     errno = EEXIST;
     return -1;
 }
 
-int link_anonymous_temp(int fd, int dir_fd, const char *base, const char *suffix, char *name,
+int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, char *name,
                         size_t size) {
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     for (int i = 0; i < kNameAttempts; ++i) {
-        if (int rc = temp_name(base, suffix, name, size)) return rc;
-        int rc = sys::linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW);
-        if (rc != 0 && errno == ENOENT) {
-            // No /proc: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH but may work.
-            rc = sys::linkat(fd, "", dir_fd, name, AT_EMPTY_PATH);
-        }
-        if (rc == 0) return 0;
+        if (int rc = temp_name(dir, base, suffix, name, size)) return rc;
+        if (link_once(fd, dir, name) == 0) return 0;
         if (errno != EEXIST) return errno;
     }
     return EEXIST;

@@ -132,7 +132,8 @@ int commit(Entry *e) {
         Guard g;
         mark_internal(e->file, false);
     }
-    wlf_error err{};
+    wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
+    err.code = 0;
     int kind = 0;
     int rc = wlf_commit(e->file, &kind, &err);
     free(e);
@@ -222,8 +223,10 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
     wlf_file *f = nullptr;
-    wlf_error err{};
-    int rc = wlf_open(p.raw, flags & kPassFlags & ~O_CLOEXEC, mode, &opt, &f, &err);
+    wlf_error err;  // filled on failure
+    err.code = 0;
+    int user = -1;
+    int rc = detail::file_open_split(p.raw, flags & kPassFlags, mode, &opt, &f, &user, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);
@@ -242,22 +245,14 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
         return fd;
     }
-    int user = sys::fcntl(wlf_file_fd(f), (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-    if (user < 0 || user >= kMaxFds) {
-        int e = user < 0 ? errno : EMFILE;
-        if (user >= 0) sys::close(user);
-        wlf_discard(f);
-        errno = e;
-        return -1;
-    }
-    auto *e = static_cast<Entry *>(malloc(sizeof(Entry)));
+    Entry *e = user < kMaxFds ? static_cast<Entry *>(malloc(sizeof(Entry))) : nullptr;
     if (!e) {
         sys::close(user);
         wlf_discard(f);
-        errno = ENOMEM;
+        errno = user < kMaxFds ? ENOMEM : EMFILE;
         return -1;
     }
-    *e = Entry{f, 1, getpid(), nullptr, strdup(p.norm)};
+    *e = Entry{f, 1, detail::file_opener(f), nullptr, strdup(p.norm)};
     {
         Guard g;
         mark_internal(f, true);
