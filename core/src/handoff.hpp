@@ -18,6 +18,13 @@ namespace wrap_lockfile::detail {
 int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
                     int *caller_fd, wlf_error *err);
 
+// A lock taken to look at a path before knowing it is the final target
+// (wlf_open's lock-first attempt): lock_acquire_probe notes whether it
+// created the lock file, and lock_release_probe releases it, removing the
+// file only if the probe created it (even with keep_lock_file).
+int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out);
+void lock_release_probe(wlf_lock *lock);
+
 // The process that opened f (the lock's owner, which was asked when locking).
 pid_t file_opener(const wlf_file *f);
 pid_t lock_owner(const wlf_lock *lock);

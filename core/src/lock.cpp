@@ -42,6 +42,7 @@ struct Held {
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
     bool keep;
+    bool created;  // this acquisition created the lock file (only when asked to tell)
     Held *next;
     char path[WLF_PATH_MAX];
 };
@@ -123,9 +124,17 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
-int open_lock_file(const char *path, int *fd_out, bool *read_only) {
-    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0666);
+// `created` (nullable): find out whether this open creates the file; costs a
+// second open only when the file exists.
+int open_lock_file(const char *path, int *fd_out, bool *read_only, bool *created) {
+    constexpr int kFlags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+    int fd = -1;
     *read_only = false;
+    if (created) {
+        fd = sys::open(path, kFlags | O_EXCL, 0666);
+        *created = fd >= 0;
+    }
+    if (fd < 0) fd = sys::open(path, kFlags, 0666);
     if (fd < 0 && (errno == EACCES || errno == EROFS)) {
         // Somebody else's lock file in a shared directory: a read-only
         // descriptor is enough for flock.
@@ -139,7 +148,7 @@ int open_lock_file(const char *path, int *fd_out, bool *read_only) {
     return 0;
 }
 
-int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
+int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool tell_created, wlf_error *err) {
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
     const bool timed = opt->has_timeout && opt->timeout > 0;
@@ -151,7 +160,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_er
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
         bool read_only = false;
-        if (int rc = open_lock_file(path, &raw, &read_only))
+        if (int rc = open_lock_file(path, &raw, &read_only, tell_created ? &h->created : nullptr))
             return fail(err, rc, "open lock file", path);
         sys::UniqueFd fd(raw);
         int rc;
@@ -295,8 +304,9 @@ extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
     opt->backend = WLF_LOCK_FLOCK;
 }
 
-extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_in, wlf_lock **out,
-                                wlf_error *err) {
+namespace {
+
+int acquire(const char *target, const wlf_lock_options *opt_in, bool tell_created, wlf_lock **out, wlf_error *err) {
     *out = nullptr;
     wlf_lock_options defaults;
     wlf_lock_options_init(&defaults);
@@ -341,11 +351,13 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
+    h->created = false;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->next = nullptr;
-    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, err) : dotlock_acquire(path, opt, h, err);
+    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, tell_created, err)
+                                            : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
         free(h);
         free(handle);
@@ -355,6 +367,24 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
     handle->held = h;
     *out = handle;
     return 0;
+}
+
+}  // namespace
+
+extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt, wlf_lock **out, wlf_error *err) {
+    return acquire(target, opt, false, out, err);
+}
+
+int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out) {
+    return acquire(target, opt, true, out, nullptr);
+}
+
+void wrap_lockfile::detail::lock_release_probe(wlf_lock *lock) {
+    // Not ours to clean up unless this probe made it: a lock file that was
+    // there before belongs to whoever uses that name. A nested handle only
+    // drops its reference.
+    if (lock && lock->held && lock->held->depth == 1) lock->held->keep = !lock->held->created;
+    wlf_lock_release(lock, nullptr);
 }
 
 extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *err) {
@@ -432,6 +462,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
+    h->created = false;
     h->next = nullptr;
     registry_add(h);
     handle->held = h;

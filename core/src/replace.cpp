@@ -274,7 +274,7 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
     wlf_lock_options once = lock_opt;
     once.has_timeout = 1;
     once.timeout = 0;
-    if (wlf_lock_acquire(f->target, &once, &f->lock, nullptr) != 0) {
+    if (detail::lock_acquire_probe(f->target, &once, &f->lock) != 0) {
         f->lock = nullptr;
         return false;
     }
@@ -289,8 +289,8 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
         f->existed = false;
         return true;
     }
-    int rc = 0;
-    release_lock(f, nullptr, &rc);
+    detail::lock_release_probe(f->lock);
+    f->lock = nullptr;
     return false;
 }
 

@@ -3,10 +3,12 @@
 // the opening process, hand-over across execve, commit at normal exit.
 //
 // Model: for each matched write-open the core creates a pending replacement
-// (lock + temp in the target's directory) whose own descriptors ("internal")
-// sit at high numbers; the program gets a dup of the temp at the lowest free
-// number, as open(2) would give. Program descriptors are counted per
-// replacement; when the last one is closed in the opener, the core commits.
+// (lock + temp in the target's directory). The program's descriptor is the
+// temp itself, at the lowest free number as open(2) would give; the core's
+// own descriptors ("internal": a duplicate of the temp, the lock, the
+// directory if fsync needs it) sit at high numbers. Program descriptors are
+// counted per replacement; when the last one is closed in the opener, the
+// core commits.
 // Forked children inherit descriptors but never commit.
 #include "handlers.hpp"
 
