@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -24,10 +25,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -263,6 +266,90 @@ std::optional<std::array<int, N>> run_child_reporting(const std::function<std::a
     if (child.wait() != 0 || got != sizeof values) return std::nullopt;
     return values;
 }
+
+// ---- the kernel's view of flock locks (/proc/locks) ----
+//
+// A held flock and a waiter blocked on it read, on Linux:
+//   1: FLOCK  ADVISORY  WRITE 5308 fe:00:10954113 0 EOF
+//   1: -> FLOCK  ADVISORY  WRITE 5312 fe:00:10954113 0 EOF
+// The last-but-two field names the inode as the kernel spells it
+// ("<major>:<minor>:<ino>"); we take that spelling from the kernel too
+// (/proc/self/fdinfo) rather than recompute it from stat, which on stacked
+// file systems may report another device.
+
+struct FlockEntry {
+    bool waiting;
+    pid_t pid;
+    std::string inode;
+};
+
+std::vector<FlockEntry> proc_flock_entries() {
+    std::vector<FlockEntry> entries;
+    std::ifstream in("/proc/locks");
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string id, kind, mode, access, inode;
+        long pid = 0;
+        words >> id >> kind;
+        bool waiting = kind == "->";
+        if (waiting) words >> kind;
+        if (words >> mode >> access >> pid >> inode && kind == "FLOCK" && access == "WRITE")
+            entries.push_back({waiting, static_cast<pid_t>(pid), inode});
+    }
+    return entries;
+}
+
+// The inode of the flock held through `fd`, as /proc/locks names it; "" if
+// the descriptor holds none.
+std::string held_flock_inode(int fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string tag, id, kind, mode, access, inode;
+        long pid = 0;
+        if (words >> tag >> id >> kind >> mode >> access >> pid >> inode && tag == "lock:" && kind == "FLOCK")
+            return inode;
+    }
+    return "";
+}
+
+// The inode of the one flock that process `pid` holds; "" if none.
+std::string held_flock_inode_of(pid_t pid) {
+    for (const auto &e : proc_flock_entries())
+        if (!e.waiting && e.pid == pid) return e.inode;
+    return "";
+}
+
+bool has_flock_entry(pid_t pid, const std::string &inode, bool waiting) {
+    for (const auto &e : proc_flock_entries())
+        if (e.waiting == waiting && e.pid == pid && e.inode == inode) return true;
+    return false;
+}
+
+// A barrier: waits until process `pid` is blocked in flock waiting for
+// `inode`. The bound only turns a hang into a failure.
+bool wait_flock_waiter(pid_t pid, const std::string &inode, int timeout_ms = 20000) {
+    auto start = Clock::now();
+    while (!has_flock_entry(pid, inode, true)) {
+        if (seconds_since(start) * 1000 > timeout_ms) return false;
+        ::usleep(1000);
+    }
+    return true;
+}
+
+// The release of the verified protocol, done by hand: unlink while holding,
+// then unlock, then close.
+bool bare_release(const fs::path &lock, int fd) {
+    bool ok = ::unlink(lock.c_str()) == 0;
+    ok = ::flock(fd, LOCK_UN) == 0 && ok;
+    return ::close(fd) == 0 && ok;
+}
+
+// Commands for the processes of the hand-made schedules below; single bytes
+// rather than EOF, since every child inherits every pipe.
+constexpr char kGo = 'g', kRelease = 'r', kHolding = 'H', kFailedToLock = 'F', kReleased = 'R';
 
 constexpr int kSetupFailed = -1000;
 
@@ -540,6 +627,173 @@ TEST(Lock, CleanupRaceManyProcesses) {
     auto start = Clock::now();
     check_process_exclusion(dir.path(), opts(std::nullopt), 8, 500);
     RecordProperty("seconds", std::to_string(seconds_since(start)));
+}
+
+// The control for the next test: why a waiter must verify what it locked.
+// A holds the lock file X and B waits on it; A releases the way the verified
+// protocol does (unlink, then unlock). B, which does not verify, now holds X,
+// a file without a name, and C creates the lock file anew and locks it at
+// once: two holders of "the" lock at the same time.
+TEST(Lock, UnverifiedUnlinkProtocolLetsTwoHoldersIn) {
+    TempDir dir;
+    fs::path lock = lock_of(dir / "f");
+    Pipe b_cmd, b_events, c_cmd, c_events;
+    // B: opens the lock file as it is (X) and flocks it, blocking, with no
+    // verification afterwards.
+    Child b([&] {
+        if (get_byte(b_cmd.read_fd(), -1) != kGo) return 1;
+        int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
+            b_events.put(kFailedToLock);
+            return 2;
+        }
+        b_events.put(kHolding);
+        if (get_byte(b_cmd.read_fd(), -1) != kRelease) return 3;
+        ::flock(fd, LOCK_UN);
+        ::close(fd);
+        return 0;
+    });
+    // C: arrives after A's release, creates the lock file (Y) and must get it
+    // at once (LOCK_NB).
+    Child c([&] {
+        if (get_byte(c_cmd.read_fd(), -1) != kGo) return 1;
+        int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            c_events.put(kFailedToLock);
+            return 2;
+        }
+        c_events.put(kHolding);
+        if (get_byte(c_cmd.read_fd(), -1) != kRelease) return 3;
+        return bare_release(lock, fd) ? 0 : 4;
+    });
+
+    // A (this process) creates and locks X.
+    int a = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    ASSERT_GE(a, 0) << std::strerror(errno);
+    ASSERT_EQ(::flock(a, LOCK_EX | LOCK_NB), 0) << std::strerror(errno);
+    const std::string x = held_flock_inode(a);
+    ASSERT_NE(x, "") << "no lock line in /proc/self/fdinfo/" << a;
+
+    ASSERT_TRUE(b_cmd.put(kGo));
+    ASSERT_TRUE(wait_flock_waiter(b.pid(), x)) << "B never waited on X (" << x << ") in /proc/locks";
+    EXPECT_EQ(get_byte_now(b_events.read_fd()), -2) << "B got X while A held it";
+
+    ASSERT_TRUE(bare_release(lock, a));
+    ASSERT_EQ(get_byte(b_events.read_fd()), kHolding) << "B did not get X after A's release";
+    EXPECT_TRUE(has_flock_entry(b.pid(), x, false));
+
+    ASSERT_TRUE(c_cmd.put(kGo));
+    ASSERT_EQ(get_byte(c_events.read_fd()), kHolding) << "C could not lock the new lock file at once";
+    const std::string y = held_flock_inode_of(c.pid());
+    EXPECT_NE(y, "");
+    EXPECT_NE(y, x);
+
+    // The flaw: neither has released, and the kernel shows both holding.
+    EXPECT_EQ(get_byte_now(b_events.read_fd()), -2);
+    EXPECT_EQ(get_byte_now(c_events.read_fd()), -2);
+    EXPECT_TRUE(has_flock_entry(b.pid(), x, false)) << "B no longer holds X";
+    EXPECT_TRUE(has_flock_entry(c.pid(), y, false)) << "C does not hold Y";
+
+    ASSERT_TRUE(b_cmd.put(kRelease));
+    ASSERT_TRUE(c_cmd.put(kRelease));
+    EXPECT_EQ(b.wait(), 0);
+    EXPECT_EQ(c.wait(), 0);
+    EXPECT_FALSE(fs::exists(lock));
+}
+
+// The same schedule with the library as B: woken holding X after A unlinked
+// it, B must see that X is no longer the lock file, and retry on the file
+// that now is (Y, held by C) instead of entering beside C.
+//
+// C locks Y between A's unlink and A's unlock (a legitimate moment: the
+// protocol lets anybody create the lock file as soon as it is unlinked), so
+// B wakes on X only when the name already belongs to C's locked Y. Were C to
+// arrive after A's unlock, B could create the new lock file first and the
+// schedule would depend on who wins that race.
+TEST(Lock, WaiterWokenOnUnlinkedLockFileRetriesOnTheNewOne) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    fs::path lock = lock_of(target);
+    Pipe b_cmd, b_events, c_cmd, c_events;
+    // B: the library, no timeout.
+    Child b([&] {
+        if (get_byte(b_cmd.read_fd(), -1) != kGo) return 1;
+        wlf_lock *l = nullptr;
+        wlf_error err{};
+        if (wlf_lock_acquire(target.c_str(), nullptr, &l, &err) != 0) {
+            b_events.put(kFailedToLock);
+            return 2;
+        }
+        b_events.put(kHolding);
+        if (get_byte(b_cmd.read_fd(), -1) != kRelease) return 3;
+        if (wlf_lock_release(l, &err) != 0) return 4;
+        b_events.put(kReleased);
+        return 0;
+    });
+    // C: by hand, creates the new lock file Y once X is unlinked and locks it.
+    Child c([&] {
+        if (get_byte(c_cmd.read_fd(), -1) != kGo) return 1;
+        int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            c_events.put(kFailedToLock);
+            return 2;
+        }
+        c_events.put(kHolding);
+        if (get_byte(c_cmd.read_fd(), -1) != kRelease) return 3;
+        return bare_release(lock, fd) ? 0 : 4;
+    });
+
+    // A (this process) creates and locks X.
+    int a = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    ASSERT_GE(a, 0) << std::strerror(errno);
+    ASSERT_EQ(::flock(a, LOCK_EX | LOCK_NB), 0) << std::strerror(errno);
+    const std::string x = held_flock_inode(a);
+    ASSERT_NE(x, "") << "no lock line in /proc/self/fdinfo/" << a;
+
+    // B opens X itself and blocks on it.
+    ASSERT_TRUE(b_cmd.put(kGo));
+    ASSERT_TRUE(wait_flock_waiter(b.pid(), x)) << "B never waited on X (" << x << ") in /proc/locks";
+    EXPECT_EQ(get_byte_now(b_events.read_fd()), -2) << "B got X while A held it";
+
+    // A's release, by hand: unlink X; C creates and locks Y; A unlocks X.
+    ASSERT_EQ(::unlink(lock.c_str()), 0) << std::strerror(errno);
+    ASSERT_TRUE(c_cmd.put(kGo));
+    ASSERT_EQ(get_byte(c_events.read_fd()), kHolding) << "C could not lock the new lock file at once";
+    const std::string y = held_flock_inode_of(c.pid());
+    ASSERT_NE(y, "");
+    ASSERT_NE(y, x);
+    ASSERT_EQ(::flock(a, LOCK_UN), 0);
+    ASSERT_EQ(::close(a), 0);
+
+    // B wakes holding X. Wait until it either waits on Y (it verified and
+    // retried) or claims the lock (it did not): whichever comes first.
+    int b_said = -2;
+    bool b_waits_on_y = false;
+    auto start = Clock::now();
+    while (!(b_waits_on_y = has_flock_entry(b.pid(), y, true)) && (b_said = get_byte_now(b_events.read_fd())) == -2 &&
+           seconds_since(start) < 20) {
+        ::usleep(1000);
+    }
+    EXPECT_NE(b_said, kHolding) << "B entered while C holds the lock: two holders";
+    ASSERT_TRUE(b_waits_on_y) << "B never waited on Y (" << y << ") in /proc/locks";
+    EXPECT_EQ(get_byte_now(b_events.read_fd()), -2) << "B reported while C holds the lock";
+    EXPECT_TRUE(has_flock_entry(c.pid(), y, false)) << "C does not hold Y";
+    EXPECT_FALSE(has_flock_entry(b.pid(), x, false)) << "B kept a lock on the unlinked X";
+
+    // C releases the verified way: B wakes on the unlinked Y, retries again
+    // and gets a lock file of its own.
+    ASSERT_TRUE(c_cmd.put(kRelease));
+    EXPECT_EQ(c.wait(), 0);
+    ASSERT_EQ(get_byte(b_events.read_fd()), kHolding) << "B did not get the lock after C's release";
+    const std::string z = held_flock_inode_of(b.pid());
+    EXPECT_NE(z, "");
+    EXPECT_EQ(wlf_test::read_file(lock), pid_line(b.pid()));
+
+    ASSERT_TRUE(b_cmd.put(kRelease));
+    EXPECT_EQ(get_byte(b_events.read_fd()), kReleased);
+    EXPECT_EQ(b.wait(), 0);
+    EXPECT_FALSE(fs::exists(lock));
+    EXPECT_EQ(wlf_test::list_names(dir.path()), std::vector<std::string>{});
 }
 
 // ---- 6. LockFailed ---------------------------------------------------------
