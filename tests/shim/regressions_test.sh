@@ -14,6 +14,8 @@
 #  10 exec hand-over of a replacement with 250 descriptors
 #  11 exec into an environment without rules still commits
 #  12 fork from a multi-threaded program while another thread opens/closes
+#  13 the program's descriptor is the temp itself: the number open(2) would
+#     give, the program's own O_CLOEXEC choice, an unlinked O_TMPFILE
 # Small C helpers are compiled with cc into the test's temp directory; the
 # checks that need them are skipped without cc (or without a static libc).
 # Every check asserts on the file system (content, inode, link count, the
@@ -277,8 +279,47 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
+
+    # 13: open t.txt for writing (argv[1]: cloexec or plain) and report what
+    # the program got: the descriptor and the lowest free number before the
+    # open, FD_CLOEXEC, the link count and inode of the open file, whether
+    # this file system has O_TMPFILE, and whether t.txt still held its old
+    # content while the replacement was pending. Then write and close.
+    build temp_fd <<'EOF' || fail "cc: temp_fd: $(cat "$bin/temp_fd.err")"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int cloexec = argc > 1 && strcmp(argv[1], "cloexec") == 0;
+    int probe = open(".", O_TMPFILE | O_RDWR, 0600);
+    int tmpfile = probe >= 0;
+    if (probe >= 0) close(probe);
+    int want = fcntl(0, F_DUPFD, 0);
+    if (want < 0) return 10;
+    close(want);
+    int fd = open("t.txt", O_WRONLY | O_TRUNC | (cloexec ? O_CLOEXEC : 0));
+    if (fd < 0) { perror("open t.txt"); return 11; }
+    int fdflags = fcntl(fd, F_GETFD);
+    struct stat st;
+    if (fdflags < 0 || fstat(fd, &st) != 0) return 12;
+    if (write(fd, "new\n", 4) != 4) return 13;
+    char buf[64] = "";
+    int r = open("t.txt", O_RDONLY);
+    ssize_t n = r >= 0 ? read(r, buf, sizeof buf - 1) : -1;
+    if (r >= 0) close(r);
+    int old = n == 4 && memcmp(buf, "old\n", 4) == 0;
+    printf("%d %d %d %ld %lu %d %d\n", fd, want, (fdflags & FD_CLOEXEC) != 0, (long)st.st_nlink,
+           (unsigned long)st.st_ino, tmpfile, old);
+    fflush(stdout);
+    if (close(fd) != 0) { perror("close t.txt"); return 14; }
+    return 0;
+}
+EOF
 else
-    skip "checks 1, 6-12: no cc to build the helper programs"
+    skip "checks 1, 6-13: no cc to build the helper programs"
 fi
 
 # ---- 1: exec of a static program from a shimmed shell ----
@@ -479,6 +520,44 @@ if $have_cc; then
     *) fail "$t: exit status $rc: $out" ;;
     esac
     expect_content "$t" c.txt $'child\n'
+fi
+
+# ---- 13: the program's descriptor is the temp itself ----
+# With fsync none (no directory descriptor) and full (one, kept out of the
+# way), with and without O_CLOEXEC: open(2) gives fd 3, the lowest free
+# number; FD_CLOEXEC is what the program asked for; the descriptor is an
+# unlinked O_TMPFILE (st_nlink 0; skipped without O_TMPFILE) while t.txt
+# keeps its old content; after close t.txt is that file with the new content
+# and nothing else is left.
+if $have_cc; then
+    for sync in none full; do
+        for cx in cloexec plain; do
+            t="13 temp descriptor (fsync $sync, $cx)"
+            newdir "c13-$sync-$cx"
+            printf 'old\n' >t.txt
+            out=$(WRAP_LOCKFILE_FSYNC=$sync run '*.txt' "$bin/temp_fd" "$cx" 2>"$tmp/c13.err")
+            rc=$?
+            if [ $rc -ne 0 ]; then
+                fail "$t: exit status $rc: $(cat "$tmp/c13.err")"
+                continue
+            fi
+            read -r fd want cloexec nlink fd_ino tmpfile old_seen <<<"$out"
+            [ "$fd" = 3 ] || fail "$t: open gave fd $fd, want 3"
+            [ "$fd" = "$want" ] || fail "$t: open gave fd $fd, the lowest free number was $want"
+            want_cloexec=0
+            [ "$cx" = cloexec ] && want_cloexec=1
+            [ "$cloexec" = "$want_cloexec" ] || fail "$t: FD_CLOEXEC is $cloexec, want $want_cloexec"
+            if [ "$tmpfile" = 1 ]; then
+                [ "$nlink" = 0 ] || fail "$t: the descriptor's file has $nlink links, want 0 (the O_TMPFILE itself)"
+            else
+                skip "$t: no O_TMPFILE here, link count not checked"
+            fi
+            [ "$old_seen" = 1 ] || fail "$t: t.txt did not hold its old content while the replacement was pending"
+            expect_content "$t" t.txt $'new\n'
+            [ "$(ino t.txt)" = "$fd_ino" ] || fail "$t: t.txt is inode $(ino t.txt), not the file the program wrote ($fd_ino)"
+            expect_entries "$t" "$d" t.txt
+        done
+    done
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

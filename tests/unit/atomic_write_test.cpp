@@ -16,6 +16,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -28,6 +29,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -40,8 +42,11 @@
 
 namespace fs = std::filesystem;
 namespace wl = wrap_lockfile;
+using wlf_test::Child;
+using wlf_test::get_byte;
 using wlf_test::list_names;
 using wlf_test::lstat_or_die;
+using wlf_test::Pipe;
 using wlf_test::read_file;
 using wlf_test::TempDir;
 using wlf_test::write_file;
@@ -153,6 +158,80 @@ long first_extent_flags(int fd) {
     map->fm_extent_count = 8;
     if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0 || map->fm_mapped_extents == 0) return -1;
     return static_cast<long>(map->fm_extents[0].fe_flags);
+}
+
+// How many descriptors of this process refer to directory `dir` (fstat of
+// each entry of /proc/self/fd: a directory with dir's st_dev and st_ino).
+int directory_fds_of(const fs::path &dir) {
+    struct stat want;
+    if (::stat(dir.c_str(), &want) != 0) throw std::runtime_error("stat " + dir.string());
+    int count = 0;
+    for (const auto &e : fs::directory_iterator("/proc/self/fd")) {
+        int fd = std::atoi(e.path().filename().c_str());
+        struct stat st;
+        if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+            ++count;
+    }
+    return count;
+}
+
+// Restores the working directory at scope exit.
+class CwdGuard {
+public:
+    CwdGuard() : fd_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+        if (fd_ < 0) throw std::runtime_error("open . failed");
+    }
+    CwdGuard(const CwdGuard &) = delete;
+    CwdGuard &operator=(const CwdGuard &) = delete;
+    ~CwdGuard() {
+        if (::fchdir(fd_) != 0) std::abort();  // later tests must not run elsewhere
+        ::close(fd_);
+    }
+
+private:
+    int fd_;
+};
+
+// A forked process that holds an exclusive flock on `lock_file` (created if
+// missing, never unlinked: like flock(1)) until released. The lock is taken
+// before the constructor returns (a byte through a pipe says so).
+class FlockHolder {
+public:
+    explicit FlockHolder(const fs::path &lock_file)
+        : child_([this, lock_file] {
+              ready_.close_read();
+              release_.close_write();
+              int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+              if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return 1;
+              if (!ready_.put('L')) return 2;
+              get_byte(release_.read_fd(), 60000);  // EOF: let go
+              return 0;
+          }) {
+        ready_.close_write();
+        release_.close_read();
+        locked_ = get_byte(ready_.read_fd()) == 'L';
+    }
+    bool locked() const { return locked_; }
+    // Ends the holder (EOF on its pipe; its exit drops the lock); its exit
+    // status.
+    int release() {
+        release_.close_write();
+        return child_.wait();
+    }
+
+private:
+    Pipe ready_, release_;
+    Child child_;
+    bool locked_ = false;
+};
+
+// True if somebody holds an exclusive flock on `lock_file` right now.
+bool flock_is_held(const fs::path &lock_file) {
+    int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
 }
 
 // Runs fn in a forked child after dropping to uid/gid 65534 (nobody); the
@@ -519,6 +598,118 @@ TEST(AtomicWriteSymlink, LoopIsEloop) {
     EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
 }
 
+// The lock-first attempt locks "<path>.lock" once, without waiting: a busy
+// lock next to a symlink (flock(1) on the link's name, say) must not make a
+// write through the link wait for it, and the lock file stays as its holder
+// made it. Only "<final target>.lock" is waited for.
+TEST(AtomicWriteSymlink, BusyLockNextToLinkIsNotWaitedFor) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    FlockHolder holder(dir / "link.lock");
+    ASSERT_TRUE(holder.locked());
+    ASSERT_TRUE(flock_is_held(dir / "link.lock"));
+    ino_t holders_file = lstat_or_die(dir / "link.lock").st_ino;
+    wl::WriteOptions opt;
+    opt.lock.timeout = 0.5;
+    EXPECT_NO_THROW(wl::atomic_write_content_with_lock(dir / "link", "new", opt));
+    EXPECT_EQ(read_file(dir / "real"), "new");
+    // Without a timeout, a writer that waited on the link's lock would wait
+    // until the holder lets go: it must finish while the lock is still held.
+    // (The 20 s bound on the pipe only keeps a broken build from hanging.)
+    Pipe done;
+    Child writer([&] {
+        done.close_read();
+        wl::atomic_write_content_with_lock(dir / "link", "newer");
+        return done.put('D') ? 0 : 1;
+    });
+    done.close_write();
+    int got = get_byte(done.read_fd());
+    if (got != 'D') ::kill(writer.pid(), SIGKILL);
+    EXPECT_EQ(got, 'D') << "the write through the link waited for the link's lock";
+    EXPECT_EQ(writer.wait(), 0);
+    EXPECT_TRUE(flock_is_held(dir / "link.lock"));
+    EXPECT_EQ(holder.release(), 0);
+    EXPECT_EQ(read_file(dir / "real"), "newer");
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    EXPECT_EQ(readlink_of(dir / "link"), "real");
+    EXPECT_EQ(lstat_or_die(dir / "link.lock").st_ino, holders_file);
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "link.lock", "real"}));
+}
+
+// The final target's lock is the one that serializes: held by another
+// process, a write through the link times out and changes nothing.
+TEST(AtomicWriteSymlink, BusyFinalTargetLockTimesOutAndKeepsTarget) {
+    TempDir dir;
+    std::string old = pattern(3000, 7);
+    write_file(dir / "real", old);
+    fs::create_symlink("real", dir / "link");
+    ino_t before = lstat_or_die(dir / "real").st_ino;
+    FlockHolder holder(dir / "real.lock");
+    ASSERT_TRUE(holder.locked());
+    wl::WriteOptions opt;
+    opt.lock.timeout = 0.3;
+    int code = -1;
+    bool timed_out = false;
+    auto start = std::chrono::steady_clock::now();
+    try {
+        wl::atomic_write_content_with_lock(dir / "link", "new", opt);
+        code = 0;
+    } catch (const wl::LockTimeout &e) {
+        timed_out = true;
+        code = e.code().value();
+    } catch (const wl::Error &e) {
+        code = e.code().value();
+    }
+    double waited = wlf_test::seconds_since(start);
+    EXPECT_TRUE(timed_out) << "code " << code;
+    EXPECT_EQ(code, ETIMEDOUT);
+    EXPECT_GE(waited, 0.25);
+    EXPECT_TRUE(flock_is_held(dir / "real.lock"));
+    EXPECT_EQ(holder.release(), 0);
+    EXPECT_EQ(read_file(dir / "real"), old);
+    EXPECT_EQ(lstat_or_die(dir / "real").st_ino, before);
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "real", "real.lock"}));
+}
+
+// Looking at the link under "<link>.lock" leaves no lock file next to the
+// link, also with keep_lock_file (which keeps only the final target's).
+TEST(AtomicWriteSymlink, WriteThroughLinkLeavesNoLockFileNextToLink) {
+    TempDir dir;
+    fs::create_directory(dir / "links");
+    fs::create_directory(dir / "data");
+    write_file(dir / "data" / "real", "old");
+    fs::create_symlink("../data/real", dir / "links" / "link");
+    for (bool keep : {false, true}) {
+        SCOPED_TRACE(keep ? "keep_lock_file" : "default");
+        wl::WriteOptions opt;
+        opt.lock.keep_lock_file = keep;
+        std::string content = keep ? "kept" : "default";
+        EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "links" / "link", content, opt), wl::CommitKind::rename);
+        EXPECT_EQ(read_file(dir / "data" / "real"), content);
+        EXPECT_TRUE(fs::is_symlink(dir / "links" / "link"));
+        EXPECT_EQ(list_names(dir / "links"), Names{"link"});
+        EXPECT_EQ(list_names(dir / "data"), keep ? (Names{"real", "real.lock"}) : Names{"real"});
+    }
+}
+
+// A lock file somebody keeps next to the link (not held right now) is not
+// the probe's to remove: it survives a write through the link, same inode.
+TEST(AtomicWriteSymlink, UnheldLockFileNextToLinkSurvivesWriteThroughLink) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    write_file(dir / "link.lock", "");
+    ino_t kept = lstat_or_die(dir / "link.lock").st_ino;
+    wl::atomic_write_content_with_lock(dir / "link", "new");
+    EXPECT_EQ(read_file(dir / "real"), "new");
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    ASSERT_TRUE(fs::exists(dir / "link.lock"));
+    EXPECT_EQ(lstat_or_die(dir / "link.lock").st_ino, kept);
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "link.lock", "real"}));
+}
+
 // ---- metadata -----------------------------------------------------------------
 
 TEST(AtomicWriteMetadata, ModeIsPreserved) {
@@ -617,6 +808,94 @@ TEST(AtomicWriteDurability, NoneAndFullBothPublishTheContent) {
         EXPECT_EQ(read_file(dir / "f"), content);
         EXPECT_EQ(list_names(dir.path()), Names{"f"});
     }
+}
+
+// Durability none with an absolute target reaches the directory by path: no
+// descriptor of the directory while the replacement is pending (full keeps
+// exactly one, for fsync(directory)). Existing and new targets; afterwards
+// only the target is left. The working directory is a removed directory,
+// where nothing can be created: every name must be the target directory's.
+TEST(AtomicWriteDurability, NoneWithAbsolutePathKeepsNoDirectoryDescriptor) {
+    TempDir dir, gone;
+    ASSERT_TRUE(dir.path().is_absolute());
+    ASSERT_EQ(directory_fds_of(dir.path()), 0);
+    CwdGuard cwd;
+    ASSERT_EQ(::chdir(gone.path().c_str()), 0);
+    ASSERT_EQ(::rmdir(gone.path().c_str()), 0);
+    for (int durability : {WLF_DURABILITY_NONE, WLF_DURABILITY_FULL}) {
+        for (bool existing : {true, false}) {
+            SCOPED_TRACE(std::string(durability == WLF_DURABILITY_NONE ? "none" : "full") +
+                         (existing ? ", existing target" : ", new target"));
+            fs::path target = dir / (existing ? "f" : "n");
+            if (existing) write_file(target, "old content");
+            wlf_write_options opt;
+            wlf_write_options_init(&opt);
+            opt.durability = durability;
+            wlf_file *f = nullptr;
+            wlf_error err{};
+            int flags = O_WRONLY | O_CREAT | (existing ? O_TRUNC : O_EXCL);
+            ASSERT_EQ(wlf_open(target.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
+            EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
+            std::string content = pattern(5000, static_cast<unsigned>(durability * 2 + existing));
+            EXPECT_EQ(::write(wlf_file_fd(f), content.data(), content.size()),
+                      static_cast<ssize_t>(content.size()));
+            EXPECT_EQ(directory_fds_of(dir.path()), durability == WLF_DURABILITY_NONE ? 0 : 1);
+            if (existing) {
+                EXPECT_EQ(read_file(target), "old content");
+            }
+            int kind = -1;
+            ASSERT_EQ(wlf_commit(f, &kind, &err), 0) << err.op << " " << err.path;
+            EXPECT_EQ(kind, WLF_COMMIT_RENAME);
+            EXPECT_EQ(read_file(target), content);
+            EXPECT_EQ(list_names(dir.path()), Names{target.filename().string()});
+            EXPECT_EQ(directory_fds_of(dir.path()), 0);
+            fs::remove(target);
+        }
+    }
+}
+
+// A relative target keeps its directory descriptor even without fsync: a
+// chdir between open and commit must not move the commit into the new
+// working directory.
+TEST(AtomicWriteDurability, NoneWithRelativePathCommitsInOriginalDirectoryAfterChdir) {
+    TempDir dir;
+    fs::create_directory(dir / "orig");
+    fs::create_directory(dir / "elsewhere");
+    write_file(dir / "orig" / "f", "old");
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.durability = WLF_DURABILITY_NONE;
+    int commit_f = -1, commit_g = -1;
+    std::string error;
+    {
+        CwdGuard cwd;
+        ASSERT_EQ(::chdir((dir / "orig").c_str()), 0);
+        wlf_file *f = nullptr, *g = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(wlf_open("f", O_WRONLY | O_TRUNC, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
+        if (wlf_open("g", O_WRONLY | O_CREAT | O_EXCL, 0644, &opt, &g, &err) != 0) {
+            wlf_discard(f);
+            FAIL() << err.op << " " << err.path;
+        }
+        EXPECT_EQ(::write(wlf_file_fd(f), "new f", 5), 5);
+        EXPECT_EQ(::write(wlf_file_fd(g), "new g", 5), 5);
+        ASSERT_EQ(::chdir((dir / "elsewhere").c_str()), 0);
+        commit_f = wlf_commit(f, nullptr, &err);
+        if (commit_f) error += std::string(err.op) + " " + err.path + "; ";
+        commit_g = wlf_commit(g, nullptr, &err);
+        if (commit_g) error += std::string(err.op) + " " + err.path;
+    }
+    EXPECT_EQ(commit_f, 0) << error;
+    EXPECT_EQ(commit_g, 0) << error;
+    EXPECT_EQ(list_names(dir / "elsewhere"), Names{});
+    auto content = [](const fs::path &p) { return fs::exists(p) ? read_file(p) : "<missing>"; };
+    EXPECT_EQ(content(dir / "orig" / "f"), "new f");
+    EXPECT_EQ(content(dir / "orig" / "g"), "new g");
+    // No temp left in the original directory. (Its lock files are not
+    // checked here: the lock path is as relative as the target, and its
+    // release after the chdir unlinks "f.lock" in the new working directory.)
+    for (const auto &name : list_names(dir / "orig"))
+        EXPECT_TRUE(name == "f" || name == "g" || name == "f.lock" || name == "g.lock") << name;
 }
 
 // ---- failures leave the target and the directory as they were ---------------
@@ -1069,6 +1348,179 @@ TEST(AtomicWriteTempSuffix, NamedTempEndsWithSuffixWhenOTmpfileIsUnsupported) {
     EXPECT_EQ(read_file(dir / "f"), "new");
     EXPECT_EQ(lstat_or_die(dir / "f").st_mode & 07777, 0640u);
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// Durability none, absolute target, no O_TMPFILE: the named temp is created,
+// renamed and removed by absolute path (no directory descriptor). It is
+// visible in the target's directory while pending, ends with the suffix, is
+// the file the caller writes, and leaves nothing behind after commit or
+// discard. Existing and new targets.
+TEST(AtomicWriteTempSuffix, NamedTempByPathWithDurabilityNone) {
+    TempDir dir;
+    write_file(dir / "f", "old", 0640);
+    struct Seen {
+        Names pending, after;
+        bool same_inode = false;
+        int dir_fds = -1;
+        std::string content_after;
+    };
+    int filter_rc = -1, probe_errno = 0, error = 0;
+    std::string error_text;
+    Seen discarded_f, discarded_n, committed_f, committed_n;
+    std::thread t([&] {
+        filter_rc = deny_o_tmpfile_in_this_thread();
+        if (filter_rc != 0) return;
+        int probe = ::open(dir.path().c_str(), O_TMPFILE | O_RDWR, 0600);
+        probe_errno = probe < 0 ? errno : 0;
+        if (probe >= 0) ::close(probe);
+        wlf_write_options opt;
+        wlf_write_options_init(&opt);
+        opt.durability = WLF_DURABILITY_NONE;
+        opt.temp_suffix = ".wlftmp";
+        // One replacement: open, write, look, then commit or discard.
+        auto once = [&](const char *name, bool commit, Seen *seen) {
+            fs::path target = dir / name;
+            bool existing = fs::exists(target);
+            wlf_file *f = nullptr;
+            wlf_error err{};
+            int flags = existing ? O_WRONLY | O_APPEND : O_WRONLY | O_CREAT | O_EXCL;
+            if (int rc = wlf_open(target.c_str(), flags, 0644, &opt, &f, &err)) {
+                error = rc;
+                error_text = std::string(err.op) + " " + err.path;
+                return;
+            }
+            if (::write(wlf_file_fd(f), "+new", 4) != 4) error = errno;
+            seen->pending = list_names(dir.path());
+            seen->dir_fds = directory_fds_of(dir.path());
+            struct stat mine;
+            ::fstat(wlf_file_fd(f), &mine);
+            for (const auto &n : seen->pending) {
+                struct stat st;
+                if (n.ends_with(".wlftmp") && ::lstat((dir / n).c_str(), &st) == 0 && st.st_ino == mine.st_ino &&
+                    st.st_dev == mine.st_dev)
+                    seen->same_inode = true;
+            }
+            if (commit) {
+                if (int rc = wlf_commit(f, nullptr, &err)) {
+                    error = rc;
+                    error_text = std::string(err.op) + " " + err.path;
+                }
+            } else {
+                wlf_discard(f);
+            }
+            seen->after = list_names(dir.path());
+            seen->content_after = fs::exists(target) ? read_file(target) : "<none>";
+        };
+        once("f", false, &discarded_f);
+        once("n", false, &discarded_n);
+        once("f", true, &committed_f);
+        once("n", true, &committed_n);
+    });
+    t.join();
+    if (filter_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(filter_rc);
+    ASSERT_EQ(probe_errno, EOPNOTSUPP);
+    ASSERT_EQ(error, 0) << std::strerror(error) << ": " << error_text;
+    auto is_temp_of = [](const std::string &n, const std::string &base) {
+        return n.starts_with("." + base + ".") && n.ends_with(".wlftmp") &&
+               n.size() == 1 + base.size() + 1 + 8 + std::strlen(".wlftmp");
+    };
+    struct Case {
+        const char *what;
+        const Seen &seen;
+        const char *base;
+        Names others;  // besides the temp, while pending
+        Names after;
+        const char *content;
+    } cases[] = {
+        {"discard, existing", discarded_f, "f", {"f", "f.lock"}, {"f"}, "old"},
+        {"discard, new", discarded_n, "n", {"f", "n.lock"}, {"f"}, "<none>"},
+        {"commit, existing", committed_f, "f", {"f", "f.lock"}, {"f"}, "old+new"},
+        {"commit, new", committed_n, "n", {"f", "n.lock"}, {"f", "n"}, "+new"},
+    };
+    for (const auto &c : cases) {
+        SCOPED_TRACE(c.what);
+        Names others;
+        int temps = 0;
+        for (const auto &n : c.seen.pending) {
+            if (is_temp_of(n, c.base))
+                ++temps;
+            else
+                others.push_back(n);
+        }
+        EXPECT_EQ(temps, 1) << ::testing::PrintToString(c.seen.pending);
+        EXPECT_EQ(others, c.others);
+        EXPECT_TRUE(c.seen.same_inode) << "the named temp is not the caller's file";
+        EXPECT_EQ(c.seen.dir_fds, 0);
+        EXPECT_EQ(c.seen.after, c.after);
+        EXPECT_EQ(c.seen.content_after, c.content);
+    }
+    EXPECT_EQ(lstat_or_die(dir / "f").st_mode & 07777, 0640u);
+}
+
+// ---- naming an O_TMPFILE ---------------------------------------------------------
+
+// linkat(fd, "", AT_EMPTY_PATH) names an O_TMPFILE only for the credentials
+// that opened it (or with CAP_DAC_READ_SEARCH); otherwise it fails with
+// ENOENT and /proc/self/fd/N must do. A child opens two replacements as root
+// (durability none: by path; full: through the directory descriptor), drops
+// to nobody and commits both. The targets are 0666 in a 0777 directory, so
+// nobody may link the temps (fs.protected_hardlinks) and remove the locks.
+TEST(AtomicWriteTempLink, ProcFdNamesTheTempWhenEmptyPathLinkIsRefused) {
+    REQUIRE_ROOT();
+    TempDir dir;
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+    write_file(dir / "none", "old none", 0666);
+    write_file(dir / "full", "old full", 0666);
+    Child child([&]() -> int {
+        // Exit statuses: 3 setup, 4 no O_TMPFILE here (skip), 5 AT_EMPTY_PATH
+        // still works after the credential change (nothing to fall back
+        // from), 6 it failed otherwise than ENOENT, 10 + 1 (none) + 2 (full)
+        // for the commits that failed. The first commit finds out that
+        // AT_EMPTY_PATH is refused, the second goes to /proc at once.
+        int probe = ::open(dir.path().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
+        if (probe < 0) return 4;
+        wlf_file *files[2] = {};
+        const char *names[2] = {"none", "full"};
+        const int durability[2] = {WLF_DURABILITY_NONE, WLF_DURABILITY_FULL};
+        for (int i = 0; i < 2; ++i) {
+            wlf_write_options opt;
+            wlf_write_options_init(&opt);
+            opt.durability = durability[i];
+            wlf_error err{};
+            if (wlf_open((dir / names[i]).c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &files[i], &err) != 0) {
+                std::fprintf(stderr, "wlf_open %s: %s\n", names[i], std::strerror(err.code));
+                return 3;
+            }
+        }
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0 || ::prctl(PR_SET_DUMPABLE, 1) != 0)
+            return 3;
+        int linked = ::linkat(probe, "", AT_FDCWD, (dir / "probe").c_str(), AT_EMPTY_PATH);
+        if (linked == 0) return 5;
+        if (errno != ENOENT) return 6;
+        int failed = 0;
+        for (int i = 0; i < 2; ++i) {
+            std::string content = std::string("new ") + names[i];
+            if (::write(wlf_file_fd(files[i]), content.data(), content.size()) !=
+                static_cast<ssize_t>(content.size()))
+                return 3;
+            wlf_error err{};
+            if (wlf_commit(files[i], nullptr, &err) != 0) {
+                char text[WLF_PATH_MAX + 256];
+                std::fprintf(stderr, "commit %s: %s\n", names[i], wlf_error_format(&err, text, sizeof text));
+                failed |= 1 << i;
+            }
+        }
+        return failed ? 10 + failed : 0;
+    });
+    int status = child.wait();
+    if (status == 4) GTEST_SKIP() << "no O_TMPFILE in " << dir.path();
+    ASSERT_NE(status, 5) << "linkat(AT_EMPTY_PATH) works for the new credentials: the /proc path is not exercised";
+    ASSERT_NE(status, 6) << "linkat(AT_EMPTY_PATH) failed with an error other than ENOENT";
+    ASSERT_EQ(status, 0) << "11: the commit with durability none failed, 12: full failed, 13: both (see stderr)";
+    EXPECT_EQ(read_file(dir / "none"), "new none");
+    EXPECT_EQ(read_file(dir / "full"), "new full");
+    EXPECT_EQ(list_names(dir.path()), (Names{"full", "none"}));
 }
 
 // ---- C API ---------------------------------------------------------------------
