@@ -19,11 +19,21 @@ int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_op
                     int *caller_fd, wlf_error *err);
 
 // A lock taken to look at a path before knowing it is the final target
-// (wlf_open's lock-first attempt): lock_acquire_probe notes whether it
-// created the lock file, and lock_release_probe releases it, removing the
-// file only if the probe created it (even with keep_lock_file).
+// (wlf_open's lock-first attempt): lock_acquire_probe takes only a lock file
+// it creates itself (EEXIST otherwise, without waiting or locking anything
+// of somebody else's) and writes no pid; lock_record_holder writes the pid
+// once the caller keeps the lock, and lock_release_probe gives it up,
+// removing the file (even with keep_lock_file).
 int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out);
+void lock_record_holder(const wlf_lock *lock);
 void lock_release_probe(wlf_lock *lock);
+
+// wlf_lock_release for a caller that knows it is the process that locked
+// (spares the getpid that keeps forked children from releasing).
+int lock_release_by_owner(wlf_lock *lock, wlf_error *err);
+
+// wlf_commit for the shim, which has just checked that it is the opener.
+int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);
 
 // The process that opened f (the lock's owner, which was asked when locking).
 pid_t file_opener(const wlf_file *f);

@@ -19,6 +19,10 @@ int fail(wlf_error *err, int code, const char *op, const char *path);
 // Copies `a` then `b` into dst[size]; ENAMETOOLONG if it does not fit.
 int join(char *dst, size_t size, const char *a, const char *b);
 
+// `path` made absolute against the current directory into dst[size] (as is
+// if already absolute, or if the current directory has no name any more).
+int absolute_path(const char *path, char *dst, size_t size);
+
 // Splits `path` into its directory (".", "/" or the prefix) and base name.
 int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base);
 

@@ -42,7 +42,7 @@ struct Held {
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
     bool keep;
-    bool created;  // this acquisition created the lock file (only when asked to tell)
+    off_t size_at_acquire;  // the lock file's size when locked (for the pid write)
     Held *next;
     char path[WLF_PATH_MAX];
 };
@@ -124,17 +124,15 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
-// `created` (nullable): find out whether this open creates the file; costs a
-// second open only when the file exists.
-int open_lock_file(const char *path, int *fd_out, bool *read_only, bool *created) {
-    constexpr int kFlags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
-    int fd = -1;
+// `probe`: only a lock file this open creates will do (EEXIST otherwise).
+int open_lock_file(const char *path, int *fd_out, bool *read_only, bool probe) {
+    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (probe ? O_EXCL : 0), 0666);
     *read_only = false;
-    if (created) {
-        fd = sys::open(path, kFlags | O_EXCL, 0666);
-        *created = fd >= 0;
+    if (probe) {
+        if (fd < 0) return errno;
+        *fd_out = fd;
+        return 0;
     }
-    if (fd < 0) fd = sys::open(path, kFlags, 0666);
     if (fd < 0 && (errno == EACCES || errno == EROFS)) {
         // Somebody else's lock file in a shared directory: a read-only
         // descriptor is enough for flock.
@@ -148,7 +146,7 @@ int open_lock_file(const char *path, int *fd_out, bool *read_only, bool *created
     return 0;
 }
 
-int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool tell_created, wlf_error *err) {
+int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err) {
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
     const bool timed = opt->has_timeout && opt->timeout > 0;
@@ -160,7 +158,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool t
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
         bool read_only = false;
-        if (int rc = open_lock_file(path, &raw, &read_only, tell_created ? &h->created : nullptr))
+        if (int rc = open_lock_file(path, &raw, &read_only, probe))
             return fail(err, rc, "open lock file", path);
         sys::UniqueFd fd(raw);
         int rc;
@@ -185,7 +183,9 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool t
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
-        write_holder_pid(fd.get(), fs.st_size, h->owner_pid);
+        // A probe's caller records the pid once it knows the lock is the right one.
+        if (!probe) write_holder_pid(fd.get(), fs.st_size, h->owner_pid);
+        h->size_at_acquire = fs.st_size;
         // A lock file we may not write is somebody else's (sticky /tmp, a
         // read-only mount): unlinking it at release would fail and turn a
         // finished replacement into an error. Keeping a lock file is safe.
@@ -306,7 +306,7 @@ extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
 
 namespace {
 
-int acquire(const char *target, const wlf_lock_options *opt_in, bool tell_created, wlf_lock **out, wlf_error *err) {
+int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_lock **out, wlf_error *err) {
     *out = nullptr;
     wlf_lock_options defaults;
     wlf_lock_options_init(&defaults);
@@ -328,10 +328,14 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool tell_create
         return fail(err, EINVAL, "lock backend", target);
     }
 
+    // Absolute, so that a chdir before the release does not make it remove
+    // somebody else's lock file.
     char path[WLF_PATH_MAX];
-    if (int rc = detail::join(path, sizeof path, target, ".lock")) {
+    int prc = detail::absolute_path(target, path, sizeof path - 5);
+    if (!prc) memcpy(path + strlen(path), ".lock", 6);
+    if (prc) {
         free(handle);
-        return fail(err, rc, "lock path", target);
+        return fail(err, prc, "lock path", target);
     }
 
     struct stat st;
@@ -351,12 +355,17 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool tell_create
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
-    h->created = false;
+    h->size_at_acquire = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->next = nullptr;
-    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, tell_created, err)
+    if (probe && opt->backend != WLF_LOCK_FLOCK) {
+        free(h);
+        free(handle);
+        return EINVAL;
+    }
+    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, probe, err)
                                             : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
         free(h);
@@ -379,20 +388,27 @@ int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock
     return acquire(target, opt, true, out, nullptr);
 }
 
+void wrap_lockfile::detail::lock_record_holder(const wlf_lock *lock) {
+    const Held *h = lock ? lock->held : nullptr;
+    if (h && h->fd >= 0 && h->depth == 1) write_holder_pid(h->fd, h->size_at_acquire, h->owner_pid);
+}
+
 void wrap_lockfile::detail::lock_release_probe(wlf_lock *lock) {
-    // Not ours to clean up unless this probe made it: a lock file that was
-    // there before belongs to whoever uses that name. A nested handle only
-    // drops its reference.
-    if (lock && lock->held && lock->held->depth == 1) lock->held->keep = !lock->held->created;
+    // The probe's own file (it locks no other) goes even with keep_lock_file:
+    // it is not the lock file of any target. A nested handle only drops its
+    // reference.
+    if (lock && lock->held && lock->held->depth == 1) lock->held->keep = false;
     wlf_lock_release(lock, nullptr);
 }
 
-extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *err) {
+namespace {
+
+int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
     if (!lock) return 0;
     Held *h = lock->held;
     free(lock);
     if (!h) return 0;
-    if (h->owner_pid != getpid()) {
+    if (!known_owner && h->owner_pid != getpid()) {
         // Forked copy of a parent's handle: the parent still holds the lock.
         if (h->fd >= 0) sys::close(h->fd);
         return 0;
@@ -402,6 +418,12 @@ extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *err) {
     free(h);
     return rc;
 }
+
+}  // namespace
+
+extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *err) { return release(lock, err, false); }
+
+int wrap_lockfile::detail::lock_release_by_owner(wlf_lock *lock, wlf_error *err) { return release(lock, err, true); }
 
 extern "C" const char *wlf_lock_path(const wlf_lock *lock) {
     return lock && lock->held ? lock->held->path : "";
@@ -462,7 +484,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
-    h->created = false;
+    h->size_at_acquire = fs.st_size;
     h->next = nullptr;
     registry_add(h);
     handle->held = h;

@@ -11,8 +11,10 @@
 #include "replace_parts.hpp"
 #include "sysio.hpp"
 
+#include <linux/stat.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -37,7 +39,8 @@ struct wlf_file {
     bool anonymous;  // O_TMPFILE not yet linked
     bool staged;     // in-place kind staged in a memfd
     bool existed;
-    struct stat st;  // target's lstat when it existed
+    struct stat st;   // target's lstat when it existed
+    uint64_t attrs;   // its statx attributes (immutable, append, mount root) when known
     wlf_lock *lock;
     char suffix[64];
     char temp[WLF_PATH_MAX];  // named temp, relative to at_fd(); "" if none
@@ -63,10 +66,11 @@ detail::TempDir temp_dir(const wlf_file *f) {
     return {AT_FDCWD, f->target, static_cast<size_t>(f->base - f->target)};
 }
 
-void release_lock(wlf_file *f, wlf_error *err, int *rc) {
+void release_lock(wlf_file *f, wlf_error *err, int *rc, bool known_owner = false) {
     if (!f->lock) return;
-    wlf_error lerr{};
-    int lrc = wlf_lock_release(f->lock, &lerr);
+    wlf_error lerr;  // filled on failure; not cleared (4 KiB) on the hot path
+    lerr.code = 0;
+    int lrc = known_owner ? detail::lock_release_by_owner(f->lock, &lerr) : wlf_lock_release(f->lock, &lerr);
     f->lock = nullptr;
     if (lrc != 0 && *rc == 0) {
         *rc = lrc;
@@ -184,9 +188,55 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     return 0;
 }
 
-int check_access(const wlf_file *f, wlf_error *err) {
-    int want = W_OK | ((f->flags & O_ACCMODE) == O_RDWR ? R_OK : 0);
-    if (faccessat(AT_FDCWD, f->target, want, AT_EACCESS) != 0) return fail(err, errno, "open", f->target);
+// The target under the lock: lstat's answer plus the attributes open(2)
+// would look at. 0, or errno (ENOENT: no such file).
+int stat_target(wlf_file *f) {
+    struct statx sx;
+    if (statx(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0) {
+        // No statx (old kernels, some seccomp profiles): lstat, no attributes.
+        if (errno != ENOSYS && errno != EPERM) return errno;
+        f->attrs = 0;
+        return lstat(f->target, &f->st) == 0 ? 0 : errno;
+    }
+    struct stat &st = f->st;
+    memset(&st, 0, sizeof st);
+    st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st.st_ino = sx.stx_ino;
+    st.st_mode = sx.stx_mode;
+    st.st_nlink = sx.stx_nlink;
+    st.st_uid = sx.stx_uid;
+    st.st_gid = sx.stx_gid;
+    st.st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st.st_size = static_cast<off_t>(sx.stx_size);
+    st.st_blksize = static_cast<blksize_t>(sx.stx_blksize);
+    st.st_blocks = static_cast<blkcnt_t>(sx.stx_blocks);
+    st.st_atim = {sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
+    st.st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
+    st.st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
+    f->attrs = sx.stx_attributes & sx.stx_attributes_mask;
+    return 0;
+}
+
+constexpr uid_t kOverflowUid = 65534;  // how an unmapped owner shows in a user namespace
+
+// The errors open(2) would give for this existing target, before we replace
+// it behind open's back. The owner's access is decided by the owner bits
+// alone (an ACL cannot take it away), so the common case needs no
+// faccessat; other users, a mount root (a read-only single-file bind
+// mount), and unknown owners go to the kernel. Left out by that shortcut:
+// an LSM policy that denies the owner the write (the replacement is then
+// made anyway, with the rights the process has) and setfsuid() users.
+int check_access(wlf_file *f, wlf_error *err) {
+    // Immutable: open(2) says EPERM. Append-only: only O_APPEND may open it,
+    // and a rename over it fails: such a target is appended to in place.
+    if (f->attrs & STATX_ATTR_IMMUTABLE) return fail(err, EPERM, "open", f->target);
+    if ((f->attrs & STATX_ATTR_APPEND) && !(f->flags & O_APPEND)) return fail(err, EPERM, "open", f->target);
+    bool rw = (f->flags & O_ACCMODE) == O_RDWR;
+    mode_t need = S_IWUSR | (rw ? S_IRUSR : 0);
+    if (!(f->attrs & STATX_ATTR_MOUNT_ROOT) && (f->st.st_mode & need) == need && f->st.st_uid != kOverflowUid &&
+        f->st.st_uid == geteuid())
+        return 0;
+    if (faccessat(AT_FDCWD, f->target, W_OK | (rw ? R_OK : 0), AT_EACCESS) != 0) return fail(err, errno, "open", f->target);
     return 0;
 }
 
@@ -269,6 +319,10 @@ namespace {
 // fresh, sparing the separate look before locking. Anything else (a
 // symlink, a special or pseudo file, a busy or unusable lock) gives up the
 // lock and returns false: the caller then resolves first and waits as asked.
+// The probe locks only a lock file it creates itself (an existing one, held
+// or not, may be somebody's: then we resolve first), writes the holder pid
+// only once the path turned out to be the final target, and removes the
+// file again otherwise: a symlink's path sees a "<link>.lock" come and go.
 bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt) {
     if (detail::join(f->target, sizeof f->target, path, "") != 0) return false;
     wlf_lock_options once = lock_opt;
@@ -278,20 +332,33 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
         f->lock = nullptr;
         return false;
     }
-    if (lstat(f->target, &f->st) == 0) {
+    bool keep = false;
+    if (int rc = stat_target(f); rc == 0) {
         f->existed = true;
-        if (S_ISREG(f->st.st_mode) && f->st.st_dev == g_plain_dev.load(std::memory_order_relaxed)) return true;
-        if (S_ISREG(f->st.st_mode) && !detail::is_pseudo_fs(f->target)) {
+        if (S_ISREG(f->st.st_mode) && f->st.st_dev == g_plain_dev.load(std::memory_order_relaxed)) {
+            keep = true;
+        } else if (S_ISREG(f->st.st_mode) && !detail::is_pseudo_fs(f->target)) {
             g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
-            return true;
+            keep = true;
         }
-    } else if (errno == ENOENT) {
+    } else if (rc == ENOENT) {
         f->existed = false;
+        keep = true;
+    }
+    if (keep) {
+        detail::lock_record_holder(f->lock);
         return true;
     }
     detail::lock_release_probe(f->lock);
     f->lock = nullptr;
     return false;
+}
+
+// Paths where the probe's lock file would land somewhere it has no business
+// (device nodes, kernel interfaces): resolve those first.
+bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
+    if (lock_opt.backend != WLF_LOCK_FLOCK || lock_opt.keep_lock_file) return false;
+    return strncmp(path, "/dev/", 5) != 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/sys/", 5) != 0;
 }
 
 int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int *caller_fd,
@@ -306,6 +373,11 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
     if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, "temp suffix", suffix);
     if (opt->has_create_mode) mode = opt->create_mode;
+    // Relative paths are made absolute now: a later chdir must not move the
+    // lock, the commit or the lock file's removal somewhere else.
+    char absolute[WLF_PATH_MAX];
+    if (int rc = detail::absolute_path(path, absolute, sizeof absolute)) return fail(err, rc, "path", path);
+    path = absolute;
 
     auto *f = static_cast<wlf_file *>(malloc(sizeof(wlf_file)));
     if (!f) return fail(err, ENOMEM, "open", path);
@@ -325,7 +397,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     wlf_lock_options lock_opt = opt->lock;
     if (opt->fd_floor > lock_opt.fd_floor) lock_opt.fd_floor = opt->fd_floor;
     int rc;
-    if (!(opt->use_lock && lock_opt.backend == WLF_LOCK_FLOCK && lock_first(f, path, lock_opt))) {
+    if (!(opt->use_lock && probe_allowed(path, lock_opt) && lock_first(f, path, lock_opt))) {
         // O_CREAT|O_EXCL never follows a symlink at the path (open(2) gives
         // EEXIST): following a dangling one would create a file of an
         // attacker's choosing.
@@ -353,19 +425,16 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
             rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             // The target may have appeared, vanished or changed while we waited.
-            if (lstat(f->target, &f->st) == 0)
-                f->existed = true;
-            else if (errno == ENOENT)
-                f->existed = false;
-            else
-                return fail_and_destroy(f, err, errno, "stat", f->target);
+            rc = stat_target(f);
+            if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, "stat", f->target);
+            f->existed = rc == 0;
         }
     }
     if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
     if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
     if (f->existed && (rc = check_access(f, err))) return fail_and_destroy(f, nullptr, rc, "", "");
 
-    if (opt->lock_only)
+    if (opt->lock_only || (f->existed && (f->attrs & STATX_ATTR_APPEND)))
         rc = begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
     else if (f->existed && f->st.st_nlink > 1 && opt->hardlink_policy == WLF_HARDLINK_KEEP)
         rc = begin_staged(f, err);
@@ -407,7 +476,9 @@ extern "C" void wlf_file_poison(wlf_file *f, int error) {
     if (f && f->poison == 0) f->poison = error;
 }
 
-extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) {
+namespace {
+
+int commit_file(wlf_file *f, int *kind_out, wlf_error *err, bool known_owner) {
     if (!f) return fail(err, EINVAL, "commit", nullptr);
     if (f->poison) {
         int rc = fail(err, f->poison, "write to", f->target);
@@ -422,9 +493,17 @@ extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) {
     else
         rc = commit_direct(f, err);
     if (kind_out) *kind_out = f->kind;
-    release_lock(f, err, &rc);
+    release_lock(f, err, &rc, known_owner);
     destroy(f);
     return rc;
+}
+
+}  // namespace
+
+extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) { return commit_file(f, kind_out, err, false); }
+
+int detail::file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err) {
+    return commit_file(f, kind_out, err, true);
 }
 
 extern "C" int wlf_file_detach(wlf_file *f) {

@@ -64,6 +64,18 @@ int join(char *dst, size_t size, const char *a, const char *b) {
     return 0;
 }
 
+int absolute_path(const char *path, char *dst, size_t size) {
+    if (path[0] == '/') return join(dst, size, path, "");
+    if (!getcwd(dst, size)) return errno == ERANGE ? ENAMETOOLONG : join(dst, size, path, "");
+    size_t n = strlen(dst);
+    const char *sep = n > 0 && dst[n - 1] == '/' ? "" : "/";
+    size_t ls = strlen(sep), lp = strlen(path);
+    if (n + ls + lp + 1 > size) return ENAMETOOLONG;
+    memcpy(dst + n, sep, ls);
+    memcpy(dst + n + ls, path, lp + 1);
+    return 0;
+}
+
 int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base) {
     const char *slash = strrchr(path, '/');
     if (!slash) {

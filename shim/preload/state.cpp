@@ -137,7 +137,7 @@ int commit(Entry *e) {
     wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
     err.code = 0;
     int kind = 0;
-    int rc = wlf_commit(e->file, &kind, &err);
+    int rc = detail::file_commit_by_opener(e->file, &kind, &err);
     free(e);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
