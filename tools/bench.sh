@@ -7,7 +7,8 @@
 # Benchmarks are not tests: nothing here fails on a time. The "target" column
 # only says whether a ratio is within what README promises.
 #
-# Knobs (environment): WLF_BENCH_REPS (interleaved A/B pairs, default 5),
+# Knobs (environment): WLF_BENCH_REPS (interleaved A/B pairs, default 5;
+# the matched-write rows take at least 15, their pairs scatter most),
 # WLF_BENCH_SCALE (multiplies loop counts, default 1).
 set -euo pipefail
 
@@ -85,7 +86,7 @@ ab() {
   # Warm-up, and fail early.
   "${a[@]}" >/dev/null || die "failed: ${a[*]}"
   "${b[@]}" >/dev/null || die "failed: ${b[*]}"
-  for ((i = 0; i < REPS; i++)); do
+  for ((i = 0; i < ${AB_REPS:-$REPS}; i++)); do
     x=$("${a[@]}") || die "failed: ${a[*]}"
     y=$("${b[@]}") || die "failed: ${b[*]}"
     as+=("${x%% *}") ac+=("${x##* }")
@@ -153,6 +154,7 @@ ab "unmatched" "the same, relative path (cwd on tmpfs)" "1.10" \
 
 echo "c. matched write loop on tmpfs (WRAP_LOCKFILE_FSYNC=none)" >&2
 N=$((3000 * SCALE))
+export AB_REPS=$((REPS > 15 ? REPS : 15))
 # The floor is the same replacement by hand with everything DESIGN 4-5 ask
 # of every replacement (verified lock protocol, holder pid, the target's
 # metadata read under the lock): what the shim's own machinery (interposing,
@@ -172,6 +174,8 @@ ab "matched" "(context) contract-loop vs floor-loop: what DESIGN 4-5 cost by han
 ab "matched" "(context) shim write-loop vs plain non-atomic write-loop" "" \
   -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
   -- "$LOOP" write-loop "$N" "$TMPFS/plain.dat"
+
+unset AB_REPS
 
 # ---- d. core library (Google Benchmark) ----------------------------------
 
@@ -439,7 +443,7 @@ out.append("| file systems | tmpfs dir: $(fstype "$TMPFS"), disk dir: $(fstype "
 out.append("| build | ${buildtype}; $(hyperfine --version) |")
 out.append("")
 out.append("Each ratio is ours / floor, both measured in the same run (interleaved A B A B …, "
-           "median of ${REPS} each, unless marked hyperfine). Times are wall clock; the CPU column is "
+           "median of ${REPS} each, c. of at least 15, unless marked hyperfine). Times are wall clock; the CPU column is "
            "the ratio of CPU time (user+system, children included), steadier when the machine is busy.")
 out.append("")
 out.append("| measurement | ours | floor / bare | ratio | ratio (CPU) | README target |")
