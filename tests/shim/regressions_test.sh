@@ -16,6 +16,9 @@
 #  12 fork from a multi-threaded program while another thread opens/closes
 #  13 the program's descriptor is the temp itself: the number open(2) would
 #     give, the program's own O_CLOEXEC choice, an unlinked O_TMPFILE
+#  14 append-only (chattr +a) and immutable (chattr +i) targets: bash's
+#     '>>' appends in place, '>' fails with EPERM as without the shim, the
+#     old content and inode stay
 # Small C helpers are compiled with cc into the test's temp directory; the
 # checks that need them are skipped without cc (or without a static libc).
 # Every check asserts on the file system (content, inode, link count, the
@@ -558,6 +561,35 @@ if $have_cc; then
             expect_entries "$t" "$d" t.txt
         done
     done
+fi
+
+# ---- 14: append-only and immutable targets ----
+# Before the target was read with statx, an append-only file was replaced
+# by rename at commit (refused: the appended line was lost at close) and
+# '>' was not refused at open.
+newdir c14
+printf 'old\n' >log.txt
+printf 'old\n' >frozen.txt
+if ! chattr +a log.txt 2>/dev/null || ! chattr +i frozen.txt 2>/dev/null; then
+    chattr -a log.txt 2>/dev/null
+    skip "14: chattr +a/+i not supported here (needs root and a file system with attributes)"
+else
+    before=$(ino log.txt)
+    run '*.txt' bash -c 'echo tail >> log.txt' 2>"$tmp/c14.err" || fail "14 append: '>>' failed: $(cat "$tmp/c14.err")"
+    expect_content "14 append" log.txt $'old\ntail\n'
+    [ "$(ino log.txt)" = "$before" ] || fail "14 append: log.txt changed inode (replaced, not appended in place)"
+    run '*.txt' bash -c 'echo new > log.txt' 2>"$tmp/c14.err" && fail "14 append: '>' onto an append-only file succeeded"
+    grep -q 'Operation not permitted' "$tmp/c14.err" || fail "14 append: '>' did not fail with EPERM: $(cat "$tmp/c14.err")"
+    expect_content "14 append" log.txt $'old\ntail\n'
+    before=$(ino frozen.txt)
+    run '*.txt' bash -c 'echo new > frozen.txt' 2>"$tmp/c14.err" && fail "14 immutable: '>' onto an immutable file succeeded"
+    grep -q 'Operation not permitted' "$tmp/c14.err" || fail "14 immutable: '>' did not fail with EPERM: $(cat "$tmp/c14.err")"
+    run '*.txt' bash -c 'echo more >> frozen.txt' 2>/dev/null && fail "14 immutable: '>>' onto an immutable file succeeded"
+    expect_content "14 immutable" frozen.txt $'old\n'
+    [ "$(ino frozen.txt)" = "$before" ] || fail "14 immutable: frozen.txt changed inode"
+    chattr -a log.txt
+    chattr -i frozen.txt
+    expect_entries "14" "$d" frozen.txt log.txt
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
