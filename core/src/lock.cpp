@@ -433,7 +433,8 @@ extern "C" int wlf_lock_fd(const wlf_lock *lock) { return lock && lock->held ? l
 
 extern "C" pid_t wlf_lock_holder(const char *target) {
     char path[WLF_PATH_MAX];
-    if (!target || detail::join(path, sizeof path, target, ".lock") != 0) return 0;
+    if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return 0;
+    memcpy(path + strlen(path), ".lock", 6);
     sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
     if (!fd) return 0;
     char buf[32];

@@ -9,6 +9,7 @@
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "replace_parts.hpp"
+#include "rules.hpp"
 #include "sysio.hpp"
 
 #include <linux/stat.h>
@@ -356,8 +357,14 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
 
 // Paths where the probe's lock file would land somewhere it has no business
 // (device nodes, kernel interfaces): resolve those first.
+// `path` is absolute; "//dev/x" or "/tmp/../dev/x" are compared normalized.
 bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
     if (lock_opt.backend != WLF_LOCK_FLOCK || lock_opt.keep_lock_file) return false;
+    char norm[WLF_PATH_MAX];
+    if (strstr(path, "//") || strstr(path, "/.")) {
+        if (rules::normalize("/", path, norm, sizeof norm) != 0) return false;
+        path = norm;
+    }
     return strncmp(path, "/dev/", 5) != 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/sys/", 5) != 0;
 }
 

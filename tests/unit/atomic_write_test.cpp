@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -27,6 +28,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -34,14 +37,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace fs = std::filesystem;
 namespace wl = wrap_lockfile;
+using wlf_test::CwdGuard;
 using wlf_test::Child;
 using wlf_test::get_byte;
 using wlf_test::list_names;
@@ -175,23 +181,6 @@ int directory_fds_of(const fs::path &dir) {
     return count;
 }
 
-// Restores the working directory at scope exit.
-class CwdGuard {
-public:
-    CwdGuard() : fd_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-        if (fd_ < 0) throw std::runtime_error("open . failed");
-    }
-    CwdGuard(const CwdGuard &) = delete;
-    CwdGuard &operator=(const CwdGuard &) = delete;
-    ~CwdGuard() {
-        if (::fchdir(fd_) != 0) std::abort();  // later tests must not run elsewhere
-        ::close(fd_);
-    }
-
-private:
-    int fd_;
-};
-
 // A forked process that holds an exclusive flock on `lock_file` (created if
 // missing, never unlinked: like flock(1)) until released. The lock is taken
 // before the constructor returns (a byte through a pipe says so).
@@ -257,6 +246,172 @@ bool run_as_nobody(Fn &&fn, Result *out) {
     ::waitpid(pid, &status, 0);
     return n == static_cast<ssize_t>(sizeof *out) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+
+// ---- helpers for access checks, inode attributes and watched directories ----
+
+constexpr uid_t kNobody = 65534;  // also how an unmapped owner shows in a user namespace
+// An ordinary uid without a passwd entry: unlike 65534, its files take the
+// owner shortcut of the access check (owner bits, no faccessat).
+constexpr uid_t kPlainUser = 4321;
+
+// A 0777 scratch directory directly under /tmp, so that every user can reach
+// it whatever $TMPDIR is (a TempDir may sit under a 0700 directory), and
+// create temps in it. Removed at destruction.
+class SharedDir {
+public:
+    SharedDir() {
+        std::string tmpl = "/tmp/wlf-shared-XXXXXX";
+        if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+        path_ = tmpl;
+        if (::chmod(path_.c_str(), 0777) != 0) throw std::system_error(errno, std::generic_category(), "chmod");
+    }
+    ~SharedDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    SharedDir(const SharedDir &) = delete;
+    SharedDir &operator=(const SharedDir &) = delete;
+    const fs::path &path() const { return path_; }
+    fs::path operator/(const std::string &name) const { return path_ / name; }
+
+private:
+    fs::path path_;
+};
+
+// True if others may search every directory from / down to `dir`.
+bool searchable_by_others(const fs::path &dir) {
+    fs::path p;
+    for (const auto &part : dir) {
+        p /= part;
+        struct stat st;
+        if (::stat(p.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
+    }
+    return true;
+}
+
+// Runs body in a forked child (wlf_test::Child) after dropping to uid and gid
+// `id`; the ints it returns come back through a pipe. Nothing if the child
+// could not switch (status 77 in *status) or died.
+template <std::size_t N>
+std::optional<std::array<int, N>> run_as_user(uid_t id, const std::function<std::array<int, N>()> &body,
+                                              int *status = nullptr) {
+    Pipe report;
+    Child child([&] {
+        report.close_read();
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(id, id, id) != 0 || ::setresuid(id, id, id) != 0) return 77;
+        std::array<int, N> values = body();
+        return ::write(report.write_fd(), values.data(), sizeof values) == static_cast<ssize_t>(sizeof values) ? 0 : 1;
+    });
+    report.close_write();
+    std::array<int, N> values{};
+    auto *bytes = reinterpret_cast<char *>(values.data());
+    std::size_t got = 0;
+    while (got < sizeof values) {
+        int c = get_byte(report.read_fd());
+        if (c < 0) break;
+        bytes[got++] = static_cast<char>(c);
+    }
+    int st = child.wait();
+    if (status) *status = st;
+    if (st != 0 || got != sizeof values) return std::nullopt;
+    return values;
+}
+
+// One replacement through the C API with default options:
+// {wlf_open's result, wlf_commit's result (-1: not reached), commit kind}.
+std::array<int, 3> try_replace(const fs::path &p, int flags, const std::string &content) {
+    wlf_file *f = nullptr;
+    int open_rc = wlf_open(p.c_str(), flags, 0666, nullptr, &f, nullptr);
+    if (open_rc != 0) return {open_rc, -1, -1};
+    if (::write(wlf_file_fd(f), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
+        wlf_file_poison(f, errno ? errno : EIO);
+    int kind = -1;
+    int commit_rc = wlf_commit(f, &kind, nullptr);
+    return {0, commit_rc, kind};
+}
+
+// Sets or clears an inode flag (FS_IMMUTABLE_FL, FS_APPEND_FL) as chattr
+// +i/+a does. 0 or errno.
+int set_inode_flag(const fs::path &p, int flag, bool on) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int flags = 0;
+    int rc = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 ? 0 : errno;
+    if (rc == 0) {
+        flags = on ? (flags | flag) : (flags & ~flag);
+        rc = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0 ? 0 : errno;
+    }
+    ::close(fd);
+    return rc;
+}
+
+// An inode flag set for one scope (cleared again at its end, also when an
+// assertion returns early: a TempDir with an immutable file in it could not
+// be removed). error() is why setting it failed, or 0.
+class InodeFlag {
+public:
+    InodeFlag(fs::path p, int flag) : path_(std::move(p)), flag_(flag), error_(set_inode_flag(path_, flag_, true)) {}
+    ~InodeFlag() {
+        if (error_ == 0) set_inode_flag(path_, flag_, false);
+    }
+    InodeFlag(const InodeFlag &) = delete;
+    InodeFlag &operator=(const InodeFlag &) = delete;
+    int error() const { return error_; }
+    // The file system has no such flags (chattr reports "Operation not supported").
+    bool unsupported() const { return error_ == EOPNOTSUPP || error_ == ENOTTY || error_ == EINVAL; }
+
+private:
+    fs::path path_;
+    int flag_;
+    int error_;
+};
+
+// statx attribute `attr` of p: 1 set, 0 clear, -1 not reported by this
+// kernel or file system.
+int statx_attribute(const fs::path &p, uint64_t attr) {
+    struct statx sx;
+    if (::statx(AT_FDCWD, p.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0) return -1;
+    if (!(sx.stx_attributes_mask & attr)) return -1;
+    return (sx.stx_attributes & attr) ? 1 : 0;
+}
+
+// Names created in (or moved into) a directory while it is watched: sees a
+// file that comes and goes (a probe's lock file), which a listing afterwards
+// cannot. fsnotify queues the event before the creating call returns.
+class CreateWatch {
+public:
+    explicit CreateWatch(const fs::path &dir) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+        if (fd_ < 0 || ::inotify_add_watch(fd_, dir.c_str(), IN_CREATE | IN_MOVED_TO) < 0)
+            throw std::system_error(errno, std::generic_category(), "inotify " + dir.string());
+    }
+    ~CreateWatch() { ::close(fd_); }
+    CreateWatch(const CreateWatch &) = delete;
+    CreateWatch &operator=(const CreateWatch &) = delete;
+    // The names seen since the last call; "<overflow>" if events were lost.
+    Names created() {
+        Names names;
+        alignas(inotify_event) char buf[16384];
+        for (;;) {
+            ssize_t n = ::read(fd_, buf, sizeof buf);
+            if (n <= 0) return names;
+            for (char *p = buf; p < buf + n;) {
+                auto *ev = reinterpret_cast<inotify_event *>(p);
+                if (ev->mask & IN_Q_OVERFLOW) names.push_back("<overflow>");
+                if (ev->len > 0) names.emplace_back(ev->name);
+                p += sizeof(inotify_event) + ev->len;
+            }
+        }
+    }
+
+private:
+    int fd_;
+};
+
+bool contains(const Names &names, const std::string &name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string pid_line() { return std::to_string(::getpid()) + "\n"; }
 
 }  // namespace
 
@@ -710,6 +865,132 @@ TEST(AtomicWriteSymlink, UnheldLockFileNextToLinkSurvivesWriteThroughLink) {
     EXPECT_EQ(list_names(dir.path()), (Names{"link", "link.lock", "real"}));
 }
 
+// The same with content in the lock file (a pid and a note, as a kept lock
+// file of another tool may hold): the probe must not open it for locking at
+// all, so its bytes and its modification time stay as they were, also when
+// the write through the link is retried and when the lock is busy-polled
+// with a timeout.
+TEST(AtomicWriteSymlink, UnheldLockFileWithContentNextToLinkKeepsItsBytes) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    const std::string theirs = "4242\nkept by another tool\n";
+    write_file(dir / "link.lock", theirs, 0600);
+    struct stat before = lstat_or_die(dir / "link.lock");
+    wl::WriteOptions timed;
+    timed.lock.timeout = 0.5;
+    wl::atomic_write_content_with_lock(dir / "link", "one");
+    wl::atomic_write_content_with_lock(dir / "link", "two", timed);
+    {
+        auto f = wl::atomic_write(dir / "link", "a");
+        f.write("+three");
+        EXPECT_EQ(f.commit(), wl::CommitKind::rename);
+    }
+    EXPECT_EQ(read_file(dir / "real"), "two+three");
+    EXPECT_TRUE(fs::is_symlink(dir / "link"));
+    ASSERT_TRUE(fs::exists(dir / "link.lock"));
+    struct stat after = lstat_or_die(dir / "link.lock");
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    EXPECT_EQ(read_file(dir / "link.lock"), theirs);
+    EXPECT_EQ(after.st_size, before.st_size);
+    EXPECT_EQ(after.st_mode & 07777, 0600u);
+    EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "link.lock", "real"}));
+}
+
+// ---- lock files of plain targets ----------------------------------------------------
+
+// keep_lock_file: an earlier holder's kept lock file ("12345\n") is locked
+// through the normal path, which records our pid in it (cutting a longer old
+// record to size); the file stays, same inode.
+TEST(AtomicWriteLockFile, KeptLockFileOfEarlierHolderIsReusedAndGetsOurPid) {
+    if (::getpid() == 12345) GTEST_SKIP() << "our pid is the earlier holder's";
+    TempDir dir;
+    fs::path t = dir / "t", lock = dir / "t.lock";
+    write_file(t, "old");
+    write_file(lock, "12345\n");
+    ino_t lock_ino = lstat_or_die(lock).st_ino;
+    wl::WriteOptions keep;
+    keep.lock.keep_lock_file = true;
+    EXPECT_EQ(wl::atomic_write_content_with_lock(t, "new", keep), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(t), "new");
+    ASSERT_TRUE(fs::exists(lock));
+    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+    EXPECT_EQ(read_file(lock), pid_line());
+    EXPECT_EQ(wlf_lock_holder(t.c_str()), ::getpid());
+    EXPECT_EQ(list_names(dir.path()), (Names{"t", "t.lock"}));
+
+    // A longer stale record, through the C API: while pending the kept file
+    // is the lock (held, our pid); afterwards it is still there.
+    write_file(lock, "1234567890 stale holder\n");
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.lock.keep_lock_file = 1;
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+    EXPECT_TRUE(flock_is_held(lock));
+    EXPECT_EQ(read_file(lock), pid_line());
+    EXPECT_EQ(::write(wlf_file_fd(f), "newer", 5), 5);
+    ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(read_file(t), "newer");
+    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+    EXPECT_EQ(read_file(lock), pid_line());
+    EXPECT_FALSE(flock_is_held(lock));
+    EXPECT_EQ(list_names(dir.path()), (Names{"t", "t.lock"}));
+}
+
+// Default options and an unheld lock file left by an earlier holder next to
+// a plain target: the probe does not take it (not its own), the normal path
+// locks that very file (our pid in it while pending) and the verified
+// protocol removes it afterwards.
+TEST(AtomicWriteLockFile, UnheldLockFileOfPlainTargetIsLockedThenRemoved) {
+    TempDir dir;
+    fs::path t = dir / "t", lock = dir / "t.lock";
+    write_file(t, "old");
+    write_file(lock, "12345\n");
+    ino_t lock_ino = lstat_or_die(lock).st_ino;
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
+    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+    EXPECT_TRUE(flock_is_held(lock));
+    EXPECT_EQ(read_file(lock), pid_line());
+    EXPECT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+    ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(read_file(t), "new");
+    EXPECT_EQ(list_names(dir.path()), Names{"t"});
+
+    // The same through the C++ API.
+    write_file(lock, "12345\n");
+    EXPECT_EQ(wl::atomic_write_content_with_lock(t, "newer"), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(t), "newer");
+    EXPECT_EQ(list_names(dir.path()), Names{"t"});
+}
+
+// keep_lock_file skips the lock-first probe altogether: a write through a
+// link never creates "<link>.lock", not even for a moment (the listing
+// afterwards cannot tell; a directory watch can). The final target's lock
+// file is created once, and kept.
+TEST(AtomicWriteLockFile, KeepLockFileNeverCreatesALockFileNextToTheLink) {
+    TempDir dir;
+    write_file(dir / "real", "old");
+    fs::create_symlink("real", dir / "link");
+    wl::WriteOptions keep;
+    keep.lock.keep_lock_file = true;
+    CreateWatch watch(dir.path());
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "link", "new", keep), wl::CommitKind::rename);
+    Names created = watch.created();
+    EXPECT_FALSE(contains(created, "link.lock")) << "the probe ran with keep_lock_file";
+    EXPECT_FALSE(contains(created, "<overflow>"));
+    EXPECT_EQ(std::count(created.begin(), created.end(), "real.lock"), 1);
+    EXPECT_EQ(read_file(dir / "real"), "new");
+    EXPECT_EQ(list_names(dir.path()), (Names{"link", "real", "real.lock"}));
+}
+
 // ---- metadata -----------------------------------------------------------------
 
 TEST(AtomicWriteMetadata, ModeIsPreserved) {
@@ -891,11 +1172,131 @@ TEST(AtomicWriteDurability, NoneWithRelativePathCommitsInOriginalDirectoryAfterC
     auto content = [](const fs::path &p) { return fs::exists(p) ? read_file(p) : "<missing>"; };
     EXPECT_EQ(content(dir / "orig" / "f"), "new f");
     EXPECT_EQ(content(dir / "orig" / "g"), "new g");
-    // No temp left in the original directory. (Its lock files are not
-    // checked here: the lock path is as relative as the target, and its
-    // release after the chdir unlinks "f.lock" in the new working directory.)
-    for (const auto &name : list_names(dir / "orig"))
-        EXPECT_TRUE(name == "f" || name == "g" || name == "f.lock" || name == "g.lock") << name;
+    // No temp and no lock file left in the original directory: the lock
+    // path is absolute too, so its release after the chdir removes it there.
+    EXPECT_EQ(list_names(dir / "orig"), (Names{"f", "g"}));
+}
+
+// Relative targets are made absolute at open: a chdir between open and
+// commit must not move the commit, leave our lock file behind, or touch the
+// lock file of the same name in the new working directory (B keeps "f.lock"
+// of somebody else's, and an "f" of its own). Both durabilities (full keeps a
+// directory descriptor, none goes by path), a new file, and a hard-linked
+// target (staged, written in place by path at commit).
+TEST(AtomicWriteRelative, CApiCommitAfterChdirStaysInOriginalDirectory) {
+    TempDir dir;
+    const fs::path a = fs::canonical(dir.path()) / "A", b = fs::canonical(dir.path()) / "B";
+    fs::create_directory(a);
+    fs::create_directory(b);
+    struct Case {
+        const char *name;
+        int durability;
+        bool hard_linked;
+        bool new_file;
+    };
+    const Case cases[] = {
+        {"full", WLF_DURABILITY_FULL, false, false},
+        {"none", WLF_DURABILITY_NONE, false, false},
+        {"full, hard-linked", WLF_DURABILITY_FULL, true, false},
+        {"none, hard-linked", WLF_DURABILITY_NONE, true, false},
+        {"full, new file", WLF_DURABILITY_FULL, false, true},
+        {"none, new file", WLF_DURABILITY_NONE, false, true},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.name);
+        // B afresh for every case, so that one broken case cannot spoil the next.
+        write_file(b / "f", "B's");
+        write_file(b / "f.lock", "other\n");
+        write_file(b / "g.lock", "other g\n");
+        const ino_t b_f = lstat_or_die(b / "f").st_ino, b_lock = lstat_or_die(b / "f.lock").st_ino;
+        const std::string name = c.new_file ? "g" : "f";
+        if (!c.new_file) write_file(a / name, "old A");
+        if (c.hard_linked) fs::create_hard_link(a / name, a / "other-link");
+        std::string content = std::string("new for ") + c.name;
+        wlf_write_options opt;
+        wlf_write_options_init(&opt);
+        opt.durability = c.durability;
+        int commit_rc = -1, kind = -1;
+        std::string target, error;
+        {
+            CwdGuard cwd;
+            ASSERT_EQ(::chdir(a.c_str()), 0);
+            wlf_file *f = nullptr;
+            wlf_error err{};
+            int flags = c.new_file ? (O_WRONLY | O_CREAT | O_EXCL) : (O_WRONLY | O_TRUNC);
+            ASSERT_EQ(wlf_open(name.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
+            target = wlf_file_target(f);
+            EXPECT_EQ(::write(wlf_file_fd(f), content.data(), content.size()), static_cast<ssize_t>(content.size()));
+            EXPECT_EQ(::chdir(b.c_str()), 0);
+            commit_rc = wlf_commit(f, &kind, &err);
+            if (commit_rc) error = std::string(err.op) + " " + err.path;
+        }
+        EXPECT_EQ(target, (a / name).string());
+        EXPECT_EQ(commit_rc, 0) << error;
+        EXPECT_EQ(kind, c.hard_linked ? WLF_COMMIT_IN_PLACE : WLF_COMMIT_RENAME);
+        EXPECT_EQ(read_file(a / name), content);
+        if (c.hard_linked) {
+            EXPECT_EQ(read_file(a / "other-link"), content);
+        }
+        EXPECT_EQ(list_names(a), c.hard_linked ? (Names{name, "other-link"}) : Names{name});
+        EXPECT_EQ(read_file(b / "f"), "B's");
+        EXPECT_EQ(lstat_or_die(b / "f").st_ino, b_f);
+        EXPECT_EQ(list_names(b), (Names{"f", "f.lock", "g.lock"}));
+        if (fs::exists(b / "f.lock")) {
+            EXPECT_EQ(lstat_or_die(b / "f.lock").st_ino, b_lock);
+            EXPECT_EQ(read_file(b / "f.lock"), "other\n");
+        }
+        if (fs::exists(b / "g.lock")) {
+            EXPECT_EQ(read_file(b / "g.lock"), "other g\n");
+        }
+        for (const auto &entry : fs::directory_iterator(a)) fs::remove(entry.path());
+    }
+}
+
+// The same through the C++ API (AtomicFile with a relative path, "w" and
+// "a", both durabilities).
+TEST(AtomicWriteRelative, CxxApiCommitAfterChdirStaysInOriginalDirectory) {
+    TempDir dir;
+    const fs::path a = fs::canonical(dir.path()) / "A", b = fs::canonical(dir.path()) / "B";
+    fs::create_directory(a);
+    fs::create_directory(b);
+    write_file(b / "f", "B's");
+    write_file(b / "f.lock", "other\n");
+    const ino_t b_f = lstat_or_die(b / "f").st_ino, b_lock = lstat_or_die(b / "f.lock").st_ino;
+    write_file(a / "f", "old");
+    std::string expected = "old";
+    for (auto durability : {wl::Durability::full, wl::Durability::none}) {
+        for (const char *mode : {"w", "a"}) {
+            std::string trace = std::string(durability == wl::Durability::full ? "full, " : "none, ") + mode;
+            SCOPED_TRACE(trace);
+            wl::WriteOptions opt;
+            opt.durability = durability;
+            std::string piece = "[" + trace + "]";
+            wl::CommitKind kind{};
+            fs::path target;
+            {
+                CwdGuard cwd;
+                ASSERT_EQ(::chdir(a.c_str()), 0);
+                auto f = wl::atomic_write("f", mode, std::nullopt, opt);
+                target = f.target();
+                f.write(piece);
+                EXPECT_EQ(::chdir(b.c_str()), 0);
+                EXPECT_NO_THROW(kind = f.commit());
+            }
+            expected = std::string(mode) == "w" ? piece : expected + piece;
+            EXPECT_EQ(target, a / "f");
+            EXPECT_EQ(kind, wl::CommitKind::rename);
+            EXPECT_EQ(read_file(a / "f"), expected);
+            EXPECT_EQ(list_names(a), Names{"f"});
+            EXPECT_EQ(read_file(b / "f"), "B's");
+            EXPECT_EQ(lstat_or_die(b / "f").st_ino, b_f);
+            EXPECT_EQ(list_names(b), (Names{"f", "f.lock"}));
+            if (fs::exists(b / "f.lock")) {
+                EXPECT_EQ(lstat_or_die(b / "f.lock").st_ino, b_lock);
+                EXPECT_EQ(read_file(b / "f.lock"), "other\n");
+            }
+        }
+    }
 }
 
 // ---- failures leave the target and the directory as they were ---------------
@@ -1521,6 +1922,360 @@ TEST(AtomicWriteTempLink, ProcFdNamesTheTempWhenEmptyPathLinkIsRefused) {
     EXPECT_EQ(read_file(dir / "none"), "new none");
     EXPECT_EQ(read_file(dir / "full"), "new full");
     EXPECT_EQ(list_names(dir.path()), (Names{"full", "none"}));
+}
+
+// ---- access checks at open (the errors open(2) would give) ---------------------
+//
+// The writers run as other users in forked children, in a 0777 directory
+// (so that a temp could be created and renamed there: only the access check
+// stands between them and the replacement). Two users: 65534, whose own
+// files go to faccessat like everybody else's (an unmapped owner looks the
+// same), and an ordinary uid, whose own files take the owner-bits shortcut.
+
+#define REQUIRE_SHARED_DIR(d)                                                                      \
+    do {                                                                                           \
+        REQUIRE_ROOT();                                                                            \
+        if (!searchable_by_others((d).path())) GTEST_SKIP() << (d).path() << " not reachable by others"; \
+    } while (0)
+
+// Another user's 0644 file: EACCES from wlf_open, for both kinds of writer;
+// nothing written, nothing left behind (not even the probe's lock file).
+TEST(AtomicWriteAccess, OtherUsersReadOnlyFileIsEaccesAtOpen) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path t = dir / "f";
+    write_file(t, "root's", 0644);
+    ino_t before = lstat_or_die(t).st_ino;
+    for (uid_t uid : {kNobody, kPlainUser}) {
+        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
+            SCOPED_TRACE("uid " + std::to_string(uid) + ", flags " + std::to_string(flags));
+            auto r = run_as_user<3>(uid, [&] { return try_replace(t, flags, "new"); });
+            ASSERT_TRUE(r.has_value()) << "child failed";
+            EXPECT_EQ((*r)[0], EACCES) << "open " << (*r)[0] << ", commit " << (*r)[1];
+            EXPECT_EQ(read_file(t), "root's");
+            EXPECT_EQ(lstat_or_die(t).st_ino, before);
+            EXPECT_EQ(list_names(dir.path()), Names{"f"});
+        }
+    }
+}
+
+// The owner without the write bit (0444): EACCES, as open(2) says.
+TEST(AtomicWriteAccess, OwnerWithoutWriteBitIsEacces) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path t = dir / "f";
+    for (uid_t uid : {kNobody, kPlainUser}) {
+        write_file(t, "read-only", 0444);
+        ASSERT_EQ(::chown(t.c_str(), uid, uid), 0);
+        ASSERT_EQ(::chmod(t.c_str(), 0444), 0);
+        ino_t before = lstat_or_die(t).st_ino;
+        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR | O_TRUNC}) {
+            SCOPED_TRACE("uid " + std::to_string(uid) + ", flags " + std::to_string(flags));
+            auto r = run_as_user<3>(uid, [&] { return try_replace(t, flags, "new"); });
+            ASSERT_TRUE(r.has_value()) << "child failed";
+            EXPECT_EQ((*r)[0], EACCES) << "open " << (*r)[0] << ", commit " << (*r)[1];
+            EXPECT_EQ(read_file(t), "read-only");
+            EXPECT_EQ(lstat_or_die(t).st_ino, before);
+            EXPECT_EQ(list_names(dir.path()), Names{"f"});
+        }
+        fs::remove(t);
+    }
+}
+
+// The owner with the write bit (0644): replaced; owner and mode stay.
+TEST(AtomicWriteAccess, OwnerWithWriteBitReplaces) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path t = dir / "f";
+    for (uid_t uid : {kNobody, kPlainUser}) {
+        SCOPED_TRACE("uid " + std::to_string(uid));
+        write_file(t, "old", 0644);
+        ASSERT_EQ(::chown(t.c_str(), uid, uid), 0);
+        ino_t before = lstat_or_die(t).st_ino;
+        auto r = run_as_user<3>(uid, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "new"); });
+        ASSERT_TRUE(r.has_value()) << "child failed";
+        EXPECT_EQ((*r)[0], 0);
+        EXPECT_EQ((*r)[1], 0);
+        EXPECT_EQ((*r)[2], WLF_COMMIT_RENAME);
+        EXPECT_EQ(read_file(t), "new");
+        struct stat st = lstat_or_die(t);
+        EXPECT_NE(st.st_ino, before);
+        EXPECT_EQ(st.st_uid, uid);
+        EXPECT_EQ(st.st_gid, uid);
+        EXPECT_EQ(st.st_mode & 07777, 0644u);
+        EXPECT_EQ(list_names(dir.path()), Names{"f"});
+        fs::remove(t);
+    }
+}
+
+// The owner of a write-only file (0200): O_RDWR needs the read bit too
+// (EACCES, with or without O_TRUNC); O_WRONLY|O_TRUNC replaces it.
+TEST(AtomicWriteAccess, OwnerOfWriteOnlyFileMayTruncateButNotOpenForReading) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path t = dir / "f";
+    for (uid_t uid : {kNobody, kPlainUser}) {
+        SCOPED_TRACE("uid " + std::to_string(uid));
+        write_file(t, "secret", 0200);
+        ASSERT_EQ(::chown(t.c_str(), uid, uid), 0);
+        ASSERT_EQ(::chmod(t.c_str(), 0200), 0);
+        ino_t before = lstat_or_die(t).st_ino;
+        auto r = run_as_user<6>(uid, [&]() -> std::array<int, 6> {
+            auto rw_trunc = try_replace(t, O_RDWR | O_TRUNC, "rw");
+            auto rw = try_replace(t, O_RDWR, "rw");
+            return {rw_trunc[0], rw_trunc[1], rw[0], rw[1], 0, 0};
+        });
+        ASSERT_TRUE(r.has_value()) << "child failed";
+        EXPECT_EQ((*r)[0], EACCES) << "O_RDWR|O_TRUNC: commit " << (*r)[1];
+        EXPECT_EQ((*r)[2], EACCES) << "O_RDWR: commit " << (*r)[3];
+        EXPECT_EQ(read_file(t), "secret");
+        EXPECT_EQ(lstat_or_die(t).st_ino, before);
+        EXPECT_EQ(list_names(dir.path()), Names{"f"});
+
+        auto w = run_as_user<3>(uid, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "written"); });
+        ASSERT_TRUE(w.has_value()) << "child failed";
+        EXPECT_EQ((*w)[0], 0);
+        EXPECT_EQ((*w)[1], 0);
+        EXPECT_EQ(read_file(t), "written");
+        struct stat st = lstat_or_die(t);
+        EXPECT_EQ(st.st_uid, uid);
+        EXPECT_EQ(st.st_mode & 07777, 0200u);
+        EXPECT_EQ(list_names(dir.path()), Names{"f"});
+        fs::remove(t);
+    }
+}
+
+// A root-owned 0644 file with a POSIX ACL granting user 65534 rw: the
+// kernel's answer (faccessat) lets 65534 replace it; an ordinary other user,
+// whom the ACL does not name, still gets EACCES.
+TEST(AtomicWriteAccess, AclGrantsAnotherUserTheWrite) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path t = dir / "f";
+    write_file(t, "root's", 0644);
+    std::string cmd = "setfacl -m u:65534:rw- " + t.string() + " 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "setfacl unavailable or ACLs unsupported";
+    std::string acl = xattr_of(t, "system.posix_acl_access");
+    ASSERT_FALSE(acl.empty());
+    ASSERT_NE(acl[0], '<') << acl;
+
+    auto denied = run_as_user<3>(kPlainUser, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "plain"); });
+    ASSERT_TRUE(denied.has_value()) << "child failed";
+    EXPECT_EQ((*denied)[0], EACCES);
+    EXPECT_EQ(read_file(t), "root's");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+
+    auto granted = run_as_user<3>(kNobody, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "by acl"); });
+    ASSERT_TRUE(granted.has_value()) << "child failed";
+    EXPECT_EQ((*granted)[0], 0);
+    EXPECT_EQ((*granted)[1], 0);
+    EXPECT_EQ(read_file(t), "by acl");
+    EXPECT_EQ(xattr_of(t, "system.posix_acl_access"), acl);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// In a new user namespace without a uid map the process is 65534, and so is
+// the owner of every file: an ordinary user's 0644 file looks like our own
+// writable file there, but the kernel does not let us write it. The owner
+// shortcut must not be taken for owner 65534. (A file of the real uid still
+// is ours to the kernel: replaced.)
+TEST(AtomicWriteAccess, UnmappedOwnerInUserNamespaceIsNotTakenForOurs) {
+    SharedDir dir;
+    REQUIRE_SHARED_DIR(dir);
+    fs::path theirs = dir / "theirs", ours = dir / "ours";
+    write_file(theirs, "theirs", 0644);
+    ASSERT_EQ(::chown(theirs.c_str(), kPlainUser, kPlainUser), 0);
+    write_file(ours, "ours", 0644);
+    Pipe report;
+    Child child([&] {
+        report.close_read();
+        if (::unshare(CLONE_NEWUSER) != 0) return 77;
+        std::array<int, 6> v{};
+        v[0] = static_cast<int>(::geteuid());
+        struct stat st;
+        v[1] = ::stat(theirs.c_str(), &st) == 0 ? static_cast<int>(st.st_uid) : -1;
+        v[2] = try_replace(theirs, O_WRONLY | O_TRUNC, "new")[0];
+        auto r = try_replace(ours, O_WRONLY | O_TRUNC, "new ours");
+        v[3] = r[0];
+        v[4] = r[1];
+        return ::write(report.write_fd(), v.data(), sizeof v) == static_cast<ssize_t>(sizeof v) ? 0 : 1;
+    });
+    report.close_write();
+    std::array<int, 6> v{};
+    auto *bytes = reinterpret_cast<char *>(v.data());
+    std::size_t got = 0;
+    while (got < sizeof v) {
+        int c = get_byte(report.read_fd());
+        if (c < 0) break;
+        bytes[got++] = static_cast<char>(c);
+    }
+    int status = child.wait();
+    if (status == 77) GTEST_SKIP() << "no user namespace here";
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(got, sizeof v);
+    ASSERT_EQ(v[0], static_cast<int>(kNobody)) << "euid in the new user namespace";
+    ASSERT_EQ(v[1], static_cast<int>(kNobody)) << "owner as seen in the new user namespace";
+    EXPECT_EQ(v[2], EACCES);
+    EXPECT_EQ(read_file(theirs), "theirs");
+    EXPECT_EQ(lstat_or_die(theirs).st_uid, kPlainUser);
+    EXPECT_EQ(v[3], 0);
+    EXPECT_EQ(v[4], 0);
+    EXPECT_EQ(read_file(ours), "new ours");
+    EXPECT_EQ(list_names(dir.path()), (Names{"ours", "theirs"}));
+}
+
+// A read-only bind mount of a single existing file: root owns it and has
+// the owner bits, but the mount root goes to faccessat, which says EROFS
+// at open (not a replacement that fails at commit).
+TEST(AtomicWriteAccess, ReadOnlySingleFileBindMountIsErofsAtOpen) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::path target = dir / "target";
+    write_file(target, "target's own", 0644);
+    write_file(dir / "source", "old source", 0644);
+    ASSERT_EQ(do_mount((dir / "source").c_str(), target, nullptr, MS_BIND), 0);
+    MountGuard bind(target);
+    ASSERT_EQ(do_mount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY), 0);
+    if (statx_attribute(target, STATX_ATTR_MOUNT_ROOT) != 1) GTEST_SKIP() << "statx reports no mount root here";
+    struct stat st = lstat_or_die(target);
+    ASSERT_EQ(st.st_uid, 0u);
+    ASSERT_EQ(st.st_mode & 0200, 0200u);
+    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR, O_WRONLY | O_CREAT | O_TRUNC}) {
+        SCOPED_TRACE("flags " + std::to_string(flags));
+        wlf_file *f = reinterpret_cast<wlf_file *>(1);
+        wlf_error err{};
+        int rc = wlf_open(target.c_str(), flags, 0666, nullptr, &f, &err);
+        if (rc == 0) wlf_discard(f);
+        EXPECT_EQ(rc, EROFS);
+        EXPECT_EQ(err.code, EROFS);
+        EXPECT_STREQ(err.path, target.c_str());
+    }
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile f(target, "w", {}); }), EROFS);
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(target, "new"); }), EROFS);
+    EXPECT_EQ(read_file(target), "old source");
+    EXPECT_EQ(read_file(dir / "source"), "old source");
+    EXPECT_EQ(list_names(dir.path()), (Names{"source", "target"}));
+}
+
+// ---- inode attributes: immutable and append-only -------------------------------
+
+// Immutable: EPERM at open, as open(2) says, for every write mode; through
+// the C++ API a WriteFailed (the error names the target, not its lock).
+// Nothing written, nothing left behind.
+TEST(AtomicWriteAttributes, ImmutableTargetIsEpermAtOpen) {
+    REQUIRE_ROOT();
+    TempDir dir;
+    fs::path t = dir / "f";
+    write_file(t, "frozen");
+    ino_t before = lstat_or_die(t).st_ino;
+    InodeFlag immutable(t, FS_IMMUTABLE_FL);
+    if (immutable.unsupported())
+        GTEST_SKIP() << "chattr +i unsupported on " << dir.path() << ": " << std::strerror(immutable.error());
+    ASSERT_EQ(immutable.error(), 0) << std::strerror(immutable.error());
+    if (statx_attribute(t, STATX_ATTR_IMMUTABLE) != 1) GTEST_SKIP() << "statx does not report the immutable flag";
+    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
+        SCOPED_TRACE("flags " + std::to_string(flags));
+        wlf_file *f = reinterpret_cast<wlf_file *>(1);
+        wlf_error err{};
+        int rc = wlf_open(t.c_str(), flags, 0666, nullptr, &f, &err);
+        if (rc == 0) wlf_discard(f);
+        EXPECT_EQ(rc, EPERM);
+        EXPECT_EQ(f, nullptr);
+        EXPECT_EQ(err.code, EPERM);
+        EXPECT_STREQ(err.path, t.c_str());
+    }
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(t, "new"); }), EPERM);
+    for (const char *mode : {"w", "a", "r+", "a+"})
+        EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile f(t, mode, {}); }), EPERM) << mode;
+    EXPECT_EQ(read_file(t), "frozen");
+    EXPECT_EQ(lstat_or_die(t).st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+// Append-only: without O_APPEND EPERM at open (as open(2)); with O_APPEND
+// the target itself is appended to, in place (a rename over it would fail):
+// same inode, old content kept. Through the C++ API: "a" and "a+" append,
+// "w" and "r+" are WriteFailed EPERM.
+TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlace) {
+    REQUIRE_ROOT();
+    TempDir dir;
+    fs::path t = dir / "log";
+    write_file(t, "old\n");
+    ino_t before = lstat_or_die(t).st_ino;
+    InodeFlag append_only(t, FS_APPEND_FL);
+    if (append_only.unsupported())
+        GTEST_SKIP() << "chattr +a unsupported on " << dir.path() << ": " << std::strerror(append_only.error());
+    ASSERT_EQ(append_only.error(), 0) << std::strerror(append_only.error());
+    if (statx_attribute(t, STATX_ATTR_APPEND) != 1) GTEST_SKIP() << "statx does not report the append-only flag";
+    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY, O_RDWR, O_WRONLY | O_APPEND | O_TRUNC}) {
+        SCOPED_TRACE("flags " + std::to_string(flags));
+        wlf_file *f = reinterpret_cast<wlf_file *>(1);
+        wlf_error err{};
+        int rc = wlf_open(t.c_str(), flags, 0666, nullptr, &f, &err);
+        if (rc == 0) wlf_discard(f);
+        EXPECT_EQ(rc, EPERM);
+        EXPECT_EQ(f, nullptr);
+        EXPECT_EQ(err.code, EPERM);
+    }
+    EXPECT_EQ(read_file(t), "old\n");
+    EXPECT_EQ(list_names(dir.path()), Names{"log"});
+
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_APPEND, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(::write(wlf_file_fd(f), "tail", 4), 4);
+    int kind = -1;
+    ASSERT_EQ(wlf_commit(f, &kind, &err), 0) << err.op << " " << err.path;
+    EXPECT_EQ(kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(read_file(t), "old\ntail");
+    EXPECT_EQ(lstat_or_die(t).st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), Names{"log"});
+
+    {
+        auto a = wl::atomic_write(t, "a");
+        EXPECT_EQ(a.kind(), wl::CommitKind::in_place);
+        a.write("+a");
+        EXPECT_EQ(a.commit(), wl::CommitKind::in_place);
+    }
+    {
+        auto ap = wl::atomic_write(t, "a+");
+        EXPECT_EQ(ap.kind(), wl::CommitKind::in_place);
+        EXPECT_EQ(ap.read_all(), "old\ntail+a");
+        ap.write("+a+");
+        EXPECT_EQ(ap.commit(), wl::CommitKind::in_place);
+    }
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(t, "new"); }), EPERM);
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile r(t, "r+", {}); }), EPERM);
+    EXPECT_EQ(read_file(t), "old\ntail+a+a+");
+    EXPECT_EQ(lstat_or_die(t).st_ino, before);
+    EXPECT_EQ(statx_attribute(t, STATX_ATTR_APPEND), 1);
+    EXPECT_EQ(list_names(dir.path()), Names{"log"});
+}
+
+// ---- no probe lock files under /dev -------------------------------------------
+
+// A device node under /dev/ is passed through without the lock-first probe:
+// no "/dev/null.lock" appears even for a moment. The /dev here is a tmpfs
+// in this binary's private mount namespace, so a probe that ran would
+// create its file there and not in the machine's /dev.
+TEST(AtomicWriteSpecial, DeviceUnderDevGetsNoProbeLockFile) {
+    REQUIRE_PRIVATE_MOUNTS();
+    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
+    MountGuard dev("/dev");
+    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+    CreateWatch watch("/dev");
+    EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/null", "discarded"), wl::CommitKind::passthrough);
+    // Spellings that reach /dev without starting with "/dev/" are compared
+    // normalized.
+    for (const char *path : {"/dev/null", "//dev/null", "/./dev/null", "/tmp/../dev/null"}) {
+        wlf_file *f = nullptr;
+        ASSERT_EQ(wlf_open(path, O_WRONLY | O_TRUNC, 0666, nullptr, &f, nullptr), 0) << path;
+        EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_PASSTHROUGH) << path;
+        EXPECT_EQ(wlf_commit(f, nullptr, nullptr), 0) << path;
+    }
+    EXPECT_EQ(watch.created(), Names{});
+    EXPECT_EQ(list_names("/dev"), Names{"null"});
 }
 
 // ---- C API ---------------------------------------------------------------------

@@ -31,6 +31,7 @@
 #include <new>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -39,6 +40,7 @@
 
 namespace fs = std::filesystem;
 namespace wl = wrap_lockfile;
+using wlf_test::CwdGuard;
 using wlf_test::Child;
 using wlf_test::get_byte;
 using wlf_test::get_byte_now;
@@ -945,6 +947,74 @@ TEST(Lock, ForeignLockFileInStickyDirectoryStillLocks) {
     EXPECT_EQ(status, 0) << "LockError errno " << status - 10;
     EXPECT_TRUE(fs::exists(shared / "f.lock"));
     EXPECT_EQ(probe_in_process(shared / "f", opts(0.0)), kAcquired);
+}
+
+// A relative target is made absolute when locking: a chdir before the
+// release must not leave our lock file behind nor remove the lock file of
+// the same name in the new working directory (B's kept "f.lock", with
+// somebody's bytes in it, and B's own "f"). C API with both file backends,
+// and the C++ guard (explicit release and destructor). Each round starts
+// afresh and waits at most 5 s, so one broken round cannot hang the next.
+TEST(Lock, RelativeTargetReleasedAfterChdirRemovesOnlyItsOwnLockFile) {
+    TempDir dir;
+    const fs::path a = fs::canonical(dir.path()) / "A", b = fs::canonical(dir.path()) / "B";
+    fs::create_directory(a);
+    fs::create_directory(b);
+    enum Round { kFlock, kDotlock, kGuardRelease, kGuardDestructor };
+    for (Round round : {kFlock, kDotlock, kGuardRelease, kGuardDestructor}) {
+        const char *names[] = {"C API, flock", "C API, dotlock", "C++ FileLock::release", "C++ ~FileLock"};
+        SCOPED_TRACE(names[round]);
+        std::error_code ec;
+        fs::remove(a / "f.lock", ec);
+        wlf_test::write_file(b / "f", "B's");
+        wlf_test::write_file(b / "f.lock", "other\n");
+        const ino_t b_f = wlf_test::lstat_or_die(b / "f").st_ino;
+        const ino_t b_lock = wlf_test::lstat_or_die(b / "f.lock").st_ino;
+        std::string lock_path;
+        bool existed_while_held = false;
+        int rc = -1;
+        {
+            CwdGuard cwd;
+            ASSERT_EQ(::chdir(a.c_str()), 0);
+            if (round == kFlock || round == kDotlock) {
+                wlf_lock_options o;
+                wlf_lock_options_init(&o);
+                o.backend = round == kFlock ? WLF_LOCK_FLOCK : WLF_LOCK_DOTLOCK;
+                o.has_timeout = 1;
+                o.timeout = 5;
+                wlf_lock *l = nullptr;
+                wlf_error err{};
+                ASSERT_EQ(wlf_lock_acquire("f", &o, &l, &err), 0) << err.op << " " << err.path;
+                lock_path = wlf_lock_path(l);
+                existed_while_held = fs::exists(a / "f.lock");
+                EXPECT_EQ(::chdir(b.c_str()), 0);
+                rc = wlf_lock_release(l, &err);
+            } else {
+                std::optional<wl::FileLock> lock;
+                ASSERT_NO_THROW(lock.emplace("f", 5.0));
+                lock_path = lock->lock_path().string();
+                existed_while_held = fs::exists(a / "f.lock");
+                EXPECT_EQ(::chdir(b.c_str()), 0);
+                if (round == kGuardRelease) {
+                    EXPECT_NO_THROW(lock->release());
+                }
+                lock.reset();
+                rc = 0;
+            }
+        }
+        EXPECT_EQ(lock_path, (a / "f.lock").string());
+        EXPECT_TRUE(existed_while_held);
+        EXPECT_EQ(rc, 0);
+        EXPECT_FALSE(fs::exists(a / "f.lock"));
+        EXPECT_EQ(wlf_test::list_names(a), std::vector<std::string>{});
+        EXPECT_EQ(wlf_test::read_file(b / "f"), "B's");
+        EXPECT_EQ(wlf_test::lstat_or_die(b / "f").st_ino, b_f);
+        EXPECT_EQ(wlf_test::list_names(b), (std::vector<std::string>{"f", "f.lock"}));
+        if (fs::exists(b / "f.lock")) {
+            EXPECT_EQ(wlf_test::lstat_or_die(b / "f.lock").st_ino, b_lock);
+            EXPECT_EQ(wlf_test::read_file(b / "f.lock"), "other\n");
+        }
+    }
 }
 
 // ---- 7. holder pid -----------------------------------------------------------

@@ -24,6 +24,15 @@
 
 namespace wlf_test {
 
+CwdGuard::CwdGuard() : fd_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ < 0) throw std::runtime_error("open . failed");
+}
+
+CwdGuard::~CwdGuard() {
+    if (::fchdir(fd_) != 0) std::abort();
+    ::close(fd_);
+}
+
 TempDir::TempDir() {
     const char *base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wlf-test-XXXXXX";

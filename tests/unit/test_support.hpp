@@ -32,6 +32,19 @@ std::size_t count_entries(const std::filesystem::path &dir);
 // Sorted names in `dir`, to compare a directory against exactly what belongs there.
 std::vector<std::string> list_names(const std::filesystem::path &dir);
 
+// Restores the working directory at scope exit, also when an assertion
+// returns early (later tests must not run elsewhere).
+class CwdGuard {
+public:
+    CwdGuard();
+    ~CwdGuard();
+    CwdGuard(const CwdGuard &) = delete;
+    CwdGuard &operator=(const CwdGuard &) = delete;
+
+private:
+    int fd_;
+};
+
 // ---- processes and ordering (no sleeps as proof) ----
 
 // A pipe whose ends close on destruction; used to order processes.
