@@ -7,8 +7,9 @@
 # Benchmarks are not tests: nothing here fails on a time. The "target" column
 # only says whether a ratio is within what README promises.
 #
-# Knobs (environment): WLF_BENCH_REPS (interleaved A/B pairs, default 5;
-# the matched-write rows take at least 15, their pairs scatter most),
+# Knobs (environment): WLF_BENCH_REPS (repetitions, default 5; the
+# interleaved A/B loops of sections a-c take at least 15: on a shared VM
+# single pairs scatter by +-30%),
 # WLF_BENCH_SCALE (multiplies loop counts, default 1).
 set -euo pipefail
 
@@ -21,6 +22,7 @@ LOOP="$BUILD/bench/shim_loop"
 CORE="$BUILD/bench/core_bench"
 OUTDIR="$BUILD/bench"
 REPS=${WLF_BENCH_REPS:-5}
+AB_REPS=$((REPS > 15 ? REPS : 15))
 SCALE=${WLF_BENCH_SCALE:-1}
 
 for f in "$PRELOAD" "$LOOP" "$CORE"; do
@@ -86,7 +88,7 @@ ab() {
   # Warm-up, and fail early.
   "${a[@]}" >/dev/null || die "failed: ${a[*]}"
   "${b[@]}" >/dev/null || die "failed: ${b[*]}"
-  for ((i = 0; i < ${AB_REPS:-$REPS}; i++)); do
+  for ((i = 0; i < AB_REPS; i++)); do
     x=$("${a[@]}") || die "failed: ${a[*]}"
     y=$("${b[@]}") || die "failed: ${b[*]}"
     as+=("${x%% *}") ac+=("${x##* }")
@@ -135,7 +137,7 @@ record "startup" "/bin/true via env(1), hyperfine, median of $REPS alternating r
   "$pre" "$bare" "$pre_cpu" "$bare_cpu" "1.20"
 # The same without env(1) diluting the ratio: posix_spawn + wait, interleaved.
 N=$((300 * SCALE))
-ab "startup" "/bin/true, posix_spawn+wait loop (no env), median of $REPS" "1.20" \
+ab "startup" "/bin/true, posix_spawn+wait loop (no env), median of $AB_REPS" "1.20" \
   -- "$LOOP" spawn "$N" /bin/true "LD_PRELOAD=$PRELOAD" "WRAP_LOCKFILE_RULES=$NOMATCH" \
   -- "$LOOP" spawn "$N" /bin/true
 
@@ -154,7 +156,6 @@ ab "unmatched" "the same, relative path (cwd on tmpfs)" "1.10" \
 
 echo "c. matched write loop on tmpfs (WRAP_LOCKFILE_FSYNC=none)" >&2
 N=$((3000 * SCALE))
-export AB_REPS=$((REPS > 15 ? REPS : 15))
 # The floor is the same replacement by hand with everything DESIGN 4-5 ask
 # of every replacement (verified lock protocol, holder pid, the target's
 # metadata read under the lock): what the shim's own machinery (interposing,
@@ -174,8 +175,6 @@ ab "matched" "(context) contract-loop vs floor-loop: what DESIGN 4-5 cost by han
 ab "matched" "(context) shim write-loop vs plain non-atomic write-loop" "" \
   -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
   -- "$LOOP" write-loop "$N" "$TMPFS/plain.dat"
-
-unset AB_REPS
 
 # ---- d. core library (Google Benchmark) ----------------------------------
 
@@ -443,7 +442,7 @@ out.append("| file systems | tmpfs dir: $(fstype "$TMPFS"), disk dir: $(fstype "
 out.append("| build | ${buildtype}; $(hyperfine --version) |")
 out.append("")
 out.append("Each ratio is ours / floor, both measured in the same run (interleaved A B A B …, "
-           "median of ${REPS} each, c. of at least 15, unless marked hyperfine). Times are wall clock; the CPU column is "
+           "median of ${AB_REPS} each, unless marked hyperfine). Times are wall clock; the CPU column is "
            "the ratio of CPU time (user+system, children included), steadier when the machine is busy.")
 out.append("")
 out.append("| measurement | ours | floor / bare | ratio | ratio (CPU) | README target |")

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 
 namespace wrap_lockfile::rules {
@@ -102,15 +103,28 @@ int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const cha
         if (int rc = normalize(base_dir ? base_dir : "/", raw, norm, sizeof norm)) return rc;
         final = norm;
     }
+    if (!set->patterns) {
+        set->patterns = set->inline_patterns;
+        set->capacity = RuleSet::kInline;
+    }
     if (set->count == set->capacity) {
-        size_t cap = set->capacity ? set->capacity * 2 : 8;
-        auto *grown = static_cast<Pattern *>(realloc(set->patterns, cap * sizeof(Pattern)));
+        size_t cap = set->capacity * 2;
+        auto *grown = static_cast<Pattern *>(malloc(cap * sizeof(Pattern)));
         if (!grown) return ENOMEM;
+        memcpy(grown, set->patterns, set->count * sizeof(Pattern));
+        if (set->patterns != set->inline_patterns) free(set->patterns);
         set->patterns = grown;
         set->capacity = cap;
     }
-    char *copy = strdup(final);
-    if (!copy) return ENOMEM;
+    size_t n = strlen(final) + 1;
+    char *copy;
+    if (n <= sizeof set->arena - set->arena_used) {
+        copy = set->arena + set->arena_used;
+        memcpy(copy, final, n);
+        set->arena_used += n;
+    } else if (!(copy = strdup(final))) {
+        return ENOMEM;
+    }
     set->patterns[set->count++] = Pattern{copy, has_slash, kind};
     return 0;
 }
@@ -241,9 +255,14 @@ Kind classify(const RuleSet *set, const char *abs_path) {
 }
 
 void clear(RuleSet *set) {
-    for (size_t i = 0; i < set->count; ++i) free(set->patterns[i].text);
-    free(set->patterns);
-    *set = RuleSet{};
+    for (size_t i = 0; i < set->count; ++i) {
+        char *text = set->patterns[i].text;
+        auto at = reinterpret_cast<uintptr_t>(text), arena = reinterpret_cast<uintptr_t>(set->arena);
+        if (at < arena || at >= arena + sizeof set->arena) free(text);
+    }
+    if (set->patterns != set->inline_patterns) free(set->patterns);
+    set->patterns = nullptr;
+    set->count = set->capacity = set->arena_used = 0;
 }
 
 int normalize(const char *base, const char *path, char *out, size_t size) {

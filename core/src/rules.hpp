@@ -23,10 +23,22 @@ struct Pattern {
     Kind kind;
 };
 
+// The first patterns and their text live inside the set: the shim's
+// constructor then allocates nothing, and a program that never calls malloc
+// (/bin/true) does not pay for malloc's start-up. Not copyable: `patterns`
+// may point into the set itself.
 struct RuleSet {
+    static constexpr size_t kInline = 8;
     Pattern *patterns = nullptr;
     size_t count = 0;
     size_t capacity = 0;
+    Pattern inline_patterns[kInline]{};
+    char arena[512]{};
+    size_t arena_used = 0;
+
+    RuleSet() = default;
+    RuleSet(const RuleSet &) = delete;
+    RuleSet &operator=(const RuleSet &) = delete;
 };
 
 // 0, or EINVAL for an empty pattern or an unterminated `[`.

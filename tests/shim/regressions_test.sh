@@ -19,6 +19,8 @@
 #  14 append-only (chattr +a) and immutable (chattr +i) targets: bash's
 #     '>>' appends in place, '>' fails with EPERM as without the shim, the
 #     old content and inode stay
+#  15 many and long rules (past the rule set's built-in room for 8 patterns
+#     and 512 bytes): the last rule still matches, the last exclusion wins
 # Small C helpers are compiled with cc into the test's temp directory; the
 # checks that need them are skipped without cc (or without a static libc).
 # Every check asserts on the file system (content, inode, link count, the
@@ -591,6 +593,24 @@ else
     chattr -i frozen.txt
     expect_entries "14" "$d" frozen.txt log.txt
 fi
+
+# ---- 15: many and long rules ----
+# keep.txt matches only the 13th rule; skip.dat matches the first rule and
+# only the 11th exclusion takes it out again.
+newdir c15
+long=$(printf 'x%.0s' $(seq 600))
+rules="*.dat;a2;a3;a4;a5;a6;a7;a8;a9;a10;$long*;a12;keep.txt"
+printf 'old\n' >keep.txt
+printf 'old\n' >skip.dat
+before_keep=$(ino keep.txt)
+before_skip=$(ino skip.dat)
+LD_PRELOAD=$preload WRAP_LOCKFILE_RULES=$rules WRAP_LOCKFILE_EXCLUDE="e1;e2;e3;e4;e5;e6;e7;e8;e9;$long;skip.dat" \
+    timeout 20 bash -c 'echo new > keep.txt; echo new > skip.dat' || fail "15 rules: the writes failed"
+expect_content "15 rules" keep.txt $'new\n'
+expect_content "15 rules" skip.dat $'new\n'
+[ "$(ino keep.txt)" != "$before_keep" ] || fail "15 rules: keep.txt (13th rule) was written in place, not replaced"
+[ "$(ino skip.dat)" = "$before_skip" ] || fail "15 rules: skip.dat (11th exclusion) was replaced"
+expect_entries "15 rules" "$d" keep.txt skip.dat
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish
