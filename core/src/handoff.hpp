@@ -28,6 +28,12 @@ int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock
 void lock_record_holder(const wlf_lock *lock);
 void lock_release_probe(wlf_lock *lock);
 
+// For a replacement that reaches its directory by path: whether the lock
+// has a file at all (flock or dotlock), and whether that path still names
+// the file we hold (false after the directory was renamed or replaced).
+bool lock_has_file(const wlf_lock *lock);
+bool lock_file_still_ours(const wlf_lock *lock);
+
 // wlf_lock_release for a caller that knows it is the process that locked
 // (spares the getpid that keeps forked children from releasing).
 int lock_release_by_owner(wlf_lock *lock, wlf_error *err);

@@ -43,6 +43,7 @@ struct Held {
     int depth;
     bool keep;
     off_t size_at_acquire;  // the lock file's size when locked (for the pid write)
+    bool at_path;           // just checked: the path still names our file
     Held *next;
     char path[WLF_PATH_MAX];
 };
@@ -197,9 +198,18 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
     }
 }
 
+// Whether h's path still names the file we hold: after its directory was
+// renamed or replaced it may name somebody else's lock file, which must not
+// be removed.
+bool still_at_path(const Held *h) {
+    struct stat st;
+    return lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
 int flock_release(Held *h, wlf_error *err) {
     int rc = 0;
-    if (!h->keep && unlink(h->path) != 0 && errno != ENOENT) rc = fail(err, errno, "unlink lock file", h->path);
+    if (!h->keep && (h->at_path || still_at_path(h)) && unlink(h->path) != 0 && errno != ENOENT)
+        rc = fail(err, errno, "unlink lock file", h->path);
     // Unlock the open file description itself: children that inherited the
     // descriptor must not keep the lock alive.
     flock(h->fd, LOCK_UN);
@@ -283,9 +293,8 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_
 }
 
 int dotlock_release(Held *h, wlf_error *err) {
-    struct stat st;
     // Remove it only if it is still ours (a stale-lock breaker may have replaced it).
-    if (lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
+    if (still_at_path(h)) {
         if (unlink(h->path) != 0) return fail(err, errno, "unlink lock file", h->path);
     }
     return 0;
@@ -356,6 +365,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
     h->size_at_acquire = 0;
+    h->at_path = false;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
@@ -386,6 +396,14 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt,
 
 int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out) {
     return acquire(target, opt, true, out, nullptr);
+}
+
+bool wrap_lockfile::detail::lock_has_file(const wlf_lock *lock) { return lock && lock->held; }
+
+bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock) {
+    if (!lock || !lock->held) return false;
+    // The release right after may trust this answer (one lstat, not two).
+    return lock->held->at_path = still_at_path(lock->held);
 }
 
 void wrap_lockfile::detail::lock_record_holder(const wlf_lock *lock) {
@@ -486,6 +504,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->depth = 1;
     h->keep = keep;
     h->size_at_acquire = fs.st_size;
+    h->at_path = false;
     h->next = nullptr;
     registry_add(h);
     handle->held = h;
@@ -505,10 +524,7 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     // A dotlock is its file; a flock file goes unless kept. Unlink only
     // while the name is still our inode (so a second call, or a lock file
     // somebody else has created since, is left alone), then unlock.
-    struct stat st;
-    if ((h->backend == WLF_LOCK_DOTLOCK || !h->keep) && lstat(h->path, &st) == 0 && st.st_dev == h->dev &&
-        st.st_ino == h->ino)
-        unlink(h->path);
+    if ((h->backend == WLF_LOCK_DOTLOCK || !h->keep) && still_at_path(h)) unlink(h->path);
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 

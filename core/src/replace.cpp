@@ -41,7 +41,8 @@ struct wlf_file {
     bool staged;     // in-place kind staged in a memfd
     bool existed;
     struct stat st;   // target's lstat when it existed
-    uint64_t attrs;   // its statx attributes (immutable, append, mount root) when known
+    uint64_t attrs;   // its statx attributes (immutable, append, mount root)
+    bool attrs_known; // statx reported them (mount root included)
     wlf_lock *lock;
     char suffix[64];
     char temp[WLF_PATH_MAX];  // named temp, relative to at_fd(); "" if none
@@ -81,7 +82,9 @@ void release_lock(wlf_file *f, wlf_error *err, int *rc, bool known_owner = false
 
 void destroy(wlf_file *f) {
     if (f->fd >= 0) sys::close_quietly(f->fd);
-    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
+    // A named temp is reached through the directory descriptor or by its
+    // absolute name; anything else (a failed hand-over) is not guessed at.
+    if (f->temp[0] && (f->dir_fd >= 0 || f->temp[0] == '/')) unlinkat(at_fd(f), f->temp, 0);
     if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
     int rc = 0;
     release_lock(f, nullptr, &rc);
@@ -142,25 +145,36 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
     // The directory descriptor is for fsync(directory). Without fsync an
-    // absolute target's directory is reached by path (as the lock file is),
-    // which spares an open and a close per replacement.
-    if (f->durability != WLF_DURABILITY_NONE || f->target[0] != '/') {
+    // absolute target's O_TMPFILE is linked and renamed by path (as the lock
+    // file is found), which spares an open and a close per replacement; the
+    // commit then checks that the lock file still is ours at its path, so a
+    // directory renamed or replaced meanwhile fails the commit instead of
+    // receiving it. Named temps (no O_TMPFILE) always use a descriptor.
+    bool by_path = f->durability == WLF_DURABILITY_NONE && f->target[0] == '/' && detail::lock_has_file(f->lock);
+    auto open_dir = [&]() -> int {
         f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
         // Out of the way before the temp is created: the temp may be the
         // caller's descriptor, which must get the number open(2) would give.
         f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
+        return 0;
+    };
+    if (!by_path) {
+        if (int rc = open_dir()) return rc;
     }
 
     // An existing target's content must not be readable by others through a
     // named temp before its mode is copied: start private. An O_TMPFILE has
     // no name, so it may start with the target's mode (often sparing the chmod).
     mode_t create = f->existed ? 0600 : mode;
-    const detail::TempDir where = temp_dir(f);
-    f->fd = detail::create_anonymous_temp(where, f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
+    f->fd = detail::create_anonymous_temp(temp_dir(f), f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
     f->anonymous = f->fd >= 0;
-    if (f->fd < 0 && detail::tmpfile_unsupported(errno))
-        f->fd = detail::create_named_temp(where, f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
+    if (f->fd < 0 && detail::tmpfile_unsupported(errno)) {
+        if (f->dir_fd < 0) {
+            if (int rc = open_dir()) return rc;
+        }
+        f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
+    }
     if (f->fd < 0) {
         int e = errno;
         // Directory not writable but the file is: write it in place.
@@ -197,6 +211,7 @@ int stat_target(wlf_file *f) {
         // No statx (old kernels, some seccomp profiles): lstat, no attributes.
         if (errno != ENOSYS && errno != EPERM) return errno;
         f->attrs = 0;
+        f->attrs_known = false;
         return lstat(f->target, &f->st) == 0 ? 0 : errno;
     }
     struct stat &st = f->st;
@@ -215,6 +230,7 @@ int stat_target(wlf_file *f) {
     st.st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
     st.st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
     f->attrs = sx.stx_attributes & sx.stx_attributes_mask;
+    f->attrs_known = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0;
     return 0;
 }
 
@@ -234,8 +250,8 @@ int check_access(wlf_file *f, wlf_error *err) {
     if ((f->attrs & STATX_ATTR_APPEND) && !(f->flags & O_APPEND)) return fail(err, EPERM, "open", f->target);
     bool rw = (f->flags & O_ACCMODE) == O_RDWR;
     mode_t need = S_IWUSR | (rw ? S_IRUSR : 0);
-    if (!(f->attrs & STATX_ATTR_MOUNT_ROOT) && (f->st.st_mode & need) == need && f->st.st_uid != kOverflowUid &&
-        f->st.st_uid == geteuid())
+    if (f->attrs_known && !(f->attrs & STATX_ATTR_MOUNT_ROOT) && (f->st.st_mode & need) == need &&
+        f->st.st_uid != kOverflowUid && f->st.st_uid == geteuid())
         return 0;
     if (faccessat(AT_FDCWD, f->target, W_OK | (rw ? R_OK : 0), AT_EACCESS) != 0) return fail(err, errno, "open", f->target);
     return 0;
@@ -272,6 +288,8 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (f->durability == WLF_DURABILITY_FULL && fsync(f->fd) != 0)
         return fail(err, errno, "fsync temporary file for", f->target);
 #endif
+    if (f->dir_fd < 0 && !detail::lock_file_still_ours(f->lock))
+        return fail(err, ESTALE, "commit (the directory was renamed or replaced meanwhile)", f->target);
     if (f->anonymous) {
         if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix, f->temp, sizeof f->temp))
             return fail(err, rc, "name temporary file for", f->target);
@@ -437,6 +455,13 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
             f->existed = rc == 0;
         }
     }
+    // Without a lock the resolving lstat is all we have: statx for the
+    // attributes open(2) would look at (immutable, append-only, mount root).
+    if (!opt->use_lock && f->existed) {
+        rc = stat_target(f);
+        if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, "stat", f->target);
+        f->existed = rc == 0;
+    }
     if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
     if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
     if (f->existed && (rc = check_access(f, err))) return fail_and_destroy(f, nullptr, rc, "", "");
@@ -452,6 +477,9 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         // The caller's descriptor keeps the number open(2) would have given;
         // the library keeps its own copy out of the program's way.
         int own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, opt->fd_floor > 0 ? opt->fd_floor : 0);
+        // A program may have lowered RLIMIT_NOFILE below the floor, or used
+        // every number above it: then our copy goes where there is room.
+        if (own < 0 && opt->fd_floor > 0) own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
         if (own < 0) return fail_and_destroy(f, err, errno, "duplicate descriptor of", f->target);
         *caller_fd = f->fd;
         f->fd = own;
@@ -607,7 +635,7 @@ void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir
 }
 
 int detail::file_export(const wlf_file *f, char *out, size_t size) {
-    int n = snprintf(out, size, "1,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
+    int n = snprintf(out, size, "2,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
                      detail::lock_keeps_file(f->lock) ? 1 : 0, f->flags, f->durability, f->anonymous ? 1 : 0,
                      f->staged ? 1 : 0, f->existed ? 1 : 0);
     if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
@@ -630,7 +658,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
-    if (version != 1 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
+    if (version != 2 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
     auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
     if (!f) return ENOMEM;
     f->fd = -1;

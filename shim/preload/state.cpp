@@ -170,7 +170,7 @@ int make_raw(int dirfd, const char *path, char *out, size_t size) {
     if (path[0] == '/') return detail::join(out, size, path, "");
     char base[WLF_PATH_MAX];
     if (dirfd == AT_FDCWD) {
-        if (!getcwd(base, sizeof base)) return errno;
+        if (!getcwd(base, sizeof base - 1)) return errno;  // room for the '/' added below
     } else {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
@@ -619,6 +619,10 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         Entry *last = detach(fd);
         sys::close(fd);
         if (last) {
+            {
+                Guard g;
+                mark_internal(last->file, false);
+            }
             wlf_discard(last->file);
             free(last->name);
             free(last);

@@ -21,6 +21,8 @@
 #     old content and inode stay
 #  15 many and long rules (past the rule set's built-in room for 8 patterns
 #     and 512 bytes): the last rule still matches, the last exclusion wins
+#  16 a program that lowers RLIMIT_NOFILE below the shim's descriptor floor
+#     (ulimit -n 512; the floor was 768) still writes matched files
 # Small C helpers are compiled with cc into the test's temp directory; the
 # checks that need them are skipped without cc (or without a static libc).
 # Every check asserts on the file system (content, inode, link count, the
@@ -611,6 +613,20 @@ expect_content "15 rules" skip.dat $'new\n'
 [ "$(ino keep.txt)" != "$before_keep" ] || fail "15 rules: keep.txt (13th rule) was written in place, not replaced"
 [ "$(ino skip.dat)" = "$before_skip" ] || fail "15 rules: skip.dat (11th exclusion) was replaced"
 expect_entries "15 rules" "$d" keep.txt skip.dat
+
+# ---- 16: open-file limit lowered below the descriptor floor ----
+newdir c16
+printf 'old\n' >a.txt
+before=$(ino a.txt)
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 1024 ]; then
+    skip "16: hard open-file limit below 1024, the floor is lower already"
+else
+    run '*.txt' bash -c 'ulimit -n 1024 && ulimit -n 512 && echo hi > a.txt' 2>"$tmp/c16.err" ||
+        fail "16 rlimit: writing after ulimit -n 512 failed: $(cat "$tmp/c16.err")"
+    expect_content "16 rlimit" a.txt $'hi\n'
+    [ "$(ino a.txt)" != "$before" ] || fail "16 rlimit: a.txt was not replaced"
+    expect_entries "16 rlimit" "$d" a.txt
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -60,6 +60,14 @@ using Names = std::vector<std::string>;
 
 namespace {
 
+// Default write options with the lock on (1) or off (0).
+wlf_write_options options_with_lock(int use_lock) {
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.use_lock = use_lock;
+    return opt;
+}
+
 bool g_private_mounts = false;
 int g_unshare_error = 0;
 
@@ -1135,6 +1143,46 @@ TEST(AtomicWriteDurability, NoneWithAbsolutePathKeepsNoDirectoryDescriptor) {
     }
 }
 
+// The target's directory is renamed and a new one put at its path while a
+// write is pending. full: the commit follows the directory it was opened in.
+// none (the directory is reached by path): the commit is refused (ESTALE)
+// rather than landing in a directory that was never locked; the old file
+// stays. Either way the lock file somebody keeps in the new directory is
+// neither removed nor written.
+TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
+    for (int durability : {WLF_DURABILITY_FULL, WLF_DURABILITY_NONE}) {
+        SCOPED_TRACE(durability == WLF_DURABILITY_FULL ? "full" : "none");
+        TempDir dir;
+        fs::path d = dir / "d", old = dir / "d.old";
+        fs::create_directory(d);
+        write_file(d / "f", "old");
+        wlf_write_options opt;
+        wlf_write_options_init(&opt);
+        opt.durability = durability;
+        wlf_file *f = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(wlf_open((d / "f").c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), 0) << err.op;
+        ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+        fs::rename(d, old);
+        fs::create_directory(d);
+        write_file(d / "f.lock", "other\n");
+        ino_t theirs = lstat_or_die(d / "f.lock").st_ino;
+        int rc = wlf_commit(f, nullptr, &err);
+        if (durability == WLF_DURABILITY_FULL) {
+            EXPECT_EQ(rc, 0) << err.op;
+            EXPECT_EQ(read_file(old / "f"), "new");
+        } else {
+            EXPECT_EQ(rc, ESTALE);
+            EXPECT_EQ(read_file(old / "f"), "old");
+        }
+        EXPECT_EQ(list_names(d), Names{"f.lock"});
+        EXPECT_EQ(read_file(d / "f.lock"), "other\n");
+        EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);
+        // Ours could not be removed by its (now foreign) path; no temp either way.
+        for (const auto &n : list_names(old)) EXPECT_TRUE(n == "f" || n == "f.lock") << n;
+    }
+}
+
 // A relative target keeps its directory descriptor even without fsync: a
 // chdir between open and commit must not move the commit into the new
 // working directory.
@@ -1751,11 +1799,12 @@ TEST(AtomicWriteTempSuffix, NamedTempEndsWithSuffixWhenOTmpfileIsUnsupported) {
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
 }
 
-// Durability none, absolute target, no O_TMPFILE: the named temp is created,
-// renamed and removed by absolute path (no directory descriptor). It is
-// visible in the target's directory while pending, ends with the suffix, is
-// the file the caller writes, and leaves nothing behind after commit or
-// discard. Existing and new targets.
+// Durability none, absolute target, no O_TMPFILE: a named temp is reached
+// through a directory descriptor even without fsync (a name by path could be
+// left behind in a directory renamed meanwhile). It is visible in the
+// target's directory while pending, ends with the suffix, is the file the
+// caller writes, and leaves nothing behind after commit or discard. Existing
+// and new targets.
 TEST(AtomicWriteTempSuffix, NamedTempByPathWithDurabilityNone) {
     TempDir dir;
     write_file(dir / "f", "old", 0640);
@@ -1851,7 +1900,7 @@ TEST(AtomicWriteTempSuffix, NamedTempByPathWithDurabilityNone) {
         EXPECT_EQ(temps, 1) << ::testing::PrintToString(c.seen.pending);
         EXPECT_EQ(others, c.others);
         EXPECT_TRUE(c.seen.same_inode) << "the named temp is not the caller's file";
-        EXPECT_EQ(c.seen.dir_fds, 0);
+        EXPECT_EQ(c.seen.dir_fds, 1);
         EXPECT_EQ(c.seen.after, c.after);
         EXPECT_EQ(c.seen.content_after, c.content);
     }
@@ -2140,16 +2189,20 @@ TEST(AtomicWriteAccess, ReadOnlySingleFileBindMountIsErofsAtOpen) {
     struct stat st = lstat_or_die(target);
     ASSERT_EQ(st.st_uid, 0u);
     ASSERT_EQ(st.st_mode & 0200, 0200u);
-    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR, O_WRONLY | O_CREAT | O_TRUNC}) {
-        SCOPED_TRACE("flags " + std::to_string(flags));
-        wlf_file *f = reinterpret_cast<wlf_file *>(1);
-        wlf_error err{};
-        int rc = wlf_open(target.c_str(), flags, 0666, nullptr, &f, &err);
-        if (rc == 0) wlf_discard(f);
-        EXPECT_EQ(rc, EROFS);
-        EXPECT_EQ(err.code, EROFS);
-        EXPECT_STREQ(err.path, target.c_str());
-    }
+    // With and without the lock (without it the target is only lstat'ed while
+    // resolving: the attributes must be read all the same).
+    for (int use_lock : {1, 0})
+        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR, O_WRONLY | O_CREAT | O_TRUNC}) {
+            SCOPED_TRACE("flags " + std::to_string(flags) + ", use_lock " + std::to_string(use_lock));
+            wlf_write_options opt = options_with_lock(use_lock);
+            wlf_file *f = reinterpret_cast<wlf_file *>(1);
+            wlf_error err{};
+            int rc = wlf_open(target.c_str(), flags, 0666, &opt, &f, &err);
+            if (rc == 0) wlf_discard(f);
+            EXPECT_EQ(rc, EROFS);
+            EXPECT_EQ(err.code, EROFS);
+            EXPECT_STREQ(err.path, target.c_str());
+        }
     EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile f(target, "w", {}); }), EROFS);
     EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(target, "new"); }), EROFS);
     EXPECT_EQ(read_file(target), "old source");
@@ -2173,17 +2226,19 @@ TEST(AtomicWriteAttributes, ImmutableTargetIsEpermAtOpen) {
         GTEST_SKIP() << "chattr +i unsupported on " << dir.path() << ": " << std::strerror(immutable.error());
     ASSERT_EQ(immutable.error(), 0) << std::strerror(immutable.error());
     if (statx_attribute(t, STATX_ATTR_IMMUTABLE) != 1) GTEST_SKIP() << "statx does not report the immutable flag";
-    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
-        SCOPED_TRACE("flags " + std::to_string(flags));
-        wlf_file *f = reinterpret_cast<wlf_file *>(1);
-        wlf_error err{};
-        int rc = wlf_open(t.c_str(), flags, 0666, nullptr, &f, &err);
-        if (rc == 0) wlf_discard(f);
-        EXPECT_EQ(rc, EPERM);
-        EXPECT_EQ(f, nullptr);
-        EXPECT_EQ(err.code, EPERM);
-        EXPECT_STREQ(err.path, t.c_str());
-    }
+    for (int use_lock : {1, 0})
+        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
+            SCOPED_TRACE("flags " + std::to_string(flags) + ", use_lock " + std::to_string(use_lock));
+            wlf_write_options opt = options_with_lock(use_lock);
+            wlf_file *f = reinterpret_cast<wlf_file *>(1);
+            wlf_error err{};
+            int rc = wlf_open(t.c_str(), flags, 0666, &opt, &f, &err);
+            if (rc == 0) wlf_discard(f);
+            EXPECT_EQ(rc, EPERM);
+            EXPECT_EQ(f, nullptr);
+            EXPECT_EQ(err.code, EPERM);
+            EXPECT_STREQ(err.path, t.c_str());
+        }
     EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(t, "new"); }), EPERM);
     for (const char *mode : {"w", "a", "r+", "a+"})
         EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile f(t, mode, {}); }), EPERM) << mode;
@@ -2231,6 +2286,16 @@ TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlac
     EXPECT_EQ(read_file(t), "old\ntail");
     EXPECT_EQ(lstat_or_die(t).st_ino, before);
     EXPECT_EQ(list_names(dir.path()), Names{"log"});
+    {
+        // Without the lock too.
+        wlf_write_options opt = options_with_lock(0);
+        ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_APPEND, 0666, &opt, &f, &err), 0) << err.op << " " << err.path;
+        EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
+        EXPECT_EQ(::write(wlf_file_fd(f), "!", 1), 1);
+        ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
+        EXPECT_EQ(read_file(t), "old\ntail!");
+        EXPECT_EQ(lstat_or_die(t).st_ino, before);
+    }
 
     {
         auto a = wl::atomic_write(t, "a");
@@ -2241,13 +2306,13 @@ TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlac
     {
         auto ap = wl::atomic_write(t, "a+");
         EXPECT_EQ(ap.kind(), wl::CommitKind::in_place);
-        EXPECT_EQ(ap.read_all(), "old\ntail+a");
+        EXPECT_EQ(ap.read_all(), "old\ntail!+a");
         ap.write("+a+");
         EXPECT_EQ(ap.commit(), wl::CommitKind::in_place);
     }
     EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::atomic_write_content_with_lock(t, "new"); }), EPERM);
     EXPECT_EQ(code_of<wl::WriteFailed>([&] { wl::AtomicFile r(t, "r+", {}); }), EPERM);
-    EXPECT_EQ(read_file(t), "old\ntail+a+a+");
+    EXPECT_EQ(read_file(t), "old\ntail!+a+a+");
     EXPECT_EQ(lstat_or_die(t).st_ino, before);
     EXPECT_EQ(statx_attribute(t, STATX_ATTR_APPEND), 1);
     EXPECT_EQ(list_names(dir.path()), Names{"log"});
