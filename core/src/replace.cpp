@@ -401,8 +401,10 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     // Relative paths are made absolute now: a later chdir must not move the
     // lock, the commit or the lock file's removal somewhere else.
     char absolute[WLF_PATH_MAX];
-    if (int rc = detail::absolute_path(path, absolute, sizeof absolute)) return fail(err, rc, "path", path);
-    path = absolute;
+    if (path[0] != '/') {
+        if (int rc = detail::absolute_path(path, absolute, sizeof absolute)) return fail(err, rc, "path", path);
+        path = absolute;
+    }
 
     auto *f = static_cast<wlf_file *>(malloc(sizeof(wlf_file)));
     if (!f) return fail(err, ENOMEM, "open", path);
