@@ -59,7 +59,7 @@ WLF_API void wlf_lock_options_init(wlf_lock_options *opt);
 typedef struct wlf_lock wlf_lock;
 
 /* Lock `target` (the lock itself lives in "<target>.lock"; `target` is used
- * as given, without resolving symlinks). Results: 0; EWOULDBLOCK when held and
+ * as given, without resolving symlinks, made absolute if relative). Results: 0; EWOULDBLOCK when held and
  * timeout <= 0; ETIMEDOUT when a positive timeout expired; any other errno
  * (ENOLCK, EACCES, EROFS, ...) means the lock could not be taken at all.
  * A thread that already holds the lock on the same lock file gets a nested
@@ -129,7 +129,8 @@ WLF_API int wlf_open(const char *path, int flags, mode_t mode,
  * for in-place and pass-through kinds). */
 WLF_API int wlf_file_fd(const wlf_file *f);
 
-/* Final target path after resolving symlinks. */
+/* Final target path after resolving symlinks; absolute (a relative path is
+ * taken against the working directory at wlf_open). */
 WLF_API const char *wlf_file_target(const wlf_file *f);
 
 /* What commit will do (may change to IN_PLACE at commit on EBUSY). */
