@@ -3,8 +3,10 @@
 // with COMMAND, so the exit status is the command's own. Everything that can
 // be wrong is reported before COMMAND runs, because a misconfigured shim
 // would silently leave files unprotected.
+#include "config_file.hpp"
 #include "elf_check.hpp"
 #include "rules.hpp"
+#include "timeout.hpp"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -19,7 +21,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -223,44 +224,21 @@ std::string checked_globs(rules::Kind kind, const std::string &list, const std::
     return out;
 }
 
-std::string config_line(const std::string &path, int number) {
-    std::ifstream in(path);
-    std::string line;
-    for (int i = 0; i < number && std::getline(in, line); ++i) {}
-    size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
-    return b == std::string::npos ? std::string() : line.substr(b, e - b + 1);
-}
-
+// The file's problems are worded by the core, as the preload object words them.
 void check_config(const std::string &path, const std::string &cwd, const std::string &what) {
     ScratchRules set;
-    int bad_line = 0;
-    int rc = rules::add_config_file(set.get(), path.c_str(), cwd.c_str(), &bad_line);
-    if (rc == 0) return;
-    if (bad_line > 0) {
-        std::string line = config_line(path, bad_line);
-        fail(what + " " + path + ":" + std::to_string(bad_line) + ": invalid rule " + quoted(line) + ": " + glob_reason(rc));
-    }
-    fail(what + " " + path + ": " + error_text(rc));
+    rules::ConfigError err;
+    if (rules::add_config_file(set.get(), path.c_str(), cwd.c_str(), &err) == 0) return;
+    char text[PATH_MAX + 512];
+    fail(what + " " + rules::format_config_error(path.c_str(), &err, text, sizeof text));
 }
 
-// Seconds as a plain decimal: digits with an optional fraction. No sign,
-// exponent, hex, inf or nan, whose meaning as a lock timeout is unclear.
-bool is_timeout(std::string_view s) {
-    size_t digits = 0, dots = 0;
-    for (char c : s) {
-        if (c >= '0' && c <= '9')
-            ++digits;
-        else if (c == '.')
-            ++dots;
-        else
-            return false;
-    }
-    return digits > 0 && dots <= 1;
-}
-
+// The grammar is the core's, shared with the preload object.
 void check_timeout(const std::string &value, const std::string &what) {
-    if (!is_timeout(value))
-        fail(what + ": invalid timeout " + quoted(value) + " (expected seconds as a non-negative decimal number, e.g. 0.5)");
+    double seconds;
+    int rc = detail::parse_timeout(value.c_str(), &seconds);
+    if (rc == ERANGE) fail(what + ": timeout " + quoted(value) + " is too large (" + detail::kTimeoutGrammar + ")");
+    if (rc) fail(what + ": invalid timeout " + quoted(value) + " (" + detail::kTimeoutGrammar + ")");
 }
 
 void check_fsync(const std::string &value, const std::string &what) {

@@ -46,6 +46,10 @@ uint64_t random_u64();
 // Backoff grows exponentially from 1 ms to 25 ms with +-50% jitter.
 // Returns 0, the hard errno, EWOULDBLOCK (timeout <= 0) or ETIMEDOUT.
 using TryFn = int (*)(void *ctx);
+// `seconds` as nanoseconds, clamped to [0, kMaxTimeoutSeconds] seconds
+// (timeout.hpp; NaN is 0): API callers may pass any double, and deadline
+// arithmetic must never overflow.
+int64_t timeout_ns(double seconds);
 int poll_until(TryFn try_once, void *ctx, bool has_timeout, double timeout);
 
 }  // namespace wrap_lockfile::detail

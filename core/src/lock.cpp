@@ -151,7 +151,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
     const bool timed = opt->has_timeout && opt->timeout > 0;
-    const int64_t deadline = timed ? detail::monotonic_ns() + static_cast<int64_t>(opt->timeout * 1e9) : 0;
+    const int64_t deadline = timed ? detail::monotonic_ns() + detail::timeout_ns(opt->timeout) : 0;
     // Without a timeout we wait as long as it takes, however often a busy
     // holder's unlink sends us back; a single try (timeout <= 0) gives up
     // after kMaxVerifyRetries such rounds, as contention.

@@ -48,56 +48,100 @@ bool bracket_match(const char *p, size_t len, char c) {
     return hit != negate;
 }
 
-bool match_here(const char *p, const char *t) {
-    while (*p) {
-        if (p[0] == '*' && p[1] == '*') {
-            const char *rest = p + 2;
-            bool slash_after = *rest == '/';
-            // "**/" may match no directory at all.
-            if (slash_after && match_here(rest + 1, t)) return true;
-            for (const char *s = t;; ++s) {
-                if (match_here(rest, s)) return true;
-                if (!*s) return false;
-            }
-        }
-        if (*p == '*') {
-            for (const char *s = t;; ++s) {
-                if (match_here(p + 1, s)) return true;
-                if (!*s || *s == '/') return false;
-            }
-        }
-        if (!*t) return false;
-        if (*p == '?') {
-            if (*t == '/') return false;
-            ++p;
-            ++t;
-            continue;
-        }
-        if (*p == '[') {
-            size_t len = bracket_length(p);
-            if (len) {
-                if (*t == '/' || !bracket_match(p, len, *t)) return false;
-                p += len;
-                ++t;
-                continue;
-            }
-        }
-        if (*p == '\\' && p[1]) ++p;
-        if (*p != *t) return false;
-        ++p;
-        ++t;
-    }
-    return *t == '\0';
+// Matching simulates the pattern's NFA (Thompson): the set of pattern
+// positions still alive after each text character, so the time is
+// O(pattern x text) whatever the pattern, where backtracking is exponential
+// in the number of stars (`*a*a*a*a*a*a*a*ab`). A position is a byte offset
+// into the pattern ("the token there is next"; its length: "all matched"),
+// decoded on the fly: no allocation, about 1 KiB of stack.
+enum class Tok : unsigned char { literal, any, bracket, star, globstar };
+
+struct Token {
+    Tok tok;
+    char c;       // the literal
+    size_t len;   // bytes of pattern it takes
+    size_t skip;  // for "**/": its length with the '/', which it may skip
+};
+
+Token token_at(const char *p) {
+    if (p[0] == '*' && p[1] == '*') return Token{Tok::globstar, 0, 2, p[2] == '/' ? size_t{3} : size_t{0}};
+    if (*p == '*') return Token{Tok::star, 0, 1, 0};
+    if (*p == '?') return Token{Tok::any, 0, 1, 0};
+    if (*p == '[')
+        if (size_t len = bracket_length(p)) return Token{Tok::bracket, 0, len, 0};
+    if (*p == '\\' && p[1]) return Token{Tok::literal, p[1], 2, 0};
+    return Token{Tok::literal, *p, 1, 0};
 }
 
+struct PositionSet {
+    static constexpr size_t kWords = (kMaxPattern + 1 + 63) / 64;
+    uint64_t w[kWords];
+    void clear(size_t words) { memset(w, 0, words * sizeof w[0]); }
+    void add(size_t i) { w[i / 64] |= uint64_t{1} << (i % 64); }
+    bool has(size_t i) const { return (w[i / 64] >> (i % 64)) & 1; }
+};
+
+// Adds position i and what is reachable from it without reading a
+// character: past a star (which may match nothing), past a whole "**/".
+void add_closure(PositionSet *set, const char *pattern, size_t end, size_t i) {
+    for (;;) {
+        if (set->has(i)) return;  // with its closure: each position costs once per character
+        set->add(i);
+        if (i == end) return;
+        Token k = token_at(pattern + i);
+        if (k.tok != Tok::star && k.tok != Tok::globstar) return;
+        if (k.skip) add_closure(set, pattern, end, i + k.skip);
+        i += k.len;
+    }
+}
+
+bool nfa_match(const char *pattern, size_t end, const char *text) {
+    PositionSet sets[2];
+    const size_t words = (end + 1 + 63) / 64;
+    PositionSet *cur = &sets[0], *next = &sets[1];
+    cur->clear(words);
+    add_closure(cur, pattern, end, 0);
+    for (const char *t = text; *t; ++t) {
+        next->clear(words);
+        bool alive = false;
+        for (size_t wi = 0; wi < words; ++wi) {
+            for (uint64_t bits = cur->w[wi]; bits; bits &= bits - 1) {
+                size_t i = wi * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+                if (i == end) continue;
+                Token k = token_at(pattern + i);
+                bool step = false, stay = false;
+                switch (k.tok) {
+                case Tok::literal: step = *t == k.c; break;
+                case Tok::any: step = *t != '/'; break;
+                case Tok::bracket: step = *t != '/' && bracket_match(pattern + i, k.len, *t); break;
+                case Tok::star: stay = *t != '/'; break;
+                case Tok::globstar: stay = true; break;
+                }
+                if (stay) add_closure(next, pattern, end, i);
+                if (step) add_closure(next, pattern, end, i + k.len);
+                alive |= step || stay;
+            }
+        }
+        if (!alive) return false;
+        PositionSet *swap = cur;
+        cur = next;
+        next = swap;
+    }
+    return cur->has(end);
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+}  // namespace
+
 int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir) {
-    char raw[4096];
+    char raw[kMaxPattern + 1];
     if (len >= sizeof raw) return ENAMETOOLONG;
     memcpy(raw, text, len);
     raw[len] = '\0';
     if (validate_glob(raw) != 0) return EINVAL;
     bool has_slash = memchr(raw, '/', len) != nullptr;
-    char norm[4096];
+    char norm[kMaxPattern + 1];
     const char *final = raw;
     if (has_slash) {
         if (int rc = normalize(base_dir ? base_dir : "/", raw, norm, sizeof norm)) return rc;
@@ -129,9 +173,6 @@ int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const cha
     return 0;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-}  // namespace
 
 int validate_glob(const char *pattern) {
     if (!pattern || !*pattern) return EINVAL;
@@ -149,9 +190,14 @@ int validate_glob(const char *pattern) {
     return 0;
 }
 
-bool glob_match(const char *pattern, const char *text) { return match_here(pattern, text); }
+bool glob_match(const char *pattern, const char *text) {
+    size_t len = strnlen(pattern, kMaxPattern + 1);
+    if (len > kMaxPattern) return false;
+    return nfa_match(pattern, len, text);
+}
 
 int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, const char **bad, size_t *bad_len) {
+    const size_t before = set->count;
     const char *p = list;
     while (p && *p) {
         const char *end = p;
@@ -162,6 +208,7 @@ int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, co
         if (e > b) {
             int rc = add_pattern(set, kind, b, static_cast<size_t>(e - b), base_dir);
             if (rc) {
+                truncate(set, before);
                 if (bad) *bad = b;
                 if (bad_len) *bad_len = static_cast<size_t>(e - b);
                 return rc;
@@ -170,73 +217,6 @@ int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, co
         p = *end ? end + 1 : end;
     }
     return 0;
-}
-
-int add_config_file(RuleSet *set, const char *path, const char *base_dir, int *bad_line) {
-    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_CLOEXEC));
-    if (!fd) return errno;
-    // Config files are small; cap them so a wrong path (a device) cannot hang us.
-    constexpr size_t kMax = 1 << 20;
-    char *buf = static_cast<char *>(malloc(kMax + 1));
-    if (!buf) return ENOMEM;
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = sys::read(fd.get(), buf + len, kMax - len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            free(buf);
-            return e;
-        }
-        if (n == 0) break;
-        len += static_cast<size_t>(n);
-        if (len == kMax) {
-            free(buf);
-            return EFBIG;
-        }
-    }
-    buf[len] = '\0';
-    int line = 0, rc = 0;
-    for (char *p = buf; *p && rc == 0;) {
-        ++line;
-        char *end = strchr(p, '\n');
-        if (end) *end = '\0';
-        char *b = p;
-        while (is_space(*b)) ++b;
-        char *e = b + strlen(b);
-        while (e > b && is_space(e[-1])) --e;
-        *e = '\0';
-        if (*b && *b != '#') {
-            Kind kind = kReplace;
-            const char *glob = b;
-            struct Keyword {
-                const char *word;
-                Kind kind;
-            };
-            static const Keyword keywords[] = {{"replace", kReplace}, {"rule", kReplace},
-                                               {"lock-only", kLockOnly}, {"exclude", kExclude}};
-            for (const Keyword &k : keywords) {
-                size_t kl = strlen(k.word);
-                if (strcmp(b, k.word) == 0) {
-                    // A keyword without a glob is a mistake, not a file name.
-                    rc = EINVAL;
-                    break;
-                }
-                if (strncmp(b, k.word, kl) == 0 && is_space(b[kl])) {
-                    kind = k.kind;
-                    glob = b + kl;
-                    while (is_space(*glob)) ++glob;
-                    break;
-                }
-            }
-            if (rc == 0) rc = add_pattern(set, kind, glob, strlen(glob), base_dir);
-            if (rc && bad_line) *bad_line = line;
-        }
-        if (!end) break;
-        p = end + 1;
-    }
-    free(buf);
-    return rc;
 }
 
 Kind classify(const RuleSet *set, const char *abs_path) {
@@ -254,12 +234,17 @@ Kind classify(const RuleSet *set, const char *abs_path) {
     return best;
 }
 
-void clear(RuleSet *set) {
-    for (size_t i = 0; i < set->count; ++i) {
+void truncate(RuleSet *set, size_t count) {
+    for (size_t i = count; i < set->count; ++i) {
         char *text = set->patterns[i].text;
         auto at = reinterpret_cast<uintptr_t>(text), arena = reinterpret_cast<uintptr_t>(set->arena);
         if (at < arena || at >= arena + sizeof set->arena) free(text);
     }
+    if (count < set->count) set->count = count;
+}
+
+void clear(RuleSet *set) {
+    truncate(set, 0);
     if (set->patterns != set->inline_patterns) free(set->patterns);
     set->patterns = nullptr;
     set->count = set->capacity = set->arena_used = 0;

@@ -15,6 +15,9 @@
 
 namespace wrap_lockfile::rules {
 
+// The longest pattern, in bytes (a path's worth).
+constexpr size_t kMaxPattern = 4095;
+
 enum Kind { kNone = 0, kReplace = 1, kLockOnly = 2, kExclude = 3 };
 
 struct Pattern {
@@ -45,22 +48,25 @@ struct RuleSet {
 int validate_glob(const char *pattern);
 
 // True when `text` matches `pattern` per the syntax above (no `/` special
-// casing of the name-only form: the caller passes the right string).
+// casing of the name-only form: the caller passes the right string), in time
+// O(strlen(pattern) * strlen(text)). False for a pattern over kMaxPattern.
 bool glob_match(const char *pattern, const char *text);
 
 // Adds the patterns of a list separated by ';' or newlines (blank entries
-// ignored). On EINVAL, *bad points into `list` at the offending entry and
-// *bad_len is its length. `base_dir` makes relative patterns with '/' absolute.
+// ignored), all or none. On EINVAL, *bad points into `list` at the offending
+// entry and *bad_len is its length. `base_dir` makes relative patterns with '/' absolute.
 int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, const char **bad, size_t *bad_len);
 
-// Reads a config file: one rule per line, "replace GLOB", "lock-only GLOB",
-// "exclude GLOB", or a bare GLOB (= replace); '#' starts a comment line.
-// On error returns errno (EINVAL for a malformed line, with *bad_line set).
-int add_config_file(RuleSet *set, const char *path, const char *base_dir, int *bad_line);
+// Adds one pattern of `len` bytes at `text` (no list splitting): 0, EINVAL
+// (validate_glob), ENAMETOOLONG or ENOMEM.
+int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir);
 
 // Kind for an absolute normalized path: kExclude wins over the others; then
 // kReplace, then kLockOnly; kNone when nothing matches.
 Kind classify(const RuleSet *set, const char *abs_path);
+
+// Drops the patterns from index `count` on (undoes a partial add).
+void truncate(RuleSet *set, size_t count);
 
 void clear(RuleSet *set);
 

@@ -130,7 +130,7 @@ uint64_t random_u64() {
 
 int poll_until(TryFn try_once, void *ctx, bool has_timeout, double timeout) {
     const int64_t start = monotonic_ns();
-    const int64_t deadline = has_timeout && timeout > 0 ? start + static_cast<int64_t>(timeout * 1e9) : 0;
+    const int64_t deadline = has_timeout && timeout > 0 ? start + timeout_ns(timeout) : 0;
     int64_t backoff = 1000000;  // 1 ms
     for (;;) {
         int rc = try_once(ctx);

@@ -12,12 +12,14 @@
 // Forked children inherit descriptors but never commit.
 #include "handlers.hpp"
 
+#include "config_file.hpp"
 #include "elf_check.hpp"
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "rules.hpp"
 #include "sysio.hpp"
+#include "timeout.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
@@ -28,7 +30,6 @@
 #include <sys/syscall.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -266,19 +267,12 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
 
 // ---- configuration ----
 
-bool parse_timeout(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !std::isfinite(v) || v < 0) return false;
-    *out = v;
-    return true;
-}
-
 void bad_variable(const char *var, const char *detail) {
     message("wrap_lockfile: %s: %s; ignoring it\n", var, detail);
 }
 
+// A variable or file that cannot be used adds no rule at all (never some of
+// them), and says so in one line.
 void load_rules(const char *cwd) {
     struct {
         const char *var;
@@ -289,34 +283,20 @@ void load_rules(const char *cwd) {
     for (auto &l : lists) {
         const char *v = getenv(l.var);
         if (!v || !*v) continue;
-        rules::RuleSet scratch{};
         const char *bad = nullptr;
         size_t bad_len = 0;
-        if (rules::add_list(&scratch, l.kind, v, cwd, &bad, &bad_len) != 0) {
+        if (rules::add_list(&g_config.rules, l.kind, v, cwd, &bad, &bad_len) != 0) {
             char detail[512];
             snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(bad_len > 400 ? 400 : bad_len),
                      bad ? bad : "");
             bad_variable(l.var, detail);
-            rules::clear(&scratch);
-            continue;
         }
-        rules::clear(&scratch);
-        rules::add_list(&g_config.rules, l.kind, v, cwd, nullptr, nullptr);
     }
     if (const char *path = getenv("WRAP_LOCKFILE_CONFIG"); path && *path) {
-        int line = 0;
-        rules::RuleSet scratch{};
-        int rc = rules::add_config_file(&scratch, path, cwd, &line);
-        rules::clear(&scratch);
-        if (rc) {
-            char detail[WLF_PATH_MAX + 64];
-            if (rc == EINVAL)
-                snprintf(detail, sizeof detail, "'%s' line %d: malformed rule", path, line);
-            else
-                snprintf(detail, sizeof detail, "'%s': %s", path, strerror(rc));
-            bad_variable("WRAP_LOCKFILE_CONFIG", detail);
-        } else {
-            rules::add_config_file(&g_config.rules, path, cwd, &line);
+        rules::ConfigError err;
+        if (rules::add_config_file(&g_config.rules, path, cwd, &err) != 0) {
+            char detail[WLF_PATH_MAX + 256];
+            bad_variable("WRAP_LOCKFILE_CONFIG", rules::format_config_error(path, &err, detail, sizeof detail));
         }
     }
 }
@@ -325,11 +305,15 @@ void load_options() {
     wlf_write_options_init(&g_config.options);
     if (const char *t = getenv("WRAP_LOCKFILE_TIMEOUT"); t && *t) {
         double v;
-        if (parse_timeout(t, &v)) {
+        if (int rc = detail::parse_timeout(t, &v); rc == 0) {
             g_config.options.lock.has_timeout = 1;
             g_config.options.lock.timeout = v;
         } else {
-            bad_variable("WRAP_LOCKFILE_TIMEOUT", "not a non-negative number of seconds");
+            // Ignored means no timeout: waiting for the lock loses nothing.
+            char text[256];
+            snprintf(text, sizeof text, rc == ERANGE ? "timeout '%.40s' is too large (%s)" : "invalid timeout '%.40s' (%s)",
+                     t, detail::kTimeoutGrammar);
+            bad_variable("WRAP_LOCKFILE_TIMEOUT", text);
         }
     }
     if (const char *s = getenv("WRAP_LOCKFILE_FSYNC"); s && *s) {
