@@ -339,6 +339,10 @@ std::string reason_text(detail::Unprotected why, const ElfInfo &found, const Elf
     case detail::Unprotected::foreign:
         return "is a " + describe(found) + " program, and the preload object is a " + describe(preload) +
                " one, which the dynamic loader would skip";
+    case detail::Unprotected::foreign_interp:
+        return std::string("runs under the program interpreter ") + found.interp +
+               ", another C library's loader than the " + preload.interp +
+               " the preload object is built for, so the shim would not run in it";
     case detail::Unprotected::static_binary: return "is statically linked, so no dynamic loader runs to apply LD_PRELOAD";
     case detail::Unprotected::unreadable: return "cannot be read to check how it is linked: " + error_text(errno);
     }
@@ -414,6 +418,11 @@ std::string find_preload(ElfInfo &info) {
     if (fd >= 0) close(fd);
     if (!elf) fail("cannot read the ELF headers of the preload object " + path);
     info = *elf;
+    // The preload object is built with this launcher: the loader running us
+    // is the one it needs.
+    ElfInfo self;
+    detail::native_id(&self);
+    std::memcpy(info.interp, self.interp, sizeof info.interp);
     return path;
 }
 

@@ -723,8 +723,8 @@ bool env_has_preload(char *const *envp) {
     return false;
 }
 
-// False when the program an exec is about to run would not load us (static,
-// set-id, capabilities): nobody would commit what we hand over.
+// False when the program an exec is about to run would not load us: nobody
+// would commit what we hand over.
 bool program_loads_preload(const char *program, ExecLookup how) {
     if (how == ExecLookup::fd || !program || !*program) return true;
     char found[WLF_PATH_MAX];
@@ -743,8 +743,15 @@ bool program_loads_preload(const char *program, ExecLookup how) {
         }
         if (!path) return true;  // execvp will fail and say so
     }
-    detail::Unprotected why = detail::unprotected_program(path, nullptr, nullptr, nullptr, 0, nullptr);
-    if (why == detail::Unprotected::no || why == detail::Unprotected::unreadable) return true;
+    // Everything the loader judges: set-id, capabilities, static, another
+    // ELF class or machine (a 32-bit program from a 64-bit shell), another
+    // libc's loader. A program we cannot read is given the same answer:
+    // committing early only loses the atomicity of what it writes, handing
+    // over to a program that cannot take it loses the write.
+    detail::ElfId self;
+    detail::native_id(&self);
+    detail::Unprotected why = detail::unprotected_program(path, &self, nullptr, nullptr, 0, nullptr);
+    if (why == detail::Unprotected::no) return true;
     log_line("wrap_lockfile: %s cannot load the shim: committing before exec%s\n", path, "");
     return false;
 }

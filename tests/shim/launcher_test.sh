@@ -3,13 +3,15 @@
 # runs (exit 125), command lookup (126/127), the command's own exit status,
 # refusal of programs the shim could not protect, and the environment the
 # command receives.
-# Usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT]
+# Usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT [PROBE_DIR]]
 # Without PRELOAD_OBJECT a do-nothing shared object stands in for it.
+# PROBE_DIR holds meson-built programs the preload cannot load (exec_probe*).
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 
 atomically=${1:?usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT]}
 atomically=$(realpath "$atomically")
+probes=${3:+$(realpath "$3")}
 
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -81,10 +83,34 @@ expect_refused "malformed timeout" --timeout abc -- --timeout abc -- touch ran
 expect_refused "negative timeout" --timeout -1 -- --timeout -1 -- touch ran
 expect_refused "nan timeout" --timeout nan -- --timeout nan -- touch ran
 expect_refused "inf timeout" --timeout inf -- --timeout inf -- touch ran
+# One grammar, the preload object's too: plain decimal seconds, bounded.
+for t in 0x10 1e1 ' 2' '2 ' 1. .5 +1 1,5 ''; do
+    expect_refused "timeout '$t'" --timeout "'$t'" "non-negative decimal" -- --timeout "$t" -- touch ran
+    WRAP_LOCKFILE_TIMEOUT=$t expect_refused "inherited timeout '$t'" WRAP_LOCKFILE_TIMEOUT -- -- touch ran
+done
+expect_refused "huge timeout" --timeout 10000000000 "too large" -- --timeout 10000000000 -- touch ran
+expect_refused "timeout just above the bound" "too large" -- --timeout 1000000000.5 -- touch ran
+for t in 0 0.5 007 1000000000; do
+    expect_status "timeout $t" 0 --timeout "$t" -- true
+done
 expect_refused "bad fsync" --fsync sometimes -- --fsync sometimes -- touch ran
 expect_refused "missing config" --config "$cwd/nope.conf" -- --config nope.conf -- touch ran
 printf 'replace *.txt\nlock-only [oops\n' >bad.conf
 expect_refused "malformed config line" "$cwd/bad.conf:2" '[oops' -- --config bad.conf -- touch ran
+# Never blocks on, or reads from, anything but a regular file.
+mkfifo fifo.conf
+timeout 10 "$atomically" --config fifo.conf -- true 2>/dev/null
+[ $? -ne 124 ] || fail "FIFO config: the launcher hung on it"
+expect_refused "FIFO config" "$cwd/fifo.conf" "is a FIFO" -- --config fifo.conf -- touch ran
+WRAP_LOCKFILE_CONFIG=$cwd/fifo.conf expect_refused "inherited FIFO config" WRAP_LOCKFILE_CONFIG "is a FIFO" -- -- touch ran
+expect_refused "device config" /dev/null "is a character device" -- --config /dev/null -- touch ran
+mkdir conf.d
+expect_refused "directory config" "$cwd/conf.d" "is a directory" -- --config conf.d -- touch ran
+# A NUL would silently end the rule early.
+printf 'replace *.txt
+replace *.c\000.h
+' >nul.conf
+expect_refused "config with a NUL byte" "$cwd/nul.conf:2" "NUL" -- --config nul.conf -- touch ran
 expect_refused "unknown option" --frobnicate -- --frobnicate -- touch ran
 WRAP_LOCKFILE_TIMEOUT=abc expect_refused "inherited timeout" WRAP_LOCKFILE_TIMEOUT abc -- -- touch ran
 WRAP_LOCKFILE_RULES='ok;[bad' expect_refused "inherited glob" WRAP_LOCKFILE_RULES '[bad' -- -- touch ran
@@ -134,6 +160,25 @@ if $static_ok; then
 else
     echo "SKIP (static checks): cannot build a static binary (cc or static libc missing: libc6-dev)"
 fi
+# Built by meson; another ELF class, another libc's loader.
+if [ -n "$probes" ] && [ -x "$probes/exec_probe32" ]; then
+    expect_refused "32-bit program" "$probes/exec_probe32" "32-bit" --allow-unprotected -- "$probes/exec_probe32"
+    expect_status "32-bit program, allowed" 0 --allow-unprotected "$probes/exec_probe32"
+else
+    echo "SKIP (32-bit program): no exec_probe32 (gcc-multilib missing: meson found no working cc -m32)"
+fi
+if [ -n "$probes" ] && [ -x "$probes/exec_probe_musl" ]; then
+    expect_refused "musl program" "$probes/exec_probe_musl" "ld-musl" --allow-unprotected -- "$probes/exec_probe_musl"
+    printf '#!%s\n' "$probes/exec_probe_musl" >musl-script
+    chmod +x musl-script
+    expect_refused "script with a musl interpreter" "$probes/exec_probe_musl" "ld-musl" -- ./musl-script
+else
+    echo "SKIP (musl program): no exec_probe_musl (musl-tools missing: no musl-gcc)"
+fi
+if [ -n "$probes" ] && [ -x "$probes/exec_probe" ]; then
+    expect_status "dynamic glibc program" 0 "$probes/exec_probe"
+fi
+
 printf '#!/bin/sh\ntouch ran\n' >script
 chmod +x script
 rm -f ran
