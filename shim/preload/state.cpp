@@ -16,6 +16,7 @@
 #include "elf_check.hpp"
 #include "handoff.hpp"
 #include "internal.hpp"
+#include "long_path.hpp"
 #include "replace_parts.hpp"
 #include "rules.hpp"
 #include "sysio.hpp"
@@ -171,7 +172,8 @@ int make_raw(int dirfd, const char *path, char *out, size_t size) {
     if (path[0] == '/') return detail::join(out, size, path, "");
     char base[WLF_PATH_MAX];
     if (dirfd == AT_FDCWD) {
-        if (!getcwd(base, sizeof base - 1)) return errno;  // room for the '/' added below
+        // Room for the '/' added below; ERANGE: a directory deeper than that.
+        if (!getcwd(base, sizeof base - 1)) return errno == ERANGE ? ENAMETOOLONG : errno;
     } else {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
@@ -197,6 +199,20 @@ struct Paths {
 int make_paths(int dirfd, const char *path, Paths *p) {
     if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
     return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
+}
+
+// make_paths failed with `rc`: true (errno ENAMETOOLONG, one line on stderr)
+// when the open must be refused rather than done in place (long_path.hpp);
+// false: the caller passes it through, and the kernel gives its own error.
+bool refuse_unbuildable(int rc, int dirfd, const char *path, bool link) {
+    if (rc != ENAMETOOLONG || judge_unbounded(&g_config.rules, dirfd, path, link) == Unbounded::plain) return false;
+    message("wrap_lockfile: '%s': %s\n", path,
+            link ? "a symbolic link whose absolute path is longer than PATH_MAX: cannot tell whether a rule matches "
+                   "its target, not writing it"
+                 : "a rule matches it, but its absolute path is longer than PATH_MAX, so it cannot be replaced "
+                   "atomically; not writing it");
+    errno = ENAMETOOLONG;
+    return true;
 }
 
 // Which rule applies to the file the symlink at `raw` leads to; its
@@ -425,7 +441,7 @@ int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk op
     bool have_paths = false;
     rules::Kind kind;
     if (g_config.slash_rules) {
-        if (make_paths(dirfd, path, &p) != 0) return open_with(flags);
+        if (int rc = make_paths(dirfd, path, &p)) return refuse_unbuildable(rc, dirfd, path, false) ? -1 : open_with(flags);
         have_paths = true;
         kind = rules::classify(&g_config.rules, p.norm);
     } else {
@@ -440,20 +456,22 @@ int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk op
         // the path is a link whose target a rule may match.
         int fd = open_with(flags | O_NOFOLLOW);
         if (fd >= 0 || errno != ELOOP) return fd;
-        if (!have_paths && make_paths(dirfd, path, &p) != 0) return open_with(flags);
+        if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
+            return refuse_unbuildable(rc, dirfd, path, true) ? -1 : open_with(flags);
         char final[WLF_PATH_MAX];
         kind = classify_link_target(p.raw, final, sizeof final);
         if (kind == rules::kNone || kind == rules::kExclude) return open_with(flags);
         return open_pending(p, kind, flags, mode);
     }
-    if (!have_paths && make_paths(dirfd, path, &p) != 0) return open_with(flags);
+    if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
+        return refuse_unbuildable(rc, dirfd, path, false) ? -1 : open_with(flags);
     return open_pending(p, kind, flags, mode);
 }
 
 int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
     Paths p;
     char final[WLF_PATH_MAX];
-    if (make_paths(dirfd, path, &p) != 0) return kNotMatched;
+    if (int rc = make_paths(dirfd, path, &p)) return refuse_unbuildable(rc, dirfd, path, false) ? -1 : kNotMatched;
     rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return kNotMatched;
     return open_pending(p, kind, flags, mode);
@@ -652,7 +670,11 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
 int truncate_matched(const char *path, off_t length, bool *matched) {
     Paths p;
     char final[WLF_PATH_MAX];
-    if (make_paths(AT_FDCWD, path, &p) != 0) return 0;
+    if (int rc = make_paths(AT_FDCWD, path, &p)) {
+        if (!refuse_unbuildable(rc, AT_FDCWD, path, false)) return 0;
+        *matched = true;
+        return -1;
+    }
     rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return 0;
     *matched = true;
@@ -669,7 +691,7 @@ int truncate_matched(const char *path, off_t length, bool *matched) {
 int rename_locked(int todir, const char *to, Thunk pass) {
     Paths p;
     char final[WLF_PATH_MAX];
-    if (make_paths(todir, to, &p) != 0) return static_cast<int>(pass());
+    if (int rc = make_paths(todir, to, &p)) return refuse_unbuildable(rc, todir, to, false) ? -1 : static_cast<int>(pass());
     final[0] = '\0';
     rules::Kind kind = classify(p, final, sizeof final);
     if (kind == rules::kNone || kind == rules::kExclude) return static_cast<int>(pass());
