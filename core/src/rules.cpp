@@ -81,26 +81,47 @@ struct PositionSet {
     bool has(size_t i) const { return (w[i / 64] >> (i % 64)) & 1; }
 };
 
-// Adds position i and what is reachable from it without reading a
-// character: past a star (which may match nothing), past a whole "**/".
-void add_closure(PositionSet *set, const char *pattern, size_t end, size_t i) {
-    for (;;) {
-        if (set->has(i)) return;  // with its closure: each position costs once per character
-        set->add(i);
-        if (i == end) return;
-        Token k = token_at(pattern + i);
-        if (k.tok != Tok::star && k.tok != Tok::globstar) return;
-        if (k.skip) add_closure(set, pattern, end, i + k.skip);
-        i += k.len;
+// The positions: a token's first byte ("it is next"), the pattern's end
+// ("all matched"), and for a globstar its second byte, "inside it, having
+// matched at least one character": from there "**/" may no longer match
+// nothing and skip its '/' (`/a/**/c` matches "/a/c", never "/a/xc").
+struct Nfa {
+    const char *pattern;
+    size_t end;
+    PositionSet inside;  // the second bytes of globstars
+
+    // Adds position i and what is reachable from it without reading a
+    // character: past a star (which may match nothing), past a whole "**/".
+    void add_closure(PositionSet *set, size_t i) const {
+        for (;;) {
+            if (set->has(i)) return;  // with its closure: each position costs once per character
+            set->add(i);
+            if (i == end) return;
+            if (inside.has(i)) {
+                ++i;
+                continue;
+            }
+            Token k = token_at(pattern + i);
+            if (k.tok != Tok::star && k.tok != Tok::globstar) return;
+            if (k.skip) add_closure(set, i + k.skip);
+            i += k.len;
+        }
     }
-}
+};
 
 bool nfa_match(const char *pattern, size_t end, const char *text) {
-    PositionSet sets[2];
     const size_t words = (end + 1 + 63) / 64;
+    Nfa nfa{pattern, end, {}};
+    nfa.inside.clear(words);
+    for (size_t i = 0; i < end;) {
+        Token k = token_at(pattern + i);
+        if (k.tok == Tok::globstar) nfa.inside.add(i + 1);
+        i += k.len;
+    }
+    PositionSet sets[2];
     PositionSet *cur = &sets[0], *next = &sets[1];
     cur->clear(words);
-    add_closure(cur, pattern, end, 0);
+    nfa.add_closure(cur, 0);
     for (const char *t = text; *t; ++t) {
         next->clear(words);
         bool alive = false;
@@ -108,18 +129,29 @@ bool nfa_match(const char *pattern, size_t end, const char *text) {
             for (uint64_t bits = cur->w[wi]; bits; bits &= bits - 1) {
                 size_t i = wi * 64 + static_cast<size_t>(__builtin_ctzll(bits));
                 if (i == end) continue;
+                if (nfa.inside.has(i)) {
+                    nfa.add_closure(next, i);  // a globstar takes any character
+                    alive = true;
+                    continue;
+                }
                 Token k = token_at(pattern + i);
-                bool step = false, stay = false;
+                bool step = false;
+                size_t to = i + k.len;
                 switch (k.tok) {
                 case Tok::literal: step = *t == k.c; break;
                 case Tok::any: step = *t != '/'; break;
                 case Tok::bracket: step = *t != '/' && bracket_match(pattern + i, k.len, *t); break;
-                case Tok::star: stay = *t != '/'; break;
-                case Tok::globstar: stay = true; break;
+                case Tok::star:
+                    step = *t != '/';
+                    to = i;
+                    break;
+                case Tok::globstar:
+                    step = true;
+                    to = i + 1;
+                    break;
                 }
-                if (stay) add_closure(next, pattern, end, i);
-                if (step) add_closure(next, pattern, end, i + k.len);
-                alive |= step || stay;
+                if (step) nfa.add_closure(next, to);
+                alive |= step;
             }
         }
         if (!alive) return false;
