@@ -767,13 +767,16 @@ bool program_loads_preload(const char *program, ExecLookup how) {
     }
     // Everything the loader judges: set-id, capabilities, static, another
     // ELF class or machine (a 32-bit program from a 64-bit shell), another
-    // libc's loader. A program we cannot read is given the same answer:
-    // committing early only loses the atomicity of what it writes, handing
-    // over to a program that cannot take it loses the write.
+    // libc's loader. A program that runs but cannot be read (mode 0711) is
+    // given the same answer: committing early only loses the atomicity of
+    // what it writes, handing over to a program that cannot take it loses
+    // the write. One that does not exist keeps it pending: the exec fails
+    // (shells try each PATH entry) and exec_failed takes it back.
     detail::ElfId self;
     detail::native_id(&self);
     detail::Unprotected why = detail::unprotected_program(path, &self, nullptr, nullptr, 0, nullptr);
     if (why == detail::Unprotected::no) return true;
+    if (why == detail::Unprotected::unreadable && access(path, X_OK) != 0) return true;
     log_line("wrap_lockfile: %s cannot load the shim: committing before exec%s\n", path, "");
     return false;
 }
