@@ -11,6 +11,7 @@
 // core commits.
 // Forked children inherit descriptors but never commit.
 #include "handlers.hpp"
+#include "paths.hpp"
 
 #include "elf_check.hpp"
 #include "handoff.hpp"
@@ -130,6 +131,7 @@ int commit(Entry *e) {
     char target[WLF_PATH_MAX];
     snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
     free(e->name);
+    identity_remove(e->file);
     {
         Guard g;
         mark_internal(e->file, false);
@@ -162,40 +164,6 @@ Entry *detach(int fd) {
     if (!e || e->opener != getpid()) return nullptr;
     set_slot(fd, 0);
     return --e->refs == 0 ? e : nullptr;
-}
-
-// The path as the kernel will walk it: absolute, with ".." left alone (after
-// a symlinked directory, ".." is not what the text suggests).
-int make_raw(int dirfd, const char *path, char *out, size_t size) {
-    if (path[0] == '/') return detail::join(out, size, path, "");
-    char base[WLF_PATH_MAX];
-    if (dirfd == AT_FDCWD) {
-        if (!getcwd(base, sizeof base - 1)) return errno;  // room for the '/' added below
-    } else {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-        ssize_t n = readlink(proc, base, sizeof base - 2);
-        if (n < 0) return errno;
-        base[n] = '\0';
-    }
-    size_t n = strlen(base);
-    if (n == 0 || base[n - 1] != '/') {
-        base[n] = '/';
-        base[n + 1] = '\0';
-    }
-    return detail::join(out, size, base, path);
-}
-
-// Both forms: `raw` for every operation, the lexically normalized `norm`
-// only for matching rules.
-struct Paths {
-    char raw[WLF_PATH_MAX];
-    char norm[WLF_PATH_MAX];
-};
-
-int make_paths(int dirfd, const char *path, Paths *p) {
-    if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
-    return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
 }
 
 // Which rule applies to the file the symlink at `raw` leads to; its
@@ -260,6 +228,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         mark_internal(f, true);
         set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
+    identity_add(f, p.norm);
     log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
     return user;
 }
@@ -376,6 +345,7 @@ void import_pending() {
                 wlf_discard(f);
             } else {
                 *e = Entry{f, 0, getpid(), nullptr, nullptr};
+                identity_add(f, nullptr);
                 Guard g;
                 mark_internal(f, true);
                 for (const char *q = colon + 1; q < end;) {
@@ -582,6 +552,7 @@ void relocate_internal(int fd) {
     g_internal_refs[fd] = 0;
     set_slot(moved, kInternal);
     set_slot(fd, 0);
+    identity_relocate(fd, moved);
     sys::close(fd);
 }
 
@@ -619,6 +590,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         Entry *last = detach(fd);
         sys::close(fd);
         if (last) {
+            identity_remove(last->file);
             {
                 Guard g;
                 mark_internal(last->file, false);

@@ -1,0 +1,296 @@
+// The records behind identity.hpp: for each pending replacement of this
+// process, the normalized target (and the path opened, when a symlink led
+// there), the core's private descriptor of the temp and the temp's inode.
+//
+// Readers (every stat, access and read-open while something is pending) take
+// no lock: stat and access are async-signal-safe. A record is published with
+// a generation number, written last; a reader copies what it needs and
+// checks afterwards that the generation is unchanged (a seqlock), so a record
+// freed or reused meanwhile is never taken for the file. Writers (open,
+// commit, fd relocation) serialize on g_write.
+//
+// Forked children share the descriptor and keep the records: until the
+// opener commits or discards, they see the pending file as the opener does.
+// The opener's end of a replacement is told to them through a MAP_SHARED
+// page (one word per record): a child's copy of a record is valid while the
+// opener's word still holds its generation. A child's own replacements use a
+// page of its own. After execve the records are gone (a child that execs
+// sees the old F; the opener's own handed-over replacements are recorded
+// again by the new image).
+#include "handlers.hpp"
+#include "handoff.hpp"
+#include "paths.hpp"
+#include "rules.hpp"
+#include "sysio.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include <cstring>
+
+// This object's own code, from the linker: calls returning there are ours.
+extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
+extern "C" char __etext[] __attribute__((visibility("hidden")));
+
+namespace wrap_lockfile::shim {
+
+std::atomic<int> g_pending{0};
+
+namespace {
+
+// More pending replacements at once than this get no identity (they behave
+// as before: the path shows the old file until the commit).
+constexpr int kRecords = 128;
+
+struct Record {
+    std::atomic<uint32_t> gen;    // 0: free; else equal to *live while valid
+    std::atomic<uint32_t> *live;  // this record's word in its opener's page
+    std::atomic<int> fd;
+    pid_t owner;  // the process whose replacement it is
+    const wlf_file *file;
+    dev_t dev;  // the temp's
+    ino_t ino;
+    Shown shown;
+    uint16_t target_base, opened_base;  // offsets of the last components
+    char target[WLF_PATH_MAX];          // normalized final target
+    char opened[WLF_PATH_MAX];          // normalized path opened, if not the target; else ""
+};
+
+Record g_records[kRecords];
+std::atomic<int> g_high{0};  // records at and above this index are free
+std::atomic<uint32_t> *g_page;
+uint32_t g_next_gen;
+pthread_mutex_t g_write = PTHREAD_MUTEX_INITIALIZER;
+pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+struct WriteGuard {
+    WriteGuard() { pthread_mutex_lock(&g_write); }
+    ~WriteGuard() { pthread_mutex_unlock(&g_write); }
+};
+
+void after_fork_child() {
+    // Inherited records keep pointing at the opener's page; new ones of the
+    // child go to a page of its own (slots of the two would collide).
+    g_page = nullptr;
+    g_write = PTHREAD_MUTEX_INITIALIZER;
+}
+
+void register_atfork() { pthread_atfork(nullptr, nullptr, after_fork_child); }
+
+uint16_t base_offset(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return static_cast<uint16_t>(slash ? slash + 1 - path : 0);
+}
+
+bool valid(const Record &r, uint32_t gen) { return gen != 0 && r.live->load(std::memory_order_acquire) == gen; }
+
+// A child's copy of a record whose opener has finished: forget it.
+void drop_stale(Record &r, uint32_t gen) {
+    if (r.gen.compare_exchange_strong(gen, 0, std::memory_order_acq_rel)) g_pending.fetch_sub(1);
+}
+
+void unpublish(Record &r) {
+    r.gen.store(0, std::memory_order_release);
+    r.live->store(0, std::memory_order_release);
+    g_pending.fetch_sub(1);
+}
+
+void publish(Record &r) {
+    if (++g_next_gen == 0) ++g_next_gen;
+    r.live->store(g_next_gen, std::memory_order_release);
+    r.gen.store(g_next_gen, std::memory_order_release);
+}
+
+// The real functions, for the calls made on the temp's behalf.
+using open_real = int (*)(const char *, int, ...);
+using fopen_real = FILE *(*)(const char *, const char *);
+using faccessat_real = int (*)(int, const char *, int, int);
+std::atomic<fopen_real> g_fopen{nullptr};
+std::atomic<faccessat_real> g_faccessat{nullptr};
+
+void proc_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
+
+}  // namespace
+
+bool called_from_shim(const void *caller) {
+    auto *c = static_cast<const char *>(caller);
+    return c >= __ehdr_start && c < __etext;
+}
+
+bool find_pending(int dirfd, const char *path, bool follow, Pending *out) {
+    const char *base = path + base_offset(path);
+    if (!*base) return false;
+    // Cheap first: the last component against the pending targets' names.
+    int high = g_high.load(std::memory_order_acquire);
+    bool candidate = false;
+    for (int i = 0; i < high && !candidate; ++i) {
+        const Record &r = g_records[i];
+        if (r.gen.load(std::memory_order_acquire) == 0) continue;
+        candidate = strncmp(base, r.target + r.target_base, WLF_PATH_MAX - r.target_base) == 0 ||
+                    (follow && r.opened[0] && strncmp(base, r.opened + r.opened_base, WLF_PATH_MAX - r.opened_base) == 0);
+    }
+    if (!candidate) return false;
+    Paths p;
+    if (make_paths(dirfd, path, &p) != 0) return false;
+    for (int i = 0; i < high; ++i) {
+        Record &r = g_records[i];
+        uint32_t gen = r.gen.load(std::memory_order_acquire);
+        if (gen == 0) continue;
+        bool same = strncmp(p.norm, r.target, WLF_PATH_MAX) == 0 ||
+                    (follow && r.opened[0] && strncmp(p.norm, r.opened, WLF_PATH_MAX) == 0);
+        if (!same) continue;
+        Pending found{r.fd.load(std::memory_order_acquire), i, gen, r.dev, r.ino, r.shown};
+        if (!valid(r, gen)) {
+            drop_stale(r, gen);
+            continue;
+        }
+        if (r.gen.load(std::memory_order_acquire) != gen) continue;
+        *out = found;
+        return true;
+    }
+    return false;
+}
+
+bool still_pending(const Pending &p) {
+    const Record &r = g_records[p.slot];
+    return r.gen.load(std::memory_order_acquire) == p.gen && valid(r, p.gen);
+}
+
+bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
+    int high = g_high.load(std::memory_order_acquire);
+    for (int i = 0; i < high; ++i) {
+        const Record &r = g_records[i];
+        uint32_t gen = r.gen.load(std::memory_order_acquire);
+        if (!gen || r.dev != dev || r.ino != ino) continue;
+        Shown shown = r.shown;
+        if (valid(r, gen) && r.gen.load(std::memory_order_acquire) == gen) {
+            *w = shown;
+            return true;
+        }
+    }
+    return false;
+}
+
+void identity_add(const wlf_file *f, const char *opened) {
+    if (wlf_file_kind(f) != WLF_COMMIT_RENAME) return;  // in place: the path already is the file
+    int fd, lock_fd, dir_fd;
+    detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
+    struct stat st;
+    if (fstat(fd, &st) != 0) return;
+    // Under the lock, before the commit: the target is still the old file.
+    struct stat old;
+    Shown shown{st.st_dev, st.st_ino};
+    if (lstat(wlf_file_target(f), &old) == 0 && S_ISREG(old.st_mode)) shown = Shown{old.st_dev, old.st_ino};
+    char target[WLF_PATH_MAX];
+    if (rules::normalize("/", wlf_file_target(f), target, sizeof target) != 0) return;
+    pthread_once(&g_atfork_once, register_atfork);
+    WriteGuard g;
+    if (!g_page) {
+        void *page = mmap(nullptr, sizeof(std::atomic<uint32_t>) * kRecords, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED) return;  // no identity; the replacement itself is unaffected
+        g_page = static_cast<std::atomic<uint32_t> *>(page);
+    }
+    int slot = 0;
+    while (slot < kRecords && g_records[slot].gen.load(std::memory_order_acquire) != 0) ++slot;
+    if (slot == kRecords) return;
+    Record &r = g_records[slot];
+    r.live = &g_page[slot];
+    r.fd.store(fd, std::memory_order_release);
+    r.owner = getpid();
+    r.file = f;
+    r.dev = st.st_dev;
+    r.ino = st.st_ino;
+    r.shown = shown;
+    memcpy(r.target, target, strlen(target) + 1);
+    r.target_base = base_offset(r.target);
+    r.opened[0] = '\0';
+    if (opened && strcmp(opened, target) != 0) {
+        snprintf(r.opened, sizeof r.opened, "%s", opened);
+        r.opened_base = base_offset(r.opened);
+    }
+    g_pending.fetch_add(1);
+    publish(r);
+    if (slot >= g_high.load(std::memory_order_relaxed)) g_high.store(slot + 1, std::memory_order_release);
+}
+
+void identity_remove(const wlf_file *f) {
+    if (g_pending.load(std::memory_order_acquire) == 0) return;
+    WriteGuard g;
+    pid_t me = getpid();
+    int high = g_high.load(std::memory_order_relaxed);
+    for (int i = 0; i < high; ++i) {
+        Record &r = g_records[i];
+        if (r.gen.load(std::memory_order_acquire) != 0 && r.file == f && r.owner == me) unpublish(r);
+    }
+}
+
+void identity_relocate(int from, int to) {
+    if (g_pending.load(std::memory_order_acquire) == 0) return;
+    WriteGuard g;
+    pid_t me = getpid();
+    int high = g_high.load(std::memory_order_relaxed);
+    for (int i = 0; i < high; ++i) {
+        Record &r = g_records[i];
+        if (r.gen.load(std::memory_order_acquire) == 0 || r.owner != me || r.fd.load() != from) continue;
+        // A new generation: readers that took the old number retry.
+        r.gen.store(0, std::memory_order_release);
+        r.fd.store(to, std::memory_order_release);
+        publish(r);
+    }
+}
+
+int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with) {
+    Pending p;
+    if ((flags & __O_TMPFILE) == __O_TMPFILE || !find_pending(dirfd, path, !(flags & O_NOFOLLOW), &p))
+        return open_with(flags);
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (flags & O_DIRECTORY) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    // A new open file description of the temp (its own offset), at the
+    // number open(2) gives. O_NOFOLLOW would refuse the /proc link itself.
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    int fd = libc_open()(proc, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
+    if (fd < 0 && errno == ENOENT) return open_with(flags);  // no /proc: the old file, as before
+    if (fd >= 0 && !still_pending(p)) {
+        sys::close(fd);
+        return open_with(flags);
+    }
+    return fd;
+}
+
+FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
+    Pending p;
+    if (!find_pending(AT_FDCWD, path, true, &p)) return reinterpret_cast<FILE *>(pass());
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    FILE *fp = resolve(g_fopen, "fopen")(proc, mode);
+    if (!fp && errno == ENOENT) return reinterpret_cast<FILE *>(pass());
+    if (fp && !still_pending(p)) {
+        fclose(fp);
+        return reinterpret_cast<FILE *>(pass());
+    }
+    return fp;
+}
+
+int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    int saved = errno;
+    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc, mode, flags);
+    if ((r != 0 && errno == ENOENT) || !still_pending(p)) {
+        errno = saved;
+        return static_cast<int>(pass());
+    }
+    return r;
+}
+
+}  // namespace wrap_lockfile::shim
