@@ -100,6 +100,12 @@ int truncate_matched(const char *path, off_t length, bool *matched);
 void identity_add(const wlf_file *f, const char *opened);
 void identity_remove(const wlf_file *f);
 void identity_relocate(int from, int to);
+// Other processes' pending files this one still holds, for the next image:
+// envp with WRAP_LOCKFILE_VIEW added (malloc'd; identity_exec_failed frees
+// it when the exec fails), or envp itself. identity_import takes them over.
+char *const *identity_exec_env(char *const *envp);
+void identity_exec_failed(char *const *env);
+void identity_import();
 int rename_locked(int todir, const char *to, Thunk pass);
 // How an exec names its program: a path, a file to look up in PATH, or a
 // descriptor (not examined).
@@ -265,7 +271,13 @@ int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &
     bool prepared = false;
     char *const *env =
         g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, program, how, &prepared) : envp;
-    int r = exec(env);
+    char *const *view = g_pending.load(std::memory_order_relaxed) ? identity_exec_env(env) : env;
+    int r = exec(view);
+    if (view != env) {
+        int saved = errno;
+        identity_exec_failed(view);
+        errno = saved;
+    }
     if (prepared) {
         int saved = errno;
         exec_failed(env);

@@ -36,7 +36,8 @@ extern "C" char __etext[] __attribute__((visibility("hidden")));
 
 namespace wrap_lockfile::shim {
 
-std::atomic<int> g_pending{0};
+// constinit: our constructor records hand-overs before dynamic initializers run.
+constinit std::atomic<int> g_pending{0};
 
 namespace {
 
@@ -58,10 +59,10 @@ struct Record {
     char opened[WLF_PATH_MAX];          // normalized path opened, if not the target; else ""
 };
 
-Record g_records[kRecords];
-std::atomic<int> g_high{0};  // records at and above this index are free
-std::atomic<uint32_t> *g_page;
-uint32_t g_next_gen;
+constinit Record g_records[kRecords]{};
+constinit std::atomic<int> g_high{0};  // records at and above this index are free
+constinit std::atomic<uint32_t> *g_page = nullptr;
+constinit uint32_t g_next_gen = 0;
 pthread_mutex_t g_write = PTHREAD_MUTEX_INITIALIZER;
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -84,7 +85,17 @@ uint16_t base_offset(const char *path) {
     return static_cast<uint16_t>(slash ? slash + 1 - path : 0);
 }
 
-bool valid(const Record &r, uint32_t gen) { return gen != 0 && r.live->load(std::memory_order_acquire) == gen; }
+// A record taken over across execve has no page: it is valid while its
+// descriptor is still the anonymous temp (no name yet: not committed).
+bool still_the_temp(const Record &r) {
+    struct stat st;
+    return fstat(r.fd.load(std::memory_order_acquire), &st) == 0 && st.st_dev == r.dev && st.st_ino == r.ino &&
+           st.st_nlink == 0;
+}
+
+bool valid(const Record &r, uint32_t gen) {
+    return gen != 0 && (r.live ? r.live->load(std::memory_order_acquire) == gen : still_the_temp(r));
+}
 
 // A child's copy of a record whose opener has finished: forget it.
 void drop_stale(Record &r, uint32_t gen) {
@@ -93,13 +104,13 @@ void drop_stale(Record &r, uint32_t gen) {
 
 void unpublish(Record &r) {
     r.gen.store(0, std::memory_order_release);
-    r.live->store(0, std::memory_order_release);
+    if (r.live) r.live->store(0, std::memory_order_release);
     g_pending.fetch_sub(1);
 }
 
 void publish(Record &r) {
     if (++g_next_gen == 0) ++g_next_gen;
-    r.live->store(g_next_gen, std::memory_order_release);
+    if (r.live) r.live->store(g_next_gen, std::memory_order_release);
     r.gen.store(g_next_gen, std::memory_order_release);
 }
 
@@ -107,10 +118,37 @@ void publish(Record &r) {
 using open_real = int (*)(const char *, int, ...);
 using fopen_real = FILE *(*)(const char *, const char *);
 using faccessat_real = int (*)(int, const char *, int, int);
-std::atomic<fopen_real> g_fopen{nullptr};
-std::atomic<faccessat_real> g_faccessat{nullptr};
+constinit std::atomic<fopen_real> g_fopen{nullptr};
+constinit std::atomic<faccessat_real> g_faccessat{nullptr};
 
 void proc_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
+
+// Fills and publishes a free record (callers hold g_write); with_page: its
+// validity is told by this process's page, else by its descriptor.
+void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Shown shown, const char *target,
+                const char *opened, bool with_page) {
+    int slot = 0;
+    while (slot < kRecords && g_records[slot].gen.load(std::memory_order_acquire) != 0) ++slot;
+    if (slot == kRecords) return;
+    Record &r = g_records[slot];
+    r.live = with_page ? &g_page[slot] : nullptr;
+    r.fd.store(fd, std::memory_order_release);
+    r.owner = owner;
+    r.file = f;
+    r.dev = dev;
+    r.ino = ino;
+    r.shown = shown;
+    snprintf(r.target, sizeof r.target, "%s", target);
+    r.target_base = base_offset(r.target);
+    r.opened[0] = '\0';
+    if (opened && *opened && strcmp(opened, target) != 0) {
+        snprintf(r.opened, sizeof r.opened, "%s", opened);
+        r.opened_base = base_offset(r.opened);
+    }
+    g_pending.fetch_add(1);
+    publish(r);
+    if (slot >= g_high.load(std::memory_order_relaxed)) g_high.store(slot + 1, std::memory_order_release);
+}
 
 }  // namespace
 
@@ -193,27 +231,7 @@ void identity_add(const wlf_file *f, const char *opened) {
         if (page == MAP_FAILED) return;  // no identity; the replacement itself is unaffected
         g_page = static_cast<std::atomic<uint32_t> *>(page);
     }
-    int slot = 0;
-    while (slot < kRecords && g_records[slot].gen.load(std::memory_order_acquire) != 0) ++slot;
-    if (slot == kRecords) return;
-    Record &r = g_records[slot];
-    r.live = &g_page[slot];
-    r.fd.store(fd, std::memory_order_release);
-    r.owner = getpid();
-    r.file = f;
-    r.dev = st.st_dev;
-    r.ino = st.st_ino;
-    r.shown = shown;
-    memcpy(r.target, target, strlen(target) + 1);
-    r.target_base = base_offset(r.target);
-    r.opened[0] = '\0';
-    if (opened && strcmp(opened, target) != 0) {
-        snprintf(r.opened, sizeof r.opened, "%s", opened);
-        r.opened_base = base_offset(r.opened);
-    }
-    g_pending.fetch_add(1);
-    publish(r);
-    if (slot >= g_high.load(std::memory_order_relaxed)) g_high.store(slot + 1, std::memory_order_release);
+    add_record(f, getpid(), fd, st.st_dev, st.st_ino, shown, target, opened, true);
 }
 
 void identity_remove(const wlf_file *f) {
@@ -291,6 +309,122 @@ int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
         return static_cast<int>(pass());
     }
     return r;
+}
+
+
+// ---- across execve: a child that execs keeps seeing its opener's pending
+// file through the descriptor it inherited (`prog` in `prog >> f` run by a
+// shell that opened f itself). Passed as lines of
+//   FD RDEV RINO SDEV SINO TLEN OLEN TARGET OPENED
+// in WRAP_LOCKFILE_VIEW; only anonymous temps, whose lack of a name tells the
+// new image that the replacement is still pending.
+
+namespace {
+
+constexpr char kViewVar[] = "WRAP_LOCKFILE_VIEW";
+constexpr int kScanFds = 256;  // where shells put redirections
+
+// A descriptor that survives execve and is r's temp, or -1.
+int inheritable_fd(const Record &r) {
+    for (int fd = 0; fd < kScanFds; ++fd) {
+        int fl = sys::fcntl(fd, F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_dev == r.dev && st.st_ino == r.ino && st.st_nlink == 0) return fd;
+    }
+    return -1;
+}
+
+}  // namespace
+
+char *const *identity_exec_env(char *const *envp) {
+    int fds[kRecords];
+    size_t need = sizeof kViewVar + 1;
+    int count = 0;
+    pid_t me = getpid();
+    int high = g_high.load(std::memory_order_acquire);
+    for (int i = 0; i < high; ++i) {
+        const Record &r = g_records[i];
+        uint32_t gen = r.gen.load(std::memory_order_acquire);
+        fds[i] = -1;
+        // This process's own replacements go along through exec_prepare.
+        if (!gen || r.owner == me || !valid(r, gen)) continue;
+        fds[i] = inheritable_fd(r);
+        if (fds[i] < 0 || strchr(r.target, '\n') || strchr(r.opened, '\n')) {
+            fds[i] = -1;
+            continue;
+        }
+        need += 128 + strlen(r.target) + strlen(r.opened);
+        ++count;
+    }
+    if (count == 0) return envp;
+    size_t n = 0;
+    while (envp && envp[n]) ++n;
+    auto **env = static_cast<char **>(malloc((n + 2) * sizeof(char *)));
+    char *var = static_cast<char *>(malloc(need));
+    if (!env || !var) {
+        free(env);
+        free(var);
+        return envp;  // the child sees the old file, as before
+    }
+    size_t len = static_cast<size_t>(snprintf(var, need, "%s=", kViewVar));
+    for (int i = 0; i < high; ++i) {
+        if (fds[i] < 0) continue;
+        const Record &r = g_records[i];
+        len += static_cast<size_t>(snprintf(var + len, need - len, "%d %lu %lu %lu %lu %zu %zu %s%s\n", fds[i],
+                                            static_cast<unsigned long>(r.dev), static_cast<unsigned long>(r.ino),
+                                            static_cast<unsigned long>(r.shown.dev),
+                                            static_cast<unsigned long>(r.shown.ino), strlen(r.target),
+                                            strlen(r.opened), r.target, r.opened));
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i)
+        if (strncmp(envp[i], kViewVar, sizeof kViewVar - 1) != 0 || envp[i][sizeof kViewVar - 1] != '=')
+            env[k++] = envp[i];
+    env[k++] = var;
+    env[k] = nullptr;
+    return env;
+}
+
+void identity_exec_failed(char *const *env) {
+    size_t n = 0;
+    while (env[n]) ++n;
+    free(env[n - 1]);
+    free(const_cast<char **>(env));
+}
+
+void identity_import() {
+    const char *v = getenv(kViewVar);
+    if (!v) return;
+    for (const char *p = v; *p;) {
+        char *end;
+        unsigned long num[7];
+        const char *q = p;
+        bool ok = true;
+        for (unsigned long &x : num) {
+            x = strtoul(q, &end, 10);
+            ok = ok && end != q && *end == ' ';
+            q = ok ? end + 1 : q;
+        }
+        size_t tlen = num[5], olen = num[6];
+        if (!ok || tlen == 0 || tlen >= WLF_PATH_MAX || olen >= WLF_PATH_MAX || strnlen(q, tlen + olen) < tlen + olen)
+            break;
+        char target[WLF_PATH_MAX], opened[WLF_PATH_MAX];
+        memcpy(target, q, tlen);
+        target[tlen] = '\0';
+        memcpy(opened, q + tlen, olen);
+        opened[olen] = '\0';
+        int fd = static_cast<int>(num[0]);
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_dev == num[1] && st.st_ino == num[2] && st.st_nlink == 0) {
+            WriteGuard g;
+            add_record(nullptr, 0, fd, st.st_dev, st.st_ino, Shown{num[3], num[4]}, target, opened, false);
+        }
+        p = q + tlen + olen;
+        if (*p != '\n') break;
+        ++p;
+    }
+    unsetenv(kViewVar);
 }
 
 }  // namespace wrap_lockfile::shim

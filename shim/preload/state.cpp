@@ -398,6 +398,7 @@ void init_once() {
     for (size_t i = 0; i < g_config.rules.count; ++i)
         if (g_config.rules.patterns[i].has_slash) g_config.slash_rules = true;
     import_pending();
+    identity_import();
     pthread_atfork(nullptr, nullptr, after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
 }
