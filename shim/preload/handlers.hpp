@@ -98,7 +98,10 @@ int truncate_matched(const char *path, off_t length, bool *matched);
 // identity.cpp: the records of pending replacements (see identity.hpp).
 // identity_add is given the normalized path the program opened.
 void identity_add(const wlf_file *f, const char *opened);
-void identity_remove(const wlf_file *f);
+// Forgets f's record; true if the program renamed something onto f's target
+// since (identity_supersede): then f must be discarded, not committed.
+bool identity_remove(const wlf_file *f);
+void identity_supersede(const char *target);
 void identity_relocate(int from, int to);
 // Other processes' pending files this one still holds, for the next image:
 // envp with WRAP_LOCKFILE_VIEW added (malloc'd; identity_exec_failed frees

@@ -234,14 +234,52 @@ void identity_add(const wlf_file *f, const char *opened) {
     add_record(f, getpid(), fd, st.st_dev, st.st_ino, shown, target, opened, true);
 }
 
-void identity_remove(const wlf_file *f) {
-    if (g_pending.load(std::memory_order_acquire) == 0) return;
+namespace {
+
+// Replacements whose target the program itself renamed (or linked) another
+// file onto. Without the shim, what it wrote through the descriptor went to
+// the inode that rename unlinked, never to F: their commit must not undo
+// the rename (crudini writes a temp, renames it over F, then closes the
+// descriptor it held F open and locked with).
+constinit const wlf_file *g_superseded[kRecords]{};
+constinit std::atomic<int> g_superseded_count{0};
+
+}  // namespace
+
+bool identity_remove(const wlf_file *f) {
+    if (g_pending.load(std::memory_order_acquire) == 0 && g_superseded_count.load(std::memory_order_acquire) == 0)
+        return false;
     WriteGuard g;
     pid_t me = getpid();
     int high = g_high.load(std::memory_order_relaxed);
     for (int i = 0; i < high; ++i) {
         Record &r = g_records[i];
         if (r.gen.load(std::memory_order_acquire) != 0 && r.file == f && r.owner == me) unpublish(r);
+    }
+    for (const wlf_file *&s : g_superseded) {
+        if (s != f) continue;
+        s = nullptr;
+        g_superseded_count.fetch_sub(1);
+        return true;
+    }
+    return false;
+}
+
+void identity_supersede(const char *target) {
+    if (g_pending.load(std::memory_order_acquire) == 0) return;
+    WriteGuard g;
+    pid_t me = getpid();
+    int high = g_high.load(std::memory_order_relaxed);
+    for (int i = 0; i < high; ++i) {
+        Record &r = g_records[i];
+        if (r.gen.load(std::memory_order_acquire) == 0 || r.owner != me || strcmp(r.target, target) != 0) continue;
+        for (const wlf_file *&s : g_superseded) {
+            if (s) continue;
+            s = r.file;
+            g_superseded_count.fetch_add(1);
+            unpublish(r);
+            break;
+        }
     }
 }
 

@@ -131,10 +131,19 @@ int commit(Entry *e) {
     char target[WLF_PATH_MAX];
     snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
     free(e->name);
-    identity_remove(e->file);
+    bool superseded = identity_remove(e->file);
     {
         Guard g;
         mark_internal(e->file, false);
+    }
+    if (superseded) {
+        // The program renamed another file onto the target meanwhile: that
+        // file is F now, as without the shim; this descriptor's content
+        // would have gone to the unlinked inode.
+        wlf_discard(e->file);
+        free(e);
+        log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
+        return 0;
     }
     wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
     err.code = 0;
@@ -674,6 +683,7 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     }
     int r = static_cast<int>(pass());
     int saved = errno;
+    if (r == 0) identity_supersede(final[0] ? final : p.norm);
     wlf_lock_release(lock, nullptr);
     errno = saved;
     return r;
