@@ -40,18 +40,21 @@ newdir hold
 echo old >f
 old_ino=$(ino f)
 coproc HOLD { shim launcher "$d/f" "$probe" hold f; }
-bg_pids+=("$HOLD_PID")
-read -r -t 10 line <&"${HOLD[0]}"
+hold_pid=$HOLD_PID hold_in=${HOLD[1]} hold_out=${HOLD[0]}
+bg_pids+=("$hold_pid")
+line=""
+read -r -t 10 line <&"$hold_out"
 [ "$line" = ready ] || fail "hold: the writer did not start (got '$line')"
 expect_content "hold: another process" f $'old\n'
 [ "$(ino f)" = "$old_ino" ] || fail "hold: another process sees a new inode before the commit"
 # A process under the shim that does not hold the descriptor sees the old F too.
 seen=$(shim launcher "$d/f" cat f)
 [ "$seen" = old ] || fail "hold: another shimmed process read '$seen', want 'old'"
-echo go >&"${HOLD[1]}"
-read -r -t 10 line <&"${HOLD[0]}"
+echo go >&"$hold_in"
+line=""
+read -r -t 10 line <&"$hold_out"
 [ "$line" = pending ] || fail "hold: the writer read '$line' from its own file, want 'pending'"
-wait "$HOLD_PID"
+wait "$hold_pid"
 expect_content "hold: after the commit" f $'pending\n'
 
 # ---- plain vs shim: run NAME's setup and command in two fresh directories ----
