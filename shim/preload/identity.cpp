@@ -14,9 +14,13 @@
 // The opener's end of a replacement is told to them through a MAP_SHARED
 // page (one word per record): a child's copy of a record is valid while the
 // opener's word still holds its generation. A child's own replacements use a
-// page of its own. After execve the records are gone (a child that execs
-// sees the old F; the opener's own handed-over replacements are recorded
-// again by the new image).
+// page of its own. Across execve (identity_exec_env / identity_import, at the
+// end of this file) a child passes on what it still holds a descriptor of;
+// the opener's own replacements are recorded again by the new image, which
+// takes them over.
+//
+// The core calls stat, lstat, statx and faccessat on the real target: those
+// calls come from this object (called_from_shim) and go straight to libc.
 #include "handlers.hpp"
 #include "handoff.hpp"
 #include "paths.hpp"
@@ -47,7 +51,7 @@ constexpr int kRecords = 128;
 
 struct Record {
     std::atomic<uint32_t> gen;    // 0: free; else equal to *live while valid
-    std::atomic<uint32_t> *live;  // this record's word in its opener's page
+    std::atomic<uint32_t> *live;  // this record's word in its opener's page (null: see still_the_temp)
     std::atomic<int> fd;
     pid_t owner;  // the process whose replacement it is
     const wlf_file *file;
@@ -244,18 +248,27 @@ namespace {
 constinit const wlf_file *g_superseded[kRecords]{};
 constinit std::atomic<int> g_superseded_count{0};
 
+// Calls fn on each live record of this process's own replacements (callers
+// hold g_write).
+template <class Fn>
+void for_own_records(Fn &&fn) {
+    pid_t me = getpid();
+    int high = g_high.load(std::memory_order_relaxed);
+    for (int i = 0; i < high; ++i) {
+        Record &r = g_records[i];
+        if (r.gen.load(std::memory_order_acquire) != 0 && r.owner == me) fn(r);
+    }
+}
+
 }  // namespace
 
 bool identity_remove(const wlf_file *f) {
     if (g_pending.load(std::memory_order_acquire) == 0 && g_superseded_count.load(std::memory_order_acquire) == 0)
         return false;
     WriteGuard g;
-    pid_t me = getpid();
-    int high = g_high.load(std::memory_order_relaxed);
-    for (int i = 0; i < high; ++i) {
-        Record &r = g_records[i];
-        if (r.gen.load(std::memory_order_acquire) != 0 && r.file == f && r.owner == me) unpublish(r);
-    }
+    for_own_records([&](Record &r) {
+        if (r.file == f) unpublish(r);
+    });
     for (const wlf_file *&s : g_superseded) {
         if (s != f) continue;
         s = nullptr;
@@ -268,34 +281,28 @@ bool identity_remove(const wlf_file *f) {
 void identity_supersede(const char *target) {
     if (g_pending.load(std::memory_order_acquire) == 0) return;
     WriteGuard g;
-    pid_t me = getpid();
-    int high = g_high.load(std::memory_order_relaxed);
-    for (int i = 0; i < high; ++i) {
-        Record &r = g_records[i];
-        if (r.gen.load(std::memory_order_acquire) == 0 || r.owner != me || strcmp(r.target, target) != 0) continue;
+    for_own_records([&](Record &r) {
+        if (strcmp(r.target, target) != 0) return;
         for (const wlf_file *&s : g_superseded) {
             if (s) continue;
             s = r.file;
             g_superseded_count.fetch_add(1);
             unpublish(r);
-            break;
+            return;
         }
-    }
+    });
 }
 
 void identity_relocate(int from, int to) {
     if (g_pending.load(std::memory_order_acquire) == 0) return;
     WriteGuard g;
-    pid_t me = getpid();
-    int high = g_high.load(std::memory_order_relaxed);
-    for (int i = 0; i < high; ++i) {
-        Record &r = g_records[i];
-        if (r.gen.load(std::memory_order_acquire) == 0 || r.owner != me || r.fd.load() != from) continue;
+    for_own_records([&](Record &r) {
+        if (r.fd.load() != from) return;
         // A new generation: readers that took the old number retry.
         r.gen.store(0, std::memory_order_release);
         r.fd.store(to, std::memory_order_release);
         publish(r);
-    }
+    });
 }
 
 int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with) {

@@ -1,10 +1,10 @@
-// One coherent file (docs/design.md, "One coherent file"): while this process
-// has a pending replacement of F, F's path shows the replacement's temp, the
-// file the program's descriptor already is. stat/lstat/fstatat/statx and
-// access/faccessat on F answer for the temp (with at least one link: the
-// anonymous temp has none until the commit names it F), and opening F for
-// reading opens the temp, so the program reads what it wrote. Other
-// processes see the old F until the commit.
+// One coherent file (README "The shim"): while this process has a pending
+// replacement of F, F's path shows the replacement's temp, the file the
+// program's descriptor already is. stat/lstat/fstatat/statx and
+// access/faccessat on F answer for the temp, and fstat on any descriptor of
+// the temp shows it as F (see Shown); opening F for reading opens the temp,
+// so the program reads what it wrote. Other processes see the old F until
+// the commit. Included by handlers.hpp (it uses its thunks).
 //
 // The records live in identity.cpp. Nothing pending: every handler here is
 // one relaxed load of g_pending before the real call; something pending: a
@@ -23,9 +23,6 @@
 #include <cstdint>
 
 namespace wrap_lockfile::shim {
-
-struct Thunk;
-struct OpenThunk;
 
 // Records of pending replacements visible in this process (its own and, for a
 // forked child, its opener's while they last).
