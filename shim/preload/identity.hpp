@@ -137,4 +137,18 @@ int access_at(Pass &&pass, int dirfd, const char *path, int mode, int flags, con
     return access_pending(p, mode, flags & AT_EACCESS, thunk(pass));
 }
 
+// link() and renameat2(RENAME_NOREPLACE) onto F while F is pending here: F
+// exists for this program (it may not yet on disk), so EEXIST, as without
+// the shim; going ahead would put the other file at F and the commit would
+// then replace it, or (a rename) drop what the program wrote.
+template <class Pass>
+int locked_link(Pass &&pass, int todir, const char *to) {
+    Pending p;
+    if (to && g_pending.load(std::memory_order_relaxed) != 0 && find_pending(todir, to, false, &p)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return locked_rename(pass, todir, to);
+}
+
 }  // namespace wrap_lockfile::shim

@@ -8,6 +8,12 @@
  *       (device, inode, size, mtime, a link count of at least 1), that FILE
  *       keeps its inode number, that read-opens read what was written (at the
  *       number open(2) gives), and that lstat of LINK shows the link.
+ *   coherent_probe renames FILE
+ *       FILE does not exist. Creates it for writing (O_EXCL) and writes; then
+ *       link() and renameat2(RENAME_NOREPLACE) onto it must fail with EEXIST
+ *       (it exists for this program), rename() of another file onto it
+ *       succeeds, and what is written to the descriptor afterwards must not
+ *       undo that rename: FILE ends up holding "renamed\n".
  *   coherent_probe hold FILE
  *       Opens FILE for writing (O_TRUNC, close-on-exec), writes "pending\n",
  *       prints "ready", waits for a line on stdin, prints what a read-open of
@@ -219,6 +225,35 @@ static int identity(const char *file, const char *newfile, const char *link) {
     return failures ? 1 : 0;
 }
 
+static void put(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || close(fd) != 0) fail("write", path);
+}
+
+static int renames(const char *file) {
+    put("src1", "linked\n");
+    put("src2", "renamed\n");
+    int fd = write_open(file, O_CREAT | O_EXCL, "mine\n");
+    errno = 0;
+    if (link("src1", file) == 0 || errno != EEXIST) fail("link onto the file being written did not fail with EEXIST", file);
+    errno = 0;
+    if (renameat2(AT_FDCWD, "src1", AT_FDCWD, file, RENAME_NOREPLACE) == 0 || errno != EEXIST)
+        fail("renameat2 RENAME_NOREPLACE onto the file being written did not fail with EEXIST", file);
+    errno = 0;
+    if (rename("src2", file) != 0) fail("rename onto", file);
+    if (write(fd, "more\n", 5) != 5) fail("write after the rename", file);
+    if (close(fd) != 0) fail("close", file);
+    char buf[64] = "";
+    int r = open(file, O_RDONLY);
+    ssize_t n = r >= 0 ? read(r, buf, sizeof buf - 1) : -1;
+    buf[n > 0 ? n : 0] = '\0';
+    errno = 0;
+    if (strcmp(buf, "renamed\n") != 0) fail("the descriptor's close undid the rename onto", file);
+    close(r);
+    unlink("src1");
+    return failures ? 1 : 0;
+}
+
 static int hold(const char *file) {
     int fd = write_open(file, O_TRUNC | O_CLOEXEC, "pending\n");
     printf("ready\n");
@@ -238,6 +273,7 @@ static int hold(const char *file) {
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "identity") == 0) return identity(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
     if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold(argv[2]);
-    fprintf(stderr, "usage: coherent_probe identity FILE NEWFILE [LINK] | hold FILE\n");
+    if (argc == 3 && strcmp(argv[1], "renames") == 0) return renames(argv[2]);
+    fprintf(stderr, "usage: coherent_probe identity FILE NEWFILE [LINK] | renames FILE | hold FILE\n");
     return 2;
 }

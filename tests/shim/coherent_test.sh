@@ -35,6 +35,18 @@ for mode in "${modes[@]}"; do
 done
 ran=$((ran + 1))
 
+# Renames and links onto a file being written, plainly and under the shim.
+newdir renames-plain
+"$probe" renames f
+expect_status "renames plain" 0 $?
+for mode in "${modes[@]}"; do
+    newdir "renames-$mode"
+    shim "$mode" "$d/f" "$probe" renames f
+    expect_status "renames/$mode" 0 $?
+    expect_content "renames/$mode" f $'renamed\n'
+    expect_entries "renames/$mode" . f
+done
+
 # Other processes see the old F until the commit; the writer reads its own.
 newdir hold
 echo old >f
