@@ -130,9 +130,12 @@ inline bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY && !(flags & (O_PATH | __O_TMPFILE));
 }
 
+// identity.cpp: records of pending replacements visible in this process (its
+// own, and its opener's in a child sharing the descriptor); read-opens of a
+// pending target open the temp (see identity.hpp).
+extern std::atomic<int> g_pending;
 int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with);
 FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass);
-extern std::atomic<int> g_pending;
 
 template <class OpenWith>
 int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t mode) {

@@ -24,10 +24,6 @@
 
 namespace wrap_lockfile::shim {
 
-// Records of pending replacements visible in this process (its own and, for a
-// forked child, its opener's while they last).
-extern std::atomic<int> g_pending;
-
 // The identity a pending temp shows in this process: that of the file it
 // replaces, so that a program comparing the descriptor it opened with the
 // path it stat()ed before (vim, crudini, sqlite, cat, tar) finds one file,
@@ -60,9 +56,8 @@ bool pending_inode(dev_t dev, ino_t ino, Shown *w);
 // target) go straight to libc: `caller` is the interposer's return address.
 bool called_from_shim(const void *caller);
 
-// The interposers' out-of-line halves for a path that find_pending matched.
-int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with);
-FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass);
+// access on a path that find_pending matched (open_pending_read and
+// fopen_pending_read, declared in handlers.hpp, are the read-opens').
 int access_pending(const Pending &p, int mode, int flags, Thunk pass);
 
 #define WLF_CALLER __builtin_return_address(0)
