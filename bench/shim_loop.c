@@ -3,6 +3,9 @@
  *   shim_loop open-close N PATH   open(PATH, O_WRONLY|O_CREAT, 0644) + close, N times.
  *                                 Run with rules that do not match PATH: the shim
  *                                 must pass it through.
+ *   shim_loop stat-loop N PATH    stat(PATH) N times (PATH exists). Under the shim with
+ *                                 nothing pending, each stat must be one flag test
+ *                                 away from libc's.
  *   shim_loop write-loop N PATH   open(PATH, O_WRONLY|O_CREAT|O_TRUNC, 0644), write
  *                                 4 KiB, close, N times. Matched under the shim.
  *   shim_loop floor-loop N PATH   by hand, what the shim does for write-loop at the
@@ -86,6 +89,12 @@ static void open_close(long n, const char *path) {
         if (fd < 0) die("open", path);
         close(fd);
     }
+}
+
+static void stat_loop(long n, const char *path) {
+    struct stat st;
+    for (long i = 0; i < n; ++i)
+        if (stat(path, &st) != 0) die("stat", path);
 }
 
 static void write_loop(long n, const char *path) {
@@ -215,7 +224,7 @@ static void spawn_loop(long n, char **argv_prog, int nvars, char **vars) {
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
-                "usage: shim_loop {open-close|write-loop|floor-loop|contract-loop} N PATH\n"
+                "usage: shim_loop {open-close|stat-loop|write-loop|floor-loop|contract-loop} N PATH\n"
                 "       shim_loop spawn N PROG [VAR=VALUE]...\n");
         return 2;
     }
@@ -231,6 +240,8 @@ int main(int argc, char **argv) {
     long long t0 = clock_ns(CLOCK_MONOTONIC);
     if (strcmp(mode, "open-close") == 0)
         open_close(n, argv[3]);
+    else if (strcmp(mode, "stat-loop") == 0)
+        stat_loop(n, argv[3]);
     else if (strcmp(mode, "write-loop") == 0)
         write_loop(n, argv[3]);
     else if (strcmp(mode, "floor-loop") == 0)

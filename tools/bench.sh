@@ -152,6 +152,13 @@ ab "unmatched" "the same, relative path (cwd on tmpfs)" "1.10" \
   -- sh -c 'cd "$1" && shift && exec "$@"' sh "$TMPFS" "${SHIM[@]}" "$LOOP" open-close "$N" unmatched \
   -- sh -c 'cd "$1" && shift && exec "$@"' sh "$TMPFS" "$LOOP" open-close "$N" unmatched
 
+# The stat family is interposed for the pending file's identity: with
+# nothing pending, a stat is one flag test away from libc's.
+: >"$TMPFS/statted"
+ab "unmatched" "stat() loop, nothing pending, rules set" "1.05" \
+  -- "${SHIM[@]}" "$LOOP" stat-loop "$N" "$TMPFS/statted" \
+  -- "$LOOP" stat-loop "$N" "$TMPFS/statted"
+
 # ---- c. matched write loop ------------------------------------------------
 
 echo "c. matched write loop on tmpfs (WRAP_LOCKFILE_FSYNC=none)" >&2

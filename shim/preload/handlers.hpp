@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <cstdint>
 
+struct wlf_file;
+
 extern char **environ;
 
 namespace wrap_lockfile::shim {
@@ -93,6 +95,20 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched);
 void note_stream(int fd, FILE *stream);
 FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass);
 int truncate_matched(const char *path, off_t length, bool *matched);
+// identity.cpp: the records of pending replacements (see identity.hpp).
+// identity_add is given the normalized path the program opened.
+void identity_add(const wlf_file *f, const char *opened);
+// Forgets f's record; true if the program renamed something onto f's target
+// since (identity_supersede): then f must be discarded, not committed.
+bool identity_remove(const wlf_file *f);
+void identity_supersede(const char *target);
+void identity_relocate(int from, int to);
+// Other processes' pending files this one still holds, for the next image:
+// envp with WRAP_LOCKFILE_VIEW added (malloc'd; identity_exec_failed frees
+// it when the exec fails), or envp itself. identity_import takes them over.
+char *const *identity_exec_env(char *const *envp);
+void identity_exec_failed(char *const *env);
+void identity_import();
 int rename_locked(int todir, const char *to, Thunk pass);
 // How an exec names its program: a path, a file to look up in PATH, or a
 // descriptor (not examined).
@@ -114,17 +130,33 @@ inline bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY && !(flags & (O_PATH | __O_TMPFILE));
 }
 
+// identity.cpp: records of pending replacements visible in this process (its
+// own, and its opener's in a child sharing the descriptor); read-opens of a
+// pending target open the temp (see identity.hpp).
+extern std::atomic<int> g_pending;
+int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with);
+FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass);
+
 template <class OpenWith>
 int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t mode) {
-    if (!wants_write(flags) || !path || !active()) return open_with(flags);
+    if (!wants_write(flags)) {
+        // Read-your-own-writes (identity.hpp): a flag test unless something is pending.
+        if (g_pending.load(std::memory_order_relaxed) == 0 || !path) return open_with(flags);
+        return open_pending_read(dirfd, path, flags, open_thunk(open_with));
+    }
+    if (!path || !active()) return open_with(flags);
     return open_write(dirfd, path, flags, mode, open_thunk(open_with));
 }
 
 template <class Pass>
 FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
-    if (!path || !mode || (mode[0] == 'r' && mode[1] != '+' && (mode[1] == '\0' || mode[2] != '+')) ||
-        !active())
-        return pass();
+    if (!path || !mode) return pass();
+    if (mode[0] == 'r' && mode[1] != '+' && (mode[1] == '\0' || mode[2] != '+')) {
+        if (g_pending.load(std::memory_order_relaxed) == 0) return pass();
+        auto p = [&]() { return reinterpret_cast<intptr_t>(pass()); };
+        return fopen_pending_read(path, mode, thunk(p));
+    }
+    if (!active()) return pass();
     bool matched = false;
     FILE *fp = fopen_matched(path, mode, &matched);
     return matched ? fp : pass();
@@ -245,7 +277,13 @@ int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &
     bool prepared = false;
     char *const *env =
         g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, program, how, &prepared) : envp;
-    int r = exec(env);
+    char *const *view = g_pending.load(std::memory_order_relaxed) ? identity_exec_env(env) : env;
+    int r = exec(view);
+    if (view != env) {
+        int saved = errno;
+        identity_exec_failed(view);
+        errno = saved;
+    }
     if (prepared) {
         int saved = errno;
         exec_failed(env);
@@ -255,3 +293,5 @@ int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &
 }
 
 }  // namespace wrap_lockfile::shim
+
+#include "identity.hpp"

@@ -11,6 +11,7 @@
 // core commits.
 // Forked children inherit descriptors but never commit.
 #include "handlers.hpp"
+#include "paths.hpp"
 
 #include "config_file.hpp"
 #include "elf_check.hpp"
@@ -132,9 +133,19 @@ int commit(Entry *e) {
     char target[WLF_PATH_MAX];
     snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
     free(e->name);
+    bool superseded = identity_remove(e->file);
     {
         Guard g;
         mark_internal(e->file, false);
+    }
+    if (superseded) {
+        // The program renamed another file onto the target meanwhile: that
+        // file is F now, as without the shim; this descriptor's content
+        // would have gone to the unlinked inode.
+        wlf_discard(e->file);
+        free(e);
+        log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
+        return 0;
     }
     wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
     err.code = 0;
@@ -164,41 +175,6 @@ Entry *detach(int fd) {
     if (!e || e->opener != getpid()) return nullptr;
     set_slot(fd, 0);
     return --e->refs == 0 ? e : nullptr;
-}
-
-// The path as the kernel will walk it: absolute, with ".." left alone (after
-// a symlinked directory, ".." is not what the text suggests).
-int make_raw(int dirfd, const char *path, char *out, size_t size) {
-    if (path[0] == '/') return detail::join(out, size, path, "");
-    char base[WLF_PATH_MAX];
-    if (dirfd == AT_FDCWD) {
-        // Room for the '/' added below; ERANGE: a directory deeper than that.
-        if (!getcwd(base, sizeof base - 1)) return errno == ERANGE ? ENAMETOOLONG : errno;
-    } else {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-        ssize_t n = readlink(proc, base, sizeof base - 2);
-        if (n < 0) return errno;
-        base[n] = '\0';
-    }
-    size_t n = strlen(base);
-    if (n == 0 || base[n - 1] != '/') {
-        base[n] = '/';
-        base[n + 1] = '\0';
-    }
-    return detail::join(out, size, base, path);
-}
-
-// Both forms: `raw` for every operation, the lexically normalized `norm`
-// only for matching rules.
-struct Paths {
-    char raw[WLF_PATH_MAX];
-    char norm[WLF_PATH_MAX];
-};
-
-int make_paths(int dirfd, const char *path, Paths *p) {
-    if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
-    return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
 }
 
 // make_paths failed with `rc`: true (errno ENAMETOOLONG, one line on stderr)
@@ -277,6 +253,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         mark_internal(f, true);
         set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
+    identity_add(f, p.norm);
     log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
     return user;
 }
@@ -376,6 +353,7 @@ void import_pending() {
                 wlf_discard(f);
             } else {
                 *e = Entry{f, 0, getpid(), nullptr, nullptr};
+                identity_add(f, nullptr);
                 Guard g;
                 mark_internal(f, true);
                 for (const char *q = colon + 1; q < end;) {
@@ -428,6 +406,7 @@ void init_once() {
     for (size_t i = 0; i < g_config.rules.count; ++i)
         if (g_config.rules.patterns[i].has_slash) g_config.slash_rules = true;
     import_pending();
+    identity_import();
     pthread_atfork(nullptr, nullptr, after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
 }
@@ -584,6 +563,7 @@ void relocate_internal(int fd) {
     g_internal_refs[fd] = 0;
     set_slot(moved, kInternal);
     set_slot(fd, 0);
+    identity_relocate(fd, moved);
     sys::close(fd);
 }
 
@@ -621,6 +601,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         Entry *last = detach(fd);
         sys::close(fd);
         if (last) {
+            identity_remove(last->file);
             {
                 Guard g;
                 mark_internal(last->file, false);
@@ -707,6 +688,7 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     }
     int r = static_cast<int>(pass());
     int saved = errno;
+    if (r == 0) identity_supersede(final[0] ? final : p.norm);
     wlf_lock_release(lock, nullptr);
     errno = saved;
     return r;

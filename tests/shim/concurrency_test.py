@@ -6,7 +6,8 @@
   appenders      8 processes x 200 `echo >> f` keep every line, intact and
                  in order, under --lock-only and under --rule
   threads        4 threads rewriting one file serialize (their open..close
-                 intervals never overlap); a reader only sees whole contents
+                 intervals never overlap); a reader (another process) only
+                 sees whole contents
   fork           a forked child's exit (either way) never commits; the
                  opener's close does
   inherited fds  the lock goes with the opener's close even while children
@@ -184,7 +185,7 @@ def test_appenders(d, mode):
 # ---------------------------------------------------------------- threads
 
 THREADS = """
-    import os, sys, threading, time
+    import os, subprocess, sys, threading, time
     f = sys.argv[1]
     SIZE, CHUNKS, ROUNDS, NTHREADS = 64 * 1024, 4, 50, 4
 
@@ -206,11 +207,32 @@ THREADS = """
                 end = time.monotonic()
             intervals.append((start, end, t))
 
+    # The reader is another process: this one sees f as the file it is
+    # writing (README: one coherent file), torn as without the shim.
+    reader = subprocess.Popen([sys.executable, "-c", sys.argv[2], f, str(SIZE)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    # A barrier, not a race: the writers start once the reader has read.
+    assert reader.stdout.readline() == b"ready\\n"
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(NTHREADS)]
     for th in threads:
         th.start()
+    for th in threads:
+        th.join()
+    reads, bad = map(int, reader.communicate(b"stop")[0].split())
+    intervals.sort()
+    overlaps = sum(1 for a, b in zip(intervals, intervals[1:]) if b[0] < a[1])
+    print(len(intervals), reads, bad, overlaps)
+"""
+
+
+THREAD_READER = """
+    import select, sys
+    f, size = sys.argv[1], int(sys.argv[2])
+    def content(t, i):
+        head = b"thread %d round %d\\n" % (t, i)
+        return head + bytes([65 + t]) * (size - len(head))
     reads = bad = 0
-    while any(th.is_alive() for th in threads):
+    while not select.select([sys.stdin], [], [], 0)[0]:
         with open(f, "rb") as fh:
             data = fh.read()
         reads += 1
@@ -220,26 +242,23 @@ THREADS = """
             ok = data == content(int(t), int(i))
         except ValueError:
             ok = data == b"initial"
-        if not ok:
-            bad += 1
-    for th in threads:
-        th.join()
-    intervals.sort()
-    overlaps = sum(1 for a, b in zip(intervals, intervals[1:]) if b[0] < a[1])
-    print(len(intervals), reads, bad, overlaps)
+        bad += not ok
+        if reads == 1:
+            print("ready", flush=True)  # the writers start only now
+    print(reads, bad)
 """
 
 
 def test_threads(d):
     f = os.path.join(d, "threads")
     write(f, b"initial")
-    p = run(shim("--rule", f) + py(THREADS) + [f], "threads", timeout=50)
+    p = run(shim("--rule", f) + py(THREADS) + [f, textwrap.dedent(THREAD_READER)], "threads", timeout=50)
     if not p:
         return
     writes, reads, bad, overlaps = map(int, p.stdout.split())
-    print(f"threads: {writes} rewrites, {reads} reads in the main thread")
+    print(f"threads: {writes} rewrites, {reads} reads by another process")
     check(writes == 200, f"threads: {writes} rewrites completed, want 200")
-    check(reads > 0, "threads: the main thread never read")
+    check(reads > 0, "threads: the reader never read")
     check(bad == 0, f"threads: {bad} of {reads} reads were not one complete content")
     check(overlaps == 0, f"threads: {overlaps} open..close intervals of different threads overlapped")
     data = read(f)
@@ -249,12 +268,15 @@ def test_threads(d):
 # ---------------------------------------------------------------- fork
 
 FORK = """
-    import os, sys
+    import os, subprocess, sys
     f, how = sys.argv[1:3]
+    # The file system's view, from a process without the shim: this one
+    # (and its child) see f as the file they write.
+    plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     def content():
-        return open(f, "rb").read()
+        return subprocess.run(["cat", f], stdout=subprocess.PIPE, env=plain, check=True).stdout
     def inode():
-        return os.stat(f).st_ino
+        return int(subprocess.run(["stat", "-c", "%i", f], stdout=subprocess.PIPE, env=plain, check=True).stdout)
     old, old_ino = content(), inode()
     fd = os.open(f, os.O_WRONLY | os.O_TRUNC)
     os.write(fd, b"parent1 ")
@@ -274,6 +296,8 @@ FORK = """
     os.write(fd, b"parent2")
     if content() != old:
         sys.exit("committed before the parent's close")
+    if open(f, "rb").read() != b"parent1 child parent2":
+        sys.exit("the opener does not read its own pending content: %r" % open(f, "rb").read())
     os.close(fd)
     # The descriptor is shared, offset and all: the child's bytes sit
     # between the parent's in the one temp, committed at the parent's close.
@@ -375,8 +399,10 @@ def test_exec(d):
     write(f, b"old")
     ino = os.stat(f).st_ino
     # The new image checks that nothing was committed at the exec.
-    image = ("import os, sys; os.write(3, b'via exec'); "
-             f"sys.exit(open({f!r}, 'rb').read() != b'old')")
+    # (read by a process without the shim: the new image sees f as its own)
+    image = ("import os, subprocess, sys; os.write(3, b'via exec'); "
+             f"sys.exit(subprocess.run(['env', '-u', 'LD_PRELOAD', 'cat', {f!r}], "
+             "stdout=subprocess.PIPE).stdout != b'old')")
     script = f'exec 3>"$1"; exec {PY} -c "{image}"'
     if run(shim("--rule", f) + ["bash", "-c", script, "bash", f], "exec survival"):
         check(read(f) == b"via exec", f"exec survival: f = {read(f)!r}")
@@ -386,14 +412,17 @@ def test_exec(d):
 # ---------------------------------------------------------------- dup
 
 DUP = """
-    import os, sys
+    import os, subprocess, sys
     f = sys.argv[1]
+    plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    def content():  # the file system's view (this process reads its own pending file)
+        return subprocess.run(["cat", f], stdout=subprocess.PIPE, env=plain, check=True).stdout
     fd = os.open(f, os.O_WRONLY | os.O_TRUNC)
     fd2 = os.dup(fd)
     os.write(fd, b"one ")
     os.close(fd)
-    if open(f, "rb").read() != b"old":
-        sys.exit("committed at the first of two closes: f = %r" % open(f, "rb").read())
+    if content() != b"old":
+        sys.exit("committed at the first of two closes: f = %r" % content())
     os.write(fd2, b"two")
     os.close(fd2)
     if open(f, "rb").read() != b"one two":

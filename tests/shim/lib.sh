@@ -19,7 +19,7 @@ preload=$(realpath "$2") || exit 1
 # The test controls these; inherited values would change the expectations.
 unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG \
     WRAP_LOCKFILE_TIMEOUT WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG WRAP_LOCKFILE_PRELOAD \
-    WRAP_LOCKFILE_PENDING LD_PRELOAD
+    WRAP_LOCKFILE_PENDING WRAP_LOCKFILE_VIEW LD_PRELOAD
 export LC_ALL=C
 umask 022
 # The launcher uses the object under test, like the raw LD_PRELOAD runs.

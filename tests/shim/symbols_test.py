@@ -154,7 +154,10 @@ def check_hidden(preload):
 # from being dropped unnoticed.
 REQUIRED = ("open", "openat", "creat", "fopen", "freopen", "fdopen", "truncate", "close", "fclose",
             "fcloseall", "close_range", "dup", "dup2", "dup3", "fcntl", "write", "pwrite", "writev",
-            "pwritev", "pwritev2", "rename", "renameat", "renameat2", "link", "linkat", "execve")
+            "pwritev", "pwritev2", "rename", "renameat", "renameat2", "link", "linkat", "execve",
+            # One coherent file: every way to ask for a path's or a descriptor's identity.
+            "stat", "lstat", "fstat", "fstatat", "statx", "__xstat", "__lxstat", "__fxstat", "__fxstatat",
+            "access", "faccessat", "euidaccess", "eaccess")
 
 
 def check_completeness(table, libc, libc_funcs):

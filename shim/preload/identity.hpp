@@ -1,0 +1,149 @@
+// One coherent file (README "The shim"): while this process has a pending
+// replacement of F, F's path shows the replacement's temp, the file the
+// program's descriptor already is. stat/lstat/fstatat/statx and
+// access/faccessat on F answer for the temp, and fstat on any descriptor of
+// the temp shows it as F (see Shown); opening F for reading opens the temp,
+// so the program reads what it wrote. Other processes see the old F until
+// the commit. Included by handlers.hpp (it uses its thunks).
+//
+// The records live in identity.cpp. Nothing pending: every handler here is
+// one relaxed load of g_pending before the real call; something pending: a
+// comparison of the path's last component with the pending targets' names
+// before any path is built.
+#pragma once
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+namespace wrap_lockfile::shim {
+
+// The identity a pending temp shows in this process: that of the file it
+// replaces, so that a program comparing the descriptor it opened with the
+// path it stat()ed before (vim, crudini, sqlite, cat, tar) finds one file,
+// as it would without the shim. A new file shows the temp's own identity,
+// which the path has after the commit.
+struct Shown {
+    dev_t dev;
+    ino_t ino;
+};
+
+// A record found for a path; valid while still_pending() says so.
+struct Pending {
+    int fd;  // the core's private duplicate of the temp
+    int slot;
+    uint32_t gen;
+    dev_t dev;  // the temp's own identity
+    ino_t ino;
+    Shown shown;
+};
+
+// Whether the record of a pending replacement names the file `path` (taken
+// from dirfd) leads to. With `follow`, the path the program opened (which may
+// be a symlink to the target) counts too.
+bool find_pending(int dirfd, const char *path, bool follow, Pending *out);
+// Whether p's replacement is still pending (its descriptor still the temp).
+bool still_pending(const Pending &p);
+// Whether dev/ino is the temp of a pending replacement; what it shows to *w.
+bool pending_inode(dev_t dev, ino_t ino, Shown *w);
+// Calls made by the shim and the core themselves (which look at the real
+// target) go straight to libc: `caller` is the interposer's return address.
+bool called_from_shim(const void *caller);
+
+// access on a path that find_pending matched (open_pending_read and
+// fopen_pending_read, declared in handlers.hpp, are the read-opens').
+int access_pending(const Pending &p, int mode, int flags, Thunk pass);
+
+#define WLF_CALLER __builtin_return_address(0)
+
+// ---- the stat structures, told apart by overloads ----
+
+template <class St>
+bool same_inode(const St &s, dev_t dev, ino_t ino) {
+    return s.st_dev == dev && s.st_ino == ino;
+}
+inline bool same_inode(const struct statx &s, dev_t dev, ino_t ino) {
+    return makedev(s.stx_dev_major, s.stx_dev_minor) == dev && s.stx_ino == ino;
+}
+// What a stat of the temp shows: the identity of the file it replaces (or
+// its own, for a new file) and at least one link.
+template <class St>
+void show(St *s, const Shown &w) {
+    s->st_dev = w.dev;
+    s->st_ino = w.ino;
+    if (s->st_nlink == 0) s->st_nlink = 1;
+}
+inline void show(struct statx *s, const Shown &w) {
+    s->stx_dev_major = major(w.dev);
+    s->stx_dev_minor = minor(w.dev);
+    s->stx_ino = w.ino;
+    if (s->stx_nlink == 0) s->stx_nlink = 1;
+}
+template <class St>
+bool pending_inode_of(const St &s, Shown *w) {
+    return pending_inode(s.st_dev, s.st_ino, w);
+}
+inline bool pending_inode_of(const struct statx &s, Shown *w) {
+    return pending_inode(makedev(s.stx_dev_major, s.stx_dev_minor), s.stx_ino, w);
+}
+
+// ---- handlers named in interpose.tbl ----
+
+// fstat on any descriptor of a pending temp: F as this process sees it.
+template <class Pass, class St>
+int fstat_fd(Pass &&pass, St *buf, const void *caller) {
+    int r = pass();
+    Shown w;
+    if (r == 0 && g_pending.load(std::memory_order_relaxed) != 0 && !called_from_shim(caller) &&
+        pending_inode_of(*buf, &w))
+        show(buf, w);
+    return r;
+}
+
+// stat of a path: the pending temp (through by_fd, the descriptor form of the
+// same call) when the path names a pending target, else the real call.
+template <class Pass, class ByFd, class St>
+int stat_at(Pass &&pass, ByFd &&by_fd, int dirfd, const char *path, int atflags, St *buf, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0 || !path) return pass();
+    if (!*path) return fstat_fd(pass, buf, caller);  // AT_EMPTY_PATH: the descriptor itself
+    Pending p;
+    if (called_from_shim(caller) || !find_pending(dirfd, path, !(atflags & AT_SYMLINK_NOFOLLOW), &p)) return pass();
+    int saved = errno;
+    // The record was live before and after: the descriptor was the temp.
+    if (by_fd(p.fd) != 0 || !same_inode(*buf, p.dev, p.ino) || !still_pending(p)) {
+        errno = saved;
+        return pass();
+    }
+    show(buf, p.shown);
+    return 0;
+}
+
+template <class Pass>
+int access_at(Pass &&pass, int dirfd, const char *path, int mode, int flags, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0 || !path || !*path) return pass();
+    Pending p;
+    if (called_from_shim(caller) || !find_pending(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &p)) return pass();
+    return access_pending(p, mode, flags & AT_EACCESS, thunk(pass));
+}
+
+// link() and renameat2(RENAME_NOREPLACE) onto F while F is pending here: F
+// exists for this program (it may not yet on disk), so EEXIST, as without
+// the shim; going ahead would put the other file at F and the commit would
+// then replace it, or (a rename) drop what the program wrote.
+template <class Pass>
+int locked_link(Pass &&pass, int todir, const char *to) {
+    Pending p;
+    if (to && g_pending.load(std::memory_order_relaxed) != 0 && find_pending(todir, to, false, &p)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return locked_rename(pass, todir, to);
+}
+
+}  // namespace wrap_lockfile::shim

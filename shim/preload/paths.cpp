@@ -1,0 +1,42 @@
+// Absolute forms of the paths libc calls name (see paths.hpp).
+#include "paths.hpp"
+
+#include "internal.hpp"
+#include "rules.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+int make_raw(int dirfd, const char *path, char *out, size_t size) {
+    if (path[0] == '/') return detail::join(out, size, path, "");
+    char base[WLF_PATH_MAX];
+    if (dirfd == AT_FDCWD) {
+        // Room for the '/' added below; ERANGE: a directory deeper than that.
+        if (!getcwd(base, sizeof base - 1)) return errno == ERANGE ? ENAMETOOLONG : errno;
+    } else {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
+        ssize_t n = readlink(proc, base, sizeof base - 2);
+        if (n < 0) return errno;
+        base[n] = '\0';
+    }
+    size_t n = strlen(base);
+    if (n == 0 || base[n - 1] != '/') {
+        base[n] = '/';
+        base[n + 1] = '\0';
+    }
+    return detail::join(out, size, base, path);
+}
+
+int make_paths(int dirfd, const char *path, Paths *p) {
+    if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
+    return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
+}
+
+}  // namespace wrap_lockfile::shim
