@@ -12,8 +12,12 @@ namespace wrap_lockfile {
 
 namespace {
 
+// As wlf_error_format: an op with "%s" gets the quoted path in its place.
 std::string describe(const std::string &op, const std::string &path) {
-    std::string what = "wrap_lockfile: " + op;
+    std::string what = "wrap_lockfile: ";
+    if (size_t slot = op.find("%s"); slot != std::string::npos)
+        return what + op.substr(0, slot) + "'" + path + "'" + op.substr(slot + 2);
+    what += op;
     if (!path.empty()) what += " '" + path + "'";
     return what;
 }

@@ -21,11 +21,9 @@ int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_op
 // A lock taken to look at a path before knowing it is the final target
 // (wlf_open's lock-first attempt): lock_acquire_probe takes only a lock file
 // it creates itself (EEXIST otherwise, without waiting or locking anything
-// of somebody else's) and writes no pid; lock_record_holder writes the pid
-// once the caller keeps the lock, and lock_release_probe gives it up,
-// removing the file (even with keep_lock_file).
+// of somebody else's); the caller keeps it as its lock, or
+// lock_release_probe gives it up, removing the file (even with keep_lock_file).
 int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out);
-void lock_record_holder(const wlf_lock *lock);
 void lock_release_probe(wlf_lock *lock);
 
 // For a replacement that reaches its directory by path: whether the lock
@@ -57,8 +55,11 @@ int file_export(const wlf_file *f, char *out, size_t size);
 // that the descriptors are open and are what they claim. 0 or errno.
 int file_import(const char *token, size_t len, int fd_floor, wlf_file **out);
 
-// Rebuilds a held flock from an inherited descriptor (see lock.cpp).
-int lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out);
+// Rebuilds a held flock from an inherited descriptor (see lock.cpp); `owner`
+// is lock_file_owner's answer in the process that locked it (a
+// LockFileOwner: whether the release may remove the file).
+int lock_adopt(int fd, const char *lock_path, bool keep, int owner, wlf_lock **out);
+int lock_file_owner(const wlf_lock *lock);
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.
 void lock_registry_after_fork();
@@ -68,6 +69,10 @@ void lock_registry_after_fork();
 void file_relocate_fd(wlf_file *f, int from, int to);
 void lock_relocate_fd(wlf_lock *lock, int from, int to);
 bool lock_keeps_file(const wlf_lock *lock);
+
+// The pid holding the lock file at `lock_path` (wlf_lock_holder without the
+// ".lock" to add), 0 if unknown.
+pid_t lock_file_holder(const char *lock_path);
 
 // For the shim's _exit/_Exit: the process ends now without committing; the
 // kernel drops the temp's inode and the lock with it, but not the names a

@@ -1,6 +1,10 @@
 // Exclusive locks on "<target>.lock": flock with the verified cleanup
 // protocol, an NFS-safe link() dotlock, and a no-op backend.
 //
+// Ownership (lock_file.cpp): the flock backend writes nothing into a lock
+// file and removes only one it created (or an earlier holder's, recognised
+// by its marker); other people's X.lock files are locked as they are.
+//
 // Verified cleanup: the holder unlinks the lock file before unlocking, so a
 // waiter may wake up holding a lock on an inode that no longer has a name.
 // After every acquisition we therefore compare the descriptor's (dev, ino)
@@ -11,6 +15,7 @@
 // instead of deadlocking against its own open file description.
 #include "handoff.hpp"
 #include "internal.hpp"
+#include "lock_file.hpp"
 #include "sysio.hpp"
 
 #include <pthread.h>
@@ -27,6 +32,7 @@
 
 using namespace wrap_lockfile;
 using detail::fail;
+using detail::LockFileOwner;
 
 namespace {
 
@@ -41,8 +47,8 @@ struct Held {
     pid_t owner_pid;  // a forked child must not release its parent's lock
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
-    bool keep;
-    off_t size_at_acquire;  // the lock file's size when locked (for the pid write)
+    bool keep;              // keep_lock_file: never remove it
+    LockFileOwner owner;    // flock: whether the release may remove the file
     bool at_path;           // just checked: the path still names our file
     Held *next;
     char path[WLF_PATH_MAX];
@@ -102,17 +108,6 @@ bool registry_drop(Held *h) {
     return true;
 }
 
-void write_holder_pid(int fd, off_t old_size, pid_t pid) {
-    // Best effort: the pid only improves the timeout message. A lock file we
-    // could open only read-only (or a full disk) still gives a valid lock.
-    char buf[16];
-    int n = sizeof buf;
-    buf[--n] = '\n';
-    for (unsigned v = static_cast<unsigned>(pid); n == 15 || v; v /= 10) buf[--n] = static_cast<char>('0' + v % 10);
-    int len = static_cast<int>(sizeof buf) - n;
-    if (sys::pwrite_all(fd, buf + n, static_cast<size_t>(len), 0) == 0 && old_size > len) sys::ftruncate(fd, len);
-}
-
 // ---- flock backend ----
 
 struct FlockTry {
@@ -125,28 +120,6 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
-// `probe`: only a lock file this open creates will do (EEXIST otherwise).
-int open_lock_file(const char *path, int *fd_out, bool *read_only, bool probe) {
-    int fd = sys::open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (probe ? O_EXCL : 0), 0666);
-    *read_only = false;
-    if (probe) {
-        if (fd < 0) return errno;
-        *fd_out = fd;
-        return 0;
-    }
-    if (fd < 0 && (errno == EACCES || errno == EROFS)) {
-        // Somebody else's lock file in a shared directory: a read-only
-        // descriptor is enough for flock.
-        int saved = errno;
-        fd = sys::open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0) errno = saved;
-        *read_only = fd >= 0;
-    }
-    if (fd < 0) return errno;
-    *fd_out = fd;
-    return 0;
-}
-
 int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err) {
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
@@ -155,12 +128,14 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
     // Without a timeout we wait as long as it takes, however often a busy
     // holder's unlink sends us back; a single try (timeout <= 0) gives up
     // after kMaxVerifyRetries such rounds, as contention.
+    bool writable = false;
     for (int attempt = 0;; ++attempt) {
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
-        bool read_only = false;
-        if (int rc = open_lock_file(path, &raw, &read_only, probe))
-            return fail(err, rc, "open lock file", path);
+        bool created = false;
+        const char *op = nullptr;
+        // `probe`: only a lock file this open creates will do (EEXIST otherwise).
+        if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) return fail(err, rc, op, path);
         sys::UniqueFd fd(raw);
         int rc;
         if (!opt->has_timeout) {
@@ -174,6 +149,13 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
             rc = detail::poll_until(flock_try, &ctx, true, timed && left <= 0 ? 1e-9 : left);
         }
         if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+        // NFS emulates flock with a byte-range lock, which wants a descriptor
+        // open for writing: open the existing file read-write instead (that
+        // changes nothing in it either).
+        if (rc == EBADF && !created && !writable) {
+            writable = true;
+            continue;
+        }
         if (rc != 0) return fail(err, rc, "flock", path);
 
         struct stat fs, ps;
@@ -184,13 +166,11 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
-        // A probe's caller records the pid once it knows the lock is the right one.
-        if (!probe) write_holder_pid(fd.get(), fs.st_size, h->owner_pid);
-        h->size_at_acquire = fs.st_size;
-        // A lock file we may not write is somebody else's (sticky /tmp, a
-        // read-only mount): unlinking it at release would fail and turn a
-        // finished replacement into an error. Keeping a lock file is safe.
-        if (read_only) h->keep = true;
+        // Locked and verified: a file we did not create is ours only if it
+        // carries the marker (an earlier holder killed before its release).
+        h->owner = created ? LockFileOwner::created
+                   : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
+                                                     : LockFileOwner::foreign;
         h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;
@@ -206,9 +186,18 @@ bool still_at_path(const Held *h) {
     return lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
 }
 
+// Whether the release removes h's file: ours, not kept, and still at its path.
+bool removes_file(const Held *h) {
+    if (h->backend == WLF_LOCK_DOTLOCK) return true;
+    return h->owner != LockFileOwner::foreign && !h->keep;
+}
+
 int flock_release(Held *h, wlf_error *err) {
     int rc = 0;
-    if (!h->keep && (h->at_path || still_at_path(h)) && unlink(h->path) != 0 && errno != ENOENT)
+    if (removes_file(h) && (h->at_path || still_at_path(h)) && unlink(h->path) != 0 && errno != ENOENT &&
+        h->owner == LockFileOwner::created)
+        // An earlier holder's file that we may not remove (the directory
+        // became read-only) stays: the lock itself was good.
         rc = fail(err, errno, "unlink lock file", h->path);
     // Unlock the open file description itself: children that inherited the
     // descriptor must not keep the lock alive.
@@ -222,14 +211,38 @@ int flock_release(Held *h, wlf_error *err) {
 struct DotTry {
     const char *path;
     const char *tmp;
-    int error;
+    const char *op;  // for ENOLCK: what is in the way
 };
 
+// The pid a dotlock at `path` records in liblockfile's format ("<pid>\n",
+// which dotlockfile(1) and we write), read through one descriptor whose
+// identity goes to *st; 0 for anything else. Another program's X.lock with
+// other content is never taken for a stale dotlock.
+pid_t dotlock_pid(const char *path, struct stat *st) {
+    if (lstat(path, st) != 0 || !S_ISREG(st->st_mode) || st->st_size > 16) return 0;
+    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    struct stat fs;
+    if (!fd || fstat(fd.get(), &fs) != 0 || fs.st_dev != st->st_dev || fs.st_ino != st->st_ino) return 0;
+    char buf[17];
+    ssize_t n = sys::read(fd.get(), buf, sizeof buf);
+    if (n <= 0 || n > 16) return 0;
+    if (buf[n - 1] == '\n') --n;
+    long pid = 0;
+    for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] < '0' || buf[i] > '9' || pid > 0x3fffff) return 0;
+        pid = pid * 10 + (buf[i] - '0');
+    }
+    return n > 0 && pid > 0 && pid <= 0x3fffff ? static_cast<pid_t>(pid) : 0;
+}
+
 // Same host assumed, as liblockfile does by default: a lock whose recorded
-// pid no longer exists is stale.
-bool dotlock_is_stale(const char *path) {
-    pid_t pid = wlf_lock_holder(path);
-    return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+// pid no longer exists is stale. It is removed only while the path still
+// names the file whose pid we read.
+void break_if_stale(const char *path) {
+    struct stat st, now;
+    pid_t pid = dotlock_pid(path, &st);
+    if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) return;
+    if (lstat(path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) (void)unlink(path);
 }
 
 int dotlock_try(void *ctx) {
@@ -244,13 +257,15 @@ int dotlock_try(void *ctx) {
         if (st.st_nlink == 2) return 0;
         if (lrc == 0) return EIO;
         if (lerr != EEXIST) return lerr;
-        char lock_target[WLF_PATH_MAX];
-        size_t n = strlen(t->path);
-        if (n <= 5 || n >= sizeof lock_target) break;
-        memcpy(lock_target, t->path, n - 5);  // strip ".lock" for wlf_lock_holder
-        lock_target[n - 5] = '\0';
-        if (!dotlock_is_stale(lock_target)) break;
-        unlink(t->path);
+        // A FIFO, directory, symlink... is nobody's dotlock: waiting for it
+        // to go would be forever.
+        if (lstat(t->path, &st) == 0) {
+            if (const char *why = detail::dotlock_refusal(st)) {
+                t->op = why;
+                return ENOLCK;
+            }
+        }
+        if (round == 0) break_if_stale(t->path);
     }
     return EWOULDBLOCK;
 }
@@ -279,16 +294,18 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_
         unlink(tmp);
         return fail(err, wrc, "write dotlock temporary", path);
     }
-    DotTry ctx{path, tmp, 0};
+    DotTry ctx{path, tmp, nullptr};
     int rc = detail::poll_until(dotlock_try, &ctx, opt->has_timeout != 0, opt->timeout);
     unlink(tmp);
     if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+    if (rc == ENOLCK && ctx.op) return fail(err, rc, ctx.op, path);
     if (rc != 0) return fail(err, rc, "dotlock", path);
     struct stat st;
     if (lstat(path, &st) != 0) return fail(err, errno, "stat lock file", path);
     h->fd = -1;
     h->dev = st.st_dev;
     h->ino = st.st_ino;
+    h->owner = LockFileOwner::created;  // linked from our own temporary
     return 0;
 }
 
@@ -364,7 +381,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
-    h->size_at_acquire = 0;
+    h->owner = LockFileOwner::foreign;
     h->at_path = false;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
@@ -404,11 +421,6 @@ bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock) {
     if (!lock || !lock->held) return false;
     // The release right after may trust this answer (one lstat, not two).
     return lock->held->at_path = still_at_path(lock->held);
-}
-
-void wrap_lockfile::detail::lock_record_holder(const wlf_lock *lock) {
-    const Held *h = lock ? lock->held : nullptr;
-    if (h && h->fd >= 0 && h->depth == 1) write_holder_pid(h->fd, h->size_at_acquire, h->owner_pid);
 }
 
 void wrap_lockfile::detail::lock_release_probe(wlf_lock *lock) {
@@ -453,17 +465,19 @@ extern "C" pid_t wlf_lock_holder(const char *target) {
     char path[WLF_PATH_MAX];
     if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return 0;
     memcpy(path + strlen(path), ".lock", 6);
-    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-    if (!fd) return 0;
-    char buf[32];
-    ssize_t n = sys::read(fd.get(), buf, sizeof buf - 1);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    long pid = strtol(buf, nullptr, 10);
-    return pid > 0 && pid < 0x400000 ? static_cast<pid_t>(pid) : 0;
+    return detail::lock_file_holder(path);
 }
 
-int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, wlf_lock **out) {
+pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
+    struct stat st;
+    if (lstat(lock_path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    if (pid_t pid = detail::flock_holder(st.st_dev, st.st_ino)) return pid;
+    return dotlock_pid(lock_path, &st);
+}
+
+int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, int owner, wlf_lock **out) {
+    if (owner < static_cast<int>(LockFileOwner::foreign) || owner > static_cast<int>(LockFileOwner::stale))
+        return EINVAL;
     struct stat fs, ps;
     if (fstat(fd, &fs) != 0) return errno;
     // Only a descriptor that still names the lock file is the lock.
@@ -503,7 +517,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
-    h->size_at_acquire = fs.st_size;
+    h->owner = static_cast<LockFileOwner>(owner);
     h->at_path = false;
     h->next = nullptr;
     registry_add(h);
@@ -518,13 +532,17 @@ pid_t wrap_lockfile::detail::lock_owner(const wlf_lock *lock) {
 
 bool wrap_lockfile::detail::lock_keeps_file(const wlf_lock *lock) { return lock && lock->held && lock->held->keep; }
 
+int wrap_lockfile::detail::lock_file_owner(const wlf_lock *lock) {
+    return lock && lock->held ? static_cast<int>(lock->held->owner) : 0;
+}
+
 void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     const Held *h = lock ? lock->held : nullptr;
     if (!h || h->owner_pid != getpid()) return;
-    // A dotlock is its file; a flock file goes unless kept. Unlink only
-    // while the name is still our inode (so a second call, or a lock file
-    // somebody else has created since, is left alone), then unlock.
-    if ((h->backend == WLF_LOCK_DOTLOCK || !h->keep) && still_at_path(h)) unlink(h->path);
+    // A dotlock is its file; a flock file goes if it is ours and not kept.
+    // Unlink only while the name is still our inode (so a second call, or a
+    // lock file somebody else has created since, is left alone), then unlock.
+    if (removes_file(h) && still_at_path(h)) unlink(h->path);
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 

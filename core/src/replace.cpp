@@ -364,10 +364,7 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
         f->existed = false;
         keep = true;
     }
-    if (keep) {
-        detail::lock_record_holder(f->lock);
-        return true;
-    }
+    if (keep) return true;
     detail::lock_release_probe(f->lock);
     f->lock = nullptr;
     return false;
@@ -637,9 +634,10 @@ void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir
 }
 
 int detail::file_export(const wlf_file *f, char *out, size_t size) {
-    int n = snprintf(out, size, "2,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
-                     detail::lock_keeps_file(f->lock) ? 1 : 0, f->flags, f->durability, f->anonymous ? 1 : 0,
-                     f->staged ? 1 : 0, f->existed ? 1 : 0);
+    // Version 3 added the lock file's owner (whether the release removes it).
+    int n = snprintf(out, size, "3,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
+                     detail::lock_keeps_file(f->lock) ? 1 : 0, detail::lock_file_owner(f->lock), f->flags,
+                     f->durability, f->anonymous ? 1 : 0, f->staged ? 1 : 0, f->existed ? 1 : 0);
     if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
     char *p = out + n, *end = out + size;
     const char *fields[] = {f->temp, f->suffix, f->target};
@@ -655,12 +653,12 @@ int detail::file_export(const wlf_file *f, char *out, size_t size) {
 int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **out) {
     *out = nullptr;
     const char *p = token, *end = token + len;
-    int version = 0, kind = 0, fd = -1, lock_fd = -1, keep = 0, flags = 0, durability = 0, anonymous = 0, staged = 0,
-        existed = 0;
-    int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &flags, &durability, &anonymous, &staged, &existed};
+    int version = 0, kind = 0, fd = -1, lock_fd = -1, keep = 0, owner = 0, flags = 0, durability = 0, anonymous = 0,
+        staged = 0, existed = 0;
+    int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &owner, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
-    if (version != 2 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
+    if (version != 3 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
     auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
     if (!f) return ENOMEM;
     f->fd = -1;
@@ -693,7 +691,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (!rc && lock_fd >= 0) {
         char lock_path[WLF_PATH_MAX];
         rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
-        if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, &f->lock);
+        if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, owner, &f->lock);
     }
     if (rc) {
         f->fd = -1;  // still the caller's: it decides what to do with it

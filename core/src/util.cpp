@@ -157,9 +157,15 @@ extern "C" const char *wlf_error_format(const wlf_error *err, char *buf, size_t 
     }
     char tmp[256];
     const char *msg = strerror_r(err->code, tmp, sizeof tmp);
-    if (err->path[0])
-        snprintf(buf, size, "%s '%s': %s", err->op ? err->op : "operation", err->path, msg);
+    const char *op = err->op ? err->op : "operation";
+    // An op with a "%s" names the path inside ("lock file %s is a FIFO");
+    // it is the library's own static text, never a format for printf.
+    const char *slot = strstr(op, "%s");
+    if (slot)
+        snprintf(buf, size, "%.*s'%s'%s: %s", static_cast<int>(slot - op), op, err->path, slot + 2, msg);
+    else if (err->path[0])
+        snprintf(buf, size, "%s '%s': %s", op, err->path, msg);
     else
-        snprintf(buf, size, "%s: %s", err->op ? err->op : "operation", msg);
+        snprintf(buf, size, "%s: %s", op, msg);
     return buf;
 }

@@ -213,6 +213,16 @@ rules::Kind classify(const Paths &p, char *final, size_t size) {
     return classify_link_target(p.raw, final, size);
 }
 
+// A lock failure as one line: the error, and for a busy lock the holder's
+// pid where the kernel shows it (/proc/locks).
+void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size) {
+    wlf_error_format(&err, text, size);
+    if (rc != ETIMEDOUT && rc != EWOULDBLOCK) return;
+    pid_t holder = detail::lock_file_holder(err.path);
+    size_t n = strlen(text);
+    if (holder > 0 && n < size) snprintf(text + n, size - n, " (held by pid %d)", static_cast<int>(holder));
+}
+
 // Opens a pending replacement for an absolute path with a rule of `kind`.
 int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     wlf_write_options opt = g_config.options;
@@ -224,11 +234,15 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     int rc = detail::file_open_split(p.raw, flags & kPassFlags, mode, &opt, &f, &user, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
-        wlf_error_format(&err, text, sizeof text);
+        describe_lock_failure(rc, err, text, sizeof text);
         if (rc == ETIMEDOUT || rc == EWOULDBLOCK) {
             // A lock wait that gave up must never look like a silent failure.
             message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
             rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
+        } else if (rc == ENOLCK) {
+            // A lock file that is not one (a FIFO, a directory, a hard link):
+            // the program's own message could only name the target.
+            message("wrap_lockfile: cannot open '%s' for writing: %s\n", p.norm, text);
         } else {
             log_line("wrap_lockfile: open '%s' failed: %s\n", p.norm, text);
         }
@@ -681,7 +695,7 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     int rc = wlf_lock_acquire(final[0] ? final : p.raw, &g_config.options.lock, &lock, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
-        wlf_error_format(&err, text, sizeof text);
+        describe_lock_failure(rc, err, text, sizeof text);
         message("wrap_lockfile: cannot lock '%s' for rename: %s\n", p.raw, text);
         errno = rc == EWOULDBLOCK ? EAGAIN : rc;
         return -1;

@@ -28,14 +28,17 @@ extern "C" {
 #define WLF_PATH_MAX 4096
 
 /* Where a failure happened. `op` is a static string such as "open lock file",
- * "fsync temporary file", "rename"; `path` the file or directory concerned. */
+ * "fsync temporary file", "rename" (or, with "%s" where the path goes, "lock
+ * file %s is a directory"); `path` the file or directory concerned. */
 typedef struct wlf_error {
     int code;                 /* errno value, 0 when no error */
     const char *op;           /* static, never NULL after a failure */
     char path[WLF_PATH_MAX];  /* may be empty */
 } wlf_error;
 
-/* Human readable "<op> '<path>': <strerror>" into buf; returns buf. */
+/* Human readable "<op> '<path>': <strerror>" into buf; returns buf. An op
+ * that contains "%s" ("lock file %s is a FIFO") gets the quoted path there
+ * instead of after it. */
 WLF_API const char *wlf_error_format(const wlf_error *err, char *buf, size_t size);
 
 /* ---- locks ------------------------------------------------------------ */
@@ -76,7 +79,10 @@ WLF_API const char *wlf_lock_path(const wlf_lock *lock);
 /* Descriptor holding the lock, or -1 (dotlock and none backends). */
 WLF_API int wlf_lock_fd(const wlf_lock *lock);
 
-/* Pid recorded in "<target>.lock" by its current holder, or 0 if unknown. */
+/* Pid of the current holder of "<target>.lock": the process holding a flock
+ * on it as /proc/locks lists it, else the pid a dotlock records in it
+ * (liblockfile's format); 0 if unknown. Nothing is ever written into a lock
+ * file for this. */
 WLF_API pid_t wlf_lock_holder(const char *target);
 
 /* ---- atomic replacement ----------------------------------------------- */

@@ -1,0 +1,208 @@
+// Ownership of "<target>.lock" (README "Locks"). The name is a common one for
+// other people's files (Gemfile.lock, Cargo.lock, git's own X.lock), so the
+// library writes no byte into a lock file, never truncates one, and removes
+// only its own:
+//  - it creates a new lock file with O_EXCL and mode 0666 | S_ISVTX. The
+//    sticky bit survives the umask and costs nothing; nobody else makes
+//    empty sticky regular files, so (regular, empty, one link, S_ISVTX, our
+//    uid) proves later that a file left by a holder killed with -9 is ours;
+//  - it locks an existing file only if that is a regular file with one link,
+//    opened read-only, without following or blocking (O_NONBLOCK: a FIFO
+//    swapped in after the lstat must not hang the open). A FIFO, socket,
+//    device, directory, symlink or a hard link to something else is refused
+//    with ENOLCK naming what it is, untouched.
+// The holder's pid is not written anywhere: /proc/locks lists every flock.
+#include "lock_file.hpp"
+
+#include "sysio.hpp"
+
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace wrap_lockfile::detail {
+
+namespace {
+
+constexpr int kOpenFlags = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+constexpr mode_t kMarkerMode = 0666 | S_ISVTX;
+// A path that keeps changing between our create, lstat and open (a busy
+// holder creating and removing it) is retried; this bounds a hostile loop.
+constexpr int kMaxOpenRetries = 1000;
+
+// Hard links are counted up to a few; the count is part of the message.
+const char *const kLinkOps[] = {
+    "lock file %s has 2 links", "lock file %s has 3 links", "lock file %s has 4 links",
+    "lock file %s has 5 links", "lock file %s has 6 links", "lock file %s has 7 links",
+    "lock file %s has 8 links", "lock file %s has 9 links",
+};
+
+const char *kind_refusal(mode_t mode) {
+    switch (mode & S_IFMT) {
+    case S_IFREG: return nullptr;
+    case S_IFIFO: return "lock file %s is a FIFO";
+    case S_IFDIR: return "lock file %s is a directory";
+    case S_IFSOCK: return "lock file %s is a socket";
+    case S_IFCHR:
+    case S_IFBLK: return "lock file %s is a device";
+    case S_IFLNK: return "lock file %s is a symbolic link";
+    default: return "lock file %s is not a regular file";
+    }
+}
+
+// Why `st` cannot be locked; nullptr if it can.
+const char *refusal(const struct stat &st) {
+    if (const char *op = kind_refusal(st.st_mode)) return op;
+    if (st.st_nlink <= 1) return nullptr;
+    size_t n = sizeof kLinkOps / sizeof kLinkOps[0];
+    return st.st_nlink - 2 < n ? kLinkOps[st.st_nlink - 2] : "lock file %s has more than 9 links";
+}
+
+}  // namespace
+
+const char *dotlock_refusal(const struct stat &st) { return kind_refusal(st.st_mode); }
+
+int lock_file_open(const char *path, bool create_only, bool writable, int *fd, bool *created, const char **op) {
+    *op = "open lock file";
+    for (int attempt = 0; attempt < kMaxOpenRetries; ++attempt) {
+        int raw = sys::open(path, O_RDWR | O_CREAT | O_EXCL | kOpenFlags, kMarkerMode);
+        if (raw >= 0) {
+            *fd = raw;
+            *created = true;
+            return 0;
+        }
+        int create_error = errno;
+        if (create_only) return create_error;
+        // EACCES/EROFS: a directory we may not create in (another user's,
+        // a read-only mount) may still hold a lock file we can lock.
+        if (create_error != EEXIST && create_error != EACCES && create_error != EROFS) return create_error;
+
+        // Look before opening: opening a device or a FIFO has side effects.
+        struct stat ps;
+        if (lstat(path, &ps) != 0) {
+            if (errno == ENOENT && create_error == EEXIST) continue;  // removed meanwhile: create it
+            return errno == ENOENT ? create_error : errno;
+        }
+        if (const char *why = refusal(ps)) {
+            *op = why;
+            return ENOLCK;
+        }
+        raw = sys::open(path, (writable ? O_RDWR : O_RDONLY) | kOpenFlags);
+        if (raw < 0) {
+            if (errno == ENOENT) continue;
+            if (errno == ELOOP) continue;  // became a symlink: look again
+            return errno;
+        }
+        sys::UniqueFd owned(raw);
+        struct stat fs;
+        if (fstat(raw, &fs) != 0) return errno;
+        // Swapped between the lstat and the open: judge what we opened.
+        if (const char *why = refusal(fs)) {
+            *op = why;
+            return ENOLCK;
+        }
+        if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
+        *fd = owned.release();
+        *created = false;
+        return 0;
+    }
+    *op = "lock file %s keeps changing";
+    return ENOLCK;
+}
+
+bool lock_file_is_marked(const struct stat &st) {
+    // The owner check: another user's file is never ours to remove. In a
+    // sticky directory the unlink would fail anyway, and anybody can make an
+    // empty sticky file under a name of their choosing.
+    return S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size == 0 && (st.st_mode & S_ISVTX) &&
+           st.st_uid == geteuid();
+}
+
+namespace {
+
+// Parses the unsigned number at *p in `base`; advances *p. False if none.
+bool parse_number(const char **p, const char *end, int base, unsigned long long *out) {
+    const char *s = *p;
+    unsigned long long v = 0;
+    bool any = false;
+    for (; s < end; ++s) {
+        int d;
+        if (*s >= '0' && *s <= '9') d = *s - '0';
+        else if (base == 16 && *s >= 'a' && *s <= 'f') d = *s - 'a' + 10;
+        else break;
+        if (v > (~0ULL - static_cast<unsigned>(d)) / static_cast<unsigned>(base)) return false;
+        v = v * static_cast<unsigned>(base) + static_cast<unsigned>(d);
+        any = true;
+    }
+    *p = s;
+    *out = v;
+    return any;
+}
+
+// Next whitespace-separated word of [*p, end).
+bool next_word(const char **p, const char *end, const char **word, size_t *len) {
+    const char *s = *p;
+    while (s < end && *s == ' ') ++s;
+    const char *w = s;
+    while (s < end && *s != ' ') ++s;
+    *p = s;
+    *word = w;
+    *len = static_cast<size_t>(s - w);
+    return *len > 0;
+}
+
+bool word_is(const char *w, size_t n, const char *lit) { return n == strlen(lit) && memcmp(w, lit, n) == 0; }
+
+// One line of /proc/locks (fs/locks.c lock_get_status):
+//   "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+// with "-> " after the id for a waiter. The device is the superblock's,
+// major:minor in hex; the inode is decimal.
+pid_t holder_in_line(const char *s, const char *end, unsigned maj, unsigned min, unsigned long long ino) {
+    const char *w;
+    size_t n;
+    if (!next_word(&s, end, &w, &n) || w[n - 1] != ':') return 0;  // the id
+    if (!next_word(&s, end, &w, &n) || !word_is(w, n, "FLOCK")) return 0;  // "->" (a waiter) or another kind
+    if (!next_word(&s, end, &w, &n)) return 0;                             // ADVISORY
+    if (!next_word(&s, end, &w, &n) || !word_is(w, n, "WRITE")) return 0;
+    if (!next_word(&s, end, &w, &n)) return 0;
+    const char *q = w;
+    unsigned long long pid, dmaj, dmin, dino;
+    if (!parse_number(&q, w + n, 10, &pid) || q != w + n || pid == 0 || pid > 0x7fffffff) return 0;
+    if (!next_word(&s, end, &w, &n)) return 0;
+    q = w;
+    const char *wend = w + n;
+    if (!parse_number(&q, wend, 16, &dmaj) || q == wend || *q++ != ':') return 0;
+    if (!parse_number(&q, wend, 16, &dmin) || q == wend || *q++ != ':') return 0;
+    if (!parse_number(&q, wend, 10, &dino) || q != wend) return 0;
+    return dmaj == maj && dmin == min && dino == ino ? static_cast<pid_t>(pid) : 0;
+}
+
+}  // namespace
+
+pid_t flock_holder(dev_t dev, ino_t ino) {
+    sys::UniqueFd fd(sys::open("/proc/locks", O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) return 0;
+    const unsigned maj = major(dev), min = minor(dev);
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = sys::read(fd.get(), buf + have, sizeof buf - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        have += static_cast<size_t>(n);
+        const char *line = buf, *end = buf + have;
+        for (const char *nl; (nl = static_cast<const char *>(memchr(line, '\n', static_cast<size_t>(end - line))));
+             line = nl + 1) {
+            if (pid_t pid = holder_in_line(line, nl, maj, min, static_cast<unsigned long long>(ino))) return pid;
+        }
+        have = static_cast<size_t>(end - line);
+        // A line longer than the buffer is no line of ours: drop it.
+        if (have == sizeof buf) have = 0;
+        memmove(buf, line, have);
+    }
+    return 0;
+}
+
+}  // namespace wrap_lockfile::detail
