@@ -419,7 +419,6 @@ bool contains(const Names &names, const std::string &name) {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-std::string pid_line() { return std::to_string(::getpid()) + "\n"; }
 
 }  // namespace
 
@@ -909,71 +908,74 @@ TEST(AtomicWriteSymlink, UnheldLockFileWithContentNextToLinkKeepsItsBytes) {
 
 // ---- lock files of plain targets ----------------------------------------------------
 
-// keep_lock_file: an earlier holder's kept lock file ("12345\n") is locked
-// through the normal path, which records our pid in it (cutting a longer old
-// record to size); the file stays, same inode.
-TEST(AtomicWriteLockFile, KeptLockFileOfEarlierHolderIsReusedAndGetsOurPid) {
-    if (::getpid() == 12345) GTEST_SKIP() << "our pid is the earlier holder's";
+// keep_lock_file: a lock file with content ("12345\n", another tool's) is
+// locked through the normal path as it is: nothing is written into it (the
+// holder's pid is what /proc/locks shows), and it stays, same inode.
+TEST(AtomicWriteLockFile, KeptForeignLockFileIsLockedAsItIs) {
     TempDir dir;
     fs::path t = dir / "t", lock = dir / "t.lock";
     write_file(t, "old");
     write_file(lock, "12345\n");
-    ino_t lock_ino = lstat_or_die(lock).st_ino;
+    const struct stat before = lstat_or_die(lock);
     wl::WriteOptions keep;
     keep.lock.keep_lock_file = true;
     EXPECT_EQ(wl::atomic_write_content_with_lock(t, "new", keep), wl::CommitKind::rename);
     EXPECT_EQ(read_file(t), "new");
-    ASSERT_TRUE(fs::exists(lock));
-    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
-    EXPECT_EQ(read_file(lock), pid_line());
-    EXPECT_EQ(wlf_lock_holder(t.c_str()), ::getpid());
+    EXPECT_EQ(read_file(lock), "12345\n");
     EXPECT_EQ(list_names(dir.path()), (Names{"t", "t.lock"}));
 
-    // A longer stale record, through the C API: while pending the kept file
-    // is the lock (held, our pid); afterwards it is still there.
-    write_file(lock, "1234567890 stale holder\n");
+    // Through the C API: while pending the file is the lock (held by us).
     wlf_write_options opt;
     wlf_write_options_init(&opt);
     opt.lock.keep_lock_file = 1;
     wlf_file *f = nullptr;
     wlf_error err{};
     ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), 0) << err.op << " " << err.path;
-    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
     EXPECT_TRUE(flock_is_held(lock));
-    EXPECT_EQ(read_file(lock), pid_line());
+    EXPECT_EQ(wlf_lock_holder(t.c_str()), ::getpid());
     EXPECT_EQ(::write(wlf_file_fd(f), "newer", 5), 5);
     ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
     EXPECT_EQ(read_file(t), "newer");
-    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
-    EXPECT_EQ(read_file(lock), pid_line());
     EXPECT_FALSE(flock_is_held(lock));
+    const struct stat after = lstat_or_die(lock);
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    EXPECT_EQ(read_file(lock), "12345\n");
     EXPECT_EQ(list_names(dir.path()), (Names{"t", "t.lock"}));
 }
 
-// Default options and an unheld lock file left by an earlier holder next to
-// a plain target: the probe does not take it (not its own), the normal path
-// locks that very file (our pid in it while pending) and the verified
-// protocol removes it afterwards.
-TEST(AtomicWriteLockFile, UnheldLockFileOfPlainTargetIsLockedThenRemoved) {
+// Default options and an unheld lock file next to a plain target: the probe
+// does not take it (not its own), the normal path locks that very file. One
+// with content, or an empty one without the marker, is somebody else's and
+// stays; an empty sticky one of ours (an earlier holder killed before its
+// release) is removed afterwards.
+TEST(AtomicWriteLockFile, UnheldLockFileOfPlainTargetIsLockedAndRemovedOnlyIfOurs) {
     TempDir dir;
     fs::path t = dir / "t", lock = dir / "t.lock";
     write_file(t, "old");
-    write_file(lock, "12345\n");
-    ino_t lock_ino = lstat_or_die(lock).st_ino;
-    wlf_file *f = nullptr;
-    wlf_error err{};
-    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
-    EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
-    EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
-    EXPECT_TRUE(flock_is_held(lock));
-    EXPECT_EQ(read_file(lock), pid_line());
-    EXPECT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
-    ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
-    EXPECT_EQ(read_file(t), "new");
-    EXPECT_EQ(list_names(dir.path()), Names{"t"});
+    for (const char *content : {"12345\n", ""}) {
+        SCOPED_TRACE(content);
+        write_file(lock, content);
+        ino_t lock_ino = lstat_or_die(lock).st_ino;
+        wlf_file *f = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
+        EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
+        EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+        EXPECT_TRUE(flock_is_held(lock));
+        EXPECT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+        ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;
+        EXPECT_EQ(read_file(t), "new");
+        EXPECT_EQ(read_file(lock), content);
+        EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
+        EXPECT_EQ(list_names(dir.path()), (Names{"t", "t.lock"}));
+        fs::remove(lock);
+    }
 
-    // The same through the C++ API.
-    write_file(lock, "12345\n");
+    // The marker, through the C++ API.
+    write_file(lock, "");
+    ASSERT_EQ(::chmod(lock.c_str(), 01644), 0);
     EXPECT_EQ(wl::atomic_write_content_with_lock(t, "newer"), wl::CommitKind::rename);
     EXPECT_EQ(read_file(t), "newer");
     EXPECT_EQ(list_names(dir.path()), Names{"t"});
