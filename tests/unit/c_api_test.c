@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures;
@@ -267,6 +268,56 @@ static void test_errors(void) {
 
 /* The point of the C layer: C programs (and the shim inside them) do not get
  * libstdc++ loaded. */
+/* Another program's "<target>.lock" (Gemfile.lock, Cargo.lock, git's X.lock)
+ * is locked as it is: after 100 replacements of the target it has the same
+ * inode, modification time and bytes, and it is still there. */
+static void test_foreign_lock_file_unchanged(void) {
+    char target[PATH_MAX], lock_path[PATH_MAX + sizeof ".lock"], buf[256];
+    join(target, "Gemfile");
+    snprintf(lock_path, sizeof lock_path, "%s.lock", target);
+    spit(lock_path, "LOCKED DEPS\n");
+    struct stat before, after;
+    CHECK(lstat(lock_path, &before) == 0);
+    wlf_error err;
+    for (int i = 0; i < 100; ++i) CHECK_RC(wlf_write_content(target, "x\n", 2, NULL, &err), 0);
+    CHECK(slurp(target, buf, sizeof buf) == 2 && strcmp(buf, "x\n") == 0);
+    CHECK(lstat(lock_path, &after) == 0);
+    CHECK(after.st_ino == before.st_ino && after.st_dev == before.st_dev);
+    CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    CHECK(after.st_nlink == 1);
+    CHECK(slurp(lock_path, buf, sizeof buf) >= 0 && strcmp(buf, "LOCKED DEPS\n") == 0);
+    CHECK(unlink(lock_path) == 0);
+    CHECK(unlink(target) == 0);
+}
+
+/* A FIFO at "<target>.lock" is refused at once with ENOLCK, the error naming
+ * the lock file and what it is; nothing waits on the FIFO, not even with a
+ * timeout, and it stays. */
+static void test_fifo_lock_file_refused(void) {
+    char target[PATH_MAX], lock_path[PATH_MAX + sizeof ".lock"], text[PATH_MAX + 256], want[PATH_MAX + 64];
+    join(target, "piped");
+    snprintf(lock_path, sizeof lock_path, "%s.lock", target);
+    CHECK(mkfifo(lock_path, 0644) == 0);
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    opt.lock.has_timeout = 1;
+    opt.lock.timeout = 1;
+    wlf_error err;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_RC(wlf_write_content(target, "x", 1, &opt, &err), ENOLCK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 < 0.5);
+    CHECK(strcmp(err.path, lock_path) == 0);
+    wlf_error_format(&err, text, sizeof text);
+    snprintf(want, sizeof want, "lock file '%s' is a FIFO", lock_path);
+    CHECK(strstr(text, want) != NULL);
+    struct stat st;
+    CHECK(lstat(lock_path, &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(!exists(target));
+    CHECK(unlink(lock_path) == 0);
+}
+
 static void test_no_libstdcxx(void) {
     FILE *maps = fopen("/proc/self/maps", "re");
     CHECK(maps != NULL);
@@ -298,6 +349,8 @@ int main(void) {
     test_open_commit();
     test_discard();
     test_errors();
+    test_foreign_lock_file_unchanged();
+    test_fifo_lock_file_refused();
     test_no_libstdcxx();
 
     if (rmdir(scratch) != 0) {

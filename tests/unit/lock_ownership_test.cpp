@@ -1,0 +1,316 @@
+// Ownership of "<target>.lock" (README "Locks"): the library writes nothing
+// into a lock file, removes only its own (created with O_EXCL, or an earlier
+// holder's that carries the marker: empty, S_ISVTX, one link, our uid), and
+// refuses anything that is not a regular single-link file, naming it,
+// without following or blocking. The holder's pid comes from /proc/locks.
+#include <gtest/gtest.h>
+#include <wrap_lockfile/wrap_lockfile.hpp>
+
+#include "test_support.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace wl = wrap_lockfile;
+using wlf_test::Child;
+using wlf_test::get_byte;
+using wlf_test::lstat_or_die;
+using wlf_test::Pipe;
+using wlf_test::read_file;
+using wlf_test::seconds_since;
+using wlf_test::TempDir;
+using wlf_test::write_file;
+using Clock = std::chrono::steady_clock;
+using Names = std::vector<std::string>;
+
+namespace {
+
+fs::path lock_of(const fs::path &target) { return fs::path(target.string() + ".lock"); }
+
+wl::LockOptions opts(std::optional<double> timeout, wl::LockBackend backend = wl::LockBackend::flock) {
+    wl::LockOptions o;
+    o.timeout = timeout;
+    o.backend = backend;
+    return o;
+}
+
+bool same_file(const struct stat &a, const struct stat &b) {
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_mode == b.st_mode && a.st_nlink == b.st_nlink &&
+           a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+// A child holding a plain flock(2) on `path` (as flock(1) would: nothing
+// written), until the returned pipe's write end is closed.
+class PlainFlockHolder {
+public:
+    explicit PlainFlockHolder(const fs::path &path)
+        : child_([&, this] {
+              release_.close_write();
+              int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+              if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
+                  events_.put('F');
+                  return 1;
+              }
+              events_.put('H');
+              get_byte(release_.read_fd(), -1);
+              return 0;
+          }) {
+        events_.close_write();
+        release_.close_read();
+        held_ = get_byte(events_.read_fd()) == 'H';
+    }
+    bool held() const { return held_; }
+    pid_t pid() const { return child_.pid(); }
+    int release() {
+        release_.close_write();
+        return child_.wait();
+    }
+
+private:
+    Pipe events_, release_;
+    Child child_;
+    bool held_ = false;
+};
+
+// Makes a unix socket at path; false if it cannot.
+bool make_socket(const fs::path &path) {
+    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.string().size() >= sizeof addr.sun_path) {
+        ::close(s);
+        return false;
+    }
+    std::strcpy(addr.sun_path, path.c_str());
+    bool ok = ::bind(s, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+    ::close(s);
+    return ok;
+}
+
+struct Intruder {
+    const char *what;  // as the message words it
+    std::function<bool(const fs::path &lock, const fs::path &dir)> make;
+    bool dotlock_refuses;  // a dotlock passes through two links by design
+};
+
+std::vector<Intruder> intruders() {
+    return {
+        {"is a FIFO", [](const fs::path &l, const fs::path &) { return ::mkfifo(l.c_str(), 0644) == 0; }, true},
+        {"is a directory", [](const fs::path &l, const fs::path &) { return ::mkdir(l.c_str(), 0755) == 0; }, true},
+        {"is a socket", [](const fs::path &l, const fs::path &) { return make_socket(l); }, true},
+        {"is a symbolic link",
+         [](const fs::path &l, const fs::path &d) {
+             write_file(d / "victim", "victim's\n");
+             return ::symlink("victim", l.c_str()) == 0;
+         },
+         true},
+        {"is a device",
+         [](const fs::path &l, const fs::path &) { return ::mknod(l.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0; },
+         true},
+        {"has 2 links",
+         [](const fs::path &l, const fs::path &d) {
+             write_file(d / "precious", "precious\n");
+             return ::link((d / "precious").c_str(), l.c_str()) == 0;
+         },
+         false},
+    };
+}
+
+}  // namespace
+
+// What the library creates carries the marker, and nothing is written into it.
+TEST(LockOwnership, CreatedLockFileIsEmptyAndSticky) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    {
+        wl::FileLock lock(target);
+        struct stat st = lstat_or_die(lock_of(target));
+        EXPECT_TRUE(S_ISREG(st.st_mode));
+        EXPECT_TRUE(st.st_mode & S_ISVTX);
+        EXPECT_EQ(st.st_size, 0);
+        EXPECT_EQ(st.st_nlink, 1u);
+        EXPECT_EQ(st.st_uid, ::geteuid());
+    }
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+}
+
+// Another program's lock file with content (Gemfile.lock) is locked as it
+// is: same inode, mtime, mode and bytes after 100 replacements of the
+// target and 100 plain locks, with both file backends waiting on it.
+TEST(LockOwnership, ForeignLockFileWithContentIsNeverChanged) {
+    TempDir dir;
+    fs::path target = dir / "Gemfile", lock = lock_of(target);
+    write_file(lock, "LOCKED DEPS\n", 0640);
+    const struct stat before = lstat_or_die(lock);
+    for (int i = 0; i < 100; ++i) {
+        wl::atomic_write_content_with_lock(target, "gem 'x'\n");
+        wl::FileLock l(target, opts(std::nullopt));
+    }
+    EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
+    EXPECT_EQ(read_file(lock), "LOCKED DEPS\n");
+    EXPECT_EQ(read_file(target), "gem 'x'\n");
+    EXPECT_EQ(wlf_test::list_names(dir.path()), (Names{"Gemfile", "Gemfile.lock"}));
+}
+
+// Each thing that is not a lock file is refused at once with LockFailed
+// (ENOLCK), naming the lock file and what it is, not followed, not waited
+// on even with a timeout, and left exactly as it was.
+TEST(LockOwnership, NonLockFilesAreRefusedNamedAndUnchanged) {
+    for (const Intruder &in : intruders()) {
+        for (auto backend : {wl::LockBackend::flock, wl::LockBackend::dotlock}) {
+            if (backend == wl::LockBackend::dotlock && !in.dotlock_refuses) continue;
+            SCOPED_TRACE(std::string(in.what) + (backend == wl::LockBackend::dotlock ? " (dotlock)" : " (flock)"));
+            TempDir dir;
+            fs::path target = dir / "t", lock = lock_of(target);
+            if (!in.make(lock, dir.path())) {
+                if (errno == EPERM && std::string(in.what) == "is a device") continue;  // mknod needs root
+                ADD_FAILURE() << "cannot make it: " << std::strerror(errno);
+                continue;
+            }
+            const struct stat before = lstat_or_die(lock);
+            const std::string want = "lock file '" + lock.string() + "' " + in.what;
+            auto start = Clock::now();
+            try {
+                wl::FileLock l(target, opts(1.0, backend));
+                ADD_FAILURE() << "locked it";
+            } catch (const wl::LockFailed &e) {
+                EXPECT_EQ(e.code().value(), ENOLCK);
+                EXPECT_EQ(e.path(), lock.string());
+                EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+            } catch (const std::exception &e) {
+                ADD_FAILURE() << e.what();
+            }
+            EXPECT_LT(seconds_since(start), 0.5);
+
+            // The C API, through a replacement of the target.
+            wlf_write_options wo;
+            wlf_write_options_init(&wo);
+            wo.lock.backend = static_cast<int>(backend);
+            wo.lock.has_timeout = 1;
+            wo.lock.timeout = 1;
+            wlf_error err{};
+            start = Clock::now();
+            EXPECT_EQ(wlf_write_content(target.c_str(), "x", 1, &wo, &err), ENOLCK);
+            EXPECT_LT(seconds_since(start), 0.5);
+            EXPECT_STREQ(err.path, lock.c_str());
+            char text[WLF_PATH_MAX + 256];
+            EXPECT_NE(std::string(wlf_error_format(&err, text, sizeof text)).find(want), std::string::npos) << text;
+
+            EXPECT_FALSE(fs::exists(target));
+            EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
+            if (fs::exists(dir / "victim")) {
+                EXPECT_EQ(read_file(dir / "victim"), "victim's\n");
+            }
+            if (fs::exists(dir / "precious")) {
+                EXPECT_EQ(read_file(dir / "precious"), "precious\n");
+            }
+        }
+    }
+}
+
+// A holder killed with -9 leaves its lock file (empty, sticky): the next
+// holder recognises it as the library's own and removes it at its release.
+// An empty file without the marker is somebody else's and stays.
+TEST(LockOwnership, StaleLockFileOfKilledHolderIsRemovedButForeignEmptyOneIsNot) {
+    TempDir dir;
+    fs::path target = dir / "f", lock = lock_of(target);
+    Pipe held;
+    Child victim([&] {
+        wl::FileLock l(target);
+        held.put('H');
+        for (;;) ::pause();
+        return 0;
+    });
+    held.close_write();
+    ASSERT_EQ(get_byte(held.read_fd()), 'H');
+    ASSERT_EQ(::kill(victim.pid(), SIGKILL), 0);
+    victim.wait();
+    ASSERT_TRUE(fs::exists(lock)) << "nothing left to clean up";
+    ino_t stale = lstat_or_die(lock).st_ino;
+    {
+        wl::FileLock l(target, opts(0.0));
+        EXPECT_EQ(lstat_or_die(lock).st_ino, stale) << "the stale file is the lock";
+    }
+    EXPECT_FALSE(fs::exists(lock));
+
+    write_file(lock, "", 0644);
+    const struct stat before = lstat_or_die(lock);
+    { wl::FileLock l(target, opts(0.0)); }
+    wl::atomic_write_content_with_lock(target, "new");
+    ASSERT_TRUE(fs::exists(lock));
+    EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
+}
+
+// The holder's pid in LockTimeout, AlreadyLocked and wlf_lock_holder is the
+// kernel's (/proc/locks), also for a holder that wrote nothing anywhere
+// (flock(1) on somebody's lock file with content), and the file is unchanged.
+TEST(LockOwnership, HolderPidComesFromProcLocks) {
+    TempDir dir;
+    fs::path target = dir / "Cargo", lock = lock_of(target);
+    write_file(lock, "# not a pid\n");
+    const struct stat before = lstat_or_die(lock);
+    PlainFlockHolder holder(lock);
+    ASSERT_TRUE(holder.held());
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), holder.pid());
+    try {
+        wl::FileLock l(target, opts(0.2));
+        ADD_FAILURE() << "locked a held lock";
+    } catch (const wl::LockTimeout &e) {
+        EXPECT_EQ(e.holder(), holder.pid());
+    }
+    try {
+        wl::FileLock l(target, opts(0.0));
+        ADD_FAILURE() << "locked a held lock";
+    } catch (const wl::AlreadyLocked &e) {
+        EXPECT_EQ(e.holder(), holder.pid());
+    }
+    EXPECT_EQ(holder.release(), 0);
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), 0);
+    EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
+    EXPECT_EQ(read_file(lock), "# not a pid\n");
+}
+
+// A dotlock is broken as stale only when it is one (liblockfile's
+// "<pid>\n" of a dead process): another program's X.lock with other content,
+// even one that starts with a dead pid, makes the lock time out naming it.
+TEST(LockOwnership, DotlockNeverBreaksAForeignFileAsStale) {
+    pid_t dead;
+    {
+        Child gone([] { return 0; });
+        dead = gone.pid();
+        ASSERT_EQ(gone.wait(), 0);
+    }
+    for (const std::string &content : {std::string("LOCKED DEPS\n"), std::to_string(dead) + "\nkept by a tool\n"}) {
+        SCOPED_TRACE(content);
+        TempDir dir;
+        fs::path target = dir / "f", lock = lock_of(target);
+        write_file(lock, content);
+        const struct stat before = lstat_or_die(lock);
+        try {
+            wl::FileLock l(target, opts(0.2, wl::LockBackend::dotlock));
+            ADD_FAILURE() << "took the lock";
+        } catch (const wl::LockTimeout &e) {
+            EXPECT_EQ(e.path(), lock.string());
+        }
+        EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
+        EXPECT_EQ(read_file(lock), content);
+        EXPECT_EQ(wlf_test::list_names(dir.path()), Names{"f.lock"});
+    }
+}
