@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Programs' own X.lock protocols under the shim (README "Locks", issue 9):
+# git writes "<file>.lock" with O_CREAT|O_EXCL and renames it over <file>;
+# the shim's rename interposer locks <file>.lock, which is then git's own
+# file, so it must lock it as it is (no pid written, nothing removed). Each
+# git command runs plainly in one fresh repository and under the shim (both
+# launcher and raw preload) in another, with `$repo/**` matched (.git and the
+# work tree); exit status, output, commit and tree hashes, `git fsck`, the
+# index and the work files must be the same.
+#
+# Waiting for the coherent view (issue 10), so not run here: `git init`
+# and `git config --file F` on an existing F. Both chmod("<F>.lock") by path
+# while git still has the lock file open (config.c, after writing the new
+# config into the lock): the shim's pending replacement has no name yet, so
+# chmod gives ENOENT and git fails ("chmod on .../config.lock failed").
+# The repositories are therefore made with a plain `git init`.
+usage="$0 ATOMICALLY PRELOAD_OBJECT"
+. "$(dirname "$0")/lib.sh"
+
+have git || { echo "SKIP: git not installed"; exit 77; }
+
+# Same identity, dates and configuration everywhere: same hashes.
+export GIT_AUTHOR_NAME=Tester GIT_AUTHOR_EMAIL=tester@example.org
+export GIT_COMMITTER_NAME=Tester GIT_COMMITTER_EMAIL=tester@example.org
+export GIT_AUTHOR_DATE='2020-01-02T03:04:05Z' GIT_COMMITTER_DATE='2020-01-02T03:04:05Z'
+export HOME=$tmp/home GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+mkdir -p "$HOME"
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+
+# The command sequence, in the current directory (a fresh repository).
+# Each line: a shell command; "$G" is git, plain or under the shim.
+steps=(
+    'printf "one\n" > a; printf "two\n" > b; $G add a b'
+    '$G commit -q -m first'
+    'printf "one+\n" > a; $G add a; $G commit -q -m second'
+    '$G config --file cfg a.b 2'
+    '$G checkout -q -b side'
+    'printf "side\n" > c; $G add c; $G commit -q -m side'
+    '$G checkout -q main'
+    'printf "dirty\n" >> b; $G stash -q'
+    '$G stash list'
+    '$G stash pop -q'
+    '$G checkout -q -- b'
+    '$G gc -q'
+    '$G checkout -q side'
+    '$G log --format="%H %T %P %s" --all'
+)
+
+# state: everything observable about the repository in the current directory.
+state() {
+    echo "== log"; git log --all --format='%H %T %P %s' 2>&1
+    echo "== fsck"; git fsck --full --strict 2>&1; echo "fsck status $?"
+    echo "== status"; git status --porcelain=v1 --branch 2>&1
+    echo "== stash"; git stash list 2>&1
+    echo "== index"; git ls-files -s 2>&1
+    echo "== refs"; git for-each-ref --format='%(refname) %(objectname)' 2>&1
+    echo "== config"; git config --file cfg --list 2>&1
+    echo "== work"; find . -path ./.git -prune -o -type f -print | LC_ALL=C sort | xargs -r sha256sum
+    echo "== lock files"; find . -name '*.lock' | LC_ALL=C sort
+}
+
+# run MODE: the sequence in $tmp/MODE/repo, plain (MODE plain) or under the
+# shim; step outputs and statuses go to $tmp/MODE.out, the state to
+# $tmp/MODE.state.
+run() {
+    local mode=$1 step i=0 rc
+    local repo=$tmp/$mode/repo
+    mkdir -p "$tmp/$mode" && git init -q -b main "$repo" || exit 1
+    cd "$repo" || exit 1
+    : >"$tmp/$mode.out"
+    for step in "${steps[@]}"; do
+        i=$((i + 1))
+        if [ "$mode" = plain ]; then
+            G=git
+        else
+            G="shim_git $mode $repo"
+        fi
+        (eval "$step") >>"$tmp/$mode.out" 2>&1
+        rc=$?
+        echo "step $i status $rc" >>"$tmp/$mode.out"
+    done
+    state >"$tmp/$mode.state"
+    cd "$tmp" || exit 1
+}
+shim_git() {
+    local mode=$1 repo=$2
+    shift 2
+    shim "$mode" "$repo/**" git "$@"
+}
+
+run plain
+for mode in "${modes[@]}"; do
+    clear_log
+    run "$mode"
+    diff -u "$tmp/plain.out" "$tmp/$mode.out" >"$tmp/$mode.diff" ||
+        fail "git/$mode: steps differ from plain git: $(cat "$tmp/$mode.diff")"
+    diff -u "$tmp/plain.state" "$tmp/$mode.state" >"$tmp/$mode.diff" ||
+        fail "git/$mode: repository differs from plain git's: $(cat "$tmp/$mode.diff")"
+    # Not vacuous: the shim did replace git's lock files and its renames
+    # of them ran under the lock of their target.
+    grep -q "committed '$tmp/$mode/repo/.git/index.lock'" "$WRAP_LOCKFILE_LOG" ||
+        fail "git/$mode: the shim never replaced .git/index.lock (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+done
+grep -q '^fsck status 0$' "$tmp/plain.state" || fail "plain git: fsck failed: $(cat "$tmp/plain.state")"
+
+finish
