@@ -186,7 +186,8 @@ bool still_at_path(const Held *h) {
     return lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
 }
 
-// Whether the release removes h's file: ours, not kept, and still at its path.
+// Whether the release removes h's file (while its path still names it): a
+// dotlock always, a flock file if it is ours and not kept.
 bool removes_file(const Held *h) {
     if (h->backend == WLF_LOCK_DOTLOCK) return true;
     return h->owner != LockFileOwner::foreign && !h->keep;
@@ -237,12 +238,12 @@ pid_t dotlock_pid(const char *path, struct stat *st) {
 
 // Same host assumed, as liblockfile does by default: a lock whose recorded
 // pid no longer exists is stale. It is removed only while the path still
-// names the file whose pid we read.
-void break_if_stale(const char *path) {
+// names the file whose pid we read. True if it was removed.
+bool break_if_stale(const char *path) {
     struct stat st, now;
     pid_t pid = dotlock_pid(path, &st);
-    if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) return;
-    if (lstat(path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) (void)unlink(path);
+    if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) return false;
+    return lstat(path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino && unlink(path) == 0;
 }
 
 int dotlock_try(void *ctx) {
@@ -265,7 +266,7 @@ int dotlock_try(void *ctx) {
                 return ENOLCK;
             }
         }
-        if (round == 0) break_if_stale(t->path);
+        if (round > 0 || !break_if_stale(t->path)) break;
     }
     return EWOULDBLOCK;
 }
