@@ -47,6 +47,7 @@
 
 namespace fs = std::filesystem;
 namespace wl = wrap_lockfile;
+using wlf_test::FlockHolder;
 using wlf_test::CwdGuard;
 using wlf_test::Child;
 using wlf_test::get_byte;
@@ -188,39 +189,6 @@ int directory_fds_of(const fs::path &dir) {
     }
     return count;
 }
-
-// A forked process that holds an exclusive flock on `lock_file` (created if
-// missing, never unlinked: like flock(1)) until released. The lock is taken
-// before the constructor returns (a byte through a pipe says so).
-class FlockHolder {
-public:
-    explicit FlockHolder(const fs::path &lock_file)
-        : child_([this, lock_file] {
-              ready_.close_read();
-              release_.close_write();
-              int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-              if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return 1;
-              if (!ready_.put('L')) return 2;
-              get_byte(release_.read_fd(), 60000);  // EOF: let go
-              return 0;
-          }) {
-        ready_.close_write();
-        release_.close_read();
-        locked_ = get_byte(ready_.read_fd()) == 'L';
-    }
-    bool locked() const { return locked_; }
-    // Ends the holder (EOF on its pipe; its exit drops the lock); its exit
-    // status.
-    int release() {
-        release_.close_write();
-        return child_.wait();
-    }
-
-private:
-    Pipe ready_, release_;
-    Child child_;
-    bool locked_ = false;
-};
 
 // True if somebody holds an exclusive flock on `lock_file` right now.
 bool flock_is_held(const fs::path &lock_file) {

@@ -55,39 +55,6 @@ bool same_file(const struct stat &a, const struct stat &b) {
            a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
-// A child holding a plain flock(2) on `path` (as flock(1) would: nothing
-// written), until the returned pipe's write end is closed.
-class PlainFlockHolder {
-public:
-    explicit PlainFlockHolder(const fs::path &path)
-        : child_([&, this] {
-              release_.close_write();
-              int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-              if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
-                  events_.put('F');
-                  return 1;
-              }
-              events_.put('H');
-              get_byte(release_.read_fd(), -1);
-              return 0;
-          }) {
-        events_.close_write();
-        release_.close_read();
-        held_ = get_byte(events_.read_fd()) == 'H';
-    }
-    bool held() const { return held_; }
-    pid_t pid() const { return child_.pid(); }
-    int release() {
-        release_.close_write();
-        return child_.wait();
-    }
-
-private:
-    Pipe events_, release_;
-    Child child_;
-    bool held_ = false;
-};
-
 // Makes a unix socket at path; false if it cannot.
 bool make_socket(const fs::path &path) {
     int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -266,20 +233,21 @@ TEST(LockOwnership, HolderPidComesFromProcLocks) {
     fs::path target = dir / "Cargo", lock = lock_of(target);
     write_file(lock, "# not a pid\n");
     const struct stat before = lstat_or_die(lock);
-    PlainFlockHolder holder(lock);
-    ASSERT_TRUE(holder.held());
-    EXPECT_EQ(wlf_lock_holder(target.c_str()), holder.pid());
+    wlf_test::FlockHolder holder(lock);
+    ASSERT_TRUE(holder.locked());
+    const pid_t holder_pid = holder.pid();
+    EXPECT_EQ(wlf_lock_holder(target.c_str()), holder_pid);
     try {
         wl::FileLock l(target, opts(0.2));
         ADD_FAILURE() << "locked a held lock";
     } catch (const wl::LockTimeout &e) {
-        EXPECT_EQ(e.holder(), holder.pid());
+        EXPECT_EQ(e.holder(), holder_pid);
     }
     try {
         wl::FileLock l(target, opts(0.0));
         ADD_FAILURE() << "locked a held lock";
     } catch (const wl::AlreadyLocked &e) {
-        EXPECT_EQ(e.holder(), holder.pid());
+        EXPECT_EQ(e.holder(), holder_pid);
     }
     EXPECT_EQ(holder.release(), 0);
     EXPECT_EQ(wlf_lock_holder(target.c_str()), 0);

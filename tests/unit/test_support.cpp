@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +160,26 @@ int Child::wait() {
     if (r < 0) return -1;
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+FlockHolder::FlockHolder(const std::filesystem::path &lock_file)
+    : child_([this, lock_file] {
+          ready_.close_read();
+          release_.close_write();
+          int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+          if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return 1;
+          if (!ready_.put('L')) return 2;
+          get_byte(release_.read_fd(), 60000);  // EOF: let go
+          return 0;
+      }) {
+    ready_.close_write();
+    release_.close_read();
+    locked_ = get_byte(ready_.read_fd()) == 'L';
+}
+
+int FlockHolder::release() {
+    release_.close_write();
+    return child_.wait();
 }
 
 std::string find_program(const std::string &name) {

@@ -87,6 +87,25 @@ private:
     pid_t pid_ = -1;
 };
 
+// A forked process that holds an exclusive flock on `lock_file` (created if
+// missing, never unlinked, nothing written: like flock(1)) until released.
+// The lock is taken before the constructor returns (a byte through a pipe
+// says so).
+class FlockHolder {
+public:
+    explicit FlockHolder(const std::filesystem::path &lock_file);
+    bool locked() const { return locked_; }
+    pid_t pid() const { return child_.pid(); }
+    // Ends the holder (EOF on its pipe; its exit drops the lock); its exit
+    // status.
+    int release();
+
+private:
+    Pipe ready_, release_;
+    Child child_;
+    bool locked_ = false;
+};
+
 // Runs argv (argv[0] looked up in PATH) and returns its exit status
 // (127 if it could not be executed).
 int run_program(const std::vector<std::string> &argv);
