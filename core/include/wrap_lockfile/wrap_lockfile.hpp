@@ -42,7 +42,8 @@ public:
 };
 using mylockfile_other_exceptions = LockError;
 
-// A positive timeout expired. holder() is the pid recorded in the lock file.
+// A positive timeout expired. holder() is the pid holding the lock as the
+// kernel lists it (/proc/locks; for a dotlock the pid it records), 0 if unknown.
 class LockTimeout : public LockError {
 public:
     LockTimeout(std::string path, double timeout, pid_t holder);
@@ -63,7 +64,8 @@ private:
     pid_t holder_;
 };
 
-// The lock could not be taken at all (ENOLCK, ENOSYS, EACCES, EROFS...).
+// The lock could not be taken at all (ENOLCK, ENOSYS, EACCES, EROFS...);
+// ENOLCK also when "<target>.lock" is not a regular file with one link.
 class LockFailed : public LockError {
 public:
     using LockError::LockError;
