@@ -8,12 +8,12 @@
 # work tree); exit status, output, commit and tree hashes, `git fsck`, the
 # index and the work files must be the same.
 #
-# Waiting for the coherent view (issue 10), so not run here: `git init`
-# and `git config --file F` on an existing F. Both chmod("<F>.lock") by path
-# while git still has the lock file open (config.c, after writing the new
-# config into the lock): the shim's pending replacement has no name yet, so
-# chmod gives ENOENT and git fails ("chmod on .../config.lock failed").
-# The repositories are therefore made with a plain `git init`.
+# Not run here (README "Limits"): `git init` and `git config --file F` on an
+# existing F. Both chmod("<F>.lock") by path while git still has the lock
+# file open (config.c, after writing the new config into the lock): the
+# shim's pending replacement has no name yet and the coherent view does not
+# cover chmod, so chmod gives ENOENT and git fails ("chmod on
+# .../config.lock failed"). The repositories are made with a plain `git init`.
 usage="$0 ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 
