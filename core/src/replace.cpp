@@ -141,26 +141,34 @@ int begin_direct(wlf_file *f, int kind, mode_t mode, wlf_error *err) {
     return 0;
 }
 
+// The target's directory as a descriptor: above the floor for a replacement
+// that keeps it while pending (`keep`), anywhere for the moment of a commit.
+int open_dir(wlf_file *f, bool keep, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    const char *base;
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &base)) return fail(err, rc, "path", f->target);
+    f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
+    // Out of the way before the temp is created: the temp may be the
+    // caller's descriptor, which must get the number open(2) would give.
+    if (keep) f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
+    return 0;
+}
+
+// Whether a replacement reaches its directory by path while it is pending:
+// an absolute target whose lock has a file, so that the commit can check
+// that the lock file still is ours at its path (a directory renamed or
+// replaced meanwhile then fails the commit instead of receiving it). A
+// pending replacement then holds two descriptors, its temp and its lock;
+// the directory is opened only at commit, for its fsync (DESIGN section 6:
+// a program under `ulimit -n 16` must not run out because of us).
+bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lock_has_file(f->lock); }
+
 int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
-    // The directory descriptor is for fsync(directory). Without fsync an
-    // absolute target's O_TMPFILE is linked and renamed by path (as the lock
-    // file is found), which spares an open and a close per replacement; the
-    // commit then checks that the lock file still is ours at its path, so a
-    // directory renamed or replaced meanwhile fails the commit instead of
-    // receiving it. Named temps (no O_TMPFILE) always use a descriptor.
-    bool by_path = f->durability == WLF_DURABILITY_NONE && f->target[0] == '/' && detail::lock_has_file(f->lock);
-    auto open_dir = [&]() -> int {
-        f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
-        // Out of the way before the temp is created: the temp may be the
-        // caller's descriptor, which must get the number open(2) would give.
-        f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
-        return 0;
-    };
-    if (!by_path) {
-        if (int rc = open_dir()) return rc;
+    if (!reach_by_path(f)) {
+        if (int rc = open_dir(f, true, err)) return rc;
     }
 
     // An existing target's content must not be readable by others through a
@@ -169,12 +177,8 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     mode_t create = f->existed ? 0600 : mode;
     f->fd = detail::create_anonymous_temp(temp_dir(f), f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
     f->anonymous = f->fd >= 0;
-    if (f->fd < 0 && detail::tmpfile_unsupported(errno)) {
-        if (f->dir_fd < 0) {
-            if (int rc = open_dir()) return rc;
-        }
+    if (f->fd < 0 && detail::tmpfile_unsupported(errno))
         f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
-    }
     if (f->fd < 0) {
         int e = errno;
         // Directory not writable but the file is: write it in place.
@@ -265,7 +269,7 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, "seek staged content", f->target);
     if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, "write in place", f->target);
     if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, "truncate in place", f->target);
-    if (f->durability == WLF_DURABILITY_FULL && fsync(dst.get()) != 0) return fail(err, errno, "fsync", f->target);
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(dst.get()) != 0) return fail(err, errno, "fsync", f->target);
     int fd = dst.release();
     if (sys::close(fd) != 0) return fail(err, errno, "close", f->target);
     return 0;
@@ -273,7 +277,7 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
 
 int commit_direct(wlf_file *f, wlf_error *err) {
     int rc = 0;
-    if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && fsync(f->fd) != 0)
+    if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
         rc = fail(err, errno, "fsync", f->target);
     int fd = f->fd;
     f->fd = -1;
@@ -285,10 +289,16 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     // The WLF_MUTANT_* macros exist only for the fault suite's mutation check
     // (tests/faultfs): its crash-state test must catch a build without them.
 #ifndef WLF_MUTANT_NO_TEMP_FSYNC
-    if (f->durability == WLF_DURABILITY_FULL && fsync(f->fd) != 0)
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->fd) != 0)
         return fail(err, errno, "fsync temporary file for", f->target);
 #endif
-    if (f->dir_fd < 0 && !detail::lock_file_still_ours(f->lock))
+    // The directory for its fsync, opened only now (see reach_by_path), then
+    // checked: the lock file at its path must still be ours.
+    bool by_path = f->dir_fd < 0;
+    if (by_path && f->durability == WLF_DURABILITY_FULL) {
+        if (int rc = open_dir(f, false, err)) return rc;
+    }
+    if (by_path && !detail::lock_file_still_ours(f->lock))
         return fail(err, ESTALE, "commit (the directory was renamed or replaced meanwhile)", f->target);
     if (f->anonymous) {
         if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix, f->temp, sizeof f->temp))
@@ -313,7 +323,7 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     int rc = 0;
     if (sys::close(fd) != 0) rc = fail(err, errno, "close", f->target);
 #ifndef WLF_MUTANT_NO_DIR_FSYNC
-    if (f->durability == WLF_DURABILITY_FULL && fsync(f->dir_fd) != 0 && rc == 0)
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->dir_fd) != 0 && rc == 0)
         rc = fail(err, errno, "fsync directory of", f->target);
 #endif
     return rc;
@@ -683,16 +693,16 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
-    if (!rc && kind == WLF_COMMIT_RENAME && (durability != WLF_DURABILITY_NONE || f->target[0] != '/')) {
-        f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (f->dir_fd < 0) rc = errno;
-        f->dir_fd = detail::raise_fd(f->dir_fd, fd_floor);
-    }
     if (!rc && lock_fd >= 0) {
         char lock_path[WLF_PATH_MAX];
         rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
         if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, owner, &f->lock);
     }
+    // As begin_rename decides; and a named temp's relative name needs the
+    // directory it is relative to.
+    f->fd_floor = fd_floor;
+    if (!rc && kind == WLF_COMMIT_RENAME && (!reach_by_path(f) || (f->temp[0] && f->temp[0] != '/')))
+        rc = open_dir(f, true, nullptr);
     if (rc) {
         f->fd = -1;  // still the caller's: it decides what to do with it
         destroy(f);

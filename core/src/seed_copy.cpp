@@ -46,7 +46,7 @@ int copy_by_read_write(int src, int dst) {
 int copy_range(int src, int dst) {
     bool first = true;
     for (;;) {
-        ssize_t n = copy_file_range(src, nullptr, dst, nullptr, kChunk, 0);
+        ssize_t n = sys::copy_file_range(src, dst, kChunk);
         if (n > 0) {
             first = false;
             continue;

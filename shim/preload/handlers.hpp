@@ -56,6 +56,10 @@ OpenThunk open_thunk(F &f) {
 // ---- state.cpp ----
 constexpr int kMaxFds = 1 << 16;
 constexpr uintptr_t kInternal = 1;  // a descriptor the shim itself owns
+// A descriptor this process inherited (fork, then maybe exec) from the
+// opener of a pending replacement: it does not commit, but reports the write
+// errors it sees (child_errors.cpp).
+constexpr uintptr_t kInherited = 2;
 extern std::atomic<uintptr_t> g_fds[kMaxFds];
 extern std::atomic<int> g_state;  // 0 not yet initialized, 1 no rules, 2 active
 extern std::atomic<int> g_tracked;
@@ -87,8 +91,23 @@ int close_range_tracked(unsigned first, unsigned last, int flags);
 void attach(int newfd, int fd);
 void drop_and_commit(int fd);
 // dup2()/dup3() onto one of our own descriptors: move ours elsewhere first.
-void relocate_internal(int fd);
+// False (errno set, a line on stderr) when there is no room to move it.
+bool relocate_internal(int fd);
+// The kernel handed out a number the table still lists: its close went
+// unseen (a raw system call). What was pending on it is committed first.
+void reclaim(int fd);
+// A descriptor an interposed open or dup returns, served clean (DESIGN 6:
+// a number reused after an unseen close must not drop the earlier
+// replacement). One table load when the number is not listed.
+inline int served(int fd) {
+    if (fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
+    return fd;
+}
 void poison(int fd, int error);
+// child_errors.cpp: a child marks the temp behind an inherited descriptor
+// with its write error; the opener reads the mark at commit (0: none).
+void report_child_error(int fd, int error);
+int child_error(int fd);
 FILE *fopen_matched(const char *path, const char *mode, bool *matched);
 // Remembers the stdio stream over a tracked descriptor: at exit its error
 // flag is the only trace of a failed buffered write.
@@ -141,25 +160,30 @@ template <class OpenWith>
 int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t mode) {
     if (!wants_write(flags)) {
         // Read-your-own-writes (identity.hpp): a flag test unless something is pending.
-        if (g_pending.load(std::memory_order_relaxed) == 0 || !path) return open_with(flags);
-        return open_pending_read(dirfd, path, flags, open_thunk(open_with));
+        if (g_pending.load(std::memory_order_relaxed) == 0 || !path) return served(open_with(flags));
+        return served(open_pending_read(dirfd, path, flags, open_thunk(open_with)));
     }
-    if (!path || !active()) return open_with(flags);
+    if (!path || !active()) return served(open_with(flags));
     return open_write(dirfd, path, flags, mode, open_thunk(open_with));
+}
+
+inline FILE *served_stream(FILE *fp) {
+    if (fp && g_tracked.load(std::memory_order_acquire) != 0) served(fileno(fp));
+    return fp;
 }
 
 template <class Pass>
 FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
-    if (!path || !mode) return pass();
+    if (!path || !mode) return served_stream(pass());
     if (mode[0] == 'r' && mode[1] != '+' && (mode[1] == '\0' || mode[2] != '+')) {
-        if (g_pending.load(std::memory_order_relaxed) == 0) return pass();
+        if (g_pending.load(std::memory_order_relaxed) == 0) return served_stream(pass());
         auto p = [&]() { return reinterpret_cast<intptr_t>(pass()); };
-        return fopen_pending_read(path, mode, thunk(p));
+        return served_stream(fopen_pending_read(path, mode, thunk(p)));
     }
-    if (!active()) return pass();
+    if (!active()) return served_stream(pass());
     bool matched = false;
     FILE *fp = fopen_matched(path, mode, &matched);
-    return matched ? fp : pass();
+    return matched ? fp : served_stream(pass());
 }
 
 template <class Pass>
@@ -218,7 +242,7 @@ void closefrom_fds(Pass &&pass, int lowfd) {
 
 template <class Pass>
 int dup_fd(Pass &&pass, int fd) {
-    int r = pass();
+    int r = served(pass());
     if (r >= 0 && tracked(fd)) attach(r, fd);
     return r;
 }
@@ -226,7 +250,7 @@ int dup_fd(Pass &&pass, int fd) {
 template <class Pass>
 int dup_onto(Pass &&pass, int fd, int fd2) {
     if (!tracked(fd) && !tracked(fd2)) return pass();
-    if (fd != fd2 && tracked(fd2) && g_fds[fd2].load() == kInternal) relocate_internal(fd2);
+    if (fd != fd2 && tracked(fd2) && g_fds[fd2].load() == kInternal && !relocate_internal(fd2)) return -1;
     int r = pass();
     if (r < 0 || fd == fd2) return r;
     int saved = errno;
@@ -239,7 +263,10 @@ int dup_onto(Pass &&pass, int fd, int fd2) {
 template <class Pass>
 int fcntl_fd(Pass &&pass, int fd, int cmd) {
     int r = pass();
-    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && tracked(fd)) attach(r, fd);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+        served(r);
+        if (tracked(fd)) attach(r, fd);
+    }
     return r;
 }
 

@@ -45,6 +45,8 @@ std::atomic<int> g_tracked{0};
 namespace {
 
 constexpr char kPendingVar[] = "WRAP_LOCKFILE_PENDING";
+// Its token for descriptors inherited from another process's replacement.
+constexpr char kInheritedToken[] = "i:";
 // What wlf_open takes; the rest (O_ASYNC, O_DIRECTORY…) cannot apply to a
 // replacement. O_NONBLOCK, O_NOCTTY, O_SYNC… reach pass-through targets.
 constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
@@ -77,10 +79,15 @@ struct Guard {
     ~Guard() { pthread_mutex_unlock(&g_mutex); }
 };
 
-Entry *entry_of(uintptr_t v) { return v > kInternal ? reinterpret_cast<Entry *>(v) : nullptr; }
+Entry *entry_of(uintptr_t v) { return v > kInherited ? reinterpret_cast<Entry *>(v) : nullptr; }
+
+// One past the highest number ever listed: bounds the scans for closes that
+// went unseen.
+std::atomic<int> g_fd_end{0};
 
 void set_slot(int fd, uintptr_t v) {
     if (fd < 0 || fd >= kMaxFds) return;
+    if (v && fd >= g_fd_end.load(std::memory_order_relaxed)) g_fd_end.store(fd + 1, std::memory_order_relaxed);
     uintptr_t old = g_fds[fd].exchange(v, std::memory_order_acq_rel);
     if (!old && v) g_tracked.fetch_add(1);
     if (old && !v) g_tracked.fetch_sub(1);
@@ -147,6 +154,11 @@ int commit(Entry *e) {
         log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
         return 0;
     }
+    if (wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
+        int own, lock_fd, dir_fd;
+        detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+        if (int error = child_error(own)) wlf_file_poison(e->file, error);
+    }
     wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
     err.code = 0;
     int kind = 0;
@@ -171,10 +183,63 @@ int commit(Entry *e) {
 Entry *detach(int fd) {
     if (fd < 0 || fd >= kMaxFds) return nullptr;
     Guard g;
+    if (g_fds[fd].load() == kInherited) set_slot(fd, 0);
     Entry *e = entry_of(g_fds[fd].load());
     if (!e || e->opener != getpid()) return nullptr;
     set_slot(fd, 0);
     return --e->refs == 0 ? e : nullptr;
+}
+
+// Whether the program's descriptor fd still is e's file (the library's own
+// duplicate is the reference): false once its close went unseen, even if
+// the number has been reused since (by a pipe or socket, say).
+bool still_open(int fd, const Entry *e) {
+    int own, lock_fd, dir_fd;
+    detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+    struct stat mine, theirs;
+    if (sys::fstat(fd, &theirs) != 0) return errno != EBADF;
+    if (sys::fstat(own, &mine) != 0) return true;  // nothing to tell by: leave it
+    return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+// Commits the replacements of this process whose last program descriptor
+// was closed without the shim seeing it (a raw system call): what the
+// program wrote and closed is never dropped, and the lock is freed.
+void commit_unseen_closes() {
+    int saved = errno;
+    Guard g;
+    pid_t me = getpid();
+    int end = g_fd_end.load(std::memory_order_relaxed);
+    for (int fd = 0; fd < end; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load());
+        if (!e || e->opener != me || still_open(fd, e)) continue;
+        if (Entry *last = detach(fd)) commit(last);
+    }
+    errno = saved;
+}
+
+// One of the shim's own descriptors was closed behind its back (the number
+// came back from an open): the replacements using it can no longer be
+// committed safely. They fail loudly at their close; the core forgets the
+// number, which is the program's now.
+void forget_internal(int fd) {
+    int end = g_fd_end.load(std::memory_order_relaxed);
+    for (int i = 0; i < end; ++i) {
+        Entry *e = entry_of(g_fds[i].load());
+        if (!e) continue;
+        int own, lock_fd, dir_fd;
+        detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+        if (own != fd && lock_fd != fd && dir_fd != fd) continue;
+        wlf_file_poison(e->file, EBADF);
+        detail::file_relocate_fd(e->file, fd, -1);
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        message("wrap_lockfile: descriptor %s of the pending replacement of '%s' was closed behind the shim's back\n",
+                num, e->name ? e->name : wlf_file_target(e->file));
+    }
+    if (g_config.log_fd == fd) g_config.log_fd = -1;
+    g_internal_refs[fd] = 0;
+    set_slot(fd, 0);
 }
 
 // make_paths failed with `rc`: true (errno ENAMETOOLONG, one line on stderr)
@@ -225,6 +290,9 @@ void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size
 
 // Opens a pending replacement for an absolute path with a rule of `kind`.
 int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
+    // A replacement whose descriptor was closed unseen is committed before
+    // this one looks at the file (appending to what it wrote, say).
+    if (g_tracked.load(std::memory_order_acquire) != 0) commit_unseen_closes();
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
     wlf_file *f = nullptr;
@@ -262,6 +330,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         return -1;
     }
     *e = Entry{f, 1, detail::file_opener(f), nullptr, strdup(p.norm)};
+    served(user);
     {
         Guard g;
         mark_internal(f, true);
@@ -361,7 +430,16 @@ void import_pending() {
         if (!end) end = p + strlen(p);
         const char *colon = static_cast<const char *>(memchr(p, ':', static_cast<size_t>(end - p)));
         wlf_file *f = nullptr;
-        if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
+        if (colon == p + 1 && *p == kInheritedToken[0]) {
+            for (const char *q = colon + 1; q < end;) {
+                char *next;
+                long fd = strtol(q, &next, 10);
+                if (next == q) break;
+                if (fd >= 0 && fd < kMaxFds && sys::fcntl(static_cast<int>(fd), F_GETFD) >= 0)
+                    set_slot(static_cast<int>(fd), kInherited);
+                q = *next == '.' ? next + 1 : next;
+            }
+        } else if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
             auto *e = static_cast<Entry *>(malloc(sizeof(Entry)));
             if (!e) {
                 wlf_discard(f);
@@ -391,10 +469,14 @@ void import_pending() {
 }
 
 void after_fork_child() {
-    // The child inherits descriptors, not the duty to commit: forget them.
+    // The child inherits descriptors, not the duty to commit: it only
+    // reports the write errors it sees on a temp (child_errors.cpp).
     // Another thread may have held a mutex at the fork: start them afresh.
-    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd)
-        if (g_fds[fd].load()) set_slot(fd, 0);
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load());
+        bool temp = (e && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) || g_fds[fd].load() == kInherited;
+        if (g_fds[fd].load()) set_slot(fd, temp ? kInherited : 0);
+    }
     memset(g_internal_refs, 0, sizeof g_internal_refs);
     g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     detail::lock_registry_after_fork();
@@ -434,30 +516,31 @@ int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk op
     bool have_paths = false;
     rules::Kind kind;
     if (g_config.slash_rules) {
-        if (int rc = make_paths(dirfd, path, &p)) return refuse_unbuildable(rc, dirfd, path, false) ? -1 : open_with(flags);
+        if (int rc = make_paths(dirfd, path, &p))
+            return refuse_unbuildable(rc, dirfd, path, false) ? -1 : served(open_with(flags));
         have_paths = true;
         kind = rules::classify(&g_config.rules, p.norm);
     } else {
         // Name-only rules: the last component decides, no getcwd needed.
         kind = rules::classify(&g_config.rules, path);
     }
-    if (kind == rules::kExclude) return open_with(flags);
+    if (kind == rules::kExclude) return served(open_with(flags));
     if (kind == rules::kNone) {
-        if (flags & O_NOFOLLOW) return open_with(flags);
+        if (flags & O_NOFOLLOW) return served(open_with(flags));
         // Unmatched: open it for real, but refuse to follow a final symlink;
         // ELOOP then tells us (at no extra system call for plain files) that
         // the path is a link whose target a rule may match.
         int fd = open_with(flags | O_NOFOLLOW);
-        if (fd >= 0 || errno != ELOOP) return fd;
+        if (fd >= 0 || errno != ELOOP) return served(fd);
         if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
-            return refuse_unbuildable(rc, dirfd, path, true) ? -1 : open_with(flags);
+            return refuse_unbuildable(rc, dirfd, path, true) ? -1 : served(open_with(flags));
         char final[WLF_PATH_MAX];
         kind = classify_link_target(p.raw, final, sizeof final);
-        if (kind == rules::kNone || kind == rules::kExclude) return open_with(flags);
+        if (kind == rules::kNone || kind == rules::kExclude) return served(open_with(flags));
         return open_pending(p, kind, flags, mode);
     }
     if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
-        return refuse_unbuildable(rc, dirfd, path, false) ? -1 : open_with(flags);
+        return refuse_unbuildable(rc, dirfd, path, false) ? -1 : served(open_with(flags));
     return open_pending(p, kind, flags, mode);
 }
 
@@ -478,6 +561,7 @@ int close_tracked(int fd, Thunk pass) {
     Entry *e;
     {
         Guard g;
+        if (g_fds[fd].load() == kInherited) set_slot(fd, 0);
         e = entry_of(g_fds[fd].load());
         if (!e || e->opener != getpid()) return static_cast<int>(pass());
         set_slot(fd, 0);
@@ -491,6 +575,12 @@ int close_tracked(int fd, Thunk pass) {
 }
 
 int fclose_tracked(FILE *stream, int fd, Thunk pass) {
+    if (g_fds[fd].load(std::memory_order_acquire) == kInherited) {
+        // stdio's own writes bypass write(): its flags are the trace.
+        if (fflush(stream) != 0 || ferror(stream)) report_child_error(fd, errno ? errno : EIO);
+        detach(fd);
+        return static_cast<int>(pass());
+    }
     Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
     if (!e || e->opener != getpid()) return static_cast<int>(pass());
     // Buffered data must reach the temp before we decide; a failed flush
@@ -531,7 +621,7 @@ int close_range_tracked(unsigned first, unsigned last, int flags) {
     for (unsigned fd = first; fd <= stop && fd >= first; ++fd) {
         uintptr_t v = g_fds[fd].load();
         if (v == kInternal) {
-            if (fd > start && syscall(SYS_close_range, start, fd - 1, flags) != 0) rc = -1;
+            if (fd > start && sys::close_range(start, fd - 1, flags) != 0) rc = -1;
             start = fd + 1;
         } else if (v) {
             Entry *e = detach(static_cast<int>(fd));
@@ -541,7 +631,7 @@ int close_range_tracked(unsigned first, unsigned last, int flags) {
                 commit(e);  // its descriptor closes below; the temp has its own
         }
     }
-    if (start <= last && syscall(SYS_close_range, start, last, flags) != 0) rc = -1;
+    if (start <= last && sys::close_range(start, last, flags) != 0) rc = -1;
     int saved = errno;
     for (int i = 0; i < ndone; ++i) commit(done[i]);
     errno = saved;
@@ -551,6 +641,7 @@ int close_range_tracked(unsigned first, unsigned last, int flags) {
 void attach(int newfd, int fd) {
     if (newfd < 0 || newfd >= kMaxFds) return;
     Guard g;
+    if (g_fds[fd].load() == kInherited) set_slot(newfd, kInherited);
     Entry *e = entry_of(g_fds[fd].load());
     if (!e || e->opener != getpid()) return;
     set_slot(newfd, reinterpret_cast<uintptr_t>(e));
@@ -561,14 +652,20 @@ void drop_and_commit(int fd) {
     if (Entry *e = detach(fd)) commit(e);
 }
 
-void relocate_internal(int fd) {
+bool relocate_internal(int fd) {
     Guard g;
-    if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return;
+    if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return true;
     int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.options.fd_floor);
     if (moved < 0 || moved >= kMaxFds) {
+        int e = moved < 0 ? errno : EMFILE;
         if (moved >= 0) sys::close(moved);
-        message("wrap_lockfile: cannot move descriptor %s out of the way of dup2%s\n", "", "");
-        return;
+        // Refused rather than done: dup2 would take the lock or the temp
+        // away from a pending replacement.
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        message("wrap_lockfile: cannot move descriptor %s out of the way of dup2: %s\n", num, strerror(e));
+        errno = e;
+        return false;
     }
     for (int i = 0; i < kMaxFds; ++i)
         if (Entry *e = entry_of(g_fds[i].load())) detail::file_relocate_fd(e->file, fd, moved);
@@ -579,10 +676,22 @@ void relocate_internal(int fd) {
     set_slot(fd, 0);
     identity_relocate(fd, moved);
     sys::close(fd);
+    return true;
+}
+
+void reclaim(int fd) {
+    Guard g;
+    uintptr_t v = g_fds[fd].load();
+    if (v == kInternal) {
+        forget_internal(fd);
+        return;
+    }
+    if (Entry *e = detach(fd)) commit(e);  // an inherited one is just forgotten
 }
 
 void poison(int fd, int error) {
     Guard g;
+    if (g_fds[fd].load() == kInherited) report_child_error(fd, error);
     if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
 }
 
@@ -643,7 +752,7 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
             // Keep the FILE and its descriptor number (freopen(…, stdout) is
             // the common use): put the replacement's descriptor in its place.
             fflush(stream);
-            int dupped = static_cast<int>(syscall(SYS_dup3, fd, old_fd, 0));
+            int dupped = sys::dup3(fd, old_fd, 0);
             if (dupped < 0) return nullptr;
             drop_and_commit(old_fd);
             attach(old_fd, fd);
@@ -834,17 +943,41 @@ Handoff g_handoff;  // what exec_prepare exported, for exec_failed
 
 char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared) {
     Guard g;
+    commit_unseen_closes();
     collect(&g_handoff);
-    if (g_handoff.count == 0) {
+    // Inherited descriptors go along as "i:<fd>.<fd>...", so that the new
+    // image still reports their write errors to the opener. A vfork child
+    // (dash runs `cat big > t` so) sees the opener's entries themselves.
+    Text inherited;
+    inherited.add(kInheritedToken);
+    int ninherited = 0;
+    pid_t me = getpid();
+    for (int fd = 0; fd < g_fd_end.load(std::memory_order_relaxed); ++fd) {
+        uintptr_t v = g_fds[fd].load();
+        Entry *e = entry_of(v);
+        if (v != kInherited && !(e && e->opener != me && wlf_file_kind(e->file) == WLF_COMMIT_RENAME)) continue;
+        int fdflags = sys::fcntl(fd, F_GETFD);
+        if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
+        char num[16];
+        snprintf(num, sizeof num, "%s%d", ninherited++ ? "." : "", fd);
+        inherited.add(num);
+    }
+    bool carry = env_has_preload(envp) && (g_handoff.count == 0 || program_loads_preload(program, how));
+    if (g_handoff.count == 0 && (ninherited == 0 || !carry)) {
+        free(inherited.data);
         free(g_handoff.entries);
         g_handoff.entries = nullptr;
         return envp;
     }
-    bool carry = env_has_preload(envp) && program_loads_preload(program, how);
     Text var;
     var.add(kPendingVar);
     var.add("=");
     int exported = 0;
+    if (ninherited && carry && inherited.ok) {
+        var.add(inherited.data);
+        ++exported;
+    }
+    free(inherited.data);
     for (int i = 0; i < g_handoff.count; ++i) {
         Entry *e = g_handoff.entries[i];
         // The program's inheritable descriptors of this replacement, all of
@@ -935,6 +1068,10 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
     // rules of its own.
     if (g_tracked.load() == 0) return;
     fflush(nullptr);
+    // A child's stdout or stderr that is another process's pending temp:
+    // a failed buffered write is reported to the opener.
+    if (g_fds[1].load() == kInherited && ferror(stdout)) report_child_error(1, EIO);
+    if (g_fds[2].load() == kInherited && ferror(stderr)) report_child_error(2, EIO);
     pid_t me = getpid();
     for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
         Entry *e;

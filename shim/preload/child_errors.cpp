@@ -1,0 +1,37 @@
+// Write errors seen by a process that inherited a pending replacement's
+// descriptor: `cat big > t` in a shell is fork, open (in the shell), exec
+// cat; cat's copy_file_range fails with ENOSPC, but the shell commits. The
+// error must reach the opener, which may live in another program image, with
+// no descriptor or memory to share: the child marks the temp itself, the one
+// file both can see. The mark is the sticky bit plus an access time of
+// 1970-01-01 whose nanoseconds carry the errno: on an unnamed temp nobody
+// else looks at that, and the opener, which checks it at commit, discards
+// the temp then.
+#include "handlers.hpp"
+
+#include "sysio.hpp"
+
+#include <sys/stat.h>
+
+#include <fcntl.h>
+
+namespace wrap_lockfile::shim {
+
+void report_child_error(int fd, int error) {
+    struct stat st;
+    if (sys::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    int saved = errno;
+    struct timespec times[2] = {{0, error > 0 && error < 4096 ? error : EIO}, {0, UTIME_OMIT}};
+    (void)sys::call(SYS_fchmod, fd, static_cast<long>((st.st_mode & 07777) | S_ISVTX));
+    (void)sys::call(SYS_utimensat, fd, 0, sys::arg(times), 0);
+    errno = saved;
+}
+
+int child_error(int fd) {
+    struct stat st;
+    if (sys::fstat(fd, &st) != 0 || !(st.st_mode & S_ISVTX) || st.st_atim.tv_sec != 0) return 0;
+    long e = st.st_atim.tv_nsec;
+    return e > 0 && e < 4096 ? static_cast<int>(e) : EIO;
+}
+
+}  // namespace wrap_lockfile::shim
