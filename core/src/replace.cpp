@@ -177,8 +177,15 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
     mode_t create = f->existed ? 0600 : mode;
     f->fd = detail::create_anonymous_temp(temp_dir(f), f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
     f->anonymous = f->fd >= 0;
-    if (f->fd < 0 && detail::tmpfile_unsupported(errno))
+    if (f->fd < 0 && detail::tmpfile_unsupported(errno)) {
+        // A named temp is reached through a descriptor: by path, its name
+        // could be left behind in a directory renamed meanwhile (a third
+        // descriptor, only where the file system has no O_TMPFILE).
+        if (f->dir_fd < 0) {
+            if (int rc = open_dir(f, true, err)) return rc;
+        }
         f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
+    }
     if (f->fd < 0) {
         int e = errno;
         // Directory not writable but the file is: write it in place.

@@ -1069,12 +1069,12 @@ TEST(AtomicWriteDurability, NoneAndFullBothPublishTheContent) {
     }
 }
 
-// Durability none with an absolute target reaches the directory by path: no
-// descriptor of the directory while the replacement is pending (full keeps
-// exactly one, for fsync(directory)). Existing and new targets; afterwards
+// An absolute target's directory is reached by path: no descriptor of the
+// directory while the replacement is pending, with either durability (full
+// opens it only at commit, for fsync(directory)). Existing and new targets; afterwards
 // only the target is left. The working directory is a removed directory,
 // where nothing can be created: every name must be the target directory's.
-TEST(AtomicWriteDurability, NoneWithAbsolutePathKeepsNoDirectoryDescriptor) {
+TEST(AtomicWriteDurability, AbsolutePathKeepsNoDirectoryDescriptor) {
     TempDir dir, gone;
     ASSERT_TRUE(dir.path().is_absolute());
     ASSERT_EQ(directory_fds_of(dir.path()), 0);
@@ -1098,7 +1098,7 @@ TEST(AtomicWriteDurability, NoneWithAbsolutePathKeepsNoDirectoryDescriptor) {
             std::string content = pattern(5000, static_cast<unsigned>(durability * 2 + existing));
             EXPECT_EQ(::write(wlf_file_fd(f), content.data(), content.size()),
                       static_cast<ssize_t>(content.size()));
-            EXPECT_EQ(directory_fds_of(dir.path()), durability == WLF_DURABILITY_NONE ? 0 : 1);
+            EXPECT_EQ(directory_fds_of(dir.path()), 0);
             if (existing) {
                 EXPECT_EQ(read_file(target), "old content");
             }
@@ -1114,11 +1114,10 @@ TEST(AtomicWriteDurability, NoneWithAbsolutePathKeepsNoDirectoryDescriptor) {
 }
 
 // The target's directory is renamed and a new one put at its path while a
-// write is pending. full: the commit follows the directory it was opened in.
-// none (the directory is reached by path): the commit is refused (ESTALE)
-// rather than landing in a directory that was never locked; the old file
-// stays. Either way the lock file somebody keeps in the new directory is
-// neither removed nor written.
+// write is pending. The directory is reached by path (full opens it only at
+// commit): the commit is refused (ESTALE) rather than landing in a
+// directory that was never locked; the old file stays. The lock file
+// somebody keeps in the new directory is neither removed nor written.
 TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
     for (int durability : {WLF_DURABILITY_FULL, WLF_DURABILITY_NONE}) {
         SCOPED_TRACE(durability == WLF_DURABILITY_FULL ? "full" : "none");
@@ -1138,13 +1137,8 @@ TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
         write_file(d / "f.lock", "other\n");
         ino_t theirs = lstat_or_die(d / "f.lock").st_ino;
         int rc = wlf_commit(f, nullptr, &err);
-        if (durability == WLF_DURABILITY_FULL) {
-            EXPECT_EQ(rc, 0) << err.op;
-            EXPECT_EQ(read_file(old / "f"), "new");
-        } else {
-            EXPECT_EQ(rc, ESTALE);
-            EXPECT_EQ(read_file(old / "f"), "old");
-        }
+        EXPECT_EQ(rc, ESTALE);
+        EXPECT_EQ(read_file(old / "f"), "old");
         EXPECT_EQ(list_names(d), Names{"f.lock"});
         EXPECT_EQ(read_file(d / "f.lock"), "other\n");
         EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);

@@ -1,0 +1,102 @@
+/* unseen_close MODE: writes "A\n" to a.json and "B\n" to b.json in the
+   current directory, closing each in a way libc does not show:
+     syscall  close with syscall(SYS_close), as libuv does;
+     raw      close with the system call instruction itself, unseen by any
+              interposer; b.json's open then reuses the number;
+     reuse    raw close of a.json, then a read-only open of another file takes
+              the number; a shell looks at a.json right then (into a.seen);
+     append   three O_APPEND opens of c.json, each written with one line and
+              closed raw (each open's number is the last one's);
+     pipe     raw close of a.json, then pipe() takes the number (the shim sees
+              no open); b.json's open follows.
+   After each close of a.json (syscall mode) a child checks that a.json.lock
+   is free (absent, or flock LOCK_NB succeeds) and prints "lock: free" or
+   "lock: held". Exit: 0, or 1 when a call failed (perror). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static long raw_close(int fd) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
+    return ret;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = SYS_close;
+    register long x0 __asm__("x0") = fd;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
+    return x0;
+#else
+#error "unseen_close: no raw system call sequence for this architecture"
+#endif
+}
+
+static int write_file(const char *name, int flags, const char *text, int how) {
+    int fd = open(name, O_WRONLY | O_CREAT | flags, 0644);
+    if (fd < 0) {
+        perror(name);
+        exit(1);
+    }
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        perror("write");
+        exit(1);
+    }
+    long rc = how ? raw_close(fd) : syscall(SYS_close, fd);
+    if (rc != 0) {
+        fprintf(stderr, "close %s: %ld\n", name, rc);
+        exit(1);
+    }
+    return fd;
+}
+
+static void lock_state(const char *lock) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(lock, O_RDONLY | O_NOFOLLOW);
+        if (fd < 0) _exit(errno == ENOENT ? 0 : 2);
+        _exit(flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("lock: %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "free" : "held");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    const char *mode = argv[1];
+    if (!strcmp(mode, "syscall")) {
+        write_file("a.json", O_TRUNC, "A\n", 0);
+        lock_state("a.json.lock");
+        write_file("b.json", O_TRUNC, "B\n", 0);
+    } else if (!strcmp(mode, "raw")) {
+        int first = write_file("a.json", O_TRUNC, "A\n", 1);
+        int second = write_file("b.json", O_TRUNC, "B\n", 1);
+        if (first != second) fprintf(stderr, "numbers differ: %d %d\n", first, second);
+    } else if (!strcmp(mode, "reuse")) {
+        int first = write_file("a.json", O_TRUNC, "A\n", 1);
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd != first) fprintf(stderr, "numbers differ: %d %d\n", first, fd);
+        if (system("cat a.json > a.seen") != 0) return 1;
+        close(fd);
+    } else if (!strcmp(mode, "append")) {
+        write_file("c.json", O_APPEND, "1\n", 1);
+        write_file("c.json", O_APPEND, "2\n", 1);
+        write_file("c.json", O_APPEND, "3\n", 1);
+    } else if (!strcmp(mode, "pipe")) {
+        int first = write_file("a.json", O_TRUNC, "A\n", 1);
+        int p[2];
+        if (pipe(p) != 0) return 1;
+        if (p[0] != first) fprintf(stderr, "numbers differ: %d %d\n", first, p[0]);
+        write_file("b.json", O_TRUNC, "B\n", 1);
+    } else {
+        return 2;
+    }
+    return 0;
+}
