@@ -1,2 +1,151 @@
 #!/bin/bash
-exit 77
+# Descriptor lifetimes libc does not show, and what a pending replacement
+# costs in descriptors (README "Guarantees" and "Limits"):
+#  - closes through syscall(SYS_close) (libuv's way) commit at once and free
+#    the lock; closes by the raw system call instruction, unseen by any
+#    interposer, commit when the number comes back from an open, a dup or at
+#    exit, and before the next replacement of the same file looks at it;
+#  - Node.js: writeFileSync of two files, appendFileSync x3,
+#    fs.promises.writeFile, createWriteStream; the lock is free right after
+#    writeFileSync returns;
+#  - a pending replacement holds the program's descriptor plus two of the
+#    library's (temp, lock); python3 under `ulimit -n 16` keeps 4 matched
+#    files open at once;
+#  - dup2 onto the shim's own descriptor with no room to move it is refused,
+#    with the descriptor's number in the message, and the write still lands.
+# Usage: descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
+# Exit: 0 pass, 1 fail, 77 skip.
+usage="descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
+. "$(dirname "$0")/lib.sh"
+helpers=$(realpath "${3:?$usage}") || exit 1
+
+# fresh NAME: a new directory with a.json and b.json holding "old".
+fresh() {
+    newdir "$1"
+    echo old >a.json
+    echo old >b.json
+}
+
+# ---- syscall(SYS_close) and raw closes, C helpers ----
+for mode in "${modes[@]}"; do
+    fresh "syscall-$mode"
+    out=$(shim "$mode" '*.json' "$helpers/unseen_close" syscall 2>err)
+    expect_status "syscall(SYS_close)/$mode" 0 $?
+    expect_content "syscall(SYS_close)/$mode" a.json $'A\n'
+    expect_content "syscall(SYS_close)/$mode" b.json $'B\n'
+    [ "$out" = "lock: free" ] || fail "syscall(SYS_close)/$mode: a.json's lock after its close: $out $(cat err)"
+    expect_entries "syscall(SYS_close)/$mode" . a.json b.json err
+done
+
+fresh raw
+shim launcher '*.json' "$helpers/unseen_close" raw 2>err
+expect_status "raw close" 0 $?
+expect_content "raw close, number reused by the next open" a.json $'A\n'
+expect_content "raw close, committed at exit" b.json $'B\n'
+grep -q 'numbers differ' err && skip "raw close: the kernel gave b.json another number: $(cat err)"
+expect_entries "raw close" . a.json b.json err
+
+fresh reuse
+shim launcher '*.json' "$helpers/unseen_close" reuse 2>err
+expect_status "raw close, read-only reopen" 0 $?
+expect_content "raw close, read-only reopen" a.json $'A\n'
+# A shell run right after the reopen already saw the new content.
+expect_content "raw close, read-only reopen: committed at the reopen" a.seen $'A\n'
+expect_entries "raw close, read-only reopen" . a.json a.seen b.json err
+
+fresh append
+echo 0 >c.json
+shim launcher '*.json' "$helpers/unseen_close" append 2>err
+expect_status "raw close, appends" 0 $?
+expect_content "raw close, three appends keep all three" c.json $'0\n1\n2\n3\n'
+expect_entries "raw close, appends" . a.json b.json c.json err
+
+fresh pipe
+shim launcher '*.json' "$helpers/unseen_close" pipe 2>err
+expect_status "raw close, pipe takes the number" 0 $?
+expect_content "raw close, pipe takes the number" a.json $'A\n'
+expect_content "raw close, pipe takes the number" b.json $'B\n'
+expect_entries "raw close, pipe takes the number" . a.json b.json err
+
+# ---- Node.js ----
+if have node; then
+    fresh node
+    echo old >c.json
+    shim launcher '*.json' node -e '
+const fs = require("fs"), cp = require("child_process");
+fs.writeFileSync("a.json", "A\n");
+// Another process takes the lock at once: absent, or free for flock -n.
+const r = cp.spawnSync("sh", ["-c", "test ! -e a.json.lock || flock -n a.json.lock true"]);
+fs.writeFileSync("lock.status", String(r.status));
+fs.writeFileSync("b.json", "B\n");
+for (const n of ["1", "2", "3"]) fs.appendFileSync("c.json", n + "\n");
+fs.promises.writeFile("p.json", "P\n").then(() => {
+    const w = fs.createWriteStream("s.json");
+    w.write("S1\n");
+    w.end("S2\n");
+});' 2>err
+    expect_status "node" 0 $?
+    expect_content "node writeFileSync" a.json $'A\n'
+    expect_content "node writeFileSync" b.json $'B\n'
+    expect_content "node appendFileSync x3" c.json $'old\n1\n2\n3\n'
+    expect_content "node fs.promises.writeFile" p.json $'P\n'
+    expect_content "node createWriteStream" s.json $'S1\nS2\n'
+    expect_content "node: the lock is free after writeFileSync" lock.status 0
+    expect_entries "node" . a.json b.json c.json err lock.status p.json s.json
+else
+    skip "node: not installed"
+fi
+
+# ---- descriptors per pending replacement ----
+for durability in full none; do
+    newdir "fds-$durability"
+    echo old >t
+    out=$(WRAP_LOCKFILE_FSYNC=$durability shim launcher "$d/t" "$helpers/pending_fds" t 2>err)
+    expect_status "descriptors/$durability" 0 $?
+    before=$(sed -n 's/^before //p' <<<"$out")
+    pending=$(sed -n 's/^pending //p' <<<"$out")
+    after=$(sed -n 's/^after //p' <<<"$out")
+    # The program's own, the temp's duplicate and the lock.
+    [ -n "$before" ] && [ "$((pending - before))" -eq 3 ] ||
+        fail "descriptors/$durability: a pending replacement takes $((pending - before)), want 3 ($(echo $out))"
+    [ "$after" = "$before" ] || fail "descriptors/$durability: $after descriptors after the commit, $before before"
+    expect_content "descriptors/$durability" t $'new\n'
+done
+
+newdir ulimit
+(
+    ulimit -n 16
+    shim launcher '*.txt' "$python3" -c '
+files = [open("f%d.txt" % i, "w") for i in range(4)]
+for i, f in enumerate(files):
+    f.write("x%d\n" % i)
+for f in files:
+    f.close()
+for i in range(8):
+    with open("g.txt", "a") as f:
+        f.write("%d" % i)
+'
+) 2>err
+expect_status "python3 under ulimit -n 16" 0 $?
+for i in 0 1 2 3; do expect_content "python3 under ulimit -n 16" f$i.txt "x$i"$'\n'; done
+expect_content "python3 under ulimit -n 16, in sequence" g.txt 01234567
+expect_entries "python3 under ulimit -n 16" . err f0.txt f1.txt f2.txt f3.txt g.txt
+
+# ---- dup2 onto the shim's own descriptor, no room to move it ----
+newdir dup2
+echo old >t
+out=$(shim launcher "$d/t" "$helpers/dup2_internal" t 2>err)
+status=$?
+if [ "$status" -eq 77 ]; then
+    skip "dup2 onto the lock descriptor: $out"
+else
+    expect_status "dup2 onto the lock descriptor" 0 "$status"
+    lock=$(sed -n 's/^lock //p' <<<"$out")
+    grep -qx 'dup2: Too many open files' <<<"$out" || fail "dup2 onto the lock descriptor: $(echo $out), want EMFILE"
+    grep -q "cannot move descriptor $lock out of the way" err ||
+        fail "dup2 onto the lock descriptor: the message does not name descriptor $lock: $(cat err)"
+    expect_content "dup2 onto the lock descriptor" t $'new\n'
+    expect_entries "dup2 onto the lock descriptor" . err t
+fi
+
+finish
