@@ -157,7 +157,10 @@ REQUIRED = ("open", "openat", "creat", "fopen", "freopen", "fdopen", "truncate",
             "pwritev", "pwritev2", "rename", "renameat", "renameat2", "link", "linkat", "execve",
             # One coherent file: every way to ask for a path's or a descriptor's identity.
             "stat", "lstat", "fstat", "fstatat", "statx", "__xstat", "__lxstat", "__fxstat", "__fxstatat",
-            "access", "faccessat", "euidaccess", "eaccess")
+            "access", "faccessat", "euidaccess", "eaccess",
+            # Every data move into a descriptor, and syscall() for the same calls.
+            "copy_file_range", "sendfile", "splice", "fallocate", "posix_fallocate", "ftruncate", "fsync",
+            "syscall")
 
 
 def check_completeness(table, libc, libc_funcs):
