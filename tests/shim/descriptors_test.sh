@@ -67,6 +67,43 @@ expect_content "raw close, pipe takes the number" a.json $'A\n'
 expect_content "raw close, pipe takes the number" b.json $'B\n'
 expect_entries "raw close, pipe takes the number" . a.json b.json err
 
+fresh sysdup
+out=$(shim launcher '*.json' "$helpers/unseen_close" sysdup 2>err)
+expect_status "syscall(SYS_dup)" 0 $?
+[ "$(echo $out)" = "lock: held lock: free" ] ||
+    fail "syscall(SYS_dup): the lock after closing the original, then the duplicate: $(echo $out), want held, free"
+expect_content "syscall(SYS_dup)" a.json $'A\n'
+expect_entries "syscall(SYS_dup)" . a.json b.json err
+
+fresh openat2
+ln -s b.json l.json
+arm a.json
+out=$(shim launcher '*.json' "$helpers/unseen_close" openat2 2>err)
+expect_status "syscall(SYS_openat2)" 0 $?
+expect_replaced "syscall(SYS_openat2)" a.json $'A\n'
+[ "$out" = "openat2 link: Too many levels of symbolic links" ] ||
+    fail "syscall(SYS_openat2) RESOLVE_NO_SYMLINKS through a link: $out, want ELOOP as without the shim"
+expect_content "syscall(SYS_openat2) RESOLVE_NO_SYMLINKS" b.json $'old\n'
+expect_entries "syscall(SYS_openat2)" . a.json b.json err l.json
+
+# A rename through syscall() onto a matched target waits for its lock: with
+# the lock held elsewhere and no waiting, it is refused and a.json stays.
+fresh rename
+mkfifo hold ready
+flock a.json.lock -c 'echo locked >ready; read -r _ <hold' &
+bg_pids+=($!)
+if await ready "syscall(SYS_rename)"; then
+    out=$(WRAP_LOCKFILE_TIMEOUT=0 shim launcher '*.json' "$helpers/unseen_close" rename 2>err)
+    [ "$out" = "rename: Resource temporarily unavailable" ] ||
+        fail "syscall(SYS_rename) onto a locked target: $out $(cat err), want EAGAIN"
+    expect_content "syscall(SYS_rename) onto a locked target" a.json $'old\n'
+    signal hold
+    wait
+    out=$(shim launcher '*.json' "$helpers/unseen_close" rename 2>err)
+    [ "$out" = "rename: ok" ] || fail "syscall(SYS_rename): $out $(cat err)"
+    expect_content "syscall(SYS_rename)" a.json $'R\n'
+fi
+
 # ---- Node.js ----
 if have node; then
     fresh node

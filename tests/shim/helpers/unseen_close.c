@@ -8,12 +8,21 @@
      append   three O_APPEND opens of c.json, each written with one line and
               closed raw (each open's number is the last one's);
      pipe     raw close of a.json, then pipe() takes the number (the shim sees
-              no open); b.json's open follows.
+              no open); b.json's open follows;
+     sysdup   a.json opened, duplicated with syscall(SYS_dup) and the original
+              closed with close(): the lock stays held ("lock: held"); "A\n"
+              goes through the duplicate, closed with syscall(SYS_close);
+     openat2  a.json opened with syscall(SYS_openat2), no resolve flags; then
+              l.json (a symlink to b.json) with RESOLVE_NO_SYMLINKS, which
+              the kernel refuses: prints "openat2 link: ERR";
+     rename   "R\n" written to n.tmp (unmatched), then syscall(SYS_rename)
+              onto a.json: prints "rename: ok" or "rename: ERR".
    After each close of a.json (syscall mode) a child checks that a.json.lock
    is free (absent, or flock LOCK_NB succeeds) and prints "lock: free" or
    "lock: held". Exit: 0, or 1 when a call failed (perror). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +104,33 @@ int main(int argc, char **argv) {
         if (pipe(p) != 0) return 1;
         if (p[0] != first) fprintf(stderr, "numbers differ: %d %d\n", first, p[0]);
         write_file("b.json", O_TRUNC, "B\n", 1);
+    } else if (!strcmp(mode, "sysdup")) {
+        int fd = open("a.json", O_WRONLY | O_TRUNC);
+        int dup = fd < 0 ? -1 : (int)syscall(SYS_dup, fd);
+        if (dup < 0 || close(fd) != 0) {
+            perror("sysdup");
+            return 1;
+        }
+        lock_state("a.json.lock");
+        if (write(dup, "A\n", 2) != 2 || syscall(SYS_close, dup) != 0) {
+            perror("sysdup");
+            return 1;
+        }
+        lock_state("a.json.lock");
+    } else if (!strcmp(mode, "openat2")) {
+        struct open_how how = {O_WRONLY | O_TRUNC, 0, 0};
+        int fd = (int)syscall(SYS_openat2, AT_FDCWD, "a.json", &how, sizeof how);
+        if (fd < 0 || write(fd, "A\n", 2) != 2 || syscall(SYS_close, fd) != 0) {
+            perror("openat2");
+            return 1;
+        }
+        how.resolve = RESOLVE_NO_SYMLINKS;
+        fd = (int)syscall(SYS_openat2, AT_FDCWD, "l.json", &how, sizeof how);
+        printf("openat2 link: %s\n", fd < 0 ? strerror(errno) : "opened");
+        if (fd >= 0) close(fd);
+    } else if (!strcmp(mode, "rename")) {
+        write_file("n.tmp", O_TRUNC, "R\n", 0);
+        printf("rename: %s\n", syscall(SYS_rename, "n.tmp", "a.json") == 0 ? "ok" : strerror(errno));
     } else {
         return 2;
     }
