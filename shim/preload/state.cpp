@@ -81,6 +81,11 @@ struct Guard {
 
 Entry *entry_of(uintptr_t v) { return v > kInherited ? reinterpret_cast<Entry *>(v) : nullptr; }
 
+// Set once another process may hold one of our temps' descriptors (a fork,
+// a vfork child's exec, a hand-over from an image that had children): only
+// then can a commit find a child's error mark on its temp.
+std::atomic<bool> g_children{false};
+
 // One past the highest number ever listed: bounds the scans for closes that
 // went unseen.
 std::atomic<int> g_fd_end{0};
@@ -154,7 +159,7 @@ int commit(Entry *e) {
         log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
         return 0;
     }
-    if (wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
+    if (g_children.load(std::memory_order_relaxed) && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
         int own, lock_fd, dir_fd;
         detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
         if (int error = child_error(own)) wlf_file_poison(e->file, error);
@@ -318,7 +323,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         return -1;
     }
     if (wlf_file_kind(f) == WLF_COMMIT_PASSTHROUGH) {
-        int fd = wlf_file_detach(f);
+        int fd = served(wlf_file_detach(f));
         if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
         return fd;
     }
@@ -424,6 +429,7 @@ void load_options() {
 void import_pending() {
     const char *v = getenv(kPendingVar);
     if (!v) return;
+    g_children.store(true, std::memory_order_relaxed);  // the image before may have had some
     const char *p = v;
     while (*p) {
         const char *end = strchr(p, ';');
@@ -503,7 +509,7 @@ void init_once() {
         if (g_config.rules.patterns[i].has_slash) g_config.slash_rules = true;
     import_pending();
     identity_import();
-    pthread_atfork(nullptr, nullptr, after_fork_child);
+    pthread_atfork(nullptr, [] { g_children.store(true, std::memory_order_relaxed); }, after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
 }
 
@@ -973,6 +979,8 @@ char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how
     var.add(kPendingVar);
     var.add("=");
     int exported = 0;
+    // A vfork child's store lands in its parent's memory, which it shares.
+    if (ninherited) g_children.store(true, std::memory_order_relaxed);
     if (ninherited && carry && inherited.ok) {
         var.add(inherited.data);
         ++exported;
