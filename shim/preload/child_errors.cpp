@@ -4,9 +4,9 @@
 // error must reach the opener, which may live in another program image, with
 // no descriptor or memory to share: the child marks the temp itself, the one
 // file both can see. The mark is the sticky bit plus an access time of
-// 1970-01-01 whose nanoseconds carry the errno: on an unnamed temp nobody
-// else looks at that, and the opener, which checks it at commit, discards
-// the temp then.
+// 1970-01-01 whose nanoseconds carry the errno: on an unnamed (O_TMPFILE)
+// temp nobody else looks at that, and the opener, which checks it at
+// commit, discards the temp then.
 #include "handlers.hpp"
 
 #include "sysio.hpp"
@@ -19,7 +19,9 @@ namespace wrap_lockfile::shim {
 
 void report_child_error(int fd, int error) {
     struct stat st;
-    if (sys::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    // Only an unnamed temp: once committed (linked) it is the user's file,
+    // whose mode and times are not ours to touch.
+    if (sys::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0) return;
     int saved = errno;
     struct timespec times[2] = {{0, error > 0 && error < 4096 ? error : EIO}, {0, UTIME_OMIT}};
     (void)sys::call(SYS_fchmod, fd, static_cast<long>((st.st_mode & 07777) | S_ISVTX));
