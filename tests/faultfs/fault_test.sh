@@ -136,6 +136,23 @@ for c in "${cases[@]}"; do
     done
 done
 
+# --- the program's own fsync fails once ----------------------------------------
+# dd conv=fsync sees EIO from its fsync of the temp; the commit's fsync later
+# succeeds (count=1), and the kernel reports a writeback error once per open
+# file, which the shim's duplicate shares: only the shim watching the
+# program's fsync keeps the old content.
+for sync in fsync fdatasync; do
+    n=$((n + 1)); d=c$n
+    mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+    ctl "fault fsync $d/*~~ EIO count=1"
+    out=$(LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*' dd if="$tmp/src" of="$mnt/$d/f" conv=$sync status=none 2>&1)
+    rc=$?
+    ctl clear
+    [ $rc -ne 0 ] || fail "dd conv=$sync with a failing fsync: exited 0: $out"
+    expect_content "$backing/$d/f" old "dd conv=$sync with a failing fsync"
+    expect_only "$backing/$d" "dd conv=$sync with a failing fsync" f
+done
+
 # --- SIGKILL mid-replacement ---------------------------------------------------
 # faultfs kills the writer at a step, before doing it (or, "after", once it
 # is done). The target keeps its old bytes and mode (the new once the rename
