@@ -9,6 +9,8 @@
 
 #include "handlers.hpp"
 
+#include "sysio.hpp"
+
 #include <sys/syscall.h>
 
 namespace wrap_lockfile::shim {
@@ -75,6 +77,13 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a) {
 #ifdef SYS_truncate
     case SYS_truncate: return truncate_path(pass, path, static_cast<off_t>(a[1]));
 #endif
+    // ---- exec: pending replacements go along (or are committed first)
+    case SYS_execve:
+        return exec_with_env(ptr<char *const>(a[2]), path, ExecLookup::path,
+                             [&](char *const *e) { return real(nr, a[0], a[1], sys::arg(e)); });
+    case SYS_execveat:
+        return exec_with_env(ptr<char *const>(a[3]), nullptr, ExecLookup::fd,
+                             [&](char *const *e) { return real(nr, a[0], a[1], a[2], sys::arg(e), a[4]); });
     // ---- data moves into a descriptor
     case SYS_copy_file_range:
     case SYS_splice: return write_fd(pass, static_cast<int>(a[2]));

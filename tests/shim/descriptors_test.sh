@@ -104,6 +104,12 @@ if await ready "syscall(SYS_rename)"; then
     expect_content "syscall(SYS_rename)" a.json $'R\n'
 fi
 
+fresh execve
+shim launcher '*.json' "$helpers/unseen_close" execve 2>err
+expect_status "syscall(SYS_execve)" 0 $?
+expect_content "syscall(SYS_execve): the new image commits" a.json $'A\n'
+expect_entries "syscall(SYS_execve)" . a.json b.json err
+
 # ---- Node.js ----
 if have node; then
     fresh node

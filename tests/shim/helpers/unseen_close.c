@@ -16,7 +16,9 @@
               l.json (a symlink to b.json) with RESOLVE_NO_SYMLINKS, which
               the kernel refuses: prints "openat2 link: ERR";
      rename   "R\n" written to n.tmp (unmatched), then syscall(SYS_rename)
-              onto a.json: prints "rename: ok" or "rename: ERR".
+              onto a.json: prints "rename: ok" or "rename: ERR";
+     execve   "A\n" written to a.json, left open, then syscall(SYS_execve)
+              of /bin/true, whose exit commits it.
    After each close of a.json (syscall mode) a child checks that a.json.lock
    is free (absent, or flock LOCK_NB succeeds) and prints "lock: free" or
    "lock: held". Exit: 0, or 1 when a call failed (perror). */
@@ -131,6 +133,17 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "rename")) {
         write_file("n.tmp", O_TRUNC, "R\n", 0);
         printf("rename: %s\n", syscall(SYS_rename, "n.tmp", "a.json") == 0 ? "ok" : strerror(errno));
+    } else if (!strcmp(mode, "execve")) {
+        int fd = open("a.json", O_WRONLY | O_TRUNC);
+        if (fd < 0 || write(fd, "A\n", 2) != 2) {
+            perror("execve");
+            return 1;
+        }
+        char *args[] = {"true", NULL};
+        extern char **environ;
+        syscall(SYS_execve, "/bin/true", args, environ);
+        perror("execve");
+        return 1;
     } else {
         return 2;
     }
