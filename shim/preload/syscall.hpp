@@ -59,21 +59,21 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a) {
         return open_at([&](int fl) { return static_cast<int>(real(nr, a[0], a[1], static_cast<long>(fl), a[3])); }, fd,
                        ptr<const char>(a[1]), static_cast<int>(a[2]), static_cast<mode_t>(a[3]));
     case SYS_openat2: return openat2_call(real, a);
-    // ---- names: renames and links onto a matched target
+    // ---- names: renames and links onto a matched target (links and
+    // RENAME_NOREPLACE refuse a target pending here, as the table's do)
 #ifdef SYS_rename
-    case SYS_rename:
+    case SYS_rename: return locked_rename(pass, AT_FDCWD, ptr<const char>(a[1]));
 #endif
 #ifdef SYS_link
-    case SYS_link:
-#endif
-#if defined(SYS_rename) || defined(SYS_link)
-        return locked_rename(pass, AT_FDCWD, ptr<const char>(a[1]));
+    case SYS_link: return locked_link(pass, AT_FDCWD, ptr<const char>(a[1]));
 #endif
 #ifdef SYS_renameat
-    case SYS_renameat:
+    case SYS_renameat: return locked_rename(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
 #endif
     case SYS_renameat2:
-    case SYS_linkat: return locked_rename(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
+        return a[4] & RENAME_NOREPLACE ? locked_link(pass, static_cast<int>(a[2]), ptr<const char>(a[3]))
+                                       : locked_rename(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
+    case SYS_linkat: return locked_link(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
 #ifdef SYS_truncate
     case SYS_truncate: return truncate_path(pass, path, static_cast<off_t>(a[1]));
 #endif
