@@ -110,6 +110,23 @@ expect_status "syscall(SYS_execve)" 0 $?
 expect_content "syscall(SYS_execve): the new image commits" a.json $'A\n'
 expect_entries "syscall(SYS_execve)" . a.json b.json err
 
+# The shim's own lock descriptor closed behind its back, its number handed
+# out again: the replacement can no longer be trusted; its close fails,
+# the old content stays, and a line names the descriptor.
+fresh internal
+out=$(shim launcher '*.json' "$helpers/unseen_close" internal 2>err)
+status=$?
+if [ "$status" -eq 77 ]; then
+    skip "lock descriptor closed behind the shim's back: no descriptor names a.json.lock"
+else
+    lock=$(sed -n 's/^lock //p' <<<"$out")
+    grep -qx 'close: Bad file descriptor' <<<"$out" || fail "lock descriptor closed unseen: $(echo $out), want EBADF"
+    grep -q "descriptor $lock of the pending replacement of '$d/a.json' was closed behind" err ||
+        fail "lock descriptor closed unseen: no line names descriptor $lock: $(cat err)"
+    expect_content "lock descriptor closed unseen" a.json $'old\n'
+    expect_entries "lock descriptor closed unseen" . a.json b.json err
+fi
+
 # ---- Node.js ----
 if have node; then
     fresh node

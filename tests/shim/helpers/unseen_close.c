@@ -18,12 +18,17 @@
      rename   "R\n" written to n.tmp (unmatched), then syscall(SYS_rename)
               onto a.json: prints "rename: ok" or "rename: ERR";
      execve   "A\n" written to a.json, left open, then syscall(SYS_execve)
-              of /bin/true, whose exit commits it.
+              of /bin/true, whose exit commits it;
+     internal "A\n" written to a.json, then the shim's own lock descriptor
+              is closed raw and dup() is called until it returns that number;
+              prints "lock N" and "close: ok" or "close: ERR" for a.json.
    After each close of a.json (syscall mode) a child checks that a.json.lock
    is free (absent, or flock LOCK_NB succeeds) and prints "lock: free" or
    "lock: held". Exit: 0, or 1 when a call failed (perror). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +149,30 @@ int main(int argc, char **argv) {
         syscall(SYS_execve, "/bin/true", args, environ);
         perror("execve");
         return 1;
+    } else if (!strcmp(mode, "internal")) {
+        int fd = open("a.json", O_WRONLY | O_TRUNC);
+        if (fd < 0 || write(fd, "A\n", 2) != 2) {
+            perror("internal");
+            return 1;
+        }
+        char lock[PATH_MAX], link[PATH_MAX], proc[300];
+        if (!realpath("a.json", lock)) return 1;
+        strcat(lock, ".lock");
+        int lock_fd = -1;
+        DIR *d = opendir("/proc/self/fd");
+        for (struct dirent *e; d && (e = readdir(d));) {
+            snprintf(proc, sizeof proc, "/proc/self/fd/%s", e->d_name);
+            ssize_t n = readlink(proc, link, sizeof link - 1);
+            if (n > 0 && (link[n] = '\0', !strcmp(link, lock))) lock_fd = atoi(e->d_name);
+        }
+        if (d) closedir(d);
+        if (lock_fd < 0) return 77;
+        printf("lock %d\n", lock_fd);
+        raw_close(lock_fd);
+        int got = -1, count = 0;
+        while (count++ < 4096 && (got = dup(0)) >= 0 && got != lock_fd) {
+        }
+        printf("close: %s\n", close(fd) == 0 ? "ok" : strerror(errno));
     } else {
         return 2;
     }
