@@ -21,6 +21,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <initializer_list>
 
 namespace py = pybind11;
 namespace wl = wrap_lockfile;
@@ -89,11 +91,15 @@ auto without_gil(F &&f) -> decltype(f()) {
     }
 }
 
-wl::LockBackend parse_backend(const std::string &name) {
-    if (name == "flock") return wl::LockBackend::flock;
-    if (name == "dotlock") return wl::LockBackend::dotlock;
-    if (name == "none") return wl::LockBackend::none;
-    throw py::value_error("wrap_lockfile: lock backend must be 'flock', 'dotlock' or 'none', not '" + name + "'");
+// The value named `value` among `choices`, else ValueError naming `what`.
+template <class T>
+T pick(const char *what, const std::string &value, std::initializer_list<std::pair<const char *, T>> choices) {
+    std::string names;
+    for (const auto &[name, v] : choices) {
+        if (value == name) return v;
+        names += std::string(names.empty() ? "'" : ", '") + name + "'";
+    }
+    throw py::value_error(std::string("wrap_lockfile: ") + what + " must be one of " + names + ", not '" + value + "'");
 }
 
 // Every Python lock object is a lock of its own (the seed's flock semantics:
@@ -101,7 +107,9 @@ wl::LockBackend parse_backend(const std::string &name) {
 wl::LockOptions lock_options(std::optional<double> timeout, bool keep_lock_file, const std::string &backend) {
     wl::LockOptions o;
     o.timeout = timeout;
-    o.backend = parse_backend(backend);
+    o.backend = pick<wl::LockBackend>("backend", backend, {{"flock", wl::LockBackend::flock},
+                                                           {"dotlock", wl::LockBackend::dotlock},
+                                                           {"none", wl::LockBackend::none}});
     o.keep_lock_file = keep_lock_file;
     o.nesting = false;
     o.interruptible = !timeout.has_value();
@@ -115,18 +123,10 @@ wl::WriteOptions write_options(bool use_lock, std::optional<double> timeout, con
     o.use_lock = use_lock;
     o.lock = lock_options(timeout, keep_lock_file, backend);
     o.temp_suffix = temp_suffix;
-    if (durability == "full")
-        o.durability = wl::Durability::full;
-    else if (durability == "none")
-        o.durability = wl::Durability::none;
-    else
-        throw py::value_error("wrap_lockfile: durability must be 'full' or 'none', not '" + durability + "'");
-    if (hard_links == "keep")
-        o.hard_links = wl::HardLinkPolicy::keep_links;
-    else if (hard_links == "split")
-        o.hard_links = wl::HardLinkPolicy::split;
-    else
-        throw py::value_error("wrap_lockfile: hard_links must be 'keep' or 'split', not '" + hard_links + "'");
+    o.durability = pick<wl::Durability>("durability", durability,
+                                        {{"full", wl::Durability::full}, {"none", wl::Durability::none}});
+    o.hard_links = pick<wl::HardLinkPolicy>("hard_links", hard_links, {{"keep", wl::HardLinkPolicy::keep_links},
+                                                                       {"split", wl::HardLinkPolicy::split}});
     if (create_mode) o.create_mode = static_cast<mode_t>(*create_mode);
     return o;
 }

@@ -97,6 +97,14 @@ def test_async_tasks_serialize(d):
     assert entries(d) == []
 
 
+async def waiting_threads_gone(before):
+    """Until the wait threads started since `before` threads ran have ended."""
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert threading.active_count() == before
+
+
 def test_cancelled_wait_leaves_no_lock_behind(d):
     f = os.path.join(d, "f")
     before = threading.active_count()
@@ -109,12 +117,9 @@ def test_cancelled_wait_leaves_no_lock_behind(d):
             with pytest.raises(asyncio.CancelledError):
                 await task
         # The waiting thread stops within one slice and takes nothing with it.
-        deadline = time.monotonic() + 5
-        while threading.active_count() > before and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await waiting_threads_gone(before)
 
     run(main())
-    assert threading.active_count() == before
     assert not held_elsewhere(f)
     assert entries(d) == []
 
@@ -164,6 +169,7 @@ def test_async_atomic_write_waits_for_the_lock_without_blocking(d):
 
 def test_async_atomic_write_timeout_and_cancel_leave_nothing(d):
     t = os.path.join(d, "t")
+    before = threading.active_count()
 
     async def main():
         with w.mylockfile(t):
@@ -175,7 +181,7 @@ def test_async_atomic_write_timeout_and_cancel_leave_nothing(d):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-        await asyncio.sleep(0.3)  # longer than a slice: the cancelled open has given up
+        await waiting_threads_gone(before)  # the cancelled open has given up
 
     run(main())
     assert entries(d) == []

@@ -241,6 +241,18 @@ def test_non_files_are_refused_before_anything_is_written(d, how):
         sock.close()
 
 
+def test_proc_files_are_refused_unwritten():
+    with open("/proc/self/comm") as f:
+        before = f.read()
+    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
+        with w.atomic_write_no_lock("/proc/self/comm") as f:
+            f.write("renamed")
+    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
+        w.atomic_write_content_with_lock("/proc/self/comm", "renamed", use_lock=False)
+    with open("/proc/self/comm") as f:
+        assert f.read() == before
+
+
 def test_permissions_are_kept_and_new_files_follow_the_umask(d):
     t = os.path.join(d, "t")
     put(t, "x")

@@ -15,7 +15,6 @@ import io
 import locale
 import os
 import stat
-import sys
 import threading
 import time
 from typing import IO, Any, Callable, List, Optional, TypeVar, Union
@@ -122,6 +121,9 @@ async def _wait_in_thread(call: Callable[[Optional[float]], _T], timeout: Option
         return await fut
     except asyncio.CancelledError:
         cancelled.set()
+        # Cancelled after the thread delivered but before this task resumed.
+        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is not None:
+            undo(fut.result())
         raise
 
 
