@@ -2,9 +2,13 @@
 import errno
 import io
 import os
+import pwd
+import shutil
 import socket
 import stat
+import tempfile
 import threading
+import traceback
 
 import pytest
 
@@ -343,19 +347,53 @@ def test_symlink_chain_and_relative_links(d):
     assert entries(os.path.join(d, "a", "b")) == ["final"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_modes_through_a_symlink_in_a_read_only_directory(d):
-    """The seed's test_modes_through_readonly_symlink."""
-    ro, rw = os.path.join(d, "RO"), os.path.join(d, "RW")
-    os.mkdir(ro)
-    os.mkdir(rw)
-    link, target = os.path.join(ro, "symlink"), os.path.join(rw, "afile")
-    os.symlink(os.path.join("..", "RW", "afile"), link)
-    os.chmod(ro, 0o555)
+def test_modes_through_a_symlink_in_a_read_only_directory():
+    """The seed's test_modes_through_readonly_symlink (as user nobody when run
+    as root, who would ignore the directory's permissions)."""
+    base = tempfile.mkdtemp(prefix="wlf-ro-")
     try:
-        _modes_through(link, target)
+        os.chmod(base, 0o755)
+        ro, rw = os.path.join(base, "RO"), os.path.join(base, "RW")
+        os.mkdir(ro)
+        os.mkdir(rw)
+        link, target = os.path.join(ro, "symlink"), os.path.join(rw, "afile")
+        os.symlink(os.path.join("..", "RW", "afile"), link)
+        if os.geteuid() != 0:
+            os.chmod(ro, 0o555)
+            try:
+                _modes_through(link, target)
+            finally:
+                os.chmod(ro, 0o755)
+            return
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no user nobody to drop root to")
+        for p in (base, rw):
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(ro, 0o555)  # root's: nobody cannot write there
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setgroups([])
+                os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
+                os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
+                try:
+                    open(os.path.join(ro, "probe"), "w")
+                    code = 3  # the directory is writable after all: nothing proven
+                except PermissionError:
+                    _modes_through(link, target)
+                    code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        status = os.waitpid(pid, 0)[1]
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert entries(ro) == ["symlink"]
     finally:
-        os.chmod(ro, 0o755)
+        shutil.rmtree(base)
 
 
 def test_modes_through_a_symlink(d):
