@@ -2,6 +2,7 @@
 import errno
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -207,3 +208,54 @@ def test_forked_child_does_not_release_the_parents_lock(d):
     lock.release()
     assert not held_elsewhere(f)
     assert entries(d) == []
+
+
+def _fs_type(path):
+    best, kind = "", ""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[1].replace("\\040", " ")
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, kind = mnt, fields[2]
+    return kind
+
+
+def test_gil_is_released_during_the_commit(d):
+    """With a switch interval too long to ever expire, another thread runs
+    only where this one releases the GIL: a tick between the commit's start
+    and its return proves the commit released it (fsync of 32 MiB)."""
+    if _fs_type(os.path.realpath(d)) in ("tmpfs", "ramfs"):
+        pytest.skip("fsync on %s returns at once: nothing to observe" % d)
+    t = os.path.join(d, "big")
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0)  # gives the GIL back at once
+
+    old = sys.getswitchinterval()
+    seen = False
+    th = threading.Thread(target=ticker)
+    th.start()
+    try:
+        sys.setswitchinterval(1000)
+        for _ in range(5):
+            cm = w.atomic_write(t, "wb")
+            f = cm.__enter__()
+            f.write(b"x" * (32 << 20))
+            f.flush()
+            start = time.monotonic()
+            cm.__exit__(None, None, None)
+            end = time.monotonic()
+            if any(start < tick < end for tick in ticks):
+                seen = True
+                break
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        th.join()
+    assert seen
+    assert os.path.getsize(t) == 32 << 20
