@@ -186,3 +186,28 @@ def test_async_atomic_write_timeout_and_cancel_leave_nothing(d):
     run(main())
     assert entries(d) == []
     assert not held_elsewhere(t)
+
+
+def test_cancel_during_the_commit_lets_it_finish_then_cancels(d):
+    t = os.path.join(d, "t")
+    with open(t, "w") as f:
+        f.write("old")
+
+    async def main():
+        in_block = asyncio.Event()
+
+        async def write():
+            async with w.atomic_write(t, "wb") as f:
+                f.write(b"n" * (8 << 20))
+                in_block.set()  # this task runs on into the commit's await
+
+        task = asyncio.ensure_future(write())
+        await in_block.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    assert os.path.getsize(t) == 8 << 20  # committed all the same
+    assert entries(d) == ["t"]
+    assert not held_elsewhere(t)

@@ -138,10 +138,10 @@ async def _finish_in_executor(fn: Callable[[], _T]) -> _T:
             result = await asyncio.shield(fut)
             break
         except asyncio.CancelledError:
+            cancelled = True
             if fut.done():
                 result = fut.result()  # raises the commit's own error
                 break
-            cancelled = True
     if cancelled:
         raise asyncio.CancelledError()
     return result
