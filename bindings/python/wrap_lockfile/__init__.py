@@ -155,8 +155,9 @@ class FcntlFileLock(threading.local):
     ``timeout`` None waits as long as it takes, > 0 raises LockTimeout after
     that many seconds, <= 0 tries once and raises AlreadyLocked. Every lock
     object is a lock of its own: a second one on the same file waits even in
-    the same thread, like the seed's. The lock file is removed at release by
-    the verified protocol (unlink while holding). Like the seed's class it is
+    the same thread, like the seed's. A lock file this library created is
+    removed at release by the verified protocol (unlink while holding, every
+    acquirer checks its inode still has the name). Like the seed's class it is
     thread-local: one object shared by threads locks in each of them.
     ``async with`` waits without blocking the event loop.
     """
