@@ -487,3 +487,23 @@ def test_concurrent_threads_each_commit_whole_content(d):
     content = read(t)
     assert len(content) == 1000 and len(set(content)) == 1
     assert entries(d) == ["t"]
+
+
+def test_hard_linked_target_keeps_its_links_unless_split(d):
+    t, other = os.path.join(d, "t"), os.path.join(d, "other")
+    put(t, "old")
+    os.link(t, other)
+    cm = w.atomic_write(t)
+    with cm as f:
+        f.write("kept")
+    assert cm.kind == "in_place"  # reported as not atomic
+    assert read(other) == "kept" and os.stat(t).st_ino == os.stat(other).st_ino
+    cm = w.atomic_write(t, hard_links="split", durability="none")
+    with cm as f:
+        f.write("split")
+    assert cm.kind == "rename"
+    assert read(t) == "split" and read(other) == "kept"
+    assert entries(d) == ["other", "t"]
+    with pytest.raises(ValueError):
+        with w.atomic_write(t, hard_links="sometimes"):
+            pass
