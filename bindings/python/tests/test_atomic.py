@@ -507,3 +507,19 @@ def test_hard_linked_target_keeps_its_links_unless_split(d):
     with pytest.raises(ValueError):
         with w.atomic_write(t, hard_links="sometimes"):
             pass
+
+
+def test_str_bytes_and_pathlike_paths(d):
+    import pathlib
+    b, p = os.path.join(d, "b"), pathlib.Path(d, "p")
+    w.atomic_write_content_with_lock(os.fsencode(b), "x")
+    w.atomic_write_content_with_lock(p, "y")
+    with w.atomic_write(p, "a") as f:
+        assert f.name == str(p)
+        f.write("z")
+    with w.mylockfile(p) as lock:
+        assert lock.lockfile == str(p) + ".lock" and os.path.exists(lock.lockfile)
+    with w.mylockfile(os.fsencode(b)) as lock:
+        assert lock.lockfile == b + ".lock" and os.path.exists(lock.lockfile)
+    assert read(b) == "x" and read(p) == "yz"
+    assert entries(d) == ["b", "p"]
