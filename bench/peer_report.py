@@ -84,6 +84,26 @@ if cf and pf:
       f"({pf / cf:.2f}x: the syscalls dominate, the interpreter adds little per os.* call here); still, compare "
       f"Python peers with *py floor* and *core via ctypes* rather than with the C columns.")
 
+if any(k[4].startswith("py-binding") for k in runs):
+    w("")
+    w("**Python binding** (`import wrap_lockfile`, the seed's API on the core; same loop as the Python columns "
+      "above). *binding no lock*: `with atomic_write_no_lock(t, 'wb') as f: f.write(data)`, beside "
+      "*atomicwrites* (neither locks). *binding*: `with atomic_write(t, 'wb')` (flock on t.lock, replace, "
+      "unlink the lock file), beside *filelock+aw*. *content*: `atomic_write_content_with_lock(t, data)`. "
+      "Ratios below 1 mean the binding is faster.")
+    w("")
+    w("| fs | size | fsync | py floor | binding no lock | atomicwrites | no lock/aw | binding | filelock+aw | binding/(filelock+aw) | content |")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fs in ("tmpfs", "disk"):
+        for size, sname in SIZES:
+            for dur in ("full", "none"):
+                g = lambda impl: med("replace", fs, size, dur, impl)
+                bn, bl, aw, fa = g("py-binding-nolock"), g("py-binding"), g("py-atomicwrites"), g("py-filelock+atomicwrites")
+                if bl is None:
+                    continue
+                w(f"| {fs} | {sname} | {dur} | {fmt(g('py-floor'))} | {fmt(bn)} | {fmt(aw)} | {ratio(bn, aw)} | "
+                  f"{fmt(bl)} | {fmt(fa)} | {ratio(bl, fa)} | {fmt(g('py-binding-content'))} |")
+
 w("")
 w("#### f. Lock acquire + release, uncontended")
 w("")
@@ -100,6 +120,18 @@ for fs in ("tmpfs", "disk"):
     cf, co, pf, po = g("c-flock"), g("c-ours"), g("py-floor"), g("py-ours")
     w(f"| {fs} | {fmt(cf)} | {fmt(co)} | {ratio(co, cf)} | {fmt(pf)} | {fmt(po)} | {ratio(po, pf)} | "
       f"{fmt(g('py-filelock'))} | {fmt(g('py-portalocker'))} | {fmt(g('flock1-flock1'))} | {fmt(g('flock1-true'))} |")
+
+if any(k[0] == "lock" and k[4] == "py-binding" for k in runs):
+    w("")
+    w("**Python binding**: `with mylockfile(t): pass` (open, flock, verify, unlink, unlock, close) beside the "
+      "Python peers, which never unlink their lock files.")
+    w("")
+    w("| fs | py floor | binding | binding/py floor | filelock | binding/filelock | portalocker | binding/portalocker |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for fs in ("tmpfs", "disk"):
+        g = lambda impl: med("lock", fs, 0, "-", impl)
+        b, pf, fl, pl = g("py-binding"), g("py-floor"), g("py-filelock"), g("py-portalocker")
+        w(f"| {fs} | {fmt(pf)} | {fmt(b)} | {ratio(b, pf)} | {fmt(fl)} | {ratio(b, fl)} | {fmt(pl)} | {ratio(b, pl)} |")
 
 w("")
 w("#### g. Contended hand-off (FileLock, tmpfs)")

@@ -8,11 +8,16 @@ interpreter (start-up and imports are not in the numbers).
     atomicwrites  atomicwrites.atomic_write(overwrite=True) (always fsyncs
                   file and directory: "full" only)
     filelock+atomicwrites  filelock.FileLock(target.lock), then atomic_write
+    binding       our Python binding: with wrap_lockfile.atomic_write(target, 'wb')
+                  (lock + replace; needs PYTHONPATH=BUILD/bindings/python)
+    binding-nolock    with wrap_lockfile.atomic_write_no_lock(target, 'wb')
+    binding-content   wrap_lockfile.atomic_write_content_with_lock(target, data)
   py_peers.py lock IMPL DIR BUDGET_MS LIBWRAP
     ours          wlf_lock_acquire + wlf_lock_release through ctypes
     floor         os.open + fcntl.flock + os.unlink + unlock + os.close
     filelock      filelock.FileLock acquire + release
     portalocker   portalocker.Lock acquire + release
+    binding       our Python binding: with wrap_lockfile.mylockfile(target)
 Prints "MEDIAN_NS ITERS".
 """
 import ctypes
@@ -26,7 +31,7 @@ import time
 class LockOptions(ctypes.Structure):
     _fields_ = [("has_timeout", ctypes.c_int), ("timeout", ctypes.c_double),
                 ("backend", ctypes.c_int), ("keep_lock_file", ctypes.c_int),
-                ("inherit", ctypes.c_int), ("fd_floor", ctypes.c_int)]
+                ("fd_floor", ctypes.c_int), ("no_nesting", ctypes.c_int), ("interruptible", ctypes.c_int)]
 
 
 class WriteOptions(ctypes.Structure):
@@ -112,6 +117,16 @@ def replace(impl, d, size, dur, budget, max_iters, libpath):
             def op():
                 with lk:
                     write()
+    elif impl in ("binding", "binding-nolock"):
+        import wrap_lockfile
+        cm = wrap_lockfile.atomic_write if impl == "binding" else wrap_lockfile.atomic_write_no_lock
+
+        def op():
+            with cm(target, "wb", durability=dur) as f:
+                f.write(data)
+    elif impl == "binding-content":
+        import wrap_lockfile
+        op = lambda: wrap_lockfile.atomic_write_content_with_lock(target, data, durability=dur)
     else:
         raise SystemExit(f"unknown replace impl {impl}")
     loop(op, budget, max_iters)
@@ -153,6 +168,13 @@ def lock(impl, d, budget, libpath):
         def op():
             lk.acquire()
             lk.release()
+    elif impl == "binding":
+        import wrap_lockfile
+        lk = wrap_lockfile.mylockfile(target)
+
+        def op():
+            with lk:
+                pass
     else:
         raise SystemExit(f"unknown lock impl {impl}")
     loop(op, budget, 1_000_000)

@@ -219,6 +219,10 @@ have_py() { "$PY" -c "import $1" 2>/dev/null; }
 have_py atomicwrites || note "python3-atomicwrites not importable by $PY: not measured"
 have_py filelock || note "python3-filelock not importable by $PY: not measured"
 have_py portalocker || note "python3-portalocker not importable by $PY: not measured"
+# Our Python binding, from the build tree (configured with -Dpython, the default auto).
+BINDING=(env "PYTHONPATH=$BUILD/bindings/python" "$PY" "$PYPEERS")
+have_binding() { "${BINDING[@]:0:3}" -c 'import wrap_lockfile' 2>/dev/null; }
+have_binding || note "Python binding not importable from $BUILD/bindings/python (pybind11 missing at configure time?): not measured"
 
 PEERS="$WORK/peers.tsv"   # kind, fs, size, durability, impl, round, median_ns, iters
 : >"$PEERS"
@@ -243,6 +247,7 @@ for ((r = 0; r < ROUNDS; r++)); do
       case $size in 4096) max=100000 ;; 1048576) max=2000 ;; *) max=3 ;; esac
       for dur in full none; do
         impls=(c-floor c-ours py-floor py-ours)
+        have_binding && impls+=(py-binding py-binding-nolock py-binding-content)
         [ -x "$GLIB" ] && impls+=(glib)
         if [ $dur = full ]; then
           [ -x "$QT" ] && impls+=(qt)
@@ -262,6 +267,7 @@ for ((r = 0; r < ROUNDS; r++)); do
             py-ours) cmd=("$PY" "$PYPEERS" replace ours "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
             py-atomicwrites) cmd=("$PY" "$PYPEERS" replace atomicwrites "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
             py-filelock+atomicwrites) cmd=("$PY" "$PYPEERS" replace filelock+atomicwrites "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
+            py-binding*) cmd=("${BINDING[@]}" replace "${impl#py-}" "$d" $size $dur $BUDGET $max "$LIBWLF") ;;
           esac
           one replace $fs $size $dur "$impl" $r -- "${cmd[@]}"
         done
@@ -280,12 +286,14 @@ for ((r = 0; r < ROUNDS; r++)); do
     impls=(c-flock c-ours py-floor py-ours)
     have_py filelock && impls+=(py-filelock)
     have_py portalocker && impls+=(py-portalocker)
+    have_binding && impls+=(py-binding)
     n=${#impls[@]}
     for ((k = 0; k < n; k++)); do
       impl=${impls[$(((k + r) % n))]}
       case $impl in
         c-flock) cmd=("$PEER" lock flock "$d" $BUDGET) ;;
         c-ours) cmd=("$PEER" lock ours "$d" $BUDGET) ;;
+        py-binding) cmd=("${BINDING[@]}" lock binding "$d" $BUDGET "$LIBWLF") ;;
         py-*) cmd=("$PY" "$PYPEERS" lock "${impl#py-}" "$d" $BUDGET "$LIBWLF") ;;
       esac
       one lock $fs 0 - "$impl" $r -- "${cmd[@]}"

@@ -29,6 +29,8 @@ wlf_lock_options to_c(const LockOptions &o) {
     c.timeout = o.timeout.value_or(0.0);
     c.backend = static_cast<int>(o.backend);
     c.keep_lock_file = o.keep_lock_file;
+    c.no_nesting = !o.nesting;
+    c.interruptible = o.interruptible;
     return c;
 }
 

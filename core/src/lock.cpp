@@ -12,7 +12,9 @@
 //
 // Nesting: a process-wide registry maps lock-file identity to the owning
 // thread, so a thread that asks again for a lock it holds gets a reference
-// instead of deadlocking against its own open file description.
+// instead of deadlocking against its own open file description. Handles
+// asked for with no_nesting (the Python binding: the seed's fcntl lock
+// excludes a second lock object even in one thread) bypass it.
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "lock_file.hpp"
@@ -139,7 +141,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
         sys::UniqueFd fd(raw);
         int rc;
         if (!opt->has_timeout) {
-            while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR) {
+            while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR && !opt->interruptible) {
             }
             rc = rc == 0 ? 0 : errno;
         } else {
@@ -366,7 +368,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     }
 
     struct stat st;
-    if (g_registry_size.load(std::memory_order_relaxed) > 0 && lstat(path, &st) == 0) {
+    if (!opt->no_nesting && g_registry_size.load(std::memory_order_relaxed) > 0 && lstat(path, &st) == 0) {
         if (Held *h = registry_nest(st.st_dev, st.st_ino)) {
             handle->held = h;
             *out = handle;
@@ -400,7 +402,9 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         free(handle);
         return rc;
     }
-    registry_add(h);
+    // A handle of its own is nobody's to nest into: it stays out of the
+    // registry (registry_drop lets it go at depth 0 all the same).
+    if (!opt->no_nesting) registry_add(h);
     handle->held = h;
     *out = handle;
     return 0;

@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -617,6 +619,57 @@ TEST(Lock, NestedReleaseOuterThenInner) {
     EXPECT_FALSE(fs::exists(lock_of(target)));
     EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAcquired);
     EXPECT_EQ(probe_in_process(target, opts(0.0)), kAcquired);
+}
+
+// The Python binding's locks (no_nesting): two lock objects on one file
+// exclude each other even in one thread, as the seed's fcntl lock does.
+TEST(Lock, NoNestingHandleExcludesSecondLockInSameThread) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    wl::LockOptions own = opts(std::nullopt);
+    own.nesting = false;
+    std::optional<wl::FileLock> outer(std::in_place, target, own);
+    wl::LockOptions second = own;
+    second.timeout = 0.1;
+    auto start = Clock::now();
+    EXPECT_THROW(wl::FileLock(target, second), wl::LockTimeout);
+    EXPECT_GE(seconds_since(start), 0.08);
+    second.timeout = 0.0;
+    EXPECT_THROW(wl::FileLock(target, second), wl::AlreadyLocked);
+    // Nor does a nesting request of the same thread slip in under it.
+    EXPECT_THROW(wl::FileLock(target, 0.0), wl::AlreadyLocked);
+    EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+    outer.reset();
+    EXPECT_FALSE(fs::exists(lock_of(target)));
+    EXPECT_EQ(probe_in_thread(target, opts(0.0)), kAcquired);
+}
+
+// The Python binding's untimed wait (interruptible): a signal ends it with
+// EINTR, so that Ctrl-C reaches the program instead of waiting on.
+TEST(Lock, InterruptibleWaitEndsWithEintrOnSignal) {
+    TempDir dir;
+    fs::path target = dir / "f";
+    Holder holder(target, opts(std::nullopt));
+    ASSERT_TRUE(holder.held());
+    struct sigaction sa {}, old {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART, like Python's handlers
+    ASSERT_EQ(sigaction(SIGALRM, &sa, &old), 0);
+    itimerval t{};
+    t.it_value.tv_usec = 100000;
+    ASSERT_EQ(setitimer(ITIMER_REAL, &t, nullptr), 0);
+    wl::LockOptions o = opts(std::nullopt);
+    o.interruptible = true;
+    int code = 0;
+    try {
+        wl::FileLock lock(target, o);
+    } catch (const wl::LockFailed &e) {
+        code = e.code().value();
+    }
+    sigaction(SIGALRM, &old, nullptr);
+    EXPECT_EQ(code, EINTR);
+    EXPECT_EQ(holder.release(), 0);
 }
 
 // ---- 5. the verified cleanup protocol under contention --------------------

@@ -55,6 +55,11 @@ typedef struct wlf_lock_options {
     int backend;          /* enum wlf_lock_backend */
     int keep_lock_file;   /* do not unlink <target>.lock on release */
     int fd_floor;         /* > 0: keep the lock descriptor at or above this number (shim) */
+    int no_nesting;       /* every handle is a lock of its own: the same thread asking again waits
+                             (or times out) like another process would, as two flock()ed open
+                             files do, instead of getting a nested handle (Python binding) */
+    int interruptible;    /* a wait without timeout returns EINTR when a signal interrupts it,
+                             for callers that run their own signal handlers (Python binding) */
 } wlf_lock_options;
 
 WLF_API void wlf_lock_options_init(wlf_lock_options *opt);
@@ -66,7 +71,7 @@ typedef struct wlf_lock wlf_lock;
  * timeout <= 0; ETIMEDOUT when a positive timeout expired; any other errno
  * (ENOLCK, EACCES, EROFS, ...) means the lock could not be taken at all.
  * A thread that already holds the lock on the same lock file gets a nested
- * handle at once. */
+ * handle at once, unless `no_nesting` is set. */
 WLF_API int wlf_lock_acquire(const char *target, const wlf_lock_options *opt,
                      wlf_lock **out, wlf_error *err);
 

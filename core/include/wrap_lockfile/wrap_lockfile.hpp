@@ -92,6 +92,8 @@ struct LockOptions {
     std::optional<double> timeout;  // unset: wait; > 0: LockTimeout; <= 0: AlreadyLocked
     LockBackend backend = LockBackend::flock;
     bool keep_lock_file = false;    // leave <target>.lock behind (for flock(1) interop)
+    bool nesting = true;            // false: a second lock by the same thread waits like any other
+    bool interruptible = false;     // a wait without timeout throws LockFailed(EINTR) on a signal
 };
 
 struct WriteOptions {

@@ -1,0 +1,401 @@
+"""Exclusive file locks and atomic file replacement, on the wrap_lockfile C++ core.
+
+The API of ColDoc's pure-Python ``wrap_lockfile`` module, with the same names,
+signatures and defaults: ``mylockfile``, ``atomic_write_content_with_lock``,
+``atomic_write_no_lock``, ``atomic_write_lock`` / ``atomic_write``, the
+exceptions ``LockTimeout``, ``AlreadyLocked``, ``LockFailed``. The work is done
+by the C++ core (kept permissions, owner and ACLs, fsync of file and
+directory, the verified lock-file cleanup); README sections "Python" and
+"Migrating from the pure-Python wrap_lockfile" say what differs.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import locale
+import os
+import stat
+import threading
+import time
+from typing import IO, Any, Callable, List, Optional, TypeVar, Union
+
+from ._errors import AlreadyLocked, LockError, LockFailed, LockTimeout
+from . import _wrap_lockfile as _core
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "mylockfile", "myLockTimeout", "mylockfile_other_exceptions", "mylockfile_exceptions",
+    "atomic_write_content_with_lock", "atomic_write_no_lock", "atomic_write_lock", "atomic_write",
+    "LockError", "LockTimeout", "AlreadyLocked", "LockFailed", "HAVE_FCNTL", "FcntlFileLock",
+    "ModeBehavior", "open_modes_behaviour",
+]
+
+PathType = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+_T = TypeVar("_T")
+
+# The seed's flag for "locks are flock(2) on '<file>.lock'"; here they always are.
+HAVE_FCNTL = True
+
+myLockTimeout = LockTimeout
+mylockfile_other_exceptions = (LockTimeout, AlreadyLocked, LockFailed)
+# The later upstream spelling of the same tuple.
+mylockfile_exceptions = mylockfile_other_exceptions
+
+
+def _timeout(value: Optional[float]) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def _refuse_non_file(path: str) -> None:
+    """The seed's check, before anything is locked, created or written."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # missing (or unreachable): the core decides, under the lock
+    if not stat.S_ISREG(st.st_mode):
+        raise RuntimeError("Works only on files, not %r" % path)
+
+
+# ---- waiting from asyncio ----------------------------------------------------
+
+# A wait from asyncio runs in a thread of its own, in slices of this many
+# seconds, so that a cancelled task's thread gives up within one slice.
+_SLICE = 0.1
+
+
+def _call_sliced(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
+                 cancelled: threading.Event) -> Optional[_T]:
+    """call(t) with lock timeouts t of at most _SLICE until it succeeds,
+    `timeout` expires (LockTimeout) or `cancelled` is set (None)."""
+    if not sliced or (timeout is not None and timeout <= 0):
+        return call(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+        try:
+            return call(max(left, 1e-6))
+        except LockTimeout as e:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LockTimeout("Timeout waiting for lock on %s after %g seconds" % (e.filename, timeout),
+                                  e.errno, e.filename, e.holder) from None
+        if cancelled.is_set():
+            return None
+
+
+async def _wait_in_thread(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
+                          undo: Callable[[_T], None]) -> _T:
+    """Runs a blocking acquisition without blocking the event loop.
+
+    A thread of its own per wait, not the loop's executor: waiters queued in
+    the executor could keep the holder's commit (which needs the executor)
+    from ever running. If the task is cancelled, the thread stops within one
+    slice and whatever it still acquired is undone.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+    cancelled = threading.Event()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if fut.cancelled():
+            if ok and value is not None:
+                undo(value)
+        elif ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome = (True, _call_sliced(call, timeout, sliced, cancelled))
+        except BaseException as e:  # handed to the awaiting task
+            outcome = (False, e)
+        try:
+            loop.call_soon_threadsafe(deliver, *outcome)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            if outcome[0] and outcome[1] is not None:
+                undo(outcome[1])
+
+    threading.Thread(target=run, name="wrap_lockfile wait", daemon=True).start()
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        cancelled.set()
+        # Cancelled after the thread delivered but before this task resumed.
+        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is not None:
+            undo(fut.result())
+        raise
+
+
+async def _finish_in_executor(fn: Callable[[], _T]) -> _T:
+    """Runs fn (a commit) in the loop's executor and waits for its outcome
+    even when cancelled meanwhile: a commit cannot be stopped halfway, and its
+    errors must not be lost. The cancellation is raised after it finished."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(fut)
+            break
+        except asyncio.CancelledError:
+            cancelled = True
+            if fut.done():
+                result = fut.result()  # raises the commit's own error
+                break
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result
+
+
+# ---- locks -----------------------------------------------------------------
+
+class FcntlFileLock(threading.local):
+    """An exclusive lock on ``filename + '.lock'`` (flock(2)), as a context manager.
+
+    ``timeout`` None waits as long as it takes, > 0 raises LockTimeout after
+    that many seconds, <= 0 tries once and raises AlreadyLocked. Every lock
+    object is a lock of its own: a second one on the same file waits even in
+    the same thread, like the seed's. A lock file this library created is
+    removed at release by the verified protocol (unlink while holding, every
+    acquirer checks its inode still has the name). Like the seed's class it is
+    thread-local: one object shared by threads locks in each of them.
+    ``async with`` waits without blocking the event loop.
+    """
+
+    def __init__(self, filename: PathType, timeout: Optional[float] = None) -> None:
+        self.filename = filename
+        self.lockfile = os.fsdecode(filename) + ".lock"
+        self.timeout = timeout
+        self._held: List[_core.Lock] = []
+
+    def _acquire(self, timeout: Optional[float]) -> _core.Lock:
+        return _core.Lock(self.filename, _timeout(timeout))
+
+    def acquire(self) -> None:
+        """Take the lock (see the class for the timeout)."""
+        self._held.append(self._acquire(self.timeout))
+
+    def release(self) -> None:
+        """Release the lock taken last by this object in this thread."""
+        if not self._held:
+            raise RuntimeError("wrap_lockfile: release() of a lock that is not held: %r" % self.lockfile)
+        self._held.pop().release()
+
+    def is_locked(self) -> bool:
+        """Whether this object holds the lock in this thread."""
+        return bool(self._held)
+
+    def __enter__(self) -> "FcntlFileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        lock = self._held.pop()
+        try:
+            lock.release()
+        except LockError:
+            if exc_type is None:
+                raise  # the lock file could not be removed: say so
+        return False
+
+    async def __aenter__(self) -> "FcntlFileLock":
+        lock = await _wait_in_thread(self._acquire, _timeout(self.timeout), True, lambda held: held.release())
+        self._held.append(lock)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return "<%s %r%s>" % (type(self).__name__, self.lockfile, " held" if self._held else "")
+
+
+# The seed's name for its lock class.
+mylockfile = FcntlFileLock
+
+
+# ---- open modes (the later upstream's helper) -------------------------------
+
+class ModeBehavior:
+    """What an open() mode does: read, write, append, truncate, create, must_exist, binary, exclusive."""
+
+    def __init__(self, read: bool = False, write: bool = False, append: bool = False, truncate: bool = False,
+                 create: bool = False, must_exist: bool = False, binary: bool = False,
+                 exclusive: bool = False) -> None:
+        self.read = read
+        self.write = write
+        self.append = append
+        self.truncate = truncate
+        self.create = create
+        self.must_exist = must_exist
+        self.binary = binary
+        self.exclusive = exclusive
+
+    @property
+    def text(self) -> bool:
+        return not self.binary
+
+    def __repr__(self) -> str:
+        return "ModeBehavior(%s)" % ", ".join("%s=%s" % kv for kv in self.__dict__.items() if kv[1])
+
+
+def open_modes_behaviour(mode: str) -> ModeBehavior:
+    """The behaviour of an open() mode; ValueError for an invalid one."""
+    binary = "b" in mode
+    base = mode.replace("b", "").replace("t", "")
+    if binary and "t" in mode:
+        raise ValueError("Invalid file mode: '%s'. Cannot specify both 'b' and 't'" % mode)
+    allowed = ("r", "r+", "w", "w+", "a", "a+", "x", "x+")
+    if base not in allowed:
+        raise ValueError("Invalid file mode: '%s'. Valid modes are: %s (with optional 'b' or 't')"
+                         % (mode, ", ".join(allowed)))
+    return ModeBehavior(read="+" in base or base == "r", write=base != "r", append="a" in base,
+                        truncate="w" in base, create=base not in ("r", "r+"), must_exist="r" in base,
+                        binary=binary, exclusive="x" in base)
+
+
+# ---- atomic replacement ------------------------------------------------------
+
+def _text_encoding() -> str:
+    """The encoding open(path, 'w') would use."""
+    encoding = io.text_encoding(None)
+    return locale.getpreferredencoding(False) if encoding == "locale" else encoding
+
+
+def atomic_write_content_with_lock(filepath: PathType, content: Union[str, bytes, bytearray, memoryview],
+                                   use_lock: bool = True, timeout: Optional[float] = None,
+                                   temp_suffix: str = "~~", *, durability: str = "full",
+                                   keep_lock_file: bool = False) -> None:
+    """Replace ``filepath`` with ``content`` (str: encoded as open(path, 'w')
+    would; bytes-like: as is) atomically, under the lock on the final
+    target's ``.lock`` unless ``use_lock`` is false. A symlink stays a
+    symlink; its final target is replaced. ``temp_suffix`` ends the name of
+    a temporary file where the file system has no O_TMPFILE.
+    Raises LockTimeout / AlreadyLocked / LockFailed, OSError (the target is
+    then as it was), RuntimeError for a directory, FIFO, socket or device."""
+    path = os.path.abspath(filepath)
+    _refuse_non_file(os.fsdecode(path))
+    data = content.encode(_text_encoding()) if isinstance(content, str) else content
+    _core.write_content(path, data, use_lock, _timeout(timeout), temp_suffix, durability, keep_lock_file)
+
+
+class atomic_write_no_lock:
+    """``with atomic_write_no_lock(filename, mode) as f:`` — f is a file object
+    (the arguments of open()) on the new content; the target gets it only
+    when the block ends without an exception, and is untouched otherwise.
+
+    Modes w, wb, a, ab, r+, w+, a+, x, x+ (and their b variants); a, r+ and +
+    start from the current content. ``f.name`` is the final target's path
+    (symlinks resolved), in the directory where the new content is written.
+    Nothing is left beside the target either way. ``async with`` works too.
+    Beyond the seed's arguments: ``durability`` ('full': fsync file and
+    directory; 'none'), ``keep_lock_file``, ``hard_links`` ('keep': a
+    hard-linked target is rewritten in place, not atomically; 'split').
+    """
+
+    _use_lock = False
+
+    def __init__(self, filename: PathType, mode: str = "w", buffering: int = -1, encoding: Optional[str] = None,
+                 errors: Optional[str] = None, newline: Optional[str] = None, closefd: bool = True, *,
+                 durability: str = "full", keep_lock_file: bool = False, hard_links: str = "keep") -> None:
+        self.filename = os.path.abspath(filename)
+        self.mode = mode
+        self.mode_behaviour = open_modes_behaviour(mode)
+        self.buffering = buffering
+        self.encoding = encoding
+        self.errors = errors
+        self.newline = newline
+        self.closefd = closefd
+        self.lock_timeout: Optional[float] = None
+        self.durability = durability
+        self.keep_lock_file = keep_lock_file
+        self.hard_links = hard_links
+        self.kind: Optional[str] = None  # after the commit: 'rename', or 'in_place' (not atomic)
+        self._pending: List[tuple] = []  # (core file, file object) per nested entry
+
+    def _open_core(self, timeout: Optional[float]) -> _core.File:
+        return _core.File(self.filename, self.mode, self._use_lock, timeout, "~~", self.durability,
+                          self.keep_lock_file, self.hard_links)
+
+    def _check(self) -> None:
+        if not self.mode_behaviour.write:
+            raise ValueError("atomic_write_no_lock does not support read-only mode: %r" % self.mode)
+        if not self.mode_behaviour.exclusive:  # 'x' on anything that exists: FileExistsError
+            _refuse_non_file(os.fsdecode(self.filename))
+
+    def _file_object(self, core: _core.File) -> IO[Any]:
+        text = self.mode_behaviour.text
+        try:
+            f = open(core.fd, self.mode, self.buffering, self.encoding if text else None,
+                     self.errors if text else None, self.newline if text else None, closefd=False)
+            raw = f if isinstance(f, io.FileIO) else (f.buffer.raw if isinstance(f, io.TextIOWrapper) else f.raw)
+            raw.name = core.target
+        except BaseException:
+            core.discard()
+            raise
+        self._pending.append((core, f))
+        return f
+
+    def __enter__(self) -> IO[Any]:
+        self._check()
+        return self._file_object(self._open_core(_timeout(self.lock_timeout)))
+
+    def _finish(self, exc_type: Any) -> Optional[_core.File]:
+        """Closes the file object; returns the core file to commit, or None."""
+        core, f = self._pending.pop()
+        if not core.is_opener:  # a forked child: the replacement is its parent's
+            _close_quietly(f)
+            return None
+        if exc_type is not None:
+            _close_quietly(f)
+            core.discard()
+            return None
+        try:
+            f.close()  # flushes: a write error surfaces here
+        except BaseException:
+            core.discard()
+            raise
+        return core
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        core = self._finish(exc_type)
+        if core is not None:
+            self.kind = core.commit()
+        return False
+
+    async def __aenter__(self) -> IO[Any]:
+        self._check()
+        core = await _wait_in_thread(self._open_core, _timeout(self.lock_timeout), self._use_lock,
+                                     lambda c: c.discard())
+        return self._file_object(core)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        core = self._finish(exc_type)
+        if core is not None:
+            self.kind = await _finish_in_executor(core.commit)
+        return False
+
+
+def _close_quietly(f: IO[Any]) -> None:
+    try:
+        f.close()
+    except Exception:  # deliberate: this content is being thrown away
+        pass
+
+
+class atomic_write_lock(atomic_write_no_lock):
+    """atomic_write_no_lock under the lock on the final target's ``.lock``
+    (symlinks resolved), waiting ``lock_timeout`` seconds (None: as long as
+    it takes; <= 0: one try, AlreadyLocked)."""
+
+    _use_lock = True
+
+    def __init__(self, filename: PathType, mode: str = "w", buffering: int = -1, encoding: Optional[str] = None,
+                 errors: Optional[str] = None, newline: Optional[str] = None, closefd: bool = True,
+                 lock_timeout: Optional[float] = None, **kwargs: Any) -> None:
+        super().__init__(filename, mode, buffering, encoding, errors, newline, closefd, **kwargs)
+        self.lock_timeout = lock_timeout
+
+
+# The seed's recommended default: atomic replacement under the lock.
+atomic_write = atomic_write_lock
