@@ -23,8 +23,10 @@ struct Buffer {
     ~Buffer() { free(data); }
 };
 
-int copy_xattrs(const char *path, int fd, bool *copied) {
-    ssize_t len = llistxattr(path, nullptr, 0);
+constexpr char kAccessAcl[] = "system.posix_acl_access";
+
+int copy_xattrs(int src, int fd, bool *copied) {
+    ssize_t len = flistxattr(src, nullptr, 0);
     if (len < 0) return xattr_skippable(errno) ? 0 : errno;
     if (len == 0) return 0;
     Buffer names;
@@ -32,19 +34,19 @@ int copy_xattrs(const char *path, int fd, bool *copied) {
         free(names.data);
         names.data = static_cast<char *>(malloc(static_cast<size_t>(len)));
         if (!names.data) return ENOMEM;
-        ssize_t got = llistxattr(path, names.data, static_cast<size_t>(len));
+        ssize_t got = flistxattr(src, names.data, static_cast<size_t>(len));
         if (got >= 0) {
             len = got;
             break;
         }
         if (errno != ERANGE) return errno;
-        len = llistxattr(path, nullptr, 0);
+        len = flistxattr(src, nullptr, 0);
         if (len < 0) return errno;
     }
     Buffer value;
     size_t cap = 0;
     for (const char *name = names.data; name < names.data + len; name += strlen(name) + 1) {
-        ssize_t vlen = lgetxattr(path, name, nullptr, 0);
+        ssize_t vlen = fgetxattr(src, name, nullptr, 0);
         if (vlen < 0) {
             if (errno == ENODATA || xattr_skippable(errno)) continue;
             return errno;
@@ -55,7 +57,7 @@ int copy_xattrs(const char *path, int fd, bool *copied) {
             value.data = static_cast<char *>(malloc(cap));
             if (!value.data) return ENOMEM;
         }
-        vlen = lgetxattr(path, name, value.data, cap);
+        vlen = fgetxattr(src, name, value.data, cap);
         if (vlen < 0) {
             if (errno == ENODATA || errno == ERANGE || xattr_skippable(errno)) continue;
             return errno;
@@ -70,10 +72,21 @@ int copy_xattrs(const char *path, int fd, bool *copied) {
 
 }  // namespace
 
-int copy_metadata(const char *path, const struct stat &st, int fd, const char **op) {
+int copy_metadata(int src, const struct stat &st, int fd, const char **op) {
     struct stat cur;
     if (fstat(fd, &cur) != 0) {
         *op = "fstat temporary file";
+        return errno;
+    }
+    // A temp created in a directory with a default ACL inherits it; the
+    // target's own ACL (copied below) replaces it, but a target without one
+    // must not gain one. Removed before the chown, while the temp is still
+    // ours to change. ENODATA (nothing inherited) is the common answer.
+    bool acl_removed = false;
+    if (fremovexattr(fd, kAccessAcl) == 0) {
+        acl_removed = true;
+    } else if (errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP) {
+        *op = "remove inherited ACL of temporary file";
         return errno;
     }
     // Owner first: chown clears set-id bits, which fchmod below restores.
@@ -93,13 +106,13 @@ int copy_metadata(const char *path, const struct stat &st, int fd, const char **
         }
     }
     bool xattrs = false;
-    if (int rc = copy_xattrs(path, fd, &xattrs)) {
+    if (int rc = copy_xattrs(src, fd, &xattrs)) {
         *op = "copy extended attributes";
         return rc;
     }
     // An ACL rewrites the group bits and chown may clear set-id bits: only a
-    // temp untouched by both, already with the right mode, skips the chmod.
-    if (!chowned && !xattrs && (cur.st_mode & 07777) == (st.st_mode & 07777)) return 0;
+    // temp untouched by all three, already with the right mode, skips the chmod.
+    if (!chowned && !xattrs && !acl_removed && (cur.st_mode & 07777) == (st.st_mode & 07777)) return 0;
     if (fchmod(fd, st.st_mode & 07777) != 0) {
         *op = "chmod temporary file";
         return errno;

@@ -40,6 +40,7 @@ struct wlf_file {
     bool anonymous;  // O_TMPFILE not yet linked
     bool staged;     // in-place kind staged in a memfd
     bool existed;
+    bool per_target_temp;  // temp holds the per-target name (temp_file.cpp)
     struct stat st;   // target's lstat when it existed
     uint64_t attrs;   // its statx attributes (immutable, append, mount root)
     bool attrs_known; // statx reported them (mount root included)
@@ -85,6 +86,7 @@ void destroy(wlf_file *f) {
     // A named temp is reached through the directory descriptor or by its
     // absolute name; anything else (a failed hand-over) is not guessed at.
     if (f->temp[0] && (f->dir_fd >= 0 || f->temp[0] == '/')) unlinkat(at_fd(f), f->temp, 0);
+    if (f->per_target_temp) detail::release_per_target_name();
     if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
     int rc = 0;
     release_lock(f, nullptr, &rc);
@@ -108,14 +110,46 @@ int position(wlf_file *f, bool seeded) {
     return seeded && lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
 }
 
-int seed_from_target(wlf_file *f) {
-    sys::UniqueFd src(sys::open(f->target, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (!src) return errno;
-    return detail::seed_copy(src.get(), f->fd);
+// The target as the program's open(2) would see it (open_as_program): the
+// kernel's verdict, the seed source, and whose attributes the temp gets.
+// Opened after the descriptor the program gets (which must have the number
+// open(2) would give), closed before open_file returns.
+struct Seen {
+    sys::UniqueFd fd;
+    bool readable = false;
+};
+
+// Asks the kernel once per replacement of an existing target; `want_read`
+// for a seed. 0, or the program's errno recorded in err.
+int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, Seen *seen, wlf_error *err) {
+    if (seen->fd) return 0;
+    int fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
+    if (fd < 0) {
+        int e = errno;
+        return fail(err, e, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
+    }
+    seen->fd.reset(fd);
+    return 0;
+}
+
+// Gives up a temp made before we knew it cannot be used, and the directory
+// descriptor it needed (an in-place write follows, which has no use for it).
+void drop_temp(wlf_file *f) {
+    sys::close(f->fd);
+    f->fd = -1;
+    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
+    f->temp[0] = '\0';
+    if (f->dir_fd >= 0) {
+        sys::close(f->dir_fd);
+        f->dir_fd = -1;
+    }
+    if (f->per_target_temp) detail::release_per_target_name();
+    f->per_target_temp = false;
+    f->anonymous = false;
 }
 
 // Stage the new content in memory; commit writes it into the target in place.
-int begin_staged(wlf_file *f, wlf_error *err) {
+int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
     f->kind = WLF_COMMIT_IN_PLACE;
     f->staged = true;
     if (f->dir_fd >= 0) {
@@ -125,19 +159,31 @@ int begin_staged(wlf_file *f, wlf_error *err) {
     f->fd = memfd_create("wrap_lockfile-stage", f->fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
     if (f->fd < 0) return fail(err, errno, "create staging memfd", f->target);
     bool seeded = f->existed && !(f->flags & O_TRUNC);
+    if (f->existed) {
+        if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
+    }
     if (seeded) {
-        if (int rc = seed_from_target(f)) return fail(err, rc, "copy current content", f->target);
+        if (!seen->readable) return fail(err, EACCES, "copy current content", f->target);
+        if (int rc = detail::seed_copy(seen->fd.get(), f->fd)) return fail(err, rc, "copy current content", f->target);
     }
     if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
 }
 
-// lock_only and pseudo files: the caller writes the target itself.
-int begin_direct(wlf_file *f, int kind, mode_t mode, wlf_error *err) {
+// lock_only and in-place targets: the caller writes the final target itself,
+// once the kernel has said the program may open its path. Pseudo files:
+// the program's own path, opened as the program would (the kernel follows
+// its links, with its protections).
+int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
     f->kind = kind;
-    int fdflags = kind == WLF_COMMIT_PASSTHROUGH ? O_CLOEXEC : f->fdflags;
-    f->fd = sys::open(f->target, (f->flags & ~(O_NOFOLLOW | O_CLOEXEC)) | fdflags, mode);
-    if (f->fd < 0) return fail(err, errno, "open", f->target);
+    bool pass = kind == WLF_COMMIT_PASSTHROUGH;
+    if (!pass && f->existed) {
+        if (int rc = look_as_program(f, path, mode, false, seen, err)) return rc;
+        seen->fd.reset();
+    }
+    int flags = pass ? f->flags & ~O_CLOEXEC : f->flags & ~(O_NOFOLLOW | O_CLOEXEC);
+    f->fd = sys::open(pass ? path : f->target, flags | (pass ? O_CLOEXEC : f->fdflags), mode);
+    if (f->fd < 0) return fail(err, errno, "open", pass ? path : f->target);
     return 0;
 }
 
@@ -164,7 +210,7 @@ int open_dir(wlf_file *f, bool keep, wlf_error *err) {
 // a program under `ulimit -n 16` must not run out because of us).
 bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lock_has_file(f->lock); }
 
-int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
+int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
     if (!reach_by_path(f)) {
@@ -184,31 +230,35 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
         if (f->dir_fd < 0) {
             if (int rc = open_dir(f, true, err)) return rc;
         }
-        f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags, f->temp, sizeof f->temp);
-    }
-    if (f->fd < 0) {
-        int e = errno;
-        // Directory not writable but the file is: write it in place.
-        if ((e == EACCES || e == EPERM) && f->existed && faccessat(AT_FDCWD, f->target, W_OK, AT_EACCESS) == 0)
-            return begin_staged(f, err);
-        return fail(err, e, "create temporary file in", dir);
+        f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags,
+                                          detail::lock_has_file(f->lock), f->temp, sizeof f->temp,
+                                          &f->per_target_temp);
     }
     bool seeded = f->existed && !(f->flags & O_TRUNC);
+    if (f->fd < 0) {
+        int e = errno;
+        if (f->existed) {
+            // The program's own verdict comes first: its errno is the one to give.
+            if (int rc = look_as_program(f, path, mode, false, seen, err)) return rc;
+            // Directory not writable but the file is: write it in place
+            // (the stage's descriptor gets the number the program's would).
+            seen->fd.reset();
+            if (e == EACCES || e == EPERM) return begin_staged(f, path, mode, seen, err);
+        }
+        return fail(err, e, "create temporary file in", dir);
+    }
     if (f->existed) {
+        if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
+        if (seeded && !seen->readable) {
+            // Write-only for us: cannot copy, so cannot replace atomically.
+            drop_temp(f);
+            return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
+        }
         if (seeded) {
-            int rc = seed_from_target(f);
-            if (rc == EACCES) {
-                // Write-only for us: cannot copy, so cannot replace atomically.
-                sys::close(f->fd);
-                f->fd = -1;
-                if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
-                f->temp[0] = '\0';
-                return begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
-            }
-            if (rc) return fail(err, rc, "copy current content", f->target);
+            if (int rc = detail::seed_copy(seen->fd.get(), f->fd)) return fail(err, rc, "copy current content", f->target);
         }
         const char *op = "copy metadata";
-        if (int rc = detail::copy_metadata(f->target, f->st, f->fd, &op)) return fail(err, rc, op, f->target);
+        if (int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op)) return fail(err, rc, op, f->target);
     }
     if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
@@ -217,55 +267,7 @@ int begin_rename(wlf_file *f, mode_t mode, wlf_error *err) {
 // The target under the lock: lstat's answer plus the attributes open(2)
 // would look at. 0, or errno (ENOENT: no such file).
 int stat_target(wlf_file *f) {
-    struct statx sx;
-    if (statx(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0) {
-        // No statx (old kernels, some seccomp profiles): lstat, no attributes.
-        if (errno != ENOSYS && errno != EPERM) return errno;
-        f->attrs = 0;
-        f->attrs_known = false;
-        return lstat(f->target, &f->st) == 0 ? 0 : errno;
-    }
-    struct stat &st = f->st;
-    memset(&st, 0, sizeof st);
-    st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-    st.st_ino = sx.stx_ino;
-    st.st_mode = sx.stx_mode;
-    st.st_nlink = sx.stx_nlink;
-    st.st_uid = sx.stx_uid;
-    st.st_gid = sx.stx_gid;
-    st.st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
-    st.st_size = static_cast<off_t>(sx.stx_size);
-    st.st_blksize = static_cast<blksize_t>(sx.stx_blksize);
-    st.st_blocks = static_cast<blkcnt_t>(sx.stx_blocks);
-    st.st_atim = {sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
-    st.st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
-    st.st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
-    f->attrs = sx.stx_attributes & sx.stx_attributes_mask;
-    f->attrs_known = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0;
-    return 0;
-}
-
-constexpr uid_t kOverflowUid = 65534;  // how an unmapped owner shows in a user namespace
-
-// The errors open(2) would give for this existing target, before we replace
-// it behind open's back. The owner's access is decided by the owner bits
-// alone (an ACL cannot take it away), so the common case needs no
-// faccessat; other users, a mount root (a read-only single-file bind
-// mount), and unknown owners go to the kernel. Left out by that shortcut:
-// an LSM policy that denies the owner the write (the replacement is then
-// made anyway, with the rights the process has) and setfsuid() users.
-int check_access(wlf_file *f, wlf_error *err) {
-    // Immutable: open(2) says EPERM. Append-only: only O_APPEND may open it,
-    // and a rename over it fails: such a target is appended to in place.
-    if (f->attrs & STATX_ATTR_IMMUTABLE) return fail(err, EPERM, "open", f->target);
-    if ((f->attrs & STATX_ATTR_APPEND) && !(f->flags & O_APPEND)) return fail(err, EPERM, "open", f->target);
-    bool rw = (f->flags & O_ACCMODE) == O_RDWR;
-    mode_t need = S_IWUSR | (rw ? S_IRUSR : 0);
-    if (f->attrs_known && !(f->attrs & STATX_ATTR_MOUNT_ROOT) && (f->st.st_mode & need) == need &&
-        f->st.st_uid != kOverflowUid && f->st.st_uid == geteuid())
-        return 0;
-    if (faccessat(AT_FDCWD, f->target, W_OK | (rw ? R_OK : 0), AT_EACCESS) != 0) return fail(err, errno, "open", f->target);
-    return 0;
+    return detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs, &f->attrs_known);
 }
 
 // Copies the whole staged content into the target, then cuts it to size.
@@ -308,7 +310,8 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (by_path && !detail::lock_file_still_ours(f->lock))
         return fail(err, ESTALE, "commit (the directory was renamed or replaced meanwhile)", f->target);
     if (f->anonymous) {
-        if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix, f->temp, sizeof f->temp))
+        if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix,
+                                                 detail::lock_has_file(f->lock), f->temp, sizeof f->temp))
             return fail(err, rc, "name temporary file for", f->target);
         f->anonymous = false;
     }
@@ -457,11 +460,17 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
             if (!pseudo) g_plain_dev.store(f->st.st_dev, std::memory_order_relaxed);
         }
         if (pseudo) {
-            rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, mode, err);
+            Seen none;
+            rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, path, mode, &none, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             *out = f;
             return 0;
         }
+        // We followed links the kernel may not follow for this process
+        // (fs.protected_symlinks): ask before a lock file is made beside
+        // whatever they name. An existing target is asked again under the lock.
+        if (strcmp(path, f->target) != 0 && (rc = detail::check_follow(path)))
+            return fail_and_destroy(f, err, rc, "open", path);
         if (opt->use_lock) {
             rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
@@ -480,14 +489,17 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     }
     if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
     if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
-    if (f->existed && (rc = check_access(f, err))) return fail_and_destroy(f, nullptr, rc, "", "");
-
+    // The kernel's verdict on the program's own open of the path it named
+    // is asked in begin_* (open_check.cpp), right after the descriptor the
+    // program gets is made.
+    Seen seen;
     if (opt->lock_only || (f->existed && (f->attrs & STATX_ATTR_APPEND)))
-        rc = begin_direct(f, WLF_COMMIT_IN_PLACE, mode, err);
+        rc = begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, &seen, err);
     else if (f->existed && f->st.st_nlink > 1 && opt->hardlink_policy == WLF_HARDLINK_KEEP)
-        rc = begin_staged(f, err);
+        rc = begin_staged(f, path, mode, &seen, err);
     else
-        rc = begin_rename(f, mode, err);
+        rc = begin_rename(f, path, mode, &seen, err);
+    seen.fd.reset();
     if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
     if (caller_fd) {
         // The caller's descriptor keeps the number open(2) would have given;
@@ -700,6 +712,12 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
+    // A named temp holds its name in this image now: counted again.
+    if (!rc && f->temp[0]) {
+        const char *slash = strrchr(f->temp, '/');
+        f->per_target_temp = detail::is_per_target_name(f->base, f->suffix, slash ? slash + 1 : f->temp);
+        if (f->per_target_temp) detail::retain_per_target_name();
+    }
     if (!rc && lock_fd >= 0) {
         char lock_path[WLF_PATH_MAX];
         rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
@@ -725,6 +743,8 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
 void detail::file_abandon(wlf_file *f) {
     if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
     f->temp[0] = '\0';
+    if (f->per_target_temp) detail::release_per_target_name();
+    f->per_target_temp = false;
     detail::lock_abandon(f->lock);
 }
 

@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
+
 namespace wrap_lockfile::detail {
 
 // Follows the symlink chain of `path` (at most 40 hops; relative links are
@@ -37,15 +39,29 @@ struct TempDir {
 // temp).
 int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags);
 
-// Creates "<prefix>.<base>.<random><suffix>" in dir with O_EXCL; the name goes
-// to name[size]. Returns the fd or -1 with errno.
-int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,
-                      char *name, size_t size);
+// Temp names are "<prefix>.<base>.<random><suffix>". With `per_target` (only
+// while the target's lock is held) the name ".<base>._pending<suffix>" is
+// tried first: a holder killed with a named temp leaves it at that one name,
+// which the next holder removes (a regular file there, and only when no
+// pending replacement of its own process holds a per-target name: a nested
+// replacement of the same target gets a random name) before taking it.
 
-// Gives an anonymous temp the name "<prefix>.<base>.<random><suffix>" in dir
-// (linkat AT_EMPTY_PATH where the kernel allows it, else /proc/self/fd).
-int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, char *name,
-                        size_t size);
+// Creates a named temp in dir with O_EXCL; the name goes to name[size];
+// *named_per_target tells whether it got the per-target name (then
+// release_per_target_name() once it is renamed or removed). Returns the fd
+// or -1 with errno.
+int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,
+                      bool per_target, char *name, size_t size, bool *named_per_target);
+void release_per_target_name();
+// For a replacement handed over across execve: whether the base name of its
+// temp is the per-target name, which this image then counts (retain).
+bool is_per_target_name(const char *base, const char *suffix, const char *name);
+void retain_per_target_name();
+
+// Gives an anonymous temp a name in dir (linkat AT_EMPTY_PATH where the
+// kernel allows it, else /proc/self/fd), right before the rename.
+int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
+                        char *name, size_t size);
 
 // True when O_TMPFILE failed because the file system cannot do it.
 bool tmpfile_unsupported(int error);
@@ -61,7 +77,25 @@ int copy_range(int src, int dst);
 
 // Gives `fd` the owner/group (where permitted), extended attributes (ACLs,
 // security labels; unsupported or forbidden ones skipped) and mode of `st`,
-// read from `path`. Returns 0 or errno; `op` names the failing step.
-int copy_metadata(const char *path, const struct stat &st, int fd, const char **op);
+// read from `src` (the target, open). The temp's ACL ends up the target's:
+// one inherited from a directory default ACL is removed when the target has
+// none. Returns 0 or errno; `op` names the failing step.
+int copy_metadata(int src, const struct stat &st, int fd, const char **op);
+
+// The target's statx (or fstatat) as a struct stat, plus the attributes
+// open(2) looks at (immutable, append-only, mount root). 0 or errno.
+int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs, bool *attrs_known);
+
+// Opens `path` as the program's open(2) with `flags` would (following links
+// as it would), without O_TRUNC or creating anything, O_NONBLOCK: the
+// kernel's verdict (fs.protected_*, permissions, LSMs, attributes) is its
+// errno. `want_read`: open it readable too if allowed (*readable tells).
+// Refuses with EAGAIN if it is not the inode `st` (looked at under the lock).
+// Returns the descriptor or -1 with errno (open_check.cpp).
+int open_as_program(const char *path, int flags, mode_t mode, bool want_read, const struct stat &st, bool *readable);
+
+// For a target that does not exist yet behind links: whether open(2) may
+// follow them (fs.protected_symlinks). 0 or errno.
+int check_follow(const char *path);
 
 }  // namespace wrap_lockfile::detail

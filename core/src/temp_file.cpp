@@ -2,6 +2,9 @@
 #include "replace_parts.hpp"
 #include "sysio.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -18,15 +21,24 @@ constexpr int kNameAttempts = 100;
 // kernel that asks for it), so /proc/self/fd is used.
 std::atomic<int> g_empty_path_link{0};
 
-int temp_name(const TempDir &dir, const char *base, const char *suffix, char *name, size_t size) {
+// The middle of a temp's name: 8 random characters, or (per target, see
+// replace_parts.hpp) "_pending", which no random name can be ('_' is not in
+// the alphabet) and which has the same length.
+constexpr char kPerTargetTag[] = "_pending";
+
+int temp_name(const TempDir &dir, const char *base, const char *suffix, bool per_target, char *name, size_t size) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     char rnd[9];
-    uint64_t r = random_u64();
-    for (int i = 0; i < 8; ++i) {
-        rnd[i] = alphabet[r % 62];
-        r /= 62;
+    if (per_target) {
+        memcpy(rnd, kPerTargetTag, sizeof rnd);
+    } else {
+        uint64_t r = random_u64();
+        for (int i = 0; i < 8; ++i) {
+            rnd[i] = alphabet[r % 62];
+            r /= 62;
+        }
+        rnd[8] = '\0';
     }
-    rnd[8] = '\0';
     // "<prefix>.<base>.<rnd><suffix>", without printf on the hot path.
     size_t lb = strlen(base), ls = strlen(suffix);
     size_t total = dir.prefix_len + 1 + lb + 1 + 8 + ls;
@@ -42,6 +54,23 @@ int temp_name(const TempDir &dir, const char *base, const char *suffix, char *na
     p += 8;
     memcpy(p, suffix, ls + 1);
     return 0;
+}
+
+// Per-target temps with a name held by a pending replacement of this
+// process (named temps between open and commit).
+std::atomic<int> g_pending_per_target{0};
+
+// At the per-target name there is something. While we hold the target's
+// lock no other process can be using the name, so it was left by a holder
+// killed before its rename, unless a replacement of this process holds it:
+// a nested replacement of the same target in this thread (or, since only a
+// count is kept, any pending one). A leftover is removed (a regular file
+// only: nothing else was ever ours) and true returned: try the name again.
+bool clear_leftover(const TempDir &dir, const char *name) {
+    if (g_pending_per_target.load(std::memory_order_relaxed) > 0) return false;
+    struct stat st;
+    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return false;
+    return unlinkat(dir.fd, name, 0) == 0 || errno == ENOENT;
 }
 
 int link_once(int fd, const TempDir &dir, const char *name) {
@@ -85,25 +114,46 @@ int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags) {
 }
 
 int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,
-                      char *name, size_t size) {
+                      bool per_target, char *name, size_t size, bool *named_per_target) {
+    *named_per_target = false;
     for (int i = 0; i < kNameAttempts; ++i) {
-        if (int rc = temp_name(dir, base, suffix, name, size)) {
+        // The per-target name first (twice if a leftover was cleared), then random ones.
+        bool fixed = per_target && i < 2;
+        if (int rc = temp_name(dir, base, suffix, fixed, name, size)) {
             errno = rc;
             return -1;
         }
         int fd = sys::openat(dir.fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | fdflags, mode);
-        if (fd >= 0 || errno != EEXIST) return fd;
+        if (fd >= 0) {
+            if (fixed) {
+                *named_per_target = true;
+                retain_per_target_name();
+            }
+            return fd;
+        }
+        if (errno != EEXIST) return fd;
+        if (fixed && !(i == 0 && clear_leftover(dir, name))) i = 1;
     }
     errno = EEXIST;
     return -1;
 }
 
-int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, char *name,
-                        size_t size) {
+void retain_per_target_name() { g_pending_per_target.fetch_add(1, std::memory_order_relaxed); }
+void release_per_target_name() { g_pending_per_target.fetch_sub(1, std::memory_order_relaxed); }
+
+bool is_per_target_name(const char *base, const char *suffix, const char *name) {
+    char fixed[WLF_PATH_MAX];
+    return temp_name(TempDir{AT_FDCWD, "", 0}, base, suffix, true, fixed, sizeof fixed) == 0 && strcmp(fixed, name) == 0;
+}
+
+int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
+                        char *name, size_t size) {
     for (int i = 0; i < kNameAttempts; ++i) {
-        if (int rc = temp_name(dir, base, suffix, name, size)) return rc;
+        bool fixed = per_target && i < 2;
+        if (int rc = temp_name(dir, base, suffix, fixed, name, size)) return rc;
         if (link_once(fd, dir, name) == 0) return 0;
         if (errno != EEXIST) return errno;
+        if (fixed && !(i == 0 && clear_leftover(dir, name))) i = 1;
     }
     return EEXIST;
 }
