@@ -80,12 +80,11 @@ int copy_metadata(int src, const struct stat &st, int fd, const char **op) {
     }
     // A temp created in a directory with a default ACL inherits it; the
     // target's own ACL (copied below) replaces it, but a target without one
-    // must not gain one. Removed before the chown, while the temp is still
-    // ours to change. ENODATA (nothing inherited) is the common answer.
-    bool acl_removed = false;
-    if (fremovexattr(fd, kAccessAcl) == 0) {
-        acl_removed = true;
-    } else if (errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP) {
+    // must not gain one. Removed while the temp is still ours to change (before
+    // the chown). Removing an ACL leaves the mode bits as they are (the group
+    // bits show its mask), so `cur` still decides the chmod. Some file systems
+    // answer 0 here even when there was none, others ENODATA.
+    if (fremovexattr(fd, kAccessAcl) != 0 && errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP) {
         *op = "remove inherited ACL of temporary file";
         return errno;
     }
@@ -111,8 +110,8 @@ int copy_metadata(int src, const struct stat &st, int fd, const char **op) {
         return rc;
     }
     // An ACL rewrites the group bits and chown may clear set-id bits: only a
-    // temp untouched by all three, already with the right mode, skips the chmod.
-    if (!chowned && !xattrs && !acl_removed && (cur.st_mode & 07777) == (st.st_mode & 07777)) return 0;
+    // temp untouched by both, already with the right mode, skips the chmod.
+    if (!chowned && !xattrs && (cur.st_mode & 07777) == (st.st_mode & 07777)) return 0;
     if (fchmod(fd, st.st_mode & 07777) != 0) {
         *op = "chmod temporary file";
         return errno;
