@@ -157,11 +157,12 @@ done
 # faultfs kills the writer at a step, before doing it (or, "after", once it
 # is done). The target keeps its old bytes and mode (the new once the rename
 # happened), and the lock is free: a second writer with timeout 0 succeeds.
-# Leftovers: FUSE has no O_TMPFILE, so the core uses a named temp
-# ".f.<random>~~", which a SIGKILL necessarily leaves behind (nothing runs
-# to unlink it), as it may leave the lock file; both must be recognisable,
-# nothing else may be there. This is the documented limit of the named-temp
-# path; the O_TMPFILE path leaves no name.
+# Leftovers: FUSE has no O_TMPFILE, so the core uses a named temp, which a
+# SIGKILL necessarily leaves behind (nothing runs to unlink it), as it may
+# leave the lock file; both must be recognisable, nothing else may be there.
+# The temp of a lock holder has the per-target name ".f._pending~~": the
+# next writer (who holds the lock, so the killed one is gone) removes it,
+# and the lock file goes at its release: after it, f is alone.
 # OP GLOB OPTIONS(- none) EXPECT(old|new) TEMP(temp: a temp must be left)
 kills=(
     "create f.lock - old -"
@@ -190,7 +191,7 @@ for c in "${kills[@]}"; do
         for e in $(cd "$backing/$d" && ls -A); do
             case $e in
             f | f.lock) ;;
-            .f.*~~) temps=$((temps + 1)) ;;
+            .f._pending~~) temps=$((temps + 1)) ;;
             *) fail "$what: unrecognisable leftover '$e'" ;;
             esac
         done
@@ -198,6 +199,7 @@ for c in "${kills[@]}"; do
         if [ "$temp" = - ] && [ $temps -ne 0 ]; then fail "$what: $temps temps left, expected none"; fi
         out=$("$driver" --timeout 0 write "$mnt/$d/f" again 2>&1) || fail "$what: second writer: $out"
         expect_content "$backing/$d/f" again "$what, second writer"
+        expect_only "$backing/$d" "$what, after the second writer" f
     done
 done
 dump_log | grep -Eq ' fault=killed( |$)' || fail "kill: no fault=killed in the log"

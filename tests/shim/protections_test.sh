@@ -19,6 +19,7 @@ restore_sysctls() {
     for k in "${!saved[@]}"; do sysctl -qw "fs.$k=${saved[$k]}"; done
 }
 trap 'restore_sysctls; cleanup' EXIT
+trap 'exit 143' TERM INT  # so that the EXIT trap restores them on a timeout too
 
 # set_sysctl NAME VALUE
 set_sysctl() {
