@@ -37,13 +37,12 @@ constexpr uid_t kOverflowUid = 65534;  // how an unmapped owner shows in a user 
 
 }  // namespace
 
-int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs, bool *attrs_known) {
+int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs) {
     struct statx sx;
     if (statx(dirfd, path, atflags, STATX_BASIC_STATS, &sx) != 0) {
         // No statx (old kernels, some seccomp profiles): fstatat, no attributes.
         if (errno != ENOSYS && errno != EPERM) return errno;
         *attrs = 0;
-        *attrs_known = false;
         return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
     }
     memset(st, 0, sizeof *st);
@@ -61,7 +60,6 @@ int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, u
     st->st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
     st->st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
     *attrs = sx.stx_attributes & sx.stx_attributes_mask;
-    *attrs_known = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0;
     return 0;
 }
 

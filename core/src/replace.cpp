@@ -42,8 +42,7 @@ struct wlf_file {
     bool existed;
     bool per_target_temp;  // temp holds the per-target name (temp_file.cpp)
     struct stat st;   // target's lstat when it existed
-    uint64_t attrs;   // its statx attributes (immutable, append, mount root)
-    bool attrs_known; // statx reported them (mount root included)
+    uint64_t attrs;   // its statx attributes (append-only decides the kind)
     wlf_lock *lock;
     char suffix[64];
     char temp[WLF_PATH_MAX];  // named temp, relative to at_fd(); "" if none
@@ -267,7 +266,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
 // The target under the lock: lstat's answer plus the attributes open(2)
 // would look at. 0, or errno (ENOENT: no such file).
 int stat_target(wlf_file *f) {
-    return detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs, &f->attrs_known);
+    return detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs);
 }
 
 // Copies the whole staged content into the target, then cuts it to size.

@@ -82,9 +82,9 @@ int copy_range(int src, int dst);
 // none. Returns 0 or errno; `op` names the failing step.
 int copy_metadata(int src, const struct stat &st, int fd, const char **op);
 
-// The target's statx (or fstatat) as a struct stat, plus the attributes
-// open(2) looks at (immutable, append-only, mount root). 0 or errno.
-int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs, bool *attrs_known);
+// The target's statx (or fstatat) as a struct stat, plus its attributes
+// (append-only, immutable; 0 without statx). 0 or errno.
+int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs);
 
 // Opens `path` as the program's open(2) with `flags` would (following links
 // as it would), without O_TRUNC or creating anything, O_NONBLOCK: the

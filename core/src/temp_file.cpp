@@ -65,11 +65,13 @@ std::atomic<int> g_pending_per_target{0};
 // killed before its rename, unless a replacement of this process holds it:
 // a nested replacement of the same target in this thread (or, since only a
 // count is kept, any pending one). A leftover is removed (a regular file
-// only: nothing else was ever ours) and true returned: try the name again.
+// with one link only, as ours were: a link to somebody's file, a directory
+// or a symlink is left alone) and true returned: try the name again.
 bool clear_leftover(const TempDir &dir, const char *name) {
     if (g_pending_per_target.load(std::memory_order_relaxed) > 0) return false;
     struct stat st;
-    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return false;
+    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return false;
     return unlinkat(dir.fd, name, 0) == 0 || errno == ENOENT;
 }
 

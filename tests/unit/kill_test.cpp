@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -116,6 +117,99 @@ TEST(KillTest, AnyInstantWithNamedTempsLeavesOldOrNewAndTheNextWriteCleans) {
     RecordProperty("kills_leaving_a_name", leftovers);
     // A named temp exists for most of a replacement: most kills leave one.
     EXPECT_GT(leftovers, kRounds / 4) << "the kills missed the replacements";
+}
+
+// ---- the per-target name: only a killed holder's leftover is removed ----
+
+// In a child without O_TMPFILE (named temps): runs fn, returns its status.
+int with_named_temps(const std::function<int()> &fn) {
+    wlf_test::Child c([&] {
+        if (deny_o_tmpfile() != 0) return 3;
+        return fn();
+    });
+    return c.wait();
+}
+
+bool can_filter_o_tmpfile() { return with_named_temps([] { return 0; }) == 0; }
+
+// Names ".t.*~~" in dir: temps of t.
+int temps(const fs::path &dir) {
+    int n = 0;
+    for (const std::string &name : wlf_test::list_names(dir))
+        n += name.rfind(".t.", 0) == 0 && name.size() > 5 && name.compare(name.size() - 2, 2, "~~") == 0;
+    return n;
+}
+
+TEST(PerTargetTempTest, NestedReplacementsOfOneTargetGetTwoNames) {
+    if (!can_filter_o_tmpfile()) GTEST_SKIP() << "cannot filter O_TMPFILE here";
+    wlf_test::TempDir dir;
+    fs::path t = dir / "t";
+    wlf_test::write_file(t, "old\n");
+    int rc = with_named_temps([&] {
+        wlf_file *outer = nullptr, *inner = nullptr;
+        wlf_error err;
+        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &outer, &err) != 0) return 10;
+        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &inner, &err) != 0) return 11;
+        // Both pending: the outer one at the per-target name, the nested one elsewhere.
+        if (temps(dir.path()) != 2 || !fs::exists(dir / ".t._pending~~")) return 12;
+        if (::write(wlf_file_fd(inner), "inner\n", 6) != 6 || ::write(wlf_file_fd(outer), "outer\n", 6) != 6) return 13;
+        if (wlf_commit(inner, nullptr, &err) != 0) return 14;
+        if (read_file(t) != "inner\n") return 15;
+        if (wlf_commit(outer, nullptr, &err) != 0) return 16;
+        return read_file(t) == "outer\n" ? 0 : 17;
+    });
+    EXPECT_EQ(rc, 0);
+    EXPECT_EQ(wlf_test::list_names(dir.path()), std::vector<std::string>{"t"});
+}
+
+TEST(PerTargetTempTest, WhatIsNotALeftoverTempStaysAtTheName) {
+    // A hard link to somebody's file, a directory, a symlink: never removed;
+    // the writer takes a random name instead.
+    wlf_test::TempDir dir;
+    fs::path t = dir / "t", name = dir / ".t._pending~~", other = dir / "other";
+    wlf_test::write_file(other, "somebody's\n");
+    for (int kind = 0; kind < 3; ++kind) {
+        for (bool named : {false, true}) {
+            if (named && !can_filter_o_tmpfile()) continue;
+            wlf_test::write_file(t, "old\n");
+            int made = kind == 0 ? ::link(other.c_str(), name.c_str())
+                       : kind == 1 ? ::mkdir(name.c_str(), 0700)
+                                   : ::symlink("other", name.c_str());
+            ASSERT_EQ(made, 0);
+            auto write = [&] { return write_content(t, "new\n") == 0 ? 0 : 1; };
+            EXPECT_EQ(named ? with_named_temps(write) : write(), 0) << kind << named;
+            EXPECT_EQ(read_file(t), "new\n");
+            EXPECT_EQ(read_file(other), "somebody's\n");
+            struct stat st;
+            ASSERT_EQ(::lstat(name.c_str(), &st), 0) << "kind " << kind << " removed";
+            EXPECT_EQ(wlf_test::list_names(dir.path()), (std::vector<std::string>{".t._pending~~", "other", "t"}));
+            ASSERT_EQ(kind == 1 ? ::rmdir(name.c_str()) : ::unlink(name.c_str()), 0);
+        }
+    }
+}
+
+TEST(PerTargetTempTest, AnUnlockedWriterNeitherTakesNorRemovesTheName) {
+    if (!can_filter_o_tmpfile()) GTEST_SKIP() << "cannot filter O_TMPFILE here";
+    wlf_test::TempDir dir;
+    fs::path t = dir / "t", name = dir / ".t._pending~~";
+    wlf_test::write_file(t, "old\n");
+    // A locked holder's pending temp, as far as an unlocked writer can tell.
+    wlf_test::write_file(name, "pending\n");
+    int rc = with_named_temps([&] {
+        wlf_write_options opt;
+        wlf_write_options_init(&opt);
+        opt.use_lock = 0;
+        wlf_file *f = nullptr;
+        wlf_error err;
+        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err) != 0) return 10;
+        bool random = temps(dir.path()) == 2;  // the planted one and a random one
+        if (::write(wlf_file_fd(f), "new\n", 4) != 4) return 11;
+        if (wlf_commit(f, nullptr, &err) != 0) return 12;
+        return random ? 0 : 13;
+    });
+    EXPECT_EQ(rc, 0);
+    EXPECT_EQ(read_file(t), "new\n");
+    EXPECT_EQ(read_file(name), "pending\n");
 }
 
 }  // namespace
