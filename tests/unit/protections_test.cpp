@@ -163,14 +163,20 @@ TEST_F(ProtectionsTest, ProtectedSymlinksRefusesADanglingLinkWithoutCreatingAnyt
     EXPECT_EQ(wlf_test::list_names(shared_), std::vector<std::string>{"out"});
 }
 
+// With the sysctl at 0 the program's open of `out` is allowed, and so is
+// the replacement: `written` (what `out` leads to) gets the new content.
+void expect_written_as_open_does(const fs::path &out, const fs::path &written, const char *sysctl) {
+    Sysctl off(sysctl, 0);
+    ASSERT_TRUE(off.ok());
+    ASSERT_EQ(plain_open_errno(out, O_WRONLY | O_CREAT | O_TRUNC), 0);
+    EXPECT_EQ(library_write(out, "root's data\n"), 0);
+    EXPECT_EQ(read_file(written), "root's data\n");
+}
+
 TEST_F(ProtectionsTest, WithoutProtectedSymlinksTheLinkIsFollowedAsOpenDoes) {
     plant_link(victim_);
     fs::path out = shared_ / "out";
-    Sysctl off("protected_symlinks", 0);
-    ASSERT_TRUE(off.ok());
-    ASSERT_EQ(plain_open_errno(out, O_WRONLY | O_CREAT | O_TRUNC), 0);
-    EXPECT_EQ(library_write(out, "replaced\n"), 0);
-    EXPECT_EQ(read_file(victim_), "replaced\n");
+    expect_written_as_open_does(out, victim_, "protected_symlinks");
     EXPECT_TRUE(fs::is_symlink(out)) << "the symlink stays a symlink";
 }
 
@@ -216,11 +222,7 @@ TEST_F(ProtectionsTest, ProtectedRegularLevelTwoCoversGroupWritableStickyDirecto
 TEST_F(ProtectionsTest, WithoutProtectedRegularAnotherUsersFileIsWrittenAsOpenDoes) {
     plant_file(shared_, "nobody's\n");
     fs::path out = shared_ / "out";
-    Sysctl off("protected_regular", 0);
-    ASSERT_TRUE(off.ok());
-    ASSERT_EQ(plain_open_errno(out, O_WRONLY | O_CREAT | O_TRUNC), 0);
-    EXPECT_EQ(library_write(out, "root's data\n"), 0);
-    EXPECT_EQ(read_file(out), "root's data\n");
+    expect_written_as_open_does(out, out, "protected_regular");
     EXPECT_EQ(wlf_test::lstat_or_die(out).st_uid, kNobody) << "the owner is kept";
 }
 
