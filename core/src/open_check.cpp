@@ -66,19 +66,23 @@ int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, u
 int open_as_program(const char *path, int flags, mode_t mode, bool want_read, const struct stat &st, bool *readable) {
     int base = (flags & kVerdictFlags) | kCheckFlags;
     int acc = flags & O_ACCMODE;
+    // A regular file with a lease: O_NONBLOCK turns the lease break the
+    // program's open would wait for into EWOULDBLOCK. Wait like it.
+    auto open_waiting_for_lease = [&](int how) {
+        int fd = sys::open(path, base | how, mode);
+        if (fd < 0 && errno == EWOULDBLOCK && S_ISREG(st.st_mode)) fd = sys::open(path, (base & ~O_NONBLOCK) | how, mode);
+        return fd;
+    };
     int fd = -1;
     *readable = acc == O_RDWR;
     if (want_read && acc != O_RDWR) {
         // Seeding reads it: ask for both, and for the program's own access
         // only when reading is what is refused (a write-only file for us).
-        fd = sys::open(path, base | O_RDWR);
+        fd = open_waiting_for_lease(O_RDWR);
         if (fd >= 0) *readable = true;
         else if (errno != EACCES && errno != EPERM) return -1;
     }
-    if (fd < 0) fd = sys::open(path, base | acc);
-    // A regular file with a lease: O_NONBLOCK turns the lease break the
-    // program's open would wait for into EWOULDBLOCK. Wait like it.
-    if (fd < 0 && errno == EWOULDBLOCK && S_ISREG(st.st_mode)) fd = sys::open(path, (base & ~O_NONBLOCK) | acc);
+    if (fd < 0) fd = open_waiting_for_lease(acc);
     if (fd < 0) return -1;
     struct stat seen;
     int e = fstat(fd, &seen) != 0 ? errno : 0;
@@ -102,9 +106,9 @@ int open_as_program(const char *path, int flags, mode_t mode, bool want_read, co
     // it is removed in between: then the new, empty inode (the one the
     // program's open would have made) fails the identity check and the
     // replacement is refused.
-    int again = sys::open(path, base | acc | O_CREAT, mode);
+    int again = open_waiting_for_lease(acc | O_CREAT);
     if (again < 0) {
-        int e = errno;
+        e = errno;
         sys::close_quietly(fd);
         errno = e;
         return -1;
