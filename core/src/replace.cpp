@@ -389,6 +389,18 @@ bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt)
     return false;
 }
 
+// For a target that did not exist behind the links of `path`: 0 if open(2)
+// may still follow them (check_follow) and they still lead to `final` with
+// nothing there, else the errno (EAGAIN: they lead elsewhere now).
+int recheck_links(const char *path, const char *final) {
+    if (int rc = detail::check_follow(path)) return rc;
+    char again[WLF_PATH_MAX];
+    bool exists = false, via_proc = false;
+    struct stat st;
+    if (int rc = detail::resolve_target(path, false, again, sizeof again, &exists, &st, &via_proc)) return rc;
+    return exists || via_proc || strcmp(again, final) != 0 ? EAGAIN : 0;
+}
+
 // Paths where the probe's lock file would land somewhere it has no business
 // (device nodes, kernel interfaces): resolve those first.
 // `path` is absolute; "//dev/x" or "/tmp/../dev/x" are compared normalized.
@@ -488,6 +500,12 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     }
     if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
     if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
+    // A new file behind links: no descriptor can show where open(2) would
+    // create it. The links are asked again now, and must still lead where
+    // we found them (a link swapped since fails instead of steering us).
+    if (!f->existed && strcmp(path, f->target) != 0 && (rc = recheck_links(path, f->target)))
+        return fail_and_destroy(f, err, rc, rc == EAGAIN ? "open (its links changed while it was locked)" : "open",
+                                path);
     // The kernel's verdict on the program's own open of the path it named
     // is asked in begin_* (open_check.cpp), right after the descriptor the
     // program gets is made.

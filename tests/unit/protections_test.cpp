@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -261,6 +262,52 @@ TEST_F(ProtectionsTest, AFifoBehindAnotherUsersLinkIsNotOpened) {
     wlf_error err;
     EXPECT_EQ(wlf_open(out.c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), EACCES);
     if (f) wlf_discard(f);
+}
+
+// ---- links that change while the writer waits for the lock ----
+
+// A writer of `link` waits for the final target's lock (held here); the
+// link is pointed elsewhere meanwhile. The program's open would now go
+// elsewhere: the writer must not write where the link used to lead.
+// Returns the writer's wlf_write_content result.
+int write_while_link_moves(const fs::path &link, const fs::path &from, const fs::path &to) {
+    wlf_lock *held = nullptr;
+    wlf_error err;
+    if (wlf_lock_acquire(from.c_str(), nullptr, &held, &err) != 0) return -1;
+    wlf_test::Pipe result;
+    Child writer([&] {
+        int rc = library_write(link, "new\n");
+        return result.put(static_cast<char>(rc)) ? 0 : 1;
+    });
+    bool blocked = wlf_test::wait_blocked_in_syscall(writer.pid(), SYS_flock);
+    fs::path tmp_link = link.string() + ".new";
+    bool moved = ::symlink(to.c_str(), tmp_link.c_str()) == 0 && ::rename(tmp_link.c_str(), link.c_str()) == 0;
+    wlf_lock_release(held, &err);
+    int rc = wlf_test::get_byte(result.read_fd());
+    if (writer.wait() != 0 || !blocked || !moved) return -1;
+    return rc;
+}
+
+TEST(MovingLinkTest, AnExistingTargetSwappedUnderTheLockIsNotReplaced) {
+    wlf_test::TempDir dir;
+    fs::path a = dir / "a", b = dir / "b", link = dir / "link";
+    write_file(a, "a\n");
+    write_file(b, "b\n");
+    ASSERT_EQ(::symlink(a.c_str(), link.c_str()), 0);
+    ino_t a_ino = wlf_test::lstat_or_die(a).st_ino;
+    EXPECT_EQ(write_while_link_moves(link, a, b), EAGAIN);
+    EXPECT_EQ(read_file(a), "a\n");
+    EXPECT_EQ(read_file(b), "b\n");
+    EXPECT_EQ(wlf_test::lstat_or_die(a).st_ino, a_ino);
+    EXPECT_EQ(wlf_test::list_names(dir.path()), (std::vector<std::string>{"a", "b", "link"}));
+}
+
+TEST(MovingLinkTest, ANewTargetBehindALinkSwappedUnderTheLockIsNotCreated) {
+    wlf_test::TempDir dir;
+    fs::path a = dir / "a", b = dir / "b", link = dir / "link";
+    ASSERT_EQ(::symlink(a.c_str(), link.c_str()), 0);
+    EXPECT_EQ(write_while_link_moves(link, a, b), EAGAIN);
+    EXPECT_EQ(wlf_test::list_names(dir.path()), std::vector<std::string>{"link"});
 }
 
 // ---- ACLs: the replacement carries exactly the target's ----
