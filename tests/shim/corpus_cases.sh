@@ -26,7 +26,13 @@
 # identity (corpus_test.sh, run_env).
 
 # ---- setup helpers ----
-abc() { printf 'alpha\nbeta\ngamma\n' >"${1:-f}"; }
+# fixtimes PATH...: the fixed mtime, for files a setup archives or diffs
+# (the harness sets it on everything only after the setup).
+fixtimes() { find "$@" -exec touch -h -d "@$epoch" {} +; }
+abc() {
+    printf 'alpha\nbeta\ngamma\n' >"${1:-f}"
+    fixtimes "${1:-f}"
+}
 # A small tree: nested directories, modes, an empty file, a symlink.
 mktree() {
     mkdir -p "$1/a/b" "$1/c"
@@ -37,6 +43,7 @@ mktree() {
     ln -s one "$1/link"
     chmod 0600 "$1/a/two"
     chmod 0751 "$1/a/b/three"
+    fixtimes "$1"
 }
 hello_c() { printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' >hello.c; }
 objs() {
@@ -47,7 +54,7 @@ objs() {
 abc_diff() {
     abc f
     printf 'alpha\nBETA\ngamma\ndelta\n' >f.new
-    diff -u f f.new >f.diff || true
+    diff -u --label f --label f f f.new >f.diff || true
     rm f.new
 }
 makefile() {
@@ -147,6 +154,7 @@ for sh in bash dash zsh mksh; do
     c "$sh-redirect" "$sh" 'f;g' 'abc' "$sh -c 'echo new >f; echo more >>f; /bin/echo child >g; seq 2 >>g'"
     c "$sh-noclobber" "$sh" 'f;g' 'abc' "$sh -c 'set -C; echo no >f; echo status \$?; echo forced >|f; echo new >g'"
     c "$sh-rw" "$sh" f 'abc' "$sh -c 'echo XY 1<>f'"
+    c "$sh-exec-stdout" "$sh" f 'abc' "$sh -c 'exec >f; echo hi; echo there'"
     c "$sh-exec3" "$sh" 'f;g' 'abc' "$sh -c 'exec 3>g; echo one >&3; cat f >&3; exec 3>&-; exec 4>>f; echo four >&4'"
 done
 

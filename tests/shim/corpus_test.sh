@@ -134,7 +134,7 @@ run() {
     local -a held_fd=() held_path=()
     rm -rf "$d" "$tmp/home" "$tmp/tmpdir"
     mkdir -p "$d" "$tmp/home" "$tmp/tmpdir"
-    if ! (cd "$d" && PATH=$run_path eval "$setup") >"$r.setup" 2>&1; then
+    if ! (export "${run_env[@]}" && cd "$d" && eval "$setup") >"$r.setup" 2>&1; then
         why "setup failed ($run run): $(tail -n 1 "$r.setup")"
         return 1
     fi
@@ -190,6 +190,40 @@ first_diff() {
     diff "$1" "$2" | grep -m 3 '^[<>]' | sed 's/^</plain:/; s/^>/shim:/' | tr '\n' ' '
 }
 
+# show FILE: FILE's content quoted when it is short, else its size.
+show() {
+    if [ "$(stat -c %s "$1")" -le 120 ]; then
+        contents "$1"
+        printf '%q' "$REPLY"
+    else
+        printf '%s bytes' "$(stat -c %s "$1")"
+    fi
+}
+
+# tree_diff: a reason per entry whose final state differs between the runs
+# (the plain run's tree is kept in $res/plain.d for this).
+tree_diff() {
+    local p rest n=0
+    local -A a=() b=()
+    while read -r p rest; do a[$p]=$rest; done <"$res/plain.tree1"
+    while read -r p rest; do b[$p]=$rest; done <"$res/shim.tree1"
+    for p in $(printf '%s\n' "${!a[@]}" "${!b[@]}" | sort -u); do
+        [ "${a[$p]:-}" = "${b[$p]:-}" ] && continue
+        n=$((n + 1))
+        [ $n -le 4 ] || continue
+        if [ -z "${b[$p]:-}" ]; then
+            why "$p missing under the shim"
+        elif [ -z "${a[$p]:-}" ]; then
+            why "$p only under the shim (${b[$p]% *})"
+        elif [ "${a[$p]% *}" = "${b[$p]% *}" ] && [ -f "$d/$p" ] && [ -f "$res/plain.d/$p" ]; then
+            why "$p holds $(show "$d/$p"), plain $(show "$res/plain.d/$p")"
+        else
+            why "$p is '${b[$p]}', plain '${a[$p]}'"
+        fi
+    done
+    [ $n -le 4 ] || why "and $((n - 4)) more entries differ"
+}
+
 # compare: the checks of a case whose two runs both ran.
 compare() {
     local p i t h f r m s left rc_plain rc_shim
@@ -204,8 +238,7 @@ compare() {
         cmp -s "$res/plain.$s.n" "$res/shim.$s.n" ||
             why "std$s differs: $(first_diff "$res/plain.$s.n" "$res/shim.$s.n")"
     done
-    cmp -s "$res/plain.tree1" "$res/shim.tree1" ||
-        why "tree differs: $(first_diff "$res/plain.tree1" "$res/shim.tree1")"
+    cmp -s "$res/plain.tree1" "$res/shim.tree1" || tree_diff
     left=$(awk '{print $1}' "$res/shim.tree1" | grep -E '(\.lock$|~~)' | grep -vxFf <(awk '{print $1}' "$res/plain.tree1"))
     [ -z "$left" ] || why "left behind: $(echo $left)"
 
@@ -233,7 +266,7 @@ compare() {
             # The plain run wrote it in place if its content or mtime moved.
             if [ "${si1[$p]}" = "${si0[$p]}" ] &&
                 { [ "${ph1[$p]}" != "${ph0[$p]}" ] || [ "${pt1[$p]}" != "${pt0[$p]}" ]; }; then
-                why "$p was written in place (inode kept), want a new inode"
+                why "$p kept its inode (the plain run wrote it in place; want a new inode)"
             fi
         elif [ "${si1[$p]}" != "${si0[$p]}" ]; then
             why "unmatched $p was replaced (inode ${si0[$p]} -> ${si1[$p]})"
@@ -291,10 +324,10 @@ c() {
     globs_re "$inplace" && ire=$REPLY
     globs_re "$volatile" && vre=$REPLY
     reasons=()
-    if run plain && run shim; then
+    if run plain && mv "$d" "$res/plain.d" && run shim; then
         if [ -n "$refuse" ]; then compare_refusal; else compare; fi
     fi
-    rm -rf "$d"
+    rm -rf "$d" "$res"
     if [ ${#reasons[@]} -eq 0 ]; then
         printf 'ok    %s%s\n' "$name" "${limit:+ (documented limit: $limit)}"
         passed=$((passed + 1))
