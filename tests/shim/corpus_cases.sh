@@ -19,8 +19,14 @@
 #   refuse=STATUS   the launcher refuses the command (run directly, not
 #                   through bash): exit STATUS, one line on stderr, the tree
 #                   as set up; needs limit=;
+#   check=SHELL     more assertions, run in the shim run's final directory
+#                   ($P is the plain run's), e.g. for a volatile file;
 #   limit=TEXT      the documented limit the case asserts (printed);
-#   root=WHY        the setup needs root.
+#   root=WHY        the setup needs root;
+#   renames=1       the program writes matched files only by renaming its own
+#                   temporary onto them (serialized by the shim, not logged);
+#                   without it a case fails unless the shim logged a
+#                   replacement in the case directory: proof it was active.
 # Every file is set to one fixed mtime after SETUP, so archives of it are
 # the same in both runs. Runs have a fixed HOME, TMPDIR, PATH, TZ and git
 # identity (corpus_test.sh, run_env).
@@ -73,12 +79,12 @@ logconf() {
 node_js() { cat >script.js; }
 
 # ---- in-place editors ----
-c sed-i sed f 'abc' 'sed -i s/beta/BETA/ f'
-c sed-i-backup sed 'f;f.bak' 'abc' 'sed -i.bak s/beta/BETA/ f'
-c sed-i-owner sed f 'abc; chown 1234:5678 f; chmod 0640 f' 'sed -i s/beta/BETA/ f' root=chown
-c perl-i perl f 'abc' 'perl -pi -e "s/beta/BETA/" f'
-c perl-i-backup perl 'f;f.orig' 'abc' 'perl -pi.orig -e "s/beta/BETA/" f'
-c gawk-inplace gawk f 'abc' 'gawk -i inplace "{ print toupper(\$0) }" f'
+c sed-i sed f 'abc' 'sed -i s/beta/BETA/ f' renames=1
+c sed-i-backup sed 'f;f.bak' 'abc' 'sed -i.bak s/beta/BETA/ f' renames=1
+c sed-i-owner sed f 'abc; chown 1234:5678 f; chmod 0640 f' 'sed -i s/beta/BETA/ f' root=chown renames=1
+c perl-i perl f 'abc' 'perl -pi -e "s/beta/BETA/" f' renames=1
+c perl-i-backup perl 'f;f.orig' 'abc' 'perl -pi.orig -e "s/beta/BETA/" f' renames=1
+c gawk-inplace gawk f 'abc' 'gawk -i inplace "{ print toupper(\$0) }" f' renames=1
 c ed ed f 'abc' 'printf ",s/beta/BETA/\nw\nq\n" | ed -s f'
 c ed-new ed g '' 'printf "a\nnew\n.\nw g\nq\n" | ed -s'
 c ex vim f 'abc' 'ex -s -u NONE -c "%s/beta/BETA/" -c wq f'
@@ -87,8 +93,8 @@ c vim-defaults vim f 'abc' 'vim -N -es -u DEFAULTS -i NONE -c "%s/beta/BETA/" -c
 c vim-backupcopy-yes vim f 'abc' 'vim -es -u NONE -c "set backupcopy=yes" -c "%s/beta/BETA/" -c wq f'
 c vim-backupcopy-no vim f 'abc' 'vim -es -u NONE -c "set backupcopy=no" -c "%s/beta/BETA/" -c wq f'
 c vim-new vim g '' 'vim -es -u NONE -c "put =\"new\"" -c wq g'
-c sponge sponge f 'abc' 'sort -r f | sponge f'
-c sponge-a sponge f 'abc' 'tr a-z A-Z <f | sponge -a f'
+c sponge sponge f 'abc' 'sort -r f | sponge f' renames=1
+c sponge-a sponge f 'abc' 'tr a-z A-Z <f | sponge -a f' renames=1
 c crudini-set crudini f.ini 'printf "[s]\nk = old\n" >f.ini' 'crudini --set f.ini s k new && crudini --get f.ini s k'
 c crudini-del crudini f.ini 'printf "[s]\nk = old\nj = 1\n" >f.ini' 'crudini --del f.ini s k && cat f.ini'
 c xmlstarlet-ed-L xmlstarlet f.xml 'printf "<a><b>old</b></a>\n" >f.xml' 'xmlstarlet ed -L -u /a/b -v new f.xml'
@@ -98,12 +104,12 @@ c cp-new cp g 'abc' 'cp f g'
 c cp-over cp g 'abc; echo old >g' 'cp f g'
 c cp-a-tree cp 'dst/**' 'mktree src' 'cp -a src dst'
 c cp-a-over cp 'dst/**' 'mktree src; mktree dst; echo changed >dst/one' 'cp -a src/. dst/'
-c mv-over mv g 'abc; echo old >g' 'mv f g'
-c mv-into mv 'd/**' 'abc; mkdir d; echo old >d/f' 'mv f d/'
+c mv-over mv g 'abc; echo old >g' 'mv f g' renames=1
+c mv-into mv 'd/**' 'abc; mkdir d; echo old >d/f' 'mv f d/' renames=1
 c install-mode install g 'abc; echo old >g' 'install -m 0640 f g'
 c install-D install 'sub/**' 'abc' 'install -D -m 0600 f sub/dir/g'
-c ln-sf ln link 'abc; ln -s nowhere link' 'ln -sf f link'
-c ln-f ln g 'abc; echo old >g' 'ln -f f g'
+c ln-sf ln link 'abc; ln -s nowhere link' 'ln -sf f link' renames=1
+c ln-f ln g 'abc; echo old >g' 'ln -f f g' renames=1
 c tee tee f 'abc; echo u >u' 'echo new | tee f u'
 c tee-a tee f 'abc' 'echo more | tee -a f'
 c sort-o sort f 'abc' 'sort -r -o f f'
@@ -126,7 +132,7 @@ with open(\"f\", \"r+\") as h: print(h.read(), end=\"\"); h.seek(0); h.write(\"A
 c python3-replace python3 f 'abc' 'python3 -c "
 import os
 with open(\"f.tmp\", \"w\") as h: h.write(\"new\\n\")
-os.replace(\"f.tmp\", \"f\")"'
+os.replace(\"f.tmp\", \"f\")"' renames=1
 c python3-read-own-write python3 f 'abc' 'python3 -c "
 import os
 h = open(\"f\", \"w\"); h.write(\"mine\\n\"); h.flush()
@@ -160,7 +166,15 @@ done
 
 # ---- archivers and compressors ----
 c tar-c tar out.tar 'mktree d' 'tar -cf out.tar d && tar -tvf out.tar'
-c tar-c-self tar d/out.tar 'mktree d' 'tar -cf d/out.tar d'
+# The archive inside the archived directory: plainly tar skips it ("file is
+# the archive"), new or not. The pending archive's lock file is archived too.
+tar_self='diff <(tar -tf "$P/d/out.tar") <(tar -tf d/out.tar | grep -vx d/out.tar.lock) && tar -tf d/out.tar | grep -qx d/out.tar.lock'
+tar_lock='a directory listing shows the lock file of a pending target: tar archives d/out.tar.lock (README, limits)'
+c tar-c-self tar d/out.tar 'mktree d' 'tar -cf d/out.tar d' volatile=d/out.tar check="$tar_self" limit="$tar_lock"
+c tar-c-self-existing tar d/out.tar 'mktree d; tar -cf d/out.tar d/one' 'tar -cf d/out.tar d' volatile=d/out.tar check="$tar_self" limit="$tar_lock"
+# The same with a listing that names itself: plainly the shell has created it.
+c ls-self ls listing '' 'ls -a >listing' volatile=listing limit='a directory listing shows the lock file of a pending target (README, limits)' \
+    check='diff "$P/listing" <(grep -vx listing.lock listing) && grep -qx listing.lock listing'
 c tar-czf tar,gzip out.tgz 'mktree d; echo old >out.tgz' 'tar -czf out.tgz d'
 c tar-x tar 'out/**' 'mktree d; tar -cf a.tar d; mkdir out; mktree out/d; echo changed >out/d/one' 'tar -xf a.tar -C out'
 c tar-x-overwrite tar 'out/**' 'mktree d; tar -cf a.tar d; mkdir out; mktree out/d; echo changed >out/d/one' 'tar --overwrite -xf a.tar -C out'
@@ -191,15 +205,15 @@ c ar-update ar lib.a 'objs; ar rcs lib.a a.o' 'ar rs lib.a b.o && ar t lib.a'
 c make make,gcc,ar '*.txt;*.o;*.a' 'makefile' 'make -s && make -s'
 
 # ---- git: its own X.lock protocol under a rule that matches everything ----
-c git-commit git '**' 'abc' 'git init -q && git add f && git commit -qm one && git log --format=%H' volatile=.git/index
-c git-config git .git/config 'git init -q' 'git config user.name X && git config --get user.name'
-c git-checkout git '**' 'abc; git init -q; git add f; git commit -qm one; echo changed >f' 'git checkout -- f && git status --short && cat f' volatile=.git/index
+c git-commit git '**' 'abc' 'git init -q && git add f && git commit -qm one && git log --format=%H' volatile=.git/index renames=1
+c git-config git .git/config 'git init -q' 'git config user.name X && git config --get user.name' renames=1
+c git-checkout git '**' 'abc; git init -q; git add f; git commit -qm one; echo changed >f' 'git checkout -- f && git status --short && cat f' volatile=.git/index renames=1
 
 # ---- rsync, patch, sqlite3, logrotate ----
 c rsync rsync 'dst/**' 'mktree src; mktree dst; echo changed >dst/one' 'rsync -a src/ dst/'
 c rsync-inplace rsync 'dst/**' 'mktree src; mktree dst; echo changed >dst/one; echo changed >dst/a/two' 'rsync -a --inplace src/ dst/'
-c patch patch f 'abc_diff' 'patch -s f <f.diff'
-c patch-b patch 'f;f.orig' 'abc_diff' 'patch -s -b f <f.diff'
+c patch patch f 'abc_diff' 'patch -s f <f.diff' renames=1
+c patch-b patch 'f;f.orig' 'abc_diff' 'patch -s -b f <f.diff' renames=1
 c sqlite3-insert sqlite3 t.db 'sqlite3 t.db "create table t(x); insert into t values(1);"' 'sqlite3 t.db "insert into t values(2); select * from t; pragma integrity_check;"'
 c sqlite3-new sqlite3 t.db '' 'sqlite3 t.db "create table t(x); insert into t values(1); select * from t; pragma integrity_check;"'
 c logrotate-create logrotate 'app.log*' 'logconf create' 'logrotate -f -s state logrotate.conf' volatile=state

@@ -290,11 +290,11 @@ compare_refusal() {
 # (see corpus_cases.sh).
 c() {
     local name=$1 needs=$2 rules_g=$3 setup=$4 cmd=$5 kv prog sel
-    local volatile="" inplace="" lock="" refuse="" limit="" root=""
+    local volatile="" inplace="" lock="" refuse="" limit="" root="" check="" renames=""
     shift 5 || { echo "corpus: case ${name:-?}: too few fields" >&2; exit 1; }
     for kv; do
         case $kv in
-        volatile=* | inplace=* | lock=* | refuse=* | limit=* | root=*) local "$kv" ;;
+        volatile=* | inplace=* | lock=* | refuse=* | limit=* | root=* | check=* | renames=*) local "$kv" ;;
         *)
             echo "corpus: case $name: unknown key $kv" >&2
             exit 1
@@ -326,6 +326,14 @@ c() {
     reasons=()
     if run plain && mv "$d" "$res/plain.d" && run shim; then
         if [ -n "$refuse" ]; then compare_refusal; else compare; fi
+        # Evidence the shim was in effect: it logs every replacement it
+        # makes (the renames it only serializes are not logged).
+        if [ -z "$refuse" ] && [ -z "$renames" ] && ! grep -qF "'$d/" "$res/shim.log"; then
+            why "the shim logged no replacement under the case directory (was it loaded?)"
+        fi
+        if [ -n "$check" ] && ! (cd "$d" && P=$res/plain.d eval "$check") >"$res/check" 2>&1; then
+            why "check failed: $check${check:+ }$(tr '\n' ' ' <"$res/check")"
+        fi
     fi
     rm -rf "$d" "$res"
     if [ ${#reasons[@]} -eq 0 ]; then
