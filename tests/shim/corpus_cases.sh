@@ -87,7 +87,7 @@ c perl-i-backup perl 'f;f.orig' 'abc' 'perl -pi.orig -e "s/beta/BETA/" f' rename
 c gawk-inplace gawk f 'abc' 'gawk -i inplace "{ print toupper(\$0) }" f' renames=1
 c ed ed f 'abc' 'printf ",s/beta/BETA/\nw\nq\n" | ed -s f'
 c ed-new ed g '' 'printf "a\nnew\n.\nw g\nq\n" | ed -s'
-c ex vim f 'abc' 'ex -s -u NONE -c "%s/beta/BETA/" -c wq f'
+c ex vim,ex f 'abc' 'ex -s -u NONE -c "%s/beta/BETA/" -c wq f'
 c vim-es vim f 'abc' 'vim -es -u NONE -c "%s/beta/BETA/" -c wq f'
 c vim-defaults vim f 'abc' 'vim -N -es -u DEFAULTS -i NONE -c "%s/beta/BETA/" -c wq f'
 c vim-backupcopy-yes vim f 'abc' 'vim -es -u NONE -c "set backupcopy=yes" -c "%s/beta/BETA/" -c wq f'
