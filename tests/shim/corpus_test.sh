@@ -33,7 +33,7 @@ run_env=(
     GIT_COMMITTER_NAME=corpus GIT_COMMITTER_EMAIL=corpus@example.org
     GIT_AUTHOR_DATE='2000-01-01T00:00:00Z' GIT_COMMITTER_DATE='2000-01-01T00:00:00Z'
 )
-case_timeout=20
+case_timeout=10
 passed=0 failed=0 skipped=0
 
 # glob_re GLOB: in $REPLY, an anchored ERE that matches a path relative to
@@ -75,9 +75,9 @@ glob_re() {
 # globs_re 'G1;G2...': in $REPLY, one ERE matching any of them ('' if none;
 # a regex that matches nothing is spelled '' and tested as such).
 globs_re() {
-    local g all=""
-    local IFS=';'
-    for g in $1; do
+    local g all="" list
+    IFS=';' read -ra list <<<"$1"
+    for g in "${list[@]}"; do
         [ -n "$g" ] || continue
         glob_re "$g"
         all+="${all:+|}($REPLY)"
@@ -88,9 +88,9 @@ matches() { [ -n "$2" ] && [[ $1 =~ $2 ]]; }
 
 # abs_globs 'G1;G2...': in $REPLY, the same globs under "$d/".
 abs_globs() {
-    local g all=""
-    local IFS=';'
-    for g in $1; do [ -n "$g" ] && all+="${all:+;}$d/$g"; done
+    local g all="" list
+    IFS=';' read -ra list <<<"$1"
+    for g in "${list[@]}"; do [ -n "$g" ] && all+="${all:+;}$d/$g"; done
     REPLY=$all
 }
 
@@ -207,7 +207,7 @@ tree_diff() {
     local -A a=() b=()
     while read -r p rest; do a[$p]=$rest; done <"$res/plain.tree1"
     while read -r p rest; do b[$p]=$rest; done <"$res/shim.tree1"
-    for p in $(printf '%s\n' "${!a[@]}" "${!b[@]}" | sort -u); do
+    while read -r p; do
         [ "${a[$p]:-}" = "${b[$p]:-}" ] && continue
         n=$((n + 1))
         [ $n -le 4 ] || continue
@@ -220,7 +220,7 @@ tree_diff() {
         else
             why "$p is '${b[$p]}', plain '${a[$p]}'"
         fi
-    done
+    done < <(printf '%s\n' "${!a[@]}" "${!b[@]}" | sort -u)
     [ $n -le 4 ] || why "and $((n - 4)) more entries differ"
 }
 
@@ -324,6 +324,7 @@ c() {
     globs_re "$inplace" && ire=$REPLY
     globs_re "$volatile" && vre=$REPLY
     reasons=()
+    local started=$EPOCHREALTIME
     if run plain && mv "$d" "$res/plain.d" && run shim; then
         if [ -n "$refuse" ]; then compare_refusal; else compare; fi
         # Evidence the shim was in effect: it logs every replacement it
@@ -336,12 +337,14 @@ c() {
         fi
     fi
     rm -rf "$d" "$res"
+    local took
+    took=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }')
     if [ ${#reasons[@]} -eq 0 ]; then
-        printf 'ok    %s%s\n' "$name" "${limit:+ (documented limit: $limit)}"
+        printf 'ok    %s %s%s\n' "$name" "$took" "${limit:+ (documented limit: $limit)}"
         passed=$((passed + 1))
     else
         local IFS=';'
-        printf 'FAIL  %s: %s\n' "$name" "$(printf '%s; ' "${reasons[@]}" | cut -c 1-600)"
+        printf 'FAIL  %s %s: %s\n' "$name" "$took" "$(printf '%s; ' "${reasons[@]}" | cut -c 1-600)"
         failed=$((failed + 1))
     fi
 }
