@@ -138,6 +138,10 @@ import os
 h = open(\"f\", \"w\"); h.write(\"mine\\n\"); h.flush()
 print(repr(open(\"f\").read()), os.stat(\"f\").st_size == os.fstat(h.fileno()).st_size,
       os.stat(\"f\").st_ino == os.fstat(h.fileno()).st_ino, os.stat(\"f\").st_nlink >= 1)"'
+c python3-chmod-while-open python3 'f;g' 'abc' 'python3 -c "
+import os
+for n in (\"f\", \"g\"):
+    h = open(n, \"w\"); os.chmod(n, 0o600); os.utime(n, (946684800, 946684800)); h.write(\"new\\n\"); h.close()"'
 c perl-write perl f 'abc' 'perl -e "open(F, \">\", \"f\") or die; print F \"new\\n\"; close(F) or die"'
 c perl-rw perl f 'abc' 'perl -e "open(F, \"+<\", \"f\") or die; seek(F, 2, 0); print F \"XX\"; close(F) or die"'
 c ruby-write ruby f 'abc' 'ruby -e "File.write(\"f\", \"new\\n\"); File.open(\"f\", \"a\") { |h| h.puts \"more\" }"'
@@ -205,6 +209,7 @@ c ar-update ar lib.a 'objs; ar rcs lib.a a.o' 'ar rs lib.a b.o && ar t lib.a'
 c make make,gcc,ar '*.txt;*.o;*.a' 'makefile' 'make -s && make -s'
 
 # ---- git: its own X.lock protocol under a rule that matches everything ----
+c git-init git '**' '' 'git init -q && git config --get core.bare' renames=1
 c git-commit git '**' 'abc' 'git init -q && git add f && git commit -qm one && git log --format=%H' volatile=.git/index renames=1
 c git-config git .git/config 'git init -q' 'git config user.name X && git config --get user.name' renames=1
 c git-checkout git '**' 'abc; git init -q; git add f; git commit -qm one; echo changed >f' 'git checkout -- f && git status --short && cat f' volatile=.git/index renames=1

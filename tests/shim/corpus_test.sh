@@ -97,27 +97,32 @@ abs_globs() {
 # tree DIR VOLATILE_RE: one sorted line per entry below DIR: path, type,
 # mode, owner, and for a regular file its link count and content hash (the
 # hash is "volatile" for paths matching VOLATILE_RE), for a symlink its
-# target. Times, sizes of directories and inode numbers are left out.
+# target; for both whether the mtime is the setup's. Other times, sizes of
+# directories and inode numbers are left out.
 tree() {
     local dir=$1 vre=$2 h p y m o n l
     local -A sum=()
     while read -r h p; do sum[${p#./}]=$h; done < <(cd "$dir" && find . -type f -exec sha256sum -- {} + 2>/dev/null)
-    (cd "$dir" && find . -mindepth 1 -printf '%P\t%y\t%m\t%U:%G\t%n\t%l\n') | sort |
-        while IFS=$'\t' read -r p y m o n l; do
+    (cd "$dir" && find . -mindepth 1 -printf '%P\t%y\t%m\t%U:%G\t%n\t%Ts\t%l\n') | sort |
+        while IFS=$'\t' read -r p y m o n t l; do
+            # An mtime is compared only where it is the setup's fixed one,
+            # kept or restored (cp -p, tar -x, rsync -a): other times differ
+            # between any two runs.
+            [ "$t" = "$epoch" ] && t=" mtime=setup" || t=""
             case $y in
             f)
                 h=${sum[$p]:-unreadable}
                 matches "$p" "$vre" && h=volatile
-                echo "$p f $m $o links=$n $h"
+                echo "$p f $m $o links=$n$t $h"
                 ;;
-            l) echo "$p l $o -> $l" ;;
+            l) echo "$p l $o$t -> $l" ;;
             *) echo "$p $y $m $o" ;;
             esac
         done
 }
 
 # hashes TREE: "path hash" for every regular file of a tree listing.
-hashes() { awk '$2 == "f" {print $1, $6}' "$1"; }
+hashes() { awk '$2 == "f" {print $1, $NF}' "$1"; }
 
 # inodes DIR: "path inode mtime" for every regular file below DIR.
 inodes() { (cd "$1" && find . -mindepth 1 -type f -printf '%P %i %T@\n'); }
