@@ -141,6 +141,15 @@ c dd-append dd f 'abc' 'printf xyz | dd of=f oflag=append conv=notrunc status=no
 c dd-self dd f 'abc' 'dd if=f of=f bs=1 skip=6 conv=notrunc status=none'
 c dd-fsync dd f 'abc' 'dd if=/dev/zero of=f bs=4k count=4 conv=fsync status=none'
 c cat-self-append cat f 'abc' 'cat f >>f'
+c uniq uniq g 'abc; echo old >g' 'uniq f g'
+c shuf-o shuf f 'abc' 'shuf --random-source=f -o f f'
+c csplit csplit 'part*' 'abc; echo stale >part00' 'csplit -s -f part f 2'
+c touch-new touch g '' 'touch g'
+c find-fprint find g 'abc; echo old >g' 'find . -name f -fprint g'
+c iconv-o iconv g 'abc; echo old >g' 'iconv -f UTF-8 -t UTF-16LE -o g f'
+c xxd-r xxd g 'abc; xxd f >f.hex; echo old >g' 'xxd -r f.hex g'
+c mawk mawk g 'abc; echo old >g' 'mawk "{ print toupper(\$0) > \"g\" }" f'
+c openssl-enc openssl g 'abc; echo old >g' 'openssl enc -aes-128-cbc -K 00112233445566778899aabbccddeeff -iv 00000000000000000000000000000000 -in f -out g'
 c append-nothing bash f 'abc' ': >>f'
 
 # ---- interpreters ----
@@ -170,6 +179,7 @@ c perl-write perl f 'abc' 'perl -e "open(F, \">\", \"f\") or die; print F \"new\
 c perl-rw perl f 'abc' 'perl -e "open(F, \"+<\", \"f\") or die; seek(F, 2, 0); print F \"XX\"; close(F) or die"'
 c ruby-write ruby f 'abc' 'ruby -e "File.write(\"f\", \"new\\n\"); File.open(\"f\", \"a\") { |h| h.puts \"more\" }"'
 c ruby-i ruby f 'abc' 'ruby -i -pe "\$_.upcase!" f'
+c tclsh-write tclsh 'f;g' 'abc' 'echo "set h [open g w]; puts \$h new; close \$h; set h [open f a]; puts \$h more; close \$h" | tclsh'
 c lua-write lua5.4 'f;g' 'abc' 'lua5.4 -e "local h = io.open(\"g\", \"w\"); h:write(\"new\\n\"); h:close()
 h = io.open(\"f\", \"a\"); h:write(\"more\\n\"); h:close()"'
 c node-write-two node 'a.json;b.json' 'echo old >a.json' 'node -e "const fs = require(\"fs\");
@@ -237,6 +247,10 @@ c gcc-link gcc hello 'hello_c; echo old >hello' 'gcc -o hello hello.c && ./hello
 c ld-r gcc,ld all.o 'objs' 'ld -r a.o b.o -o all.o'
 c ar ar lib.a 'objs' 'ar rcs lib.a a.o b.o && ar t lib.a'
 c ar-update ar lib.a 'objs; ar rcs lib.a a.o' 'ar rs lib.a b.o && ar t lib.a'
+c objcopy gcc,objcopy c.o 'objs; echo old >c.o' 'objcopy --strip-debug a.o c.o'
+c strip gcc,strip a.o 'objs' 'strip a.o'
+c ninja ninja 'out.txt;.ninja_*' 'abc in.txt; printf "rule s\n  command = sort -r \$in > \$out\nbuild out.txt: s in.txt\n" >build.ninja' 'ninja --quiet && ninja --quiet' volatile=.ninja_log
+c cmake-copy cmake g 'abc; echo old >g' 'cmake -E copy f g'
 c make make,gcc,ar '*.txt;*.o;*.a' 'makefile' 'make -s && make -s'
 
 # ---- git: its own X.lock protocol under a rule that matches everything ----
@@ -253,6 +267,7 @@ c rsync-inplace rsync 'dst/**' 'mktree src; mktree dst; echo changed >dst/one; e
 c patch patch f 'abc_diff' 'patch -s f <f.diff' renames=1
 c patch-b patch 'f;f.orig' 'abc_diff' 'patch -s -b f <f.diff' renames=1
 c sqlite3-insert sqlite3 t.db 'sqlite3 t.db "create table t(x); insert into t values(1);"' 'sqlite3 t.db "insert into t values(2); select * from t; pragma integrity_check;"'
+c sqlite3-backup sqlite3 b.db 'sqlite3 t.db "create table t(x); insert into t values(1);"' 'sqlite3 t.db ".backup b.db" && sqlite3 b.db "select * from t"'
 c sqlite3-new sqlite3 t.db '' 'sqlite3 t.db "create table t(x); insert into t values(1); select * from t; pragma integrity_check;"'
 c logrotate-create logrotate 'app.log*' 'logconf create' 'logrotate -f -s state logrotate.conf' volatile=state
 c logrotate-copytruncate logrotate 'app.log*' 'logconf copytruncate' 'logrotate -f -s state logrotate.conf' volatile=state
