@@ -322,3 +322,4 @@ int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &
 }  // namespace wrap_lockfile::shim
 
 #include "identity.hpp"
+#include "pending_meta.hpp"

@@ -27,7 +27,7 @@ inline T *ptr(long v) {
 }
 
 template <class Pass>
-long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a) {
+long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const void *caller) {
     const int fd = static_cast<int>(a[0]);
     const auto *path = ptr<const char>(a[0]);
     switch (nr) {
@@ -98,6 +98,56 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a) {
     case SYS_fsync:
     case SYS_fdatasync:
     case SYS_sync_file_range: return write_fd(pass, fd);
+    // ---- one coherent file (identity.hpp, pending_meta.hpp): libuv's
+    // fs.statSync is syscall(SYS_statx)
+    case SYS_fstat: return fstat_fd(pass, ptr<struct stat>(a[1]), caller);
+#ifdef SYS_stat
+    case SYS_stat: return stat_at(pass, [&](int f) { return static_cast<int>(real(SYS_fstat, long{f}, a[1])); }, AT_FDCWD, path, 0, ptr<struct stat>(a[1]), caller);
+#endif
+#ifdef SYS_lstat
+    case SYS_lstat: return stat_at(pass, [&](int f) { return static_cast<int>(real(SYS_fstat, long{f}, a[1])); }, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, ptr<struct stat>(a[1]), caller);
+#endif
+#ifdef SYS_newfstatat
+    case SYS_newfstatat: return stat_at(pass, [&](int f) { return static_cast<int>(real(SYS_fstat, long{f}, a[2])); }, fd, ptr<const char>(a[1]), static_cast<int>(a[3]), ptr<struct stat>(a[2]), caller);
+#endif
+    case SYS_statx:
+        return stat_at(pass, [&](int f) { return static_cast<int>(real(SYS_statx, long{f}, sys::arg(""), long{AT_EMPTY_PATH} | (a[2] & AT_STATX_SYNC_TYPE), a[3] | STATX_INO, a[4])); },
+                       fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<struct statx>(a[4]), caller);
+#ifdef SYS_access
+    case SYS_access: return access_at(pass, AT_FDCWD, path, static_cast<int>(a[1]), 0, caller);
+#endif
+    case SYS_faccessat: return access_at(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), 0, caller);
+#ifdef SYS_faccessat2
+    case SYS_faccessat2: return access_at(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), caller);
+#endif
+#ifdef SYS_chmod
+    case SYS_chmod: return chmod_at(pass, AT_FDCWD, path, static_cast<mode_t>(a[1]), true, caller);
+#endif
+    case SYS_fchmodat: return chmod_at(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), true, caller);
+#ifdef SYS_chown
+    case SYS_chown: return chown_at(pass, AT_FDCWD, path, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), true, caller);
+#endif
+#ifdef SYS_lchown
+    case SYS_lchown: return chown_at(pass, AT_FDCWD, path, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), false, caller);
+#endif
+    case SYS_fchownat:
+        return chown_at(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), !(a[4] & AT_SYMLINK_NOFOLLOW), caller);
+#ifdef SYS_utime
+    case SYS_utime: return meta_at(pass, [&](int f) { return utime_fd(f, ptr<const struct utimbuf>(a[1])); }, AT_FDCWD, path, true, caller);
+#endif
+#ifdef SYS_utimes
+    case SYS_utimes: return utimes_at(pass, AT_FDCWD, path, ptr<const struct timeval>(a[1]), true, caller);
+#endif
+#ifdef SYS_futimesat
+    case SYS_futimesat: return utimes_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timeval>(a[2]), true, caller);
+#endif
+    case SYS_utimensat:
+        return utimens_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timespec>(a[2]), !(a[3] & AT_SYMLINK_NOFOLLOW), caller);
+    case SYS_setxattr:
+    case SYS_lsetxattr:
+        return setxattr_at(pass, path, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), nr == SYS_setxattr, caller);
+    case SYS_removexattr:
+    case SYS_lremovexattr: return removexattr_at(pass, path, ptr<const char>(a[1]), nr == SYS_removexattr, caller);
     default: return pass();
     }
 }

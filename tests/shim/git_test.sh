@@ -8,12 +8,10 @@
 # work tree); exit status, output, commit and tree hashes, `git fsck`, the
 # index and the work files must be the same.
 #
-# Not run here (README "Limits"): `git init` and `git config --file F` on an
-# existing F. Both chmod("<F>.lock") by path while git still has the lock
-# file open (config.c, after writing the new config into the lock): the
-# shim's pending replacement has no name yet and the coherent view does not
-# cover chmod, so chmod gives ENOENT and git fails ("chmod on
-# .../config.lock failed"). The repositories are made with a plain `git init`.
+# `git init` and `git config --file F` on an existing F chmod("<F>.lock") by
+# path while git still has the lock file open (config.c): that is our
+# pending replacement, with no name yet, so the coherent view applies the
+# chmod to it (shim/preload/pending_meta.hpp). Both run under the shim here.
 usage="$0 ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 
@@ -34,6 +32,7 @@ steps=(
     '$G commit -q -m first'
     'printf "one+\n" > a; $G add a; $G commit -q -m second'
     '$G config --file cfg a.b 2'
+    '$G config --file cfg a.b 3; $G config --file cfg a.c 4'
     '$G checkout -q -b side'
     'printf "side\n" > c; $G add c; $G commit -q -m side'
     '$G checkout -q main'
@@ -55,6 +54,8 @@ state() {
     echo "== index"; git ls-files -s 2>&1
     echo "== refs"; git for-each-ref --format='%(refname) %(objectname)' 2>&1
     echo "== config"; git config --file cfg --list 2>&1
+    echo "== repository config"; git config --file .git/config --list 2>&1
+    echo "== modes"; stat -c '%a %n' cfg .git/config .git/HEAD .git/description 2>&1
     echo "== work"; find . -path ./.git -prune -o -type f -print | LC_ALL=C sort | xargs -r sha256sum
     echo "== lock files"; find . -name '*.lock' | LC_ALL=C sort
 }
@@ -65,7 +66,12 @@ state() {
 run() {
     local mode=$1 step i=0 rc
     local repo=$tmp/$mode/repo
-    mkdir -p "$tmp/$mode" && git init -q -b main "$repo" || exit 1
+    mkdir -p "$tmp/$mode" || exit 1
+    if [ "$mode" = plain ]; then
+        git init -q -b main "$repo"
+    else
+        shim_git "$mode" "$repo" init -q -b main "$repo"
+    fi >"$tmp/$mode.init" 2>&1 || fail "git/$mode: git init failed: $(cat "$tmp/$mode.init")"
     cd "$repo" || exit 1
     : >"$tmp/$mode.out"
     for step in "${steps[@]}"; do
@@ -100,6 +106,11 @@ for mode in "${modes[@]}"; do
     # of them ran under the lock of their target.
     grep -q "committed '$tmp/$mode/repo/.git/index.lock'" "$WRAP_LOCKFILE_LOG" ||
         fail "git/$mode: the shim never replaced .git/index.lock (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+    # git init and config --file on an existing file chmod a pending lock file.
+    grep -q "committed '$tmp/$mode/repo/.git/config.lock'" "$WRAP_LOCKFILE_LOG" ||
+        fail "git/$mode: git init's .git/config.lock was not a replacement (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+    grep -q "committed '$tmp/$mode/repo/cfg.lock'" "$WRAP_LOCKFILE_LOG" ||
+        fail "git/$mode: config --file's cfg.lock was not a replacement"
 done
 grep -q '^fsck status 0$' "$tmp/plain.state" || fail "plain git: fsck failed: $(cat "$tmp/plain.state")"
 
