@@ -184,8 +184,8 @@ else
     skip "tar checks: tar not installed"
 fi
 
-# ---- node: read-after-write in one process (libuv's fs.statSync calls
-# statx through syscall(), which the shim does not see: README's limits) ----
+# ---- node: read-after-write in one process; libuv's fs.statSync calls
+# statx through syscall(), which reaches the identity handlers ----
 if have node; then
     setup() { echo old >a.json; }
     compare "node read-after-write" a.json node -e '
@@ -193,6 +193,16 @@ if have node; then
         fs.writeFileSync("a.json", "A\n");
         process.stdout.write(fs.readFileSync("a.json", "utf8"));'
     expect_content "node read-after-write" "$shimmed/a.json" $'A\n'
+    # While pending: the path's size is what was written, and it is the
+    # descriptor's file (same device and inode).
+    compare "node statSync while pending" a.json node -e '
+        const fs = require("fs");
+        const fd = fs.openSync("a.json", "w");
+        fs.writeSync(fd, "pending!\n");
+        const p = fs.statSync("a.json"), d = fs.fstatSync(fd);
+        console.log(p.size, p.ino === d.ino && p.dev === d.dev, p.nlink >= 1);
+        fs.closeSync(fd);'
+    expect_content "node statSync while pending" "$shimmed/a.json" $'pending!\n'
 else
     skip "node checks: node not installed"
 fi
