@@ -83,4 +83,16 @@ pid_t lock_file_holder(const char *lock_path);
 void file_abandon(wlf_file *f);
 void lock_abandon(const wlf_lock *lock);
 
+// For the shim's _exit/_Exit in the opener: commits f like wlf_commit (the
+// same steps, the same error in *err), then removes a failed commit's named
+// temp and releases the lock as lock_abandon does (a reference shared with
+// another pending replacement only drops its count). Frees nothing and
+// takes no mutex: only async-signal-safe calls. The caller holds the lock
+// registry's mutex through lock_registry_trylock (never blocking: _exit may
+// run in a signal handler that interrupted the registry's holder).
+int file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err);
+void lock_release_at_exit(const wlf_lock *lock);
+bool lock_registry_trylock();
+void lock_registry_unlock();
+
 }  // namespace wrap_lockfile::detail

@@ -553,6 +553,21 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
 
 void wrap_lockfile::detail::lock_registry_after_fork() { reset_registry_mutex(); }
 
+bool wrap_lockfile::detail::lock_registry_trylock() { return pthread_mutex_trylock(&g_registry_mutex) == 0; }
+void wrap_lockfile::detail::lock_registry_unlock() { pthread_mutex_unlock(&g_registry_mutex); }
+
+void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
+    Held *h = lock ? lock->held : nullptr;
+    if (!h || h->owner_pid != getpid()) return;
+    // A reference of two replacements sharing the lock: the other one's
+    // commit, still to come, releases it.
+    if (h->depth > 1) {
+        --h->depth;
+        return;
+    }
+    lock_abandon(lock);
+}
+
 void wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
     if (lock && lock->held && lock->held->fd == from) lock->held->fd = to;
 }

@@ -558,6 +558,13 @@ extern "C" void wlf_file_poison(wlf_file *f, int error) {
 
 namespace {
 
+// The new content into place, by f's kind (f not poisoned).
+int commit_steps(wlf_file *f, wlf_error *err) {
+    if (f->kind == WLF_COMMIT_RENAME) return commit_rename(f, err);
+    if (f->staged) return write_in_place(f, f->fd, err);
+    return commit_direct(f, err);
+}
+
 int commit_file(wlf_file *f, int *kind_out, wlf_error *err, bool known_owner) {
     if (!f) return fail(err, EINVAL, "commit", nullptr);
     if (f->poison) {
@@ -565,13 +572,7 @@ int commit_file(wlf_file *f, int *kind_out, wlf_error *err, bool known_owner) {
         destroy(f);
         return rc;
     }
-    int rc;
-    if (f->kind == WLF_COMMIT_RENAME)
-        rc = commit_rename(f, err);
-    else if (f->staged)
-        rc = write_in_place(f, f->fd, err);
-    else
-        rc = commit_direct(f, err);
+    int rc = commit_steps(f, err);
     if (kind_out) *kind_out = f->kind;
     release_lock(f, err, &rc, known_owner);
     destroy(f);
@@ -755,6 +756,17 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, FD_CLOEXEC);
     *out = f;
     return 0;
+}
+
+int detail::file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err) {
+    int rc = f->poison ? fail(err, f->poison, "write to", f->target) : commit_steps(f, err);
+    if (kind_out) *kind_out = f->kind;
+    // What a failed commit leaves (a named temp), then the lock; nothing is
+    // freed or closed beyond what the commit itself closes: the process ends.
+    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
+    f->temp[0] = '\0';
+    detail::lock_release_at_exit(f->lock);
+    return rc;
 }
 
 void detail::file_abandon(wlf_file *f) {

@@ -121,6 +121,8 @@ void identity_add(const wlf_file *f, const char *opened);
 // since (identity_supersede): then f must be discarded, not committed.
 bool identity_remove(const wlf_file *f);
 void identity_supersede(const char *target);
+// identity_remove's answer without taking a lock or forgetting anything (_exit).
+bool identity_superseded(const wlf_file *f);
 void identity_relocate(int from, int to);
 // Other processes' pending files this one still holds, for the next image:
 // envp with WRAP_LOCKFILE_VIEW added (malloc'd; identity_exec_failed frees
@@ -133,7 +135,9 @@ int rename_locked(int todir, const char *to, Thunk pass);
 // descriptor (not examined).
 enum class ExecLookup { path, search, fd };
 char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared);
-void abandon_pending();
+// _exit/_Exit in the opener: commit without flushing stdio or freeing
+// anything, or (the shim busy) abandon; async-signal-safe (state.cpp).
+void exit_pending();
 void exec_failed(char *const *newenv);
 
 using execve_fn = int (*)(const char *, char *const[], char *const[]);
@@ -289,12 +293,13 @@ int locked_rename(Pass &&pass, int todir, const char *to) {
     return rename_locked(todir, to, thunk(pass));
 }
 
-// _exit/_Exit skip the destructor that commits: the replacements stay
-// uncommitted, but without this their lock files (and a named temp) would be
-// left behind, since only the holder may remove them. Async-signal-safe.
+// _exit/_Exit skip the destructor that commits: without this, what the
+// program wrote with write() (what a plain _exit leaves in the file) would
+// be dropped (dash leaves through _exit: `sh -c 'exec > f; echo new'`).
+// stdio is not flushed, as by a plain _exit. Async-signal-safe.
 template <class Pass>
 [[noreturn]] void exit_now(Pass &&pass) {
-    if (g_tracked.load(std::memory_order_acquire) > 0) abandon_pending();
+    if (g_tracked.load(std::memory_order_acquire) > 0) exit_pending();
     pass();
     __builtin_unreachable();
 }

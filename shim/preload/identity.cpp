@@ -278,6 +278,13 @@ bool identity_remove(const wlf_file *f) {
     return false;
 }
 
+bool identity_superseded(const wlf_file *f) {
+    if (g_superseded_count.load(std::memory_order_acquire) == 0) return false;
+    for (const wlf_file *s : g_superseded)
+        if (s == f) return true;
+    return false;
+}
+
 void identity_supersede(const char *target) {
     if (g_pending.load(std::memory_order_acquire) == 0) return;
     WriteGuard g;

@@ -74,9 +74,26 @@ constinit Config g_config{};
 pthread_mutex_t g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+// How deep this thread is in the table's bookkeeping or a commit: an _exit
+// from a signal handler that interrupted it must not commit (the table or
+// the replacement may be half-updated; see exit_pending). Constant-
+// initialized, initial-exec: reading it is one load, no TLS call.
+__attribute__((tls_model("initial-exec"))) constinit thread_local int t_inside = 0;
+
+struct Inside {
+    Inside() { ++t_inside; }
+    ~Inside() { --t_inside; }
+};
+
 struct Guard {
-    Guard() { pthread_mutex_lock(&g_mutex); }
-    ~Guard() { pthread_mutex_unlock(&g_mutex); }
+    Guard() {
+        pthread_mutex_lock(&g_mutex);
+        ++t_inside;
+    }
+    ~Guard() {
+        --t_inside;
+        pthread_mutex_unlock(&g_mutex);
+    }
 };
 
 Entry *entry_of(uintptr_t v) { return v > kInherited ? reinterpret_cast<Entry *>(v) : nullptr; }
@@ -142,6 +159,7 @@ void mark_internal(wlf_file *f, bool on) {
 // Returns 0 or errno; failures are reported on stderr since many programs
 // ignore close()'s result.
 int commit(Entry *e) {
+    Inside inside;
     char target[WLF_PATH_MAX];
     snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
     free(e->name);
@@ -823,14 +841,75 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     return r;
 }
 
-void abandon_pending() {
-    // No lock and no free: _exit may be called from a signal handler or a
-    // vfork child (whose pid is not the opener's, so it touches nothing).
-    pid_t me = getpid();
-    for (int fd = 0; fd < kMaxFds; ++fd) {
-        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
-        if (e && e->opener == me) detail::file_abandon(e->file);
+namespace {
+
+// Takes e off every number that lists it (a vfork child never gets here).
+void unlist(Entry *e, int end) {
+    for (int fd = 0; fd < end; ++fd)
+        if (entry_of(g_fds[fd].load(std::memory_order_acquire)) == e) set_slot(fd, 0);
+}
+
+// One replacement at _exit, with both mutexes held: what commit() does,
+// through the core's entry that frees nothing.
+void commit_at_exit(Entry *e) {
+    const char *target = e->name ? e->name : wlf_file_target(e->file);
+    if (identity_superseded(e->file)) {
+        detail::file_abandon(e->file);  // the program's own rename is F now (see commit)
+        return;
     }
+    if (g_children.load(std::memory_order_relaxed) && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
+        int own, lock_fd, dir_fd;
+        detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+        if (int error = child_error(own)) wlf_file_poison(e->file, error);
+    }
+    wlf_error err;
+    err.code = 0;
+    err.op = "";
+    int kind = 0;
+    if (int rc = detail::file_commit_at_exit(e->file, &kind, &err)) {
+        // strerrorname_np: a constant string, where strerror may allocate.
+        char why[128];
+        const char *name = strerrorname_np(rc);
+        snprintf(why, sizeof why, "%s failed (%s)", err.op && *err.op ? err.op : "commit", name ? name : "error");
+        message("wrap_lockfile: '%s' not replaced at _exit, old content kept: %s\n", target, why);
+        return;
+    }
+    log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
+}
+
+}  // namespace
+
+void exit_pending() {
+    // A vfork child has another pid and its parent's memory: it finds no
+    // entry of its own and touches nothing.
+    pid_t me = getpid();
+    int end = g_fd_end.load(std::memory_order_acquire);
+    bool mine = false;
+    for (int fd = 0; fd < end && !mine; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+        mine = e && e->opener == me;
+    }
+    if (!mine) return;
+    // _exit may run in a signal handler: never wait for a mutex. This thread
+    // interrupted inside the shim (its own g_mutex is recursive, so trylock
+    // would succeed), or another thread holding either mutex: abandon, as a
+    // kill would, but say so and leave nothing behind.
+    const bool shim_locked = t_inside == 0 && pthread_mutex_trylock(&g_mutex) == 0;
+    const bool registry_locked = shim_locked && detail::lock_registry_trylock();
+    for (int fd = 0; fd < end; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+        if (!e || e->opener != me) continue;
+        unlist(e, end);
+        if (registry_locked) {
+            commit_at_exit(e);
+            continue;
+        }
+        detail::file_abandon(e->file);
+        message("wrap_lockfile: _exit while the shim was busy: '%s' not replaced, old content kept\n",
+                e->name ? e->name : wlf_file_target(e->file), "");
+    }
+    if (registry_locked) detail::lock_registry_unlock();
+    if (shim_locked) pthread_mutex_unlock(&g_mutex);
 }
 
 execve_fn libc_execve() {

@@ -167,7 +167,6 @@ for mode in "${modes[@]}"; do
 done
 
 # ---- 6: the exec hand-over carries whether the lock file is ours ----
-# (bash: dash leaves with _exit, which commits nothing by design.)
 for mode in "${modes[@]}"; do
     newdir "exec-$mode"
     t="6 exec/$mode"
