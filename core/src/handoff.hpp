@@ -83,6 +83,13 @@ pid_t lock_file_holder(const char *lock_path);
 void file_abandon(wlf_file *f);
 void lock_abandon(const wlf_lock *lock);
 
+// Whether `target`'s lock file is flock()ed by this very process through an
+// open file description the library does not hold: the program's own lock
+// (git-style `X.lock` it then renames onto X). The shim's rename, which
+// locks X.lock, would wait for it forever. One lstat and a read of
+// /proc/locks (false when that cannot be read).
+bool lock_held_by_program(const char *target);
+
 // For the shim's _exit/_Exit in the opener: commits f like wlf_commit (the
 // same steps, the same error in *err), then removes a failed commit's named
 // temp and releases the lock as lock_abandon does (a reference shared with

@@ -553,6 +553,22 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
 
 void wrap_lockfile::detail::lock_registry_after_fork() { reset_registry_mutex(); }
 
+bool wrap_lockfile::detail::lock_held_by_program(const char *target) {
+    char path[WLF_PATH_MAX];
+    if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return false;
+    memcpy(path + strlen(path), ".lock", 6);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    const pid_t me = getpid();
+    if (detail::flock_holder(st.st_dev, st.st_ino) != me) return false;
+    // Held by this process, but maybe by the library itself (another
+    // thread's pending replacement): then the wait is a real one.
+    RegistryGuard g;
+    for (const Held *h = g_registry; h; h = h->next)
+        if (h->dev == st.st_dev && h->ino == st.st_ino && h->owner_pid == me) return false;
+    return true;
+}
+
 bool wrap_lockfile::detail::lock_registry_trylock() { return pthread_mutex_trylock(&g_registry_mutex) == 0; }
 void wrap_lockfile::detail::lock_registry_unlock() { pthread_mutex_unlock(&g_registry_mutex); }
 

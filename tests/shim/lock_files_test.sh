@@ -48,6 +48,11 @@ rename_cmds=(
     "$python3 -c 'import ctypes, sys; c = ctypes.CDLL(None, use_errno=True); sys.exit(0 if c.renameat2(-100, b\"g.lock\", -100, b\"g\", 0) == 0 else ctypes.get_errno())'"
     "mv g.lock g"
     "mv -f g.lock g"
+    # The program flock()s g.lock itself, then renames onto g: the shim's
+    # rename must not wait for the lock this very process holds (under
+    # `timeout`: a deadlock fails with 124).
+    "$python3 -c 'import fcntl, os; f = open(\"g.lock\"); fcntl.flock(f, fcntl.LOCK_EX); os.rename(\"g.lock\", \"g\")'"
+    "$python3 -c 'import fcntl, os; f = open(\"g.lock\"); fcntl.flock(f, fcntl.LOCK_EX); open(\"t\", \"w\").write(\"t\\n\"); os.rename(\"t\", \"g\")'"
 )
 outcome() {
     local rc=$1
@@ -60,13 +65,13 @@ if [ -n "$python3" ]; then
         newdir "rename-plain-$i"
         printf 'old\n' >g
         printf 'new\n' >g.lock
-        sh -c "$how" 2>/dev/null
+        timeout 20 sh -c "$how" 2>/dev/null
         want=$(outcome $?)
         for mode in "${modes[@]}"; do
             newdir "rename-$mode-$i"
             printf 'old\n' >g
             printf 'new\n' >g.lock
-            shim "$mode" "$d/g" sh -c "$how" 2>"$d.err"
+            shim "$mode" "$d/g" timeout 20 sh -c "$how" 2>"$d.err"
             got=$(outcome $?)
             [ "$got" = "$want" ] || fail "2 rename/$mode: $how: $got; without the shim: $want ($(cat "$d.err"))"
         done
