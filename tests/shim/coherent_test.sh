@@ -207,6 +207,43 @@ else
     skip "node checks: node not installed"
 fi
 
+# ---- metadata by path while pending: chmod, utime, chown, xattrs act on
+# the pending file and reach F at the commit (git chmod()s its open X.lock) ----
+if [ -x "$python3" ]; then
+    for existing in 0 1; do
+        setup() { if [ "$existing" = 1 ]; then echo old >m; chmod 644 m; fi; }
+        compare "metadata by path (existing=$existing)" m "$python3" -c '
+import os, sys
+f = open("m", "w")
+f.write("new\n")
+f.flush()
+os.chmod("m", 0o640)
+os.utime("m", (1000000000, 1200000000))
+os.chown("m", os.getuid(), os.getgid())
+try:
+    os.setxattr("m", "user.wlf", b"v")
+    os.removexattr("m", "user.wlf")
+    os.setxattr("m", "user.kept", b"k")
+except OSError as e:
+    pass  # no user xattrs here: plain and shimmed runs both skip
+st = os.stat("m")
+print(oct(st.st_mode & 0o7777), int(st.st_atime), int(st.st_mtime), os.path.exists("m"))
+f.close()
+st = os.stat("m")
+print(oct(st.st_mode & 0o7777), int(st.st_atime), int(st.st_mtime))
+try:
+    print(os.listxattr("m"), os.getxattr("m", "user.kept"))
+except OSError as e:
+    print("xattrs:", e.errno)'
+        m=$tmp/metadata_by_path__existing_${existing}_-shim/m
+        [ "$(stat -c '%a %Y' "$m")" = "640 1200000000" ] ||
+            fail "metadata by path (existing=$existing): m is $(stat -c '%a %Y' "$m"), want 640 1200000000"
+        expect_content "metadata by path (existing=$existing)" "$m" $'new\n'
+    done
+else
+    skip "metadata by path: python3 not installed"
+fi
+
 # ---- copytruncate while a daemon appends (README's warning) ----
 # The daemon holds log open (O_APPEND) and writes one line before and one
 # after the rotation. Under --rule, `truncate` replaces log: the daemon's
