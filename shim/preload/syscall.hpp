@@ -133,7 +133,7 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_fchownat:
         return chown_at(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), !(a[4] & AT_SYMLINK_NOFOLLOW), caller);
 #ifdef SYS_utime
-    case SYS_utime: return meta_at(pass, [&](int f) { return utime_fd(f, ptr<const struct utimbuf>(a[1])); }, AT_FDCWD, path, true, caller);
+    case SYS_utime: return meta_at(pass, [&](int f) { return utime_fd(f, ptr<const struct utimbuf>(a[1])); }, AT_FDCWD, path, true, caller, a[1] != 0);
 #endif
 #ifdef SYS_utimes
     case SYS_utimes: return utimes_at(pass, AT_FDCWD, path, ptr<const struct timeval>(a[1]), true, caller);

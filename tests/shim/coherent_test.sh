@@ -244,6 +244,45 @@ else
     skip "metadata by path: python3 not installed"
 fi
 
+# Somebody else's F (root's, mode 666, in a directory nobody may write):
+# nobody may write it but not chmod it or set its times; the replacement's
+# temp is nobody's own, but the answer must be F's (EPERM), as without the shim.
+if is_root && [ -x "$python3" ] && have setpriv; then
+    as_nobody() { env -u WRAP_LOCKFILE_LOG setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+    chmod 711 "$tmp"  # nobody reaches its directories by absolute path
+    code='import os
+f = open("F", "w")
+f.write("n\n")
+f.flush()
+for name, call in (("chmod", lambda: os.chmod("F", 0o600)), ("utime", lambda: os.utime("F", (1, 1))),
+                   ("chown", lambda: os.chown("F", -1, 65534)), ("utime now", lambda: os.utime("F"))):
+    try:
+        call()
+        print(name, "ok")
+    except OSError as e:
+        print(name, e.errno)
+f.close()'
+    for run in plain shim; do
+        newdir "foreign-owner-$run"
+        chown nobody "$d"
+        printf 'old\n' >F
+        chmod 666 F
+        if [ $run = plain ]; then
+            as_nobody "$python3" -c "$code" >"$tmp/foreign-$run.out" 2>&1
+        else
+            as_nobody "$atomically" --rule "$d/F" -- "$python3" -c "$code" >"$tmp/foreign-$run.out" 2>&1
+        fi
+        echo "status $?" >>"$tmp/foreign-$run.out"
+        expect_content "metadata of a foreign F/$run" F $'n\n'
+    done
+    cmp -s "$tmp/foreign-plain.out" "$tmp/foreign-shim.out" ||
+        fail "metadata of a foreign F: $(diff "$tmp/foreign-plain.out" "$tmp/foreign-shim.out" | tr '\n' '|')"
+    grep -q "^chmod 1$" "$tmp/foreign-plain.out" || fail "metadata of a foreign F: plain chmod was not refused: $(cat "$tmp/foreign-plain.out")"
+    [ "$(stat -c %a "$tmp/foreign-owner-shim/F")" = 666 ] || fail "metadata of a foreign F: mode changed to $(stat -c %a "$tmp/foreign-owner-shim/F")"
+else
+    skip "metadata of a foreign F: needs root, python3 and setpriv"
+fi
+
 # ---- copytruncate while a daemon appends (README's warning) ----
 # The daemon holds log open (O_APPEND) and writes one line before and one
 # after the rotation. Under --rule, `truncate` replaces log: the daemon's
