@@ -43,6 +43,25 @@ case_() {
 for how in _exit _Exit signal; do
     case_ "helper $how" 3 $'new\n' "$helpers/exit_write" "$how" f
 done
+# _exit from a signal handler that interrupted the shim itself (SIGXFSZ in
+# the in-place commit of a hard-linked file, see the helper): f, still
+# pending, is not committed, its lock file is gone and stderr names it.
+for mode in "${modes[@]}"; do
+    newdir "busy-$mode"
+    t="_exit inside the shim/$mode"
+    printf 'old\n' >f
+    printf 'linked\n' >L
+    ln L L2
+    arm f
+    shim "$mode" "$d/f;$d/L" "$helpers/exit_write" busy f L 2>err
+    expect_status "$t" 3 $?
+    expect_unchanged "$t" f
+    [ -e f.lock ] && fail "$t: f.lock left behind"
+    grep -qF "_exit while the shim was busy: '$d/f' not replaced, old content kept" err ||
+        fail "$t: stderr does not name f: $(cat err)"
+    [ "$(wc -l <err)" -eq 1 ] || fail "$t: want one line on stderr: $(cat err)"
+done
+
 if have dash; then
     case_ "dash exec >" 0 $'new\n' dash -c 'exec > f; echo new'
     case_ "dash exec >>" 0 $'old\nnew\n' dash -c 'exec >> f; echo new'
