@@ -2,7 +2,7 @@
 # End-to-end checks of the shim's failure paths with real, unmodified
 # programs: a full file system (ENOSPC), a writer killed with SIGKILL while
 # its replacement is pending, _exit (which commits), and the interplay with flock(1) (waiting
-# for a holder, and giving up after --timeout). In every case the target
+# for a holder, and giving up after --timeout). In every failure the target
 # keeps its old content byte for byte and no temporary file is left.
 # Ordering is by fifos and by observing the kernel's lock table, never by
 # sleeping.
