@@ -8,6 +8,11 @@
 //   sharedfs_client replace TARGET NAME N
 //       N read-modify-write replacements of TARGET (record.h content) through
 //       AtomicFile("r+"); prints "ok=K failed=F" and each failure's message.
+//   sharedfs_client hold BACKEND TARGET READY RELEASE
+//       takes the lock, creates READY, waits until RELEASE exists, releases.
+//   sharedfs_client try BACKEND TARGET TIMEOUT
+//       takes the lock within TIMEOUT seconds and releases it: exit 0, or 3
+//       when it is held (LockTimeout / AlreadyLocked).
 // Exit: 0 when every operation succeeded, 1 otherwise (message on stderr).
 #include "record.h"
 
@@ -36,14 +41,39 @@ void append_record(int log_fd, const char *what) {
     }
 }
 
-int count(const char *backend, const char *target, const char *counter, const char *log, int n) {
+wl::LockOptions lock_options(const char *backend) {
     wl::LockOptions opt;
     if (strcmp(backend, "flock") == 0) opt.backend = wl::LockBackend::flock;
     else if (strcmp(backend, "dotlock") == 0) opt.backend = wl::LockBackend::dotlock;
-    else {
-        fprintf(stderr, "client: unknown backend %s\n", backend);
-        return 2;
+    else throw std::invalid_argument(std::string("unknown backend ") + backend);
+    return opt;
+}
+
+int hold(const char *backend, const char *target, const char *ready, const char *release) {
+    wl::mylockfile lock(target, lock_options(backend));
+    int fd = open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || close(fd) != 0) throw std::runtime_error(std::string("create ready file: ") + strerror(errno));
+    while (access(release, F_OK) != 0) usleep(10000);
+    lock.release();
+    return 0;
+}
+
+int try_lock(const char *backend, const char *target, double timeout) {
+    wl::LockOptions opt = lock_options(backend);
+    opt.timeout = timeout;
+    try {
+        wl::mylockfile lock(target, opt);
+        lock.release();
+        return 0;
+    } catch (const wl::LockTimeout &) {
+        return 3;
+    } catch (const wl::AlreadyLocked &) {
+        return 3;
     }
+}
+
+int count(const char *backend, const char *target, const char *counter, const char *log, int n) {
+    wl::LockOptions opt = lock_options(backend);
     int log_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (log_fd < 0) {
         fprintf(stderr, "client: open %s: %s\n", log, strerror(errno));
@@ -108,10 +138,13 @@ int main(int argc, char **argv) {
     try {
         if (argc == 7 && strcmp(argv[1], "count") == 0) return count(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
         if (argc == 5 && strcmp(argv[1], "replace") == 0) return replace(argv[2], argv[3], atoi(argv[4]));
+        if (argc == 6 && strcmp(argv[1], "hold") == 0) return hold(argv[2], argv[3], argv[4], argv[5]);
+        if (argc == 5 && strcmp(argv[1], "try") == 0) return try_lock(argv[2], argv[3], atof(argv[4]));
     } catch (const std::exception &e) {
         fprintf(stderr, "client %d: %s\n", getpid(), e.what());
         return 1;
     }
-    fprintf(stderr, "usage: sharedfs_client count BACKEND TARGET COUNTER LOG N | replace TARGET NAME N\n");
+    fprintf(stderr, "usage: sharedfs_client count BACKEND TARGET COUNTER LOG N | replace TARGET NAME N"
+                    " | hold BACKEND TARGET READY RELEASE | try BACKEND TARGET TIMEOUT\n");
     return 2;
 }

@@ -6,7 +6,7 @@
  *       is a locked atomic replacement. Prints "ok=K failed=F".
  *   sharedfs_plain read FILE STOPFILE
  *       reads FILE whole, again and again, until STOPFILE exists; prints
- *       "ok=... torn=... estale=... enoent=... other=...". Torn: a read that
+ *       "ok=... torn=... estale=... enoent=... ebadfd=... other=...". Torn: a read that
  *       returned something that is not one whole record.
  *   sharedfs_plain init FILE      write the record of sequence 0 (O_CREAT|O_EXCL)
  *   sharedfs_plain check FILE     print "SEQ HASH-LINE" of FILE's record; exit 1
@@ -69,7 +69,7 @@ static int rmw(const char *file, const char *name, int count) {
 
 static int reader(const char *file, const char *stop) {
     static char buf[RECORD_MAX + 1];
-    long ok = 0, torn = 0, estale = 0, enoent = 0, other = 0;
+    long ok = 0, torn = 0, estale = 0, enoent = 0, ebadfd = 0, other = 0;
     while (access(stop, F_OK) != 0) {
         int fd = open(file, O_RDONLY);
         size_t n = 0;
@@ -87,12 +87,14 @@ static int reader(const char *file, const char *stop) {
             ++estale;
         } else if (rc == ENOENT) {
             ++enoent;
+        } else if (rc == EBADFD) {
+            ++ebadfd;  /* Gluster: the file was replaced between open and read */
         } else {
             ++other;
             if (other <= 3) fprintf(stderr, "plain %d: read %s: %s\n", getpid(), file, strerror(rc));
         }
     }
-    printf("ok=%ld torn=%ld estale=%ld enoent=%ld other=%ld\n", ok, torn, estale, enoent, other);
+    printf("ok=%ld torn=%ld estale=%ld enoent=%ld ebadfd=%ld other=%ld\n", ok, torn, estale, enoent, ebadfd, other);
     return torn == 0 ? 0 : 1;
 }
 
