@@ -12,7 +12,7 @@
 #     gfs_mount NAME a|b            the mount point of client a or b
 # Teardown (mounts, clients, bricks, glusterd, netns, sockets, brick dirs)
 # runs from the EXIT trap, also when a check failed or the script was
-# interrupted. Exit: 0 pass, 1 fail, 77 skip with the reason.
+# interrupted; a reaper does it when the script was killed (SIGKILL). Exit: 0 pass, 1 fail, 77 skip with the reason.
 set -u
 
 gfs_skip() { echo "SKIP: $*"; exit 77; }
@@ -28,6 +28,21 @@ gfs_check_machine() {
     done
     [ -e /proc/self/ns/net ] || gfs_skip "the kernel has no network namespaces"
 }
+
+# The reaper (see gfs_start): after the test process is gone without its
+# EXIT trap (SIGKILL from a test runner's timeout), end what it started.
+if [ -n "${WLF_GFS_REAP:-}" ]; then
+    read -r main dir ns <<<"$WLF_GFS_REAP"
+    while kill -0 "$main" 2>/dev/null; do sleep 0.5; done
+    [ -d "$dir" ] || exit 0
+    for f in "$dir"/*/client-*.pid /run/gluster/vols/*/*.pid /run/gluster/shd/*/*.pid "$dir/glusterd.pid"; do
+        [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+    done
+    for m in "$dir"/*/m[ab]; do umount -l "$m" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+    rm -rf "$dir"
+    exit 0
+fi
 
 if [ -z "${WLF_GFS_PRIVATE:-}" ]; then
     gfs_check_machine
@@ -105,6 +120,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 gfs_start() {
+    # In its own session, so that a runner killing the test's process group
+    # does not kill it too; quiet, so that it holds no pipe of the runner.
+    WLF_GFS_REAP="$$ $gfs_dir $gfs_ns" setsid bash "${BASH_SOURCE[0]}" </dev/null >/dev/null 2>&1 &
     ip netns add "$gfs_ns" || { echo "FAIL: ip netns add $gfs_ns"; exit 1; }
     gfs_netns_up=1
     ip -n "$gfs_ns" link set lo up || { echo "FAIL: lo up in $gfs_ns"; exit 1; }
@@ -122,7 +140,7 @@ EOF
         || { echo "FAIL: glusterd did not start"; exit 1; }
     local i
     for i in $(seq 100); do
-        gfs_cli volume list >/dev/null 2>&1 && return 0
+        gfs_cli volume list >/dev/null 2>&1 && { gfs_log "glusterd answers after $(gfs_elapsed) ms"; return 0; }
         sleep 0.1
     done
     echo "FAIL: glusterd did not answer within 10 s"
@@ -171,6 +189,7 @@ gfs_volume() {
         if [ "$(stat -f -c %t "$ma" 2>/dev/null)" = 65735546 ] && [ "$(stat -f -c %t "$mb" 2>/dev/null)" = 65735546 ] \
             && echo "$name" >"$ma/.wlf-hello" 2>/dev/null && [ "$(cat "$mb/.wlf-hello" 2>/dev/null)" = "$name" ]; then
             rm -f "$ma/.wlf-hello"
+            gfs_log "volume $name ($mode${layout:+, $layout}) on two clients after $(gfs_elapsed) ms"
             return 0
         fi
         sleep 0.1

@@ -90,18 +90,26 @@ run() {
         "$vol" "$via" "$per" "$n" "$ok" "$failed" "${fa%% *}" "${fb%% *}" $((settle * 100)) "$reads" $(( (t1 - t0) / 1000000 ))
     [ "$failed" -eq 0 ] && [ "$wdead" -eq 0 ] || fail "$vol/$via: $failed writes failed ($wdead writers reported failures)"
     [ "$ok" -eq $((2 * per * n)) ] || fail "$vol/$via: $ok of $((2 * per * n)) writes succeeded"
-    [ "${fa%% *}" = "$ok" ] || fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes"
+    if [ "${fa%% *}" != "$ok" ]; then
+        # Gluster's default configuration hands the other client the replaced
+        # content for about a second, lock or no lock (README "Shared file
+        # systems"): lost updates there are the file system's, reported.
+        if [ "$vol" = def ]; then
+            echo "note: $vol/$via: $(( ok - ${fa%% *} )) updates lost to the default configuration's caches"
+        else
+            fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes"
+        fi
+    fi
     [ "$fa" = "$fb" ] || fail "$vol/$via: the mounts disagree: a=$fa b=$fb"
     [ "$rdead" -eq 0 ] || fail "$vol/$via: torn reads ($reads)"
     case $reads in *" other=0") ;; *) fail "$vol/$via: reads failed other than ESTALE/ENOENT/EBADFD ($reads)" ;; esac
 }
 
-for r in ${WLF_GFS_RUNS:-coh:lib coh:shim def:lib def:shim}; do
-    vol=${r%%:*}
-    case $vol in
-        coh) run "$vol" "${r#*:}" 4 "${WLF_GFS_N:-25}" ;;
-        *) run "$vol" "${r#*:}" 4 "${WLF_GFS_DEF_N:-10}" ;;
-    esac
+# Sizes (writers per mount x writes each) keep the suite under 3 minutes:
+# in the default configuration a writer waits out ESTALE for about a second.
+for r in ${WLF_GFS_RUNS:-coh:lib:4x25 coh:shim:4x25 def:lib:4x5 def:shim:4x5}; do
+    IFS=: read -r vol via size <<<"$r"
+    run "$vol" "$via" "${size%x*}" "${size#*x}"
 done
 
 if [ "$failures" -gt 0 ]; then
