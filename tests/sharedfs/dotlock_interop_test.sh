@@ -9,17 +9,9 @@ set -u
 client=$(realpath "$1") || exit 1
 command -v dotlockfile >/dev/null || { echo "SKIP: dotlockfile (liblockfile-bin) not installed"; exit 77; }
 
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-tmp=$(mktemp -d) || exit 1
-bg=()
-cleanup() {
-    local p
-    for p in "${bg[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-cd "$tmp" || exit 1
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+scratch_dir
 
 waitfor() { local i; for i in $(seq 500); do [ -e "$1" ] && return 0; sleep 0.01; done; return 1; }
 # try: our dotlock within 0.3 s; 0 acquired, 3 held.
@@ -135,8 +127,4 @@ else
     echo "SKIP (check 5): no pid namespaces here"
 fi
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish

@@ -28,8 +28,8 @@ fi
 
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source=checks.sh
+. "$here/checks.sh"
 
 # The timed setup of all three configurations is the exclusion test's.
 gfs_start
@@ -73,8 +73,4 @@ done
 # The child's sockets lived in its own /run; ours must be here now (and go).
 [ -S /run/glusterd.socket ] || fail "glusterd's socket is not in the private /run"
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish

@@ -10,17 +10,9 @@ preload=$(realpath "$4") || exit 1
 unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG WRAP_LOCKFILE_TIMEOUT \
     WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG WRAP_LOCKFILE_PENDING WRAP_LOCKFILE_LOCK_BACKEND WRAP_LOCKFILE_KEEP_LOCK_FILES LD_PRELOAD
 export WRAP_LOCKFILE_PRELOAD=$preload
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-tmp=$(mktemp -d) || exit 1
-bg=()
-cleanup() {
-    local p
-    for p in "${bg[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-cd "$tmp" || exit 1
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
+scratch_dir
 
 # bad VALUE-SETUP... : exit 125 and the message names $name.
 bad() {
@@ -82,8 +74,4 @@ else
     echo "SKIP (dotlockfile checks): liblockfile-bin not installed"
 fi
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish

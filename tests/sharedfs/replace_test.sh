@@ -19,8 +19,8 @@ WRAP_LOCKFILE_PRELOAD=$(realpath "$4") || exit 1
 unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG \
     WRAP_LOCKFILE_TIMEOUT WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG WRAP_LOCKFILE_PENDING LD_PRELOAD
 
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source=checks.sh
+. "$here/checks.sh"
 
 gfs_start
 gfs_volume def default
@@ -112,8 +112,4 @@ for r in ${WLF_GFS_RUNS:-coh:lib:4x25 coh:shim:4x25 def:lib:4x5 def:shim:4x5}; d
     run "$vol" "$via" "${size%x*}" "${size#*x}"
 done
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish
