@@ -79,6 +79,12 @@ run() {
     [ "$va" -eq "$expect" ] || fail "$vol/$backend: counter on mount a is $va, expected $expect"
     [ "$vb" -eq "$expect" ] || fail "$vol/$backend: counter on mount b is $vb, expected $expect"
     [ "$enters" -eq "$va" ] || fail "$vol/$backend: $enters critical sections but the counter holds $va (lost updates)"
+    # flock keeps its lock file on a shared file system; a dotlock goes.
+    if [ "$backend" = flock ]; then
+        [ -f "$ma/$dir/data.lock" ] || fail "$vol/flock: the lock file was removed on a shared file system"
+    else
+        [ ! -e "$ma/$dir/data.lock" ] || fail "$vol/dotlock: the lock file was left"
+    fi
 }
 
 # The default configuration caches attributes and entries for a second, so
