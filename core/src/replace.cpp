@@ -119,15 +119,29 @@ struct Seen {
     bool readable = false;
 };
 
+int stat_target(wlf_file *f, bool seen_before = false);
+
 // Asks the kernel once per replacement of an existing target; `want_read`
 // for a seed. 0, or the program's errno recorded in err.
 int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, Seen *seen, wlf_error *err) {
     if (seen->fd) return 0;
     int fd;
     detail::StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
-    do {
+    for (;;) {
         fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
-    } while (fd < 0 && errno == ESTALE && stale.again(ESTALE));
+        if (fd >= 0) break;
+        // ESTALE, or EAGAIN because the cached stat named the version another
+        // client replaced before we took the lock: stat again, open again.
+        int e = errno;
+        if (!(e == ESTALE || (e == EAGAIN && detail::is_shared_fs_parent(f->target))) || !stale.again(ESTALE)) {
+            errno = e;
+            break;
+        }
+        if (stat_target(f, true) != 0) {
+            errno = e;
+            break;
+        }
+    }
     if (fd < 0) {
         int e = errno;
         return fail(err, e, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
@@ -135,8 +149,6 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
     seen->fd.reset(fd);
     return 0;
 }
-
-int stat_target(wlf_file *f, bool seen_before = false);
 
 // Copies the current content into the temp. A shared file system may answer
 // ESTALE mid-copy for the version another client replaced just before we
@@ -282,7 +294,19 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             if (int rc = seed(f, path, mode, seen, err)) return rc;
         }
         const char *op = "copy metadata";
-        if (int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op)) return fail(err, rc, op, f->target);
+        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        detail::StaleRetry stale;  // as in seed(): the version another client replaced
+        while (rc == ESTALE && stale.again(rc)) {
+            if ((rc = stat_target(f, true)) != 0) break;
+            seen->fd.reset(-1);
+            if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;
+            if (seeded && (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0))
+                return fail(err, errno, "copy current content", f->target);
+            if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
+            op = "copy metadata";
+            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        }
+        if (rc) return fail(err, rc, op, f->target);
     }
     if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;

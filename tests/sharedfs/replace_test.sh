@@ -90,16 +90,7 @@ run() {
         "$vol" "$via" "$per" "$n" "$ok" "$failed" "${fa%% *}" "${fb%% *}" $((settle * 100)) "$reads" $(( (t1 - t0) / 1000000 ))
     [ "$failed" -eq 0 ] && [ "$wdead" -eq 0 ] || fail "$vol/$via: $failed writes failed ($wdead writers reported failures)"
     [ "$ok" -eq $((2 * per * n)) ] || fail "$vol/$via: $ok of $((2 * per * n)) writes succeeded"
-    if [ "${fa%% *}" != "$ok" ]; then
-        # Gluster's default configuration hands the other client the replaced
-        # content for about a second, lock or no lock (README "Shared file
-        # systems"): lost updates there are the file system's, reported.
-        if [ "$vol" = def ]; then
-            echo "note: $vol/$via: $(( ok - ${fa%% *} )) updates lost to the default configuration's caches"
-        else
-            fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes"
-        fi
-    fi
+    [ "${fa%% *}" = "$ok" ] || fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes (lost updates)"
     [ "$fa" = "$fb" ] || fail "$vol/$via: the mounts disagree: a=$fa b=$fb"
     [ "$rdead" -eq 0 ] || fail "$vol/$via: torn reads ($reads)"
     case $reads in *" other=0") ;; *) fail "$vol/$via: reads failed other than ESTALE/ENOENT/EBADFD ($reads)" ;; esac
