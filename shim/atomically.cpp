@@ -5,6 +5,7 @@
 // would silently leave files unprotected.
 #include "config_file.hpp"
 #include "elf_check.hpp"
+#include "lock_choice.hpp"
 #include "rules.hpp"
 #include "timeout.hpp"
 
@@ -54,7 +55,8 @@ std::string error_text(int err) { return std::strerror(err); }
 struct Options {
     // List options keep their order; each value may itself hold a ';' list.
     std::vector<std::string> replace, lock_only, exclude;
-    std::optional<std::string> config, timeout, fsync, log;
+    std::optional<std::string> config, timeout, fsync, log, lock_backend;
+    bool keep_lock_files = false;
     bool verbose = false;
     bool allow_unprotected = false;
     int command_index = 0;  // index into argv of COMMAND
@@ -72,6 +74,10 @@ void print_help() {
         "  --config FILE        read rules from FILE (\"replace|lock-only|exclude GLOB\" per line)\n"
         "  --timeout SECONDS    give up waiting for a lock after SECONDS (default: wait forever)\n"
         "  --fsync full|none    flush replacements to disk before renaming (default: full)\n"
+        "  --lock-backend flock|dotlock|none\n"
+        "                       how files are locked (default: flock; lock files are kept\n"
+        "                       on shared file systems, see README)\n"
+        "  --keep-lock-files    never remove <file>.lock (for tools that do not verify)\n"
         "  --log FILE           log the shim's decisions to FILE ('stderr' for standard error)\n"
         "  -v, --verbose        log the shim's decisions to standard error\n"
         "  --allow-unprotected  run COMMAND even if it is statically linked or setuid\n"
@@ -84,7 +90,9 @@ void print_help() {
         stdout);
 }
 
-enum class Opt { Rule, LockOnly, Exclude, Config, Timeout, Fsync, Log, Verbose, AllowUnprotected, Help, Version };
+enum class Opt {
+    Rule, LockOnly, Exclude, Config, Timeout, Fsync, LockBackend, KeepLockFiles, Log, Verbose, AllowUnprotected, Help, Version
+};
 
 struct OptSpec {
     std::string_view name;
@@ -96,6 +104,7 @@ constexpr OptSpec kLongOptions[] = {
     {"rule", Opt::Rule, true},          {"lock-only", Opt::LockOnly, true},
     {"exclude", Opt::Exclude, true},    {"config", Opt::Config, true},
     {"timeout", Opt::Timeout, true},    {"fsync", Opt::Fsync, true},
+    {"lock-backend", Opt::LockBackend, true}, {"keep-lock-files", Opt::KeepLockFiles, false},
     {"log", Opt::Log, true},            {"verbose", Opt::Verbose, false},
     {"allow-unprotected", Opt::AllowUnprotected, false},
     {"help", Opt::Help, false},         {"version", Opt::Version, false},
@@ -152,6 +161,8 @@ std::optional<Options> parse_options(int argc, char **argv) {
             break;
         case Opt::Timeout: o.timeout = *value; break;
         case Opt::Fsync: o.fsync = *value; break;
+        case Opt::LockBackend: o.lock_backend = *value; break;
+        case Opt::KeepLockFiles: o.keep_lock_files = true; break;
         case Opt::Log: o.log = *value; break;
         case Opt::Verbose: o.verbose = true; break;
         case Opt::AllowUnprotected: o.allow_unprotected = true; break;
@@ -255,8 +266,20 @@ void check_log(const std::string &path, const std::string &what) {
     close(fd);
 }
 
+void check_lock_backend(const std::string &value, const std::string &what) {
+    int backend;
+    if (!detail::parse_lock_backend(value.c_str(), &backend))
+        fail(what + ": invalid lock backend " + quoted(value) + " (expected " + detail::kLockBackendChoices + ")");
+}
+
+void check_keep_lock_files(const std::string &value, const std::string &what) {
+    int keep;
+    if (!detail::parse_keep_lock_files(value.c_str(), &keep))
+        fail(what + ": invalid value " + quoted(value) + " (expected 1 or 0)");
+}
+
 struct Environment {
-    std::optional<std::string> replace, lock_only, exclude, config, timeout, fsync, log;
+    std::optional<std::string> replace, lock_only, exclude, config, timeout, fsync, log, lock_backend, keep_lock_files;
 };
 
 // Appends the option values of one glob list to the inherited variable,
@@ -301,6 +324,17 @@ Environment checked_environment(const Options &o, const std::string &cwd) {
         e.fsync = o.fsync;
     } else if (const char *inherited = getenv("WRAP_LOCKFILE_FSYNC")) {
         check_fsync(inherited, "WRAP_LOCKFILE_FSYNC");
+    }
+    if (o.lock_backend) {
+        check_lock_backend(*o.lock_backend, "--lock-backend");
+        e.lock_backend = o.lock_backend;
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_LOCK_BACKEND")) {
+        check_lock_backend(inherited, "WRAP_LOCKFILE_LOCK_BACKEND");
+    }
+    if (o.keep_lock_files) {
+        e.keep_lock_files = "1";
+    } else if (const char *inherited = getenv("WRAP_LOCKFILE_KEEP_LOCK_FILES")) {
+        check_keep_lock_files(inherited, "WRAP_LOCKFILE_KEEP_LOCK_FILES");
     }
     if (o.log) {
         e.log = *o.log == "stderr" ? *o.log : absolute_path(*o.log, cwd);
@@ -524,6 +558,8 @@ int run(int argc, char **argv) {
     set_env("WRAP_LOCKFILE_CONFIG", e.config);
     set_env("WRAP_LOCKFILE_TIMEOUT", e.timeout);
     set_env("WRAP_LOCKFILE_FSYNC", e.fsync);
+    set_env("WRAP_LOCKFILE_LOCK_BACKEND", e.lock_backend);
+    set_env("WRAP_LOCKFILE_KEEP_LOCK_FILES", e.keep_lock_files);
     set_env("WRAP_LOCKFILE_LOG", e.log);
     set_env("LD_PRELOAD", composed_ld_preload(preload));
 

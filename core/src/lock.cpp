@@ -1,5 +1,5 @@
 // Exclusive locks on "<target>.lock": flock with the verified cleanup
-// protocol, an NFS-safe link() dotlock, and a no-op backend.
+// protocol, an NFS-safe link() dotlock (dotlock.cpp), and a no-op backend.
 //
 // Ownership (lock_file.cpp): the flock backend writes nothing into a lock
 // file and removes only one it created (or an earlier holder's, recognised
@@ -15,13 +15,14 @@
 // instead of deadlocking against its own open file description. Handles
 // asked for with no_nesting (the Python binding: the seed's fcntl lock
 // excludes a second lock object even in one thread) bypass it.
+#include "dotlock.hpp"
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "lock_file.hpp"
+#include "shared_fs.hpp"
 #include "sysio.hpp"
 
 #include <pthread.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,6 +51,7 @@ struct Held {
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
     bool keep;              // keep_lock_file: never remove it
+    bool shared;            // on a shared file system: the lock file stays (shared_fs.hpp)
     LockFileOwner owner;    // flock: whether the release may remove the file
     bool at_path;           // just checked: the path still names our file
     Held *next;
@@ -122,6 +124,26 @@ int flock_try(void *ctx) {
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
 
+// ---- shared file systems (README "Shared file systems") ----
+
+// Whether a lookup of the lock file that failed with `err` is worth another
+// round: ESTALE anywhere, ENOENT only where a cache can invent it.
+bool retry_cached_lookup(detail::StaleRetry &stale, int err, const char *lock_path) {
+    if (err == ENOENT && !detail::is_shared_fs_parent(lock_path)) return false;
+    return stale.again(err);
+}
+
+// On a shared file system the lock file is never unlinked: a waiter on
+// another client verifies (dev, ino, nlink) against cached attributes that
+// can still vouch for the unlinked inode, and two holders result. Kept,
+// every client locks the one inode. Called with the verified descriptor.
+void keep_on_shared_fs(int fd, Held *h) {
+    h->shared = detail::is_shared_fs_fd(fd);
+    if (h->shared) h->keep = true;
+}
+
+// ---- end shared file systems ----
+
 int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err) {
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
@@ -131,13 +153,17 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
     // holder's unlink sends us back; a single try (timeout <= 0) gives up
     // after kMaxVerifyRetries such rounds, as contention.
     bool writable = false;
+    detail::StaleRetry stale;
     for (int attempt = 0;; ++attempt) {
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
         int raw = -1;
         bool created = false;
         const char *op = nullptr;
         // `probe`: only a lock file this open creates will do (EEXIST otherwise).
-        if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) return fail(err, rc, op, path);
+        if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) {
+            if (retry_cached_lookup(stale, rc, path)) continue;
+            return fail(err, rc, op, path);
+        }
         sys::UniqueFd fd(raw);
         int rc;
         if (!opt->has_timeout) {
@@ -158,12 +184,17 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
             writable = true;
             continue;
         }
+        if (rc == ESTALE && stale.again(rc)) continue;  // unlinked by another client
         if (rc != 0) return fail(err, rc, "flock", path);
 
         struct stat fs, ps;
-        if (fstat(fd.get(), &fs) != 0) return fail(err, errno, "fstat lock file", path);
+        if (fstat(fd.get(), &fs) != 0) {
+            if (errno == ESTALE && stale.again(ESTALE)) continue;
+            return fail(err, errno, "fstat lock file", path);
+        }
         if (lstat(path, &ps) != 0) {
             if (errno == ENOENT) continue;  // released and unlinked under us: retry
+            if (errno == ESTALE && stale.again(ESTALE)) continue;
             return fail(err, errno, "stat lock file", path);
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
@@ -173,6 +204,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
         h->owner = created ? LockFileOwner::created
                    : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
                                                      : LockFileOwner::foreign;
+        keep_on_shared_fs(fd.get(), h);
         h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;
@@ -209,116 +241,15 @@ int flock_release(Held *h, wlf_error *err) {
     return rc;
 }
 
-// ---- dotlock backend (liblockfile's protocol) ----
-
-struct DotTry {
-    const char *path;
-    const char *tmp;
-    const char *op;  // for ENOLCK: what is in the way
-};
-
-// The pid a dotlock at `path` records in liblockfile's format ("<pid>\n",
-// which dotlockfile(1) and we write), read through one descriptor whose
-// identity goes to *st; 0 for anything else. Another program's X.lock with
-// other content is never taken for a stale dotlock.
-pid_t dotlock_pid(const char *path, struct stat *st) {
-    if (lstat(path, st) != 0 || !S_ISREG(st->st_mode) || st->st_size > 16) return 0;
-    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-    struct stat fs;
-    if (!fd || fstat(fd.get(), &fs) != 0 || fs.st_dev != st->st_dev || fs.st_ino != st->st_ino) return 0;
-    char buf[17];
-    ssize_t n = sys::read(fd.get(), buf, sizeof buf);
-    if (n <= 0 || n > 16) return 0;
-    if (buf[n - 1] == '\n') --n;
-    long pid = 0;
-    for (ssize_t i = 0; i < n; ++i) {
-        if (buf[i] < '0' || buf[i] > '9' || pid > 0x3fffff) return 0;
-        pid = pid * 10 + (buf[i] - '0');
-    }
-    return n > 0 && pid > 0 && pid <= 0x3fffff ? static_cast<pid_t>(pid) : 0;
-}
-
-// Same host assumed, as liblockfile does by default: a lock whose recorded
-// pid no longer exists is stale. It is removed only while the path still
-// names the file whose pid we read. True if it was removed.
-bool break_if_stale(const char *path) {
-    struct stat st, now;
-    pid_t pid = dotlock_pid(path, &st);
-    if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) return false;
-    return lstat(path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino && unlink(path) == 0;
-}
-
-int dotlock_try(void *ctx) {
-    auto *t = static_cast<DotTry *>(ctx);
-    for (int round = 0; round < 2; ++round) {
-        // link() may report failure on NFS although it succeeded; the link
-        // count of our unique file is the truth.
-        int lrc = sys::linkat(AT_FDCWD, t->tmp, AT_FDCWD, t->path, 0);
-        int lerr = errno;
-        struct stat st;
-        if (stat(t->tmp, &st) != 0) return errno;
-        if (st.st_nlink == 2) return 0;
-        if (lrc == 0) return EIO;
-        if (lerr != EEXIST) return lerr;
-        // A FIFO, directory, symlink... is nobody's dotlock: waiting for it
-        // to go would be forever.
-        if (lstat(t->path, &st) == 0) {
-            if (const char *why = detail::dotlock_refusal(st)) {
-                t->op = why;
-                return ENOLCK;
-            }
-        }
-        if (round > 0 || !break_if_stale(t->path)) break;
-    }
-    return EWOULDBLOCK;
-}
+// ---- dotlock backend: dotlock.cpp ----
 
 int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
-    char dir[WLF_PATH_MAX];
-    const char *base;
-    if (int rc = detail::split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, "lock path", path);
-    char host[64] = "localhost";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    char tmp[WLF_PATH_MAX];
-    int n = snprintf(tmp, sizeof tmp, "%s/.lk%05d%llx%s", dir, static_cast<int>(getpid()),
-                     static_cast<unsigned long long>(detail::random_u64() & 0xffffffffu), host);
-    if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, "lock path", path);
-
-    int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    // Errors name the lock file, not the temporary: lock failures are
-    // recognised by "<target>.lock" (C++ LockFailed mapping, replace.cpp).
-    if (fd < 0) return fail(err, errno, "create dotlock temporary", path);
-    char pidbuf[32];
-    int pn = snprintf(pidbuf, sizeof pidbuf, "%d\n", static_cast<int>(getpid()));
-    int wrc = sys::write_all(fd, pidbuf, static_cast<size_t>(pn)) == 0 ? 0 : errno;
-    if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
-    if (wrc != 0) {
-        unlink(tmp);
-        return fail(err, wrc, "write dotlock temporary", path);
-    }
-    DotTry ctx{path, tmp, nullptr};
-    int rc = detail::poll_until(dotlock_try, &ctx, opt->has_timeout != 0, opt->timeout);
-    unlink(tmp);
-    if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
-    if (rc == ENOLCK && ctx.op) return fail(err, rc, ctx.op, path);
-    if (rc != 0) return fail(err, rc, "dotlock", path);
-    struct stat st;
-    if (lstat(path, &st) != 0) return fail(err, errno, "stat lock file", path);
     h->fd = -1;
-    h->dev = st.st_dev;
-    h->ino = st.st_ino;
     h->owner = LockFileOwner::created;  // linked from our own temporary
-    return 0;
+    return detail::dotlock_acquire(path, opt, &h->dev, &h->ino, err);
 }
 
-int dotlock_release(Held *h, wlf_error *err) {
-    // Remove it only if it is still ours (a stale-lock breaker may have replaced it).
-    if (still_at_path(h)) {
-        if (unlink(h->path) != 0) return fail(err, errno, "unlink lock file", h->path);
-    }
-    return 0;
-}
+int dotlock_release(Held *h, wlf_error *err) { return detail::dotlock_release(h->path, h->dev, h->ino, err); }
 
 std::atomic<bool> g_warned_none{false};
 
@@ -384,6 +315,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = opt->backend;
     h->keep = opt->keep_lock_file != 0;
+    h->shared = false;
     h->owner = LockFileOwner::foreign;
     h->at_path = false;
     h->owner_pid = getpid();
@@ -432,7 +364,8 @@ void wrap_lockfile::detail::lock_release_probe(wlf_lock *lock) {
     // The probe's own file (it locks no other) goes even with keep_lock_file:
     // it is not the lock file of any target. A nested handle only drops its
     // reference.
-    if (lock && lock->held && lock->held->depth == 1) lock->held->keep = false;
+    // On a shared file system it stays, like every lock file there.
+    if (lock && lock->held && lock->held->depth == 1 && !lock->held->shared) lock->held->keep = false;
     wlf_lock_release(lock, nullptr);
 }
 
@@ -477,7 +410,7 @@ pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
     struct stat st;
     if (lstat(lock_path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     if (pid_t pid = detail::flock_holder(st.st_dev, st.st_ino)) return pid;
-    return dotlock_pid(lock_path, &st);
+    return detail::dotlock_holder_pid(lock_path, st);
 }
 
 int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, int owner, wlf_lock **out) {
@@ -522,6 +455,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
+    keep_on_shared_fs(fd, h);  // a lock handed over across exec stays shared
     h->owner = static_cast<LockFileOwner>(owner);
     h->at_path = false;
     h->next = nullptr;

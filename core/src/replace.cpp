@@ -10,6 +10,7 @@
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "rules.hpp"
+#include "shared_fs.hpp"
 #include "sysio.hpp"
 
 #include <linux/stat.h>
@@ -118,17 +119,53 @@ struct Seen {
     bool readable = false;
 };
 
+int stat_target(wlf_file *f, bool seen_before = false);
+
 // Asks the kernel once per replacement of an existing target; `want_read`
 // for a seed. 0, or the program's errno recorded in err.
 int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, Seen *seen, wlf_error *err) {
     if (seen->fd) return 0;
-    int fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
+    int fd;
+    detail::StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
+    for (;;) {
+        fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
+        if (fd >= 0) break;
+        // ESTALE, or EAGAIN because the cached stat named the version another
+        // client replaced before we took the lock: stat again, open again.
+        int e = errno;
+        if (!(e == ESTALE || (e == EAGAIN && detail::is_shared_fs_parent(f->target))) || !stale.again(ESTALE)) {
+            errno = e;
+            break;
+        }
+        if (stat_target(f, true) != 0) {
+            errno = e;
+            break;
+        }
+    }
     if (fd < 0) {
         int e = errno;
         return fail(err, e, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
     }
     seen->fd.reset(fd);
     return 0;
+}
+
+// Copies the current content into the temp. A shared file system may answer
+// ESTALE mid-copy for the version another client replaced just before we
+// took the lock: look at the target again and start over (bounded,
+// shared_fs.hpp).
+int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    detail::StaleRetry stale;
+    for (;;) {
+        int rc = detail::seed_copy(seen->fd.get(), f->fd);
+        if (rc == 0) return 0;
+        if (rc != ESTALE || !stale.again(rc)) return fail(err, rc, "copy current content", f->target);
+        if (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+            return fail(err, errno, "copy current content", f->target);
+        if ((rc = stat_target(f, true)) != 0) return fail(err, rc, "stat", f->target);
+        seen->fd.reset(-1);
+        if ((rc = look_as_program(f, path, mode, true, seen, err))) return rc;
+    }
 }
 
 // Gives up a temp made before we knew it cannot be used, and the directory
@@ -163,7 +200,7 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
     }
     if (seeded) {
         if (!seen->readable) return fail(err, EACCES, "copy current content", f->target);
-        if (int rc = detail::seed_copy(seen->fd.get(), f->fd)) return fail(err, rc, "copy current content", f->target);
+        if (int rc = seed(f, path, mode, seen, err)) return rc;
     }
     if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
@@ -254,19 +291,39 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
         }
         if (seeded) {
-            if (int rc = detail::seed_copy(seen->fd.get(), f->fd)) return fail(err, rc, "copy current content", f->target);
+            if (int rc = seed(f, path, mode, seen, err)) return rc;
         }
         const char *op = "copy metadata";
-        if (int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op)) return fail(err, rc, op, f->target);
+        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        detail::StaleRetry stale;  // as in seed(): the version another client replaced
+        while (rc == ESTALE && stale.again(rc)) {
+            if ((rc = stat_target(f, true)) != 0) break;
+            seen->fd.reset(-1);
+            if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;
+            if (seeded && (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0))
+                return fail(err, errno, "copy current content", f->target);
+            if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
+            op = "copy metadata";
+            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        }
+        if (rc) return fail(err, rc, op, f->target);
     }
     if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
     return 0;
 }
 
 // The target under the lock: lstat's answer plus the attributes open(2)
-// would look at. 0, or errno (ENOENT: no such file).
-int stat_target(wlf_file *f) {
-    return detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs);
+// would look at. 0, or errno (ENOENT: no such file). A shared file system's
+// caches may still answer for the version another client replaced (ESTALE)
+// or miss a name that was there a moment ago (ENOENT, `seen_before`):
+// retried, bounded (shared_fs.hpp).
+int stat_target(wlf_file *f, bool seen_before) {
+    detail::StaleRetry stale;
+    for (;;) {
+        int rc = detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs);
+        bool cached = rc == ESTALE || (rc == ENOENT && seen_before && detail::is_shared_fs_parent(f->target));
+        if (!cached || !stale.again(rc)) return rc;
+    }
 }
 
 // Copies the whole staged content into the target, then cuts it to size.
@@ -458,8 +515,11 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         // attacker's choosing.
         bool exclusive = (flags & O_CREAT) && (flags & O_EXCL);
         bool via_proc = false;
-        rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target, &f->existed,
-                                    &f->st, &via_proc);
+        detail::StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
+        do {
+            rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target,
+                                        &f->existed, &f->st, &via_proc);
+        } while (rc == ESTALE && stale.again(rc));
         if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
         if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
 
@@ -486,7 +546,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
             rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
             // The target may have appeared, vanished or changed while we waited.
-            rc = stat_target(f);
+            rc = stat_target(f, f->existed);
             if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, "stat", f->target);
             f->existed = rc == 0;
         }

@@ -17,6 +17,7 @@
 #include "elf_check.hpp"
 #include "handoff.hpp"
 #include "internal.hpp"
+#include "lock_choice.hpp"
 #include "long_path.hpp"
 #include "replace_parts.hpp"
 #include "rules.hpp"
@@ -414,6 +415,15 @@ void load_options() {
                      t, detail::kTimeoutGrammar);
             bad_variable("WRAP_LOCKFILE_TIMEOUT", text);
         }
+    }
+    // Unset: flock, and lock files are kept on shared file systems (core).
+    if (const char *b = getenv("WRAP_LOCKFILE_LOCK_BACKEND"); b && *b) {
+        if (!detail::parse_lock_backend(b, &g_config.options.lock.backend))
+            bad_variable("WRAP_LOCKFILE_LOCK_BACKEND", "expected flock, dotlock or none");
+    }
+    if (const char *k = getenv("WRAP_LOCKFILE_KEEP_LOCK_FILES"); k && *k) {
+        if (!detail::parse_keep_lock_files(k, &g_config.options.lock.keep_lock_file))
+            bad_variable("WRAP_LOCKFILE_KEEP_LOCK_FILES", "expected 1 or 0");
     }
     if (const char *s = getenv("WRAP_LOCKFILE_FSYNC"); s && *s) {
         if (strcmp(s, "none") == 0)

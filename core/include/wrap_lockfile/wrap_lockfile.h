@@ -53,7 +53,8 @@ typedef struct wlf_lock_options {
     int has_timeout;      /* 0: wait forever */
     double timeout;       /* > 0: ETIMEDOUT after that many seconds; <= 0: one try, EWOULDBLOCK */
     int backend;          /* enum wlf_lock_backend */
-    int keep_lock_file;   /* do not unlink <target>.lock on release */
+    int keep_lock_file;   /* do not unlink <target>.lock on release (always so on
+                             NFS, SMB, Ceph, FUSE...: README "Shared file systems") */
     int fd_floor;         /* > 0: keep the lock descriptor at or above this number (shim) */
     int no_nesting;       /* every handle is a lock of its own: the same thread asking again waits
                              (or times out) like another process would, as two flock()ed open

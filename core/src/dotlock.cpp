@@ -1,0 +1,244 @@
+// Dotlock backend. The lock file's content is one line,
+//     "<pid> host=<hostname> boot=<boot id> pidns=<pid namespace inode>\n"
+// liblockfile reads the leading number (atoi) as the holder's pid, so its
+// dotlockfile(1) and lockfile_create(3) understand our locks, and we
+// understand theirs ("<pid>\n", or "0\n" without a pid). Content in neither
+// form is somebody else's file (Gemfile.lock, git's X.lock): never broken.
+//
+// Breaking a stale lock is the dangerous step: a pid means something only
+// on the kernel and in the pid namespace that wrote it. A lock written on
+// another host (boot id or host name differs) or in another pid namespace
+// is never broken by pid, however dead that pid looks here; a lock in
+// liblockfile's own format is judged as liblockfile judges it (same host
+// assumed; without a pid, older than 5 minutes by mtime). The lock's
+// identity (dev, ino, mtime, size) is checked again immediately before the
+// unlink, so a breaker that judged one holder dead never removes the lock
+// of the next. Success is decided by inode comparison, as liblockfile
+// does: link()'s result and st_nlink may both lie on NFS.
+#include "dotlock.hpp"
+
+#include "internal.hpp"
+#include "lock_file.hpp"
+#include "shared_fs.hpp"
+#include "sysio.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace wrap_lockfile::detail {
+
+namespace {
+
+constexpr time_t kPidlessStaleSeconds = 300;  // liblockfile's rule for locks without a pid
+
+struct Identity {
+    char host[72];
+    char boot[40];
+    unsigned long long pidns;
+};
+
+void read_small(const char *path, char *buf, size_t size) {
+    buf[0] = '\0';
+    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) return;
+    ssize_t n = sys::read(fd.get(), buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+// This process's host, kernel and pid namespace; unknown parts stay empty/0.
+void own_identity(Identity *id) {
+    if (gethostname(id->host, sizeof id->host - 1) != 0) id->host[0] = '\0';
+    id->host[sizeof id->host - 1] = '\0';
+    for (char *p = id->host; *p; ++p)
+        if (*p == ' ' || *p == '\n') *p = '_';
+    read_small("/proc/sys/kernel/random/boot_id", id->boot, sizeof id->boot);
+    struct stat st;
+    id->pidns = stat("/proc/self/ns/pid", &st) == 0 ? static_cast<unsigned long long>(st.st_ino) : 0;
+}
+
+// A dotlock's content, parsed strictly: liblockfile's "<pid>\n" (at most 16
+// bytes, as liblockfile reads) or ours, exactly as write_content makes it.
+struct Content {
+    long pid;
+    bool ours;  // host, boot and pidns are known
+    Identity id;
+};
+
+bool parse_content(const char *buf, size_t n, Content *c) {
+    memset(c, 0, sizeof *c);
+    size_t digits = 0;
+    while (digits < n && buf[digits] >= '0' && buf[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 7) return false;
+    c->pid = strtol(buf, nullptr, 10);
+    if (c->pid > 0x3fffff) return false;
+    if (n <= 16 && (digits == n || (digits + 1 == n && buf[digits] == '\n'))) return true;
+    // Ours: re-formatted from what was parsed, it must be the very same bytes.
+    char host[72], boot[40];
+    unsigned long long pidns;
+    if (sscanf(buf, "%*d host=%71s boot=%39s pidns=%llu", host, boot, &pidns) != 3) return false;
+    char again[192];
+    int m = snprintf(again, sizeof again, "%ld host=%s boot=%s pidns=%llu\n", c->pid, host, boot, pidns);
+    if (m < 0 || static_cast<size_t>(m) != n || memcmp(again, buf, n) != 0) return false;
+    c->ours = true;
+    memcpy(c->id.host, host, sizeof host);
+    memcpy(c->id.boot, boot, sizeof boot);
+    c->id.pidns = pidns;
+    return true;
+}
+
+// Reads the dotlock at `path` through one descriptor; its identity into *st.
+bool read_content(const char *path, struct stat *st, Content *c) {
+    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd || fstat(fd.get(), st) != 0 || !S_ISREG(st->st_mode) || st->st_size > 191) return false;
+    char buf[192];
+    ssize_t n = sys::read(fd.get(), buf, sizeof buf - 1);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    return parse_content(buf, static_cast<size_t>(n), c);
+}
+
+bool pid_is_dead(long pid) { return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+
+int write_content(int fd) {
+    Identity id;
+    own_identity(&id);
+    char buf[192];
+    int n = snprintf(buf, sizeof buf, "%d host=%s boot=%s pidns=%llu\n", static_cast<int>(getpid()),
+                     id.host[0] ? id.host : "?", id.boot[0] ? id.boot : "?", id.pidns);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof buf) return EOVERFLOW;
+    return sys::write_all(fd, buf, static_cast<size_t>(n)) == 0 ? 0 : errno;
+}
+
+bool holder_dead(const Content &c, time_t mtime, time_t now) {
+    if (!c.ours) {
+        // liblockfile's format: same host assumed; no pid, 5 minutes untouched.
+        if (c.pid > 0) return pid_is_dead(c.pid);
+        return now >= mtime + kPidlessStaleSeconds;
+    }
+    Identity me;
+    own_identity(&me);
+    bool boot_known = strcmp(c.id.boot, "?") != 0 && me.boot[0];
+    bool same_kernel = boot_known ? strcmp(c.id.boot, me.boot) == 0 : strcmp(c.id.host, me.host) == 0;
+    if (!same_kernel || c.pid <= 0) return false;
+    // A pid of another namespace (or of one we cannot name) is not ours to test.
+    if (!me.pidns || c.id.pidns != me.pidns) return false;
+    return pid_is_dead(c.pid);
+}
+
+// Breaks the lock at `path` if its holder is provably gone. Returns true when
+// it removed it (the caller tries again at once).
+bool break_if_stale(const char *path) {
+    struct stat before, now;
+    Content c;
+    if (!read_content(path, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;
+    // Immediately before the unlink: still the very file we judged.
+    if (lstat(path, &now) != 0 || now.st_dev != before.st_dev || now.st_ino != before.st_ino ||
+        now.st_mtim.tv_sec != before.st_mtim.tv_sec || now.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+        now.st_size != before.st_size)
+        return false;
+    return unlink(path) == 0;
+}
+
+struct Attempt {
+    const char *path;
+    const char *tmp;
+    dev_t dev;
+    ino_t ino;
+    int lookups_failed;
+    const char *op;  // for ENOLCK: what is in the way
+};
+
+int try_link(void *ctx) {
+    auto *a = static_cast<Attempt *>(ctx);
+    for (int round = 0; round < 2; ++round) {
+        (void)sys::linkat(AT_FDCWD, a->tmp, AT_FDCWD, a->path, 0);  // the inodes tell, not the result
+        struct stat mine, lock;
+        if (lstat(a->tmp, &mine) != 0) return errno;
+        if (lstat(a->path, &lock) != 0) {
+            // Neither we nor anybody holds it, or a cache lied: a few times is
+            // the cache's, more is an error (liblockfile gives up likewise).
+            if ((errno == ENOENT || errno == ESTALE) && ++a->lookups_failed <= 50) return EWOULDBLOCK;
+            return errno;
+        }
+        a->lookups_failed = 0;
+        if (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino) {
+            a->dev = mine.st_dev;
+            a->ino = mine.st_ino;
+            return 0;
+        }
+        // A FIFO, directory, symlink... is nobody's dotlock: waiting for it
+        // to go would be forever.
+        if (const char *why = dotlock_refusal(lock)) {
+            a->op = why;
+            return ENOLCK;
+        }
+        if (!break_if_stale(a->path)) break;
+    }
+    return EWOULDBLOCK;
+}
+
+}  // namespace
+
+pid_t dotlock_holder_pid(const char *path, const struct stat &st) {
+    struct stat fs;
+    Content c;
+    if (!read_content(path, &fs, &c) || fs.st_dev != st.st_dev || fs.st_ino != st.st_ino) return 0;
+    return static_cast<pid_t>(c.pid);
+}
+
+int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, ino_t *ino, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    const char *base;
+    if (int rc = split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, "lock path", path);
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    if (char *dot = strchr(host, '.')) *dot = '\0';
+    // liblockfile's temporary name, made unique per process and attempt.
+    char tmp[WLF_PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s/.lk%05d%llx%s", dir, static_cast<int>(getpid()),
+                     static_cast<unsigned long long>(random_u64() & 0xffffffffu), host);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, "lock path", path);
+
+    int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    // Errors name the lock file, not the temporary: lock failures are
+    // recognised by "<target>.lock" (C++ LockFailed mapping, replace.cpp).
+    if (fd < 0) return fail(err, errno, "create dotlock temporary", path);
+    int wrc = write_content(fd);
+    if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
+    if (wrc != 0) {
+        unlink(tmp);
+        return fail(err, wrc, "write dotlock temporary", path);
+    }
+    Attempt a{path, tmp, 0, 0, 0, nullptr};
+    int rc = poll_until(try_link, &a, opt->has_timeout != 0, opt->timeout);
+    unlink(tmp);
+    if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+    if (rc == ENOLCK && a.op) return fail(err, rc, a.op, path);
+    if (rc != 0) return fail(err, rc, "dotlock", path);
+    *dev = a.dev;
+    *ino = a.ino;
+    return 0;
+}
+
+int dotlock_release(const char *path, dev_t dev, ino_t ino, wlf_error *err) {
+    StaleRetry stale;
+    struct stat st;
+    while (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;  // broken by somebody (it was older than their rule)
+        if (!stale.again(errno)) return fail(err, errno, "stat lock file", path);
+    }
+    if (st.st_dev != dev || st.st_ino != ino) return 0;  // somebody else's lock now
+    if (unlink(path) != 0 && errno != ENOENT) return fail(err, errno, "unlink lock file", path);
+    return 0;
+}
+
+}  // namespace wrap_lockfile::detail

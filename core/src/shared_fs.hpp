@@ -1,0 +1,34 @@
+// Shared (network and FUSE) file systems: which ones, and how their caches'
+// ESTALE and ENOENT answers are retried. README "Shared file systems".
+#pragma once
+
+#include <cstdint>
+
+namespace wrap_lockfile::detail {
+
+// Whether the file system holding `fd` / `path` is shared between hosts or
+// served by a user-space daemon (statfs f_type: NFS, SMB/CIFS, Ceph, FUSE,
+// AFS, 9p, Lustre, GPFS, OCFS2, GFS2). There a lock file is never unlinked
+// (another client's cached attributes could vouch for the unlinked inode)
+// and the dotlock backend is the default of the shim. False on error.
+bool is_shared_fs_fd(int fd);
+bool is_shared_fs_path(const char *path);
+// The same for the directory that holds `path` (which may not exist).
+bool is_shared_fs_parent(const char *path);
+
+// A bounded retry of lookups that a shared file system's caches answered
+// wrongly, the way NFS clients retry: ESTALE (a cached handle of a file
+// another client replaced) for up to 5 s, ENOENT (a name seen a moment ago,
+// mid-rename on another client) for up to 0.5 s; exponential backoff from
+// 1 ms to 50 ms. again(err) sleeps and returns true while err may still be
+// the cache's; false means err is the answer.
+class StaleRetry {
+public:
+    bool again(int err);
+
+private:
+    int64_t start_ = 0;
+    int64_t backoff_ = 1000000;
+};
+
+}  // namespace wrap_lockfile::detail
