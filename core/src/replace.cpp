@@ -375,11 +375,14 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     f->fd = -1;
     if (sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {
         int e = errno;
-        if (e != EBUSY) {
+        if (e != EBUSY && e != EPERM) {
             sys::close_quietly(fd);
             return fail(err, e, "rename temporary file over", f->target);
         }
-        // A single-file bind mount cannot be renamed over: write in place.
+        // A single-file bind mount cannot be renamed over, nor another
+        // user's file in a sticky directory (EPERM), which the program may
+        // write all the same: write in place. (An immutable or append-only
+        // target refuses the in-place open below too.)
         f->kind = WLF_COMMIT_IN_PLACE;
         int rc = write_in_place(f, fd, err);
         sys::close_quietly(fd);
