@@ -1,6 +1,8 @@
 // C++ API: exceptions and RAII over the C layer.
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
+#include "handoff.hpp"  // lock_file_holder
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -47,30 +49,23 @@ wlf_write_options to_c(const WriteOptions &o) {
     return c;
 }
 
-// Turns a lock failure into the seed's exception types.
-[[noreturn]] void throw_lock_error(int rc, const wlf_error &err, const std::string &target,
-                                   std::optional<double> timeout) {
-    std::string lock_path = err.path[0] ? err.path : target + ".lock";
-    if (rc == ETIMEDOUT) throw LockTimeout(lock_path, timeout.value_or(0), wlf_lock_holder(target.c_str()));
-    if (rc == EWOULDBLOCK) throw AlreadyLocked(lock_path, wlf_lock_holder(target.c_str()));
-    throw LockFailed(rc, err.op ? err.op : "lock", lock_path);
-}
-
-bool is_lock_step(const wlf_error &err) {
-    if (!err.op) return false;
-    size_t n = std::strlen(err.path);
-    return n >= 5 && std::strcmp(err.path + n - 5, ".lock") == 0;
-}
-
-[[noreturn]] void throw_write_error(int rc, const wlf_error &err, const std::filesystem::path &path,
-                                    std::optional<double> timeout) {
-    if (rc == ETIMEDOUT || rc == EWOULDBLOCK || is_lock_step(err)) {
-        // Lock errors name "<target>.lock"; the target is the path without it.
-        std::string lock_path = err.path;
-        std::string target = lock_path.size() > 5 ? lock_path.substr(0, lock_path.size() - 5) : path.string();
-        throw_lock_error(rc, err, target, timeout);
+// Turns a failure of the C layer into the seed's exception types, chosen by
+// the failing step (never by the path or the words of op): a lock that is
+// busy or timed out, any other lock or unlock failure, anything else.
+// `fallback_path` and `fallback_op` fill in what err left empty;
+// `fallback_step` is for a (buggy) error that names no step.
+[[noreturn]] void throw_error(int rc, const wlf_error &err, const std::string &fallback_path, const char *fallback_op,
+                              Step fallback_step, std::optional<double> timeout) {
+    Step step = err.step != WLF_STEP_NONE ? static_cast<Step>(err.step) : fallback_step;
+    std::string path = err.path[0] ? err.path : fallback_path;
+    if (step == Step::lock) {
+        // A busy lock's error names the lock file, which has the holder.
+        if (rc == ETIMEDOUT) throw LockTimeout(path, timeout.value_or(0), detail::lock_file_holder(path.c_str()));
+        if (rc == EWOULDBLOCK) throw AlreadyLocked(path, detail::lock_file_holder(path.c_str()));
     }
-    throw WriteFailed(rc, err.op ? err.op : "write", err.path[0] ? err.path : path.string());
+    std::string op = err.op ? err.op : fallback_op;
+    if (step == Step::lock || step == Step::unlock) throw LockFailed(rc, std::move(op), std::move(path), step);
+    throw WriteFailed(rc, std::move(op), std::move(path), step);
 }
 
 // Unbuffered-at-the-edges streambuf over a descriptor, flushed explicitly.
@@ -113,22 +108,23 @@ private:
 
 }  // namespace
 
-Error::Error(int errnum, std::string op, std::string path)
+Error::Error(int errnum, std::string op, std::string path, Step step)
     : std::system_error(errnum, std::generic_category(), describe(op, path)),
       op_(std::move(op)),
-      path_(std::move(path)) {}
+      path_(std::move(path)),
+      step_(step) {}
 
 LockTimeout::LockTimeout(std::string path, double timeout, pid_t holder)
     : LockError(ETIMEDOUT,
                 "timed out after " + std::to_string(timeout) + " s waiting for lock" +
                     (holder > 0 ? " held by pid " + std::to_string(holder) : std::string()),
-                std::move(path)),
+                std::move(path), Step::lock),
       holder_(holder) {}
 
 AlreadyLocked::AlreadyLocked(std::string path, pid_t holder)
     : LockError(EWOULDBLOCK,
                 "already locked" + (holder > 0 ? " by pid " + std::to_string(holder) : std::string()),
-                std::move(path)),
+                std::move(path), Step::lock),
       holder_(holder) {}
 
 // ---- FileLock ----
@@ -140,7 +136,7 @@ FileLock::FileLock(const std::filesystem::path &target, const LockOptions &optio
     wlf_lock_options c = to_c(options);
     wlf_error err{};
     if (int rc = wlf_lock_acquire(target.c_str(), &c, &lock_, &err))
-        throw_lock_error(rc, err, target.string(), options.timeout);
+        throw_error(rc, err, target.string() + ".lock", "lock", Step::lock, options.timeout);
 }
 
 FileLock::FileLock(FileLock &&other) noexcept : lock_(std::exchange(other.lock_, nullptr)) {}
@@ -161,7 +157,7 @@ void FileLock::release() {
     if (!lock_) return;
     wlf_error err{};
     int rc = wlf_lock_release(std::exchange(lock_, nullptr), &err);
-    if (rc) throw LockFailed(rc, err.op ? err.op : "release", err.path);
+    if (rc) throw_error(rc, err, "", "release", Step::unlock, std::nullopt);
 }
 
 std::filesystem::path FileLock::lock_path() const { return lock_ ? wlf_lock_path(lock_) : ""; }
@@ -188,7 +184,7 @@ AtomicFile::AtomicFile(const std::filesystem::path &path, std::string_view mode,
     wlf_write_options c = to_c(options);
     wlf_error err{};
     if (int rc = wlf_open(path.c_str(), flags, 0666, &c, &file_, &err))
-        throw_write_error(rc, err, path, options.lock.timeout);
+        throw_error(rc, err, path.string(), "write", Step::open, options.lock.timeout);
 }
 
 AtomicFile::AtomicFile(AtomicFile &&other) noexcept
@@ -225,7 +221,7 @@ void AtomicFile::write(std::string_view data) {
             if (errno == EINTR) continue;
             int e = errno;
             wlf_file_poison(file_, e);
-            throw WriteFailed(e, "write to", target().string());
+            throw WriteFailed(e, "write to", target().string(), Step::write);
         }
         p += n;
         left -= static_cast<size_t>(n);
@@ -244,7 +240,7 @@ std::string AtomicFile::read(std::size_t n) {
         ssize_t r = ::read(fd(), out.data() + got, n - got);
         if (r < 0) {
             if (errno == EINTR) continue;
-            throw WriteFailed(errno, "read", target().string());
+            throw WriteFailed(errno, "read", target().string(), Step::write);
         }
         if (r == 0) break;
         got += static_cast<size_t>(r);
@@ -264,12 +260,12 @@ std::string AtomicFile::read_all() {
 
 void AtomicFile::seek(off_t offset, int whence) {
     flush_stream();
-    if (::lseek(fd(), offset, whence) < 0) throw WriteFailed(errno, "seek", target().string());
+    if (::lseek(fd(), offset, whence) < 0) throw WriteFailed(errno, "seek", target().string(), Step::write);
 }
 
 off_t AtomicFile::tell() const {
     off_t pos = ::lseek(fd(), 0, SEEK_CUR);
-    if (pos < 0) throw WriteFailed(errno, "tell", target().string());
+    if (pos < 0) throw WriteFailed(errno, "tell", target().string(), Step::write);
     if (buf_) pos += static_cast<const FdStreamBuf *>(buf_.get())->buffered();
     return pos;
 }
@@ -287,7 +283,7 @@ void AtomicFile::flush_stream() {
     auto *b = static_cast<FdStreamBuf *>(buf_.get());
     if (!b->flush_all()) {
         wlf_file_poison(file_, b->error());
-        throw WriteFailed(b->error(), "write to", target().string());
+        throw WriteFailed(b->error(), "write to", target().string(), Step::write);
     }
 }
 
@@ -304,7 +300,7 @@ CommitKind AtomicFile::commit() {
     int rc = wlf_commit(std::exchange(file_, nullptr), &kind, &err);
     stream_.reset();
     buf_.reset();
-    if (rc) throw WriteFailed(rc, err.op ? err.op : "commit", err.path[0] ? err.path : path);
+    if (rc) throw_error(rc, err, path, "commit", Step::rename, std::nullopt);
     return static_cast<CommitKind>(kind);
 }
 

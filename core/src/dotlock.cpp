@@ -197,7 +197,7 @@ pid_t dotlock_holder_pid(const char *path, const struct stat &st) {
 int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, ino_t *ino, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     const char *base;
-    if (int rc = split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, "lock path", path);
+    if (int rc = split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, WLF_STEP_LOCK, "lock path", path);
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
@@ -206,24 +206,24 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, i
     char tmp[WLF_PATH_MAX];
     int n = snprintf(tmp, sizeof tmp, "%s/.lk%05d%llx%s", dir, static_cast<int>(getpid()),
                      static_cast<unsigned long long>(random_u64() & 0xffffffffu), host);
-    if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, "lock path", path);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof tmp) return fail(err, ENAMETOOLONG, WLF_STEP_LOCK, "lock path", path);
 
     int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    // Errors name the lock file, not the temporary: lock failures are
-    // recognised by "<target>.lock" (C++ LockFailed mapping, replace.cpp).
-    if (fd < 0) return fail(err, errno, "create dotlock temporary", path);
+    // Errors name the lock file, not the temporary: that is the file the
+    // user knows (callers classify by the step, WLF_STEP_LOCK, not by name).
+    if (fd < 0) return fail(err, errno, WLF_STEP_LOCK, "create dotlock temporary", path);
     int wrc = write_content(fd);
     if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
     if (wrc != 0) {
         unlink(tmp);
-        return fail(err, wrc, "write dotlock temporary", path);
+        return fail(err, wrc, WLF_STEP_LOCK, "write dotlock temporary", path);
     }
     Attempt a{path, tmp, 0, 0, 0, nullptr};
     int rc = poll_until(try_link, &a, opt->has_timeout != 0, opt->timeout);
     unlink(tmp);
-    if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
-    if (rc == ENOLCK && a.op) return fail(err, rc, a.op, path);
-    if (rc != 0) return fail(err, rc, "dotlock", path);
+    if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
+    if (rc == ENOLCK && a.op) return fail(err, rc, WLF_STEP_LOCK, a.op, path);
+    if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "dotlock", path);
     *dev = a.dev;
     *ino = a.ino;
     return 0;
@@ -234,10 +234,10 @@ int dotlock_release(const char *path, dev_t dev, ino_t ino, wlf_error *err) {
     struct stat st;
     while (lstat(path, &st) != 0) {
         if (errno == ENOENT) return 0;  // broken by somebody (it was older than their rule)
-        if (!stale.again(errno)) return fail(err, errno, "stat lock file", path);
+        if (!stale.again(errno)) return fail(err, errno, WLF_STEP_UNLOCK, "stat lock file", path);
     }
     if (st.st_dev != dev || st.st_ino != ino) return 0;  // somebody else's lock now
-    if (unlink(path) != 0 && errno != ENOENT) return fail(err, errno, "unlink lock file", path);
+    if (unlink(path) != 0 && errno != ENOENT) return fail(err, errno, WLF_STEP_UNLOCK, "unlink lock file", path);
     return 0;
 }
 

@@ -13,8 +13,10 @@
 
 namespace wrap_lockfile::detail {
 
-// Records a failure in `err` (nullable) and returns `code`.
-int fail(wlf_error *err, int code, const char *op, const char *path);
+// Records a failure of `step` in `err` (nullable) and returns `code`. The
+// step is what callers classify by (C++ exception types, the shim's
+// messages); `op` only words the message.
+int fail(wlf_error *err, int code, wlf_step step, const char *op, const char *path);
 
 // Copies `a` then `b` into dst[size]; ENAMETOOLONG if it does not fit.
 int join(char *dst, size_t size, const char *a, const char *b);

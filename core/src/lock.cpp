@@ -155,14 +155,14 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
     bool writable = false;
     detail::StaleRetry stale;
     for (int attempt = 0;; ++attempt) {
-        if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, "lock", path);
+        if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, WLF_STEP_LOCK, "lock", path);
         int raw = -1;
         bool created = false;
         const char *op = nullptr;
         // `probe`: only a lock file this open creates will do (EEXIST otherwise).
         if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) {
             if (retry_cached_lookup(stale, rc, path)) continue;
-            return fail(err, rc, op, path);
+            return fail(err, rc, WLF_STEP_LOCK, op, path);
         }
         sys::UniqueFd fd(raw);
         int rc;
@@ -176,7 +176,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
             // Past the deadline on a retry: one last try, then ETIMEDOUT.
             rc = detail::poll_until(flock_try, &ctx, true, timed && left <= 0 ? 1e-9 : left);
         }
-        if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, "lock", path);
+        if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
         // NFS emulates flock with a byte-range lock, which wants a descriptor
         // open for writing: open the existing file read-write instead (that
         // changes nothing in it either).
@@ -185,17 +185,17 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
             continue;
         }
         if (rc == ESTALE && stale.again(rc)) continue;  // unlinked by another client
-        if (rc != 0) return fail(err, rc, "flock", path);
+        if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "flock", path);
 
         struct stat fs, ps;
         if (fstat(fd.get(), &fs) != 0) {
             if (errno == ESTALE && stale.again(ESTALE)) continue;
-            return fail(err, errno, "fstat lock file", path);
+            return fail(err, errno, WLF_STEP_LOCK, "fstat lock file", path);
         }
         if (lstat(path, &ps) != 0) {
             if (errno == ENOENT) continue;  // released and unlinked under us: retry
             if (errno == ESTALE && stale.again(ESTALE)) continue;
-            return fail(err, errno, "stat lock file", path);
+            return fail(err, errno, WLF_STEP_LOCK, "stat lock file", path);
         }
         if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
@@ -233,7 +233,7 @@ int flock_release(Held *h, wlf_error *err) {
         h->owner == LockFileOwner::created)
         // An earlier holder's file that we may not remove (the directory
         // became read-only) stays: the lock itself was good.
-        rc = fail(err, errno, "unlink lock file", h->path);
+        rc = fail(err, errno, WLF_STEP_UNLOCK, "unlink lock file", h->path);
     // Unlock the open file description itself: children that inherited the
     // descriptor must not keep the lock alive.
     flock(h->fd, LOCK_UN);
@@ -271,10 +271,10 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     wlf_lock_options defaults;
     wlf_lock_options_init(&defaults);
     const wlf_lock_options *opt = opt_in ? opt_in : &defaults;
-    if (!target || !*target) return fail(err, EINVAL, "lock", target);
+    if (!target || !*target) return fail(err, EINVAL, WLF_STEP_LOCK, "lock", target);
 
     auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
-    if (!handle) return fail(err, ENOMEM, "lock", target);
+    if (!handle) return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
 
     if (opt->backend == WLF_LOCK_NONE) {
         if (!g_warned_none.exchange(true))
@@ -285,7 +285,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     }
     if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK) {
         free(handle);
-        return fail(err, EINVAL, "lock backend", target);
+        return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
     }
 
     // Absolute, so that a chdir before the release does not make it remove
@@ -295,7 +295,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     if (!prc) memcpy(path + strlen(path), ".lock", 6);
     if (prc) {
         free(handle);
-        return fail(err, prc, "lock path", target);
+        return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
     }
 
     struct stat st;
@@ -310,7 +310,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     auto *h = static_cast<Held *>(malloc(sizeof(Held)));
     if (!h) {
         free(handle);
-        return fail(err, ENOMEM, "lock", target);
+        return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
     }
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = opt->backend;

@@ -93,9 +93,9 @@ void destroy(wlf_file *f) {
     free(f);
 }
 
-int fail_and_destroy(wlf_file *f, wlf_error *err, int code, const char *op, const char *path) {
+int fail_and_destroy(wlf_file *f, wlf_error *err, int code, wlf_step step, const char *op, const char *path) {
     int saved = errno;
-    fail(err, code, op, path);
+    fail(err, code, step, op, path);
     destroy(f);
     errno = saved;
     return code;
@@ -144,7 +144,7 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
     }
     if (fd < 0) {
         int e = errno;
-        return fail(err, e, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
+        return fail(err, e, WLF_STEP_OPEN, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
     }
     seen->fd.reset(fd);
     return 0;
@@ -159,10 +159,10 @@ int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err)
     for (;;) {
         int rc = detail::seed_copy(seen->fd.get(), f->fd);
         if (rc == 0) return 0;
-        if (rc != ESTALE || !stale.again(rc)) return fail(err, rc, "copy current content", f->target);
+        if (rc != ESTALE || !stale.again(rc)) return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);
         if (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0)
-            return fail(err, errno, "copy current content", f->target);
-        if ((rc = stat_target(f, true)) != 0) return fail(err, rc, "stat", f->target);
+            return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
+        if ((rc = stat_target(f, true)) != 0) return fail(err, rc, WLF_STEP_TEMP, "stat", f->target);
         seen->fd.reset(-1);
         if ((rc = look_as_program(f, path, mode, true, seen, err))) return rc;
     }
@@ -193,16 +193,16 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         f->dir_fd = -1;
     }
     f->fd = memfd_create("wrap_lockfile-stage", f->fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
-    if (f->fd < 0) return fail(err, errno, "create staging memfd", f->target);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_TEMP, "create staging memfd", f->target);
     bool seeded = f->existed && !(f->flags & O_TRUNC);
     if (f->existed) {
         if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
     }
     if (seeded) {
-        if (!seen->readable) return fail(err, EACCES, "copy current content", f->target);
+        if (!seen->readable) return fail(err, EACCES, WLF_STEP_TEMP, "copy current content", f->target);
         if (int rc = seed(f, path, mode, seen, err)) return rc;
     }
-    if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
     return 0;
 }
 
@@ -219,7 +219,7 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
     }
     int flags = pass ? f->flags & ~O_CLOEXEC : f->flags & ~(O_NOFOLLOW | O_CLOEXEC);
     f->fd = sys::open(pass ? path : f->target, flags | (pass ? O_CLOEXEC : f->fdflags), mode);
-    if (f->fd < 0) return fail(err, errno, "open", pass ? path : f->target);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", pass ? path : f->target);
     return 0;
 }
 
@@ -228,9 +228,9 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
 int open_dir(wlf_file *f, bool keep, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     const char *base;
-    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &base)) return fail(err, rc, "path", f->target);
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
     f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (f->dir_fd < 0) return fail(err, errno, "open directory", dir);
+    if (f->dir_fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open directory", dir);
     // Out of the way before the temp is created: the temp may be the
     // caller's descriptor, which must get the number open(2) would give.
     if (keep) f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
@@ -248,7 +248,7 @@ bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lo
 
 int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
     char dir[WLF_PATH_MAX];
-    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, "path", f->target);
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
     if (!reach_by_path(f)) {
         if (int rc = open_dir(f, true, err)) return rc;
     }
@@ -281,7 +281,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             seen->fd.reset();
             if (e == EACCES || e == EPERM) return begin_staged(f, path, mode, seen, err);
         }
-        return fail(err, e, "create temporary file in", dir);
+        return fail(err, e, WLF_STEP_TEMP, "create temporary file in", dir);
     }
     if (f->existed) {
         if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
@@ -301,14 +301,14 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             seen->fd.reset(-1);
             if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;
             if (seeded && (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0))
-                return fail(err, errno, "copy current content", f->target);
+                return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
             if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
             op = "copy metadata";
             rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
         }
-        if (rc) return fail(err, rc, op, f->target);
+        if (rc) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
     }
-    if (int rc = position(f, seeded)) return fail(err, rc, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
     return 0;
 }
 
@@ -329,24 +329,24 @@ int stat_target(wlf_file *f, bool seen_before) {
 // Copies the whole staged content into the target, then cuts it to size.
 int write_in_place(wlf_file *f, int src, wlf_error *err) {
     sys::UniqueFd dst(sys::open(f->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (!dst) return fail(err, errno, "open for in-place write", f->target);
+    if (!dst) return fail(err, errno, WLF_STEP_IN_PLACE, "open for in-place write", f->target);
     off_t size = lseek(src, 0, SEEK_END);
-    if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, "seek staged content", f->target);
-    if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, "write in place", f->target);
-    if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, "truncate in place", f->target);
-    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(dst.get()) != 0) return fail(err, errno, "fsync", f->target);
+    if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
+    if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
+    if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(dst.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
     int fd = dst.release();
-    if (sys::close(fd) != 0) return fail(err, errno, "close", f->target);
+    if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
     return 0;
 }
 
 int commit_direct(wlf_file *f, wlf_error *err) {
     int rc = 0;
     if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
-        rc = fail(err, errno, "fsync", f->target);
+        rc = fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
     int fd = f->fd;
     f->fd = -1;
-    if (sys::close(fd) != 0 && rc == 0) rc = fail(err, errno, "close", f->target);
+    if (sys::close(fd) != 0 && rc == 0) rc = fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
     return rc;
 }
 
@@ -355,7 +355,7 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     // (tests/faultfs): its crash-state test must catch a build without them.
 #ifndef WLF_MUTANT_NO_TEMP_FSYNC
     if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->fd) != 0)
-        return fail(err, errno, "fsync temporary file for", f->target);
+        return fail(err, errno, WLF_STEP_FSYNC, "fsync temporary file for", f->target);
 #endif
     // The directory for its fsync, opened only now (see reach_by_path), then
     // checked: the lock file at its path must still be ours.
@@ -364,11 +364,11 @@ int commit_rename(wlf_file *f, wlf_error *err) {
         if (int rc = open_dir(f, false, err)) return rc;
     }
     if (by_path && !detail::lock_file_still_ours(f->lock))
-        return fail(err, ESTALE, "commit (the directory was renamed or replaced meanwhile)", f->target);
+        return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
     if (f->anonymous) {
         if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix,
                                                  detail::lock_has_file(f->lock), f->temp, sizeof f->temp))
-            return fail(err, rc, "name temporary file for", f->target);
+            return fail(err, rc, WLF_STEP_RENAME, "name temporary file for", f->target);
         f->anonymous = false;
     }
     int fd = f->fd;
@@ -377,7 +377,7 @@ int commit_rename(wlf_file *f, wlf_error *err) {
         int e = errno;
         if (e != EBUSY && e != EPERM) {
             sys::close_quietly(fd);
-            return fail(err, e, "rename temporary file over", f->target);
+            return fail(err, e, WLF_STEP_RENAME, "rename temporary file over", f->target);
         }
         // A single-file bind mount cannot be renamed over, nor another
         // user's file in a sticky directory (EPERM), which the program may
@@ -390,10 +390,10 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     }
     f->temp[0] = '\0';
     int rc = 0;
-    if (sys::close(fd) != 0) rc = fail(err, errno, "close", f->target);
+    if (sys::close(fd) != 0) rc = fail(err, errno, WLF_STEP_FSYNC_DIR, "close", f->target);
 #ifndef WLF_MUTANT_NO_DIR_FSYNC
     if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->dir_fd) != 0 && rc == 0)
-        rc = fail(err, errno, "fsync directory of", f->target);
+        rc = fail(err, errno, WLF_STEP_FSYNC_DIR, "fsync directory of", f->target);
 #endif
     return rc;
 }
@@ -480,22 +480,22 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     wlf_write_options defaults;
     wlf_write_options_init(&defaults);
     const wlf_write_options *opt = opt_in ? opt_in : &defaults;
-    if (!path || !*path) return fail(err, ENOENT, "open", path);
+    if (!path || !*path) return fail(err, ENOENT, WLF_STEP_OPEN, "open", path);
     int acc = flags & O_ACCMODE;
-    if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~kSupportedFlags)) return fail(err, EINVAL, "open flags", path);
+    if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~kSupportedFlags)) return fail(err, EINVAL, WLF_STEP_OPEN, "open flags", path);
     const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
-    if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, "temp suffix", suffix);
+    if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, WLF_STEP_OPEN, "temp suffix", suffix);
     if (opt->has_create_mode) mode = opt->create_mode;
     // Relative paths are made absolute now: a later chdir must not move the
     // lock, the commit or the lock file's removal somewhere else.
     char absolute[WLF_PATH_MAX];
     if (path[0] != '/') {
-        if (int rc = detail::absolute_path(path, absolute, sizeof absolute)) return fail(err, rc, "path", path);
+        if (int rc = detail::absolute_path(path, absolute, sizeof absolute)) return fail(err, rc, WLF_STEP_OPEN, "path", path);
         path = absolute;
     }
 
     auto *f = static_cast<wlf_file *>(malloc(sizeof(wlf_file)));
-    if (!f) return fail(err, ENOMEM, "open", path);
+    if (!f) return fail(err, ENOMEM, WLF_STEP_OPEN, "open", path);
     // Only the fixed part is cleared: the path buffers are written before use.
     memset(f, 0, offsetof(wlf_file, temp));
     f->temp[0] = '\0';
@@ -524,7 +524,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
                                         &f->existed, &f->st, &via_proc);
         } while (rc == ESTALE && stale.again(rc));
         if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
-        if (rc) return fail_and_destroy(f, err, rc, "resolve", path);
+        if (rc) return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "resolve", path);
 
         bool pseudo = via_proc || (f->existed && !S_ISREG(f->st.st_mode));
         // Most replacements hit one file system over and over: the last one
@@ -536,7 +536,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         if (pseudo) {
             Seen none;
             rc = begin_direct(f, WLF_COMMIT_PASSTHROUGH, path, mode, &none, err);
-            if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+            if (rc) return fail_and_destroy(f, nullptr, rc, WLF_STEP_NONE, "", "");
             *out = f;
             return 0;
         }
@@ -544,13 +544,13 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         // (fs.protected_symlinks): ask before a lock file is made beside
         // whatever they name. An existing target is asked again under the lock.
         if (strcmp(path, f->target) != 0 && (rc = detail::check_follow(path)))
-            return fail_and_destroy(f, err, rc, "open", path);
+            return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "open", path);
         if (opt->use_lock) {
             rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
-            if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+            if (rc) return fail_and_destroy(f, nullptr, rc, WLF_STEP_NONE, "", "");
             // The target may have appeared, vanished or changed while we waited.
             rc = stat_target(f, f->existed);
-            if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, "stat", f->target);
+            if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "stat", f->target);
             f->existed = rc == 0;
         }
     }
@@ -558,16 +558,16 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     // attributes open(2) would look at (immutable, append-only, mount root).
     if (!opt->use_lock && f->existed) {
         rc = stat_target(f);
-        if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, "stat", f->target);
+        if (rc != 0 && rc != ENOENT) return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "stat", f->target);
         f->existed = rc == 0;
     }
-    if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, "open", f->target);
-    if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, "open", f->target);
+    if (f->existed && (flags & O_CREAT) && (flags & O_EXCL)) return fail_and_destroy(f, err, EEXIST, WLF_STEP_OPEN, "open", f->target);
+    if (!f->existed && !(flags & O_CREAT)) return fail_and_destroy(f, err, ENOENT, WLF_STEP_OPEN, "open", f->target);
     // A new file behind links: no descriptor can show where open(2) would
     // create it. The links are asked again now, and must still lead where
     // we found them (a link swapped since fails instead of steering us).
     if (!f->existed && strcmp(path, f->target) != 0 && (rc = recheck_links(path, f->target)))
-        return fail_and_destroy(f, err, rc, rc == EAGAIN ? "open (its links changed while it was locked)" : "open",
+        return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, rc == EAGAIN ? "open (its links changed while it was locked)" : "open",
                                 path);
     // The kernel's verdict on the program's own open of the path it named
     // is asked in begin_* (open_check.cpp), right after the descriptor the
@@ -580,7 +580,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     else
         rc = begin_rename(f, path, mode, &seen, err);
     seen.fd.reset();
-    if (rc) return fail_and_destroy(f, nullptr, rc, "", "");
+    if (rc) return fail_and_destroy(f, nullptr, rc, WLF_STEP_NONE, "", "");
     if (caller_fd) {
         // The caller's descriptor keeps the number open(2) would have given;
         // the library keeps its own copy out of the program's way.
@@ -588,7 +588,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         // A program may have lowered RLIMIT_NOFILE below the floor, or used
         // every number above it: then our copy goes where there is room.
         if (own < 0 && opt->fd_floor > 0) own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-        if (own < 0) return fail_and_destroy(f, err, errno, "duplicate descriptor of", f->target);
+        if (own < 0) return fail_and_destroy(f, err, errno, WLF_STEP_OPEN, "duplicate descriptor of", f->target);
         *caller_fd = f->fd;
         f->fd = own;
     } else {
@@ -629,9 +629,9 @@ int commit_steps(wlf_file *f, wlf_error *err) {
 }
 
 int commit_file(wlf_file *f, int *kind_out, wlf_error *err, bool known_owner) {
-    if (!f) return fail(err, EINVAL, "commit", nullptr);
+    if (!f) return fail(err, EINVAL, WLF_STEP_OPEN, "commit", nullptr);
     if (f->poison) {
-        int rc = fail(err, f->poison, "write to", f->target);
+        int rc = fail(err, f->poison, WLF_STEP_WRITE, "write to", f->target);
         destroy(f);
         return rc;
     }
@@ -671,7 +671,7 @@ extern "C" int wlf_write_content(const char *path, const void *data, size_t size
     if (int rc = wlf_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666, opt, &f, err)) return rc;
     if (sys::write_all(f->fd, data, size) != 0) {
         int e = errno;
-        fail(err, e, "write to", f->target);
+        fail(err, e, WLF_STEP_WRITE, "write to", f->target);
         wlf_discard(f);
         return e;
     }
@@ -822,7 +822,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
 }
 
 int detail::file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err) {
-    int rc = f->poison ? fail(err, f->poison, "write to", f->target) : commit_steps(f, err);
+    int rc = f->poison ? fail(err, f->poison, WLF_STEP_WRITE, "write to", f->target) : commit_steps(f, err);
     if (kind_out) *kind_out = f->kind;
     // What a failed commit leaves (a named temp), then the lock; nothing is
     // freed or closed beyond what the commit itself closes: the process ends.

@@ -42,9 +42,10 @@ int pwrite_all(int fd, const void *data, size_t size, off_t offset) {
 
 namespace wrap_lockfile::detail {
 
-int fail(wlf_error *err, int code, const char *op, const char *path) {
+int fail(wlf_error *err, int code, wlf_step step, const char *op, const char *path) {
     if (err) {
         err->code = code;
+        err->step = step;
         err->op = op;
         err->path[0] = '\0';
         if (path) {

@@ -191,9 +191,11 @@ int commit(Entry *e) {
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);
-        const char *what = err.op && strcmp(err.op, "fsync directory of") == 0
-                               ? "wrap_lockfile: '%s' replaced, but not durably: %s\n"
-                               : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
+        // What became of the target is told by the failing step, not by words.
+        const char *what = err.step == WLF_STEP_FSYNC_DIR ? "wrap_lockfile: '%s' replaced, but not durably: %s\n"
+                           : err.step == WLF_STEP_UNLOCK  ? "wrap_lockfile: '%s' replaced, but its lock was not released cleanly: %s\n"
+                           : err.step == WLF_STEP_IN_PLACE ? "wrap_lockfile: '%s' written in place, perhaps partly: %s\n"
+                                                           : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
         message(what, target, text);
         errno = rc;
         return rc;

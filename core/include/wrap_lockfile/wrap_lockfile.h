@@ -27,13 +27,39 @@ extern "C" {
 #define WLF_VERSION_STRING "0.1.0"
 #define WLF_PATH_MAX 4096
 
+/* The step that failed, and with it what became of the target. Callers
+ * decide by this value, never by `op` or `path`, which are for people. */
+enum wlf_step {
+    WLF_STEP_NONE = 0,      /* no failure */
+    WLF_STEP_LOCK = 1,      /* taking the lock on "<target>.lock" (a replacement's too) */
+    WLF_STEP_UNLOCK = 2,    /* releasing it; after a commit: the target WAS replaced */
+    WLF_STEP_OPEN = 3,      /* the arguments, resolving the path, the checks open(2) would
+                               make, opening the target's directory; nothing was changed */
+    WLF_STEP_TEMP = 4,      /* creating the temporary (or staging) file, copying the current
+                               content and metadata into it; nothing was changed */
+    WLF_STEP_WRITE = 5,     /* a write of the caller's content failed (wlf_file_poison,
+                               wlf_write_content); a rename replacement changed nothing */
+    WLF_STEP_FSYNC = 6,     /* fsync of the temporary file; nothing was changed */
+    WLF_STEP_RENAME = 7,    /* naming the temporary, checking its directory, renaming it
+                               over the target; nothing was changed */
+    WLF_STEP_FSYNC_DIR = 8, /* the target WAS replaced, but closing the renamed temporary or
+                               the fsync of its directory failed: it may not survive a crash */
+    WLF_STEP_IN_PLACE = 9   /* writing, truncating, fsyncing or closing the target itself
+                               (in-place and pass-through kinds): it may be partly written */
+};
+
 /* Where a failure happened. `op` is a static string such as "open lock file",
- * "fsync temporary file", "rename" (or, with "%s" where the path goes, "lock
- * file %s is a directory"); `path` the file or directory concerned. */
+ * "fsync temporary file for", "rename temporary file over" (or, with "%s"
+ * where the path goes, "lock file %s is a directory"); `path` the file or
+ * directory concerned. The exact op strings are pinned by
+ * tests/unit/errors_test.cpp.
+ * ABI note (0.1.0, no released ABI before it): `step` was added at the end;
+ * code built against a header without it must be rebuilt. */
 typedef struct wlf_error {
     int code;                 /* errno value, 0 when no error */
     const char *op;           /* static, never NULL after a failure */
     char path[WLF_PATH_MAX];  /* may be empty */
+    int step;                 /* enum wlf_step; set with code */
 } wlf_error;
 
 /* Human readable "<op> '<path>': <strerror>" into buf; returns buf. An op

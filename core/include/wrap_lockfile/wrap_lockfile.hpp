@@ -22,17 +22,36 @@ namespace wrap_lockfile {
 
 // ---- errors ---------------------------------------------------------------
 
+// The step that failed (enum wlf_step in the C API, which documents what
+// each leaves of the target). The exception type is chosen from it: lock
+// and unlock are LockError's, the others WriteFailed.
+enum class Step {
+    none = WLF_STEP_NONE,
+    lock = WLF_STEP_LOCK,
+    unlock = WLF_STEP_UNLOCK,
+    open = WLF_STEP_OPEN,
+    temp = WLF_STEP_TEMP,
+    write = WLF_STEP_WRITE,
+    fsync = WLF_STEP_FSYNC,
+    rename = WLF_STEP_RENAME,
+    fsync_dir = WLF_STEP_FSYNC_DIR,  // the target WAS replaced, maybe not durably
+    in_place = WLF_STEP_IN_PLACE     // the target itself may be partly written
+};
+
 // Base of every wrap_lockfile error: errno in code(), the path in path(),
-// the failing step in op().
+// the failing step in step() and, worded for people, in op() (e.g. "fsync
+// directory of", "rename temporary file over", "open lock file").
 class Error : public std::system_error {
 public:
-    Error(int errnum, std::string op, std::string path);
+    Error(int errnum, std::string op, std::string path, Step step = Step::none);
     const std::string &path() const noexcept { return path_; }
     const std::string &op() const noexcept { return op_; }
+    Step step() const noexcept { return step_; }
 
 private:
     std::string op_;
     std::string path_;
+    Step step_;
 };
 
 // Base of the three lock errors (the seed's `mylockfile_other_exceptions`).
@@ -66,12 +85,15 @@ private:
 
 // The lock could not be taken at all (ENOLCK, ENOSYS, EACCES, EROFS...);
 // ENOLCK also when "<target>.lock" is not a regular file with one link.
+// step() is Step::lock, or Step::unlock when releasing it failed.
 class LockFailed : public LockError {
 public:
     using LockError::LockError;
 };
 
-// A replacement failed; the target is untouched unless op() == "fsync directory".
+// A replacement failed; the target is untouched unless step() is
+// Step::fsync_dir (op() "fsync directory of" or "close": replaced, but maybe
+// not durably) or Step::in_place (written in place: maybe partly).
 class WriteFailed : public Error {
 public:
     using Error::Error;
@@ -159,8 +181,9 @@ public:
     // Buffered text output; flushed by commit().
     std::ostream &stream();
 
-    // Publish the new content; throws WriteFailed (target untouched unless the
-    // failing step is the final directory fsync).
+    // Publish the new content; throws WriteFailed (target untouched unless
+    // step() is Step::fsync_dir or Step::in_place), or LockFailed with
+    // Step::unlock when the replacement was made but the lock's release failed.
     CommitKind commit();
     // Drop the new content now.
     void discard() noexcept;
