@@ -125,8 +125,21 @@ for c in "${cases[@]}"; do
             [ $rc -ne 0 ] || fail "$what: the writer succeeded: $out"
             if [ $writer = driver ] || [ $writer = append ]; then
                 [[ "$out" == *"errno="*" $err"* ]] || fail "$what: driver output lacks $err: $out"
+                # The step (wlf_error.step) tells what became of the target.
+                if [ "$op" = fsyncdir ]; then
+                    [[ "$out" == *" step=fsync_dir" ]] || fail "$what: step is not fsync_dir: $out"
+                elif [ "$expect" = old ]; then
+                    case $out in
+                    *" step=fsync_dir" | *" step=in_place" | *" step=unlock" | *" step=none")
+                        fail "$what: the step says the target changed: $out" ;;
+                    esac
+                fi
             else
                 [[ "$out" == *"${message[$err]}"* ]] || fail "$what: program output lacks '${message[$err]}': $out"
+                # The shim words its message from the step: replaced, or kept.
+                if [ "$op" = fsyncdir ]; then
+                    [[ "$out" == *"replaced, but not durably"* ]] || fail "$what: the shim did not say so: $out"
+                fi
             fi
         fi
         [ "$(stat -c %a "$backing/$d/f")" = 640 ] || fail "$what: mode is $(stat -c %a "$backing/$d/f")"

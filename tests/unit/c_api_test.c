@@ -245,6 +245,7 @@ static void test_errors(void) {
     CHECK_RC(wlf_lock_acquire(target, NULL, &lock, &err), ENOENT);
     CHECK(lock == NULL);
     CHECK(err.code == ENOENT);
+    CHECK(err.step == WLF_STEP_LOCK);
     CHECK(err.op != NULL);
     CHECK(strstr(err.path, "no-such-dir/file.lock") != NULL);
 
@@ -263,6 +264,7 @@ static void test_errors(void) {
     memset(&err, 0, sizeof err);
     CHECK_RC(wlf_write_content(target, "x", 1, NULL, &err), ENOENT);
     CHECK(err.code == ENOENT && err.op != NULL && err.path[0] != '\0');
+    CHECK(err.step == WLF_STEP_LOCK); /* its lock file cannot be created there */
     CHECK(scratch_entries() == 0);
 }
 
@@ -309,6 +311,7 @@ static void test_fifo_lock_file_refused(void) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 < 0.5);
     CHECK(strcmp(err.path, lock_path) == 0);
+    CHECK(err.step == WLF_STEP_LOCK);
     wlf_error_format(&err, text, sizeof text);
     snprintf(want, sizeof want, "lock file '%s' is a FIFO", lock_path);
     CHECK(strstr(text, want) != NULL);
