@@ -170,3 +170,10 @@ extern "C" const char *wlf_error_format(const wlf_error *err, char *buf, size_t 
         snprintf(buf, size, "%s: %s", op, msg);
     return buf;
 }
+
+extern "C" const char *wlf_step_name(int step) {
+    static const char *const kNames[] = {"none",  "lock",  "unlock", "open",      "temp",
+                                         "write", "fsync", "rename", "fsync_dir", "in_place"};
+    static_assert(sizeof kNames / sizeof kNames[0] == WLF_STEP_IN_PLACE + 1, "a name for every wlf_step");
+    return step >= 0 && step <= WLF_STEP_IN_PLACE ? kNames[step] : "unknown";
+}

@@ -1,8 +1,8 @@
 // The core C API as a command for the fault suite's scripts:
 //   driver [--timeout SECONDS] write PATH CONTENT    one-shot replacement
 //   driver [--timeout SECONDS] append PATH CONTENT   O_APPEND replacement
-// Prints "ok" and exits 0, or "error: <message> errno=N NAME step=STEP" (the
-// wlf_error step's name: lock, open, temp, write, fsync, rename, fsync_dir...) and exits 1;
+// Prints "ok" and exits 0, or "error: <message> errno=N NAME step=STEP"
+// (wlf_step_name: lock, open, temp, write, fsync, rename, fsync_dir...) and exits 1;
 // usage errors exit 2. Linked against the real core or a mutant of it.
 #include <wrap_lockfile/wrap_lockfile.h>
 
@@ -27,12 +27,9 @@ int report(int rc, const wlf_error &err) {
         printf("ok\n");
         return 0;
     }
-    static const char *const steps[] = {"none",  "lock",  "unlock", "open",      "temp",
-                                        "write", "fsync", "rename", "fsync_dir", "in_place"};
-    const char *step = err.step >= 0 && err.step < static_cast<int>(sizeof steps / sizeof *steps) ? steps[err.step] : "?";
     char text[WLF_PATH_MAX + 256];
     printf("error: %s errno=%d %s step=%s\n", wlf_error_format(&err, text, sizeof text), rc, strerrorname_np(rc),
-           step);
+           wlf_step_name(err.step));
     return 1;
 }
 

@@ -238,10 +238,11 @@ TEST(ErrorStep, UnwritableDotLockTargetWithoutLockIsWriteFailed) {
     ReadOnlyForOthers dir;
     fs::path target = dir / "data.lock";
     write_file(target, "old", 0444);
+    wl::WriteOptions unlocked;
+    unlocked.use_lock = false;
     Caught c;
     ASSERT_TRUE(run_unprivileged(
-        [&] { return catch_error([&] { wl::atomic_write_content_with_lock(target, "new", {.use_lock = false}); }); },
-        &c));
+        [&] { return catch_error([&] { wl::atomic_write_content_with_lock(target, "new", unlocked); }); }, &c));
     EXPECT_STREQ(c.type, "WriteFailed");
     EXPECT_EQ(c.code, EACCES);
     EXPECT_EQ(c.step, WLF_STEP_OPEN);
@@ -426,6 +427,11 @@ TEST(ErrorStep, CxxTypesFollowTheStep) {
     wl::AlreadyLocked a("/x/data.txt.lock", 0);
     EXPECT_EQ(a.step(), wl::Step::lock);
     EXPECT_EQ(static_cast<int>(wl::Step::in_place), WLF_STEP_IN_PLACE);
+    EXPECT_STREQ(wlf_step_name(WLF_STEP_LOCK), "lock");
+    EXPECT_STREQ(wlf_step_name(WLF_STEP_FSYNC_DIR), "fsync_dir");
+    EXPECT_STREQ(wlf_step_name(WLF_STEP_IN_PLACE), "in_place");
+    EXPECT_STREQ(wlf_step_name(WLF_STEP_IN_PLACE + 1), "unknown");
+    EXPECT_STREQ(wlf_step_name(-1), "unknown");
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // Every call that can wait (a lock, a replacement's open with its lock and
 // seed copy, a commit with its fsyncs) runs without the GIL. Core errors
 // become the package's LockTimeout / AlreadyLocked / LockFailed (errno and
-// the lock file's name) or OSError (errno, the file's name, the failing step).
+// the lock file's name) or OSError (errno, the file's name, the failing step
+// in words as `op` and by name as `step`).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
@@ -54,6 +55,8 @@ void raise_os_error(const wl::Error &e) {
     // OSError(errno, ...) picks the subclass: FileNotFoundError, FileExistsError, PermissionError...
     py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(code, strerror, e.path());
     exc.attr("op") = e.op();
+    // What to decide by (op is words for people): "open", "rename", "fsync_dir"...
+    exc.attr("step") = wlf_step_name(static_cast<int>(e.step()));
     PyErr_SetObject(reinterpret_cast<PyObject *>(Py_TYPE(exc.ptr())), exc.ptr());
 }
 

@@ -209,6 +209,22 @@ def test_os_errors_carry_errno_filename_and_step(d):
     assert info.value.errno == errno.ENOENT
     assert info.value.filename.startswith(os.path.join(d, "no"))
     assert info.value.op
+    assert info.value.step == "open"
+
+
+def test_a_target_named_like_a_lock_file_fails_as_a_file(d):
+    # git's index.lock, created exclusively where it exists: open(2)'s EEXIST,
+    # not a lock failure (the error's step decides, not the ".lock" suffix).
+    target = os.path.join(d, "index.lock")
+    with open(target, "w") as f:
+        f.write("old")
+    with pytest.raises(FileExistsError) as info:
+        with w.atomic_write_no_lock(target, "x") as f:
+            f.write("new")
+    assert info.value.step == "open"
+    assert info.value.filename == target
+    with open(target) as f:
+        assert f.read() == "old"
 
 
 def _special_targets(d):

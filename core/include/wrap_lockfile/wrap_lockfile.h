@@ -68,6 +68,10 @@ typedef struct wlf_error {
  * instead of after it. */
 WLF_API const char *wlf_error_format(const wlf_error *err, char *buf, size_t size);
 
+/* The step's name as in the enum, lower case: "lock", "fsync_dir"...; "unknown"
+ * for a value that is none of them. Static. */
+WLF_API const char *wlf_step_name(int step);
+
 /* ---- locks ------------------------------------------------------------ */
 
 enum wlf_lock_backend {
