@@ -308,7 +308,7 @@ rules::Kind classify(const Paths &p, char *final, size_t size) {
 // pid where the kernel shows it (/proc/locks).
 void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size) {
     wlf_error_format(&err, text, size);
-    if (rc != ETIMEDOUT && rc != EWOULDBLOCK) return;
+    if (err.step != WLF_STEP_LOCK || (rc != ETIMEDOUT && rc != EWOULDBLOCK)) return;
     pid_t holder = detail::lock_file_holder(err.path);
     size_t n = strlen(text);
     if (holder > 0 && n < size) snprintf(text + n, size - n, " (held by pid %d)", static_cast<int>(holder));
@@ -329,11 +329,12 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         describe_lock_failure(rc, err, text, sizeof text);
-        if (rc == ETIMEDOUT || rc == EWOULDBLOCK) {
+        bool lock_step = err.step == WLF_STEP_LOCK;
+        if (lock_step && (rc == ETIMEDOUT || rc == EWOULDBLOCK)) {
             // A lock wait that gave up must never look like a silent failure.
             message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
             rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
-        } else if (rc == ENOLCK) {
+        } else if (lock_step && rc == ENOLCK) {
             // A lock file that is not one (a FIFO, a directory, a hard link):
             // the program's own message could only name the target.
             message("wrap_lockfile: cannot open '%s' for writing: %s\n", p.norm, text);
