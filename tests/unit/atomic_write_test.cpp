@@ -55,6 +55,8 @@ using wlf_test::list_names;
 using wlf_test::lstat_or_die;
 using wlf_test::Pipe;
 using wlf_test::read_file;
+using wlf_test::run_as_nobody;
+using wlf_test::SharedDir;
 using wlf_test::TempDir;
 using wlf_test::write_file;
 using Names = std::vector<std::string>;
@@ -199,60 +201,12 @@ bool flock_is_held(const fs::path &lock_file) {
     return held;
 }
 
-// Runs fn in a forked child after dropping to uid/gid 65534 (nobody); the
-// child reports `Result` through a pipe. Returns false if the child died.
-template <class Result, class Fn>
-bool run_as_nobody(Fn &&fn, Result *out) {
-    int p[2];
-    if (::pipe(p) != 0) return false;
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(p[0]);
-        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
-            ::setresuid(65534, 65534, 65534) != 0)
-            ::_exit(2);
-        Result r = fn();
-        bool ok = ::write(p[1], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
-        ::_exit(ok ? 0 : 3);
-    }
-    ::close(p[1]);
-    ssize_t n = ::read(p[0], out, sizeof *out);
-    ::close(p[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return n == static_cast<ssize_t>(sizeof *out) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 // ---- helpers for access checks, inode attributes and watched directories ----
 
 constexpr uid_t kNobody = 65534;  // also how an unmapped owner shows in a user namespace
 // An ordinary uid without a passwd entry: unlike 65534, its files take the
 // owner shortcut of the access check (owner bits, no faccessat).
 constexpr uid_t kPlainUser = 4321;
-
-// A 0777 scratch directory directly under /tmp, so that every user can reach
-// it whatever $TMPDIR is (a TempDir may sit under a 0700 directory), and
-// create temps in it. Removed at destruction.
-class SharedDir {
-public:
-    SharedDir() {
-        std::string tmpl = "/tmp/wlf-shared-XXXXXX";
-        if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-        path_ = tmpl;
-        if (::chmod(path_.c_str(), 0777) != 0) throw std::system_error(errno, std::generic_category(), "chmod");
-    }
-    ~SharedDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    SharedDir(const SharedDir &) = delete;
-    SharedDir &operator=(const SharedDir &) = delete;
-    const fs::path &path() const { return path_; }
-    fs::path operator/(const std::string &name) const { return path_ / name; }
-
-private:
-    fs::path path_;
-};
 
 // True if others may search every directory from / down to `dir`.
 bool searchable_by_others(const fs::path &dir) {

@@ -8,10 +8,8 @@
 #include "test_support.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,50 +68,23 @@ Caught catch_error(const std::function<void()> &fn) {
     return Caught{};
 }
 
-// Runs fn in a forked child as nobody (when we are root: root would be
-// allowed the writes these tests need refused) and returns its report.
-// False if the child could not drop privileges or died.
+// Runs fn as nobody when we are root (root would be allowed the writes
+// these tests need refused), else as we are; its report in *out. False if
+// the child could not drop privileges or died.
 bool run_unprivileged(const std::function<Caught()> &fn, Caught *out) {
-    int p[2];
-    if (::pipe(p) != 0) return false;
-    pid_t pid = ::fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        ::close(p[0]);
-        if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
-                                 ::setresuid(65534, 65534, 65534) != 0))
-            ::_exit(2);
-        Caught c = fn();
-        bool ok = ::write(p[1], &c, sizeof c) == static_cast<ssize_t>(sizeof c);
-        ::_exit(ok ? 0 : 3);
-    }
-    ::close(p[1]);
-    ssize_t n = ::read(p[0], out, sizeof *out);
-    ::close(p[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return n == static_cast<ssize_t>(sizeof *out) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (::geteuid() == 0) return wlf_test::run_as_nobody(fn, out);
+    *out = fn();
+    return true;
 }
 
-// A root-owned 0755 directory directly under /tmp, which nobody can reach
-// (a TempDir may sit under a private $TMPDIR) but not write.
-class ReadOnlyForOthers {
-public:
-    ReadOnlyForOthers() {
-        std::string tmpl = "/tmp/wlf-errors-XXXXXX";
-        if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-        path_ = tmpl;
-        if (::chmod(path_.c_str(), 0755) != 0) throw std::system_error(errno, std::generic_category(), "chmod");
-    }
-    ~ReadOnlyForOthers() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    fs::path operator/(const std::string &name) const { return path_ / name; }
-
-private:
-    fs::path path_;
-};
+// The whole of an error, compared at once.
+void expect_error(const Caught &c, const char *type, int code, int step, const char *op, const std::string &path) {
+    EXPECT_STREQ(c.type, type);
+    EXPECT_EQ(c.code, code);
+    EXPECT_EQ(c.step, step) << wlf_step_name(c.step);
+    EXPECT_STREQ(c.op, op);
+    EXPECT_EQ(std::string(c.path), path);
+}
 
 wlf_write_options c_options() {
     wlf_write_options opt;
@@ -198,11 +169,7 @@ TEST(ErrorStep, LockFileIsADirectory) {
     wl::WriteOptions o;
     o.lock.timeout = 5;
     Caught c = catch_error([&] { wl::atomic_write_content_with_lock(target, "new", o); });
-    EXPECT_STREQ(c.type, "LockFailed");
-    EXPECT_EQ(c.code, ENOLCK);
-    EXPECT_EQ(c.step, WLF_STEP_LOCK);
-    EXPECT_STREQ(c.op, "lock file %s is a directory");
-    EXPECT_EQ(std::string(c.path), lock_of(target));
+    expect_error(c, "LockFailed", ENOLCK, WLF_STEP_LOCK, "lock file %s is a directory", lock_of(target));
     EXPECT_EQ(read_file(target), "old");
 }
 
@@ -215,11 +182,7 @@ TEST(ErrorStep, LockFailureNamingTheTargetIsLockFailed) {
     wl::WriteOptions o;
     o.lock.backend = static_cast<wl::LockBackend>(99);
     Caught c = catch_error([&] { wl::atomic_write_content_with_lock(target, "new", o); });
-    EXPECT_STREQ(c.type, "LockFailed");
-    EXPECT_EQ(c.code, EINVAL);
-    EXPECT_EQ(c.step, WLF_STEP_LOCK);
-    EXPECT_STREQ(c.op, "lock backend");
-    EXPECT_EQ(std::string(c.path), target.string());
+    expect_error(c, "LockFailed", EINVAL, WLF_STEP_LOCK, "lock backend", target.string());
 
     wlf_write_options opt = c_options();
     opt.lock.backend = 99;
@@ -235,7 +198,7 @@ TEST(ErrorStep, LockFailureNamingTheTargetIsLockFailed) {
 // An unwritable "data.lock" written without a lock: open(2)'s EACCES, a
 // WriteFailed (a suffix test called it LockFailed), the file untouched.
 TEST(ErrorStep, UnwritableDotLockTargetWithoutLockIsWriteFailed) {
-    ReadOnlyForOthers dir;
+    wlf_test::SharedDir dir(0755);  // root-owned: nobody may not create files in it
     fs::path target = dir / "data.lock";
     write_file(target, "old", 0444);
     wl::WriteOptions unlocked;
@@ -243,11 +206,7 @@ TEST(ErrorStep, UnwritableDotLockTargetWithoutLockIsWriteFailed) {
     Caught c;
     ASSERT_TRUE(run_unprivileged(
         [&] { return catch_error([&] { wl::atomic_write_content_with_lock(target, "new", unlocked); }); }, &c));
-    EXPECT_STREQ(c.type, "WriteFailed");
-    EXPECT_EQ(c.code, EACCES);
-    EXPECT_EQ(c.step, WLF_STEP_OPEN);
-    EXPECT_STREQ(c.op, "open");
-    EXPECT_EQ(std::string(c.path), target.string());
+    expect_error(c, "WriteFailed", EACCES, WLF_STEP_OPEN, "open", target.string());
 
     // Through atomic_write_no_lock, and the C API's step.
     ASSERT_TRUE(run_unprivileged(
@@ -283,11 +242,7 @@ TEST(ErrorStep, UnwritableDotLockTargetWithoutLockIsWriteFailed) {
     // one is a lock failure, named after the lock file.
     ASSERT_TRUE(run_unprivileged(
         [&] { return catch_error([&] { wl::atomic_write_content_with_lock(target, "new"); }); }, &c));
-    EXPECT_STREQ(c.type, "LockFailed");
-    EXPECT_EQ(c.code, EACCES);
-    EXPECT_EQ(c.step, WLF_STEP_LOCK);
-    EXPECT_STREQ(c.op, "open lock file");
-    EXPECT_EQ(std::string(c.path), lock_of(target));
+    expect_error(c, "LockFailed", EACCES, WLF_STEP_LOCK, "open lock file", lock_of(target));
     EXPECT_EQ(read_file(target), "old");
 }
 
@@ -298,20 +253,12 @@ TEST(ErrorStep, OpenErrorsOfDotLockTargetAreWriteFailed) {
     fs::path target = dir / "index.lock";
     write_file(target, "old");
     Caught c = catch_error([&] { wl::atomic_write_no_lock(target, "x"); });
-    EXPECT_STREQ(c.type, "WriteFailed");
-    EXPECT_EQ(c.code, EEXIST);
-    EXPECT_EQ(c.step, WLF_STEP_OPEN);
-    EXPECT_STREQ(c.op, "open");
-    EXPECT_EQ(std::string(c.path), target.string());
+    expect_error(c, "WriteFailed", EEXIST, WLF_STEP_OPEN, "open", target.string());
     EXPECT_EQ(read_file(target), "old");
 
     fs::path missing = dir / "missing" / "index.lock";
     c = catch_error([&] { wl::atomic_write_no_lock(missing); });
-    EXPECT_STREQ(c.type, "WriteFailed");
-    EXPECT_EQ(c.code, ENOENT);
-    EXPECT_EQ(c.step, WLF_STEP_OPEN);
-    EXPECT_STREQ(c.op, "open directory");
-    EXPECT_EQ(std::string(c.path), (dir / "missing").string());
+    expect_error(c, "WriteFailed", ENOENT, WLF_STEP_OPEN, "open directory", (dir / "missing").string());
 }
 
 // ---- replacement failures ---------------------------------------------------
@@ -343,11 +290,7 @@ TEST(ErrorStep, RenameFailureIsRenameStep) {
         fs::create_directory(target);
         f.commit();
     });
-    EXPECT_STREQ(c.type, "WriteFailed");
-    EXPECT_EQ(c.code, EISDIR);
-    EXPECT_EQ(c.step, WLF_STEP_RENAME);
-    EXPECT_STREQ(c.op, "rename temporary file over");
-    EXPECT_EQ(std::string(c.path), target.string());
+    expect_error(c, "WriteFailed", EISDIR, WLF_STEP_RENAME, "rename temporary file over", target.string());
     EXPECT_TRUE(fs::is_directory(target));
 }
 

@@ -46,6 +46,18 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ec);
 }
 
+SharedDir::SharedDir(mode_t mode) {
+    std::string tmpl = "/tmp/wlf-shared-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = tmpl;
+    if (::chmod(path_.c_str(), mode) != 0) throw std::system_error(errno, std::generic_category(), "chmod");
+}
+
+SharedDir::~SharedDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
 std::string read_file(const std::filesystem::path &p) {
     std::ifstream in(p, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + p.string());

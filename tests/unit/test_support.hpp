@@ -1,8 +1,11 @@
 // Shared helpers for the unit tests: scratch directories, file access.
 #pragma once
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -17,6 +20,23 @@ class TempDir {
 public:
     TempDir();
     ~TempDir();
+    const std::filesystem::path &path() const { return path_; }
+    std::filesystem::path operator/(const std::string &name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+// A scratch directory directly under /tmp with `mode` (0777: every user can
+// create temps in it; 0755: reach but not write), so that every user can
+// reach it whatever $TMPDIR is (a TempDir may sit under a 0700 directory).
+// Removed at destruction.
+class SharedDir {
+public:
+    explicit SharedDir(mode_t mode = 0777);
+    ~SharedDir();
+    SharedDir(const SharedDir &) = delete;
+    SharedDir &operator=(const SharedDir &) = delete;
     const std::filesystem::path &path() const { return path_; }
     std::filesystem::path operator/(const std::string &name) const { return path_ / name; }
 
@@ -105,6 +125,30 @@ private:
     Child child_;
     bool locked_ = false;
 };
+
+// Runs fn in a forked child after dropping to uid/gid 65534 (nobody); the
+// child reports `Result` through a pipe. Returns false if the child died.
+template <class Result, class Fn>
+bool run_as_nobody(Fn &&fn, Result *out) {
+    int p[2];
+    if (::pipe(p) != 0) return false;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(p[0]);
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(2);
+        Result r = fn();
+        bool ok = ::write(p[1], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+        ::_exit(ok ? 0 : 3);
+    }
+    ::close(p[1]);
+    ssize_t n = ::read(p[0], out, sizeof *out);
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return n == static_cast<ssize_t>(sizeof *out) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // Runs argv (argv[0] looked up in PATH) and returns its exit status
 // (127 if it could not be executed).
