@@ -1,4 +1,4 @@
-// The `atomically` launcher (DESIGN section 6): validates the shim's whole
+// The `atomically` launcher (README "The shim: unmodified programs"): validates the shim's whole
 // configuration, points LD_PRELOAD at the preload object and replaces itself
 // with COMMAND, so the exit status is the command's own. Everything that can
 // be wrong is reported before COMMAND runs, because a misconfigured shim

@@ -1,6 +1,6 @@
 // One atomic replacement behind the C API: resolve, lock, temp, seed,
 // metadata; then commit (fsync, rename, fsync directory) or discard.
-// The policies for special targets (DESIGN section 4) live here:
+// The policies for special targets (docs/design.md, "Special targets") live here:
 //  - not a regular file, or on proc/sys: written directly, no lock;
 //  - hard-linked (keep policy), directory not writable, rename EBUSY, target
 //    not readable for seeding: staged in a memfd and written in place under
@@ -242,7 +242,7 @@ int open_dir(wlf_file *f, bool keep, wlf_error *err) {
 // that the lock file still is ours at its path (a directory renamed or
 // replaced meanwhile then fails the commit instead of receiving it). A
 // pending replacement then holds two descriptors, its temp and its lock;
-// the directory is opened only at commit, for its fsync (DESIGN section 6:
+// the directory is opened only at commit, for its fsync (docs/design.md, step 7:
 // a program under `ulimit -n 16` must not run out because of us).
 bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lock_has_file(f->lock); }
 

@@ -96,7 +96,7 @@ bool relocate_internal(int fd);
 // The kernel handed out a number the table still lists: its close went
 // unseen (a raw system call). What was pending on it is committed first.
 void reclaim(int fd);
-// A descriptor an interposed open or dup returns, served clean (DESIGN 6:
+// A descriptor an interposed open or dup returns, served clean (docs/design.md, "Unseen lifetimes":
 // a number reused after an unseen close must not drop the earlier
 // replacement). One table load when the number is not listed.
 inline int served(int fd) {

@@ -4,7 +4,7 @@
 # writer reports an error, the target is byte-for-byte the old content, no
 # temp file is left in the backing directory, and the lock is released (no
 # lock file; a second writer with timeout 0 succeeds). Exceptions, each
-# asserted as such: a failing fsyncdir after the rename (DESIGN section 4:
+# asserted as such: a failing fsyncdir after the rename (docs/design.md, step 7:
 # reported, new content in place); a rename that fails after it happened;
 # and the documented fallbacks (rename EBUSY, temp creation EACCES) that
 # commit in place. Then: faultfs's kill (SIGKILL to the writer mid-step)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Concurrency guarantees of the shim (DESIGN section 6), on the file system:
+"""Concurrency guarantees of the shim (docs/design.md, "The shim"), on the file system:
 
   torn reads     readers of a file rewritten by `cat A > f; cat B > f` see
                  only A or B under the shim, and torn content without it

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The preload object's side of bad configuration and limits (DESIGN section 6;
+# The preload object's side of bad configuration and limits (docs/design.md, "The shim";
 # the launcher's side is launcher_test.sh): a WRAP_LOCKFILE_CONFIG that is a
 # FIFO, a device, a directory or has a NUL byte never hangs a program and adds
 # no rule at all, with one line naming the variable and the file (and line);

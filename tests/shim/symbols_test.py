@@ -150,7 +150,7 @@ def check_hidden(preload):
     print(f"local: _init, _fini and {len(core)} core wlf_* functions")
 
 
-# DESIGN section 6's families; (b) completes each, this keeps a whole family
+# the shim's families (docs/design.md); (b) completes each, this keeps a whole family
 # from being dropped unnoticed.
 REQUIRED = ("open", "openat", "creat", "fopen", "freopen", "fdopen", "truncate", "close", "fclose",
             "fcloseall", "close_range", "dup", "dup2", "dup3", "fcntl", "write", "pwrite", "writev",
@@ -166,7 +166,7 @@ REQUIRED = ("open", "openat", "creat", "fopen", "freopen", "fdopen", "truncate",
 def check_completeness(table, libc, libc_funcs):
     for name in REQUIRED:
         if name not in table:
-            fail(f"'{name}' (DESIGN section 6) is not in interpose.tbl")
+            fail(f"'{name}' (docs/design.md, "The shim") is not in interpose.tbl")
     problems = completeness_problems(table, libc_funcs)
     for p in problems:
         fail(p + f" (exported by {libc})")

@@ -1,4 +1,4 @@
-// Atomic replacement (DESIGN section 4), observed on the file system: content,
+// Atomic replacement (docs/design.md, "One replacement"), observed on the file system: content,
 // inode numbers, metadata, what is left in the directory, and the errors.
 //
 // This binary has its own main(): as root it first enters a private mount

@@ -1,4 +1,4 @@
-// Unit tests for the locks (DESIGN.md section 5; API in wrap_lockfile.hpp/.h).
+// Unit tests for the locks (docs/design.md, "Locks"; API in wrap_lockfile.hpp/.h).
 //
 // Processes and threads are ordered with pipes and /proc/<tid>/syscall, never
 // with sleeps: a sleep appears only as the duration a holder keeps a lock or

@@ -6,7 +6,7 @@
  * print a message that names the thing. Nothing here throws, and the
  * implementation does not depend on libstdc++ at run time.
  *
- * Contract: shared DESIGN.md sections 3 to 5; user documentation: README.md.
+ * Design: docs/design.md; user documentation: README.md.
  */
 #ifndef WRAP_LOCKFILE_H
 #define WRAP_LOCKFILE_H
