@@ -98,7 +98,7 @@ run() {
 # 2-core machine: a dotlock section costs about 8 round trips to the brick,
 # a replica-2 one twice a plain one. WLF_GFS_RUNS="vol:backend:PERxN ..."
 # picks other runs.
-for r in ${WLF_GFS_RUNS:-coh:flock:4x100 coh:dotlock:4x50 def:flock:2x25 def:dotlock:2x25 rep:flock:2x10}; do
+for r in ${WLF_GFS_RUNS:-coh:flock:4x100 coh:dotlock:4x100 def:flock:2x25 def:dotlock:2x25 rep:flock:2x10}; do
     IFS=: read -r vol backend size <<<"$r"
     run "$vol" "$backend" "${size%x*}" "${size#*x}"
 done
