@@ -166,7 +166,7 @@ REQUIRED = ("open", "openat", "creat", "fopen", "freopen", "fdopen", "truncate",
 def check_completeness(table, libc, libc_funcs):
     for name in REQUIRED:
         if name not in table:
-            fail(f"'{name}' (docs/design.md, "The shim") is not in interpose.tbl")
+            fail(f"'{name}' (docs/design.md, 'The shim') is not in interpose.tbl")
     problems = completeness_problems(table, libc_funcs)
     for p in problems:
         fail(p + f" (exported by {libc})")
