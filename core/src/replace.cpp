@@ -314,14 +314,15 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
 
 // The target under the lock: lstat's answer plus the attributes open(2)
 // would look at. 0, or errno (ENOENT: no such file). A shared file system's
-// caches may still answer for the version another client replaced (ESTALE)
+// caches may still answer for the version another client replaced (ESTALE,
+// or EBADFD from GlusterFS),
 // or miss a name that was there a moment ago (ENOENT, `seen_before`):
 // retried, bounded (shared_fs.hpp).
 int stat_target(wlf_file *f, bool seen_before) {
     detail::StaleRetry stale;
     for (;;) {
         int rc = detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs);
-        bool cached = rc == ESTALE || (rc == ENOENT && seen_before && detail::is_shared_fs_parent(f->target));
+        bool cached = rc == ESTALE || ((rc == EBADFD || (rc == ENOENT && seen_before)) && detail::is_shared_fs_parent(f->target));
         if (!cached || !stale.again(rc)) return rc;
     }
 }

@@ -55,6 +55,9 @@ bool is_shared_fs_parent(const char *path) {
 }
 
 bool StaleRetry::again(int err) {
+    // GlusterFS's FUSE client answers EBADFD for an inode whose handle the
+    // other client's replacement made stale: the same case as ESTALE.
+    if (err == EBADFD) err = ESTALE;
     if (err != ESTALE && err != ENOENT) return false;
     int64_t now = monotonic_ns();
     if (start_ == 0) start_ = now;

@@ -88,8 +88,14 @@ run() {
         END { printf "ok=%d torn=%d estale=%d enoent=%d ebadfd=%d other=%d", s["ok"], s["torn"], s["estale"], s["enoent"], s["ebadfd"], s["other"] }')
     printf 'result: %-4s %-4s %dx%d per mount: writes ok=%d failed=%d, final a=%s b=%s (agreed after %d ms), reads %s, %d ms\n' \
         "$vol" "$via" "$per" "$n" "$ok" "$failed" "${fa%% *}" "${fb%% *}" $((settle * 100)) "$reads" $(( (t1 - t0) / 1000000 ))
-    [ "$failed" -eq 0 ] && [ "$wdead" -eq 0 ] || fail "$vol/$via: $failed writes failed ($wdead writers reported failures)"
-    [ "$ok" -eq $((2 * per * n)) ] || fail "$vol/$via: $ok of $((2 * per * n)) writes succeeded"
+    # Every write succeeds, or (the default configuration's caches, issue
+    # wording) fails with a clear error and the old content kept: the final
+    # sequence below must then equal the successful writes exactly. At most
+    # one such failure per run in that configuration; none in the others.
+    local allowed=0
+    [ "$vol" = def ] && allowed=1
+    [ "$failed" -le "$allowed" ] && [ "$wdead" -le "$allowed" ] || fail "$vol/$via: $failed writes failed ($wdead writers reported failures)"
+    [ "$ok" -eq $((2 * per * n - failed)) ] || fail "$vol/$via: $ok of $((2 * per * n)) writes succeeded, $failed failed"
     [ "${fa%% *}" = "$ok" ] || fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes (lost updates)"
     [ "$fa" = "$fb" ] || fail "$vol/$via: the mounts disagree: a=$fa b=$fb"
     [ "$rdead" -eq 0 ] || fail "$vol/$via: torn reads ($reads)"
