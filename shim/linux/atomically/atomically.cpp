@@ -225,7 +225,7 @@ std::string checked_globs(rules::Kind kind, const std::string &list, const std::
     ScratchRules set;
     add_globs(set, kind, list.c_str(), cwd, what);
     if (set.get()->count == 0) fail(what + ": no glob in " + quoted(list));
-    // add_list stores each pattern in the normalized form rules::normalize
+    // add_list stores each pattern in the normalized form detail::normalize_path
     // gives it, which is exactly what the shim will match against.
     std::string out;
     for (size_t i = 0; i < set.get()->count; ++i) {
