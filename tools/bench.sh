@@ -17,7 +17,7 @@ die() { echo "tools/bench.sh: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || die "usage: tools/bench.sh BUILD_DIR"
 BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no such build directory: $1"
-PRELOAD="$BUILD/shim/preload/libwrap_lockfile_preload.so"
+PRELOAD="$BUILD/shim/linux/preload/libwrap_lockfile_preload.so"
 LOOP="$BUILD/bench/shim_loop"
 CORE="$BUILD/bench/core_bench"
 OUTDIR="$BUILD/bench"
@@ -202,7 +202,7 @@ GLIB="$BUILD/bench/glib_replace"
 QT="$BUILD/bench/qt_savefile"
 PYPEERS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bench/py_peers.py"
 LIBWLF="$BUILD/core/libwrap_lockfile.so"
-ATOMICALLY="$BUILD/shim/atomically"
+ATOMICALLY="$BUILD/shim/linux/atomically"
 ROUNDS=${WLF_PEER_ROUNDS:-3}
 BUDGET=${WLF_PEER_BUDGET_MS:-150}
 [ -x "$PEER" ] || die "missing $PEER (rebuild with -Dbenchmarks=true)"

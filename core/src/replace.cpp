@@ -8,8 +8,8 @@
 //  - lock_only: the target itself is opened under the lock.
 #include "handoff.hpp"
 #include "internal.hpp"
+#include "normalize.hpp"
 #include "replace_parts.hpp"
-#include "rules.hpp"
 #include "shared_fs.hpp"
 #include "sysio.hpp"
 
@@ -469,7 +469,7 @@ bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
     if (lock_opt.backend != WLF_LOCK_FLOCK || lock_opt.keep_lock_file) return false;
     char norm[WLF_PATH_MAX];
     if (strstr(path, "//") || strstr(path, "/.")) {
-        if (rules::normalize("/", path, norm, sizeof norm) != 0) return false;
+        if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
         path = norm;
     }
     return strncmp(path, "/dev/", 5) != 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/sys/", 5) != 0;

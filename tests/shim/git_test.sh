@@ -11,7 +11,7 @@
 # `git init` and `git config --file F` on an existing F chmod("<F>.lock") by
 # path while git still has the lock file open (config.c): that is our
 # pending replacement, with no name yet, so the coherent view applies the
-# chmod to it (shim/preload/pending_meta.hpp). Both run under the shim here.
+# chmod to it (shim/linux/preload/pending_meta.hpp). Both run under the shim here.
 usage="$0 ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.realpath(__file__))
-PRELOAD_SRC = os.path.join(HERE, "..", "..", "shim", "preload")
+PRELOAD_SRC = os.path.join(HERE, "..", "..", "shim", "linux", "preload")
 
 failures = []
 

@@ -2,7 +2,7 @@
 #include "paths.hpp"
 
 #include "internal.hpp"
-#include "rules.hpp"
+#include "normalize.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -36,7 +36,7 @@ int make_raw(int dirfd, const char *path, char *out, size_t size) {
 
 int make_paths(int dirfd, const char *path, Paths *p) {
     if (int rc = make_raw(dirfd, path, p->raw, sizeof p->raw)) return rc;
-    return rules::normalize("/", p->raw, p->norm, sizeof p->norm);
+    return detail::normalize_path("/", p->raw, p->norm, sizeof p->norm);
 }
 
 }  // namespace wrap_lockfile::shim

@@ -225,7 +225,7 @@ std::string checked_globs(rules::Kind kind, const std::string &list, const std::
     ScratchRules set;
     add_globs(set, kind, list.c_str(), cwd, what);
     if (set.get()->count == 0) fail(what + ": no glob in " + quoted(list));
-    // add_list stores each pattern in the normalized form rules::normalize
+    // add_list stores each pattern in the normalized form detail::normalize_path
     // gives it, which is exactly what the shim will match against.
     std::string out;
     for (size_t i = 0; i < set.get()->count; ++i) {
@@ -235,7 +235,7 @@ std::string checked_globs(rules::Kind kind, const std::string &list, const std::
     return out;
 }
 
-// The file's problems are worded by the core, as the preload object words them.
+// The file's problems are worded by shim/common (config_file.hpp), as the preload object words them.
 void check_config(const std::string &path, const std::string &cwd, const std::string &what) {
     ScratchRules set;
     rules::ConfigError err;
@@ -348,7 +348,7 @@ Environment checked_environment(const Options &o, const std::string &cwd) {
 }
 
 // ---- ELF inspection: would the dynamic loader apply LD_PRELOAD? ----
-// The checks themselves are core's (elf_check.hpp), shared with the shim.
+// The checks themselves are in shim/linux/elf_check.hpp, shared with the preload object.
 
 using ElfInfo = detail::ElfId;
 

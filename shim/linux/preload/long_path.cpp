@@ -1,5 +1,7 @@
 #include "long_path.hpp"
 
+#include "normalize.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -18,7 +20,7 @@ Unbounded judge_unbounded(const rules::RuleSet *set, int dirfd, const char *path
     size_t size = strlen(cwd) + 1 + strlen(path) + 1;
     char *norm = static_cast<char *>(malloc(size));
     Unbounded verdict = Unbounded::refuse;
-    if (norm && rules::normalize(cwd, path, norm, size) == 0) {
+    if (norm && detail::normalize_path(cwd, path, norm, size) == 0) {
         rules::Kind kind = rules::classify(set, norm);
         if (kind == rules::kExclude || (kind == rules::kNone && !link)) verdict = Unbounded::plain;
     }

@@ -1,5 +1,6 @@
 #include "rules.hpp"
 
+#include "normalize.hpp"
 #include "sysio.hpp"
 
 #include <cerrno>
@@ -176,7 +177,7 @@ int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const cha
     char norm[kMaxPattern + 1];
     const char *final = raw;
     if (has_slash) {
-        if (int rc = normalize(base_dir ? base_dir : "/", raw, norm, sizeof norm)) return rc;
+        if (int rc = detail::normalize_path(base_dir ? base_dir : "/", raw, norm, sizeof norm)) return rc;
         final = norm;
     }
     if (!set->patterns) {
@@ -280,42 +281,6 @@ void clear(RuleSet *set) {
     if (set->patterns != set->inline_patterns) free(set->patterns);
     set->patterns = nullptr;
     set->count = set->capacity = set->arena_used = 0;
-}
-
-int normalize(const char *base, const char *path, char *out, size_t size) {
-    if (size < 2) return ENAMETOOLONG;
-    size_t len = 0;
-    out[len++] = '/';
-    out[len] = '\0';
-    // Walk base (if path is relative) then path, component by component.
-    const char *parts[2] = {path[0] == '/' ? "" : (base ? base : "/"), path};
-    for (const char *src : parts) {
-        const char *p = src;
-        while (*p) {
-            while (*p == '/') ++p;
-            if (!*p) break;
-            const char *end = p;
-            while (*end && *end != '/') ++end;
-            size_t n = static_cast<size_t>(end - p);
-            if (n == 1 && p[0] == '.') {
-                // skip
-            } else if (n == 2 && p[0] == '.' && p[1] == '.') {
-                if (len > 1) {
-                    while (len > 1 && out[len - 1] != '/') --len;
-                    if (len > 1) --len;  // drop the slash too, except the root
-                    out[len] = '\0';
-                }
-            } else {
-                if (len + (len > 1 ? 1 : 0) + n + 1 > size) return ENAMETOOLONG;
-                if (len > 1) out[len++] = '/';
-                memcpy(out + len, p, n);
-                len += n;
-                out[len] = '\0';
-            }
-            p = end;
-        }
-    }
-    return 0;
 }
 
 }  // namespace wrap_lockfile::rules

@@ -7,7 +7,7 @@
 // match within one path component; `**` matches across components, and
 // `**/` also matches no directory at all. A pattern without `/` is matched
 // against the file name in any directory; a pattern with `/` against the
-// absolute, lexically normalized path (a relative one is made absolute
+// absolute, lexically normalized path (detail::normalize_path) (a relative one is made absolute
 // against the directory given when it is added).
 #pragma once
 
@@ -69,10 +69,5 @@ Kind classify(const RuleSet *set, const char *abs_path);
 void truncate(RuleSet *set, size_t count);
 
 void clear(RuleSet *set);
-
-// Lexically normalizes `path` (made absolute against `base` when relative):
-// collapses "//", removes ".", resolves ".." textually. ENAMETOOLONG if it
-// does not fit in out[size].
-int normalize(const char *base, const char *path, char *out, size_t size);
 
 }  // namespace wrap_lockfile::rules

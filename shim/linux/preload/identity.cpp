@@ -23,8 +23,8 @@
 // calls come from this object (called_from_shim) and go straight to libc.
 #include "handlers.hpp"
 #include "handoff.hpp"
+#include "normalize.hpp"
 #include "paths.hpp"
-#include "rules.hpp"
 #include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -226,7 +226,7 @@ void identity_add(const wlf_file *f, const char *opened) {
     Shown shown{st.st_dev, st.st_ino};
     if (lstat(wlf_file_target(f), &old) == 0 && S_ISREG(old.st_mode)) shown = Shown{old.st_dev, old.st_ino};
     char target[WLF_PATH_MAX];
-    if (rules::normalize("/", wlf_file_target(f), target, sizeof target) != 0) return;
+    if (detail::normalize_path("/", wlf_file_target(f), target, sizeof target) != 0) return;
     pthread_once(&g_atfork_once, register_atfork);
     WriteGuard g;
     if (!g_page) {

@@ -19,6 +19,7 @@
 #include "internal.hpp"
 #include "lock_choice.hpp"
 #include "long_path.hpp"
+#include "normalize.hpp"
 #include "replace_parts.hpp"
 #include "rules.hpp"
 #include "sysio.hpp"
@@ -291,7 +292,7 @@ rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
     bool via_proc;
     if (detail::resolve_target(raw, false, resolved, sizeof resolved, &exists, &st, &via_proc) || via_proc)
         return rules::kNone;
-    if (rules::normalize("/", resolved, final, size)) return rules::kNone;
+    if (detail::normalize_path("/", resolved, final, size)) return rules::kNone;
     return rules::classify(&g_config.rules, final);
 }
 
