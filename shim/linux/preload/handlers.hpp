@@ -1,11 +1,10 @@
 // What each interposed libc call does, as small templates over `pass` (the
 // real call with the original arguments). The fast paths (read-only opens,
 // untracked descriptors, successful writes) are inline and cost a flag test
-// or one table load; everything else is in state.cpp, which holds no policy
-// of its own beyond bookkeeping: replacement itself is the core's.
+// or one table load (fd_table.hpp); everything else is out of line, in the
+// file named beside its declaration below. Replacement itself is the core's.
 #pragma once
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -15,68 +14,18 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "fd_table.hpp"
+#include "thunk.hpp"
+
 struct wlf_file;
 
 extern char **environ;
 
 namespace wrap_lockfile::shim {
 
-template <class Fn>
-inline Fn resolve(std::atomic<Fn> &slot, const char *name) {
-    Fn fn = slot.load(std::memory_order_acquire);
-    if (!fn) {
-        fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-        slot.store(fn, std::memory_order_release);
-    }
-    return fn;
-}
+// ---- the out-of-line code ----
 
-// A type-erased `pass` for the out-of-line code.
-struct Thunk {
-    long (*fn)(void *);
-    void *ctx;
-    long operator()() const { return fn(ctx); }
-};
-template <class F>
-Thunk thunk(F &f) {
-    return Thunk{[](void *p) -> long { return static_cast<long>((*static_cast<F *>(p))()); }, &f};
-}
-
-// The real open with the flags given, for the out-of-line code.
-struct OpenThunk {
-    int (*fn)(void *, int);
-    void *ctx;
-    int operator()(int flags) const { return fn(ctx, flags); }
-};
-template <class F>
-OpenThunk open_thunk(F &f) {
-    return OpenThunk{[](void *p, int flags) { return (*static_cast<F *>(p))(flags); }, &f};
-}
-
-// ---- state.cpp ----
-constexpr int kMaxFds = 1 << 16;
-constexpr uintptr_t kInternal = 1;  // a descriptor the shim itself owns
-// A descriptor this process inherited (fork, then maybe exec) from the
-// opener of a pending replacement: it does not commit, but reports the write
-// errors it sees (child_errors.cpp).
-constexpr uintptr_t kInherited = 2;
-extern std::atomic<uintptr_t> g_fds[kMaxFds];
-extern std::atomic<int> g_state;  // 0 not yet initialized, 1 no rules, 2 active
-extern std::atomic<int> g_tracked;
-
-void init_slow();
-inline bool active() {
-    int s = g_state.load(std::memory_order_acquire);
-    if (s == 0) {
-        init_slow();
-        s = g_state.load(std::memory_order_acquire);
-    }
-    return s == 2;
-}
-inline bool tracked(int fd) {
-    return fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0;
-}
-
+// open.cpp
 constexpr int kNotMatched = -2;
 // Opens `path` as a pending replacement if a rule matches: the new fd, -1
 // with errno, or kNotMatched.
@@ -84,35 +33,19 @@ int open_matched(int dirfd, const char *path, int flags, mode_t mode);
 // The open family's write-opens: a pending replacement if a rule matches the
 // path or its symlink target, else the real open (through open_with).
 int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk open_with);
+// close.cpp
 int close_tracked(int fd, Thunk pass);
 int fclose_tracked(FILE *stream, int fd, Thunk pass);
 int fcloseall_tracked(Thunk pass);
 int close_range_tracked(unsigned first, unsigned last, int flags);
-void attach(int newfd, int fd);
-void drop_and_commit(int fd);
-// dup2()/dup3() onto one of our own descriptors: move ours elsewhere first.
-// False (errno set, a line on stderr) when there is no room to move it.
-bool relocate_internal(int fd);
-// The kernel handed out a number the table still lists: its close went
-// unseen (a raw system call). What was pending on it is committed first.
-void reclaim(int fd);
-// A descriptor an interposed open or dup returns, served clean (docs/design.md, "Unseen lifetimes":
-// a number reused after an unseen close must not drop the earlier
-// replacement). One table load when the number is not listed.
-inline int served(int fd) {
-    if (fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
-    return fd;
-}
-void poison(int fd, int error);
 // child_errors.cpp: a child marks the temp behind an inherited descriptor
 // with its write error; the opener reads the mark at commit (0: none).
 void report_child_error(int fd, int error);
 int child_error(int fd);
+// stdio.cpp
 FILE *fopen_matched(const char *path, const char *mode, bool *matched);
-// Remembers the stdio stream over a tracked descriptor: at exit its error
-// flag is the only trace of a failed buffered write.
-void note_stream(int fd, FILE *stream);
 FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass);
+// truncate.cpp
 int truncate_matched(const char *path, off_t length, bool *matched);
 // identity.cpp: the records of pending replacements (see identity.hpp).
 // identity_add is given the normalized path the program opened.
@@ -130,16 +63,18 @@ void identity_relocate(int from, int to);
 char *const *identity_exec_env(char *const *envp);
 void identity_exec_failed(char *const *env);
 void identity_import();
+// rename.cpp
 int rename_locked(int todir, const char *to, Thunk pass);
-// How an exec names its program: a path, a file to look up in PATH, or a
+// exec_handover.cpp. How an exec names its program: a path, a file to look up in PATH, or a
 // descriptor (not examined).
 enum class ExecLookup { path, search, fd };
 char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared);
-// _exit/_Exit in the opener: commit without flushing stdio or freeing
-// anything, or (the shim busy) abandon; async-signal-safe (state.cpp).
-void exit_pending();
 void exec_failed(char *const *newenv);
+// lifecycle.cpp: _exit/_Exit in the opener: commit without flushing stdio or
+// freeing anything, or (the shim busy) abandon; async-signal-safe.
+void exit_pending();
 
+// libc.cpp
 using execve_fn = int (*)(const char *, char *const[], char *const[]);
 execve_fn libc_execve();
 execve_fn libc_execvpe();

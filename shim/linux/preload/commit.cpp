@@ -1,0 +1,91 @@
+#include "commit.hpp"
+
+#include "handlers.hpp"
+#include "messages.hpp"
+
+#include "handoff.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+int commit(Entry *e) {
+    Inside inside;
+    char target[WLF_PATH_MAX];
+    snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
+    free(e->name);
+    bool superseded = identity_remove(e->file);
+    {
+        Guard g;
+        mark_internal(e->file, false);
+    }
+    if (superseded) {
+        // The program renamed another file onto the target meanwhile: that
+        // file is F now, as without the shim; this descriptor's content
+        // would have gone to the unlinked inode.
+        wlf_discard(e->file);
+        free(e);
+        log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
+        return 0;
+    }
+    if (g_children.load(std::memory_order_relaxed) && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
+        int own, lock_fd, dir_fd;
+        detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+        if (int error = child_error(own)) wlf_file_poison(e->file, error);
+    }
+    wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
+    err.code = 0;
+    int kind = 0;
+    int rc = detail::file_commit_by_opener(e->file, &kind, &err);
+    free(e);
+    if (rc) {
+        char text[WLF_PATH_MAX + 256];
+        wlf_error_format(&err, text, sizeof text);
+        // What became of the target is told by the failing step, not by words.
+        const char *what = err.step == WLF_STEP_FSYNC_DIR ? "wrap_lockfile: '%s' replaced, but not durably: %s\n"
+                           : err.step == WLF_STEP_UNLOCK  ? "wrap_lockfile: '%s' replaced, but its lock was not released cleanly: %s\n"
+                           : err.step == WLF_STEP_IN_PLACE ? "wrap_lockfile: '%s' written in place, perhaps partly: %s\n"
+                                                           : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
+        message(what, target, text);
+        errno = rc;
+        return rc;
+    }
+    log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
+    return 0;
+}
+
+void commit_at_exit(Entry *e) {
+    const char *target = e->name ? e->name : wlf_file_target(e->file);
+    if (identity_superseded(e->file)) {
+        detail::file_abandon(e->file);  // the program's own rename is F now (see commit)
+        return;
+    }
+    if (g_children.load(std::memory_order_relaxed) && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
+        int own, lock_fd, dir_fd;
+        detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+        if (int error = child_error(own)) wlf_file_poison(e->file, error);
+    }
+    wlf_error err;
+    err.code = 0;
+    err.op = "";
+    int kind = 0;
+    if (int rc = detail::file_commit_at_exit(e->file, &kind, &err)) {
+        // strerrorname_np: a constant string, where strerror may allocate.
+        char why[128];
+        const char *name = strerrorname_np(rc);
+        snprintf(why, sizeof why, "%s failed (%s)", err.op && *err.op ? err.op : "commit", name ? name : "error");
+        message("wrap_lockfile: '%s' not replaced at _exit, old content kept: %s\n", target, why);
+        return;
+    }
+    log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
+}
+
+// A child's write error on the temp behind an inherited descriptor
+// (child_errors.cpp) poisons the replacement.
+
+}  // namespace wrap_lockfile::shim

@@ -1,0 +1,122 @@
+// The descriptor table (fd_table.hpp): listing, counting, attaching dups,
+// moving the shim's own descriptors out of a dup2's way.
+#include "fd_table.hpp"
+
+#include "commit.hpp"
+#include "handlers.hpp"
+#include "messages.hpp"
+#include "preload_config.hpp"
+
+#include "handoff.hpp"
+#include "sysio.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+std::atomic<uintptr_t> g_fds[kMaxFds];
+std::atomic<int> g_state{0};
+std::atomic<int> g_tracked{0};
+
+pthread_mutex_t g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+__attribute__((tls_model("initial-exec"))) constinit thread_local int t_inside = 0;
+std::atomic<bool> g_children{false};
+std::atomic<int> g_fd_end{0};
+uint16_t g_internal_refs[kMaxFds];
+
+void set_slot(int fd, uintptr_t v) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    if (v && fd >= g_fd_end.load(std::memory_order_relaxed)) g_fd_end.store(fd + 1, std::memory_order_relaxed);
+    uintptr_t old = g_fds[fd].exchange(v, std::memory_order_acq_rel);
+    if (!old && v) g_tracked.fetch_add(1);
+    if (old && !v) g_tracked.fetch_sub(1);
+}
+
+namespace {
+
+void mark_one(int fd, bool on) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    if (on) {
+        if (g_internal_refs[fd]++ == 0) set_slot(fd, kInternal);
+    } else if (g_internal_refs[fd] > 0 && --g_internal_refs[fd] == 0) {
+        set_slot(fd, 0);
+    }
+}
+
+}  // namespace
+
+void mark_internal(wlf_file *f, bool on) {
+    int fd, lock_fd, dir_fd;
+    detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
+    mark_one(fd, on);
+    mark_one(lock_fd, on);
+    mark_one(dir_fd, on);
+}
+
+Entry *detach(int fd) {
+    if (fd < 0 || fd >= kMaxFds) return nullptr;
+    Guard g;
+    if (g_fds[fd].load() == kInherited) set_slot(fd, 0);
+    Entry *e = entry_of(g_fds[fd].load());
+    if (!e || e->opener != getpid()) return nullptr;
+    set_slot(fd, 0);
+    return --e->refs == 0 ? e : nullptr;
+}
+
+void attach(int newfd, int fd) {
+    if (newfd < 0 || newfd >= kMaxFds) return;
+    Guard g;
+    if (g_fds[fd].load() == kInherited) set_slot(newfd, kInherited);
+    Entry *e = entry_of(g_fds[fd].load());
+    if (!e || e->opener != getpid()) return;
+    set_slot(newfd, reinterpret_cast<uintptr_t>(e));
+    ++e->refs;
+}
+
+void drop_and_commit(int fd) {
+    if (Entry *e = detach(fd)) commit(e);
+}
+
+bool relocate_internal(int fd) {
+    Guard g;
+    if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return true;
+    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.options.fd_floor);
+    if (moved < 0 || moved >= kMaxFds) {
+        int e = moved < 0 ? errno : EMFILE;
+        if (moved >= 0) sys::close(moved);
+        // Refused rather than done: dup2 would take the lock or the temp
+        // away from a pending replacement.
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        message("wrap_lockfile: cannot move descriptor %s out of the way of dup2: %s\n", num, strerror(e));
+        errno = e;
+        return false;
+    }
+    for (int i = 0; i < kMaxFds; ++i)
+        if (Entry *e = entry_of(g_fds[i].load())) detail::file_relocate_fd(e->file, fd, moved);
+    if (g_config.log_fd == fd) g_config.log_fd = moved;
+    g_internal_refs[moved] = g_internal_refs[fd];
+    g_internal_refs[fd] = 0;
+    set_slot(moved, kInternal);
+    set_slot(fd, 0);
+    identity_relocate(fd, moved);
+    sys::close(fd);
+    return true;
+}
+
+void poison(int fd, int error) {
+    Guard g;
+    if (g_fds[fd].load() == kInherited) report_child_error(fd, error);
+    if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
+}
+
+void note_stream(int fd, FILE *stream) {
+    if (fd < 0 || fd >= kMaxFds) return;
+    Guard g;
+    if (Entry *e = entry_of(g_fds[fd].load())) e->stream = stream;
+}
+
+}  // namespace wrap_lockfile::shim

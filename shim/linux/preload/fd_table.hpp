@@ -1,0 +1,134 @@
+// The table of descriptors that refer to pending replacements (the pending-
+// replacement registry, keyed by descriptor number), and the mutex its
+// bookkeeping runs under.
+//
+// Model: for each matched write-open the core creates a pending replacement
+// (lock + temp in the target's directory). The program's descriptor is the
+// temp itself, at the lowest free number as open(2) would give; the core's
+// own descriptors ("internal": a duplicate of the temp, the lock, the
+// directory if fsync needs it) sit at high numbers. Program descriptors are
+// counted per replacement; when the last one is closed in the opener, the
+// core commits (commit.hpp). Forked children inherit descriptors but never
+// commit.
+//
+// The inline part is what the fast paths in handlers.hpp read: one table
+// load tells whether a descriptor is ours.
+#pragma once
+
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+
+struct wlf_file;
+
+namespace wrap_lockfile::shim {
+
+constexpr int kMaxFds = 1 << 16;
+constexpr uintptr_t kInternal = 1;  // a descriptor the shim itself owns
+// A descriptor this process inherited (fork, then maybe exec) from the
+// opener of a pending replacement: it does not commit, but reports the write
+// errors it sees (child_errors.cpp).
+constexpr uintptr_t kInherited = 2;
+extern std::atomic<uintptr_t> g_fds[kMaxFds];
+extern std::atomic<int> g_state;  // 0 not yet initialized, 1 no rules, 2 active
+extern std::atomic<int> g_tracked;
+
+// lifecycle.cpp: reads the configuration, once.
+void init_slow();
+inline bool active() {
+    int s = g_state.load(std::memory_order_acquire);
+    if (s == 0) {
+        init_slow();
+        s = g_state.load(std::memory_order_acquire);
+    }
+    return s == 2;
+}
+inline bool tracked(int fd) {
+    return fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0;
+}
+
+// The kernel handed out a number the table still lists: its close went
+// unseen (a raw system call). What was pending on it is committed first
+// (unseen_close.cpp).
+void reclaim(int fd);
+// A descriptor an interposed open or dup returns, served clean (docs/design.md, "Unseen lifetimes":
+// a number reused after an unseen close must not drop the earlier
+// replacement). One table load when the number is not listed.
+inline int served(int fd) {
+    if (fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
+    return fd;
+}
+
+void attach(int newfd, int fd);
+void drop_and_commit(int fd);
+// dup2()/dup3() onto one of our own descriptors: move ours elsewhere first.
+// False (errno set, a line on stderr) when there is no room to move it.
+bool relocate_internal(int fd);
+void poison(int fd, int error);
+// Remembers the stdio stream over a tracked descriptor: at exit its error
+// flag is the only trace of a failed buffered write.
+void note_stream(int fd, FILE *stream);
+
+// ---- for the out-of-line bookkeeping (the .cpp files of this object) ----
+
+struct Entry {
+    wlf_file *file;
+    int refs;      // program descriptors referring to it (under g_mutex)
+    pid_t opener;  // only this process commits
+    FILE *stream;  // the stdio stream fopen() made for it, if any
+    char *name;    // normalized path for messages (malloc'd), or nullptr
+};
+
+// Recursive: commit() takes it, and exec_prepare commits while holding it.
+extern pthread_mutex_t g_mutex;
+
+// How deep this thread is in the table's bookkeeping or a commit: an _exit
+// from a signal handler that interrupted it must not commit (the table or
+// the replacement may be half-updated; see exit_pending). Constant-
+// initialized, initial-exec: reading it is one load, no TLS call.
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local int t_inside;
+
+struct Inside {
+    Inside() { ++t_inside; }
+    ~Inside() { --t_inside; }
+};
+
+struct Guard {
+    Guard() {
+        pthread_mutex_lock(&g_mutex);
+        ++t_inside;
+    }
+    ~Guard() {
+        --t_inside;
+        pthread_mutex_unlock(&g_mutex);
+    }
+};
+
+inline Entry *entry_of(uintptr_t v) { return v > kInherited ? reinterpret_cast<Entry *>(v) : nullptr; }
+
+// Set once another process may hold one of our temps' descriptors (a fork,
+// a vfork child's exec, a hand-over from an image that had children): only
+// then can a commit find a child's error mark on its temp.
+extern std::atomic<bool> g_children;
+
+// One past the highest number ever listed: bounds the scans for closes that
+// went unseen.
+extern std::atomic<int> g_fd_end;
+
+void set_slot(int fd, uintptr_t v);
+
+// Replacements of one thread on one file share the lock descriptor (nested
+// locks): an internal descriptor stays protected until its last user is done.
+extern uint16_t g_internal_refs[kMaxFds];
+
+// Marks (or unmarks) f's own descriptors as internal. Callers hold g_mutex.
+void mark_internal(wlf_file *f, bool on);
+
+// Removes fd from the table; returns its entry if that was the last program
+// descriptor of a replacement this process opened (the caller commits it).
+Entry *detach(int fd);
+
+}  // namespace wrap_lockfile::shim

@@ -1,0 +1,126 @@
+// The process's life as the shim sees it: initialization (configuration,
+// hand-overs from the image before), fork (the child inherits descriptors,
+// not the duty to commit), _exit (commit without flushing stdio), and the
+// commit at normal exit (stdio flushed first).
+#include "commit.hpp"
+#include "exec_handover.hpp"
+#include "fd_table.hpp"
+#include "handlers.hpp"
+#include "messages.hpp"
+#include "preload_config.hpp"
+
+#include "handoff.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+namespace {
+
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+void after_fork_child() {
+    // The child inherits descriptors, not the duty to commit: it only
+    // reports the write errors it sees on a temp (child_errors.cpp).
+    // Another thread may have held a mutex at the fork: start them afresh.
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load());
+        bool temp = (e && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) || g_fds[fd].load() == kInherited;
+        if (g_fds[fd].load()) set_slot(fd, temp ? kInherited : 0);
+    }
+    memset(g_internal_refs, 0, sizeof g_internal_refs);
+    g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+    detail::lock_registry_after_fork();
+}
+
+void init_once() {
+    load_config();
+    import_pending();
+    identity_import();
+    pthread_atfork(nullptr, [] { g_children.store(true, std::memory_order_relaxed); }, after_fork_child);
+    g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
+}
+
+// Takes e off every number that lists it (a vfork child never gets here).
+void unlist(Entry *e, int end) {
+    for (int fd = 0; fd < end; ++fd)
+        if (entry_of(g_fds[fd].load(std::memory_order_acquire)) == e) set_slot(fd, 0);
+}
+
+}  // namespace
+
+void init_slow() { pthread_once(&g_once, init_once); }
+
+void exit_pending() {
+    // A vfork child has another pid and its parent's memory: it finds no
+    // entry of its own and touches nothing.
+    pid_t me = getpid();
+    int end = g_fd_end.load(std::memory_order_acquire);
+    bool mine = false;
+    for (int fd = 0; fd < end && !mine; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+        mine = e && e->opener == me;
+    }
+    if (!mine) return;
+    // _exit may run in a signal handler: never wait for a mutex. This thread
+    // interrupted inside the shim (its own g_mutex is recursive, so trylock
+    // would succeed), or another thread holding either mutex: abandon, as a
+    // kill would, but say so and leave nothing behind.
+    const bool shim_locked = t_inside == 0 && pthread_mutex_trylock(&g_mutex) == 0;
+    const bool registry_locked = shim_locked && detail::lock_registry_trylock();
+    for (int fd = 0; fd < end; ++fd) {
+        Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
+        if (!e || e->opener != me) continue;
+        unlist(e, end);
+        if (registry_locked) {
+            commit_at_exit(e);
+            continue;
+        }
+        detail::file_abandon(e->file);
+        message("wrap_lockfile: _exit while the shim was busy: '%s' not replaced, old content kept\n",
+                e->name ? e->name : wlf_file_target(e->file), "");
+    }
+    if (registry_locked) detail::lock_registry_unlock();
+    if (shim_locked) pthread_mutex_unlock(&g_mutex);
+}
+
+}  // namespace wrap_lockfile::shim
+
+using namespace wrap_lockfile::shim;
+
+__attribute__((constructor)) static void wrap_lockfile_shim_init() { init_slow(); }
+
+// Normal exit commits what this process still has pending (stdio first).
+__attribute__((destructor)) static void wrap_lockfile_shim_fini() {
+    // Replacements handed over by exec count even when this image has no
+    // rules of its own.
+    if (g_tracked.load() == 0) return;
+    fflush(nullptr);
+    // A child's stdout or stderr that is another process's pending temp:
+    // a failed buffered write is reported to the opener.
+    if (g_fds[1].load() == kInherited && ferror(stdout)) report_child_error(1, EIO);
+    if (g_fds[2].load() == kInherited && ferror(stderr)) report_child_error(2, EIO);
+    pid_t me = getpid();
+    for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
+        Entry *e;
+        {
+            Guard g;
+            e = entry_of(g_fds[fd].load());
+            if (!e || e->opener != me) continue;
+            for (int other = fd; other < kMaxFds; ++other)
+                if (entry_of(g_fds[other].load()) == e) set_slot(other, 0);
+        }
+        // libc's own writes from stdio buffers do not pass through our
+        // write(); the stream's error flag is the only trace of a failure.
+        FILE *std_stream = fd == 1 ? stdout : fd == 2 ? stderr : nullptr;
+        if ((e->stream && ferror(e->stream)) || (std_stream && ferror(std_stream)))
+            wlf_file_poison(e->file, EIO);
+        commit(e);
+    }
+}

@@ -1,0 +1,40 @@
+#include "messages.hpp"
+
+#include "preload_config.hpp"
+
+#include "handoff.hpp"
+#include "sysio.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+void message(const char *fmt, const char *a, const char *b) {
+    char line[WLF_PATH_MAX + 512];
+    int n = snprintf(line, sizeof line, fmt, a, b);
+    if (n < 0) return;
+    size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
+    sys::write_all(2, line, len);
+    if (g_config.log_fd >= 0 && g_config.log_fd != 2) sys::write_all(g_config.log_fd, line, len);
+}
+
+void log_line(const char *fmt, const char *a, const char *b) {
+    if (g_config.log_fd < 0) return;
+    char line[WLF_PATH_MAX + 512];
+    int n = snprintf(line, sizeof line, fmt, a, b);
+    if (n < 0) return;
+    size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
+    sys::write_all(g_config.log_fd, line, len);
+}
+
+void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size) {
+    wlf_error_format(&err, text, size);
+    if (err.step != WLF_STEP_LOCK || (rc != ETIMEDOUT && rc != EWOULDBLOCK)) return;
+    pid_t holder = detail::lock_file_holder(err.path);
+    size_t n = strlen(text);
+    if (holder > 0 && n < size) snprintf(text + n, size - n, " (held by pid %d)", static_cast<int>(holder));
+}
+
+}  // namespace wrap_lockfile::shim

@@ -1,0 +1,161 @@
+#include "open.hpp"
+
+#include "commit.hpp"
+#include "handlers.hpp"
+#include "messages.hpp"
+#include "preload_config.hpp"
+#include "unseen_close.hpp"
+
+#include "handoff.hpp"
+#include "long_path.hpp"
+#include "normalize.hpp"
+#include "replace_parts.hpp"
+#include "sysio.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+namespace {
+
+// What wlf_open takes; the rest (O_ASYNC, O_DIRECTORY…) cannot apply to a
+// replacement. O_NONBLOCK, O_NOCTTY, O_SYNC… reach pass-through targets.
+constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                           O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
+
+// Which rule applies to the file the symlink at `raw` leads to; its
+// resolved path goes to final[size].
+rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
+    bool exists;
+    struct stat st;
+    char resolved[WLF_PATH_MAX];
+    bool via_proc;
+    if (detail::resolve_target(raw, false, resolved, sizeof resolved, &exists, &st, &via_proc) || via_proc)
+        return rules::kNone;
+    if (detail::normalize_path("/", resolved, final, size)) return rules::kNone;
+    return rules::classify(&g_config.rules, final);
+}
+
+}  // namespace
+
+bool refuse_unbuildable(int rc, int dirfd, const char *path, bool link) {
+    if (rc != ENAMETOOLONG || judge_unbounded(&g_config.rules, dirfd, path, link) == Unbounded::plain) return false;
+    message("wrap_lockfile: '%s': %s\n", path,
+            link ? "a symbolic link whose absolute path is longer than PATH_MAX: cannot tell whether a rule matches "
+                   "its target, not writing it"
+                 : "a rule matches it, but its absolute path is longer than PATH_MAX, so it cannot be replaced "
+                   "atomically; not writing it");
+    errno = ENAMETOOLONG;
+    return true;
+}
+
+rules::Kind classify(const Paths &p, char *final, size_t size) {
+    rules::Kind kind = rules::classify(&g_config.rules, p.norm);
+    if (kind != rules::kNone) return kind;
+    struct stat st;
+    if (lstat(p.raw, &st) != 0 || !S_ISLNK(st.st_mode)) return rules::kNone;
+    return classify_link_target(p.raw, final, size);
+}
+
+int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
+    // A replacement whose descriptor was closed unseen is committed before
+    // this one looks at the file (appending to what it wrote, say).
+    if (g_tracked.load(std::memory_order_acquire) != 0) commit_unseen_closes();
+    wlf_write_options opt = g_config.options;
+    opt.lock_only = kind == rules::kLockOnly;
+    wlf_file *f = nullptr;
+    wlf_error err;  // filled on failure
+    err.code = 0;
+    int user = -1;
+    int rc = detail::file_open_split(p.raw, flags & kPassFlags, mode, &opt, &f, &user, &err);
+    if (rc) {
+        char text[WLF_PATH_MAX + 256];
+        describe_lock_failure(rc, err, text, sizeof text);
+        bool lock_step = err.step == WLF_STEP_LOCK;
+        if (lock_step && (rc == ETIMEDOUT || rc == EWOULDBLOCK)) {
+            // A lock wait that gave up must never look like a silent failure.
+            message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
+            rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
+        } else if (lock_step && rc == ENOLCK) {
+            // A lock file that is not one (a FIFO, a directory, a hard link):
+            // the program's own message could only name the target.
+            message("wrap_lockfile: cannot open '%s' for writing: %s\n", p.norm, text);
+        } else {
+            log_line("wrap_lockfile: open '%s' failed: %s\n", p.norm, text);
+        }
+        errno = rc;
+        return -1;
+    }
+    if (wlf_file_kind(f) == WLF_COMMIT_PASSTHROUGH) {
+        int fd = served(wlf_file_detach(f));
+        if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
+        return fd;
+    }
+    Entry *e = user < kMaxFds ? static_cast<Entry *>(malloc(sizeof(Entry))) : nullptr;
+    if (!e) {
+        sys::close(user);
+        wlf_discard(f);
+        errno = user < kMaxFds ? ENOMEM : EMFILE;
+        return -1;
+    }
+    *e = Entry{f, 1, detail::file_opener(f), nullptr, strdup(p.norm)};
+    served(user);
+    {
+        Guard g;
+        mark_internal(f, true);
+        set_slot(user, reinterpret_cast<uintptr_t>(e));
+    }
+    identity_add(f, p.norm);
+    log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
+    return user;
+}
+
+int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk open_with) {
+    Paths p;
+    bool have_paths = false;
+    rules::Kind kind;
+    if (g_config.slash_rules) {
+        if (int rc = make_paths(dirfd, path, &p))
+            return refuse_unbuildable(rc, dirfd, path, false) ? -1 : served(open_with(flags));
+        have_paths = true;
+        kind = rules::classify(&g_config.rules, p.norm);
+    } else {
+        // Name-only rules: the last component decides, no getcwd needed.
+        kind = rules::classify(&g_config.rules, path);
+    }
+    if (kind == rules::kExclude) return served(open_with(flags));
+    if (kind == rules::kNone) {
+        if (flags & O_NOFOLLOW) return served(open_with(flags));
+        // Unmatched: open it for real, but refuse to follow a final symlink;
+        // ELOOP then tells us (at no extra system call for plain files) that
+        // the path is a link whose target a rule may match.
+        int fd = open_with(flags | O_NOFOLLOW);
+        if (fd >= 0 || errno != ELOOP) return served(fd);
+        if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
+            return refuse_unbuildable(rc, dirfd, path, true) ? -1 : served(open_with(flags));
+        char final[WLF_PATH_MAX];
+        kind = classify_link_target(p.raw, final, sizeof final);
+        if (kind == rules::kNone || kind == rules::kExclude) return served(open_with(flags));
+        return open_pending(p, kind, flags, mode);
+    }
+    if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
+        return refuse_unbuildable(rc, dirfd, path, false) ? -1 : served(open_with(flags));
+    return open_pending(p, kind, flags, mode);
+}
+
+int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
+    Paths p;
+    char final[WLF_PATH_MAX];
+    if (int rc = make_paths(dirfd, path, &p)) return refuse_unbuildable(rc, dirfd, path, false) ? -1 : kNotMatched;
+    rules::Kind kind = classify(p, final, sizeof final);
+    if (kind == rules::kNone || kind == rules::kExclude) return kNotMatched;
+    return open_pending(p, kind, flags, mode);
+}
+
+}  // namespace wrap_lockfile::shim

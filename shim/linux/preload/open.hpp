@@ -1,0 +1,28 @@
+// Write-opens by path: the decision (replace, lock-only, pass) for the path
+// or its symlink target, and opening a pending replacement. open_write and
+// open_matched (handlers.hpp) are the entries; the rest serve stdio,
+// truncate and rename.
+#pragma once
+
+#include "paths.hpp"
+
+#include "rules.hpp"
+
+#include <sys/types.h>
+
+#include <cstddef>
+
+namespace wrap_lockfile::shim {
+
+// make_paths failed with `rc`: true (errno ENAMETOOLONG, one line on stderr)
+// when the open must be refused rather than done in place (long_path.hpp);
+// false: the caller passes it through, and the kernel gives its own error.
+bool refuse_unbuildable(int rc, int dirfd, const char *path, bool link);
+
+// Which rule applies to the path, or to the file a symlink at it leads to.
+rules::Kind classify(const Paths &p, char *final, size_t size);
+
+// Opens a pending replacement for an absolute path with a rule of `kind`.
+int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode);
+
+}  // namespace wrap_lockfile::shim

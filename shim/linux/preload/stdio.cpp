@@ -1,0 +1,88 @@
+// stdio opens of matched paths: fopen's mode as open flags, the FILE over the
+// replacement's descriptor; freopen keeps the FILE and its number.
+#include "commit.hpp"
+#include "fd_table.hpp"
+#include "handlers.hpp"
+
+#include "handoff.hpp"
+#include "sysio.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::shim {
+
+FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
+    int flags;
+    bool plus = strchr(mode, '+') != nullptr;
+    switch (mode[0]) {
+    case 'w': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC; break;
+    case 'a': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND; break;
+    case 'r': flags = O_RDWR; break;
+    default: return nullptr;
+    }
+    if (strchr(mode, 'x')) flags |= O_EXCL;
+    if (strchr(mode, 'e')) flags |= O_CLOEXEC;
+    int fd = open_matched(AT_FDCWD, path, flags, 0666);
+    if (fd == kNotMatched) return nullptr;
+    *matched = true;
+    if (fd < 0) return nullptr;
+    char m[4] = {mode[0] == 'x' ? 'w' : mode[0], plus ? '+' : '\0', '\0', '\0'};
+    FILE *fp = fdopen(fd, m);
+    if (fp) note_stream(fd, fp);
+    if (!fp) {
+        int e = errno;
+        Entry *last = detach(fd);
+        sys::close(fd);
+        if (last) {
+            identity_remove(last->file);
+            {
+                Guard g;
+                mark_internal(last->file, false);
+            }
+            wlf_discard(last->file);
+            free(last->name);
+            free(last);
+        }
+        errno = e;
+    }
+    return fp;
+}
+
+FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass) {
+    int old_fd = stream ? fileno(stream) : -1;
+    if (path && mode && mode[0] != 'r') {
+        bool matched = false;
+        int flags = (strchr(mode, '+') ? O_RDWR : O_WRONLY) | O_CREAT | (mode[0] == 'a' ? O_APPEND : O_TRUNC);
+        int fd = kNotMatched;
+        if (wants_write(flags)) fd = open_matched(AT_FDCWD, path, flags, 0666);
+        matched = fd != kNotMatched;
+        if (matched) {
+            if (fd < 0) return nullptr;
+            if (old_fd < 0) return fdopen(fd, mode);
+            // Keep the FILE and its descriptor number (freopen(…, stdout) is
+            // the common use): put the replacement's descriptor in its place.
+            fflush(stream);
+            int dupped = sys::dup3(fd, old_fd, 0);
+            if (dupped < 0) return nullptr;
+            drop_and_commit(old_fd);
+            attach(old_fd, fd);
+            note_stream(old_fd, stream);
+            close_fd([&]() { return sys::close(fd); }, fd);
+            clearerr(stream);
+            return stream;
+        }
+    }
+    if (old_fd >= 0 && tracked(old_fd)) fflush(stream);
+    Entry *last = old_fd >= 0 ? detach(old_fd) : nullptr;
+    FILE *fp = reinterpret_cast<FILE *>(pass());
+    int saved = errno;
+    if (last) commit(last);
+    errno = saved;
+    return fp;
+}
+
+}  // namespace wrap_lockfile::shim
