@@ -14,17 +14,20 @@
 // The opener's end of a replacement is told to them through a MAP_SHARED
 // page (one word per record): a child's copy of a record is valid while the
 // opener's word still holds its generation. A child's own replacements use a
-// page of its own. Across execve (identity_exec_env / identity_import, at the
-// end of this file) a child passes on what it still holds a descriptor of;
+// page of its own. Across execve (identity_exec_env / identity_import, in
+// identity_exec.cpp) a child passes on what it still holds a descriptor of;
 // the opener's own replacements are recorded again by the new image, which
 // takes them over.
 //
 // The core calls stat, lstat, statx and faccessat on the real target: those
 // calls come from this object (called_from_shim) and go straight to libc.
+#include "identity_records.hpp"
+
 #include "handlers.hpp"
+#include "paths.hpp"
+
 #include "handoff.hpp"
 #include "normalize.hpp"
-#include "paths.hpp"
 #include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -43,37 +46,15 @@ namespace wrap_lockfile::shim {
 // constinit: our constructor records hand-overs before dynamic initializers run.
 constinit std::atomic<int> g_pending{0};
 
+constinit Record g_records[kRecords]{};
+constinit std::atomic<int> g_high{0};
+pthread_mutex_t g_write = PTHREAD_MUTEX_INITIALIZER;
+
 namespace {
 
-// More pending replacements at once than this get no identity (they behave
-// as before: the path shows the old file until the commit).
-constexpr int kRecords = 128;
-
-struct Record {
-    std::atomic<uint32_t> gen;    // 0: free; else equal to *live while valid
-    std::atomic<uint32_t> *live;  // this record's word in its opener's page (null: see still_the_temp)
-    std::atomic<int> fd;
-    pid_t owner;  // the process whose replacement it is
-    const wlf_file *file;
-    dev_t dev;  // the temp's
-    ino_t ino;
-    Shown shown;
-    uint16_t target_base, opened_base;  // offsets of the last components
-    char target[WLF_PATH_MAX];          // normalized final target
-    char opened[WLF_PATH_MAX];          // normalized path opened, if not the target; else ""
-};
-
-constinit Record g_records[kRecords]{};
-constinit std::atomic<int> g_high{0};  // records at and above this index are free
 constinit std::atomic<uint32_t> *g_page = nullptr;
 constinit uint32_t g_next_gen = 0;
-pthread_mutex_t g_write = PTHREAD_MUTEX_INITIALIZER;
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
-
-struct WriteGuard {
-    WriteGuard() { pthread_mutex_lock(&g_write); }
-    ~WriteGuard() { pthread_mutex_unlock(&g_write); }
-};
 
 void after_fork_child() {
     // Inherited records keep pointing at the opener's page; new ones of the
@@ -97,9 +78,13 @@ bool still_the_temp(const Record &r) {
            st.st_nlink == 0;
 }
 
+}  // namespace
+
 bool valid(const Record &r, uint32_t gen) {
     return gen != 0 && (r.live ? r.live->load(std::memory_order_acquire) == gen : still_the_temp(r));
 }
+
+namespace {
 
 // A child's copy of a record whose opener has finished: forget it.
 void drop_stale(Record &r, uint32_t gen) {
@@ -118,17 +103,8 @@ void publish(Record &r) {
     r.gen.store(g_next_gen, std::memory_order_release);
 }
 
-// The real functions, for the calls made on the temp's behalf.
-using open_real = int (*)(const char *, int, ...);
-using fopen_real = FILE *(*)(const char *, const char *);
-using faccessat_real = int (*)(int, const char *, int, int);
-constinit std::atomic<fopen_real> g_fopen{nullptr};
-constinit std::atomic<faccessat_real> g_faccessat{nullptr};
+}  // namespace
 
-void proc_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
-
-// Fills and publishes a free record (callers hold g_write); with_page: its
-// validity is told by this process's page, else by its descriptor.
 void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Shown shown, const char *target,
                 const char *opened, bool with_page) {
     int slot = 0;
@@ -153,8 +129,6 @@ void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Sh
     publish(r);
     if (slot >= g_high.load(std::memory_order_relaxed)) g_high.store(slot + 1, std::memory_order_release);
 }
-
-}  // namespace
 
 bool called_from_shim(const void *caller) {
     auto *c = static_cast<const char *>(caller);
@@ -310,173 +284,6 @@ void identity_relocate(int from, int to) {
         r.fd.store(to, std::memory_order_release);
         publish(r);
     });
-}
-
-int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with) {
-    Pending p;
-    if ((flags & __O_TMPFILE) == __O_TMPFILE || !find_pending(dirfd, path, !(flags & O_NOFOLLOW), &p))
-        return open_with(flags);
-    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
-        errno = EEXIST;
-        return -1;
-    }
-    if (flags & O_DIRECTORY) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    // A new open file description of the temp (its own offset), at the
-    // number open(2) gives. O_NOFOLLOW would refuse the /proc link itself.
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
-    int fd = libc_open()(proc, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
-    if (fd < 0 && errno == ENOENT) return open_with(flags);  // no /proc: the old file, as before
-    if (fd >= 0 && !still_pending(p)) {
-        sys::close(fd);
-        return open_with(flags);
-    }
-    return fd;
-}
-
-FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
-    Pending p;
-    if (!find_pending(AT_FDCWD, path, true, &p)) return reinterpret_cast<FILE *>(pass());
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
-    FILE *fp = resolve(g_fopen, "fopen")(proc, mode);
-    if (!fp && errno == ENOENT) return reinterpret_cast<FILE *>(pass());
-    if (fp && !still_pending(p)) {
-        fclose(fp);
-        return reinterpret_cast<FILE *>(pass());
-    }
-    return fp;
-}
-
-int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
-    int saved = errno;
-    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc, mode, flags);
-    if ((r != 0 && errno == ENOENT) || !still_pending(p)) {
-        errno = saved;
-        return static_cast<int>(pass());
-    }
-    return r;
-}
-
-
-// ---- across execve: a child that execs keeps seeing its opener's pending
-// file through the descriptor it inherited (`prog` in `prog >> f` run by a
-// shell that opened f itself). Passed as lines of
-//   FD RDEV RINO SDEV SINO TLEN OLEN TARGET OPENED
-// in WRAP_LOCKFILE_VIEW; only anonymous temps, whose lack of a name tells the
-// new image that the replacement is still pending.
-
-namespace {
-
-constexpr char kViewVar[] = "WRAP_LOCKFILE_VIEW";
-constexpr int kScanFds = 256;  // where shells put redirections
-
-// A descriptor that survives execve and is r's temp, or -1.
-int inheritable_fd(const Record &r) {
-    for (int fd = 0; fd < kScanFds; ++fd) {
-        int fl = sys::fcntl(fd, F_GETFD);
-        if (fl < 0 || (fl & FD_CLOEXEC)) continue;
-        struct stat st;
-        if (fstat(fd, &st) == 0 && st.st_dev == r.dev && st.st_ino == r.ino && st.st_nlink == 0) return fd;
-    }
-    return -1;
-}
-
-}  // namespace
-
-char *const *identity_exec_env(char *const *envp) {
-    int fds[kRecords];
-    size_t need = sizeof kViewVar + 1;
-    int count = 0;
-    pid_t me = getpid();
-    int high = g_high.load(std::memory_order_acquire);
-    for (int i = 0; i < high; ++i) {
-        const Record &r = g_records[i];
-        uint32_t gen = r.gen.load(std::memory_order_acquire);
-        fds[i] = -1;
-        // This process's own replacements go along through exec_prepare.
-        if (!gen || r.owner == me || !valid(r, gen)) continue;
-        fds[i] = inheritable_fd(r);
-        if (fds[i] < 0 || strchr(r.target, '\n') || strchr(r.opened, '\n')) {
-            fds[i] = -1;
-            continue;
-        }
-        need += 128 + strlen(r.target) + strlen(r.opened);
-        ++count;
-    }
-    if (count == 0) return envp;
-    size_t n = 0;
-    while (envp && envp[n]) ++n;
-    auto **env = static_cast<char **>(malloc((n + 2) * sizeof(char *)));
-    char *var = static_cast<char *>(malloc(need));
-    if (!env || !var) {
-        free(env);
-        free(var);
-        return envp;  // the child sees the old file, as before
-    }
-    size_t len = static_cast<size_t>(snprintf(var, need, "%s=", kViewVar));
-    for (int i = 0; i < high; ++i) {
-        if (fds[i] < 0) continue;
-        const Record &r = g_records[i];
-        len += static_cast<size_t>(snprintf(var + len, need - len, "%d %lu %lu %lu %lu %zu %zu %s%s\n", fds[i],
-                                            static_cast<unsigned long>(r.dev), static_cast<unsigned long>(r.ino),
-                                            static_cast<unsigned long>(r.shown.dev),
-                                            static_cast<unsigned long>(r.shown.ino), strlen(r.target),
-                                            strlen(r.opened), r.target, r.opened));
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; ++i)
-        if (strncmp(envp[i], kViewVar, sizeof kViewVar - 1) != 0 || envp[i][sizeof kViewVar - 1] != '=')
-            env[k++] = envp[i];
-    env[k++] = var;
-    env[k] = nullptr;
-    return env;
-}
-
-void identity_exec_failed(char *const *env) {
-    size_t n = 0;
-    while (env[n]) ++n;
-    free(env[n - 1]);
-    free(const_cast<char **>(env));
-}
-
-void identity_import() {
-    const char *v = getenv(kViewVar);
-    if (!v) return;
-    for (const char *p = v; *p;) {
-        char *end;
-        unsigned long num[7];
-        const char *q = p;
-        bool ok = true;
-        for (unsigned long &x : num) {
-            x = strtoul(q, &end, 10);
-            ok = ok && end != q && *end == ' ';
-            q = ok ? end + 1 : q;
-        }
-        size_t tlen = num[5], olen = num[6];
-        if (!ok || tlen == 0 || tlen >= WLF_PATH_MAX || olen >= WLF_PATH_MAX || strnlen(q, tlen + olen) < tlen + olen)
-            break;
-        char target[WLF_PATH_MAX], opened[WLF_PATH_MAX];
-        memcpy(target, q, tlen);
-        target[tlen] = '\0';
-        memcpy(opened, q + tlen, olen);
-        opened[olen] = '\0';
-        int fd = static_cast<int>(num[0]);
-        struct stat st;
-        if (fstat(fd, &st) == 0 && st.st_dev == num[1] && st.st_ino == num[2] && st.st_nlink == 0) {
-            WriteGuard g;
-            add_record(nullptr, 0, fd, st.st_dev, st.st_ino, Shown{num[3], num[4]}, target, opened, false);
-        }
-        p = q + tlen + olen;
-        if (*p != '\n') break;
-        ++p;
-    }
-    unsetenv(kViewVar);
 }
 
 }  // namespace wrap_lockfile::shim

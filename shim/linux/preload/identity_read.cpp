@@ -1,0 +1,81 @@
+// Read-your-own-writes (identity.hpp): a read-open of a pending target opens
+// the temp (a new open file description, its own offset, through
+// /proc/self/fd), and access() answers for it; when /proc is missing or the
+// replacement finished meanwhile, the real call runs on the path as before.
+#include "identity_records.hpp"
+
+#include "handlers.hpp"
+
+#include "sysio.hpp"
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace wrap_lockfile::shim {
+
+namespace {
+
+// The real functions, for the calls made on the temp's behalf.
+using fopen_real = FILE *(*)(const char *, const char *);
+using faccessat_real = int (*)(int, const char *, int, int);
+constinit std::atomic<fopen_real> g_fopen{nullptr};
+constinit std::atomic<faccessat_real> g_faccessat{nullptr};
+
+void proc_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
+
+}  // namespace
+
+int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with) {
+    Pending p;
+    if ((flags & __O_TMPFILE) == __O_TMPFILE || !find_pending(dirfd, path, !(flags & O_NOFOLLOW), &p))
+        return open_with(flags);
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (flags & O_DIRECTORY) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    // A new open file description of the temp (its own offset), at the
+    // number open(2) gives. O_NOFOLLOW would refuse the /proc link itself.
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    int fd = libc_open()(proc, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
+    if (fd < 0 && errno == ENOENT) return open_with(flags);  // no /proc: the old file, as before
+    if (fd >= 0 && !still_pending(p)) {
+        sys::close(fd);
+        return open_with(flags);
+    }
+    return fd;
+}
+
+FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
+    Pending p;
+    if (!find_pending(AT_FDCWD, path, true, &p)) return reinterpret_cast<FILE *>(pass());
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    FILE *fp = resolve(g_fopen, "fopen")(proc, mode);
+    if (!fp && errno == ENOENT) return reinterpret_cast<FILE *>(pass());
+    if (fp && !still_pending(p)) {
+        fclose(fp);
+        return reinterpret_cast<FILE *>(pass());
+    }
+    return fp;
+}
+
+int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
+    char proc[64];
+    proc_path(p.fd, proc, sizeof proc);
+    int saved = errno;
+    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc, mode, flags);
+    if ((r != 0 && errno == ENOENT) || !still_pending(p)) {
+        errno = saved;
+        return static_cast<int>(pass());
+    }
+    return r;
+}
+
+}  // namespace wrap_lockfile::shim
