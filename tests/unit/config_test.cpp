@@ -1,9 +1,11 @@
-// Unit tests for the shim's configuration parsing in the core's C layer:
-// globs (rules.hpp), the rules file (config_file.hpp), the timeout grammar
-// (timeout.hpp). The glob matcher is compared with the backtracking matcher
+// Unit tests for the shim's configuration parsing (shim/common): globs
+// (rules.hpp), the rules file (config_file.hpp), the settings schema that the
+// preload object and the launcher share (config.hpp), and the core's timeout
+// grammar (timeout.hpp). The glob matcher is compared with the backtracking matcher
 // it replaced, which is kept here as the reference of the semantics.
 #include <gtest/gtest.h>
 
+#include "config.hpp"
 #include "config_file.hpp"
 #include "internal.hpp"
 #include "normalize.hpp"
@@ -23,6 +25,7 @@
 
 namespace rules = wrap_lockfile::rules;
 namespace detail = wrap_lockfile::detail;
+namespace config = wrap_lockfile::config;
 
 namespace {
 
@@ -308,4 +311,60 @@ TEST(Timeout, NanosecondsClampedNeverOverflow) {
     EXPECT_EQ(detail::timeout_ns(__builtin_nan("")), 0);
     EXPECT_EQ(detail::timeout_ns(1e10), detail::kMaxTimeoutSeconds * 1000000000);
     EXPECT_EQ(detail::timeout_ns(__builtin_inf()), detail::kMaxTimeoutSeconds * 1000000000);
+}
+
+// One parser per setting, for the preload object (which ignores a bad value)
+// and the launcher (which refuses it): a value is stored only when valid, and
+// both word a bad one the same way.
+TEST(Settings, ValidValuesStored) {
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    char why[256];
+    ASSERT_EQ(config::parse_timeout("2.5", &opt, why, sizeof why), 0);
+    EXPECT_TRUE(opt.lock.has_timeout);
+    EXPECT_DOUBLE_EQ(opt.lock.timeout, 2.5);
+    ASSERT_EQ(config::parse_fsync("none", &opt, why, sizeof why), 0);
+    EXPECT_EQ(opt.durability, WLF_DURABILITY_NONE);
+    ASSERT_EQ(config::parse_fsync("full", &opt, why, sizeof why), 0);
+    EXPECT_EQ(opt.durability, WLF_DURABILITY_FULL);
+    ASSERT_EQ(config::parse_lock_backend("dotlock", &opt, why, sizeof why), 0);
+    EXPECT_EQ(opt.lock.backend, WLF_LOCK_DOTLOCK);
+    ASSERT_EQ(config::parse_keep_lock_files("1", &opt, why, sizeof why), 0);
+    EXPECT_EQ(opt.lock.keep_lock_file, 1);
+}
+
+TEST(Settings, BadValuesLeaveDefaultsAndAreNamed) {
+    wlf_write_options opt, defaults;
+    wlf_write_options_init(&opt);
+    wlf_write_options_init(&defaults);
+    char why[256];
+    EXPECT_EQ(config::parse_timeout("1e3", &opt, why, sizeof why), EINVAL);
+    EXPECT_NE(std::string(why).find("invalid timeout '1e3'"), std::string::npos) << why;
+    EXPECT_EQ(config::parse_timeout("10000000000", &opt, why, sizeof why), ERANGE);
+    EXPECT_NE(std::string(why).find("is too large"), std::string::npos) << why;
+    EXPECT_EQ(config::parse_fsync("sometimes", &opt, why, sizeof why), EINVAL);
+    EXPECT_NE(std::string(why).find("expected full or none"), std::string::npos) << why;
+    EXPECT_EQ(config::parse_lock_backend("fcntl", &opt, why, sizeof why), EINVAL);
+    EXPECT_NE(std::string(why).find("expected flock, dotlock or none"), std::string::npos) << why;
+    EXPECT_EQ(config::parse_keep_lock_files("yes", &opt, why, sizeof why), EINVAL);
+    EXPECT_NE(std::string(why).find("expected 1 or 0"), std::string::npos) << why;
+    EXPECT_EQ(opt.lock.has_timeout, defaults.lock.has_timeout);
+    EXPECT_EQ(opt.durability, defaults.durability);
+    EXPECT_EQ(opt.lock.backend, defaults.lock.backend);
+    EXPECT_EQ(opt.lock.keep_lock_file, defaults.lock.keep_lock_file);
+    // A long value is cut, never overflows the line.
+    std::string long_value(1000, 'x');
+    EXPECT_EQ(config::parse_fsync(long_value.c_str(), &opt, why, sizeof why), EINVAL);
+    EXPECT_LT(strlen(why), sizeof why);
+}
+
+TEST(Settings, GlobListsNameTheirVariablesAndOptions) {
+    ASSERT_EQ(std::size(config::kGlobLists), 3u);
+    EXPECT_STREQ(config::kGlobLists[0].var, "WRAP_LOCKFILE_RULES");
+    EXPECT_STREQ(config::kGlobLists[0].option, "--rule");
+    EXPECT_EQ(config::kGlobLists[0].kind, rules::kReplace);
+    EXPECT_STREQ(config::kGlobLists[1].var, "WRAP_LOCKFILE_LOCK_ONLY");
+    EXPECT_EQ(config::kGlobLists[1].kind, rules::kLockOnly);
+    EXPECT_STREQ(config::kGlobLists[2].var, "WRAP_LOCKFILE_EXCLUDE");
+    EXPECT_EQ(config::kGlobLists[2].kind, rules::kExclude);
 }

@@ -3,13 +3,10 @@
 #include "fd_table.hpp"
 #include "messages.hpp"
 
+#include "config.hpp"
 #include "config_file.hpp"
 #include "internal.hpp"
-#include "lock_choice.hpp"
-#include "sysio.hpp"
-#include "timeout.hpp"
 
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -31,13 +28,7 @@ void bad_variable(const char *var, const char *detail) {
 // A variable or file that cannot be used adds no rule at all (never some of
 // them), and says so in one line.
 void load_rules(const char *cwd) {
-    struct {
-        const char *var;
-        rules::Kind kind;
-    } lists[] = {{"WRAP_LOCKFILE_RULES", rules::kReplace},
-                 {"WRAP_LOCKFILE_LOCK_ONLY", rules::kLockOnly},
-                 {"WRAP_LOCKFILE_EXCLUDE", rules::kExclude}};
-    for (auto &l : lists) {
+    for (const config::GlobList &l : config::kGlobLists) {
         const char *v = getenv(l.var);
         if (!v || !*v) continue;
         const char *bad = nullptr;
@@ -49,45 +40,31 @@ void load_rules(const char *cwd) {
             bad_variable(l.var, detail);
         }
     }
-    if (const char *path = getenv("WRAP_LOCKFILE_CONFIG"); path && *path) {
+    if (const char *path = getenv(config::kConfigVar); path && *path) {
         rules::ConfigError err;
         if (rules::add_config_file(&g_config.rules, path, cwd, &err) != 0) {
             char detail[WLF_PATH_MAX + 256];
-            bad_variable("WRAP_LOCKFILE_CONFIG", rules::format_config_error(path, &err, detail, sizeof detail));
+            bad_variable(config::kConfigVar, rules::format_config_error(path, &err, detail, sizeof detail));
         }
     }
 }
 
+// One setting: a bad value is ignored (the default stays) and named.
+void load_setting(const char *var, int (*parse)(const char *, wlf_write_options *, char *, size_t)) {
+    const char *v = getenv(var);
+    if (!v || !*v) return;
+    char why[256];
+    if (parse(v, &g_config.options, why, sizeof why) != 0) bad_variable(var, why);
+}
+
 void load_options() {
     wlf_write_options_init(&g_config.options);
-    if (const char *t = getenv("WRAP_LOCKFILE_TIMEOUT"); t && *t) {
-        double v;
-        if (int rc = detail::parse_timeout(t, &v); rc == 0) {
-            g_config.options.lock.has_timeout = 1;
-            g_config.options.lock.timeout = v;
-        } else {
-            // Ignored means no timeout: waiting for the lock loses nothing.
-            char text[256];
-            snprintf(text, sizeof text, rc == ERANGE ? "timeout '%.40s' is too large (%s)" : "invalid timeout '%.40s' (%s)",
-                     t, detail::kTimeoutGrammar);
-            bad_variable("WRAP_LOCKFILE_TIMEOUT", text);
-        }
-    }
+    // An ignored timeout means none: waiting for the lock loses nothing.
+    load_setting(config::kTimeoutVar, config::parse_timeout);
     // Unset: flock, and lock files are kept on shared file systems (core).
-    if (const char *b = getenv("WRAP_LOCKFILE_LOCK_BACKEND"); b && *b) {
-        if (!detail::parse_lock_backend(b, &g_config.options.lock.backend))
-            bad_variable("WRAP_LOCKFILE_LOCK_BACKEND", "expected flock, dotlock or none");
-    }
-    if (const char *k = getenv("WRAP_LOCKFILE_KEEP_LOCK_FILES"); k && *k) {
-        if (!detail::parse_keep_lock_files(k, &g_config.options.lock.keep_lock_file))
-            bad_variable("WRAP_LOCKFILE_KEEP_LOCK_FILES", "expected 1 or 0");
-    }
-    if (const char *s = getenv("WRAP_LOCKFILE_FSYNC"); s && *s) {
-        if (strcmp(s, "none") == 0)
-            g_config.options.durability = WLF_DURABILITY_NONE;
-        else if (strcmp(s, "full") != 0)
-            bad_variable("WRAP_LOCKFILE_FSYNC", "expected 'full' or 'none'");
-    }
+    load_setting(config::kLockBackendVar, config::parse_lock_backend);
+    load_setting(config::kKeepLockFilesVar, config::parse_keep_lock_files);
+    load_setting(config::kFsyncVar, config::parse_fsync);
     // Our descriptors live high up, so that the program still gets the
     // lowest free numbers and its dup2() to small fixed numbers is unaffected.
     struct rlimit rl;
@@ -95,13 +72,13 @@ void load_options() {
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
         floor = static_cast<int>(rl.rlim_cur * 3 / 4);
     g_config.options.fd_floor = floor;
-    if (const char *l = getenv("WRAP_LOCKFILE_LOG"); l && *l) {
-        if (strcmp(l, "stderr") == 0) {
+    if (const char *l = getenv(config::kLogVar); l && *l) {
+        if (strcmp(l, config::kLogToStderr) == 0) {
             g_config.log_fd = 2;
         } else {
-            int fd = sys::open(l, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+            int fd = config::open_log(l);
             if (fd < 0)
-                bad_variable("WRAP_LOCKFILE_LOG", strerror(errno));
+                bad_variable(config::kLogVar, strerror(errno));
             else
                 g_config.log_fd = detail::raise_fd(fd, floor);
             set_slot(g_config.log_fd, kInternal);
@@ -112,13 +89,12 @@ void load_options() {
 // True when rules from the environment may be relative paths, which are
 // made absolute against the working directory.
 bool rules_need_cwd() {
-    const char *vars[] = {"WRAP_LOCKFILE_RULES", "WRAP_LOCKFILE_LOCK_ONLY", "WRAP_LOCKFILE_EXCLUDE"};
-    for (const char *var : vars) {
-        const char *v = getenv(var);
+    for (const config::GlobList &l : config::kGlobLists) {
+        const char *v = getenv(l.var);
         if (v && strchr(v, '/')) return true;
     }
-    const char *config = getenv("WRAP_LOCKFILE_CONFIG");
-    return config && *config;
+    const char *file = getenv(config::kConfigVar);
+    return file && *file;
 }
 
 }  // namespace
