@@ -9,6 +9,7 @@
 
 #include "elf_check.hpp"
 #include "handoff.hpp"
+#include "path_search.hpp"
 #include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -83,7 +84,7 @@ namespace {
 
 bool env_has_preload(char *const *envp) {
     for (char *const *e = envp; e && *e; ++e)
-        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, "libwrap_lockfile_preload")) return true;
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, WLF_PRELOAD_NAME)) return true;
     return false;
 }
 
@@ -94,18 +95,8 @@ bool program_loads_preload(const char *program, ExecLookup how) {
     char found[WLF_PATH_MAX];
     const char *path = program;
     if (how == ExecLookup::search && !strchr(program, '/')) {
-        const char *dirs = getenv("PATH");
-        if (!dirs) dirs = "/bin:/usr/bin";
-        path = nullptr;
-        for (const char *d = dirs; !path;) {
-            const char *end = strchr(d, ':');
-            size_t len = end ? static_cast<size_t>(end - d) : strlen(d);
-            int n = snprintf(found, sizeof found, "%.*s%s%s", static_cast<int>(len), d, len ? "/" : "", program);
-            if (n > 0 && static_cast<size_t>(n) < sizeof found && access(found, X_OK) == 0) path = found;
-            if (!end) break;
-            d = end + 1;
-        }
-        if (!path) return true;  // execvp will fail and say so
+        if (search_path(program, found, sizeof found) != 0) return true;  // execvp will fail and say so
+        path = found;
     }
     // Everything the loader judges: set-id, capabilities, static, another
     // ELF class or machine (a 32-bit program from a 64-bit shell), another
