@@ -1,7 +1,7 @@
 // C++ API: exceptions and RAII over the C layer.
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
-#include "handoff.hpp"  // lock_file_holder
+#include "lock_internal.hpp"  // lock_file_holder
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,0 +1,49 @@
+// What the rest of the library (the replacement, the hand-over, the C++ API
+// and the shim's messages) needs of a lock beyond the C API. Internal to the
+// project; not part of the C API.
+#pragma once
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/types.h>
+
+namespace wrap_lockfile::detail {
+
+// A lock taken to look at a path before knowing it is the final target
+// (wlf_open's lock-first attempt): lock_acquire_probe takes only a lock file
+// it creates itself (EEXIST otherwise, without waiting or locking anything
+// of somebody else's); the caller keeps it as its lock, or
+// lock_release_probe gives it up, removing the file (even with keep_lock_file).
+int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out);
+void lock_release_probe(wlf_lock *lock);
+
+// For a replacement that reaches its directory by path: whether the lock
+// has a file at all (flock or dotlock), and whether that path still names
+// the file we hold (false after the directory was renamed or replaced).
+bool lock_has_file(const wlf_lock *lock);
+bool lock_file_still_ours(const wlf_lock *lock);
+
+// wlf_lock_release for a caller that knows it is the process that locked
+// (spares the getpid that keeps forked children from releasing).
+int lock_release_by_owner(wlf_lock *lock, wlf_error *err);
+
+// The process that locked (asked when locking); 0 without a lock file.
+pid_t lock_owner(const wlf_lock *lock);
+
+// The pid holding the lock file at `lock_path` (wlf_lock_holder without the
+// ".lock" to add), 0 if unknown.
+pid_t lock_file_holder(const char *lock_path);
+
+// The program is about to dup2() onto descriptor `from`, which the lock
+// owns: it uses `to`, a copy the caller made, from now on.
+void lock_relocate_fd(wlf_lock *lock, int from, int to);
+
+// For the shim's _exit/_Exit (file_abandon, file_commit_at_exit): removes
+// the lock file (only while it still names the inode this process holds)
+// and unlocks the open file description (children may share it); a
+// reference shared with another pending replacement only drops its count
+// (lock_release_at_exit). Nothing is freed; only async-signal-safe calls.
+void lock_abandon(const wlf_lock *lock);
+void lock_release_at_exit(const wlf_lock *lock);
+
+}  // namespace wrap_lockfile::detail

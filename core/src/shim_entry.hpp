@@ -1,0 +1,61 @@
+// Entry points for the shim beyond the C API: a replacement whose
+// descriptor has the number open(2) would have given, and what fork, dup2,
+// rename and _exit do to pending replacements and locks. Internal to the
+// project; not part of the C API.
+#pragma once
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/types.h>
+
+namespace wrap_lockfile::detail {
+
+// wlf_open for the shim: the program's descriptor is the temp itself at the
+// number open(2) would have given (close-on-exec only if flags has
+// O_CLOEXEC), returned in *caller_fd and owned by the caller; the replacement
+// keeps its own duplicate at or above opt->fd_floor. For pass-through targets
+// *caller_fd is -1 and wlf_file_detach hands out the descriptor as usual.
+int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
+                    int *caller_fd, wlf_error *err);
+
+// wlf_commit for the shim, which has just checked that it is the opener.
+int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);
+
+// The process that opened f (the lock's owner, which was asked when locking).
+pid_t file_opener(const wlf_file *f);
+
+// For a forked child of a multi-threaded parent: the registry's mutex may
+// have been held by another thread at the fork.
+void lock_registry_after_fork();
+
+// The program is about to dup2() onto descriptor `from`, which f (or its
+// lock) owns: f uses `to`, a copy the caller made, from now on.
+void file_relocate_fd(wlf_file *f, int from, int to);
+
+// For the shim's _exit/_Exit: the process ends now without committing; the
+// kernel drops the temp's inode and the lock with it, but not the names a
+// normal release removes. file_abandon unlinks a named temp and, via
+// lock_abandon, the lock file (only while it still names the inode this
+// process holds) and unlocks the open file description (children may share
+// it). Nothing is freed; only async-signal-safe system calls; idempotent.
+void file_abandon(wlf_file *f);
+
+// Whether `target`'s lock file is flock()ed by this very process through an
+// open file description the library does not hold: the program's own lock
+// (git-style `X.lock` it then renames onto X). The shim's rename, which
+// locks X.lock, would wait for it forever. One lstat and a read of
+// /proc/locks (false when that cannot be read).
+bool lock_held_by_program(const char *target);
+
+// For the shim's _exit/_Exit in the opener: commits f like wlf_commit (the
+// same steps, the same error in *err), then removes a failed commit's named
+// temp and releases the lock as lock_abandon does (a reference shared with
+// another pending replacement only drops its count). Frees nothing and
+// takes no mutex: only async-signal-safe calls. The caller holds the lock
+// registry's mutex through lock_registry_trylock (never blocking: _exit may
+// run in a signal handler that interrupted the registry's holder).
+int file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err);
+bool lock_registry_trylock();
+void lock_registry_unlock();
+
+}  // namespace wrap_lockfile::detail
