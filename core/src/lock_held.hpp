@@ -1,0 +1,69 @@
+// The state behind a wlf_lock handle, shared by its C API (lock.cpp), the
+// nesting registry (lock_registry.cpp), the flock backend (posix/flock.cpp)
+// and what fork, exec and _exit do to a lock (posix/lock_process.cpp).
+#pragma once
+
+#include "lock_file.hpp"  // LockFileOwner
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <pthread.h>
+#include <sys/types.h>
+
+namespace wrap_lockfile::detail {
+
+// The real lock, shared by nested handles of one thread.
+struct Held {
+    int backend;
+    int fd;          // flock: the locked descriptor; else -1
+    dev_t dev;
+    ino_t ino;
+    pid_t owner_pid;  // a forked child must not release its parent's lock
+    pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
+    int depth;
+    bool keep;              // keep_lock_file: never remove it
+    bool shared;            // on a shared file system: the lock file stays (shared_fs.hpp)
+    LockFileOwner owner;    // flock: whether the release may remove the file
+    bool at_path;           // just checked: the path still names our file
+    Held *next;
+    char path[WLF_PATH_MAX];
+};
+
+// ---- the nesting registry (lock_registry.cpp) ----
+
+// Returns the held lock for this identity if this thread owns it (depth++).
+Held *registry_nest(dev_t dev, ino_t ino);
+void registry_add(Held *h);
+// depth--; returns true when the caller must release the real lock.
+bool registry_drop(Held *h);
+// Whether this process holds any lock the registry knows: lets an
+// acquisition skip the nesting check (an lstat and two ids) when it holds none.
+bool registry_in_use();
+// The record of this process for the locked descriptor fd on (dev, ino),
+// with one more reference (depth++); nullptr if there is none.
+Held *registry_share(int fd, dev_t dev, ino_t ino);
+// Whether a lock of this process's library is on (dev, ino).
+bool registry_holds(dev_t dev, ino_t ino);
+
+// ---- the flock backend (posix/flock.cpp) ----
+
+// Locks the lock file at the absolute `path` as `opt` says and fills h's fd,
+// identity and owner. `probe`: only a lock file this call creates will do.
+int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err);
+int flock_release(Held *h, wlf_error *err);
+// On a shared file system the lock file is never unlinked (h->shared, and
+// h->keep with it). Called with the verified descriptor.
+void keep_on_shared_fs(int fd, Held *h);
+// Whether h's path still names the file we hold: after its directory was
+// renamed or replaced it may name somebody else's lock file, which must not
+// be removed.
+bool still_at_path(const Held *h);
+// Whether the release removes h's file (while its path still names it): a
+// dotlock always, a flock file if it is ours and not kept.
+bool removes_file(const Held *h);
+
+}  // namespace wrap_lockfile::detail
+
+struct wlf_lock {
+    wrap_lockfile::detail::Held *held;
+};

@@ -1,0 +1,154 @@
+// The flock backend of "<target>.lock", with the verified cleanup protocol
+// (lock.cpp): lock, then check that the descriptor is still the file the
+// path names; the release unlinks (when the file is ours) before unlocking.
+#include "internal.hpp"
+#include "lock_file.hpp"
+#include "lock_held.hpp"
+#include "shared_fs.hpp"
+#include "sysio.hpp"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+using namespace wrap_lockfile;
+using detail::fail;
+using detail::Held;
+using detail::LockFileOwner;
+
+namespace {
+
+constexpr int kMaxVerifyRetries = 1000;
+
+struct FlockTry {
+    int fd;
+};
+
+int flock_try(void *ctx) {
+    int fd = static_cast<FlockTry *>(ctx)->fd;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+    return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
+}
+
+// ---- shared file systems (README "Shared file systems") ----
+
+// Whether a lookup of the lock file that failed with `err` is worth another
+// round: ESTALE anywhere, ENOENT only where a cache can invent it.
+bool retry_cached_lookup(detail::StaleRetry &stale, int err, const char *lock_path) {
+    if (err == ENOENT && !detail::is_shared_fs_parent(lock_path)) return false;
+    return stale.again(err);
+}
+
+}  // namespace
+
+namespace wrap_lockfile::detail {
+
+// On a shared file system the lock file is never unlinked: a waiter on
+// another client verifies (dev, ino, nlink) against cached attributes that
+// can still vouch for the unlinked inode, and two holders result. Kept,
+// every client locks the one inode. Called with the verified descriptor.
+void keep_on_shared_fs(int fd, Held *h) {
+    h->shared = detail::is_shared_fs_fd(fd);
+    if (h->shared) h->keep = true;
+}
+
+int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err) {
+    // One deadline for all verification retries: a waiter that keeps waking
+    // on lock files unlinked by a cycling holder must still time out on time.
+    const bool timed = opt->has_timeout && opt->timeout > 0;
+    const int64_t deadline = timed ? detail::monotonic_ns() + detail::timeout_ns(opt->timeout) : 0;
+    // Without a timeout we wait as long as it takes, however often a busy
+    // holder's unlink sends us back; a single try (timeout <= 0) gives up
+    // after kMaxVerifyRetries such rounds, as contention.
+    bool writable = false;
+    detail::StaleRetry stale;
+    for (int attempt = 0;; ++attempt) {
+        if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, WLF_STEP_LOCK, "lock", path);
+        int raw = -1;
+        bool created = false;
+        const char *op = nullptr;
+        // `probe`: only a lock file this open creates will do (EEXIST otherwise).
+        if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) {
+            if (retry_cached_lookup(stale, rc, path)) continue;
+            return fail(err, rc, WLF_STEP_LOCK, op, path);
+        }
+        sys::UniqueFd fd(raw);
+        int rc;
+        if (!opt->has_timeout) {
+            while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR && !opt->interruptible) {
+            }
+            rc = rc == 0 ? 0 : errno;
+        } else {
+            FlockTry ctx{fd.get()};
+            double left = timed ? static_cast<double>(deadline - detail::monotonic_ns()) / 1e9 : opt->timeout;
+            // Past the deadline on a retry: one last try, then ETIMEDOUT.
+            rc = detail::poll_until(flock_try, &ctx, true, timed && left <= 0 ? 1e-9 : left);
+        }
+        if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
+        // NFS emulates flock with a byte-range lock, which wants a descriptor
+        // open for writing: open the existing file read-write instead (that
+        // changes nothing in it either).
+        if (rc == EBADF && !created && !writable) {
+            writable = true;
+            continue;
+        }
+        if (rc == ESTALE && stale.again(rc)) continue;  // unlinked by another client
+        if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "flock", path);
+
+        struct stat fs, ps;
+        if (fstat(fd.get(), &fs) != 0) {
+            if (errno == ESTALE && stale.again(ESTALE)) continue;
+            return fail(err, errno, WLF_STEP_LOCK, "fstat lock file", path);
+        }
+        if (lstat(path, &ps) != 0) {
+            if (errno == ENOENT) continue;  // released and unlinked under us: retry
+            if (errno == ESTALE && stale.again(ESTALE)) continue;
+            return fail(err, errno, WLF_STEP_LOCK, "stat lock file", path);
+        }
+        if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
+
+        // Locked and verified: a file we did not create is ours only if it
+        // carries the marker (an earlier holder killed before its release).
+        h->owner = created ? LockFileOwner::created
+                   : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
+                                                     : LockFileOwner::foreign;
+        keep_on_shared_fs(fd.get(), h);
+        h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
+        h->dev = fs.st_dev;
+        h->ino = fs.st_ino;
+        return 0;
+    }
+}
+
+// Whether h's path still names the file we hold: after its directory was
+// renamed or replaced it may name somebody else's lock file, which must not
+// be removed.
+bool still_at_path(const Held *h) {
+    struct stat st;
+    return lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
+// Whether the release removes h's file (while its path still names it): a
+// dotlock always, a flock file if it is ours and not kept.
+bool removes_file(const Held *h) {
+    if (h->backend == WLF_LOCK_DOTLOCK) return true;
+    return h->owner != LockFileOwner::foreign && !h->keep;
+}
+
+int flock_release(Held *h, wlf_error *err) {
+    int rc = 0;
+    if (removes_file(h) && (h->at_path || still_at_path(h)) && unlink(h->path) != 0 && errno != ENOENT &&
+        h->owner == LockFileOwner::created)
+        // An earlier holder's file that we may not remove (the directory
+        // became read-only) stays: the lock itself was good.
+        rc = fail(err, errno, WLF_STEP_UNLOCK, "unlink lock file", h->path);
+    // Unlock the open file description itself: children that inherited the
+    // descriptor must not keep the lock alive.
+    flock(h->fd, LOCK_UN);
+    sys::close(h->fd);
+    return rc;
+}
+
+}  // namespace wrap_lockfile::detail

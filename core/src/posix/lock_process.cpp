@@ -1,0 +1,106 @@
+// What execve, dup2 and _exit do to a lock the shim holds for a program:
+// adopted from an inherited descriptor after exec, moved aside for a dup2,
+// abandoned or released at _exit, and whether a lock file is the program's
+// own (handoff.hpp, shim_entry.hpp).
+#include "handoff.hpp"
+#include "internal.hpp"
+#include "lock_held.hpp"
+#include "lock_internal.hpp"
+#include "shim_entry.hpp"
+
+#include <pthread.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+using namespace wrap_lockfile;
+using detail::Held;
+using detail::LockFileOwner;
+
+int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, int owner, wlf_lock **out) {
+    if (owner < static_cast<int>(LockFileOwner::foreign) || owner > static_cast<int>(LockFileOwner::stale))
+        return EINVAL;
+    struct stat fs, ps;
+    if (fstat(fd, &fs) != 0) return errno;
+    // Only a descriptor that still names the lock file is the lock.
+    if (lstat(lock_path, &ps) != 0) return errno;
+    if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino || fs.st_nlink == 0) return ESTALE;
+    size_t n = strlen(lock_path);
+    if (n + 1 > WLF_PATH_MAX) return ENAMETOOLONG;
+    auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    if (!handle) return ENOMEM;
+    // Two replacements of one file handed over together share the lock
+    // descriptor: one record, two references (else the first commit would
+    // unlock, and the second close a descriptor twice).
+    if (Held *h = detail::registry_share(fd, fs.st_dev, fs.st_ino)) {
+        handle->held = h;
+        *out = handle;
+        return 0;
+    }
+    auto *h = static_cast<Held *>(malloc(sizeof(Held)));
+    if (!handle || !h) {
+        free(handle);
+        free(h);
+        return ENOMEM;
+    }
+    memcpy(h->path, lock_path, n + 1);
+    h->backend = WLF_LOCK_FLOCK;
+    h->fd = fd;
+    h->dev = fs.st_dev;
+    h->ino = fs.st_ino;
+    h->owner_pid = getpid();
+    h->owner_thread = pthread_self();
+    h->depth = 1;
+    h->keep = keep;
+    detail::keep_on_shared_fs(fd, h);  // a lock handed over across exec stays shared
+    h->owner = static_cast<LockFileOwner>(owner);
+    h->at_path = false;
+    h->next = nullptr;
+    detail::registry_add(h);
+    handle->held = h;
+    *out = handle;
+    return 0;
+}
+
+void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
+    const Held *h = lock ? lock->held : nullptr;
+    if (!h || h->owner_pid != getpid()) return;
+    // A dotlock is its file; a flock file goes if it is ours and not kept.
+    // Unlink only while the name is still our inode (so a second call, or a
+    // lock file somebody else has created since, is left alone), then unlock.
+    if (detail::removes_file(h) && detail::still_at_path(h)) unlink(h->path);
+    if (h->fd >= 0) flock(h->fd, LOCK_UN);
+}
+
+bool wrap_lockfile::detail::lock_held_by_program(const char *target) {
+    char path[WLF_PATH_MAX];
+    if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return false;
+    memcpy(path + strlen(path), ".lock", 6);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    const pid_t me = getpid();
+    if (detail::flock_holder(st.st_dev, st.st_ino) != me) return false;
+    // Held by this process, but maybe by the library itself (another
+    // thread's pending replacement): then the wait is a real one.
+    return !detail::registry_holds(st.st_dev, st.st_ino);
+}
+
+void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
+    Held *h = lock ? lock->held : nullptr;
+    if (!h || h->owner_pid != getpid()) return;
+    // A reference of two replacements sharing the lock: the other one's
+    // commit, still to come, releases it.
+    if (h->depth > 1) {
+        --h->depth;
+        return;
+    }
+    lock_abandon(lock);
+}
+
+void wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
+    if (lock && lock->held && lock->held->fd == from) lock->held->fd = to;
+}
