@@ -1,0 +1,156 @@
+// The hand-over token of a pending replacement across execve (handoff.hpp):
+// its state as comma-separated fields, the paths hex-encoded; and the
+// rebuilding of a wlf_file from it in the next program image.
+#include "handoff.hpp"
+#include "internal.hpp"
+#include "lock_internal.hpp"
+#include "replace_parts.hpp"
+#include "replacement.hpp"
+#include "sysio.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace wrap_lockfile;
+using detail::at_fd;
+
+namespace {
+
+int put_hex(char *&p, char *end, const char *str) {
+    static const char digits[] = "0123456789abcdef";
+    for (const unsigned char *s = reinterpret_cast<const unsigned char *>(str); *s; ++s) {
+        if (end - p < 3) return ENAMETOOLONG;
+        *p++ = digits[*s >> 4];
+        *p++ = digits[*s & 15];
+    }
+    return 0;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+// Reads the next ','-separated field of [*p, end) into out (hex-decoded if asked).
+int get_field(const char *&p, const char *end, char *out, size_t size, bool hex) {
+    const char *q = p;
+    while (q < end && *q != ',') ++q;
+    size_t n = static_cast<size_t>(q - p);
+    if (hex) {
+        if (n % 2 || n / 2 + 1 > size) return EINVAL;
+        for (size_t i = 0; i < n; i += 2) {
+            int hi = hex_value(p[i]), lo = hex_value(p[i + 1]);
+            if (hi < 0 || lo < 0) return EINVAL;
+            out[i / 2] = static_cast<char>(hi << 4 | lo);
+        }
+        out[n / 2] = '\0';
+    } else {
+        if (n + 1 > size) return EINVAL;
+        memcpy(out, p, n);
+        out[n] = '\0';
+    }
+    p = q < end ? q + 1 : q;
+    return 0;
+}
+
+int get_int(const char *&p, const char *end, int *value) {
+    char buf[24];
+    if (int rc = get_field(p, end, buf, sizeof buf, false)) return rc;
+    char *e;
+    long v = strtol(buf, &e, 10);
+    if (!buf[0] || *e) return EINVAL;
+    *value = static_cast<int>(v);
+    return 0;
+}
+
+}  // namespace
+
+void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd) {
+    *fd = f->fd;
+    *lock_fd = wlf_lock_fd(f->lock);
+    *dir_fd = f->dir_fd;
+}
+
+int detail::file_export(const wlf_file *f, char *out, size_t size) {
+    // Version 3 added the lock file's owner (whether the release removes it).
+    int n = snprintf(out, size, "3,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
+                     detail::lock_keeps_file(f->lock) ? 1 : 0, detail::lock_file_owner(f->lock), f->flags,
+                     f->durability, f->anonymous ? 1 : 0, f->staged ? 1 : 0, f->existed ? 1 : 0);
+    if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
+    char *p = out + n, *end = out + size;
+    const char *fields[] = {f->temp, f->suffix, f->target};
+    for (const char *field : fields) {
+        if (int rc = put_hex(p, end, field)) return rc;
+        if (end - p < 2) return ENAMETOOLONG;
+        *p++ = ',';
+    }
+    p[-1] = '\0';
+    return 0;
+}
+
+int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **out) {
+    *out = nullptr;
+    const char *p = token, *end = token + len;
+    int version = 0, kind = 0, fd = -1, lock_fd = -1, keep = 0, owner = 0, flags = 0, durability = 0, anonymous = 0,
+        staged = 0, existed = 0;
+    int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &owner, &flags, &durability, &anonymous, &staged, &existed};
+    for (int *v : ints)
+        if (int rc = get_int(p, end, v)) return rc;
+    if (version != 3 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
+    auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
+    if (!f) return ENOMEM;
+    f->fd = -1;
+    f->dir_fd = -1;
+    f->fdflags = O_CLOEXEC;
+    int rc = get_field(p, end, f->temp, sizeof f->temp, true);
+    if (!rc) rc = get_field(p, end, f->suffix, sizeof f->suffix, true);
+    if (!rc) rc = get_field(p, end, f->target, sizeof f->target, true);
+    struct stat st;
+    if (!rc && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) rc = EBADF;
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    f->kind = kind;
+    f->fd = fd;
+    f->flags = flags;
+    f->durability = durability;
+    f->anonymous = anonymous != 0;
+    f->staged = staged != 0;
+    f->existed = existed != 0;
+    if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
+    char dir[WLF_PATH_MAX];
+    rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
+    // A named temp holds its name in this image now: counted again.
+    if (!rc && f->temp[0]) {
+        const char *slash = strrchr(f->temp, '/');
+        f->per_target_temp = detail::is_per_target_name(f->base, f->suffix, slash ? slash + 1 : f->temp);
+        if (f->per_target_temp) detail::retain_per_target_name();
+    }
+    if (!rc && lock_fd >= 0) {
+        char lock_path[WLF_PATH_MAX];
+        rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
+        if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, owner, &f->lock);
+    }
+    // As begin_rename decides; and a named temp's relative name needs the
+    // directory it is relative to.
+    f->fd_floor = fd_floor;
+    if (!rc && kind == WLF_COMMIT_RENAME && (!detail::reach_by_path(f) || (f->temp[0] && f->temp[0] != '/')))
+        rc = detail::open_dir(f, true, nullptr);
+    if (rc) {
+        f->fd = -1;  // still the caller's: it decides what to do with it
+        detail::destroy(f);
+        return rc;
+    }
+    // The descriptors were inheritable for the execve; own them again.
+    sys::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, FD_CLOEXEC);
+    *out = f;
+    return 0;
+}

@@ -1,0 +1,102 @@
+// Committing a replacement: fsync the temp, rename it over the target,
+// fsync the directory (docs/design.md, "Replacement"); or write a staged
+// content into the target in place; or close what the caller wrote directly.
+#include "internal.hpp"
+#include "lock_internal.hpp"
+#include "replace_parts.hpp"
+#include "replacement.hpp"
+#include "sysio.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+using namespace wrap_lockfile;
+using detail::at_base;
+using detail::at_fd;
+using detail::open_dir;
+using detail::temp_dir;
+using detail::fail;
+
+namespace {
+
+// Copies the whole staged content into the target, then cuts it to size.
+int write_in_place(wlf_file *f, int src, wlf_error *err) {
+    sys::UniqueFd dst(sys::open(f->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (!dst) return fail(err, errno, WLF_STEP_IN_PLACE, "open for in-place write", f->target);
+    off_t size = lseek(src, 0, SEEK_END);
+    if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
+    if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
+    if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(dst.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
+    int fd = dst.release();
+    if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
+    return 0;
+}
+
+int commit_direct(wlf_file *f, wlf_error *err) {
+    int rc = 0;
+    if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
+        rc = fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
+    int fd = f->fd;
+    f->fd = -1;
+    if (sys::close(fd) != 0 && rc == 0) rc = fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
+    return rc;
+}
+
+int commit_rename(wlf_file *f, wlf_error *err) {
+    // The WLF_MUTANT_* macros exist only for the fault suite's mutation check
+    // (tests/faultfs): its crash-state test must catch a build without them.
+#ifndef WLF_MUTANT_NO_TEMP_FSYNC
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->fd) != 0)
+        return fail(err, errno, WLF_STEP_FSYNC, "fsync temporary file for", f->target);
+#endif
+    // The directory for its fsync, opened only now (see reach_by_path), then
+    // checked: the lock file at its path must still be ours.
+    bool by_path = f->dir_fd < 0;
+    if (by_path && f->durability == WLF_DURABILITY_FULL) {
+        if (int rc = open_dir(f, false, err)) return rc;
+    }
+    if (by_path && !detail::lock_file_still_ours(f->lock))
+        return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
+    if (f->anonymous) {
+        if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix,
+                                                 detail::lock_has_file(f->lock), f->temp, sizeof f->temp))
+            return fail(err, rc, WLF_STEP_RENAME, "name temporary file for", f->target);
+        f->anonymous = false;
+    }
+    int fd = f->fd;
+    f->fd = -1;
+    if (sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {
+        int e = errno;
+        if (e != EBUSY && e != EPERM) {
+            sys::close_quietly(fd);
+            return fail(err, e, WLF_STEP_RENAME, "rename temporary file over", f->target);
+        }
+        // A single-file bind mount cannot be renamed over, nor another
+        // user's file in a sticky directory (EPERM), which the program may
+        // write all the same: write in place. (An immutable or append-only
+        // target refuses the in-place open below too.)
+        f->kind = WLF_COMMIT_IN_PLACE;
+        int rc = write_in_place(f, fd, err);
+        sys::close_quietly(fd);
+        return rc;
+    }
+    f->temp[0] = '\0';
+    int rc = 0;
+    if (sys::close(fd) != 0) rc = fail(err, errno, WLF_STEP_FSYNC_DIR, "close", f->target);
+#ifndef WLF_MUTANT_NO_DIR_FSYNC
+    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->dir_fd) != 0 && rc == 0)
+        rc = fail(err, errno, WLF_STEP_FSYNC_DIR, "fsync directory of", f->target);
+#endif
+    return rc;
+}
+
+}  // namespace
+
+// The new content into place, by f's kind (f not poisoned).
+int detail::commit_steps(wlf_file *f, wlf_error *err) {
+    if (f->kind == WLF_COMMIT_RENAME) return commit_rename(f, err);
+    if (f->staged) return write_in_place(f, f->fd, err);
+    return commit_direct(f, err);
+}

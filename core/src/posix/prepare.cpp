@@ -1,0 +1,232 @@
+// Preparing what the caller of wlf_open writes to: a temp beside the
+// target, seeded with its content and given its metadata (the rename kind);
+// a staging memfd written into the target in place at commit; or the target
+// itself (lock-only, in-place and pass-through kinds). Every existing target
+// is first opened as the program's own open(2) would (open_check.cpp).
+#include "internal.hpp"
+#include "lock_internal.hpp"
+#include "replace_parts.hpp"
+#include "replacement.hpp"
+#include "shared_fs.hpp"
+#include "sysio.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+using namespace wrap_lockfile;
+using detail::at_fd;
+using detail::fail;
+using detail::Seen;
+using detail::stat_target;
+
+namespace {
+
+// Positions the caller's descriptor as open(2) would have: appends go to the
+// end, everything else starts at 0.
+// `seeded`: the copy moved the offset. F_SETFL changes only the status
+// flags (our temps and memfds have none but O_APPEND), so no F_GETFL.
+int position(wlf_file *f, bool seeded) {
+    if ((f->flags & O_APPEND) && sys::fcntl(f->fd, F_SETFL, O_APPEND) != 0) return errno;
+    return seeded && lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
+}
+
+// Asks the kernel once per replacement of an existing target; `want_read`
+// for a seed. 0, or the program's errno recorded in err.
+int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, Seen *seen, wlf_error *err) {
+    if (seen->fd) return 0;
+    int fd;
+    detail::StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
+    for (;;) {
+        fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
+        if (fd >= 0) break;
+        // ESTALE, or EAGAIN because the cached stat named the version another
+        // client replaced before we took the lock: stat again, open again.
+        int e = errno;
+        if (!(e == ESTALE || (e == EAGAIN && detail::is_shared_fs_parent(f->target))) || !stale.again(ESTALE)) {
+            errno = e;
+            break;
+        }
+        if (stat_target(f, true) != 0) {
+            errno = e;
+            break;
+        }
+    }
+    if (fd < 0) {
+        int e = errno;
+        return fail(err, e, WLF_STEP_OPEN, e == EAGAIN ? "open (the file changed while it was locked)" : "open", path);
+    }
+    seen->fd.reset(fd);
+    return 0;
+}
+
+// Copies the current content into the temp. A shared file system may answer
+// ESTALE mid-copy for the version another client replaced just before we
+// took the lock: look at the target again and start over (bounded,
+// shared_fs.hpp).
+int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    detail::StaleRetry stale;
+    for (;;) {
+        int rc = detail::seed_copy(seen->fd.get(), f->fd);
+        if (rc == 0) return 0;
+        if (rc != ESTALE || !stale.again(rc)) return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);
+        if (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+            return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
+        if ((rc = stat_target(f, true)) != 0) return fail(err, rc, WLF_STEP_TEMP, "stat", f->target);
+        seen->fd.reset(-1);
+        if ((rc = look_as_program(f, path, mode, true, seen, err))) return rc;
+    }
+}
+
+// Gives up a temp made before we knew it cannot be used, and the directory
+// descriptor it needed (an in-place write follows, which has no use for it).
+void drop_temp(wlf_file *f) {
+    sys::close(f->fd);
+    f->fd = -1;
+    if (f->temp[0]) unlinkat(at_fd(f), f->temp, 0);
+    f->temp[0] = '\0';
+    if (f->dir_fd >= 0) {
+        sys::close(f->dir_fd);
+        f->dir_fd = -1;
+    }
+    if (f->per_target_temp) detail::release_per_target_name();
+    f->per_target_temp = false;
+    f->anonymous = false;
+}
+
+}  // namespace
+
+namespace wrap_lockfile::detail {
+
+int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    f->kind = WLF_COMMIT_IN_PLACE;
+    f->staged = true;
+    if (f->dir_fd >= 0) {
+        sys::close(f->dir_fd);
+        f->dir_fd = -1;
+    }
+    f->fd = memfd_create("wrap_lockfile-stage", f->fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_TEMP, "create staging memfd", f->target);
+    bool seeded = f->existed && !(f->flags & O_TRUNC);
+    if (f->existed) {
+        if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
+    }
+    if (seeded) {
+        if (!seen->readable) return fail(err, EACCES, WLF_STEP_TEMP, "copy current content", f->target);
+        if (int rc = seed(f, path, mode, seen, err)) return rc;
+    }
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
+    return 0;
+}
+
+int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    f->kind = kind;
+    bool pass = kind == WLF_COMMIT_PASSTHROUGH;
+    if (!pass && f->existed) {
+        if (int rc = look_as_program(f, path, mode, false, seen, err)) return rc;
+        seen->fd.reset();
+    }
+    int flags = pass ? f->flags & ~O_CLOEXEC : f->flags & ~(O_NOFOLLOW | O_CLOEXEC);
+    f->fd = sys::open(pass ? path : f->target, flags | (pass ? O_CLOEXEC : f->fdflags), mode);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", pass ? path : f->target);
+    return 0;
+}
+
+int open_dir(wlf_file *f, bool keep, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    const char *base;
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
+    f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open directory", dir);
+    // Out of the way before the temp is created: the temp may be the
+    // caller's descriptor, which must get the number open(2) would give.
+    if (keep) f->dir_fd = detail::raise_fd(f->dir_fd, f->fd_floor);
+    return 0;
+}
+
+bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lock_has_file(f->lock); }
+
+int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    char dir[WLF_PATH_MAX];
+    if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
+    if (!reach_by_path(f)) {
+        if (int rc = open_dir(f, true, err)) return rc;
+    }
+
+    // An existing target's content must not be readable by others through a
+    // named temp before its mode is copied: start private. An O_TMPFILE has
+    // no name, so it may start with the target's mode (often sparing the chmod).
+    mode_t create = f->existed ? 0600 : mode;
+    f->fd = detail::create_anonymous_temp(temp_dir(f), f->existed ? (f->st.st_mode & 0777) : mode, f->fdflags);
+    f->anonymous = f->fd >= 0;
+    if (f->fd < 0 && detail::tmpfile_unsupported(errno)) {
+        // A named temp is reached through a descriptor: by path, its name
+        // could be left behind in a directory renamed meanwhile (a third
+        // descriptor, only where the file system has no O_TMPFILE).
+        if (f->dir_fd < 0) {
+            if (int rc = open_dir(f, true, err)) return rc;
+        }
+        f->fd = detail::create_named_temp(temp_dir(f), f->base, f->suffix, create, f->fdflags,
+                                          detail::lock_has_file(f->lock), f->temp, sizeof f->temp,
+                                          &f->per_target_temp);
+    }
+    bool seeded = f->existed && !(f->flags & O_TRUNC);
+    if (f->fd < 0) {
+        int e = errno;
+        if (f->existed) {
+            // The program's own verdict comes first: its errno is the one to give.
+            if (int rc = look_as_program(f, path, mode, false, seen, err)) return rc;
+            // Directory not writable but the file is: write it in place
+            // (the stage's descriptor gets the number the program's would).
+            seen->fd.reset();
+            if (e == EACCES || e == EPERM) return begin_staged(f, path, mode, seen, err);
+        }
+        return fail(err, e, WLF_STEP_TEMP, "create temporary file in", dir);
+    }
+    if (f->existed) {
+        if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
+        if (seeded && !seen->readable) {
+            // Write-only for us: cannot copy, so cannot replace atomically.
+            drop_temp(f);
+            return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
+        }
+        if (seeded) {
+            if (int rc = seed(f, path, mode, seen, err)) return rc;
+        }
+        const char *op = "copy metadata";
+        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        detail::StaleRetry stale;  // as in seed(): the version another client replaced
+        while (rc == ESTALE && stale.again(rc)) {
+            if ((rc = stat_target(f, true)) != 0) break;
+            seen->fd.reset(-1);
+            if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;
+            if (seeded && (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0))
+                return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
+            if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
+            op = "copy metadata";
+            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        }
+        if (rc) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
+    }
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
+    return 0;
+}
+
+// The target under the lock: lstat's answer plus the attributes open(2)
+// would look at. 0, or errno (ENOENT: no such file). A shared file system's
+// caches may still answer for the version another client replaced (ESTALE,
+// or EBADFD from GlusterFS),
+// or miss a name that was there a moment ago (ENOENT, `seen_before`):
+// retried, bounded (shared_fs.hpp).
+int stat_target(wlf_file *f, bool seen_before) {
+    detail::StaleRetry stale;
+    for (;;) {
+        int rc = detail::stat_with_attrs(AT_FDCWD, f->target, AT_SYMLINK_NOFOLLOW, &f->st, &f->attrs);
+        bool cached = rc == ESTALE || ((rc == EBADFD || (rc == ENOENT && seen_before)) && detail::is_shared_fs_parent(f->target));
+        if (!cached || !stale.again(rc)) return rc;
+    }
+}
+
+}  // namespace wrap_lockfile::detail
