@@ -13,10 +13,14 @@
 
 namespace wrap_lockfile::detail {
 
+// ---- errors (error.cpp) ----
+
 // Records a failure of `step` in `err` (nullable) and returns `code`. The
 // step is what callers classify by (C++ exception types, the shim's
 // messages); `op` only words the message.
 int fail(wlf_error *err, int code, wlf_step step, const char *op, const char *path);
+
+// ---- path strings (posix/path_names.cpp) ----
 
 // Copies `a` then `b` into dst[size]; ENAMETOOLONG if it does not fit.
 int join(char *dst, size_t size, const char *a, const char *b);
@@ -28,16 +32,22 @@ int absolute_path(const char *path, char *dst, size_t size);
 // Splits `path` into its directory (".", "/" or the prefix) and base name.
 int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base);
 
+// ---- descriptors (posix/sysio.cpp) ----
+
 // Moves fd to the lowest free number >= floor (close-on-exec), closing the
 // original; returns the new fd, or fd itself when floor <= 0, fd >= floor, or
 // no such number is free.
 int raise_fd(int fd, int floor);
+
+// ---- the clock (posix/clock.cpp) ----
 
 // Monotonic clock in nanoseconds.
 int64_t monotonic_ns();
 
 // Sleeps for `ns` nanoseconds (restarts on EINTR until the time has passed).
 void sleep_ns(int64_t ns);
+
+// ---- backoff (backoff.cpp; timeout_ns: timeout.cpp) ----
 
 // Small fast PRNG for jitter and temp names (not for secrets).
 uint64_t random_u64();
