@@ -11,6 +11,7 @@
 //  - lock_only: the target itself is opened under the lock.
 #include "internal.hpp"
 #include "lock_internal.hpp"
+#include "open_flags.hpp"
 #include "replace_parts.hpp"
 #include "replacement.hpp"
 #include "normalize.hpp"
@@ -38,10 +39,6 @@ namespace {
 
 std::atomic<dev_t> g_plain_dev{0};
 
-// Flags that only matter for what the caller writes through directly
-// (pass-through and lock-only kinds) are accepted and used there.
-constexpr int kSupportedFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
-                                O_NOCTTY | O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
 
 // The target is usually a plain file at the path given: lock "<path>.lock"
 // first with a single try, then look at the path under the lock. A regular
@@ -114,7 +111,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     const wlf_write_options *opt = opt_in ? opt_in : &defaults;
     if (!path || !*path) return fail(err, ENOENT, WLF_STEP_OPEN, "open", path);
     int acc = flags & O_ACCMODE;
-    if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~kSupportedFlags)) return fail(err, EINVAL, WLF_STEP_OPEN, "open flags", path);
+    if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~detail::kSupportedOpenFlags)) return fail(err, EINVAL, WLF_STEP_OPEN, "open flags", path);
     const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
     if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, WLF_STEP_OPEN, "temp suffix", suffix);
     if (opt->has_create_mode) mode = opt->create_mode;

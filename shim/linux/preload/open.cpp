@@ -9,6 +9,7 @@
 #include "handoff.hpp"
 #include "long_path.hpp"
 #include "normalize.hpp"
+#include "open_flags.hpp"
 #include "replace_parts.hpp"
 #include "sysio.hpp"
 
@@ -23,11 +24,6 @@
 namespace wrap_lockfile::shim {
 
 namespace {
-
-// What wlf_open takes; the rest (O_ASYNC, O_DIRECTORY…) cannot apply to a
-// replacement. O_NONBLOCK, O_NOCTTY, O_SYNC… reach pass-through targets.
-constexpr int kPassFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-                           O_LARGEFILE | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME;
 
 // Which rule applies to the file the symlink at `raw` leads to; its
 // resolved path goes to final[size].
@@ -73,7 +69,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     wlf_error err;  // filled on failure
     err.code = 0;
     int user = -1;
-    int rc = detail::file_open_split(p.raw, flags & kPassFlags, mode, &opt, &f, &user, &err);
+    int rc = detail::file_open_split(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, &f, &user, &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         describe_lock_failure(rc, err, text, sizeof text);
