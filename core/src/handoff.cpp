@@ -135,7 +135,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     }
     if (!rc && lock_fd >= 0) {
         char lock_path[WLF_PATH_MAX];
-        rc = detail::join(lock_path, sizeof lock_path, f->target, ".lock");
+        rc = detail::lock_path_of(f->target, lock_path, sizeof lock_path);
         if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, owner, &f->lock);
     }
     // As begin_rename decides; and a named temp's relative name needs the

@@ -61,6 +61,15 @@ std::atomic<bool> g_warned_none{false};
 
 }  // namespace
 
+int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t size) {
+    // Absolute, so that a chdir before the release does not make it remove
+    // somebody else's lock file.
+    if (size < 6) return ENAMETOOLONG;
+    if (int rc = detail::absolute_path(target, dst, size - 5)) return rc;
+    memcpy(dst + strlen(dst), ".lock", 6);
+    return 0;
+}
+
 extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->backend = WLF_LOCK_FLOCK;
@@ -90,12 +99,8 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
     }
 
-    // Absolute, so that a chdir before the release does not make it remove
-    // somebody else's lock file.
     char path[WLF_PATH_MAX];
-    int prc = detail::absolute_path(target, path, sizeof path - 5);
-    if (!prc) memcpy(path + strlen(path), ".lock", 6);
-    if (prc) {
+    if (int prc = detail::lock_path_of(target, path, sizeof path)) {
         free(handle);
         return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
     }
@@ -203,8 +208,7 @@ extern "C" int wlf_lock_fd(const wlf_lock *lock) { return lock && lock->held ? l
 
 extern "C" pid_t wlf_lock_holder(const char *target) {
     char path[WLF_PATH_MAX];
-    if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return 0;
-    memcpy(path + strlen(path), ".lock", 6);
+    if (!target || detail::lock_path_of(target, path, sizeof path) != 0) return 0;
     return detail::lock_file_holder(path);
 }
 

@@ -7,7 +7,13 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+
 namespace wrap_lockfile::detail {
+
+// The lock file of `target`: "<target>.lock", made absolute against the
+// current directory, into dst[size]. 0 or ENAMETOOLONG.
+int lock_path_of(const char *target, char *dst, size_t size);
 
 // A lock taken to look at a path before knowing it is the final target
 // (wlf_open's lock-first attempt): lock_acquire_probe takes only a lock file

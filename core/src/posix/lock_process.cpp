@@ -78,8 +78,7 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
 
 bool wrap_lockfile::detail::lock_held_by_program(const char *target) {
     char path[WLF_PATH_MAX];
-    if (!target || detail::absolute_path(target, path, sizeof path - 5) != 0) return false;
-    memcpy(path + strlen(path), ".lock", 6);
+    if (!target || detail::lock_path_of(target, path, sizeof path) != 0) return false;
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
     const pid_t me = getpid();
