@@ -2,6 +2,7 @@
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "lock_internal.hpp"  // lock_file_holder
+#include "open_mode.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -165,16 +166,8 @@ std::filesystem::path FileLock::lock_path() const { return lock_ ? wlf_lock_path
 // ---- AtomicFile ----
 
 int open_flags_for_mode(std::string_view mode) {
-    std::string m;
-    for (char c : mode)
-        if (c != 'b' && c != 't') m += c;
-    if (m == "w") return O_WRONLY | O_CREAT | O_TRUNC;
-    if (m == "w+") return O_RDWR | O_CREAT | O_TRUNC;
-    if (m == "a") return O_WRONLY | O_CREAT | O_APPEND;
-    if (m == "a+") return O_RDWR | O_CREAT | O_APPEND;
-    if (m == "r+") return O_RDWR;
-    if (m == "x") return O_WRONLY | O_CREAT | O_EXCL;
-    if (m == "x+") return O_RDWR | O_CREAT | O_EXCL;
+    int flags;
+    if (detail::open_mode_flags(mode.data(), mode.size(), detail::ModeSyntax::api, &flags) == 0) return flags;
     throw std::invalid_argument("wrap_lockfile: unsupported mode '" + std::string(mode) +
                                 "' (use w, a, r+, w+, a+, x, optionally with b)");
 }

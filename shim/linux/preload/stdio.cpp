@@ -5,6 +5,7 @@
 #include "handlers.hpp"
 
 #include "handoff.hpp"
+#include "open_mode.hpp"
 #include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -17,15 +18,8 @@ namespace wrap_lockfile::shim {
 
 FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
     int flags;
+    if (detail::open_mode_flags(mode, strlen(mode), detail::ModeSyntax::stdio, &flags) != 0) return nullptr;
     bool plus = strchr(mode, '+') != nullptr;
-    switch (mode[0]) {
-    case 'w': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC; break;
-    case 'a': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND; break;
-    case 'r': flags = O_RDWR; break;
-    default: return nullptr;
-    }
-    if (strchr(mode, 'x')) flags |= O_EXCL;
-    if (strchr(mode, 'e')) flags |= O_CLOEXEC;
     int fd = open_matched(AT_FDCWD, path, flags, 0666);
     if (fd == kNotMatched) return nullptr;
     *matched = true;

@@ -1,0 +1,63 @@
+// fopen(3)-style mode strings as open(2) flags (open_mode.hpp).
+#include "open_mode.hpp"
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace wrap_lockfile::detail {
+
+namespace {
+
+int api_flags(const char *mode, size_t len, int *flags) {
+    // The mode without its 'b' and 't' (which change nothing here).
+    char base[3];
+    size_t n = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (mode[i] == 'b' || mode[i] == 't') continue;
+        if (n == 2) return EINVAL;
+        base[n++] = mode[i];
+    }
+    base[n] = '\0';
+    static const struct {
+        const char *mode;
+        int flags;
+    } kModes[] = {
+        {"w", O_WRONLY | O_CREAT | O_TRUNC}, {"w+", O_RDWR | O_CREAT | O_TRUNC},  {"a", O_WRONLY | O_CREAT | O_APPEND},
+        {"a+", O_RDWR | O_CREAT | O_APPEND}, {"r+", O_RDWR},                      {"x", O_WRONLY | O_CREAT | O_EXCL},
+        {"x+", O_RDWR | O_CREAT | O_EXCL},
+    };
+    for (const auto &m : kModes) {
+        if (strcmp(base, m.mode) == 0) {
+            *flags = m.flags;
+            return 0;
+        }
+    }
+    return EINVAL;
+}
+
+int stdio_flags(const char *mode, size_t len, int *flags) {
+    if (len == 0) return EINVAL;
+    bool plus = memchr(mode, '+', len) != nullptr;
+    int f;
+    switch (mode[0]) {
+    case 'w': f = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC; break;
+    case 'a': f = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND; break;
+    case 'r': f = plus ? O_RDWR : O_RDONLY; break;
+    default: return EINVAL;
+    }
+    if (memchr(mode, 'x', len)) f |= O_EXCL;
+    if (memchr(mode, 'e', len)) f |= O_CLOEXEC;
+    *flags = f;
+    return 0;
+}
+
+}  // namespace
+
+int open_mode_flags(const char *mode, size_t len, ModeSyntax syntax, int *flags) {
+    if (!mode) return EINVAL;
+    return syntax == ModeSyntax::api ? api_flags(mode, len, flags) : stdio_flags(mode, len, flags);
+}
+
+}  // namespace wrap_lockfile::detail
