@@ -340,6 +340,15 @@ static void test_no_libstdcxx(void) {
     fclose(maps);
 }
 
+/* The generated <wrap_lockfile/version.h> is the project's version, and its
+ * parts add up to its string. */
+static void test_version(void) {
+    CHECK(strcmp(WLF_VERSION_STRING, WLF_TEST_PROJECT_VERSION) == 0);
+    char parts[64];
+    snprintf(parts, sizeof parts, "%d.%d.%d", WLF_VERSION_MAJOR, WLF_VERSION_MINOR, WLF_VERSION_PATCH);
+    CHECK(strcmp(parts, WLF_VERSION_STRING) == 0);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     int len = snprintf(scratch, sizeof scratch, "%s/wlf-c-api-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -352,6 +361,7 @@ int main(void) {
         return 1;
     }
 
+    test_version();
     test_locks();
     test_write_content();
     test_open_commit();

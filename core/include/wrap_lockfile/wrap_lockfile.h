@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <wrap_lockfile/version.h> /* WLF_VERSION_MAJOR/MINOR/PATCH/STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -24,7 +26,6 @@ extern "C" {
 #define WLF_API
 #endif
 
-#define WLF_VERSION_STRING "0.1.0"
 #define WLF_PATH_MAX 4096
 
 /* The step that failed, and with it what became of the target. Callers

@@ -2,6 +2,8 @@
 
 #include "failure.hpp"
 
+#include <wrap_lockfile/version.h>
+
 #include <cstdio>
 
 namespace wrap_lockfile::atomically {
@@ -114,7 +116,7 @@ std::optional<Options> parse_options(int argc, char **argv) {
         case Opt::Verbose: o.verbose = true; break;
         case Opt::AllowUnprotected: o.allow_unprotected = true; break;
         case Opt::Help: print_help(); return std::nullopt;
-        case Opt::Version: std::puts("atomically (wrap_lockfile) " WLF_VERSION); return std::nullopt;
+        case Opt::Version: std::puts("atomically (wrap_lockfile) " WLF_VERSION_STRING); return std::nullopt;
         }
     }
     if (i >= argc) fail("no COMMAND given (see atomically --help)");
