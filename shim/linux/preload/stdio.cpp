@@ -48,19 +48,20 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
 
 FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pass) {
     int old_fd = stream ? fileno(stream) : -1;
-    if (path && mode && mode[0] != 'r') {
-        bool matched = false;
-        int flags = (strchr(mode, '+') ? O_RDWR : O_WRONLY) | O_CREAT | (mode[0] == 'a' ? O_APPEND : O_TRUNC);
-        int fd = kNotMatched;
-        if (wants_write(flags)) fd = open_matched(AT_FDCWD, path, flags, 0666);
-        matched = fd != kNotMatched;
-        if (matched) {
+    int flags = 0;
+    // The mode as glibc's freopen reads it (fopen's grammar: 'x' is O_EXCL,
+    // 'e' O_CLOEXEC), so "wx" on an existing file fails with EEXIST as it
+    // does without the shim. A mode glibc refuses is left to glibc.
+    if (path && mode && detail::open_mode_flags(mode, strlen(mode), detail::ModeSyntax::stdio, &flags) == 0 &&
+        wants_write(flags)) {
+        int fd = open_matched(AT_FDCWD, path, flags, 0666);
+        if (fd != kNotMatched) {
             if (fd < 0) return nullptr;
             if (old_fd < 0) return fdopen(fd, mode);
             // Keep the FILE and its descriptor number (freopen(…, stdout) is
             // the common use): put the replacement's descriptor in its place.
             fflush(stream);
-            int dupped = sys::dup3(fd, old_fd, 0);
+            int dupped = sys::dup3(fd, old_fd, flags & O_CLOEXEC);
             if (dupped < 0) return nullptr;
             drop_and_commit(old_fd);
             attach(old_fd, fd);
