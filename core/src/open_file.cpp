@@ -94,7 +94,8 @@ int recheck_links(const char *path, const char *final) {
 // (device nodes, kernel interfaces): resolve those first.
 // `path` is absolute; "//dev/x" or "/tmp/../dev/x" are compared normalized.
 bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
-    if (lock_opt.backend != WLF_LOCK_FLOCK || lock_opt.keep_lock_file) return false;
+    // AUTO: the lock decides per mount, and refuses the probe on a dotlock mount.
+    if ((lock_opt.backend != WLF_LOCK_FLOCK && lock_opt.backend != WLF_LOCK_AUTO) || lock_opt.keep_lock_file) return false;
     char norm[WLF_PATH_MAX];
     if (strstr(path, "//") || strstr(path, "/.")) {
         if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
