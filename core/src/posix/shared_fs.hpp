@@ -9,8 +9,8 @@ namespace wrap_lockfile::detail {
 // Whether the file system holding `fd` / `path` is shared between hosts or
 // served by a user-space daemon (statfs f_type: NFS, SMB/CIFS, Ceph, FUSE,
 // AFS, 9p, Lustre, GPFS, OCFS2, GFS2). There a lock file is never unlinked
-// (another client's cached attributes could vouch for the unlinked inode)
-// and the dotlock backend is the default of the shim. False on error.
+// (another client's cached attributes could vouch for the unlinked inode).
+// Which backend the shim takes there: mount_info.hpp. False on error.
 bool is_shared_fs_fd(int fd);
 bool is_shared_fs_path(const char *path);
 // The same for the directory that holds `path` (which may not exist).
