@@ -46,9 +46,10 @@ run() {
     local vol=$1 via=$2 per=$3 n=$4 c i m ma mb dir pids=() readers=() wdead=0 rdead=0 t0 t1
     ma=$(gfs_mount "$vol" a)
     mb=$(gfs_mount "$vol" b)
-    dir=replace-$via
+    runs=$((runs + 1))
+    dir=replace-$via-$runs  # WLF_GFS_RUNS may repeat a run
     mkdir "$ma/$dir" && "$plain" init "$ma/$dir/file" || { fail "$vol/$via: setup"; return; }
-    local out=$gfs_dir/out-$vol-$via stop=$gfs_dir/stop-$vol-$via
+    local out=$gfs_dir/out-$vol-$via-$runs stop=$gfs_dir/stop-$vol-$via-$runs
     mkdir "$out"
     for c in a b; do
         m=$(gfs_mount "$vol" "$c")
@@ -102,6 +103,7 @@ run() {
     case $reads in *" other=0") ;; *) fail "$vol/$via: reads failed other than ESTALE/ENOENT/EBADFD ($reads)" ;; esac
 }
 
+runs=0
 # Sizes (writers per mount x writes each) keep the suite under 3 minutes:
 # in the default configuration a writer waits out ESTALE for about a second.
 for r in ${WLF_GFS_RUNS:-coh:lib:4x25 coh:shim:4x25 def:lib:4x5 def:shim:4x5}; do
