@@ -12,7 +12,6 @@ bool parse_lock_backend(const char *s, int *backend);
 // "1" or "0" into *keep; false for anything else.
 bool parse_keep_lock_files(const char *s, int *keep);
 
-inline constexpr const char *kLockBackendChoices = "flock, dotlock, none or auto";
 inline constexpr const char *kLockBackendChoicesExpected = "expected flock, dotlock, none or auto";
 
 }  // namespace wrap_lockfile::detail
