@@ -64,7 +64,7 @@ run() {
                 "$client" replace "$m/$dir/file" "lib-$c$i" "$n"
             else
                 "$atomically" --rule "$m/$dir/file" -- "$plain" rmw "$m/$dir/file" "shim-$c$i" "$n"
-            fi >"$out/write-$c$i" 2> >(sed "s/^/  [$vol $via $c$i] /" | head -n 5 >&2) &
+            fi >"$out/write-$c$i" 2> >(tee "$out/err-$c$i" | sed "s/^/  [$vol $via $c$i] /" | head -n 5 >&2) &
             pids+=($!)
         done
     done
@@ -96,6 +96,10 @@ run() {
     local allowed=0
     [ "$vol" = def ] && allowed=1
     [ "$failed" -le "$allowed" ] && [ "$wdead" -le "$allowed" ] || fail "$vol/$via: $failed writes failed ($wdead writers reported failures)"
+    # A failure is a clear error: a message naming the file for each failed write.
+    local clear
+    clear=$(cat "$out"/err-* 2>/dev/null | grep -c "$dir/file: ")
+    [ "$clear" -ge "$failed" ] || fail "$vol/$via: $failed writes failed but $clear error messages name the file"
     [ "$ok" -eq $((2 * per * n - failed)) ] || fail "$vol/$via: $ok of $((2 * per * n)) writes succeeded, $failed failed"
     [ "${fa%% *}" = "$ok" ] || fail "$vol/$via: mount a reads sequence ${fa%% *} after $ok successful writes (lost updates)"
     [ "$fa" = "$fb" ] || fail "$vol/$via: the mounts disagree: a=$fa b=$fb"
