@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include <cerrno>
@@ -202,8 +203,8 @@ bool scan(const char *mountinfo, Want *w) {
 struct CacheEntry {
     unsigned long mount_id;
     unsigned int major, minor;
-    int backend;  // 0: empty slot (WLF_LOCK_FLOCK is 0 too: keep a flag)
-    bool used;
+    int backend;
+    bool used;  // WLF_LOCK_FLOCK is 0: an empty slot needs its own mark
 };
 constexpr int kCacheSize = 16;
 CacheEntry g_cache[kCacheSize];
@@ -247,8 +248,9 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo) {
     // The directory's mount is the lock file's. statx names the mount
     // (since Linux 5.8), which tells bind mounts, btrfs subvolumes and
     // overlayfs apart where the device number alone may not.
+    // Straight to the kernel (sysio.hpp): the shim interposes statx.
     struct statx sx;
-    if (statx(AT_FDCWD, dir, 0, STATX_MNT_ID, &sx) != 0) return WLF_LOCK_FLOCK;
+    if (sys::call(SYS_statx, AT_FDCWD, sys::arg(dir), 0, STATX_MNT_ID, sys::arg(&sx)) != 0) return WLF_LOCK_FLOCK;
     Want w{(sx.stx_mask & STATX_MNT_ID) ? static_cast<unsigned long>(sx.stx_mnt_id) : 0, sx.stx_dev_major,
            sx.stx_dev_minor, false, false};
     int backend;

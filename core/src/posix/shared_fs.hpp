@@ -16,6 +16,11 @@ bool is_shared_fs_path(const char *path);
 // The same for the directory that holds `path` (which may not exist).
 bool is_shared_fs_parent(const char *path);
 
+// A handle a shared file system's cache made stale: ESTALE, or EBADFD on a
+// shared file system (GlusterFS's FUSE client answers it for an inode that
+// another client's replacement made stale, on open, read or stat).
+bool is_stale_handle(int err, const char *path);
+
 // A bounded retry of lookups that a shared file system's caches answered
 // wrongly, the way NFS clients retry: ESTALE (a cached handle of a file
 // another client replaced) for up to 5 s, ENOENT (a name seen a moment ago,
