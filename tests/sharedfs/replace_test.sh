@@ -90,8 +90,9 @@ run() {
     printf 'result: %-4s %-4s %dx%d per mount: writes ok=%d failed=%d, final a=%s b=%s (agreed after %d ms), reads %s, %d ms\n' \
         "$vol" "$via" "$per" "$n" "$ok" "$failed" "${fa%% *}" "${fb%% *}" $((settle * 100)) "$reads" $(( (t1 - t0) / 1000000 ))
     # Every write succeeds, in every configuration. (The one failure the
-    # default configuration used to allow was GlusterFS's EBADFD on opening
-    # the target, now retried like ESTALE: 0 failures in 7 runs since.)
+    # default configuration used to allow was GlusterFS's EBADFD on
+    # resolving and opening the target, now retried like ESTALE: 0 failures
+    # in 6 default-configuration runs of 40 writes since.)
     # Should one fail all the same, it must be a clear error with the old
     # content kept: a message naming the file, and the final sequence below
     # equal to the successful writes exactly (zero lost updates).
