@@ -22,6 +22,7 @@
 #include "lock_held.hpp"
 #include "lock_internal.hpp"
 #include "lock_file.hpp"
+#include "mount_info.hpp"
 #include "shim_entry.hpp"
 #include "sysio.hpp"
 
@@ -94,7 +95,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         *out = handle;
         return 0;
     }
-    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK) {
+    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK && opt->backend != WLF_LOCK_AUTO) {
         free(handle);
         return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
     }
@@ -104,6 +105,9 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         free(handle);
         return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
     }
+
+    // Only now, when a lock is taken: the mount's choice (cached per mount).
+    const int backend = opt->backend == WLF_LOCK_AUTO ? detail::auto_lock_backend(path) : opt->backend;
 
     struct stat st;
     if (!opt->no_nesting && detail::registry_in_use() && lstat(path, &st) == 0) {
@@ -120,7 +124,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
     }
     memcpy(h->path, path, strlen(path) + 1);
-    h->backend = opt->backend;
+    h->backend = backend;
     h->keep = opt->keep_lock_file != 0;
     h->shared = false;
     h->owner = LockFileOwner::foreign;
@@ -129,13 +133,12 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->next = nullptr;
-    if (probe && opt->backend != WLF_LOCK_FLOCK) {
+    if (probe && backend != WLF_LOCK_FLOCK) {
         free(h);
         free(handle);
         return EINVAL;
     }
-    int rc = opt->backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, probe, err)
-                                            : dotlock_acquire(path, opt, h, err);
+    int rc = backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, probe, err) : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
         free(h);
         free(handle);

@@ -94,7 +94,8 @@ int recheck_links(const char *path, const char *final) {
 // (device nodes, kernel interfaces): resolve those first.
 // `path` is absolute; "//dev/x" or "/tmp/../dev/x" are compared normalized.
 bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
-    if (lock_opt.backend != WLF_LOCK_FLOCK || lock_opt.keep_lock_file) return false;
+    // AUTO: the lock decides per mount, and refuses the probe on a dotlock mount.
+    if ((lock_opt.backend != WLF_LOCK_FLOCK && lock_opt.backend != WLF_LOCK_AUTO) || lock_opt.keep_lock_file) return false;
     char norm[WLF_PATH_MAX];
     if (strstr(path, "//") || strstr(path, "/.")) {
         if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
@@ -151,7 +152,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         do {
             rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target,
                                         &f->existed, &f->st, &via_proc);
-        } while (rc == ESTALE && stale.again(rc));
+        } while (detail::is_stale_handle(rc, path) && stale.again(ESTALE));
         if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
         if (rc) return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "resolve", path);
 

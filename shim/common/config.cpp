@@ -47,7 +47,7 @@ int parse_fsync(const char *text, wlf_write_options *opt, char *why, size_t size
 int parse_lock_backend(const char *text, wlf_write_options *opt, char *why, size_t size) {
     int backend;
     if (!detail::parse_lock_backend(text, &backend))
-        return refuse(EINVAL, why, size, "invalid lock backend", text, "expected flock, dotlock or none");
+        return refuse(EINVAL, why, size, "invalid lock backend", text, detail::kLockBackendChoicesExpected);
     opt->lock.backend = backend;
     return 0;
 }

@@ -66,6 +66,19 @@ for writer in driver append cp shell; do
     expect_only "$backing/$d" "short write, $writer" f
 done
 
+# --- a stale handle is retried: GlusterFS answers EBADFD (77) for a target -----
+# another client replaced; under the lock the writer stats and opens again
+# (README "Shared file systems"). faultfs is FUSE: a shared file system.
+for op in open; do
+    n=$((n + 1)); d=stale$n
+    mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+    ctl "fault $op $d/f 77 count=1"
+    out=$(write_append "$d" 2>&1); rc=$?
+    ctl clear
+    [ $rc -eq 0 ] || fail "EBADFD once on $op of the target: exit $rc: $out"
+    expect_content "$backing/$d/f" oldnew "EBADFD once on $op of the target"
+done
+
 # --- faults -----------------------------------------------------------------
 # OP GLOB(relative to the case dir; @ = the dir itself) ERRNO OPTIONS EXPECT
 #   EXPECT: old      error, old content

@@ -21,12 +21,10 @@ gfs_volume coh coherent
 gfs_volume rep coherent replica
 setup_ms=$(gfs_elapsed)
 echo "setup: ${setup_ms} ms"
-# The target is 15 s (8-12 s measured with a few processes competing); on a
-# machine loaded many times over its cores only twice that fails the test.
-if [ "$setup_ms" -ge 15000 ]; then
-    echo "note: setup took ${setup_ms} ms, over the 15 s target (load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"
-    [ "$setup_ms" -lt 30000 ] || fail "setup took ${setup_ms} ms"
-fi
+# Under 15 s: 3-4 s idle, 7 s at load 17 on 2 cores since gsyncd is a stub
+# (lib.sh; before, glusterd's start alone took 12 s at that load).
+[ "$setup_ms" -lt 15000 ] || fail "setup took ${setup_ms} ms, over 15 s (load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"
+
 # Replica 2: both bricks hold what one client wrote.
 echo both >"$(gfs_mount rep a)/r"
 n=$(cat "$gfs_dir"/bricks/rep-*/r 2>/dev/null | grep -c both)

@@ -30,6 +30,10 @@ fi
 . "$here/lib.sh"
 # shellcheck source=checks.sh
 . "$here/checks.sh"
+atomically=$(realpath "$3") || exit 1
+export WRAP_LOCKFILE_PRELOAD
+WRAP_LOCKFILE_PRELOAD=$(realpath "$4") || exit 1
+unset WRAP_LOCKFILE_LOCK_BACKEND WRAP_LOCKFILE_KEEP_LOCK_FILES WRAP_LOCKFILE_RULES WRAP_LOCKFILE_CONFIG LD_PRELOAD
 
 # The timed setup of all three configurations is the exclusion test's.
 gfs_start
@@ -46,6 +50,14 @@ for v in def coh; do
     echo x >"$ma/f"
     flock -n "$ma/f" flock -n "$mb/f" true && fail "$v: flock on mount b ignored the lock held through mount a"
     flock -n "$ma/f" true || fail "$v: flock on an unlocked file failed"
+    # The shim's default (auto) takes flock here (Gluster's lock manager
+    # sees it across clients): an empty lock file, kept on a shared file system.
+    echo old >"$ma/g"
+    "$atomically" --rule "$ma/g" -- sh -c 'exec 3>"$1"; if [ -s "$1.lock" ]; then cat "$1.lock"
+        elif [ -e "$1.lock" ]; then echo empty; else echo none; fi >"$2"; echo new >&3' sh "$ma/g" "$gfs_dir/seen-$v"
+    [ "$(cat "$gfs_dir/seen-$v")" = empty ] || fail "$v: auto took '$(cat "$gfs_dir/seen-$v")', expected flock's empty lock file"
+    [ "$(cat "$mb/g" 2>/dev/null)" = new ] || [ "$(cat "$ma/g")" = new ] || fail "$v: g not replaced"
+    [ -e "$ma/g.lock" ] || fail "$v: flock's lock file removed on GlusterFS"
 done
 
 # Teardown after a failing and after an interrupted run.

@@ -345,13 +345,18 @@ TEST(Settings, BadValuesLeaveDefaultsAndAreNamed) {
     EXPECT_EQ(config::parse_fsync("sometimes", &opt, why, sizeof why), EINVAL);
     EXPECT_NE(std::string(why).find("expected full or none"), std::string::npos) << why;
     EXPECT_EQ(config::parse_lock_backend("fcntl", &opt, why, sizeof why), EINVAL);
-    EXPECT_NE(std::string(why).find("expected flock, dotlock or none"), std::string::npos) << why;
+    EXPECT_NE(std::string(why).find("expected flock, dotlock, none or auto"), std::string::npos) << why;
     EXPECT_EQ(config::parse_keep_lock_files("yes", &opt, why, sizeof why), EINVAL);
     EXPECT_NE(std::string(why).find("expected 1 or 0"), std::string::npos) << why;
     EXPECT_EQ(opt.lock.has_timeout, defaults.lock.has_timeout);
     EXPECT_EQ(opt.durability, defaults.durability);
     EXPECT_EQ(opt.lock.backend, defaults.lock.backend);
     EXPECT_EQ(opt.lock.keep_lock_file, defaults.lock.keep_lock_file);
+    // auto (the shim's default, chosen per mount) is a value like the others.
+    wlf_write_options chosen;
+    wlf_write_options_init(&chosen);
+    EXPECT_EQ(config::parse_lock_backend("auto", &chosen, why, sizeof why), 0);
+    EXPECT_EQ(chosen.lock.backend, WLF_LOCK_AUTO);
     // A long value is cut, never overflows the line.
     std::string long_value(1000, 'x');
     EXPECT_EQ(config::parse_fsync(long_value.c_str(), &opt, why, sizeof why), EINVAL);

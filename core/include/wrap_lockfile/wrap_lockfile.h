@@ -78,7 +78,10 @@ WLF_API const char *wlf_step_name(int step);
 enum wlf_lock_backend {
     WLF_LOCK_FLOCK = 0,   /* flock(2) on <target>.lock (default) */
     WLF_LOCK_DOTLOCK = 1, /* link(2)-based <target>.lock, NFS safe, liblockfile compatible */
-    WLF_LOCK_NONE = 2     /* no locking; warns once on stderr */
+    WLF_LOCK_NONE = 2,    /* no locking; warns once on stderr */
+    WLF_LOCK_AUTO = 3     /* per mount: dotlock where flock stays on this host although the
+                             files are shared (NFS local_lock=flock|all or nolock, SMB nobrl,
+                             sshfs), flock elsewhere (README "Shared file systems"); the shim's default */
 };
 
 typedef struct wlf_lock_options {

@@ -101,7 +101,7 @@ public:
 
 // ---- options --------------------------------------------------------------
 
-enum class LockBackend { flock = WLF_LOCK_FLOCK, dotlock = WLF_LOCK_DOTLOCK, none = WLF_LOCK_NONE };
+enum class LockBackend { flock = WLF_LOCK_FLOCK, dotlock = WLF_LOCK_DOTLOCK, none = WLF_LOCK_NONE, automatic = WLF_LOCK_AUTO };
 enum class Durability { full = WLF_DURABILITY_FULL, none = WLF_DURABILITY_NONE };
 enum class HardLinkPolicy { keep_links = WLF_HARDLINK_KEEP, split = WLF_HARDLINK_SPLIT };
 enum class CommitKind {

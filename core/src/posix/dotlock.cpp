@@ -11,10 +11,13 @@
 // is never broken by pid, however dead that pid looks here; a lock in
 // liblockfile's own format is judged as liblockfile judges it (same host
 // assumed; without a pid, older than 5 minutes by mtime). The lock's
-// identity (dev, ino, mtime, size) is checked again immediately before the
-// unlink, so a breaker that judged one holder dead never removes the lock
-// of the next. Success is decided by inode comparison, as liblockfile
-// does: link()'s result and st_nlink may both lie on NFS.
+// identity (dev, ino, mtime, size) and content are checked again
+// immediately before the unlink, so a breaker that judged one holder dead
+// never removes the lock of the next. Success: link() reporting success is
+// believed (it never reports a link it did not make); a reported failure is
+// decided by inode comparison, as liblockfile does (NFS can report failure
+// after succeeding, and st_nlink may be cached). sshfs numbers inodes per
+// path, so there only link()'s success tells.
 #include "dotlock.hpp"
 
 #include "internal.hpp"
@@ -105,6 +108,11 @@ bool read_content(const char *path, struct stat *st, Content *c) {
     return parse_content(buf, static_cast<size_t>(n), c);
 }
 
+bool same_content(const Content &a, const Content &b) {
+    return a.pid == b.pid && a.ours == b.ours && strcmp(a.id.host, b.id.host) == 0 &&
+           strcmp(a.id.boot, b.id.boot) == 0 && a.id.pidns == b.id.pidns;
+}
+
 bool pid_is_dead(long pid) { return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
 
 int write_content(int fd) {
@@ -137,10 +145,13 @@ bool holder_dead(const Content &c, time_t mtime, time_t now) {
 // it removed it (the caller tries again at once).
 bool break_if_stale(const char *path) {
     struct stat before, now;
-    Content c;
+    Content c, again;
     if (!read_content(path, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;
-    // Immediately before the unlink: still the very file we judged.
-    if (lstat(path, &now) != 0 || now.st_dev != before.st_dev || now.st_ino != before.st_ino ||
+    // Immediately before the unlink: still the very file we judged, read
+    // again (sshfs numbers inodes per path and keeps whole-second mtimes:
+    // there the content, the holder's pid, is what tells two locks apart).
+    if (!read_content(path, &now, &again) || !same_content(again, c) || now.st_dev != before.st_dev ||
+        now.st_ino != before.st_ino ||
         now.st_mtim.tv_sec != before.st_mtim.tv_sec || now.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
         now.st_size != before.st_size)
         return false;
@@ -159,7 +170,8 @@ struct Attempt {
 int try_link(void *ctx) {
     auto *a = static_cast<Attempt *>(ctx);
     for (int round = 0; round < 2; ++round) {
-        (void)sys::linkat(AT_FDCWD, a->tmp, AT_FDCWD, a->path, 0);  // the inodes tell, not the result
+        // Success is believed; a failure may be a lost reply of a success (NFS).
+        bool linked = sys::linkat(AT_FDCWD, a->tmp, AT_FDCWD, a->path, 0) == 0;
         struct stat mine, lock;
         if (lstat(a->tmp, &mine) != 0) return errno;
         if (lstat(a->path, &lock) != 0) {
@@ -169,9 +181,10 @@ int try_link(void *ctx) {
             return errno;
         }
         a->lookups_failed = 0;
-        if (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino) {
-            a->dev = mine.st_dev;
-            a->ino = mine.st_ino;
+        if (linked || (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino)) {
+            // The lock file's identity as its path shows it (the release compares that).
+            a->dev = lock.st_dev;
+            a->ino = lock.st_ino;
             return 0;
         }
         // A FIFO, directory, symlink... is nobody's dotlock: waiting for it

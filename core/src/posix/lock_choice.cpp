@@ -11,7 +11,7 @@ bool parse_lock_backend(const char *s, int *backend) {
     static constexpr struct {
         const char *name;
         int backend;
-    } kNames[] = {{"flock", WLF_LOCK_FLOCK}, {"dotlock", WLF_LOCK_DOTLOCK}, {"none", WLF_LOCK_NONE}};
+    } kNames[] = {{"flock", WLF_LOCK_FLOCK}, {"dotlock", WLF_LOCK_DOTLOCK}, {"none", WLF_LOCK_NONE}, {"auto", WLF_LOCK_AUTO}};
     for (const auto &n : kNames) {
         if (strcmp(s, n.name) == 0) {
             *backend = n.backend;

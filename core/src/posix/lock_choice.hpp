@@ -5,13 +5,13 @@
 
 namespace wrap_lockfile::detail {
 
-// "flock", "dotlock" or "none" into *backend (enum wlf_lock_backend); false
+// "flock", "dotlock", "none" or "auto" into *backend (enum wlf_lock_backend); false
 // for anything else.
 bool parse_lock_backend(const char *s, int *backend);
 
 // "1" or "0" into *keep; false for anything else.
 bool parse_keep_lock_files(const char *s, int *keep);
 
-inline constexpr const char *kLockBackendChoices = "flock, dotlock or none";
+inline constexpr const char *kLockBackendChoicesExpected = "expected flock, dotlock, none or auto";
 
 }  // namespace wrap_lockfile::detail

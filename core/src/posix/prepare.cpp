@@ -42,10 +42,12 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
     for (;;) {
         fd = detail::open_as_program(path, f->flags, mode, want_read, f->st, &seen->readable);
         if (fd >= 0) break;
-        // ESTALE, or EAGAIN because the cached stat named the version another
-        // client replaced before we took the lock: stat again, open again.
+        // ESTALE (EBADFD from GlusterFS), or EAGAIN because the cached stat
+        // named the version another client replaced before we took the
+        // lock: stat again, open again.
         int e = errno;
-        if (!(e == ESTALE || (e == EAGAIN && detail::is_shared_fs_parent(f->target))) || !stale.again(ESTALE)) {
+        bool cached = detail::is_stale_handle(e, f->target) || (e == EAGAIN && detail::is_shared_fs_parent(f->target));
+        if (!cached || !stale.again(ESTALE)) {
             errno = e;
             break;
         }
@@ -63,7 +65,7 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
 }
 
 // Copies the current content into the temp. A shared file system may answer
-// ESTALE mid-copy for the version another client replaced just before we
+// ESTALE (GlusterFS: EBADFD) mid-copy for the version another client replaced just before we
 // took the lock: look at the target again and start over (bounded,
 // shared_fs.hpp).
 int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
@@ -71,7 +73,8 @@ int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err)
     for (;;) {
         int rc = detail::seed_copy(seen->fd.get(), f->fd);
         if (rc == 0) return 0;
-        if (rc != ESTALE || !stale.again(rc)) return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);
+        if (!detail::is_stale_handle(rc, f->target) || !stale.again(ESTALE))
+            return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);
         if (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0)
             return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
         if ((rc = stat_target(f, true)) != 0) return fail(err, rc, WLF_STEP_TEMP, "stat", f->target);
@@ -198,7 +201,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         const char *op = "copy metadata";
         int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
         detail::StaleRetry stale;  // as in seed(): the version another client replaced
-        while (rc == ESTALE && stale.again(rc)) {
+        while (detail::is_stale_handle(rc, f->target) && stale.again(ESTALE)) {
             if ((rc = stat_target(f, true)) != 0) break;
             seen->fd.reset(-1);
             if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;

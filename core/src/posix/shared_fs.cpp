@@ -54,6 +54,10 @@ bool is_shared_fs_parent(const char *path) {
     return split_dir_base(path, dir, sizeof dir, &base) == 0 && is_shared_fs_path(dir);
 }
 
+bool is_stale_handle(int err, const char *path) {
+    return err == ESTALE || (err == EBADFD && is_shared_fs_parent(path));
+}
+
 bool StaleRetry::again(int err) {
     // GlusterFS's FUSE client answers EBADFD for an inode whose handle the
     // other client's replacement made stale: the same case as ESTALE.

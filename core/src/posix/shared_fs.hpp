@@ -9,12 +9,17 @@ namespace wrap_lockfile::detail {
 // Whether the file system holding `fd` / `path` is shared between hosts or
 // served by a user-space daemon (statfs f_type: NFS, SMB/CIFS, Ceph, FUSE,
 // AFS, 9p, Lustre, GPFS, OCFS2, GFS2). There a lock file is never unlinked
-// (another client's cached attributes could vouch for the unlinked inode)
-// and the dotlock backend is the default of the shim. False on error.
+// (another client's cached attributes could vouch for the unlinked inode).
+// Which backend the shim takes there: mount_info.hpp. False on error.
 bool is_shared_fs_fd(int fd);
 bool is_shared_fs_path(const char *path);
 // The same for the directory that holds `path` (which may not exist).
 bool is_shared_fs_parent(const char *path);
+
+// A handle a shared file system's cache made stale: ESTALE, or EBADFD on a
+// shared file system (GlusterFS's FUSE client answers it for an inode that
+// another client's replacement made stale, on open, read or stat).
+bool is_stale_handle(int err, const char *path);
 
 // A bounded retry of lookups that a shared file system's caches answered
 // wrongly, the way NFS clients retry: ESTALE (a cached handle of a file

@@ -61,7 +61,9 @@ void load_options() {
     wlf_write_options_init(&g_config.options);
     // An ignored timeout means none: waiting for the lock loses nothing.
     load_setting(config::kTimeoutVar, config::parse_timeout);
-    // Unset: flock, and lock files are kept on shared file systems (core).
+    // Unset: auto, the mount's choice when a lock is taken (core,
+    // mount_info.hpp); flock keeps its lock files on shared file systems.
+    g_config.options.lock.backend = WLF_LOCK_AUTO;
     load_setting(config::kLockBackendVar, config::parse_lock_backend);
     load_setting(config::kKeepLockFilesVar, config::parse_keep_lock_files);
     load_setting(config::kFsyncVar, config::parse_fsync);
