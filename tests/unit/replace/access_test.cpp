@@ -280,6 +280,7 @@ TEST(AtomicWriteAttributes, ImmutableTargetIsEpermAtOpen) {
 // same inode, old content kept. Through the C++ API: "a" and "a+" append,
 // "w" and "r+" are WriteFailed EPERM.
 TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlace) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_STATX, "statx (the append-only attribute)");
     REQUIRE_ROOT();
     TempDir dir;
     fs::path t = dir / "log";

@@ -22,6 +22,7 @@ TEST(AtomicWriteDurability, NoneAndFullBothPublishTheContent) {
 // only the target is left. The working directory is a removed directory,
 // where nothing can be created: every name must be the target directory's.
 TEST(AtomicWriteDurability, AbsolutePathKeepsNoDirectoryDescriptor) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_O_TMPFILE, "O_TMPFILE (a named temp is reached through the directory)");
     TempDir dir, gone;
     ASSERT_TRUE(dir.path().is_absolute());
     ASSERT_EQ(directory_fds_of(dir.path()), 0);
@@ -66,6 +67,7 @@ TEST(AtomicWriteDurability, AbsolutePathKeepsNoDirectoryDescriptor) {
 // directory that was never locked; the old file stays. The lock file
 // somebody keeps in the new directory is neither removed nor written.
 TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_O_TMPFILE, "O_TMPFILE (a named temp is reached through the directory)");
     for (int durability : {WLF_DURABILITY_FULL, WLF_DURABILITY_NONE}) {
         SCOPED_TRACE(durability == WLF_DURABILITY_FULL ? "full" : "none");
         TempDir dir;

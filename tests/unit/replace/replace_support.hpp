@@ -8,6 +8,7 @@
 #include <wrap_lockfile/wrap_lockfile.h>
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
+#include "build_features.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>

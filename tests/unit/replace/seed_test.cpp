@@ -32,6 +32,7 @@ TEST(AtomicWriteSeed, AppendOnTmpfsWithoutReflink) {
 }
 
 TEST(AtomicWriteSeed, AppendSharesExtentsOnXfsWithReflink) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_FICLONE, "FICLONE");
     REQUIRE_PRIVATE_MOUNTS();
     if (std::system("command -v mkfs.xfs >/dev/null 2>&1") != 0) GTEST_SKIP() << "mkfs.xfs not installed";
     TempDir dir;
