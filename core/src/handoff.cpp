@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,11 +65,27 @@ int get_int(const char *&p, const char *end, int *value) {
     char buf[24];
     if (int rc = get_field(p, end, buf, sizeof buf, false)) return rc;
     char *e;
+    errno = 0;
     long v = strtol(buf, &e, 10);
-    if (!buf[0] || *e) return EINVAL;
+    if (!buf[0] || *e || errno || v < INT_MIN || v > INT_MAX) return EINVAL;
     *value = static_cast<int>(v);
     return 0;
 }
+
+// The token's seal: FNV-1a (32 bits) of everything before it. A token cut
+// short, or with any byte changed, no longer matches its seal, so it is
+// refused rather than taken for another (shorter) target path.
+constexpr size_t kSealDigits = 8;
+
+uint32_t seal_of(const char *data, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; ++i) h = (h ^ static_cast<unsigned char>(data[i])) * 16777619u;
+    return h;
+}
+
+// The token's version: 4 added the seal; 3 the lock file's owner (whether
+// the release removes it).
+constexpr int kTokenVersion = 4;
 
 }  // namespace
 
@@ -78,10 +96,10 @@ void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir
 }
 
 int detail::file_export(const wlf_file *f, char *out, size_t size) {
-    // Version 3 added the lock file's owner (whether the release removes it).
-    int n = snprintf(out, size, "3,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,", f->kind, f->fd, wlf_lock_fd(f->lock),
-                     detail::lock_keeps_file(f->lock) ? 1 : 0, detail::lock_file_owner(f->lock), f->flags,
-                     f->durability, f->anonymous ? 1 : 0, f->staged ? 1 : 0, f->existed ? 1 : 0);
+    int n = snprintf(out, size, "%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,", kTokenVersion, f->kind, f->fd,
+                     wlf_lock_fd(f->lock), detail::lock_keeps_file(f->lock) ? 1 : 0,
+                     detail::lock_file_owner(f->lock), f->flags, f->durability, f->anonymous ? 1 : 0,
+                     f->staged ? 1 : 0, f->existed ? 1 : 0);
     if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
     char *p = out + n, *end = out + size;
     const char *fields[] = {f->temp, f->suffix, f->target};
@@ -90,19 +108,31 @@ int detail::file_export(const wlf_file *f, char *out, size_t size) {
         if (end - p < 2) return ENAMETOOLONG;
         *p++ = ',';
     }
-    p[-1] = '\0';
+    if (static_cast<size_t>(end - p) < kSealDigits + 1) return ENAMETOOLONG;
+    snprintf(p, kSealDigits + 1, "%08x", static_cast<unsigned>(seal_of(out, static_cast<size_t>(p - out))));
     return 0;
 }
 
 int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **out) {
     *out = nullptr;
-    const char *p = token, *end = token + len;
+    // "<fields>,<seal>": the seal first, then the fields up to (without) its comma.
+    if (len < kSealDigits + 1 || token[len - kSealDigits - 1] != ',') return EINVAL;
+    uint32_t seal = 0;
+    for (size_t i = len - kSealDigits; i < len; ++i) {
+        int v = hex_value(token[i]);
+        if (v < 0) return EINVAL;
+        seal = seal << 4 | static_cast<uint32_t>(v);
+    }
+    if (seal != seal_of(token, len - kSealDigits)) return EINVAL;
+    const char *p = token, *end = token + len - kSealDigits - 1;
     int version = 0, kind = 0, fd = -1, lock_fd = -1, keep = 0, owner = 0, flags = 0, durability = 0, anonymous = 0,
         staged = 0, existed = 0;
     int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &owner, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
-    if (version != 3 || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH) return EINVAL;
+    if (version != kTokenVersion || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH || fd < 0 ||
+        lock_fd < -1)
+        return EINVAL;
     auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
     if (!f) return ENOMEM;
     f->fd = -1;
@@ -111,6 +141,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     int rc = get_field(p, end, f->temp, sizeof f->temp, true);
     if (!rc) rc = get_field(p, end, f->suffix, sizeof f->suffix, true);
     if (!rc) rc = get_field(p, end, f->target, sizeof f->target, true);
+    if (!rc && (p != end || end[-1] == ',' || !f->target[0])) rc = EINVAL;  // a field too many, or none
     struct stat st;
     if (!rc && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) rc = EBADF;
     if (rc) {
@@ -127,24 +158,30 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
+    if (!rc && (f->target[0] != '/' || !f->base[0])) rc = EINVAL;  // wlf_open's targets are absolute files
     // A named temp holds its name in this image now: counted again.
     if (!rc && f->temp[0]) {
         const char *slash = strrchr(f->temp, '/');
         f->per_target_temp = detail::is_per_target_name(f->base, f->suffix, slash ? slash + 1 : f->temp);
         if (f->per_target_temp) detail::retain_per_target_name();
     }
+    // As begin_rename decides (reach_by_path: an adopted flock has its
+    // file); and a named temp's relative name needs the directory it is
+    // relative to. Before the lock is adopted, the last step that can fail:
+    // a refused token must leave the caller's lock alone.
+    f->fd_floor = fd_floor;
+    bool by_path = f->target[0] == '/' && lock_fd >= 0;
+    if (!rc && kind == WLF_COMMIT_RENAME && (!by_path || (f->temp[0] && f->temp[0] != '/')))
+        rc = detail::open_dir(f, true, nullptr);
     if (!rc && lock_fd >= 0) {
         char lock_path[WLF_PATH_MAX];
         rc = detail::lock_path_of(f->target, lock_path, sizeof lock_path);
         if (!rc) rc = detail::lock_adopt(lock_fd, lock_path, keep != 0, owner, &f->lock);
     }
-    // As begin_rename decides; and a named temp's relative name needs the
-    // directory it is relative to.
-    f->fd_floor = fd_floor;
-    if (!rc && kind == WLF_COMMIT_RENAME && (!detail::reach_by_path(f) || (f->temp[0] && f->temp[0] != '/')))
-        rc = detail::open_dir(f, true, nullptr);
     if (rc) {
-        f->fd = -1;  // still the caller's: it decides what to do with it
+        // Still the caller's, to decide about: the descriptor and a named temp.
+        f->fd = -1;
+        f->temp[0] = '\0';
         detail::destroy(f);
         return rc;
     }

@@ -20,12 +20,15 @@ namespace wrap_lockfile::detail {
 // or -1), so the shim can protect them and clear FD_CLOEXEC before execve.
 void file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd);
 
-// Writes f's state as one token without spaces, ';' or '=' into out[size].
-// Returns 0 or ENAMETOOLONG.
+// Writes f's state as one token without spaces, ';', ':' or '=' into
+// out[size]: comma-separated fields (a version first), the last one a seal
+// of everything before it (8 hex digits). Returns 0 or ENAMETOOLONG.
 int file_export(const wlf_file *f, char *out, size_t size);
 
 // Rebuilds a wlf_file from a token of file_export in this process; checks
-// that the descriptors are open and are what they claim. 0 or errno.
+// that the descriptors are open and are what they claim. A token of another
+// version, cut short or changed anywhere is refused (EINVAL) and nothing is
+// touched: the descriptors stay the caller's. 0 or errno.
 int file_import(const char *token, size_t len, int fd_floor, wlf_file **out);
 
 // The lock's part of a token: whether its file is kept, and its owner

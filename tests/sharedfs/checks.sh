@@ -1,19 +1,10 @@
-# Shared by the shared-fs scripts: fail() counts a failed check, finish()
-# reports and exits (0 all passed, 1 otherwise); scratch_dir makes a
-# temporary directory $tmp the current one and, at exit, kills the pids in
-# bg[] and removes it (for the scripts without the GlusterFS harness, which
-# owns the EXIT trap there).
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-finish() {
-    if [ "$failures" -gt 0 ]; then
-        echo "$failures check(s) failed"
-        exit 1
-    fi
-    echo "all checks passed"
-    exit 0
-}
+# Shared by the shared-fs scripts: fail, skip_check and finish from
+# tests/checks.sh (exit 0 all passed, 1 a check failed, 77 one was skipped);
+# scratch_dir makes a temporary directory $tmp the current one and, at exit,
+# kills the pids in bg[] and removes it (for the scripts without the
+# GlusterFS harness, which owns the EXIT trap there).
+# shellcheck source=../checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../checks.sh"
 
 scratch_dir() {
     tmp=$(mktemp -d) || exit 1

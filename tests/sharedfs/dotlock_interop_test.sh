@@ -124,7 +124,7 @@ if unshare --pid --fork true 2>/dev/null; then
         fail "the holder in a new pid namespace did not take the lock"
     fi
 else
-    echo "SKIP (check 5): no pid namespaces here"
+    skip_check "check 5" "no pid namespaces here"
 fi
 
 finish

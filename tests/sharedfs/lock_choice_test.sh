@@ -71,7 +71,7 @@ if command -v dotlockfile >/dev/null; then
     "$atomically" --rule "$tmp/f" --lock-backend dotlock -- sh -c 'exec 3>f; dotlockfile -l -r 0 -q f.lock; echo $? >rc; exec 3>&-'
     [ "$(cat rc)" != 0 ] || fail "dotlockfile took f.lock while the shim held it"
 else
-    echo "SKIP (dotlockfile checks): liblockfile-bin not installed"
+    skip_check "dotlockfile checks" "liblockfile-bin not installed"
 fi
 
 finish

@@ -7,21 +7,19 @@
 # python3's shutil.copyfile and tee: the program's close fails or it exits
 # non-zero, the target keeps its old content and inode, and no temp is left.
 # Usage: data_moves_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
-# Exit: 0 pass, 1 fail, 77 skip.
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="data_moves_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
 . "$(dirname "$0")/lib.sh"
 helpers=$(realpath "${3:?$usage}") || exit 1
 
-if ! is_root; then
-    echo "SKIP: a full file system needs a tmpfs mount (root)"
-    exit 77
-fi
-have unshare || { echo "SKIP: unshare(1) not installed"; exit 77; }
+is_root || skip_all "a full file system needs a tmpfs mount (root)"
+have unshare || skip_all "unshare(1) not installed"
 
 newdir moves
 mkdir mnt
 # Everything below runs in a private mount namespace (nothing leaks to the
-# host); FAIL lines come back on stdout, SKIP lines too.
+# host); FAIL lines come back on stdout. What it skips is counted here.
+[ -x "$python3" ] || skip_check "python3 shutil.copyfile" "no python3"
 unshare -m bash -s -- "$d" "$atomically" "$helpers" "$python3" <<'EOF_NS'
 d=$1 atomically=$2 helpers=$3 python3=$4
 failed=0
@@ -93,8 +91,6 @@ if [ -x "$python3" ]; then
     arm
     shim "$python3" -c 'import shutil, sys; shutil.copyfile(sys.argv[1], "t")' big 2>"$d/err"
     kept "python3 shutil.copyfile" $?
-else
-    echo "SKIP: python3 shutil.copyfile: no python3"
 fi
 arm
 shim install -m 644 big t 2>"$d/err"
@@ -113,7 +109,7 @@ EOF_NS
 rc=$?
 case $rc in
 0) ;;
-77) echo "SKIP: cannot mount a tmpfs in a private mount namespace"; exit 77 ;;
+77) skip_all "cannot mount a tmpfs in a private mount namespace" ;;
 *) fail "see above (status $rc)" ;;
 esac
 [ -z "$(ls -A mnt)" ] || fail "the tmpfs mount leaked out of its namespace"

@@ -14,7 +14,7 @@
 #  - dup2 onto the shim's own descriptor with no room to move it is refused,
 #    with the descriptor's number in the message, and the write still lands.
 # Usage: descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
-# Exit: 0 pass, 1 fail, 77 skip.
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
 . "$(dirname "$0")/lib.sh"
 helpers=$(realpath "${3:?$usage}") || exit 1
@@ -42,7 +42,7 @@ shim launcher '*.json' "$helpers/unseen_close" raw 2>err
 expect_status "raw close" 0 $?
 expect_content "raw close, number reused by the next open" a.json $'A\n'
 expect_content "raw close, committed at exit" b.json $'B\n'
-grep -q 'numbers differ' err && skip "raw close: the kernel gave b.json another number: $(cat err)"
+grep -q 'numbers differ' err && skip_check "raw close" "the kernel gave b.json another number: $(cat err)"
 expect_entries "raw close" . a.json b.json err
 
 fresh reuse
@@ -117,7 +117,7 @@ fresh internal
 out=$(shim launcher '*.json' "$helpers/unseen_close" internal 2>err)
 status=$?
 if [ "$status" -eq 77 ]; then
-    skip "lock descriptor closed behind the shim's back: no descriptor names a.json.lock"
+    skip_check "lock descriptor closed behind the shim's back" "no descriptor names a.json.lock"
 else
     lock=$(sed -n 's/^lock //p' <<<"$out")
     grep -qx 'close: Bad file descriptor' <<<"$out" || fail "lock descriptor closed unseen: $(echo $out), want EBADF"
@@ -153,7 +153,7 @@ fs.promises.writeFile("p.json", "P\n").then(() => {
     expect_content "node: the lock is free after writeFileSync" lock.status 0
     expect_entries "node" . a.json b.json c.json err lock.status p.json s.json
 else
-    skip "node: not installed"
+    skip_check "node" "not installed"
 fi
 
 # ---- descriptors per pending replacement ----
@@ -197,7 +197,7 @@ echo old >t
 out=$(shim launcher "$d/t" "$helpers/dup2_internal" t 2>err)
 status=$?
 if [ "$status" -eq 77 ]; then
-    skip "dup2 onto the lock descriptor: $out"
+    skip_check "dup2 onto the lock descriptor" "$out"
 else
     expect_status "dup2 onto the lock descriptor" 0 "$status"
     lock=$(sed -n 's/^lock //p' <<<"$out")

@@ -67,13 +67,13 @@ if have dash; then
     case_ "dash exec >>" 0 $'old\nnew\n' dash -c 'exec >> f; echo new'
     case_ "dash exec 3>" 0 $'new\n' dash -c 'exec 3> f; echo new >&3'
 else
-    skip "dash checks: dash not installed"
+    skip_check "dash checks" "dash not installed"
 fi
 if [ -x "$python3" ]; then
     # Flushed: through write(); the rest stays in python's buffer.
     case_ "python3 os._exit" 0 $'x\n' "$python3" -c "import os; f = open('f', 'w'); f.write('x\n'); f.flush(); f.write('lost'); os._exit(0)"
 else
-    skip "python3 os._exit: python3 not installed"
+    skip_check "python3 os._exit" "python3 not installed"
 fi
 
 finish

@@ -15,7 +15,7 @@
 usage="$0 ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 
-have git || { echo "SKIP: git not installed"; exit 77; }
+have git || skip_all "git not installed"
 
 # Same identity, dates and configuration everywhere: same hashes.
 export GIT_AUTHOR_NAME=Tester GIT_AUTHOR_EMAIL=tester@example.org

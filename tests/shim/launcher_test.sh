@@ -3,44 +3,30 @@
 # runs (exit 125), command lookup (126/127), the command's own exit status,
 # refusal of programs the shim could not protect, and the environment the
 # command receives.
-# Usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT [PROBE_DIR]]
-# Without PRELOAD_OBJECT a do-nothing shared object stands in for it.
-# PROBE_DIR holds meson-built programs the preload cannot load (exec_probe*).
-# Exit: 0 pass, 1 fail, 77 skip.
+# Usage: launcher_test.sh ATOMICALLY PRELOAD_OBJECT PROBE_DIR HELPER_DIR
+# PROBE_DIR holds meson-built programs the preload cannot load (exec_probe*),
+# HELPER_DIR libempty_preload.so (tests/shim/helpers/).
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 set -u
-
-atomically=${1:?usage: launcher_test.sh ATOMICALLY [PRELOAD_OBJECT]}
-atomically=$(realpath "$atomically")
-probes=${3:+$(realpath "$3")}
+usage="usage: launcher_test.sh ATOMICALLY PRELOAD_OBJECT PROBE_DIR HELPER_DIR"
+[ $# -eq 4 ] || { echo "$usage" >&2; exit 1; }
+atomically=$(realpath "$1") || exit 1
+preload=$(realpath "$2") || exit 1
+probes=$(realpath "$3") || exit 1
+helpers=$(realpath "$4") || exit 1
+# fail, skip_check, finish.
+# shellcheck source=../checks.sh
+. "$(dirname "$0")/../checks.sh"
 
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
 cwd=$(pwd -P)
 
-have_cc=false
-command -v cc >/dev/null 2>&1 && have_cc=true
-
-if [ $# -ge 2 ]; then
-    preload=$(realpath "$2") || exit 1
-else
-    if ! $have_cc; then
-        echo "SKIP: no preload object given and no cc to build a stand-in"
-        exit 77
-    fi
-    cc -shared -fPIC -o dummy.so -x c /dev/null || exit 1
-    preload=$cwd/dummy.so
-fi
 export WRAP_LOCKFILE_PRELOAD=$preload
 # The test controls these; inherited values would change the expectations.
 unset WRAP_LOCKFILE_RULES WRAP_LOCKFILE_LOCK_ONLY WRAP_LOCKFILE_EXCLUDE WRAP_LOCKFILE_CONFIG \
     WRAP_LOCKFILE_TIMEOUT WRAP_LOCKFILE_FSYNC WRAP_LOCKFILE_LOG LD_PRELOAD
-
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 
 # expect_refused NAME WORD... -- ARGS...: atomically must exit 125, print one
 # "atomically: " line mentioning every WORD, and not run the command, which
@@ -145,39 +131,34 @@ expect_refused "setuid program" "$cwd/suid" --allow-unprotected setuid -- "$cwd/
 expect_status "setuid program, allowed" 0 --allow-unprotected "$cwd/suid"
 grep -q '^atomically: warning: ' err || fail "setuid program, allowed: no warning: $(cat err)"
 
-static_ok=false
-if $have_cc; then
-    printf 'int main(void) { return 7; }\n' >static.c
-    cc -static -o static static.c 2>/dev/null && static_ok=true
-fi
-if $static_ok; then
-    expect_refused "static program" "$cwd/static" "statically linked" --allow-unprotected -- "$cwd/static"
-    expect_status "static program, allowed" 7 --allow-unprotected "$cwd/static"
+# Built by meson: statically linked, another ELF class, another libc's loader.
+static=$probes/exec_probe_static
+if [ -x "$static" ]; then
+    expect_refused "static program" "$static" "statically linked" --allow-unprotected -- "$static"
+    expect_status "static program, allowed" 0 --allow-unprotected "$static"
+    grep -qx hello out || fail "static program, allowed: it did not run: $(cat out)"
     grep -q '^atomically: warning: ' err || fail "static program, allowed: no warning: $(cat err)"
-    printf '#!%s\n' "$cwd/static" >static-script
+    printf '#!%s\n' "$static" >static-script
     chmod +x static-script
-    expect_refused "script with a static interpreter" "$cwd/static" -- ./static-script
+    expect_refused "script with a static interpreter" "$static" -- ./static-script
 else
-    echo "SKIP (static checks): cannot build a static binary (cc or static libc missing: libc6-dev)"
+    skip_check "static checks" "no exec_probe_static (no static libc: libc6-dev)"
 fi
-# Built by meson; another ELF class, another libc's loader.
-if [ -n "$probes" ] && [ -x "$probes/exec_probe32" ]; then
+if [ -x "$probes/exec_probe32" ]; then
     expect_refused "32-bit program" "$probes/exec_probe32" "32-bit" --allow-unprotected -- "$probes/exec_probe32"
     expect_status "32-bit program, allowed" 0 --allow-unprotected "$probes/exec_probe32"
 else
-    echo "SKIP (32-bit program): no exec_probe32 (gcc-multilib missing: meson found no working cc -m32)"
+    skip_check "32-bit program" "no exec_probe32 (gcc-multilib missing: meson found no working cc -m32)"
 fi
-if [ -n "$probes" ] && [ -x "$probes/exec_probe_musl" ]; then
+if [ -x "$probes/exec_probe_musl" ]; then
     expect_refused "musl program" "$probes/exec_probe_musl" "ld-musl" --allow-unprotected -- "$probes/exec_probe_musl"
     printf '#!%s\n' "$probes/exec_probe_musl" >musl-script
     chmod +x musl-script
     expect_refused "script with a musl interpreter" "$probes/exec_probe_musl" "ld-musl" -- ./musl-script
 else
-    echo "SKIP (musl program): no exec_probe_musl (musl-tools missing: no musl-gcc)"
+    skip_check "musl program" "no exec_probe_musl (musl-tools missing: no musl-gcc)"
 fi
-if [ -n "$probes" ] && [ -x "$probes/exec_probe" ]; then
-    expect_status "dynamic glibc program" 0 "$probes/exec_probe"
-fi
+expect_status "dynamic glibc program" 0 "$probes/exec_probe"
 
 printf '#!/bin/sh\ntouch ran\n' >script
 chmod +x script
@@ -201,10 +182,7 @@ expect_value() {
     [ "$got" = "$2" ] || fail "$3: $1='$got', want '$2'"
 }
 
-other=""
-if $have_cc; then
-    cc -shared -fPIC -o other.so -x c /dev/null && other=$cwd/other.so
-fi
+other=$helpers/libempty_preload.so
 LD_PRELOAD=$other expect_status "environment" 0 --rule 'a;b' --lock-only 'x/*.log' --timeout 0.5 --fsync none -- env
 expect_value WRAP_LOCKFILE_RULES 'a;b' "environment"
 expect_value WRAP_LOCKFILE_LOCK_ONLY "$cwd/x/*.log" "environment"
@@ -212,12 +190,7 @@ expect_value WRAP_LOCKFILE_EXCLUDE '<unset>' "environment"
 expect_value WRAP_LOCKFILE_TIMEOUT 0.5 "environment"
 expect_value WRAP_LOCKFILE_FSYNC none "environment"
 expect_value WRAP_LOCKFILE_LOG '<unset>' "environment"
-if [ -n "$other" ]; then
-    expect_value LD_PRELOAD "$preload:$other" "environment"
-else
-    echo "SKIP (pre-existing LD_PRELOAD entry): no cc to build a second shared object"
-    expect_value LD_PRELOAD "$preload" "environment"
-fi
+expect_value LD_PRELOAD "$preload:$other" "environment"
 
 LD_PRELOAD=$preload expect_status "preload already listed" 0 -- env
 expect_value LD_PRELOAD "$preload" "preload already listed"
@@ -237,9 +210,4 @@ expect_value WRAP_LOCKFILE_LOG stderr "verbose"
 expect_status "version" 0 --version
 grep -q '^atomically (wrap_lockfile) [0-9]' out || fail "version: $(cat out)"
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all launcher checks passed"
-exit 0
+finish

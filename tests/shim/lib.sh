@@ -4,7 +4,7 @@
 #     ATOMICALLY PRELOAD_OBJECT
 # Every check asserts on the file system: content, inode number, mode,
 # owner, symlink target, the entries left in the directory, exit status.
-# Exit: 0 pass, 1 fail, 77 skip.
+# Exit: 0 pass, 1 fail, 77 a check (or all of them) could not run.
 set -u
 
 if [ $# -lt 2 ]; then
@@ -43,25 +43,11 @@ export WRAP_LOCKFILE_LOG=$tmp/shim.log
 python3=/usr/bin/python3
 [ -x "$python3" ] || python3=$(command -v python3 || true)
 
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-skip() {
-    echo "SKIP: $*"
-}
+# fail, skip_check, skip_all, finish.
+# shellcheck source=../checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../checks.sh"
 is_root() { [ "$(id -u)" -eq 0 ]; }
 have() { command -v "$1" >/dev/null 2>&1; }
-
-finish() {
-    if [ "$failures" -gt 0 ]; then
-        echo "$failures check(s) failed"
-        exit 1
-    fi
-    echo "all checks passed"
-    exit 0
-}
 
 # newdir NAME: a fresh directory for one check, made the current one; its
 # absolute path is $d.

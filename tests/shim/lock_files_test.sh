@@ -77,7 +77,7 @@ if [ -n "$python3" ]; then
         done
     done
 else
-    skip "2 renames: no python3"
+    skip_check "2 renames" "no python3"
 fi
 
 # ---- 3: things that are not lock files ----
@@ -93,7 +93,7 @@ intruder() {
 declare -A words=([fifo]="is a FIFO" [directory]="is a directory" [socket]="is a socket"
     [symlink]="is a symbolic link" [hardlink]="has 2 links")
 for kind in fifo directory socket symlink hardlink; do
-    [ "$kind" = socket ] && [ -z "$python3" ] && { skip "3 socket: no python3"; continue; }
+    [ "$kind" = socket ] && [ -z "$python3" ] && { skip_check "3 socket" "no python3"; continue; }
     for mode in "${modes[@]}"; do
         newdir "intruder-$kind-$mode"
         t="3 $kind/$mode"
@@ -146,10 +146,10 @@ if is_root && have setpriv && [ -w /proc/sys/fs/protected_hardlinks ]; then
             expect_content "4 hostile/$mode" conf $'conf\n'
         done
     else
-        skip "4 hostile hard link: nobody cannot link: $(cat err)"
+        skip_check "4 hostile hard link" "nobody cannot link: $(cat err)"
     fi
 else
-    skip "4 hostile hard link: needs root, setpriv and a writable fs.protected_hardlinks"
+    skip_check "4 hostile hard link" "needs root, setpriv and a writable fs.protected_hardlinks"
 fi
 
 # ---- 5: kill -9 of a holder ----

@@ -6,10 +6,11 @@
 # keeps its old content byte for byte and no temporary file is left.
 # Ordering is by fifos and by observing the kernel's lock table, never by
 # sleeping.
-# Usage: programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT
-# Exit: 0 pass, 1 fail, 77 skip.
-usage="programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT"
+# Usage: programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
+usage="programs_faults_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
 . "$(dirname "$0")/lib.sh"
+helpers=$(realpath "${3:?usage: $usage}") || exit 1
 
 # start MODE GLOBS COMMAND [ARG]...: like `shim`, in the background, with the
 # command itself (not a subshell) as $!, so it can be killed and waited for.
@@ -71,15 +72,15 @@ EOF
     rc=$?
     case $rc in
     0) ;;
-    77) skip "$t: cannot mount a tmpfs in a private mount namespace" ;;
+    77) skip_check "$t" "cannot mount a tmpfs in a private mount namespace" ;;
     *) fail "$t: see above (status $rc)" ;;
     esac
     [ -z "$(ls -A mnt)" ] || fail "$t: the tmpfs mount leaked out of its namespace"
 }
 if ! is_root; then
-    skip "ENOSPC checks: need root to mount a tmpfs"
+    skip_check "ENOSPC checks" "need root to mount a tmpfs"
 elif ! have unshare; then
-    skip "ENOSPC checks: unshare(1) not installed"
+    skip_check "ENOSPC checks" "unshare(1) not installed"
 else
     for mode in "${modes[@]}"; do tmpfs_check "$mode"; done
 fi
@@ -196,7 +197,7 @@ f.close()"
         expect_replaced "$t: next writer" f $'after\n'
     done
 else
-    skip "SIGKILL/python3 and _exit checks: python3 not installed"
+    skip_check "SIGKILL/python3 and _exit checks" "python3 not installed"
 fi
 
 # ---- exec hand-over: pending until the last image exits ----
@@ -221,43 +222,19 @@ if have dash; then
 fi
 
 # ---- vfork: the child's _exit must not touch the parent's replacement ----
-if have cc; then
-    newdir vfork
-    t="vfork+_exit"
-    cat >vf.c <<'EOF'
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/file.h>
-#include <sys/wait.h>
-#include <unistd.h>
-int main(void) {
-    int fd = open("f", O_WRONLY | O_TRUNC);
-    if (fd < 0 || write(fd, "parent", 6) != 6) return 2;
-    pid_t pid = vfork();
-    if (pid == 0) _exit(0);
-    if (pid < 0 || waitpid(pid, NULL, 0) != pid) return 3;
-    if (access("f.lock", F_OK) != 0) return 4;                       /* lock file removed */
-    int probe = open("f.lock", O_RDONLY);
-    if (probe < 0 || flock(probe, LOCK_EX | LOCK_NB) == 0) return 5; /* lock released */
-    close(probe);
-    if (write(fd, " more", 5) != 5) return 6;
-    return close(fd) == 0 ? 0 : 7;
-}
-EOF
-    if cc -o vf vf.c 2>cc.err; then
-        rm -f vf.c cc.err
-        printf 'old content\n' >f
-        arm f
-        shim launcher "$d/f" ./vf
-        expect_status "$t" 0 $?
-        expect_replaced "$t" f 'parent more'
-        expect_entries "$t" "$d" f vf
-    else
-        skip "$t: cc cannot build a test program: $(head -1 cc.err)"
-    fi
-else
-    skip "vfork+_exit: no cc"
-fi
+newdir vfork
+t="vfork+_exit"
+printf 'old content\n' >f
+arm f
+shim launcher "$d/f" "$helpers/vfork_exit"
+rc=$?
+case $rc in
+4) fail "$t: the child's _exit removed the parent's f.lock" ;;
+5) fail "$t: the child's _exit released the parent's lock" ;;
+*) expect_status "$t" 0 $rc ;;
+esac
+expect_replaced "$t" f 'parent more'
+expect_entries "$t" "$d" f
 
 # ---- flock(1) holds f.lock ----
 # flock(1) keeps its lock file (it must: it does not verify the path), so
@@ -315,7 +292,7 @@ if have flock; then
         expect_entries "$t --timeout 0.5" "$d" f f.lock held release err
     done
 else
-    skip "flock(1) checks: flock not installed"
+    skip_check "flock(1) checks" "flock not installed"
 fi
 
 # ---- rename onto a matched target runs under its lock ----

@@ -8,14 +8,14 @@
 # content, and a reader that had the old file open still reads the old
 # content, unchanged; nothing but the target is left in the directory.
 # Usage: programs_test.sh ATOMICALLY PRELOAD_OBJECT
-# Exit: 0 pass, 1 fail, 77 skip.
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="programs_test.sh ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 
 # ---- shells: bash and dash ----
 for sh in bash dash; do
     if ! have "$sh"; then
-        skip "$sh checks: $sh not installed"
+        skip_check "$sh checks" "$sh not installed"
         continue
     fi
     for mode in "${modes[@]}"; do
@@ -177,7 +177,7 @@ done
 
 # ---- python3 and perl ----
 if [ -z "$python3" ]; then
-    skip "python3 checks: python3 not installed"
+    skip_check "python3 checks" "python3 not installed"
 fi
 for mode in "${modes[@]}"; do
     if [ -n "$python3" ]; then
@@ -233,7 +233,7 @@ open('excl', 'x').write('x\n')"
         expect_replaced "$t '>>'" pl $'perl new\nperl more\n'
         expect_entries "$t" "$d" pl
     else
-        skip "perl checks: perl not installed"
+        skip_check "perl checks" "perl not installed"
     fi
 done
 
@@ -285,7 +285,7 @@ for mode in "${modes[@]}"; do
         [ "$(stat -c %u:%g:%a owned)" = 1234:5678:640 ] ||
             fail "$t owner: now $(stat -c %u:%g:%a owned), want 1234:5678:640"
     else
-        skip "$t owner: needs root to chown"
+        skip_check "$t owner" "needs root to chown"
         printf 'owned\n' >owned
     fi
     # A new file gets 0666 & ~umask, like a plain open(2).

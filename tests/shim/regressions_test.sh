@@ -27,13 +27,14 @@
 #     its file (set by a child through /dev/fd) is not a child's error mark
 #  18 nobody writes root's mode-666 file in a sticky 1777 directory: the
 #     rename is refused (EPERM), so it is written in place, as without the shim
-# Small C helpers are compiled with cc into the test's temp directory; the
-# checks that need them are skipped without cc (or without a static libc).
+# The C programs they run are built by meson (tests/shim/helpers/, and the
+# exec probes of tests/shim/meson.build); only the static probe may be
+# missing (no static libc), which skips check 1.
 # Every check asserts on the file system (content, inode, link count, the
 # entries left in the directory) or on an exit status / errno.
-# Usage: regressions_test.sh ATOMICALLY PRELOAD_OBJECT
-# Exit: 0 pass, 1 fail, 77 skip.
-usage="regressions_test.sh ATOMICALLY PRELOAD_OBJECT"
+# Usage: regressions_test.sh ATOMICALLY PRELOAD_OBJECT PROBE_DIR HELPER_DIR
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
+usage="regressions_test.sh ATOMICALLY PRELOAD_OBJECT PROBE_DIR HELPER_DIR"
 source "$(dirname "$0")/lib.sh"
 
 # run GLOBS COMMAND [ARG]...: COMMAND under the shim (raw LD_PRELOAD) with
@@ -55,306 +56,26 @@ fail() {
     [[ " ${failed_checks[*]} " == *" $n "* ]] || failed_checks+=("$n")
 }
 
-# ---- helpers ----
-bin=$tmp/bin
-mkdir -p "$bin"
-have_cc=false
-have cc && have_cc=true
-static_ok=false
-
-# build NAME [CFLAGS...] < SOURCE: compiles $bin/NAME; false on failure.
-build() {
-    local name=$1
-    shift
-    cc -O1 -w -o "$bin/$name" -x c - "$@" 2>"$bin/$name.err"
-}
-
-if $have_cc; then
-    hello='#include <unistd.h>
-int main(void) { return write(1, "hello\n", 6) == 6 ? 0 : 1; }'
-    build hello <<<"$hello" || fail "cc cannot build hello: $(cat "$bin/hello.err")"
-    build hello_static -static <<<"$hello" && static_ok=true
-
-    # 6: open an unrelated file and a matched one, find the shim's own
-    # descriptor (>= 700) for the temp ("temp": same inode as the program's
-    # fd) or the lock ("lock": a link ending in target.txt.lock), dup2 the
-    # unrelated file onto it, then close the matched fd.
-    build dup_internal <<'EOF' || fail "cc: dup_internal: $(cat "$bin/dup_internal.err")"
-#include <dirent.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    int lock = strcmp(argv[1], "lock") == 0;
-    int o = open("other.dat", O_RDWR);
-    int fd = open("target.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || fd < 0) { perror("open"); return 10; }
-    struct stat me, st;
-    fstat(fd, &me);
-    int victim = -1;
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int n = atoi(e->d_name);
-        if (n < 700 || n == dirfd(d)) continue;
-        char p[64], l[4096];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", n);
-        ssize_t k = readlink(p, l, sizeof l - 1);
-        if (k <= 0) continue;
-        l[k] = 0;
-        if (lock) {
-            size_t len = strlen(l), s = strlen("target.txt.lock");
-            if (len >= s && strcmp(l + len - s, "target.txt.lock") == 0) victim = n;
-        } else if (fstat(n, &st) == 0 && st.st_ino == me.st_ino && st.st_dev == me.st_dev) {
-            victim = n;
-        }
-    }
-    closedir(d);
-    if (victim < 0) { fprintf(stderr, "no internal %s descriptor found\n", argv[1]); return 11; }
-    if (write(fd, "new content\n", 12) != 12) return 12;
-    if (dup2(o, victim) != victim) { perror("dup2"); return 13; }
-    close(fd);
-    return 0;
-}
-EOF
-
-    # 7: two pending replacements of n.txt in one thread; the first is
-    # committed; is the lock still held (from another process, flock -n)
-    # before and after a close loop that spares the second one's fd?
-    build nest <<'EOF' || fail "cc: nest: $(cat "$bin/nest.err")"
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-static int lock_free(void) {
-    int st = system("flock -n n.txt.lock true");
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-int main(void) {
-    int a = open("n.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int b = open("n.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (a < 0 || b < 0) return 10;
-    if (write(a, "A\n", 2) != 2 || close(a) != 0) return 11;
-    int rc = 0;
-    if (lock_free()) rc |= 2;
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != b) close(fd);
-    if (lock_free()) rc |= 4;
-    if (write(b, "B\n", 2) != 2) return 12;
-    if (close(b) != 0) return 13;
-    return rc;
-}
-EOF
-
-    # 8: started as `exec prog > f.txt 2> f.txt`: fds 1 and 2 are two pending
-    # replacements sharing one lock. A descriptor of the program's own, put
-    # on the number of the lock's fd once fd 1 is committed, must survive
-    # the commit of fd 2.
-    build two_pending <<'EOF' || fail "cc: two_pending: $(cat "$bin/two_pending.err")"
-#include <dirent.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-int main(void) {
-    int lockfd = -1;
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char p[64], l[4096];
-        snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(p, l, sizeof l - 1);
-        if (n > 0) { l[n] = 0; if (strstr(l, "f.txt.lock")) lockfd = atoi(e->d_name); }
-    }
-    closedir(d);
-    if (write(1, "out\n", 4) != 4 || write(2, "err\n", 4) != 4) return 10;
-    close(1);
-    int mine = open("mine.dat", O_RDONLY);
-    if (mine < 0) return 11;
-    int moved = fcntl(mine, F_DUPFD, lockfd >= 0 ? lockfd : 700);
-    close(mine);
-    struct stat before, after;
-    if (moved < 0 || fstat(moved, &before) != 0) return 12;
-    close(2);
-    if (fstat(moved, &after) != 0) return 2;  /* closed under the program */
-    if (after.st_ino != before.st_ino || after.st_dev != before.st_dev) return 3;
-    return 0;
-}
-EOF
-
-    # 9: fdopen(open(big.txt, O_WRONLY|O_TRUNC)), 9000 bytes buffered under
-    # RLIMIT_FSIZE 4096 (EFBIG, SIGXFSZ ignored), exit 0 without fclose.
-    build fsize <<'EOF' || fail "cc: fsize: $(cat "$bin/fsize.err")"
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
-int main(void) {
-    signal(SIGXFSZ, SIG_IGN);
-    struct rlimit rl = {4096, 4096};
-    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) return 10;
-    static char buf[3000];
-    memset(buf, 'n', sizeof buf);
-    int fd = open("big.txt", O_WRONLY | O_TRUNC);
-    FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!fp) return 11;
-    for (int i = 0; i < 3; i++) fwrite(buf, 1, sizeof buf, fp);
-    return 0;
-}
-EOF
-
-    # 10: 250 descriptors of one pending replacement (3 and dups 4..253)
-    # handed over by exec; the new image closes 3..199 (many.txt must still
-    # be old), writes through fd 250, closes the rest.
-    build many_fds <<'EOF' || fail "cc: many_fds: $(cat "$bin/many_fds.err")"
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    if (argc == 1) {
-        int fd = open("many.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd != 3) return 10;
-        if (write(fd, "first-half ", 11) != 11) return 11;
-        for (int i = 0; i < 250; i++)
-            if (dup(fd) < 0) return 12;
-        execl(argv[0], argv[0], "child", (char *)0);
-        return 13;
-    }
-    for (int fd = 3; fd < 200; fd++) close(fd);
-    /* What the file system holds, seen without the shim (this process
-       itself reads its own pending content). */
-    char buf[64] = "";
-    FILE *r = popen("env -u LD_PRELOAD cat many.txt", "r");
-    size_t n = r ? fread(buf, 1, sizeof buf - 1, r) : 0;
-    if (r) pclose(r);
-    int rc = (n == 4 && memcmp(buf, "old\n", 4) == 0) ? 0 : 2;
-    if (write(250, "second-half\n", 12) != 12) return 14;
-    for (int fd = 200; fd < 254; fd++) close(fd);
-    return rc;
-}
-EOF
-
-    # 12: spinning threads open/close matched files while the main thread
-    # forks children that each open (and commit) a matched file; a child
-    # stuck for 3 s (a lock held at fork by another thread) is killed by
-    # SIGALRM and reported. At least N children; more until 8 s have
-    # passed, since the window is narrow (a hang showed within ~500 forks).
-    build fork_threads -pthread <<'EOF' || fail "cc: fork_threads: $(cat "$bin/fork_threads.err")"
-#include <fcntl.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-static volatile int stop;
-static void *spin(void *arg) {
-    const char *name = arg;
-    while (!stop) {
-        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) close(fd);
-    }
-    return NULL;
-}
-int main(int argc, char **argv) {
-    int n = atoi(argv[1]);
-    static char *names[] = {"t1.txt", "t2.txt", "t3.txt"};
-    pthread_t t[3];
-    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, spin, names[i]);
-    time_t start = time(NULL);
-    for (int i = 0; i < n || time(NULL) - start < 8; i++) {
-        pid_t p = fork();
-        if (p < 0) return 10;
-        if (p == 0) {
-            alarm(3);
-            int fd = open("c.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd < 0 || write(fd, "child\n", 6) != 6 || close(fd) != 0) _exit(1);
-            _exit(0);
-        }
-        int st;
-        if (waitpid(p, &st, 0) != p) return 11;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            printf("child %d: %s %d\n", i, WIFSIGNALED(st) ? "killed by signal" : "exit status",
-                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-            return 2;
-        }
-    }
-    stop = 1;
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
-    return 0;
-}
-EOF
-
-    # 13: open t.txt for writing (argv[1]: cloexec or plain) and report what
-    # the program got: the descriptor and the lowest free number before the
-    # open, FD_CLOEXEC, the link count and inode of the open file, whether
-    # this file system has O_TMPFILE, and whether t.txt still held its old
-    # content while the replacement was pending. Then write and close.
-    build temp_fd <<'EOF' || fail "cc: temp_fd: $(cat "$bin/temp_fd.err")"
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    int cloexec = argc > 1 && strcmp(argv[1], "cloexec") == 0;
-    int probe = open(".", O_TMPFILE | O_RDWR, 0600);
-    int tmpfile = probe >= 0;
-    if (probe >= 0) close(probe);
-    int want = fcntl(0, F_DUPFD, 0);
-    if (want < 0) return 10;
-    close(want);
-    int fd = open("t.txt", O_WRONLY | O_TRUNC | (cloexec ? O_CLOEXEC : 0));
-    if (fd < 0) { perror("open t.txt"); return 11; }
-    int fdflags = fcntl(fd, F_GETFD);
-    if (fdflags < 0) return 12;
-    if (write(fd, "new\n", 4) != 4) return 13;
-    /* The descriptor's file and t.txt as the file system has them, seen
-       without the shim (this process sees t.txt as the file it writes). */
-    char cmd[128], buf[64] = "";
-    long nlink = -1;
-    unsigned long ino = 0;
-    snprintf(cmd, sizeof cmd, "env -u LD_PRELOAD stat -L -c '%%h %%i' /proc/%d/fd/%d", (int)getpid(), fd);
-    FILE *p = popen(cmd, "r");
-    if (!p || fscanf(p, "%ld %lu", &nlink, &ino) != 2) return 15;
-    pclose(p);
-    p = popen("env -u LD_PRELOAD cat t.txt", "r");
-    size_t n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
-    if (p) pclose(p);
-    int old = n == 4 && memcmp(buf, "old\n", 4) == 0;
-    printf("%d %d %d %ld %lu %d %d\n", fd, want, (fdflags & FD_CLOEXEC) != 0, nlink, ino, tmpfile, old);
-    fflush(stdout);
-    if (close(fd) != 0) { perror("close t.txt"); return 14; }
-    return 0;
-}
-EOF
-else
-    skip "checks 1, 6-13: no cc to build the helper programs"
-fi
+# The C programs are built by meson: exec_probe (writes "hello") and its
+# static build in PROBE_DIR, the rest in HELPER_DIR (tests/shim/helpers/,
+# each described at its top).
+probes=$(realpath "${3:?usage: $usage}") || exit 1
+helpers=$(realpath "${4:?usage: $usage}") || exit 1
 
 # ---- 1: exec of a static program from a shimmed shell ----
 # The shell's child opens out.txt (a pending replacement on fd 1) and execs
 # a program that cannot load the shim: nobody after the exec would commit,
 # so the replacement must be committed before the exec and the program
 # write straight into the new file.
-if $static_ok; then
+if [ -x "$probes/exec_probe_static" ]; then
     newdir c1
     printf 'old\n' >out.txt
-    run '*.txt' bash -c "'$bin/hello_static' > out.txt"
+    run '*.txt' bash -c "'$probes/exec_probe_static' > out.txt"
     expect_status "1 static exec" 0 $?
     expect_content "1 static exec" out.txt $'hello\n'
     expect_entries "1 static exec" "$d" out.txt
 else
-    skip "1 static exec: cannot build a static program (cc or static libc missing: libc6-dev)"
+    skip_check "1 static exec" "exec_probe_static was not built (no static libc: libc6-dev)"
 fi
 
 # ---- 2: /dev/stderr is not followed into the real file ----
@@ -419,127 +140,113 @@ expect_entries "5 FIFO O_NONBLOCK" "$d" p.txt
 # Whatever the shim then does with the replacement, the target must hold the
 # program's content or its old content, and the unrelated file must not be
 # linked in (same inode, one link, same content).
-if $have_cc; then
-    for which in temp lock; do
-        t="6 dup2 onto the internal $which fd"
-        newdir "c6-$which"
-        printf 'other content\n' >other.dat
-        printf 'old target\n' >target.txt
-        other_ino=$(ino other.dat)
-        run '*.txt' "$bin/dup_internal" "$which" 2>err
-        rc=$?
-        [ $rc -eq 11 ] && fail "$t: $(cat err)"
-        [ $rc -eq 124 ] && fail "$t: hung"
-        contents target.txt
-        [ "$REPLY" = $'new content\n' ] || [ "$REPLY" = $'old target\n' ] ||
-            fail "$t: target.txt holds '$(printf %q "$REPLY")', want the new or the old content"
-        expect_content "$t" other.dat $'other content\n'
-        [ "$(ino other.dat)" = "$other_ino" ] || fail "$t: other.dat changed inode"
-        [ "$(stat -c %h other.dat)" = 1 ] || fail "$t: other.dat has $(stat -c %h other.dat) links, want 1"
-        [ "$(ino target.txt)" != "$other_ino" ] || fail "$t: target.txt is other.dat's inode"
-    done
-fi
+for which in temp lock; do
+    t="6 dup2 onto the internal $which fd"
+    newdir "c6-$which"
+    printf 'other content\n' >other.dat
+    printf 'old target\n' >target.txt
+    other_ino=$(ino other.dat)
+    run '*.txt' "$helpers/dup2_onto_shim_fd" "$which" 2>err
+    rc=$?
+    [ $rc -eq 11 ] && fail "$t: $(cat err)"
+    [ $rc -eq 124 ] && fail "$t: hung"
+    contents target.txt
+    [ "$REPLY" = $'new content\n' ] || [ "$REPLY" = $'old target\n' ] ||
+        fail "$t: target.txt holds '$(printf %q "$REPLY")', want the new or the old content"
+    expect_content "$t" other.dat $'other content\n'
+    [ "$(ino other.dat)" = "$other_ino" ] || fail "$t: other.dat changed inode"
+    [ "$(stat -c %h other.dat)" = 1 ] || fail "$t: other.dat has $(stat -c %h other.dat) links, want 1"
+    [ "$(ino target.txt)" != "$other_ino" ] || fail "$t: target.txt is other.dat's inode"
+done
 
 # ---- 7: nested replacements of one file keep the lock ----
 # Status bits of the helper: 2 the lock was free after the first commit, 4
 # free after the close loop, both while the second replacement was pending.
-if $have_cc; then
-    t="7 nested replacements"
-    newdir c7
-    printf 'old\n' >n.txt
-    run '*.txt' "$bin/nest"
-    rc=$?
-    case $rc in
-    0) ;;
-    2) fail "$t: the lock of n.txt was free after the first commit, with the second replacement pending" ;;
-    4) fail "$t: the lock of n.txt was free after the close loop, with the second replacement pending" ;;
-    6) fail "$t: the lock of n.txt was free after the first commit and after the close loop" ;;
-    *) fail "$t: exit status $rc" ;;
-    esac
-    expect_content "$t" n.txt $'B\n'
-    expect_entries "$t" "$d" n.txt
-fi
+t="7 nested replacements"
+newdir c7
+printf 'old\n' >n.txt
+run '*.txt' "$helpers/nested_replace"
+rc=$?
+case $rc in
+0) ;;
+2) fail "$t: the lock of n.txt was free after the first commit, with the second replacement pending" ;;
+4) fail "$t: the lock of n.txt was free after the close loop, with the second replacement pending" ;;
+6) fail "$t: the lock of n.txt was free after the first commit and after the close loop" ;;
+*) fail "$t: exit status $rc" ;;
+esac
+expect_content "$t" n.txt $'B\n'
+expect_entries "$t" "$d" n.txt
 
 # ---- 8: exec with two pending replacements sharing one lock ----
 # Helper status 2/3: the program's own descriptor was closed (or replaced)
 # when fd 2's replacement was committed: a double close of the shared lock.
-if $have_cc; then
-    t="8 exec with two replacements of one file"
-    newdir c8
-    printf 'old\n' >f.txt
-    printf 'mine\n' >mine.dat
-    run '*.txt' bash -c "exec '$bin/two_pending' > f.txt 2> f.txt"
+t="8 exec with two replacements of one file"
+newdir c8
+printf 'old\n' >f.txt
+printf 'mine\n' >mine.dat
+run '*.txt' bash -c "exec '$helpers/two_pending' > f.txt 2> f.txt"
+rc=$?
+case $rc in
+0) ;;
+2 | 3) fail "$t: the program's own descriptor was closed by the shim (double close of the lock fd)" ;;
+*) fail "$t: exit status $rc" ;;
+esac
+expect_content "$t" f.txt $'err\n'
+expect_entries "$t" "$d" f.txt mine.dat
+
+# ---- 9: an fdopen'd stream whose buffered write fails at exit ----
+t="9 fdopen stream, EFBIG at exit"
+newdir c9
+head -c 5000 /dev/zero | tr '\0' o >big.txt
+cp big.txt "$tmp/c9.ref"
+run '*.txt' "$helpers/stream_efbig" 2>err
+expect_status "$t" 0 $?
+cmp -s big.txt "$tmp/c9.ref" ||
+    fail "$t: big.txt lost its old 5000 bytes (now $(stat -c %s big.txt) bytes): a failed write was committed"
+expect_entries "$t" "$d" big.txt err
+
+# ---- 10: exec hand-over of a replacement with 250 descriptors ----
+t="10 exec with 250 descriptors"
+newdir c10
+printf 'old\n' >many.txt
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 300 ]; then
+    skip_check "$t" "ulimit -n is $(ulimit -n)"
+else
+    run '*.txt' "$helpers/many_fds"
     rc=$?
     case $rc in
     0) ;;
-    2 | 3) fail "$t: the program's own descriptor was closed by the shim (double close of the lock fd)" ;;
+    2) fail "$t: closing fds 3..199 committed while fds 200..253 were still open" ;;
     *) fail "$t: exit status $rc" ;;
     esac
-    expect_content "$t" f.txt $'err\n'
-    expect_entries "$t" "$d" f.txt mine.dat
-fi
-
-# ---- 9: an fdopen'd stream whose buffered write fails at exit ----
-if $have_cc; then
-    t="9 fdopen stream, EFBIG at exit"
-    newdir c9
-    head -c 5000 /dev/zero | tr '\0' o >big.txt
-    cp big.txt "$tmp/c9.ref"
-    run '*.txt' "$bin/fsize" 2>err
-    expect_status "$t" 0 $?
-    cmp -s big.txt "$tmp/c9.ref" ||
-        fail "$t: big.txt lost its old 5000 bytes (now $(stat -c %s big.txt) bytes): a failed write was committed"
-    expect_entries "$t" "$d" big.txt err
-fi
-
-# ---- 10: exec hand-over of a replacement with 250 descriptors ----
-if $have_cc; then
-    t="10 exec with 250 descriptors"
-    newdir c10
-    printf 'old\n' >many.txt
-    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 300 ]; then
-        skip "$t: ulimit -n is $(ulimit -n)"
-    else
-        run '*.txt' "$bin/many_fds"
-        rc=$?
-        case $rc in
-        0) ;;
-        2) fail "$t: closing fds 3..199 committed while fds 200..253 were still open" ;;
-        *) fail "$t: exit status $rc" ;;
-        esac
-        expect_content "$t" many.txt 'first-half second-half
+    expect_content "$t" many.txt 'first-half second-half
 '
-        expect_entries "$t" "$d" many.txt
-    fi
+    expect_entries "$t" "$d" many.txt
 fi
 
 # ---- 11: exec into an environment without rules ----
 # env (shimmed, with rules) takes over the shell's pending out5.txt, then
 # execs a program whose environment has no rules: someone must commit.
-if $have_cc; then
-    t="11 exec into no rules"
-    newdir c11
-    printf 'old\n' >out5.txt
-    run '*.txt' bash -c "exec env -u WRAP_LOCKFILE_RULES '$bin/hello' > out5.txt"
-    expect_status "$t" 0 $?
-    expect_content "$t" out5.txt $'hello\n'
-    expect_entries "$t" "$d" out5.txt
-fi
+t="11 exec into no rules"
+newdir c11
+printf 'old\n' >out5.txt
+run '*.txt' bash -c "exec env -u WRAP_LOCKFILE_RULES '$probes/exec_probe' > out5.txt"
+expect_status "$t" 0 $?
+expect_content "$t" out5.txt $'hello\n'
+expect_entries "$t" "$d" out5.txt
 
 # ---- 12: fork from a multi-threaded program ----
-if $have_cc; then
-    t="12 fork with threads"
-    newdir c12
-    out=$(WRAP_LOCKFILE_FSYNC=none LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*.txt' \
-        timeout 60 "$bin/fork_threads" 200 2>&1)
-    rc=$?
-    case $rc in
-    0) ;;
-    124) fail "$t: hung (killed after 60 s)" ;;
-    *) fail "$t: exit status $rc: $out" ;;
-    esac
-    expect_content "$t" c.txt $'child\n'
-fi
+t="12 fork with threads"
+newdir c12
+out=$(WRAP_LOCKFILE_FSYNC=none LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*.txt' \
+    timeout 60 "$helpers/fork_threads" 200 2>&1)
+rc=$?
+case $rc in
+0) ;;
+124) fail "$t: hung (killed after 60 s)" ;;
+*) fail "$t: exit status $rc: $out" ;;
+esac
+expect_content "$t" c.txt $'child\n'
 
 # ---- 13: the program's descriptor is the temp itself ----
 # With fsync none (no directory descriptor) and full (one, kept out of the
@@ -548,36 +255,34 @@ fi
 # unlinked O_TMPFILE (st_nlink 0 to the file system; skipped without
 # O_TMPFILE) while t.txt keeps its old content; after close t.txt is that file with the new content
 # and nothing else is left.
-if $have_cc; then
-    for sync in none full; do
-        for cx in cloexec plain; do
-            t="13 temp descriptor (fsync $sync, $cx)"
-            newdir "c13-$sync-$cx"
-            printf 'old\n' >t.txt
-            out=$(WRAP_LOCKFILE_FSYNC=$sync run '*.txt' "$bin/temp_fd" "$cx" 2>"$tmp/c13.err")
-            rc=$?
-            if [ $rc -ne 0 ]; then
-                fail "$t: exit status $rc: $(cat "$tmp/c13.err")"
-                continue
-            fi
-            read -r fd want cloexec nlink fd_ino tmpfile old_seen <<<"$out"
-            [ "$fd" = 3 ] || fail "$t: open gave fd $fd, want 3"
-            [ "$fd" = "$want" ] || fail "$t: open gave fd $fd, the lowest free number was $want"
-            want_cloexec=0
-            [ "$cx" = cloexec ] && want_cloexec=1
-            [ "$cloexec" = "$want_cloexec" ] || fail "$t: FD_CLOEXEC is $cloexec, want $want_cloexec"
-            if [ "$tmpfile" = 1 ]; then
-                [ "$nlink" = 0 ] || fail "$t: the descriptor's file has $nlink links, want 0 (the O_TMPFILE itself)"
-            else
-                skip "$t: no O_TMPFILE here, link count not checked"
-            fi
-            [ "$old_seen" = 1 ] || fail "$t: t.txt did not hold its old content while the replacement was pending"
-            expect_content "$t" t.txt $'new\n'
-            [ "$(ino t.txt)" = "$fd_ino" ] || fail "$t: t.txt is inode $(ino t.txt), not the file the program wrote ($fd_ino)"
-            expect_entries "$t" "$d" t.txt
-        done
+for sync in none full; do
+    for cx in cloexec plain; do
+        t="13 temp descriptor (fsync $sync, $cx)"
+        newdir "c13-$sync-$cx"
+        printf 'old\n' >t.txt
+        out=$(WRAP_LOCKFILE_FSYNC=$sync run '*.txt' "$helpers/temp_fd" "$cx" 2>"$tmp/c13.err")
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            fail "$t: exit status $rc: $(cat "$tmp/c13.err")"
+            continue
+        fi
+        read -r fd want cloexec nlink fd_ino tmpfile old_seen <<<"$out"
+        [ "$fd" = 3 ] || fail "$t: open gave fd $fd, want 3"
+        [ "$fd" = "$want" ] || fail "$t: open gave fd $fd, the lowest free number was $want"
+        want_cloexec=0
+        [ "$cx" = cloexec ] && want_cloexec=1
+        [ "$cloexec" = "$want_cloexec" ] || fail "$t: FD_CLOEXEC is $cloexec, want $want_cloexec"
+        if [ "$tmpfile" = 1 ]; then
+            [ "$nlink" = 0 ] || fail "$t: the descriptor's file has $nlink links, want 0 (the O_TMPFILE itself)"
+        else
+            skip_check "$t" "no O_TMPFILE here, link count not checked"
+        fi
+        [ "$old_seen" = 1 ] || fail "$t: t.txt did not hold its old content while the replacement was pending"
+        expect_content "$t" t.txt $'new\n'
+        [ "$(ino t.txt)" = "$fd_ino" ] || fail "$t: t.txt is inode $(ino t.txt), not the file the program wrote ($fd_ino)"
+        expect_entries "$t" "$d" t.txt
     done
-fi
+done
 
 # ---- 14: append-only and immutable targets ----
 # Before the target was read with statx, an append-only file was replaced
@@ -588,7 +293,7 @@ printf 'old\n' >log.txt
 printf 'old\n' >frozen.txt
 if ! chattr +a log.txt 2>/dev/null || ! chattr +i frozen.txt 2>/dev/null; then
     chattr -a log.txt 2>/dev/null
-    skip "14: chattr +a/+i not supported here (needs root and a file system with attributes)"
+    skip_check "14" "chattr +a/+i not supported here (needs root and a file system with attributes)"
 else
     before=$(ino log.txt)
     run '*.txt' bash -c 'echo tail >> log.txt' 2>"$tmp/c14.err" || fail "14 append: '>>' failed: $(cat "$tmp/c14.err")"
@@ -631,7 +336,7 @@ newdir c16
 printf 'old\n' >a.txt
 before=$(ino a.txt)
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 1024 ]; then
-    skip "16: hard open-file limit below 1024, the floor is lower already"
+    skip_check "16" "hard open-file limit below 1024, the floor is lower already"
 else
     run '*.txt' bash -c 'ulimit -n 1024 && ulimit -n 512 && echo hi > a.txt' 2>"$tmp/c16.err" ||
         fail "16 rlimit: writing after ulimit -n 512 failed: $(cat "$tmp/c16.err")"
@@ -655,7 +360,7 @@ expect_entries "17 sticky" "$d" a.txt
 
 # ---- 18: another user's writable file in a sticky directory ----
 if ! is_root; then
-    skip "18: needs root to write as nobody"
+    skip_check "18" "needs root to write as nobody"
 else
     # Outside $tmp, whose parents nobody may not be able to search.
     sd=$(mktemp -d /tmp/wlf-c18.XXXXXX) || exit 1

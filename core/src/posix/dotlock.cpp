@@ -24,6 +24,7 @@
 #include "lock_file.hpp"
 #include "shared_fs.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -47,6 +48,7 @@ struct Identity {
     unsigned long long pidns;
 };
 
+#if WLF_HAVE_PROC
 void read_small(const char *path, char *buf, size_t size) {
     buf[0] = '\0';
     sys::UniqueFd fd(sys::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
@@ -55,6 +57,7 @@ void read_small(const char *path, char *buf, size_t size) {
     buf[n > 0 ? n : 0] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
 }
+#endif
 
 // This process's host, kernel and pid namespace; unknown parts stay empty/0.
 void own_identity(Identity *id) {
@@ -62,9 +65,14 @@ void own_identity(Identity *id) {
     id->host[sizeof id->host - 1] = '\0';
     for (char *p = id->host; *p; ++p)
         if (*p == ' ' || *p == '\n') *p = '_';
+#if WLF_HAVE_PROC
     read_small("/proc/sys/kernel/random/boot_id", id->boot, sizeof id->boot);
     struct stat st;
     id->pidns = stat("/proc/self/ns/pid", &st) == 0 ? static_cast<unsigned long long>(st.st_ino) : 0;
+#else
+    id->boot[0] = '\0';
+    id->pidns = 0;
+#endif
 }
 
 // A dotlock's content, parsed strictly: liblockfile's "<pid>\n" (at most 16

@@ -15,6 +15,7 @@
 #include "lock_file.hpp"
 
 #include "sysio.hpp"
+#include "wlf_config.h"
 
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -120,6 +121,7 @@ bool lock_file_is_marked(const struct stat &st) {
            st.st_uid == geteuid();
 }
 
+#if WLF_HAVE_PROC
 namespace {
 
 // Parses the unsigned number at *p in `base`; advances *p. False if none.
@@ -204,5 +206,9 @@ pid_t flock_holder(dev_t dev, ino_t ino) {
     }
     return 0;
 }
+#else
+// No /proc/locks to read: the holder is not known.
+pid_t flock_holder(dev_t, ino_t) { return 0; }
+#endif
 
 }  // namespace wrap_lockfile::detail

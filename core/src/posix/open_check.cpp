@@ -12,8 +12,11 @@
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
+#if WLF_HAVE_STATX
 #include <linux/stat.h>
+#endif
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -38,6 +41,12 @@ constexpr uid_t kOverflowUid = 65534;  // how an unmapped owner shows in a user 
 }  // namespace
 
 int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs) {
+#if !WLF_HAVE_STATX
+    // fstatat: no attributes (an append-only target is then refused by the
+    // rename at commit, the old content kept, instead of appended in place).
+    *attrs = 0;
+    return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
+#else
     struct statx sx;
     if (statx(dirfd, path, atflags, STATX_BASIC_STATS, &sx) != 0) {
         // No statx (old kernels, some seccomp profiles): fstatat, no attributes.
@@ -61,6 +70,7 @@ int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, u
     st->st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
     *attrs = sx.stx_attributes & sx.stx_attributes_mask;
     return 0;
+#endif
 }
 
 int open_as_program(const char *path, int flags, mode_t mode, bool want_read, const struct stat &st, bool *readable) {

@@ -10,7 +10,6 @@
 #include "shared_fs.hpp"
 #include "sysio.hpp"
 
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,8 +109,8 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         sys::close(f->dir_fd);
         f->dir_fd = -1;
     }
-    f->fd = memfd_create("wrap_lockfile-stage", f->fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
-    if (f->fd < 0) return fail(err, errno, WLF_STEP_TEMP, "create staging memfd", f->target);
+    f->fd = detail::create_staging_file(f->fdflags & O_CLOEXEC);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_TEMP, "create staging file", f->target);
     bool seeded = f->existed && !(f->flags & O_TRUNC);
     if (f->existed) {
         if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;

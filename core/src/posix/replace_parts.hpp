@@ -39,6 +39,11 @@ struct TempDir {
 // temp).
 int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags);
 
+// An anonymous file for staging content in memory (a memfd; without one, an
+// unlinked file in $TMPDIR or /tmp). fdflags is O_CLOEXEC or 0. The fd or -1
+// with errno.
+int create_staging_file(int fdflags);
+
 // Temp names are "<prefix>.<base>.<random><suffix>". With `per_target` (only
 // while the target's lock is held) the name ".<base>._pending<suffix>" is
 // tried first: a holder killed with a named temp leaves it at that one name,
@@ -59,7 +64,8 @@ bool is_per_target_name(const char *base, const char *suffix, const char *name);
 void retain_per_target_name();
 
 // Gives an anonymous temp a name in dir (linkat AT_EMPTY_PATH where the
-// kernel allows it, else /proc/self/fd), right before the rename.
+// kernel allows it, else /proc/self/fd), right before the rename. Never
+// called without O_TMPFILE (WLF_HAVE_O_TMPFILE).
 int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
                         char *name, size_t size);
 

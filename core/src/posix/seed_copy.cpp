@@ -1,9 +1,12 @@
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
+#if WLF_HAVE_FICLONE
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#endif
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,9 +19,11 @@ namespace {
 constexpr size_t kChunk = 1 << 30;
 constexpr size_t kBuffer = 1 << 16;
 
+#if WLF_HAVE_COPY_FILE_RANGE
 bool copy_range_unsupported(int e) {
     return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == EBADF;
 }
+#endif
 
 int copy_by_read_write(int src, int dst) {
     char *buf = static_cast<char *>(malloc(kBuffer));
@@ -44,6 +49,9 @@ int copy_by_read_write(int src, int dst) {
 }  // namespace
 
 int copy_range(int src, int dst) {
+#if !WLF_HAVE_COPY_FILE_RANGE
+    return copy_by_read_write(src, dst);
+#else
     bool first = true;
     for (;;) {
         ssize_t n = sys::copy_file_range(src, dst, kChunk);
@@ -56,10 +64,13 @@ int copy_range(int src, int dst) {
         if (first && copy_range_unsupported(errno)) return copy_by_read_write(src, dst);
         return errno;
     }
+#endif
 }
 
 int seed_copy(int src, int dst) {
+#if WLF_HAVE_FICLONE
     if (ioctl(dst, FICLONE, src) == 0) return 0;
+#endif
     return copy_range(src, dst);
 }
 

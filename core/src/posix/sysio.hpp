@@ -11,6 +11,8 @@
 // asks the dynamic linker for the definition after the calling object's.
 #pragma once
 
+#include "wlf_config.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -104,9 +106,11 @@ inline int dup3(int fd, int fd2, int flags) { return static_cast<int>(call(SYS_d
 inline int close_range(unsigned first, unsigned last, int flags) {
     return static_cast<int>(call(SYS_close_range, first, last, flags));
 }
+#if WLF_HAVE_COPY_FILE_RANGE
 inline ssize_t copy_file_range(int in, int out, size_t n) {
     return call(SYS_copy_file_range, in, 0, out, 0, static_cast<long>(n), 0);
 }
+#endif
 
 // Closes and keeps errno intact (for cleanup on error paths).
 inline void close_quietly(int fd) {

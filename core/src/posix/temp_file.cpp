@@ -1,13 +1,18 @@
 #include "internal.hpp"
 #include "replace_parts.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
+#if WLF_HAVE_MEMFD
+#include <sys/mman.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace wrap_lockfile::detail {
@@ -16,10 +21,12 @@ namespace {
 
 constexpr int kNameAttempts = 100;
 
+#if WLF_HAVE_O_TMPFILE
 // Whether linkat(fd, "", ..., AT_EMPTY_PATH) may name an O_TMPFILE here:
 // 0 not tried yet, 1 it may, -1 it may not (no CAP_DAC_READ_SEARCH on a
 // kernel that asks for it), so /proc/self/fd is used.
 std::atomic<int> g_empty_path_link{0};
+#endif
 
 // The middle of a temp's name: 8 random characters, or (per target, see
 // replace_parts.hpp) "_pending", which no random name can be ('_' is not in
@@ -75,6 +82,7 @@ bool clear_leftover(const TempDir &dir, const char *name) {
     return unlinkat(dir.fd, name, 0) == 0 || errno == ENOENT;
 }
 
+#if WLF_HAVE_O_TMPFILE
 int link_once(int fd, const TempDir &dir, const char *name) {
     bool tried = false;
     if (g_empty_path_link.load(std::memory_order_relaxed) >= 0) {
@@ -95,6 +103,13 @@ int link_once(int fd, const TempDir &dir, const char *name) {
     if (rc == 0 && tried) g_empty_path_link.store(-1, std::memory_order_relaxed);
     return rc;
 }
+#else
+// Never reached: without O_TMPFILE no temp is anonymous.
+int link_once(int, const TempDir &, const char *) {
+    errno = EOPNOTSUPP;
+    return -1;
+}
+#endif
 
 }  // namespace
 
@@ -103,6 +118,14 @@ bool tmpfile_unsupported(int error) {
 }
 
 int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags) {
+#if !WLF_HAVE_O_TMPFILE
+    // As a file system without O_TMPFILE answers: the caller names its temp.
+    (void)dir;
+    (void)mode;
+    (void)fdflags;
+    errno = EOPNOTSUPP;
+    return -1;
+#else
     if (!dir.prefix_len) return sys::openat(dir.fd, ".", O_TMPFILE | O_RDWR | fdflags, mode);
     // The directory by path: "<dir>/" names it (a trailing slash is fine).
     char path[WLF_PATH_MAX];
@@ -113,6 +136,27 @@ int create_anonymous_temp(const TempDir &dir, mode_t mode, int fdflags) {
     memcpy(path, dir.prefix, dir.prefix_len);
     path[dir.prefix_len] = '\0';
     return sys::openat(dir.fd, path, O_TMPFILE | O_RDWR | fdflags, mode);
+#endif
+}
+
+int create_staging_file(int fdflags) {
+#if WLF_HAVE_MEMFD
+    return memfd_create("wrap_lockfile-stage", fdflags & O_CLOEXEC ? MFD_CLOEXEC : 0);
+#else
+    // An unlinked file in the temporary directory, as tmpfile(3) makes one
+    // (0600, O_EXCL): only this descriptor reaches it.
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || tmpdir[0] != '/') tmpdir = "/tmp";
+    char path[WLF_PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/.wrap_lockfile-stage.XXXXXX", tmpdir);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkostemp(path, fdflags & O_CLOEXEC);
+    if (fd >= 0) (void)unlink(path);
+    return fd;
+#endif
 }
 
 int create_named_temp(const TempDir &dir, const char *base, const char *suffix, mode_t mode, int fdflags,

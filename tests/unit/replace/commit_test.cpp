@@ -1,0 +1,146 @@
+// The replacement itself: a new inode published only at commit, readers of the
+// old one unaffected, nothing published by a body that throws or a discard,
+// and readers never seeing a torn or empty file.
+#include "replace_support.hpp"
+
+TEST(AtomicWriteReplace, NewInodeWhileOpenReaderKeepsOldContent) {
+    TempDir dir;
+    write_file(dir / "f", "old content");
+    ino_t before = lstat_or_die(dir / "f").st_ino;
+    int reader = ::open((dir / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    wl::atomic_write_content_with_lock(dir / "f", "new");
+    EXPECT_NE(lstat_or_die(dir / "f").st_ino, before);
+    EXPECT_EQ(read_fd_all(reader), "old content");
+    ::close(reader);
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+TEST(AtomicWriteReplace, PendingTempIsInvisibleAndTargetUnchanged) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_O_TMPFILE, "O_TMPFILE (temps are named)");
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write(dir / "f", "w");
+    f.write("new");
+    // O_TMPFILE: nothing but the target and its lock file has a name yet.
+    EXPECT_EQ(list_names(dir.path()), (Names{"f", "f.lock"}));
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "new");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteReplace, BytesOverloadKeepsEmbeddedNuls) {
+    TempDir dir;
+    std::string data("a\0b\0\xff", 5);
+    auto bytes = std::as_bytes(std::span(data.data(), data.size()));
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "f", bytes), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(dir / "f"), data);
+}
+
+TEST(AtomicWriteReplace, NoLockVariantLeavesNoLockFile) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write_no_lock(dir / "f");
+    f.write("new");
+    if (WLF_HAVE_O_TMPFILE) {
+        EXPECT_EQ(list_names(dir.path()), Names{"f"});
+    } else {
+        EXPECT_EQ(list_names(dir.path()).size(), 2u);  // f and the named temp
+    }
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), "new");
+}
+
+// ---- commit only when finished ----------------------------------------------
+
+TEST(AtomicWriteCommit, BodyThatThrowsLeavesTargetUnchanged) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    ino_t before = lstat_or_die(dir / "f").st_ino;
+    EXPECT_THROW(wl::with_atomic_write(dir / "f", "w",
+                                       [](wl::AtomicFile &f) {
+                                           f.write("half");
+                                           throw std::runtime_error("body failed");
+                                       }),
+                 std::runtime_error);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(lstat_or_die(dir / "f").st_ino, before);
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, BodyThatReturnsCommits) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    wl::with_atomic_write(dir / "f", "w", [](wl::AtomicFile &f) { f.stream() << "new"; });
+    EXPECT_EQ(read_file(dir / "f"), "new");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, DestroyedWithoutCommitDiscards) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    {
+        auto f = wl::atomic_write(dir / "f", "w");
+        f.write("new");
+        f.stream() << "more";
+    }
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    {
+        auto f = wl::atomic_write(dir / "new", "w");
+        f.write("never");
+    }
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteCommit, DiscardDropsContentAndEndsThePendingFile) {
+    TempDir dir;
+    write_file(dir / "f", "old");
+    auto f = wl::atomic_write(dir / "f", "a");
+    f.write("new");
+    f.discard();
+    EXPECT_FALSE(f.pending());
+    EXPECT_THROW(f.commit(), std::logic_error);
+    EXPECT_EQ(read_file(dir / "f"), "old");
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}
+
+TEST(AtomicWriteConcurrency, ReadersNeverSeeTornOrEmptyContent) {
+    TempDir dir;
+    constexpr int kWriters = 4, kWrites = 50;
+    std::vector<std::string> contents;
+    for (int i = 0; i < kWriters * kWrites + 1; ++i)
+        contents.push_back(std::to_string(i) + ":" + pattern(8192 + static_cast<std::size_t>(i) * 37, i));
+    std::set<std::string> valid(contents.begin(), contents.end());
+    write_file(dir / "f", contents.back());
+
+    std::atomic<bool> done{false};
+    std::atomic<int> reads{0}, bad{0}, errors{0};
+    std::thread reader([&] {
+        while (!done.load()) {
+            std::string s = read_file(dir / "f");
+            ++reads;
+            if (!valid.count(s)) ++bad;
+        }
+    });
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+        writers.emplace_back([&, w] {
+            for (int i = 0; i < kWrites; ++i) {
+                try {
+                    wl::atomic_write_content_with_lock(dir / "f", contents[static_cast<std::size_t>(w * kWrites + i)]);
+                } catch (const wl::Error &) {
+                    ++errors;
+                }
+            }
+        });
+    }
+    for (auto &t : writers) t.join();
+    done = true;
+    reader.join();
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
+    EXPECT_GT(reads.load(), 0);
+    EXPECT_TRUE(valid.count(read_file(dir / "f")));
+    EXPECT_EQ(list_names(dir.path()), Names{"f"});
+}

@@ -1,0 +1,73 @@
+// Seeding appends: the old content copied into the temp, with and without
+// reflinks.
+#include "replace_support.hpp"
+
+TEST(AtomicWriteSeed, AppendToLargeFileCopiesWholeContent) {
+    TempDir dir;
+    std::string old = pattern(3 << 20, 7);
+    write_file(dir / "f", old);
+    auto f = wl::atomic_write(dir / "f", "a");
+    f.write("appended line\n");
+    f.commit();
+    EXPECT_EQ(read_file(dir / "f"), old + "appended line\n");
+}
+
+TEST(AtomicWriteSeed, AppendOnTmpfsWithoutReflink) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "t");
+    ASSERT_EQ(do_mount("tmpfs", dir / "t", "tmpfs", 0, "size=16m"), 0);
+    MountGuard t(dir / "t");
+    std::string old = pattern(3 << 20, 8);
+    write_file(dir / "t" / "f", old);
+    for (const char *mode : {"a", "r+"}) {
+        auto f = wl::atomic_write(dir / "t" / "f", mode);
+        if (std::string(mode) == "r+") f.seek(0, SEEK_END);
+        f.write(std::string(mode) + "\n");
+        f.commit();
+        old += std::string(mode) + "\n";
+    }
+    EXPECT_EQ(read_file(dir / "t" / "f"), old);
+    EXPECT_EQ(list_names(dir / "t"), Names{"f"});
+}
+
+TEST(AtomicWriteSeed, AppendSharesExtentsOnXfsWithReflink) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_FICLONE, "FICLONE");
+    REQUIRE_PRIVATE_MOUNTS();
+    if (std::system("command -v mkfs.xfs >/dev/null 2>&1") != 0) GTEST_SKIP() << "mkfs.xfs not installed";
+    TempDir dir;
+    fs::path img = dir / "xfs.img";
+    fs::path mnt = dir / "mnt";
+    fs::create_directory(mnt);
+    // Sparse; current mkfs.xfs refuses file systems under 300 MiB.
+    write_file(img, "");
+    ASSERT_EQ(::truncate(img.c_str(), 300 << 20), 0);
+    std::string mkfs = "mkfs.xfs -q -m reflink=1 -f " + img.string() + " >/dev/null 2>&1";
+    if (std::system(mkfs.c_str()) != 0) GTEST_SKIP() << "mkfs.xfs -m reflink=1 failed";
+    std::string mount = "mount -o loop " + img.string() + " " + mnt.string() + " 2>/dev/null";
+    if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot loop-mount an xfs image here";
+    MountGuard guard(mnt);
+
+    std::string old = pattern(16 << 20, 9);
+    write_file(mnt / "f", old);
+    ::sync();
+    // Holding the old inode keeps its extents alive after the rename, so the
+    // new file's extents stay visibly shared with it.
+    int old_fd = ::open((mnt / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(old_fd, 0);
+    {
+        auto f = wl::atomic_write(mnt / "f", "a");
+        f.write("one more line\n");
+        EXPECT_EQ(f.commit(), wl::CommitKind::rename);
+    }
+    int new_fd = ::open((mnt / "f").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(new_fd, 0);
+    long flags = first_extent_flags(new_fd);
+    EXPECT_NE(flags, -1) << "FIEMAP failed: " << std::strerror(errno);
+    EXPECT_TRUE(flags != -1 && (flags & FIEMAP_EXTENT_SHARED)) << "first extent flags " << std::hex << flags;
+    ::close(new_fd);
+    EXPECT_EQ(read_fd_all(old_fd), old);
+    ::close(old_fd);
+    EXPECT_EQ(read_file(mnt / "f"), old + "one more line\n");
+    EXPECT_EQ(list_names(mnt), Names{"f"});
+}
