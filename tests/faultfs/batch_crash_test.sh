@@ -56,6 +56,11 @@ targets=(a/f a/g b/f)
 run_case "core, batch, 3 files in 2 directories" clean old new "$driver" --fsync batch write-all new
 run_case "core, batch, 3 files, wlf_sync_pending then _exit" clean old new \
     "$driver" --fsync batch write-sync-exit "$control" new
+# More directories than the registry's 64 slots: flushed early, never dropped.
+targets=()
+for i in $(seq 70); do targets+=("d$i/f"); done
+run_case "core, batch, 70 directories, wlf_sync_pending then _exit" clean old new \
+    "$driver" --fsync batch write-sync-exit "$control" new
 targets=(f)
 [ ${#mutants[@]} -gt 0 ] || fail "no mutant drivers given"
 for m in "${mutants[@]}"; do

@@ -12,9 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace fs = std::filesystem;
 namespace wl = wrap_lockfile;
@@ -23,9 +25,13 @@ using wlf_test::TempDir;
 
 namespace {
 
+// The names in dir, sorted, each followed by a space.
 std::string listing(const fs::path &dir) {
+    std::vector<std::string> names;
+    for (const auto &e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
     std::string out;
-    for (const auto &e : fs::directory_iterator(dir)) out += e.path().filename().string() + " ";
+    for (const auto &n : names) out += n + " ";
     return out;
 }
 
