@@ -14,20 +14,8 @@
 # sed -i and perl -i rename their own temps onto the target: under the shim
 # with --fsync full or batch no violation; without the shim, violations.
 # Usage: batch_crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER...
-usage="batch_crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER..."
-[ $# -ge 4 ] || { echo "usage: $usage" >&2; exit 1; }
-faultfs=$1
-crashcheck=$(realpath "$2") || exit 1
-preload=$(realpath "$3") || exit 1
-driver=$(realpath "$4") || exit 1
-shift 4
-mutants=("$@")
-. "$(dirname "$0")/lib.sh"
-command -v perl >/dev/null || skip "perl is not installed"
-
-mount_faultfs
-printf new >"$tmp/src"
-. "$(dirname "$0")/crash_lib.sh"
+command -v perl >/dev/null || { echo "SKIP: perl is not installed"; exit 77; }
+. "$(dirname "$0")/crash_lib.sh" "$@"
 control=$mnt/.faultfs-control
 
 # Rules "f;g": the control file must stay out of the shim's hands.

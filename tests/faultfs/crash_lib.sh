@@ -1,5 +1,18 @@
-# The crash-state case runner shared by crash_test.sh and batch_crash_test.sh
-# (source it after lib.sh and mount_faultfs; needs $crashcheck).
+# What crash_test.sh and batch_crash_test.sh share: their arguments, the
+# faultfs mount (lib.sh), and the case runner. Source it with the script's
+# arguments: FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER...
+usage="$(basename "$0") FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER..."
+[ $# -ge 4 ] || { echo "usage: $usage" >&2; exit 1; }
+faultfs=$1
+crashcheck=$(realpath "$2") || exit 1
+preload=$(realpath "$3") || exit 1
+driver=$(realpath "$4") || exit 1
+shift 4
+mutants=("$@")
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mount_faultfs
+printf new >"$tmp/src"
+
 n=0
 models=(posix ext4 harsh)
 # Set by a case to a fault rule (GLOB relative to its dir) in force while

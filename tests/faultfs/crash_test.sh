@@ -11,19 +11,7 @@
 # success, syncs nothing) must give violations under every model: the
 # harness sees the lie, which no user-space program can defend against.
 # Usage: crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER...
-usage="crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER..."
-[ $# -ge 4 ] || { echo "usage: $usage" >&2; exit 1; }
-faultfs=$1
-crashcheck=$(realpath "$2") || exit 1
-preload=$(realpath "$3") || exit 1
-driver=$(realpath "$4") || exit 1
-shift 4
-mutants=("$@")
-. "$(dirname "$0")/lib.sh"
-
-mount_faultfs
-printf new >"$tmp/src"
-. "$(dirname "$0")/crash_lib.sh"
+. "$(dirname "$0")/crash_lib.sh" "$@"
 
 shim() { LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*' "$@"; }
 driver_write() { "$1" write "$3" "$2"; }
