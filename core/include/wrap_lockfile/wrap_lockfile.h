@@ -201,8 +201,9 @@ WLF_API void wlf_discard(wlf_file *f);
 /* Durability batch: fsync, once each, the directories that replacements
  * committed since the last call renamed into (a commit returns with the new
  * content crash-atomic but its name maybe not yet durable). Also done at
- * normal process exit (exit(), return from main); a program leaving by _exit
- * or a signal calls this first. 0, or the first failure's errno (err: step
+ * normal process exit (exit(), return from main); a program leaving by _exit,
+ * by a signal or by exec (the list lives in the image exec replaces) calls
+ * this first. A forked child starts with an empty list. 0, or the first failure's errno (err: step
  * WLF_STEP_FSYNC_DIR, the directory named; the others are synced all the
  * same). Thread-safe. */
 WLF_API int wlf_sync_pending(wlf_error *err);
