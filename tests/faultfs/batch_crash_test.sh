@@ -91,6 +91,15 @@ run_case "perl -i without the shim" violations old new perl -i -pe s/old/new/
 run_case "shim full, perl -i" clean old new shim_with full perl -i -pe s/old/new/
 run_case "shim batch, perl -i" clean old new shim_with batch perl -i -pe s/old/new/
 allow=()
+old_mode=640
+
+# A failing fsync of the renamed file refuses the program's rename: the old
+# content stays, and the program hears of it (sed exits non-zero).
+mkdir "$mnt/eio" && printf old >"$mnt/eio/f" || exit 1
+ctl "fault fsync eio/sed* EIO"
+shim_with full sed -i s/old/new/ "$mnt/eio/f" 2>"$tmp/eio.err" && fail "sed -i, renamed file's fsync EIO: sed succeeded"
+ctl clear
+expect_content "$backing/eio/f" old "sed -i, renamed file's fsync EIO"
 
 kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"
 [ $failures -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
