@@ -498,6 +498,8 @@ PY
 
 "$PY" "$(dirname "$PYPEERS")/peer_report.py" "$PEERS" "$NOTES" "$OUTDIR" "$ROUNDS" >>"$WORK/results.md" \
   || die "peer report failed"
+# j. durability batch (its own script: a loop device, device flush counts).
+"$(dirname "$0")/bench_batch.sh" "$BUILD" >>"$WORK/results.md" || die "tools/bench_batch.sh failed"
 cp "$WORK/results.md" "$OUTDIR/results.md"
 # The plot also goes into the repository, to be committed with the docs.
 if [ -f "$OUTDIR/replace_latency.png" ]; then

@@ -334,4 +334,9 @@ CommitKind atomic_write_content_with_lock(const std::filesystem::path &path, std
     return f.commit();
 }
 
+void sync_pending() {
+    wlf_error err{};
+    if (int rc = wlf_sync_pending(&err)) throw_error(rc, err, "", "fsync directory", Step::fsync_dir, std::nullopt);
+}
+
 }  // namespace wrap_lockfile

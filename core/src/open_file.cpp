@@ -115,6 +115,8 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     if ((acc != O_WRONLY && acc != O_RDWR) || (flags & ~detail::kSupportedOpenFlags)) return fail(err, EINVAL, WLF_STEP_OPEN, "open flags", path);
     const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
     if (strchr(suffix, '/') || strlen(suffix) >= sizeof(wlf_file::suffix)) return fail(err, EINVAL, WLF_STEP_OPEN, "temp suffix", suffix);
+    if (opt->durability < WLF_DURABILITY_FULL || opt->durability > WLF_DURABILITY_BATCH)
+        return fail(err, EINVAL, WLF_STEP_OPEN, "durability", path);
     if (opt->has_create_mode) mode = opt->create_mode;
     // Relative paths are made absolute now: a later chdir must not move the
     // lock, the commit or the lock file's removal somewhere else.

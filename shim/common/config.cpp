@@ -39,8 +39,10 @@ int parse_fsync(const char *text, wlf_write_options *opt, char *why, size_t size
         opt->durability = WLF_DURABILITY_NONE;
     else if (strcmp(text, "full") == 0)
         opt->durability = WLF_DURABILITY_FULL;
+    else if (strcmp(text, "batch") == 0)
+        opt->durability = WLF_DURABILITY_BATCH;
     else
-        return refuse(EINVAL, why, size, "invalid value", text, "expected full or none");
+        return refuse(EINVAL, why, size, "invalid value", text, "expected full, batch or none");
     return 0;
 }
 

@@ -47,7 +47,7 @@ inline constexpr GlobList kGlobLists[] = {
 // into why[size] ("invalid timeout 'x' (...)").
 // Seconds (core/src/timeout.hpp's grammar); unset means wait.
 int parse_timeout(const char *text, wlf_write_options *opt, char *why, size_t size);
-// "full" (the default) or "none".
+// "full" (the default), "batch" or "none" (README "The shim", Durability).
 int parse_fsync(const char *text, wlf_write_options *opt, char *why, size_t size);
 // "flock" (the default), "dotlock" or "none".
 int parse_lock_backend(const char *text, wlf_write_options *opt, char *why, size_t size);

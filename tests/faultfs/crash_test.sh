@@ -11,63 +11,7 @@
 # success, syncs nothing) must give violations under every model: the
 # harness sees the lie, which no user-space program can defend against.
 # Usage: crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER...
-usage="crash_test.sh FAULTFS|none CRASHCHECK PRELOAD_OBJECT DRIVER NAME=MUTANT_DRIVER..."
-[ $# -ge 4 ] || { echo "usage: $usage" >&2; exit 1; }
-faultfs=$1
-crashcheck=$(realpath "$2") || exit 1
-preload=$(realpath "$3") || exit 1
-driver=$(realpath "$4") || exit 1
-shift 4
-mutants=("$@")
-. "$(dirname "$0")/lib.sh"
-
-mount_faultfs
-printf new >"$tmp/src"
-n=0
-
-models=(posix ext4 harsh)
-# Set by a case to a fault rule (GLOB relative to its dir) in force while
-# the writer runs.
-rule=
-
-# run_case WHAT EXPECT OLD(-: none) NEW WRITER...: WRITER gets the target
-# path appended. EXPECT: one word for every model (clean or violations), or
-# three, for posix, ext4 and harsh in that order.
-run_case() {
-    local what=$1 expect=($2) old=$3 new=$4; shift 4
-    [ ${#expect[@]} -eq 1 ] && expect=("$expect" "$expect" "$expect")
-    n=$((n + 1))
-    local d=k$n old_args=(--old "$old") mode=640
-    # The log starts empty, so the model sees the old file being made.
-    ctl reset-log
-    mkdir "$mnt/$d" || exit 1
-    if [ "$old" = - ]; then
-        old_args=(--old-absent)
-        mode=644
-    else
-        "$driver" write "$mnt/$d/f" "$old" >/dev/null && chmod 640 "$mnt/$d/f" || { fail "$what: setup"; return; }
-    fi
-    # The model takes everything before "begin" as durable: make it so.
-    sync -f "$backing" || exit 1
-    ctl "mark begin"
-    [ -z "$rule" ] || ctl "${rule/GLOB/$d/}"
-    local out
-    out=$("$@" "$mnt/$d/f" 2>&1) || { ctl clear; fail "$what: the writer failed: $out"; return; }
-    ctl clear "mark committed"
-    dump_log >"$tmp/$d.log"
-    local i rc
-    for i in 0 1 2; do
-        out=$("$crashcheck" "$tmp/$d.log" --target "$d/f" "${old_args[@]}" --new "$new" --mode $mode \
-            --model "${models[i]}")
-        rc=$?
-        echo "$what: $(echo "$out" | tail -1)"
-        case ${expect[i]}:$rc in
-        clean:0 | violations:1) ;;
-        clean:*) fail "$what, ${models[i]}: exit $rc, expected no violation:"; echo "$out"; cat "$tmp/$d.log" ;;
-        *) fail "$what, ${models[i]}: exit $rc, expected violations:"; echo "$out" ;;
-        esac
-    done
-}
+. "$(dirname "$0")/crash_lib.sh" "$@"
 
 shim() { LD_PRELOAD=$preload WRAP_LOCKFILE_RULES='*' "$@"; }
 driver_write() { "$1" write "$3" "$2"; }
@@ -84,6 +28,8 @@ for m in "${mutants[@]}"; do
     # ext4's auto_da_alloc flushes the data of a file renamed onto an
     # existing name: the missing temp fsync is covered there (only there).
     no_temp_fsync) expect="violations clean violations" ;;
+    # A step of durability batch only: batch_crash_test.sh.
+    no_batch_dir_sync) continue ;;
     *) expect=violations ;;
     esac
     run_case "mutant ${m%%=*}" "$expect" old new driver_write "${m#*=}" new

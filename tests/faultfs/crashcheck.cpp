@@ -1,9 +1,14 @@
 // Crash-state checker over a faultfs log (fault suite).
 //
-//   faultfs_crashcheck LOG --target DIR/NAME --new CONTENT --mode OCTAL
-//                      (--old CONTENT | --old-absent) [--max-states N]
-//                      [--model posix|ext4|harsh]
+//   faultfs_crashcheck LOG --target DIR/NAME [--target DIR/NAME]... --new CONTENT
+//                      --mode OCTAL (--old CONTENT | --old-absent) [--max-states N]
+//                      [--model posix|ext4|harsh] [--allow-leftover GLOB]...
 //
+// --allow-leftover: a name the program's own temps have (sed -i's "sed*"),
+// accepted in a target's directory like the library's temps.
+// Several targets (one program replacing many files, durability batch) are
+// checked each on its own, with the same old and new content; the leftover
+// check of a directory allows every target in it.
 // Replays the log under a strict POSIX durability model: a file's data and
 // mode become durable at a successful fsync of that file (fdatasync: data
 // only), a directory's entry changes at a successful fsync of that directory;
@@ -242,10 +247,16 @@ void split(const std::string &path, std::string *dir, std::string *name) {
     *name = slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+struct Target {
+    std::string dir, name;
+};
+
 struct Options {
-    std::string log, dir, name, new_content;
+    std::vector<Target> targets;
+    std::string log, new_content;
     std::optional<std::string> old_content;
     unsigned mode = 0;
+    std::vector<std::string> allowed;  // --allow-leftover
     size_t max_states = 4096;
     Crash model = Crash::Posix;
 };
@@ -258,9 +269,14 @@ struct Checker {
         if (++violations <= 8) std::cout << "VIOLATION at " << where << ": " << what << "\n";
     }
 
-    // Every (or a sample of every) crash state of the model as it stands.
+    // Every (or a sample of every) crash state of the model as it stands,
+    // for each target.
     void crash_states(const Model &m, bool committed, const std::string &where) {
-        auto dit = m.dirs.find(opt.dir);
+        for (const Target &t : opt.targets) crash_states(m, t, committed, opt.targets.size() > 1 ? where + ", " + t.dir + "/" + t.name : where);
+    }
+
+    void crash_states(const Model &m, const Target &target, bool committed, const std::string &where) {
+        auto dit = m.dirs.find(target.dir);
         static const Dir no_dir;
         const Dir &d = dit == m.dirs.end() ? no_dir : dit->second;
         // The target inode depends on the directory subset, so enumerate the
@@ -272,8 +288,8 @@ struct Checker {
             std::map<std::string, int> entries = d.durable;
             for (size_t i = 0; i < ndir; ++i)
                 if (dm >> i & 1) Dir::apply(entries, d.pending[i]);
-            check_leftovers(entries, where);
-            auto t = entries.find(opt.name);
+            check_leftovers(target.dir, entries, where);
+            auto t = entries.find(target.name);
             if (t == entries.end()) {
                 ++states;
                 if (committed || opt.old_content)
@@ -309,12 +325,17 @@ struct Checker {
         }
     }
 
-    void check_leftovers(const std::map<std::string, int> &entries, const std::string &where) {
-        std::string temp_glob = "." + opt.name + ".*~~";
+    void check_leftovers(const std::string &dir, const std::map<std::string, int> &entries, const std::string &where) {
         for (const auto &[name, obj] : entries) {
-            bool temp = fnmatch(temp_glob.c_str(), name.c_str(), FNM_PERIOD) == 0;
-            if (name == opt.name || name == opt.name + ".lock" || temp) continue;
-            report(where, "unrecognisable leftover '" + name + "'");
+            bool known = false;
+            for (const Target &t : opt.targets) {
+                if (t.dir != dir) continue;
+                std::string temp_glob = "." + t.name + ".*~~";
+                known = known || name == t.name || name == t.name + ".lock" ||
+                        fnmatch(temp_glob.c_str(), name.c_str(), FNM_PERIOD) == 0;
+            }
+            for (const std::string &g : opt.allowed) known = known || fnmatch(g.c_str(), name.c_str(), 0) == 0;
+            if (!known) report(where, "unrecognisable leftover '" + name + "'");
         }
     }
 
@@ -430,12 +451,11 @@ bool apply(Model &m, const Line &l, Crash model, std::string *why) {
 
 int main(int argc, char **argv) {
     Options opt;
-    std::string target;
     bool have_old = false, have_new = false, have_mode = false;
     auto usage = [] {
-        std::cerr << "usage: faultfs_crashcheck LOG --target DIR/NAME --new CONTENT --mode OCTAL\n"
-                     "                          (--old CONTENT | --old-absent) [--max-states N]\n"
-                     "                          [--model posix|ext4|harsh]\n";
+        std::cerr << "usage: faultfs_crashcheck LOG --target DIR/NAME [--target DIR/NAME]... --new CONTENT\n"
+                     "                          --mode OCTAL (--old CONTENT | --old-absent) [--max-states N]\n"
+                     "                          [--model posix|ext4|harsh] [--allow-leftover GLOB]...\n";
         return 2;
     };
     if (argc < 2) return usage();
@@ -448,7 +468,9 @@ int main(int argc, char **argv) {
         } else if (!has_value) {
             return usage();
         } else if (a == "--target") {
-            target = argv[++i];
+            Target t;
+            split(argv[++i], &t.dir, &t.name);
+            opt.targets.push_back(t);
         } else if (a == "--old") {
             opt.old_content = argv[++i];
             have_old = true;
@@ -468,14 +490,15 @@ int main(int argc, char **argv) {
                 opt.model = Crash::Harsh;
             else
                 return usage();
+        } else if (a == "--allow-leftover") {
+            opt.allowed.push_back(argv[++i]);
         } else if (a == "--max-states") {
             opt.max_states = std::max<size_t>(2, strtoul(argv[++i], nullptr, 10));
         } else {
             return usage();
         }
     }
-    if (target.empty() || !have_old || !have_new || !have_mode) return usage();
-    split(target, &opt.dir, &opt.name);
+    if (opt.targets.empty() || !have_old || !have_new || !have_mode) return usage();
 
     std::ifstream in(opt.log);
     if (!in) {

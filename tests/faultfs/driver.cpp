@@ -1,6 +1,12 @@
 // The core C API as a command for the fault suite's scripts:
-//   driver [--timeout SECONDS] write PATH CONTENT    one-shot replacement
-//   driver [--timeout SECONDS] append PATH CONTENT   O_APPEND replacement
+//   driver [OPTIONS] write PATH CONTENT    one-shot replacement
+//   driver [OPTIONS] append PATH CONTENT   O_APPEND replacement
+//   driver [OPTIONS] write-all CONTENT PATH...   one-shot replacements, in order
+//   driver [OPTIONS] write-sync-exit CONTROL CONTENT PATH...   as write-all,
+//          then wlf_sync_pending(), then "mark committed" into the faultfs
+//          CONTROL file, then _exit(0): what was durable before the exit
+//          (the exit-time sync does not run)
+// OPTIONS: --timeout SECONDS, --fsync full|batch|none
 // Prints "ok" and exits 0, or "error: <message> errno=N NAME step=STEP"
 // (wlf_step_name: lock, open, temp, write, fsync, rename, fsync_dir...) and exits 1;
 // usage errors exit 2. Linked against the real core or a mutant of it.
@@ -18,7 +24,9 @@
 namespace {
 
 int usage() {
-    fprintf(stderr, "usage: driver [--timeout SECONDS] {write|append} PATH CONTENT\n");
+    fprintf(stderr, "usage: driver [--timeout SECONDS] [--fsync full|batch|none] {write|append} PATH CONTENT\n"
+                    "       driver [OPTIONS] write-all CONTENT PATH...\n"
+                    "       driver [OPTIONS] write-sync-exit CONTROL CONTENT PATH...\n");
     return 2;
 }
 
@@ -59,13 +67,44 @@ int main(int argc, char **argv) {
     wlf_write_options opt;
     wlf_write_options_init(&opt);
     int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "--timeout") == 0) {
-        char *end;
-        double t = strtod(argv[i + 1], &end);
-        if (*end || end == argv[i + 1]) return usage();
-        opt.lock.has_timeout = 1;
-        opt.lock.timeout = t;
-        i += 2;
+    for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+        if (strcmp(argv[i], "--timeout") == 0) {
+            char *end;
+            double t = strtod(argv[i + 1], &end);
+            if (*end || end == argv[i + 1]) return usage();
+            opt.lock.has_timeout = 1;
+            opt.lock.timeout = t;
+        } else if (strcmp(argv[i], "--fsync") == 0) {
+            std::string_view v = argv[i + 1];
+            opt.durability = v == "full" ? WLF_DURABILITY_FULL : v == "batch" ? WLF_DURABILITY_BATCH
+                             : v == "none" ? WLF_DURABILITY_NONE : -1;
+            if (opt.durability < 0) return usage();
+        } else {
+            return usage();
+        }
+    }
+    if (i < argc && (strcmp(argv[i], "write-all") == 0 || strcmp(argv[i], "write-sync-exit") == 0)) {
+        bool sync_exit = strcmp(argv[i], "write-sync-exit") == 0;
+        const char *control = sync_exit && i + 1 < argc ? argv[++i] : nullptr;
+        if (argc - i < 3) return usage();
+        std::string_view content = argv[i + 1];
+        for (int k = i + 2; k < argc; ++k) {
+            wlf_error err{};
+            int rc = wlf_write_content(argv[k], content.data(), content.size(), &opt, &err);
+            if (rc) return report(rc, err);
+        }
+        if (!sync_exit) return report(0, wlf_error{});
+        wlf_error err{};
+        if (int rc = wlf_sync_pending(&err)) return report(rc, err);
+        int fd = open(control, O_WRONLY);
+        static const char mark[] = "mark committed\n";
+        if (fd < 0 || write(fd, mark, sizeof mark - 1) != static_cast<ssize_t>(sizeof mark - 1) || close(fd) != 0) {
+            perror(control);
+            _exit(1);
+        }
+        printf("ok\n");
+        fflush(stdout);
+        _exit(0);
     }
     if (argc - i != 3) return usage();
     std::string_view cmd = argv[i];

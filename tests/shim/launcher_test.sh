@@ -192,6 +192,11 @@ expect_value WRAP_LOCKFILE_FSYNC none "environment"
 expect_value WRAP_LOCKFILE_LOG '<unset>' "environment"
 expect_value LD_PRELOAD "$preload:$other" "environment"
 
+expect_status "fsync batch" 0 --rule a --fsync batch -- env
+expect_value WRAP_LOCKFILE_FSYNC batch "fsync batch"
+WRAP_LOCKFILE_FSYNC=batch expect_status "inherited fsync batch" 0 --rule a -- env
+expect_value WRAP_LOCKFILE_FSYNC batch "inherited fsync batch"
+
 LD_PRELOAD=$preload expect_status "preload already listed" 0 -- env
 expect_value LD_PRELOAD "$preload" "preload already listed"
 

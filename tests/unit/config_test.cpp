@@ -157,6 +157,8 @@ TEST(Settings, ValidValuesStored) {
     EXPECT_DOUBLE_EQ(opt.lock.timeout, 2.5);
     ASSERT_EQ(config::parse_fsync("none", &opt, why, sizeof why), 0);
     EXPECT_EQ(opt.durability, WLF_DURABILITY_NONE);
+    ASSERT_EQ(config::parse_fsync("batch", &opt, why, sizeof why), 0);
+    EXPECT_EQ(opt.durability, WLF_DURABILITY_BATCH);
     ASSERT_EQ(config::parse_fsync("full", &opt, why, sizeof why), 0);
     EXPECT_EQ(opt.durability, WLF_DURABILITY_FULL);
     ASSERT_EQ(config::parse_lock_backend("dotlock", &opt, why, sizeof why), 0);
@@ -175,7 +177,7 @@ TEST(Settings, BadValuesLeaveDefaultsAndAreNamed) {
     EXPECT_EQ(config::parse_timeout("10000000000", &opt, why, sizeof why), ERANGE);
     EXPECT_NE(std::string(why).find("is too large"), std::string::npos) << why;
     EXPECT_EQ(config::parse_fsync("sometimes", &opt, why, sizeof why), EINVAL);
-    EXPECT_NE(std::string(why).find("expected full or none"), std::string::npos) << why;
+    EXPECT_NE(std::string(why).find("expected full, batch or none"), std::string::npos) << why;
     EXPECT_EQ(config::parse_lock_backend("fcntl", &opt, why, sizeof why), EINVAL);
     EXPECT_NE(std::string(why).find("expected flock, dotlock, none or auto"), std::string::npos) << why;
     EXPECT_EQ(config::parse_keep_lock_files("yes", &opt, why, sizeof why), EINVAL);

@@ -127,7 +127,7 @@ wl::WriteOptions write_options(bool use_lock, std::optional<double> timeout, con
     o.lock = lock_options(timeout, keep_lock_file, backend);
     o.temp_suffix = temp_suffix;
     o.durability = pick<wl::Durability>("durability", durability,
-                                        {{"full", wl::Durability::full}, {"none", wl::Durability::none}});
+                                        {{"full", wl::Durability::full}, {"batch", wl::Durability::batch}, {"none", wl::Durability::none}});
     o.hard_links = pick<wl::HardLinkPolicy>("hard_links", hard_links, {{"keep", wl::HardLinkPolicy::keep_links},
                                                                        {"split", wl::HardLinkPolicy::split}});
     if (create_mode) o.create_mode = static_cast<mode_t>(*create_mode);
@@ -264,4 +264,7 @@ PYBIND11_MODULE(_wrap_lockfile, m) {
         py::arg("path"), py::arg("content"), py::arg("use_lock") = true, py::arg("timeout") = py::none(),
         py::arg("temp_suffix") = "~~", py::arg("durability") = "full", py::arg("keep_lock_file") = false,
         py::arg("backend") = "flock", "Replace path with the bytes of content; returns the commit kind.");
+
+    m.def("sync_pending", [] { without_gil([] { wl::sync_pending(); }); },
+          "durability='batch': fsync, once each, the directories that commits since the last call renamed into.");
 }

@@ -539,3 +539,21 @@ def test_str_bytes_and_pathlike_paths(d):
         assert lock.lockfile == b + ".lock" and os.path.exists(lock.lockfile)
     assert read(b) == "x" and read(p) == "yz"
     assert entries(d) == ["b", "p"]
+
+
+def test_durability_batch_and_sync_pending(d):
+    # README "What one replacement does", step 4: the file is fsynced before
+    # the rename, the directory at sync_pending() (or exit).
+    for sub in ("a", "b"):
+        os.mkdir(os.path.join(d, sub))
+        t = os.path.join(d, sub, "t")
+        with w.atomic_write(t, durability="batch") as f:
+            f.write("new")
+        assert read(t) == "new"
+        w.atomic_write_content_with_lock(os.path.join(d, sub, "u"), "u", durability="batch")
+        assert entries(os.path.join(d, sub)) == ["t", "u"]
+    assert w.sync_pending() is None
+    w.sync_pending()  # nothing left: a no-op
+    with pytest.raises(ValueError):
+        with w.atomic_write(os.path.join(d, "x"), durability="later"):
+            pass

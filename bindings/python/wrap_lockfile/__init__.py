@@ -28,7 +28,7 @@ __all__ = [
     "mylockfile", "myLockTimeout", "mylockfile_other_exceptions", "mylockfile_exceptions",
     "atomic_write_content_with_lock", "atomic_write_no_lock", "atomic_write_lock", "atomic_write",
     "LockError", "LockTimeout", "AlreadyLocked", "LockFailed", "HAVE_FCNTL", "FcntlFileLock",
-    "ModeBehavior", "open_modes_behaviour",
+    "ModeBehavior", "open_modes_behaviour", "sync_pending",
 ]
 
 PathType = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -41,6 +41,13 @@ myLockTimeout = LockTimeout
 mylockfile_other_exceptions = (LockTimeout, AlreadyLocked, LockFailed)
 # The later upstream spelling of the same tuple.
 mylockfile_exceptions = mylockfile_other_exceptions
+
+
+def sync_pending() -> None:
+    """durability='batch': fsync, once each, the directories that commits since
+    the last call renamed into (also done at normal interpreter exit). A
+    failure raises OSError (errno, the directory, step 'fsync_dir')."""
+    _core.sync_pending()
 
 
 def _timeout(value: Optional[float]) -> Optional[float]:
@@ -289,7 +296,8 @@ class atomic_write_no_lock:
     (symlinks resolved), in the directory where the new content is written.
     Nothing is left beside the target either way. ``async with`` works too.
     Beyond the seed's arguments: ``durability`` ('full': fsync file and
-    directory; 'none'), ``keep_lock_file``, ``hard_links`` ('keep': a
+    directory; 'batch': fsync the file, the directory once at
+    ``sync_pending()`` or exit; 'none'), ``keep_lock_file``, ``hard_links`` ('keep': a
     hard-linked target is rewritten in place, not atomically; 'split').
     """
 

@@ -130,7 +130,9 @@ WLF_API pid_t wlf_lock_holder(const char *target);
 
 enum wlf_durability {
     WLF_DURABILITY_FULL = 0, /* fsync temp, rename, fsync directory */
-    WLF_DURABILITY_NONE = 1  /* no fsync: atomic against readers, not against power loss */
+    WLF_DURABILITY_NONE = 1, /* no fsync: atomic against readers, not against power loss */
+    WLF_DURABILITY_BATCH = 2 /* fsync temp, rename; the directory's fsync is deferred, once per
+                                directory, to wlf_sync_pending() or normal process exit */
 };
 
 enum wlf_hardlink_policy {
@@ -198,6 +200,16 @@ WLF_API int wlf_file_detach(wlf_file *f);
 
 /* Drop the replacement: remove the temp, release the lock, free `f`. */
 WLF_API void wlf_discard(wlf_file *f);
+
+/* Durability batch: fsync, once each, the directories that replacements
+ * committed since the last call renamed into (a commit returns with the new
+ * content crash-atomic but its name maybe not yet durable). Also done at
+ * normal process exit (exit(), return from main); a program leaving by _exit,
+ * by a signal or by exec (the list lives in the image exec replaces) calls
+ * this first. A forked child starts with an empty list. 0, or the first failure's errno (err: step
+ * WLF_STEP_FSYNC_DIR, the directory named; the others are synced all the
+ * same). Thread-safe. */
+WLF_API int wlf_sync_pending(wlf_error *err);
 
 /* One-shot: replace `path` with `size` bytes of `data`. */
 WLF_API int wlf_write_content(const char *path, const void *data, size_t size,

@@ -102,7 +102,9 @@ public:
 // ---- options --------------------------------------------------------------
 
 enum class LockBackend { flock = WLF_LOCK_FLOCK, dotlock = WLF_LOCK_DOTLOCK, none = WLF_LOCK_NONE, automatic = WLF_LOCK_AUTO };
-enum class Durability { full = WLF_DURABILITY_FULL, none = WLF_DURABILITY_NONE };
+// batch: the temp is fsynced, the directory's fsync deferred to sync_pending()
+// or normal process exit (wlf_sync_pending).
+enum class Durability { full = WLF_DURABILITY_FULL, none = WLF_DURABILITY_NONE, batch = WLF_DURABILITY_BATCH };
 enum class HardLinkPolicy { keep_links = WLF_HARDLINK_KEEP, split = WLF_HARDLINK_SPLIT };
 enum class CommitKind {
     rename = WLF_COMMIT_RENAME,
@@ -227,5 +229,11 @@ CommitKind atomic_write_content_with_lock(const std::filesystem::path &path,
 CommitKind atomic_write_content_with_lock(const std::filesystem::path &path,
                                           std::span<const std::byte> content,
                                           WriteOptions options = {});
+
+// Durability::batch: make durable, once per directory, the names that
+// commits since the last call created (wlf_sync_pending; also done at normal
+// process exit). Throws WriteFailed (Step::fsync_dir, the directory named)
+// after syncing every other directory.
+void sync_pending();
 
 }  // namespace wrap_lockfile

@@ -1,6 +1,8 @@
 // Committing a replacement: fsync the temp, rename it over the target,
-// fsync the directory (docs/design.md, "Replacement"); or write a staged
+// fsync the directory (docs/design.md, "Replacement"; durability batch defers
+// that fsync: batch_sync.hpp); or write a staged
 // content into the target in place; or close what the caller wrote directly.
+#include "batch_sync.hpp"
 #include "internal.hpp"
 #include "lock_internal.hpp"
 #include "replace_parts.hpp"
@@ -20,6 +22,12 @@ using detail::fail;
 
 namespace {
 
+// Length of the target's directory in f->target ("/" for a file at the root).
+size_t dir_len(const wlf_file *f) {
+    size_t n = static_cast<size_t>(f->base - f->target);
+    return n > 1 ? n - 1 : n;
+}
+
 // Copies the whole staged content into the target, then cuts it to size.
 int write_in_place(wlf_file *f, int src, wlf_error *err) {
     sys::UniqueFd dst(sys::open(f->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
@@ -28,7 +36,7 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
     if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
     if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
-    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(dst.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
+    if (f->durability != WLF_DURABILITY_NONE && sys::fsync(dst.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
     int fd = dst.release();
     if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
     return 0;
@@ -36,7 +44,7 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
 
 int commit_direct(wlf_file *f, wlf_error *err) {
     int rc = 0;
-    if (f->durability == WLF_DURABILITY_FULL && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
+    if (f->durability != WLF_DURABILITY_NONE && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
         rc = fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
     int fd = f->fd;
     f->fd = -1;
@@ -48,13 +56,13 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     // The WLF_MUTANT_* macros exist only for the fault suite's mutation check
     // (tests/faultfs): its crash-state test must catch a build without them.
 #ifndef WLF_MUTANT_NO_TEMP_FSYNC
-    if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->fd) != 0)
+    if (f->durability != WLF_DURABILITY_NONE && sys::fsync(f->fd) != 0)
         return fail(err, errno, WLF_STEP_FSYNC, "fsync temporary file for", f->target);
 #endif
     // The directory for its fsync, opened only now (see reach_by_path), then
     // checked: the lock file at its path must still be ours.
     bool by_path = f->dir_fd < 0;
-    if (by_path && f->durability == WLF_DURABILITY_FULL) {
+    if (by_path && f->durability != WLF_DURABILITY_NONE) {
         if (int rc = open_dir(f, false, err)) return rc;
     }
     if (by_path && !detail::lock_file_still_ours(f->lock))
@@ -89,6 +97,8 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (f->durability == WLF_DURABILITY_FULL && sys::fsync(f->dir_fd) != 0 && rc == 0)
         rc = fail(err, errno, WLF_STEP_FSYNC_DIR, "fsync directory of", f->target);
 #endif
+    // batch: deferred, once per directory (batch_sync.hpp).
+    if (f->durability == WLF_DURABILITY_BATCH && rc == 0) rc = detail::defer_dir_sync(f->dir_fd, f->target, dir_len(f), err);
     return rc;
 }
 

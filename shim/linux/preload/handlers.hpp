@@ -64,7 +64,7 @@ char *const *identity_exec_env(char *const *envp);
 void identity_exec_failed(char *const *env);
 void identity_import();
 // rename.cpp
-int rename_locked(int todir, const char *to, Thunk pass);
+int rename_locked(int fromdir, const char *from, int todir, const char *to, Thunk pass);
 // exec_handover.cpp. How an exec names its program: a path, a file to look up in PATH, or a
 // descriptor (not examined).
 enum class ExecLookup { path, search, fd };
@@ -73,6 +73,10 @@ void exec_failed(char *const *newenv);
 // lifecycle.cpp: _exit/_Exit in the opener: commit without flushing stdio or
 // freeing anything, or (the shim busy) abandon; async-signal-safe.
 void exit_pending();
+// dir_sync.cpp: the directory fsyncs durability batch deferred, at _exit
+// (async-signal-safe) and exec; one load when there are none.
+void exit_dir_syncs();
+void exec_dir_syncs();
 
 // libc.cpp
 using execve_fn = int (*)(const char *, char *const[], char *const[]);
@@ -223,9 +227,9 @@ auto write_fd(Pass &&pass, int fd) -> decltype(pass()) {
 }
 
 template <class Pass>
-int locked_rename(Pass &&pass, int todir, const char *to) {
-    if (!to || !active()) return pass();
-    return rename_locked(todir, to, thunk(pass));
+int locked_rename(Pass &&pass, int fromdir, const char *from, int todir, const char *to) {
+    if (!to || !from || !active()) return pass();
+    return rename_locked(fromdir, from, todir, to, thunk(pass));
 }
 
 // _exit/_Exit skip the destructor that commits: without this, what the
@@ -235,6 +239,7 @@ int locked_rename(Pass &&pass, int todir, const char *to) {
 template <class Pass>
 [[noreturn]] void exit_now(Pass &&pass) {
     if (g_tracked.load(std::memory_order_acquire) > 0) exit_pending();
+    exit_dir_syncs();
     pass();
     __builtin_unreachable();
 }
@@ -244,6 +249,7 @@ int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &
     bool prepared = false;
     char *const *env =
         g_tracked.load(std::memory_order_acquire) ? exec_prepare(envp, program, how, &prepared) : envp;
+    exec_dir_syncs();  // before the image that deferred them is gone (batch)
     char *const *view = g_pending.load(std::memory_order_relaxed) ? identity_exec_env(env) : env;
     int r = exec(view);
     if (view != env) {

@@ -137,13 +137,13 @@ int access_at(Pass &&pass, int dirfd, const char *path, int mode, int flags, con
 // the shim; going ahead would put the other file at F and the commit would
 // then replace it, or (a rename) drop what the program wrote.
 template <class Pass>
-int locked_link(Pass &&pass, int todir, const char *to) {
+int locked_link(Pass &&pass, int fromdir, const char *from, int todir, const char *to) {
     Pending p;
     if (to && g_pending.load(std::memory_order_relaxed) != 0 && find_pending(todir, to, false, &p)) {
         errno = EEXIST;
         return -1;
     }
-    return locked_rename(pass, todir, to);
+    return locked_rename(pass, fromdir, from, todir, to);
 }
 
 }  // namespace wrap_lockfile::shim

@@ -3,6 +3,7 @@
 // not the duty to commit), _exit (commit without flushing stdio), and the
 // commit at normal exit (stdio flushed first).
 #include "commit.hpp"
+#include "dir_sync.hpp"
 #include "exec_handover.hpp"
 #include "fd_table.hpp"
 #include "handlers.hpp"
@@ -123,4 +124,5 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
             wlf_file_poison(e->file, EIO);
         commit(e);
     }
+    sync_deferred_dirs();  // what these commits deferred (batch)
 }

@@ -1,5 +1,6 @@
 // rename/renameat/renameat2/link onto a matched target run under that
 // target's lock, so they serialize with the shim's own commits.
+#include "dir_sync.hpp"
 #include "handlers.hpp"
 #include "messages.hpp"
 #include "open.hpp"
@@ -10,10 +11,11 @@
 #include <wrap_lockfile/wrap_lockfile.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace wrap_lockfile::shim {
 
-int rename_locked(int todir, const char *to, Thunk pass) {
+int rename_locked(int fromdir, const char *from, int todir, const char *to, Thunk pass) {
     Paths p;
     char final[WLF_PATH_MAX];
     if (int rc = make_paths(todir, to, &p)) return refuse_unbuildable(rc, todir, to, false) ? -1 : static_cast<int>(pass());
@@ -22,9 +24,19 @@ int rename_locked(int todir, const char *to, Thunk pass) {
     if (kind == rules::kNone || kind == rules::kExclude) return static_cast<int>(pass());
     const char *target = final[0] ? final : p.raw;
     auto rename_now = [&]() {
+        // As durable as the shim's own replacements (dir_sync.hpp): the
+        // file before its name appears, the directory after.
+        if (int e = sync_before_rename(fromdir, from)) {
+            message("wrap_lockfile: not renaming onto '%s': fsync of the renamed file failed: %s\n", p.raw, strerror(e));
+            errno = e;
+            return -1;
+        }
         int r = static_cast<int>(pass());
         int saved = errno;
-        if (r == 0) identity_supersede(final[0] ? final : p.norm);
+        if (r == 0) {
+            identity_supersede(final[0] ? final : p.norm);
+            sync_after_rename(p.raw);
+        }
         errno = saved;
         return r;
     };

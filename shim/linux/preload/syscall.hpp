@@ -7,6 +7,7 @@
 // issues them itself).
 #pragma once
 
+#include "dir_sync.hpp"
 #include "handlers.hpp"
 
 #include "sysio.hpp"
@@ -62,18 +63,18 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     // ---- names: renames and links onto a matched target (links and
     // RENAME_NOREPLACE refuse a target pending here, as the table's do)
 #ifdef SYS_rename
-    case SYS_rename: return locked_rename(pass, AT_FDCWD, ptr<const char>(a[1]));
+    case SYS_rename: return locked_rename(pass, AT_FDCWD, path, AT_FDCWD, ptr<const char>(a[1]));
 #endif
 #ifdef SYS_link
-    case SYS_link: return locked_link(pass, AT_FDCWD, ptr<const char>(a[1]));
+    case SYS_link: return locked_link(pass, AT_FDCWD, path, AT_FDCWD, ptr<const char>(a[1]));
 #endif
 #ifdef SYS_renameat
-    case SYS_renameat: return locked_rename(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
+    case SYS_renameat: return locked_rename(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]));
 #endif
     case SYS_renameat2:
-        return a[4] & RENAME_NOREPLACE ? locked_link(pass, static_cast<int>(a[2]), ptr<const char>(a[3]))
-                                       : locked_rename(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
-    case SYS_linkat: return locked_link(pass, static_cast<int>(a[2]), ptr<const char>(a[3]));
+        return a[4] & RENAME_NOREPLACE ? locked_link(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]))
+                                       : locked_rename(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]));
+    case SYS_linkat: return locked_link(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]));
 #ifdef SYS_truncate
     case SYS_truncate: return truncate_path(pass, path, static_cast<off_t>(a[1]));
 #endif
@@ -95,9 +96,12 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_pwritev2:
     case SYS_fallocate:
     case SYS_ftruncate:
-    case SYS_fsync:
-    case SYS_fdatasync:
     case SYS_sync_file_range: return write_fd(pass, fd);
+    // ---- the program's sync points (dir_sync.hpp)
+    case SYS_fsync:
+    case SYS_fdatasync: return fsync_fd(pass, fd);
+    case SYS_sync:
+    case SYS_syncfs: return syncfs_fd(pass);
     // ---- one coherent file (identity.hpp, pending_meta.hpp): libuv's
     // fs.statSync is syscall(SYS_statx)
     case SYS_fstat: return fstat_fd(pass, ptr<struct stat>(a[1]), caller);
