@@ -103,13 +103,17 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
     wlf_lock_options_init(&defaults);
     const wlf_lock_options *opt = opt_in ? opt_in : &defaults;
     if (!target || !*target) return fail(err, EINVAL, WLF_STEP_LOCK, "lock", target);
-    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK && opt->backend != WLF_LOCK_NONE)
+    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK && opt->backend != WLF_LOCK_NONE &&
+        opt->backend != WLF_LOCK_AUTO)
         return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
+    // AUTO picks per mount on Linux; LockFileEx holds across SMB clients
+    // (server-side byte-range locks), so on Windows it is the byte lock.
+    const int backend = opt->backend == WLF_LOCK_AUTO ? WLF_LOCK_FLOCK : opt->backend;
 
     auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
     if (!handle) return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
     handle->held = nullptr;
-    if (opt->backend == WLF_LOCK_NONE) {
+    if (backend == WLF_LOCK_NONE) {
         if (!g_warned_none.exchange(true))
             fprintf(stderr, "wrap_lockfile: warning: locking disabled (backend 'none'), first for '%s'\n", target);
         *out = handle;
@@ -136,13 +140,13 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
             }
         }
     }
-    h->backend = opt->backend;
+    h->backend = backend;
     h->owner_thread = GetCurrentThreadId();
     h->depth = 1;
     h->next = nullptr;
     const char *op = "lock";
     HANDLE raw = INVALID_HANDLE_VALUE;
-    int rc = opt->backend == WLF_LOCK_FLOCK ? win::byte_lock_acquire(wpath.get(), opt, &raw, &op)
+    int rc = backend == WLF_LOCK_FLOCK ? win::byte_lock_acquire(wpath.get(), opt, &raw, &op)
                                             : win::dotlock_acquire(wpath.get(), opt, &raw, &op);
     if (rc == 0) {
         h->h = raw;
