@@ -2,10 +2,14 @@
 #include "shared_fs.hpp"
 
 #include "internal.hpp"
+#include "sysio.hpp"
 
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 
 namespace wrap_lockfile::detail {
 
@@ -41,6 +45,40 @@ bool shared_magic(unsigned long type) {
 bool is_shared_fs_fd(int fd) {
     struct statfs sfs;
     return fstatfs(fd, &sfs) == 0 && shared_magic(static_cast<unsigned long>(sfs.f_type));
+}
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U  // Linux 6.8
+#endif
+
+namespace {
+std::atomic<uint64_t> g_unshared_mount{0};
+}
+
+bool is_shared_fs_fd(int fd, uint64_t mount) {
+    if (mount != 0 && g_unshared_mount.load(std::memory_order_relaxed) == mount) return false;
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) != 0) return false;
+    bool shared = shared_magic(static_cast<unsigned long>(sfs.f_type));
+    if (!shared && mount != 0) g_unshared_mount.store(mount, std::memory_order_relaxed);
+    return shared;
+}
+
+int fstat_with_mount(int fd, struct stat *st, uint64_t *mount) {
+    struct statx stx;
+    // Straight to the kernel: inside the shim, libc's statx is its own.
+    if (sys::call(SYS_statx, fd, sys::arg(""), AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, sys::arg(&stx)) != 0)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st->st_ino = stx.stx_ino;
+    st->st_mode = stx.stx_mode;
+    st->st_nlink = stx.stx_nlink;
+    st->st_uid = stx.stx_uid;
+    st->st_gid = stx.stx_gid;
+    st->st_size = static_cast<off_t>(stx.stx_size);
+    *mount = (stx.stx_mask & STATX_MNT_ID_UNIQUE) ? stx.stx_mnt_id : 0;
+    return 0;
 }
 
 bool is_shared_fs_path(const char *path) {
