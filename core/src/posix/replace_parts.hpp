@@ -24,6 +24,12 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
 // written directly (no temp, no lock).
 bool is_pseudo_fs(const char *path);
 
+// For an absolute, normalized `path` under /dev/: true when its directory
+// is an ordinary tmpfs mounted there (/dev/shm), false for the file system
+// /dev itself is on (devtmpfs, or a container's tmpfs of device nodes: no
+// place for a probe's lock file) and anything else.
+bool ordinary_tmpfs_under_dev(const char *path);
+
 // The directory a temp lives in: reached through a descriptor (fd, empty
 // prefix) or, when the replacement keeps none, by path (fd AT_FDCWD, prefix
 // "<dir>/" taken from the target's absolute path). Temp names are relative to
@@ -68,6 +74,10 @@ void retain_per_target_name();
 // called without O_TMPFILE (WLF_HAVE_O_TMPFILE).
 int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
                         char *name, size_t size);
+// Gives the anonymous temp fd the name `name` (relative to dir.fd) itself: a
+// new target's content appears under its name in one step. 0 or errno
+// (EEXIST: something is there now).
+int link_anonymous_as(int fd, const TempDir &dir, const char *name);
 
 // True when O_TMPFILE failed because the file system cannot do it.
 bool tmpfile_unsupported(int error);
