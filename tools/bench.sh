@@ -522,7 +522,7 @@ def calls(f):
     c = {}
     for line in open(f):
         p = line.split()
-        if len(p) == 2 and p[0].isdigit():
+        if len(p) == 2 and p[0].isdigit() and p[1] != "total":
             c[p[1]] = int(p[0])
     return c
 s1, s2 = calls(st1), calls(st2)

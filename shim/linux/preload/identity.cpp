@@ -103,6 +103,14 @@ void publish(Record &r) {
     r.gen.store(g_next_gen, std::memory_order_release);
 }
 
+// snprintf(out, size, "%s", s) without the formatting machinery (a record
+// is filled on every matched open).
+void copy_path(char *out, size_t size, const char *s) {
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 }  // namespace
 
 void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Shown shown, const char *target,
@@ -118,11 +126,11 @@ void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Sh
     r.dev = dev;
     r.ino = ino;
     r.shown = shown;
-    snprintf(r.target, sizeof r.target, "%s", target);
+    copy_path(r.target, sizeof r.target, target);
     r.target_base = base_offset(r.target);
     r.opened[0] = '\0';
     if (opened && *opened && strcmp(opened, target) != 0) {
-        snprintf(r.opened, sizeof r.opened, "%s", opened);
+        copy_path(r.opened, sizeof r.opened, opened);
         r.opened_base = base_offset(r.opened);
     }
     g_pending.fetch_add(1);
