@@ -101,6 +101,9 @@ int copy_metadata(int src, const struct stat &st, int fd, const char **op);
 // The target's statx (or fstatat) as a struct stat, plus its attributes
 // (append-only, immutable; 0 without statx). 0 or errno.
 int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs);
+// The struct stat a statx answer stands for (builds with statx).
+struct statx;
+void stat_of_statx(const struct statx &sx, struct stat *st);
 
 // Opens `path` as the program's open(2) with `flags` would (following links
 // as it would), without O_TRUNC or creating anything, O_NONBLOCK: the

@@ -2,14 +2,14 @@
 #include "shared_fs.hpp"
 
 #include "internal.hpp"
+#include "replace_parts.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
 #include <sys/statfs.h>
-#include <sys/sysmacros.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 
 namespace wrap_lockfile::detail {
 
@@ -65,20 +65,21 @@ bool is_shared_fs_fd(int fd, uint64_t mount) {
 }
 
 int fstat_with_mount(int fd, struct stat *st, uint64_t *mount) {
+    *mount = 0;
+#if !WLF_HAVE_STATX
+    return sys::fstat(fd, st);
+#else
     struct statx stx;
     // Straight to the kernel: inside the shim, libc's statx is its own.
-    if (sys::call(SYS_statx, fd, sys::arg(""), AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, sys::arg(&stx)) != 0)
-        return -1;
-    memset(st, 0, sizeof *st);
-    st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-    st->st_ino = stx.stx_ino;
-    st->st_mode = stx.stx_mode;
-    st->st_nlink = stx.stx_nlink;
-    st->st_uid = stx.stx_uid;
-    st->st_gid = stx.stx_gid;
-    st->st_size = static_cast<off_t>(stx.stx_size);
-    *mount = (stx.stx_mask & STATX_MNT_ID_UNIQUE) ? stx.stx_mnt_id : 0;
+    if (sys::call(SYS_statx, fd, sys::arg(""), AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, sys::arg(&stx)) != 0) {
+        // No statx (old kernels, some seccomp profiles): fstat, no mount id.
+        if (errno != ENOSYS && errno != EPERM) return -1;
+        return sys::fstat(fd, st);
+    }
+    stat_of_statx(stx, st);
+    if (stx.stx_mask & STATX_MNT_ID_UNIQUE) *mount = stx.stx_mnt_id;
     return 0;
+#endif
 }
 
 bool is_shared_fs_path(const char *path) {
