@@ -533,7 +533,7 @@ with open(tsv, "a") as t:
     for k, v in sorted(per_call.items(), key=lambda kv: -kv[1]):
         t.write(f"{spec}\t{k}\t{v:.2f}\n")
 pre_s = f"{pre:,.0f}" if spec.startswith("shim:") else "—"
-print(f"| {spec} | {total:,.0f} | {pre_s} | {libc:,.0f} | {ld:,.0f} | {nsys:.1f} |")
+print(f"| {spec} | {total:,.0f} | {pre_s} | {max(libc, 0):,.0f} | {max(ld, 0):,.0f} | {nsys:.1f} |")
 PYIC
   done
   python3 - "$SYSCALLS" >>"$ICOUNT" <<'PYSC'
