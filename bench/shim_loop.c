@@ -132,6 +132,27 @@ static void link_temp(int fd, const char *dst) {
     if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) != 0) die("linkat", dst);
 }
 
+/* What a hand-written replacement of `path` works with: the lock and temp
+ * names, the directory, the umask and the effective ids. */
+struct names {
+    char lockp[PATH_MAX], temp[PATH_MAX], dir[PATH_MAX];
+    const char *d;
+    mode_t mask;
+    uid_t euid;
+    gid_t egid;
+};
+
+static void names_of(struct names *nm, const char *path) {
+    snprintf(nm->lockp, sizeof nm->lockp, "%s.lock", path);
+    snprintf(nm->temp, sizeof nm->temp, "%s~~", path);
+    snprintf(nm->dir, sizeof nm->dir, "%s", path);
+    nm->d = dirname(nm->dir);
+    nm->mask = umask(0);
+    umask(nm->mask);
+    nm->euid = geteuid();
+    nm->egid = getegid();
+}
+
 /* One replacement by hand. `contract`: also what DESIGN sections 4-5 require
  * of any replacement, at the fewest system calls a careful program needs:
  * the verified lock protocol (the lock file must still be the one at its
@@ -141,15 +162,12 @@ static void link_temp(int fd, const char *dst) {
  * umask took bits away, owner only when it differs). The bench target has
  * no extended attributes; copying them is not done here. */
 static void replace_loop(long n, const char *path, int contract) {
-    char lockp[PATH_MAX], temp[PATH_MAX], dir[PATH_MAX];
-    snprintf(lockp, sizeof lockp, "%s.lock", path);
-    snprintf(temp, sizeof temp, "%s~~", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *d = dirname(dir);
-    mode_t mask = umask(0);
-    umask(mask);
-    uid_t euid = geteuid();
-    gid_t egid = getegid();
+    struct names nm;
+    names_of(&nm, path);
+    const char *lockp = nm.lockp, *temp = nm.temp, *d = nm.d;
+    const mode_t mask = nm.mask;
+    const uid_t euid = nm.euid;
+    const gid_t egid = nm.egid;
     for (long i = 0; i < n; ++i) {
         int lfd = open(lockp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (lfd < 0) die("open", lockp);
@@ -217,15 +235,12 @@ static void replace_loop(long n, const char *path, int contract) {
  *    overwrite: nothing is lost if somebody created it unlocked);
  *  - unlink while holding, unlock, close the lock, close the temp. */
 static void correct_loop(long n, const char *path) {
-    char lockp[PATH_MAX], temp[PATH_MAX], dir[PATH_MAX];
-    snprintf(lockp, sizeof lockp, "%s.lock", path);
-    snprintf(temp, sizeof temp, "%s~~", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *d = dirname(dir);
-    mode_t mask = umask(0);
-    umask(mask);
-    uid_t euid = geteuid();
-    gid_t egid = getegid();
+    struct names nm;
+    names_of(&nm, path);
+    const char *lockp = nm.lockp, *temp = nm.temp, *d = nm.d;
+    const mode_t mask = nm.mask;
+    const uid_t euid = nm.euid;
+    const gid_t egid = nm.egid;
     for (long i = 0; i < n; ++i) {
         /* O_EXCL and the sticky marker mode, as the library: only a lock
          * file this loop created is removed (an existing one is locked as it is). */

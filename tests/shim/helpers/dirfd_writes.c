@@ -33,26 +33,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "raw_close.h"
+
 static const char *root;
 
 static void die(const char *what) {
     fprintf(stderr, "dirfd_writes: %s: %s\n", what, strerror(errno));
     exit(2);
-}
-
-static long raw_close(int fd) {
-#if defined(__x86_64__)
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-    return ret;
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = SYS_close;
-    register long x0 __asm__("x0") = fd;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
-    return x0;
-#else
-#error "dirfd_writes: no raw system call sequence for this architecture"
-#endif
 }
 
 static int open_dir(const char *name) {
