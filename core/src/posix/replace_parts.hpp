@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+struct statx;  // <sys/stat.h> with _GNU_SOURCE, where there is one
+
 namespace wrap_lockfile::detail {
 
 // Follows the symlink chain of `path` (at most 40 hops; relative links are
@@ -102,7 +104,6 @@ int copy_metadata(int src, const struct stat &st, int fd, const char **op);
 // (append-only, immutable; 0 without statx). 0 or errno.
 int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs);
 // The struct stat a statx answer stands for (builds with statx).
-struct statx;
 void stat_of_statx(const struct statx &sx, struct stat *st);
 
 // Opens `path` as the program's open(2) with `flags` would (following links
