@@ -16,10 +16,23 @@
  *                                 (else rename the named temp), unlink the lock,
  *                                 unlock, close. Run without the shim.
  *   shim_loop contract-loop N PATH
- *                                 floor-loop plus what DESIGN sections 4-5 ask of
- *                                 every replacement (verified lock, holder pid,
- *                                 target metadata under the lock): the floor of
- *                                 the same job the shim does. Run without the shim.
+ *                                 floor-loop plus what docs/design.md asks of
+ *                                 every replacement (lock verified by fstat and
+ *                                 lstat at acquire, target metadata under the
+ *                                 lock), as the shim did it by hand. Run without
+ *                                 the shim.
+ *   shim_loop correct-loop N PATH the fewest calls a correct replacement needs
+ *                                 (issue 12): open+flock PATH.lock, fstat (st_nlink
+ *                                 > 0), statx PATH, llistxattr, O_TMPFILE, write,
+ *                                 lstat PATH.lock (commit check: the lock file, so
+ *                                 the directory, is still the one locked), linkat
+ *                                 + rename (a new target: linkat straight to PATH),
+ *                                 unlink, unlock, two closes. Run without the shim.
+ *   shim_loop tar-loop N TARBALL DEST [VAR=VALUE]...
+ *                                 N times: mkdir DEST.I, posix_spawn tar -xf TARBALL
+ *                                 -C DEST.I with this environment plus the variables
+ *                                 (timed, the child's CPU counted), then rm -rf
+ *                                 DEST.I (not timed).
  *   shim_loop spawn N PROG [VAR=VALUE]...
  *                                 posix_spawn PROG with this environment plus the
  *                                 given variables and wait for it, N times: process
@@ -106,25 +119,55 @@ static void write_loop(long n, const char *path) {
     }
 }
 
+/* Gives the O_TMPFILE `fd` the name `dst`, as the library does:
+ * AT_EMPTY_PATH where the kernel allows it (it may ask for
+ * CAP_DAC_READ_SEARCH), else through /proc/self/fd. */
+static void link_temp(int fd, const char *dst) {
+    static int empty_path_ok = 1;
+    if (empty_path_ok && linkat(fd, "", AT_FDCWD, dst, AT_EMPTY_PATH) == 0) return;
+    if (empty_path_ok && errno != ENOENT) die("linkat", dst);
+    empty_path_ok = 0;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) != 0) die("linkat", dst);
+}
+
+/* What a hand-written replacement of `path` works with: the lock and temp
+ * names, the directory, the umask and the effective ids. */
+struct names {
+    char lockp[PATH_MAX], temp[PATH_MAX], dir[PATH_MAX];
+    const char *d;
+    mode_t mask;
+    uid_t euid;
+    gid_t egid;
+};
+
+static void names_of(struct names *nm, const char *path) {
+    snprintf(nm->lockp, sizeof nm->lockp, "%s.lock", path);
+    snprintf(nm->temp, sizeof nm->temp, "%s~~", path);
+    snprintf(nm->dir, sizeof nm->dir, "%s", path);
+    nm->d = dirname(nm->dir);
+    nm->mask = umask(0);
+    umask(nm->mask);
+    nm->euid = geteuid();
+    nm->egid = getegid();
+}
+
 /* One replacement by hand. `contract`: also what DESIGN sections 4-5 require
  * of any replacement, at the fewest system calls a careful program needs:
  * the verified lock protocol (the lock file must still be the one at its
- * path, else another process may hold a lock on a newer file: retry), the
- * holder's pid in the lock file, and the target's metadata read under the
+ * path, else another process may hold a lock on a newer file: retry) and
+ * the target's metadata read under the
  * lock (lstat, the list of extended attributes; mode fixed only when the
  * umask took bits away, owner only when it differs). The bench target has
  * no extended attributes; copying them is not done here. */
 static void replace_loop(long n, const char *path, int contract) {
-    char lockp[PATH_MAX], temp[PATH_MAX], dir[PATH_MAX], proc[64], pid[24];
-    snprintf(lockp, sizeof lockp, "%s.lock", path);
-    snprintf(temp, sizeof temp, "%s~~", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *d = dirname(dir);
-    int pid_len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    mode_t mask = umask(0);
-    umask(mask);
-    uid_t euid = geteuid();
-    gid_t egid = getegid();
+    struct names nm;
+    names_of(&nm, path);
+    const char *lockp = nm.lockp, *temp = nm.temp, *d = nm.d;
+    const mode_t mask = nm.mask;
+    const uid_t euid = nm.euid;
+    const gid_t egid = nm.egid;
     for (long i = 0; i < n; ++i) {
         int lfd = open(lockp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (lfd < 0) die("open", lockp);
@@ -140,7 +183,6 @@ static void replace_loop(long n, const char *path, int contract) {
                 --i;
                 continue;
             }
-            if (pwrite(lfd, pid, (size_t)pid_len, 0) != pid_len) die("pwrite", lockp);
             existed = lstat(path, &ts) == 0;
             if (!existed && errno != ENOENT) die("lstat", path);
             if (existed) {
@@ -166,18 +208,7 @@ static void replace_loop(long n, const char *path, int contract) {
                 die("fchmod", temp);
         }
         write_block(fd, temp);
-        if (anonymous) {
-            /* As the library does: AT_EMPTY_PATH where the kernel allows it
-             * (it may ask for CAP_DAC_READ_SEARCH), else /proc/self/fd. */
-            static int empty_path_ok = 1;
-            int linked = empty_path_ok && linkat(fd, "", AT_FDCWD, temp, AT_EMPTY_PATH) == 0;
-            if (!linked) {
-                if (empty_path_ok && errno != ENOENT) die("linkat", temp);
-                empty_path_ok = 0;
-                snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-                if (linkat(AT_FDCWD, proc, AT_FDCWD, temp, AT_SYMLINK_FOLLOW) != 0) die("linkat", temp);
-            }
-        }
+        if (anonymous) link_temp(fd, temp);
         if (rename(temp, path) != 0) die("rename", temp);
         unlink(lockp);
         flock(lfd, LOCK_UN);
@@ -186,7 +217,85 @@ static void replace_loop(long n, const char *path, int contract) {
     }
 }
 
-static void spawn_loop(long n, char **argv_prog, int nvars, char **vars) {
+/* The correct floor (docs/design.md "Locks", "Atomic replacement"): each
+ * call is there for a guarantee.
+ *  - open (no O_EXCL: whoever comes first creates it) + flock;
+ *  - fstat: st_nlink > 0, else a releasing holder unlinked the file between
+ *    our open and our flock and a newer one may be held by somebody else
+ *    (tests/unit/lock_test.cpp, UnverifiedUnlinkProtocolLetsTwoHoldersIn):
+ *    retry. No path check here: the commit check below covers a lock file
+ *    renamed away (its directory moved) before anything is visible;
+ *  - statx of the target under the lock: exists?, mode, owner;
+ *  - llistxattr: extended attributes (ACLs, labels) to copy;
+ *  - O_TMPFILE, mode and owner fixed only where they differ;
+ *  - lstat of the lock path: the name we are about to link into still lies
+ *    in the directory we locked in (same lock inode);
+ *  - linkat to a temp name + rename over an existing target; a new target
+ *    is linked straight to its name (linkat fails with EEXIST rather than
+ *    overwrite: nothing is lost if somebody created it unlocked);
+ *  - unlink while holding, unlock, close the lock, close the temp. */
+static void correct_loop(long n, const char *path) {
+    struct names nm;
+    names_of(&nm, path);
+    const char *lockp = nm.lockp, *temp = nm.temp, *d = nm.d;
+    const mode_t mask = nm.mask;
+    const uid_t euid = nm.euid;
+    const gid_t egid = nm.egid;
+    for (long i = 0; i < n; ++i) {
+        /* O_EXCL and the sticky marker mode, as the library: only a lock
+         * file this loop created is removed (an existing one is locked as it is). */
+        int created = 1;
+        int lfd = open(lockp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666 | S_ISVTX);
+        if (lfd < 0 && errno == EEXIST) {
+            created = 0;
+            lfd = open(lockp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        }
+        if (lfd < 0) die("open", lockp);
+        if (flock(lfd, LOCK_EX) != 0) die("flock", lockp);
+        struct stat ls;
+        if (fstat(lfd, &ls) != 0) die("fstat", lockp);
+        if (ls.st_nlink == 0) {
+            close(lfd);
+            --i;
+            continue;
+        }
+        struct statx tx;
+        int existed = statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, &tx) == 0;
+        if (!existed && errno != ENOENT) die("statx", path);
+        mode_t mode = existed ? tx.stx_mode & 07777 : 0666 & ~mask;
+        if (existed) {
+            ssize_t x = llistxattr(path, NULL, 0);
+            if (x < 0) die("llistxattr", path);
+            if (x > 0) {
+                fprintf(stderr, "shim_loop: %s has extended attributes; the correct loop does not copy them\n", path);
+                exit(1);
+            }
+        }
+        int fd = open(d, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+        if (fd < 0) die("open O_TMPFILE in", d);
+        if (existed) {
+            if ((tx.stx_uid != euid || tx.stx_gid != egid) && fchown(fd, tx.stx_uid, tx.stx_gid) != 0) die("fchown", temp);
+            if (((mode & ~mask) != mode || tx.stx_uid != euid || tx.stx_gid != egid) && fchmod(fd, mode) != 0)
+                die("fchmod", temp);
+        }
+        write_block(fd, temp);
+        struct stat ps;
+        if (lstat(lockp, &ps) != 0 || ps.st_dev != ls.st_dev || ps.st_ino != ls.st_ino) die("commit check", lockp);
+        if (existed) {
+            link_temp(fd, temp);
+            if (rename(temp, path) != 0) die("rename", temp);
+        } else {
+            link_temp(fd, path);
+        }
+        if (created) unlink(lockp);
+        flock(lfd, LOCK_UN);
+        close(lfd);
+        close(fd);
+    }
+}
+
+/* This environment plus `vars` (VAR=VALUE each, overriding), for posix_spawn. */
+static char **child_env(int nvars, char **vars) {
     size_t nenv = 0;
     while (environ[nenv]) ++nenv;
     char **envp = malloc((nenv + (size_t)nvars + 1) * sizeof *envp);
@@ -202,29 +311,60 @@ static void spawn_loop(long n, char **argv_prog, int nvars, char **vars) {
         if (!shadowed) envp[k++] = environ[e];
     }
     envp[k] = NULL;
+    return envp;
+}
+
+/* posix_spawn args[0] and wait; exits unless it exits 0. */
+static void run(char **args, char **envp) {
+    pid_t pid;
+    int rc = posix_spawn(&pid, args[0], NULL, NULL, args, envp);
+    if (rc != 0) {
+        errno = rc;
+        die("posix_spawn", args[0]);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) die("waitpid", args[0]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "shim_loop: %s failed (status %d)\n", args[0], status);
+        exit(1);
+    }
+}
+
+static void spawn_loop(long n, char **argv_prog, int nvars, char **vars) {
+    char **envp = child_env(nvars, vars);
     char *args[] = {argv_prog[0], NULL};
+    for (long i = 0; i < n; ++i) run(args, envp);
+    free(envp);
+}
+
+/* Returns the time (wall, CPU incl. children) spent in the tar runs only. */
+static void tar_loop(long n, char *tarball, const char *dest, int nvars, char **vars, long long *wall, long long *cpu) {
+    char **envp = child_env(nvars, vars);
+    char **plain = child_env(0, NULL);
+    char d[PATH_MAX];
+    char tar[] = "/usr/bin/tar", xf[] = "-xf", cdir[] = "-C", rm[] = "/bin/rm", rf[] = "-rf";
+    *wall = *cpu = 0;
     for (long i = 0; i < n; ++i) {
-        pid_t pid;
-        int rc = posix_spawn(&pid, argv_prog[0], NULL, NULL, args, envp);
-        if (rc != 0) {
-            errno = rc;
-            die("posix_spawn", argv_prog[0]);
-        }
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-            if (errno != EINTR) die("waitpid", argv_prog[0]);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "shim_loop: %s failed (status %d)\n", argv_prog[0], status);
-            exit(1);
-        }
+        snprintf(d, sizeof d, "%s.%ld", dest, i);
+        if (mkdir(d, 0755) != 0) die("mkdir", d);
+        char *args[] = {tar, xf, tarball, cdir, d, NULL};
+        long long c0 = cpu_ns(), t0 = clock_ns(CLOCK_MONOTONIC);
+        run(args, envp);
+        *wall += clock_ns(CLOCK_MONOTONIC) - t0;
+        *cpu += cpu_ns() - c0;
+        char *rmargs[] = {rm, rf, d, NULL};
+        run(rmargs, plain);
     }
     free(envp);
+    free(plain);
 }
 
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
-                "usage: shim_loop {open-close|stat-loop|write-loop|floor-loop|contract-loop} N PATH\n"
+                "usage: shim_loop {open-close|stat-loop|write-loop|floor-loop|contract-loop|correct-loop} N PATH\n"
+                "       shim_loop tar-loop N TARBALL DEST [VAR=VALUE]...\n"
                 "       shim_loop spawn N PROG [VAR=VALUE]...\n");
         return 2;
     }
@@ -248,6 +388,18 @@ int main(int argc, char **argv) {
         replace_loop(n, argv[3], 0);
     else if (strcmp(mode, "contract-loop") == 0)
         replace_loop(n, argv[3], 1);
+    else if (strcmp(mode, "correct-loop") == 0)
+        correct_loop(n, argv[3]);
+    else if (strcmp(mode, "tar-loop") == 0) {
+        if (argc < 5) {
+            fprintf(stderr, "usage: shim_loop tar-loop N TARBALL DEST [VAR=VALUE]...\n");
+            return 2;
+        }
+        long long wall, cpu;
+        tar_loop(n, argv[3], argv[4], argc - 5, &argv[5], &wall, &cpu);
+        printf("%.1f %.1f\n", (double)wall / (double)n, (double)cpu / (double)n);
+        return 0;
+    }
     else if (strcmp(mode, "spawn") == 0)
         spawn_loop(n, &argv[3], argc - 4, &argv[4]);
     else {

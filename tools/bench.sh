@@ -20,12 +20,13 @@ BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no such build directory: $1"
 PRELOAD="$BUILD/shim/linux/preload/libwrap_lockfile_preload.so"
 LOOP="$BUILD/bench/shim_loop"
 CORE="$BUILD/bench/core_bench"
+LOCKLOOP="$BUILD/bench/lock_loop"
 OUTDIR="$BUILD/bench"
 REPS=${WLF_BENCH_REPS:-5}
 AB_REPS=$((REPS > 15 ? REPS : 15))
 SCALE=${WLF_BENCH_SCALE:-1}
 
-for f in "$PRELOAD" "$LOOP" "$CORE"; do
+for f in "$PRELOAD" "$LOOP" "$CORE" "$LOCKLOOP"; do
   [ -e "$f" ] || die "missing $f (configure with -Dbenchmarks=true and build first)"
 done
 for t in hyperfine python3; do
@@ -161,27 +162,78 @@ ab "unmatched" "stat() loop, nothing pending, rules set" "1.05" \
 
 # ---- c. matched write loop ------------------------------------------------
 
-echo "c. matched write loop on tmpfs (WRAP_LOCKFILE_FSYNC=none)" >&2
-N=$((3000 * SCALE))
-# The floor is the same replacement by hand with everything DESIGN 4-5 ask
-# of every replacement (verified lock protocol, holder pid, the target's
-# metadata read under the lock): what the shim's own machinery (interposing,
-# descriptor bookkeeping, open(2)'s permission errors) is measured against.
-# The bare floor below leaves those steps out: its lock protocol lets two
-# processes hold "the" lock at once (see tests/unit/lock_test.cpp,
-# UnverifiedUnlinkProtocolLetsTwoHoldersIn) and it resets the target's mode.
-ab "matched" "open+write 4 KiB+close under the shim vs contract-loop by hand (same job)" "1.30" \
-  -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
-  -- "$LOOP" contract-loop "$N" "$TMPFS/contract.dat"
-ab "matched" "(context) the same vs floor-loop: bare lock+temp+rename, no verification, pid or metadata" "" \
-  -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
-  -- "$LOOP" floor-loop "$N" "$TMPFS/floor.dat"
-ab "matched" "(context) contract-loop vs floor-loop: what DESIGN 4-5 cost by hand" "" \
-  -- "$LOOP" contract-loop "$N" "$TMPFS/contract.dat" \
-  -- "$LOOP" floor-loop "$N" "$TMPFS/floor.dat"
-ab "matched" "(context) shim write-loop vs plain non-atomic write-loop" "" \
-  -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$TMPFS/matched.dat" \
-  -- "$LOOP" write-loop "$N" "$TMPFS/plain.dat"
+# Three hand-written baselines, all run without the shim (bench/shim_loop.c):
+# correct-loop is the fewest calls a replacement needs with every guarantee
+# of docs/design.md (verified lock by st_nlink, metadata read under the lock,
+# commit check, O_TMPFILE linked into place): what the shim is measured
+# against. floor-loop is a bare lock + temp + rename with no verification
+# (its lock protocol lets two processes hold "the" lock at once, see
+# tests/unit/lock_test.cpp, UnverifiedUnlinkProtocolLetsTwoHoldersIn, and it
+# resets the target's mode): not correct, the floor of the system calls.
+# contract-loop is the shim's older sequence by hand (an lstat at acquire too).
+for fs in tmpfs disk; do
+  [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
+  echo "c. matched write loop on $fs ($(fstype "$base"), WRAP_LOCKFILE_FSYNC=none)" >&2
+  N=$((3000 * SCALE))
+  [ $fs = disk ] && N=$((1000 * SCALE))
+  ab "matched" "$fs: open+write 4 KiB+close under the shim vs correct-loop by hand (same job, 13 calls)" "1.10" \
+    -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
+    -- "$LOOP" correct-loop "$N" "$base/correct.dat"
+  ab "matched" "$fs: the same vs floor-loop: bare lock+temp+rename, no verification or metadata" "1.30" \
+    -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
+    -- "$LOOP" floor-loop "$N" "$base/floor.dat"
+  if [ $fs = tmpfs ]; then
+    ab "matched" "$fs: (context) correct-loop vs floor-loop: what correctness costs by hand" "" \
+      -- "$LOOP" correct-loop "$N" "$base/correct.dat" \
+      -- "$LOOP" floor-loop "$N" "$base/floor.dat"
+    ab "matched" "$fs: (context) the shim vs contract-loop (the older sequence by hand: lstat at acquire)" "" \
+      -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
+      -- "$LOOP" contract-loop "$N" "$base/contract.dat"
+    ab "matched" "$fs: (context) the shim vs a plain non-atomic write-loop" "" \
+      -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
+      -- "$LOOP" write-loop "$N" "$base/plain.dat"
+  fi
+  rm -f "$base"/matched.dat "$base"/correct.dat "$base"/floor.dat "$base"/contract.dat "$base"/plain.dat
+done
+
+# ---- c2. the C API's lock ---------------------------------------------------
+
+for fs in tmpfs disk; do
+  [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
+  echo "c2. lock acquire+release on $fs: C API vs raw system calls" >&2
+  N=$((20000 * SCALE))
+  [ $fs = disk ] && N=$((5000 * SCALE))
+  ab "lock" "$fs: wlf_lock_acquire+wlf_lock_release vs raw open+flock+unlink+unlock+close" "1.30" \
+    -- "$LOCKLOOP" capi "$N" "$base/capi" \
+    -- "$LOCKLOOP" raw "$N" "$base/raw"
+done
+
+# ---- c3. tar -x, interleaved ---------------------------------------------------
+
+# The tarball of 2,000 small files (100 B-8 KB) in 20 directories, used here
+# and by section h.
+mkdir -p "$TMPFS/tarsrc"
+python3 - "$TMPFS/tarsrc" <<'PYGEN'
+import os, random, sys
+random.seed(1)
+for i in range(2000):
+    d = os.path.join(sys.argv[1], "d%02d" % (i % 20))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%04d.txt" % i), "wb") as f:
+        f.write(random.randbytes(random.randint(100, 8000)))
+PYGEN
+tar -cf "$TMPFS/small.tar" -C "$TMPFS/tarsrc" .
+rm -rf "$TMPFS/tarsrc"
+echo "c3. tar -x of 2,000 small files on tmpfs, fsync none, interleaved" >&2
+TAR_SHIM=("LD_PRELOAD=$PRELOAD" "WRAP_LOCKFILE_RULES=$TMPFS/tarshim.*/**" WRAP_LOCKFILE_FSYNC=none)
+# Sanity: the shim replaces every extracted file.
+"$LOOP" tar-loop 1 "$TMPFS/small.tar" "$TMPFS/tarshim" "${TAR_SHIM[@]}" "WRAP_LOCKFILE_LOG=$WORK/tar3.log" >/dev/null
+c=$(grep -c committed "$WORK/tar3.log" || true)
+rm -f "$WORK/tar3.log"
+[ "$c" -eq 2000 ] || die "tar under the shim committed $c of 2000 files"
+ab "tar" "tar -xf of 2,000 small files, tmpfs, fsync none: preload set in the environment vs plain tar (one extract per sample)" "1.80" \
+  -- "$LOOP" tar-loop 1 "$TMPFS/small.tar" "$TMPFS/tarshim" "${TAR_SHIM[@]}" \
+  -- "$LOOP" tar-loop 1 "$TMPFS/small.tar" "$TMPFS/tarbare"
 
 # ---- d. core library (Google Benchmark) ----------------------------------
 
@@ -331,18 +383,6 @@ done
 
 echo "[${SECONDS}s] h. tar -x of 2,000 small files, with and without atomically (hyperfine)" >&2
 if [ -x "$ATOMICALLY" ] && command -v tar >/dev/null; then
-  mkdir -p "$TMPFS/tarsrc"
-  "$PY" - "$TMPFS/tarsrc" <<'PYGEN'
-import os, random, sys
-random.seed(1)
-for i in range(2000):
-    d = os.path.join(sys.argv[1], "d%02d" % (i % 20))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%04d.txt" % i), "wb") as f:
-        f.write(random.randbytes(random.randint(100, 8000)))
-PYGEN
-  tar -cf "$TMPFS/small.tar" -C "$TMPFS/tarsrc" .
-  rm -rf "$TMPFS/tarsrc"
   for variant in tmpfs:none disk:none disk:full; do
     fs=${variant%:*} fsync=${variant#*:}
     [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
@@ -419,6 +459,103 @@ else
   rm -f "$img"
 fi
 
+echo "[${SECONDS}s] j. instructions and system calls per replacement (callgrind, strace -c)" >&2
+# User-space instructions do not move with the machine's load. Each loop
+# runs twice, N1 and N2 iterations, and the difference over N2-N1 is one
+# replacement's cost without the process's start and exit.
+ICOUNT="$WORK/icount.md"
+: >"$ICOUNT"
+N1=20 N2=220
+CGOBJ="$(dirname "$PYPEERS")/callgrind_objects.py"
+ic_loops=("shim:write-loop" "correct-loop" "floor-loop" "contract-loop" "plain:write-loop")
+# ic_run TOOL OUT N LOOP-SPEC: one loop under callgrind or strace -c.
+ic_run() {
+  local tool=$1 out=$2 n=$3 spec=$4 env=(env) mode=$4
+  case $spec in
+    shim:*) env=("${SHIM_W[@]}") mode=${spec#shim:} ;;
+    plain:*) mode=${spec#plain:} ;;
+  esac
+  rm -f "$TMPFS"/ic.dat*
+  if [ "$tool" = callgrind ]; then
+    "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" --compress-strings=no --compress-pos=no \
+      "$LOOP" "$mode" "$n" "$TMPFS/ic.dat" >/dev/null 2>"$WORK/one.err"
+  else
+    strace -f -c -U calls,name -o "$out" "${env[@]}" "$LOOP" "$mode" "$n" "$TMPFS/ic.dat" >/dev/null 2>"$WORK/one.err"
+  fi
+}
+if command -v valgrind >/dev/null && command -v strace >/dev/null; then
+  {
+    echo
+    echo "#### j. Per replacement (tmpfs, 4 KiB, WRAP_LOCKFILE_FSYNC=none): instructions and system calls"
+    echo
+    echo "User-space instructions (callgrind Ir) and system calls (strace -f -c), each the difference of a"
+    echo "${N2}- and a ${N1}-iteration run over $((N2 - N1)): process start and exit cancel out. *shim* is"
+    echo "\`write-loop\` under the preload; *plain* the same loop without it (not atomic)."
+    echo
+    echo "| loop | instructions | of which in the preload object | in libc | in ld.so | system calls (besides the write) |"
+    echo "|---|---:|---:|---:|---:|---:|"
+  } >>"$ICOUNT"
+  SYSCALLS="$WORK/syscalls.tsv"  # loop, name, calls per replacement
+  : >"$SYSCALLS"
+  for spec in "${ic_loops[@]}"; do
+    if ! { ic_run callgrind "$WORK/cg.1" $N1 "$spec" && ic_run callgrind "$WORK/cg.2" $N2 "$spec" &&
+           ic_run strace "$WORK/st.1" $N1 "$spec" && ic_run strace "$WORK/st.2" $N2 "$spec"; }; then
+      note "instruction count of $spec failed: $(head -c 300 "$WORK/one.err" | tr '\n' ' ')"
+      continue
+    fi
+    python3 - "$spec" "$WORK/cg.1" "$WORK/cg.2" "$WORK/st.1" "$WORK/st.2" $N1 $N2 "$SYSCALLS" "$CGOBJ" >>"$ICOUNT" <<'PYIC'
+import subprocess, sys
+spec, cg1, cg2, st1, st2, n1, n2, tsv, cgobj = sys.argv[1:]
+n = int(n2) - int(n1)
+def objects(f):
+    out = subprocess.run([sys.executable, cgobj, f], check=True, capture_output=True, text=True).stdout
+    return {o: int(v) for o, v in (l.split("\t") for l in out.splitlines())}
+a, b = objects(cg1), objects(cg2)
+def per(pred):
+    return (sum(v for o, v in b.items() if o != "total" and pred(o)) -
+            sum(v for o, v in a.items() if o != "total" and pred(o))) / n
+total = (b["total"] - a["total"]) / n
+pre = per(lambda o: "wrap_lockfile_preload" in o)
+libc = per(lambda o: "/libc.so" in o or "/libc-" in o)
+ld = per(lambda o: "ld-linux" in o)
+def calls(f):
+    c = {}
+    for line in open(f):
+        p = line.split()
+        if len(p) == 2 and p[0].isdigit() and p[1] != "total":
+            c[p[1]] = int(p[0])
+    return c
+s1, s2 = calls(st1), calls(st2)
+per_call = {k: (s2.get(k, 0) - s1.get(k, 0)) / n for k in set(s1) | set(s2)}
+per_call = {k: v for k, v in per_call.items() if abs(v) >= 0.05}
+nsys = sum(per_call.values()) - per_call.get("write", 0)
+with open(tsv, "a") as t:
+    for k, v in sorted(per_call.items(), key=lambda kv: -kv[1]):
+        t.write(f"{spec}\t{k}\t{v:.2f}\n")
+pre_s = f"{pre:,.0f}" if spec.startswith("shim:") else "—"
+print(f"| {spec} | {total:,.0f} | {pre_s} | {max(libc, 0):,.0f} | {max(ld, 0):,.0f} | {nsys:.1f} |")
+PYIC
+  done
+  python3 - "$SYSCALLS" >>"$ICOUNT" <<'PYSC'
+import collections, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+loops = list(dict.fromkeys(r[0] for r in rows))
+calls = collections.defaultdict(dict)
+for loop, name, v in rows:
+    calls[name][loop] = float(v)
+print()
+print("System calls per replacement, by name (strace -c):")
+print()
+print("| system call | " + " | ".join(loops) + " |")
+print("|---|" + "---:|" * len(loops))
+for name in sorted(calls, key=lambda k: -max(calls[k].values())):
+    print(f"| {name} | " + " | ".join(f"{calls[name][l]:.1f}" if l in calls[name] else "" for l in loops) + " |")
+PYSC
+else
+  note "instruction and system-call counts not measured: valgrind or strace missing (tools/dev bench installs them)"
+fi
+rm -f "$WORK"/cg.* "$WORK"/st.* "$TMPFS"/ic.dat*
+
 echo "[${SECONDS}s] report" >&2
 # ---- the table ------------------------------------------------------------
 
@@ -462,7 +599,7 @@ out.append("Each ratio is ours / floor, both measured in the same run (interleav
 out.append("")
 out.append("| measurement | ours | floor / bare | ratio | ratio (CPU) | README target |")
 out.append("|---|---:|---:|---:|---:|---|")
-names = {"startup": "a. startup", "unmatched": "b. unmatched", "matched": "c. matched"}
+names = {"startup": "a. startup", "unmatched": "b. unmatched", "matched": "c. matched", "lock": "c2. lock", "tar": "c3. tar"}
 for section, name, ours, floor, ours_cpu, floor_cpu, target in rows:
     r = float(ours) / float(floor)
     rc = float(ours_cpu) / float(floor_cpu) if float(floor_cpu) > 0 else float("nan")
@@ -498,7 +635,8 @@ PY
 
 "$PY" "$(dirname "$PYPEERS")/peer_report.py" "$PEERS" "$NOTES" "$OUTDIR" "$ROUNDS" >>"$WORK/results.md" \
   || die "peer report failed"
-# j. durability batch (its own script: a loop device, device flush counts).
+cat "$ICOUNT" >>"$WORK/results.md"
+# k. durability batch (its own script: a loop device, device flush counts).
 "$(dirname "$0")/bench_batch.sh" "$BUILD" >>"$WORK/results.md" || die "tools/bench_batch.sh failed"
 cp "$WORK/results.md" "$OUTDIR/results.md"
 # The plot also goes into the repository, to be committed with the docs.

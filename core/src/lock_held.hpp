@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
 namespace wrap_lockfile::detail {
 
 // The real lock, shared by nested handles of one thread.
@@ -52,8 +54,9 @@ bool registry_holds(dev_t dev, ino_t ino);
 int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err);
 int flock_release(Held *h, wlf_error *err);
 // On a shared file system the lock file is never unlinked (h->shared, and
-// h->keep with it). Called with the verified descriptor.
-void keep_on_shared_fs(int fd, Held *h);
+// h->keep with it). Called with the verified descriptor; `mount`: its
+// mount's unique id (fstat_with_mount; 0: unknown).
+void keep_on_shared_fs(int fd, uint64_t mount, Held *h);
 // Whether h's path still names the file we hold: after its directory was
 // renamed or replaced it may name somebody else's lock file, which must not
 // be removed.

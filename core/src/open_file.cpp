@@ -91,7 +91,9 @@ int recheck_links(const char *path, const char *final) {
 }
 
 // Paths where the probe's lock file would land somewhere it has no business
-// (device nodes, kernel interfaces): resolve those first.
+// (device nodes, kernel interfaces): resolve those first. Under /dev/ an
+// ordinary tmpfs (/dev/shm) is a place for files like any other; /dev's own
+// file system is not.
 // `path` is absolute; "//dev/x" or "/tmp/../dev/x" are compared normalized.
 bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
     // AUTO: the lock decides per mount, and refuses the probe on a dotlock mount.
@@ -101,7 +103,8 @@ bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
         if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
         path = norm;
     }
-    return strncmp(path, "/dev/", 5) != 0 && strncmp(path, "/proc/", 6) != 0 && strncmp(path, "/sys/", 5) != 0;
+    if (strncmp(path, "/proc/", 6) == 0 || strncmp(path, "/sys/", 5) == 0) return false;
+    return strncmp(path, "/dev/", 5) != 0 || detail::ordinary_tmpfs_under_dev(path);
 }
 
 int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int *caller_fd,

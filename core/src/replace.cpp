@@ -130,6 +130,12 @@ pid_t detail::file_opener(const wlf_file *f) {
     return pid > 0 ? pid : getpid();
 }
 
+bool detail::file_old_target(const wlf_file *f, struct stat *st) {
+    if (!f->existed) return false;
+    *st = f->st;
+    return true;
+}
+
 int detail::file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err) {
     int rc = f->poison ? fail(err, f->poison, WLF_STEP_WRITE, "write to", f->target) : detail::commit_steps(f, err);
     if (kind_out) *kind_out = f->kind;

@@ -6,6 +6,7 @@
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 namespace wrap_lockfile::detail {
@@ -23,6 +24,10 @@ int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);
 
 // The process that opened f (the lock's owner, which was asked when locking).
 pid_t file_opener(const wlf_file *f);
+
+// Whether f's target existed when it was opened (under the lock), and then
+// its lstat into *st: until the commit, the file the path names.
+bool file_old_target(const wlf_file *f, struct stat *st);
 
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.

@@ -223,9 +223,29 @@ int validate_glob(const char *pattern) {
     return 0;
 }
 
+namespace {
+
+// Whether p has no wildcard, bracket or escape: it matches only itself.
+bool plain_literal(const char *p) {
+    for (; *p; ++p)
+        if (*p == '*' || *p == '?' || *p == '[' || *p == '\\') return false;
+    return true;
+}
+
+}  // namespace
+
 bool glob_match(const char *pattern, const char *text) {
     size_t len = strnlen(pattern, kMaxPattern + 1);
     if (len > kMaxPattern) return false;
+    // The common shapes without the NFA, with its answers: a literal, and
+    // '*' followed by one (`*.json`; the star stays inside one component).
+    // Every open of a program is classified, with these, several times.
+    if (pattern[0] == '*' && pattern[1] != '*' && plain_literal(pattern + 1)) {
+        size_t tail = len - 1, n = strlen(text);
+        if (n < tail || memcmp(text + n - tail, pattern + 1, tail) != 0) return false;
+        return memchr(text, '/', n - tail) == nullptr;
+    }
+    if (plain_literal(pattern)) return strcmp(pattern, text) == 0;
     return nfa_match(pattern, len, text);
 }
 

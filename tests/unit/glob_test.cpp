@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <random>
 #include <string>
+#include <utility>
 
 namespace rules = wrap_lockfile::rules;
 
@@ -106,6 +107,22 @@ TEST(Glob, DocumentedSemantics) {
     EXPECT_TRUE(rules::glob_match("\\*", "*"));
     EXPECT_FALSE(rules::glob_match("\\*", "x"));
     EXPECT_TRUE(rules::glob_match("[]]", "]"));
+}
+
+// A literal and '*' + literal are matched without the NFA: the answers must
+// be the NFA's (a one-character bracket sends the same pattern through it).
+TEST(Glob, ShortcutShapesAgreeWithTheNfa) {
+    const char *texts[] = {"", "a.txt", ".txt", "txt", "a.txt.bak", "d/a.txt", "/d/a.txt", "a/b", "x/a/b", "a/b/c",
+                           "ab", "b", "/", "a.tx", "aa.txt"};
+    const std::pair<const char *, const char *> same[] = {
+        {"*.txt", "*.tx[t]"}, {"a.txt", "a.tx[t]"}, {"*/b", "*/[b]"}, {"*b", "*[b]"}, {"*a.txt", "*a.tx[t]"}};
+    for (const auto &[fast, slow] : same)
+        for (const char *t : texts) EXPECT_EQ(rules::glob_match(fast, t), rules::glob_match(slow, t)) << fast << " " << t;
+    EXPECT_TRUE(rules::glob_match("*", "abc"));
+    EXPECT_TRUE(rules::glob_match("*", ""));
+    EXPECT_FALSE(rules::glob_match("*", "a/b"));
+    EXPECT_TRUE(rules::glob_match("*.txt", ".txt"));
+    EXPECT_FALSE(rules::glob_match("a.txt", "a.txt/"));
 }
 
 TEST(Glob, LinearTimeOnStarHeavyPatterns) {

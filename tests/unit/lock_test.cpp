@@ -1284,6 +1284,36 @@ TEST(Lock, FlockErrorsAreLockFailedWithoutRetry) {
     EXPECT_TRUE(lock.held());
 }
 
+// The lock file is looked at with statx (for its mount's id); where statx is
+// refused (old kernels, seccomp profiles: ENOSYS or EPERM), fstat does, and
+// locking, excluding and removing the lock file work as ever.
+TEST(Lock, WorksWhereStatxIsRefused) {
+    wlf_test::TempDir dir;
+    for (int error : {ENOSYS, EPERM}) {
+        int seccomp_rc = 0, acquired = -1, released = -1;
+        bool busy_elsewhere = false, removed = false;
+        std::thread t([&] {
+            seccomp_rc = wlf_test::fail_syscall_in_this_thread(__NR_statx, error);
+            if (seccomp_rc != 0) return;
+            wlf_lock *lock = nullptr;
+            acquired = wlf_lock_acquire((dir / "f").c_str(), nullptr, &lock, nullptr);
+            if (acquired != 0) return;
+            busy_elsewhere = Child([&] {
+                                 int fd = ::open((dir / "f.lock").c_str(), O_RDONLY | O_CLOEXEC);
+                                 return fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK ? 0 : 1;
+                             }).wait() == 0;
+            released = wlf_lock_release(lock, nullptr);
+            removed = !fs::exists(dir / "f.lock");
+        });
+        t.join();
+        if (seccomp_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(seccomp_rc);
+        EXPECT_EQ(acquired, 0) << "statx refused with errno " << error;
+        EXPECT_TRUE(busy_elsewhere) << "another process got the lock";
+        EXPECT_EQ(released, 0);
+        EXPECT_TRUE(removed) << "the lock file stayed";
+    }
+}
+
 TEST(Lock, CApiReportsBusyTimeoutAndErrors) {
     TempDir dir;
     fs::path target = dir / "f";

@@ -67,15 +67,24 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     }
     if (by_path && !detail::lock_file_still_ours(f->lock))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
-    if (f->anonymous) {
+    // A new target is linked straight to its name: no temp name, no
+    // rename. Something there now (made by a writer that does not lock)
+    // is replaced as any existing target is.
+    bool linked = false;
+    if (f->anonymous && !f->existed) {
+        int rc = detail::link_anonymous_as(f->fd, detail::TempDir{at_fd(f), "", 0}, at_base(f));
+        if (rc != 0 && rc != EEXIST) return fail(err, rc, WLF_STEP_RENAME, "link new file", f->target);
+        linked = rc == 0;
+    }
+    if (f->anonymous && !linked) {
         if (int rc = detail::link_anonymous_temp(f->fd, temp_dir(f), f->base, f->suffix,
                                                  detail::lock_has_file(f->lock), f->temp, sizeof f->temp))
             return fail(err, rc, WLF_STEP_RENAME, "name temporary file for", f->target);
-        f->anonymous = false;
     }
+    f->anonymous = false;
     int fd = f->fd;
     f->fd = -1;
-    if (sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {
+    if (!linked && sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {
         int e = errno;
         if (e != EBUSY && e != EPERM) {
             sys::close_quietly(fd);

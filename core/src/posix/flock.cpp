@@ -49,8 +49,8 @@ namespace wrap_lockfile::detail {
 // another client verifies (dev, ino, nlink) against cached attributes that
 // can still vouch for the unlinked inode, and two holders result. Kept,
 // every client locks the one inode. Called with the verified descriptor.
-void keep_on_shared_fs(int fd, Held *h) {
-    h->shared = detail::is_shared_fs_fd(fd);
+void keep_on_shared_fs(int fd, uint64_t mount, Held *h) {
+    h->shared = detail::is_shared_fs_fd(fd, mount);
     if (h->shared) h->keep = true;
 }
 
@@ -98,23 +98,35 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
         if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "flock", path);
 
         struct stat fs, ps;
-        if (fstat(fd.get(), &fs) != 0) {
+        uint64_t mount = 0;
+        if (detail::fstat_with_mount(fd.get(), &fs, &mount) != 0) {
             if (errno == ESTALE && stale.again(ESTALE)) continue;
             return fail(err, errno, WLF_STEP_LOCK, "fstat lock file", path);
         }
-        if (lstat(path, &ps) != 0) {
-            if (errno == ENOENT) continue;  // released and unlinked under us: retry
-            if (errno == ESTALE && stale.again(ESTALE)) continue;
-            return fail(err, errno, WLF_STEP_LOCK, "stat lock file", path);
+        // Released and unlinked between our open and our flock: retry.
+        if (fs.st_nlink == 0) continue;
+        // A file this open created had no name but this one, and a holder
+        // removes it only while holding the lock (which we now hold): with
+        // a link it is still the file at the path, unless somebody outside
+        // the protocol renamed it, which the path check could not rule out
+        // for the time after it either. A file found there may have been
+        // replaced by its owner (git's X.lock is renamed into place):
+        // compare it with what the path names now.
+        if (!created) {
+            if (lstat(path, &ps) != 0) {
+                if (errno == ENOENT) continue;  // released and unlinked under us: retry
+                if (errno == ESTALE && stale.again(ESTALE)) continue;
+                return fail(err, errno, WLF_STEP_LOCK, "stat lock file", path);
+            }
+            if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
         }
-        if (fs.st_nlink == 0 || fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
 
         // Locked and verified: a file we did not create is ours only if it
         // carries the marker (an earlier holder killed before its release).
         h->owner = created ? LockFileOwner::created
                    : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
                                                      : LockFileOwner::foreign;
-        keep_on_shared_fs(fd.get(), h);
+        keep_on_shared_fs(fd.get(), mount, h);
         h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;

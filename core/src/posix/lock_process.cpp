@@ -56,7 +56,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
-    detail::keep_on_shared_fs(fd, h);  // a lock handed over across exec stays shared
+    detail::keep_on_shared_fs(fd, 0, h);  // a lock handed over across exec stays shared
     h->owner = static_cast<LockFileOwner>(owner);
     h->at_path = false;
     h->next = nullptr;

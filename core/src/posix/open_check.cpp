@@ -40,20 +40,8 @@ constexpr uid_t kOverflowUid = 65534;  // how an unmapped owner shows in a user 
 
 }  // namespace
 
-int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs) {
-#if !WLF_HAVE_STATX
-    // fstatat: no attributes (an append-only target is then refused by the
-    // rename at commit, the old content kept, instead of appended in place).
-    *attrs = 0;
-    return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
-#else
-    struct statx sx;
-    if (statx(dirfd, path, atflags, STATX_BASIC_STATS, &sx) != 0) {
-        // No statx (old kernels, some seccomp profiles): fstatat, no attributes.
-        if (errno != ENOSYS && errno != EPERM) return errno;
-        *attrs = 0;
-        return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
-    }
+#if WLF_HAVE_STATX
+void stat_of_statx(const struct statx &sx, struct stat *st) {
     memset(st, 0, sizeof *st);
     st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
     st->st_ino = sx.stx_ino;
@@ -68,6 +56,24 @@ int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, u
     st->st_atim = {sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
     st->st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
     st->st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
+}
+#endif
+
+int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs) {
+#if !WLF_HAVE_STATX
+    // fstatat: no attributes (an append-only target is then refused by the
+    // rename at commit, the old content kept, instead of appended in place).
+    *attrs = 0;
+    return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
+#else
+    struct statx sx;
+    if (statx(dirfd, path, atflags, STATX_BASIC_STATS, &sx) != 0) {
+        // No statx (old kernels, some seccomp profiles): fstatat, no attributes.
+        if (errno != ENOSYS && errno != EPERM) return errno;
+        *attrs = 0;
+        return fstatat(dirfd, path, st, atflags) == 0 ? 0 : errno;
+    }
+    stat_of_statx(sx, st);
     *attrs = sx.stx_attributes & sx.stx_attributes_mask;
     return 0;
 #endif

@@ -1,10 +1,13 @@
 #include "internal.hpp"
 #include "replace_parts.hpp"
 
+#include "sysio.hpp"
+
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -12,6 +15,13 @@ namespace wrap_lockfile::detail {
 
 namespace {
 constexpr int kMaxHops = 40;  // the kernel's own limit for one lookup
+// The device of the last directory ordinary_tmpfs_under_dev found to be one.
+std::atomic<dev_t> g_dev_tmpfs{0};
+
+int stat_nofollow(const char *path, struct stat *st) {
+    // Straight to the kernel: inside the shim, libc's stat is its own.
+    return static_cast<int>(sys::call(SYS_newfstatat, AT_FDCWD, sys::arg(path), sys::arg(st), AT_SYMLINK_NOFOLLOW));
+}
 }
 
 int resolve_target(const char *path, bool nofollow, char *final, size_t size, bool *exists,
@@ -78,6 +88,27 @@ bool is_pseudo_fs(const char *path) {
     default:
         return false;
     }
+}
+
+bool ordinary_tmpfs_under_dev(const char *path) {
+    const char *slash = strrchr(path, '/');
+    // A file in /dev itself is on /dev's file system.
+    if (!slash || slash - path <= 4) return false;
+    char dir[WLF_PATH_MAX];
+    size_t n = static_cast<size_t>(slash - path);
+    if (n >= sizeof dir) return false;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    // The directory itself, not a symlink's target (/dev/fd -> /proc/self/fd).
+    struct stat d, dev;
+    if (stat_nofollow(dir, &d) != 0 || !S_ISDIR(d.st_mode)) return false;
+    if (d.st_dev == g_dev_tmpfs.load(std::memory_order_relaxed)) return true;
+    // devtmpfs says TMPFS_MAGIC too: what tells it apart is being /dev's.
+    if (stat_nofollow("/dev", &dev) != 0 || dev.st_dev == d.st_dev) return false;
+    struct statfs sfs;
+    if (statfs(dir, &sfs) != 0 || static_cast<unsigned long>(sfs.f_type) != TMPFS_MAGIC) return false;
+    g_dev_tmpfs.store(d.st_dev, std::memory_order_relaxed);
+    return true;
 }
 
 }  // namespace wrap_lockfile::detail

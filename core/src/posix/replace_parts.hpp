@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+struct statx;  // <sys/stat.h> with _GNU_SOURCE, where there is one
+
 namespace wrap_lockfile::detail {
 
 // Follows the symlink chain of `path` (at most 40 hops; relative links are
@@ -23,6 +25,12 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
 // True for files on proc, sys and similar pseudo file systems, which are
 // written directly (no temp, no lock).
 bool is_pseudo_fs(const char *path);
+
+// For an absolute, normalized `path` under /dev/: true when its directory
+// is an ordinary tmpfs mounted there (/dev/shm), false for the file system
+// /dev itself is on (devtmpfs, or a container's tmpfs of device nodes: no
+// place for a probe's lock file) and anything else.
+bool ordinary_tmpfs_under_dev(const char *path);
 
 // The directory a temp lives in: reached through a descriptor (fd, empty
 // prefix) or, when the replacement keeps none, by path (fd AT_FDCWD, prefix
@@ -68,6 +76,10 @@ void retain_per_target_name();
 // called without O_TMPFILE (WLF_HAVE_O_TMPFILE).
 int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
                         char *name, size_t size);
+// Gives the anonymous temp fd the name `name` (relative to dir.fd) itself: a
+// new target's content appears under its name in one step. 0 or errno
+// (EEXIST: something is there now).
+int link_anonymous_as(int fd, const TempDir &dir, const char *name);
 
 // True when O_TMPFILE failed because the file system cannot do it.
 bool tmpfile_unsupported(int error);
@@ -91,6 +103,8 @@ int copy_metadata(int src, const struct stat &st, int fd, const char **op);
 // The target's statx (or fstatat) as a struct stat, plus its attributes
 // (append-only, immutable; 0 without statx). 0 or errno.
 int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs);
+// The struct stat a statx answer stands for (builds with statx).
+void stat_of_statx(const struct statx &sx, struct stat *st);
 
 // Opens `path` as the program's open(2) with `flags` would (following links
 // as it would), without O_TRUNC or creating anything, O_NONBLOCK: the

@@ -2,9 +2,13 @@
 #include "shared_fs.hpp"
 
 #include "internal.hpp"
+#include "replace_parts.hpp"
+#include "sysio.hpp"
+#include "wlf_config.h"
 
 #include <sys/statfs.h>
 
+#include <atomic>
 #include <cerrno>
 
 namespace wrap_lockfile::detail {
@@ -41,6 +45,41 @@ bool shared_magic(unsigned long type) {
 bool is_shared_fs_fd(int fd) {
     struct statfs sfs;
     return fstatfs(fd, &sfs) == 0 && shared_magic(static_cast<unsigned long>(sfs.f_type));
+}
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U  // Linux 6.8
+#endif
+
+namespace {
+std::atomic<uint64_t> g_unshared_mount{0};
+}
+
+bool is_shared_fs_fd(int fd, uint64_t mount) {
+    if (mount != 0 && g_unshared_mount.load(std::memory_order_relaxed) == mount) return false;
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) != 0) return false;
+    bool shared = shared_magic(static_cast<unsigned long>(sfs.f_type));
+    if (!shared && mount != 0) g_unshared_mount.store(mount, std::memory_order_relaxed);
+    return shared;
+}
+
+int fstat_with_mount(int fd, struct stat *st, uint64_t *mount) {
+    *mount = 0;
+#if !WLF_HAVE_STATX
+    return sys::fstat(fd, st);
+#else
+    struct statx stx;
+    // Straight to the kernel: inside the shim, libc's statx is its own.
+    if (sys::call(SYS_statx, fd, sys::arg(""), AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, sys::arg(&stx)) != 0) {
+        // No statx (old kernels, some seccomp profiles): fstat, no mount id.
+        if (errno != ENOSYS && errno != EPERM) return -1;
+        return sys::fstat(fd, st);
+    }
+    stat_of_statx(stx, st);
+    if (stx.stx_mask & STATX_MNT_ID_UNIQUE) *mount = stx.stx_mnt_id;
+    return 0;
+#endif
 }
 
 bool is_shared_fs_path(const char *path) {

@@ -2,6 +2,8 @@
 // ESTALE and ENOENT answers are retried. README "Shared file systems".
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 
 namespace wrap_lockfile::detail {
@@ -12,6 +14,14 @@ namespace wrap_lockfile::detail {
 // (another client's cached attributes could vouch for the unlinked inode).
 // Which backend the shim takes there: mount_info.hpp. False on error.
 bool is_shared_fs_fd(int fd);
+// The same for a descriptor whose mount's unique id (fstat_with_mount) is
+// `mount` (0: unknown): the last mount found not shared is remembered, which
+// spares the statfs of every lock after the first. Unique mount ids are
+// never reused (unlike device numbers, which a later NFS mount may get).
+bool is_shared_fs_fd(int fd, uint64_t mount);
+// fstat(fd, st) by statx, with the unique id of fd's mount into *mount (0
+// where the kernel has none: before Linux 6.8). 0 or -1 with errno.
+int fstat_with_mount(int fd, struct stat *st, uint64_t *mount);
 bool is_shared_fs_path(const char *path);
 // The same for the directory that holds `path` (which may not exist).
 bool is_shared_fs_parent(const char *path);

@@ -192,6 +192,8 @@ bool is_per_target_name(const char *base, const char *suffix, const char *name) 
     return temp_name(TempDir{AT_FDCWD, "", 0}, base, suffix, true, fixed, sizeof fixed) == 0 && strcmp(fixed, name) == 0;
 }
 
+int link_anonymous_as(int fd, const TempDir &dir, const char *name) { return link_once(fd, dir, name) == 0 ? 0 : errno; }
+
 int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
                         char *name, size_t size) {
     for (int i = 0; i < kNameAttempts; ++i) {

@@ -16,10 +16,23 @@ namespace wrap_lockfile::shim {
 
 int commit(Entry *e) {
     Inside inside;
-    char target[WLF_PATH_MAX];
-    snprintf(target, sizeof target, "%s", e->name ? e->name : wlf_file_target(e->file));
-    free(e->name);
-    bool superseded = identity_remove(e->file);
+    // e, and the name it carries, is freed on every way out (the messages
+    // below name the target after the core has freed its own copy).
+    struct FreeEntry {
+        Entry *e;
+        ~FreeEntry() { free(e); }
+    } freed{e};
+    char copy[WLF_PATH_MAX];
+    const char *target = e->name;
+    if (!target) {
+        // Taken over across exec: no name of its own.
+        const char *t = wlf_file_target(e->file);
+        size_t n = strnlen(t, sizeof copy - 1);
+        memcpy(copy, t, n);
+        copy[n] = '\0';
+        target = copy;
+    }
+    bool superseded = identity_remove(e->file, e->opener);
     {
         Guard g;
         mark_internal(e->file, false);
@@ -29,7 +42,6 @@ int commit(Entry *e) {
         // file is F now, as without the shim; this descriptor's content
         // would have gone to the unlinked inode.
         wlf_discard(e->file);
-        free(e);
         log_line("wrap_lockfile: '%s' was replaced by the program's own rename; not replacing it again%s\n", target, "");
         return 0;
     }
@@ -42,7 +54,6 @@ int commit(Entry *e) {
     err.code = 0;
     int kind = 0;
     int rc = detail::file_commit_by_opener(e->file, &kind, &err);
-    free(e);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);

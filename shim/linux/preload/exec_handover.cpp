@@ -56,8 +56,9 @@ void import_pending() {
             if (!e) {
                 wlf_discard(f);
             } else {
-                *e = Entry{f, 0, getpid(), nullptr, nullptr};
-                identity_add(f, nullptr);
+                const pid_t me = getpid();
+                *e = Entry{f, 0, me, nullptr, nullptr};
+                identity_add(f, nullptr, nullptr, me);
                 Guard g;
                 mark_internal(f, true);
                 for (const char *q = colon + 1; q < end;) {

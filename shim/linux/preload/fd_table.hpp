@@ -79,7 +79,7 @@ struct Entry {
     int refs;      // program descriptors referring to it (under g_mutex)
     pid_t opener;  // only this process commits
     FILE *stream;  // the stdio stream fopen() made for it, if any
-    char *name;    // normalized path for messages (malloc'd), or nullptr
+    char *name;    // normalized path for messages (in the entry's own allocation), or nullptr
 };
 
 // Recursive: commit() takes it, and exec_prepare commits while holding it.

@@ -5,6 +5,8 @@
 // file named beside its declaration below. Replacement itself is the core's.
 #pragma once
 
+#include "dirfd_cache.hpp"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -48,11 +50,14 @@ FILE *freopen_tracked(const char *path, const char *mode, FILE *stream, Thunk pa
 // truncate.cpp
 int truncate_matched(const char *path, off_t length, bool *matched);
 // identity.cpp: the records of pending replacements (see identity.hpp).
-// identity_add is given the normalized path the program opened.
-void identity_add(const wlf_file *f, const char *opened);
+// identity_add is given the normalized path the program opened and its raw
+// form (both nullptr for a replacement taken over across exec), and the
+// opener's pid (this process).
+void identity_add(const wlf_file *f, const char *opened, const char *opened_raw, pid_t opener);
 // Forgets f's record; true if the program renamed something onto f's target
 // since (identity_supersede): then f must be discarded, not committed.
-bool identity_remove(const wlf_file *f);
+// `me`: this process's pid (the opener's, which the caller checked).
+bool identity_remove(const wlf_file *f, pid_t me);
 void identity_supersede(const char *target);
 // identity_remove's answer without taking a lock or forgetting anything (_exit).
 bool identity_superseded(const wlf_file *f);
@@ -153,6 +158,7 @@ int truncate_path(Pass &&pass, const char *path, off_t length) {
 
 template <class Pass>
 int close_fd(Pass &&pass, int fd) {
+    dirfd_forget(fd);
     if (!tracked(fd)) return pass();
     return close_tracked(fd, thunk(pass));
 }
@@ -173,12 +179,14 @@ int fcloseall_streams(Pass &&pass) {
 
 template <class Pass>
 int close_range_fds(Pass &&pass, unsigned first, unsigned last, int flags) {
+    if (!(flags & CLOSE_RANGE_CLOEXEC)) dirfd_forget_range(first, last);
     if (g_tracked.load(std::memory_order_acquire) == 0 || (flags & CLOSE_RANGE_CLOEXEC)) return pass();
     return close_range_tracked(first, last, flags);
 }
 
 template <class Pass>
 void closefrom_fds(Pass &&pass, int lowfd) {
+    if (lowfd >= 0) dirfd_forget_range(static_cast<unsigned>(lowfd), ~0u);
     if (g_tracked.load(std::memory_order_acquire) == 0 || lowfd < 0) return pass();
     close_range_tracked(static_cast<unsigned>(lowfd), ~0u, 0);
 }
@@ -192,6 +200,7 @@ int dup_fd(Pass &&pass, int fd) {
 
 template <class Pass>
 int dup_onto(Pass &&pass, int fd, int fd2) {
+    if (fd != fd2) dirfd_forget(fd2);
     if (!tracked(fd) && !tracked(fd2)) return pass();
     if (fd != fd2 && tracked(fd2) && g_fds[fd2].load() == kInternal && !relocate_internal(fd2)) return -1;
     int r = pass();

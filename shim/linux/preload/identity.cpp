@@ -103,6 +103,14 @@ void publish(Record &r) {
     r.gen.store(g_next_gen, std::memory_order_release);
 }
 
+// snprintf(out, size, "%s", s) without the formatting machinery (a record
+// is filled on every matched open).
+void copy_path(char *out, size_t size, const char *s) {
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 }  // namespace
 
 void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Shown shown, const char *target,
@@ -118,11 +126,11 @@ void add_record(const wlf_file *f, pid_t owner, int fd, dev_t dev, ino_t ino, Sh
     r.dev = dev;
     r.ino = ino;
     r.shown = shown;
-    snprintf(r.target, sizeof r.target, "%s", target);
+    copy_path(r.target, sizeof r.target, target);
     r.target_base = base_offset(r.target);
     r.opened[0] = '\0';
     if (opened && *opened && strcmp(opened, target) != 0) {
-        snprintf(r.opened, sizeof r.opened, "%s", opened);
+        copy_path(r.opened, sizeof r.opened, opened);
         r.opened_base = base_offset(r.opened);
     }
     g_pending.fetch_add(1);
@@ -189,18 +197,25 @@ bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
     return false;
 }
 
-void identity_add(const wlf_file *f, const char *opened) {
+void identity_add(const wlf_file *f, const char *opened, const char *opened_raw, pid_t opener) {
     if (wlf_file_kind(f) != WLF_COMMIT_RENAME) return;  // in place: the path already is the file
     int fd, lock_fd, dir_fd;
     detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
     struct stat st;
-    if (fstat(fd, &st) != 0) return;
-    // Under the lock, before the commit: the target is still the old file.
+    if (sys::fstat(fd, &st) != 0) return;
+    // Under the lock, before the commit: the target is still the old file,
+    // as the core found it under the lock.
     struct stat old;
     Shown shown{st.st_dev, st.st_ino};
-    if (lstat(wlf_file_target(f), &old) == 0 && S_ISREG(old.st_mode)) shown = Shown{old.st_dev, old.st_ino};
-    char target[WLF_PATH_MAX];
-    if (detail::normalize_path("/", wlf_file_target(f), target, sizeof target) != 0) return;
+    if (detail::file_old_target(f, &old) && S_ISREG(old.st_mode)) shown = Shown{old.st_dev, old.st_ino};
+    // The target is usually the path opened (no symlink on the way): its
+    // normalized form is known already.
+    char normalized[WLF_PATH_MAX];
+    const char *target = opened;
+    if (!opened || !opened_raw || strcmp(wlf_file_target(f), opened_raw) != 0) {
+        if (detail::normalize_path("/", wlf_file_target(f), normalized, sizeof normalized) != 0) return;
+        target = normalized;
+    }
     pthread_once(&g_atfork_once, register_atfork);
     WriteGuard g;
     if (!g_page) {
@@ -209,7 +224,7 @@ void identity_add(const wlf_file *f, const char *opened) {
         if (page == MAP_FAILED) return;  // no identity; the replacement itself is unaffected
         g_page = static_cast<std::atomic<uint32_t> *>(page);
     }
-    add_record(f, getpid(), fd, st.st_dev, st.st_ino, shown, target, opened, true);
+    add_record(f, opener, fd, st.st_dev, st.st_ino, shown, target, opened, true);
 }
 
 namespace {
@@ -225,8 +240,7 @@ constinit std::atomic<int> g_superseded_count{0};
 // Calls fn on each live record of this process's own replacements (callers
 // hold g_write).
 template <class Fn>
-void for_own_records(Fn &&fn) {
-    pid_t me = getpid();
+void for_own_records(Fn &&fn, pid_t me = getpid()) {
     int high = g_high.load(std::memory_order_relaxed);
     for (int i = 0; i < high; ++i) {
         Record &r = g_records[i];
@@ -236,13 +250,15 @@ void for_own_records(Fn &&fn) {
 
 }  // namespace
 
-bool identity_remove(const wlf_file *f) {
+bool identity_remove(const wlf_file *f, pid_t me) {
     if (g_pending.load(std::memory_order_acquire) == 0 && g_superseded_count.load(std::memory_order_acquire) == 0)
         return false;
     WriteGuard g;
-    for_own_records([&](Record &r) {
-        if (r.file == f) unpublish(r);
-    });
+    for_own_records(
+        [&](Record &r) {
+            if (r.file == f) unpublish(r);
+        },
+        me);
     for (const wlf_file *&s : g_superseded) {
         if (s != f) continue;
         s = nullptr;

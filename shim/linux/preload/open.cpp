@@ -93,21 +93,26 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
         return fd;
     }
-    Entry *e = user < kMaxFds ? static_cast<Entry *>(malloc(sizeof(Entry))) : nullptr;
+    // One allocation: the entry with its name behind it.
+    size_t name_len = strlen(p.norm);
+    Entry *e = user < kMaxFds ? static_cast<Entry *>(malloc(sizeof(Entry) + name_len + 1)) : nullptr;
     if (!e) {
         sys::close(user);
         wlf_discard(f);
         errno = user < kMaxFds ? ENOMEM : EMFILE;
         return -1;
     }
-    *e = Entry{f, 1, detail::file_opener(f), nullptr, strdup(p.norm)};
+    char *name = reinterpret_cast<char *>(e + 1);
+    memcpy(name, p.norm, name_len + 1);
+    const pid_t opener = detail::file_opener(f);
+    *e = Entry{f, 1, opener, nullptr, name};
     served(user);
     {
         Guard g;
         mark_internal(f, true);
         set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
-    identity_add(f, p.norm);
+    identity_add(f, p.norm, p.raw, opener);
     log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
     return user;
 }

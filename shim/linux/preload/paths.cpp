@@ -1,6 +1,8 @@
 // Absolute forms of the paths libc calls name (see paths.hpp).
 #include "paths.hpp"
 
+#include "dirfd_cache.hpp"
+
 #include "internal.hpp"
 #include "normalize.hpp"
 
@@ -8,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 namespace wrap_lockfile::shim {
@@ -19,12 +20,8 @@ int make_raw(int dirfd, const char *path, char *out, size_t size) {
     if (dirfd == AT_FDCWD) {
         // Room for the '/' added below; ERANGE: a directory deeper than that.
         if (!getcwd(base, sizeof base - 1)) return errno == ERANGE ? ENAMETOOLONG : errno;
-    } else {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-        ssize_t n = readlink(proc, base, sizeof base - 2);
-        if (n < 0) return errno;
-        base[n] = '\0';
+    } else if (int rc = dirfd_path(dirfd, base, sizeof base - 1)) {
+        return rc;
     }
     size_t n = strlen(base);
     if (n == 0 || base[n - 1] != '/') {

@@ -32,13 +32,12 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         Entry *last = detach(fd);
         sys::close(fd);
         if (last) {
-            identity_remove(last->file);
+            identity_remove(last->file, last->opener);
             {
                 Guard g;
                 mark_internal(last->file, false);
             }
             wlf_discard(last->file);
-            free(last->name);
             free(last);
         }
         errno = e;

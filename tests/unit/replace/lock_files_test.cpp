@@ -94,3 +94,38 @@ TEST(AtomicWriteLockFile, KeepLockFileNeverCreatesALockFileNextToTheLink) {
     EXPECT_EQ(read_file(dir / "real"), "new");
     EXPECT_EQ(list_names(dir.path()), (Names{"link", "real", "real.lock"}));
 }
+
+// A new target's temp (O_TMPFILE) is linked straight to the target's name:
+// the directory sees the lock file and the target appear, never a temp name
+// (a directory watch tells). An existing target still goes through the
+// per-target temp name and a rename.
+TEST(AtomicWriteLockFile, NewTargetIsLinkedStraightToItsName) {
+    TempDir dir;
+    CreateWatch watch(dir.path());
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "t", "new"), wl::CommitKind::rename);
+    EXPECT_EQ(read_file(dir / "t"), "new");
+    EXPECT_EQ(watch.created(), (Names{"t.lock", "t"}));
+    EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "t", "newer"), wl::CommitKind::rename);
+    Names again = watch.created();
+    EXPECT_EQ(again.size(), 3u) << "lock file, temp name, rename onto t";
+    EXPECT_EQ(read_file(dir / "t"), "newer");
+    EXPECT_EQ(list_names(dir.path()), Names{"t"});
+}
+
+// A new target that a writer without the lock creates while the
+// replacement is pending: the commit replaces it, as it replaces any
+// existing target (the straight link gives EEXIST, and the temp is renamed
+// over it instead), and nothing is left behind.
+TEST(AtomicWriteLockFile, NewTargetCreatedMeanwhileIsReplaced) {
+    TempDir dir;
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open((dir / "t").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.code;
+    ASSERT_EQ(::write(wlf_file_fd(f), "ours", 4), 4);
+    write_file(dir / "t", "unlocked writer");
+    int kind = -1;
+    EXPECT_EQ(wlf_commit(f, &kind, &err), 0) << err.code;
+    EXPECT_EQ(kind, WLF_COMMIT_RENAME);
+    EXPECT_EQ(read_file(dir / "t"), "ours");
+    EXPECT_EQ(list_names(dir.path()), Names{"t"});
+}

@@ -242,3 +242,30 @@ TEST(AtomicWriteSpecial, DeviceUnderDevGetsNoProbeLockFile) {
     EXPECT_EQ(watch.created(), Names{});
     EXPECT_EQ(list_names("/dev"), Names{"null"});
 }
+
+// An ordinary tmpfs mounted below /dev (/dev/shm) is a place for files like
+// any other: the lock-first probe runs there (a symlink's path sees its
+// "<link>.lock" come and go, which only the probe makes), while a device in
+// /dev itself still gets none. /dev and /dev/shm here are tmpfs mounts in
+// this binary's private mount namespace.
+TEST(AtomicWriteSpecial, TmpfsBelowDevTakesTheProbe) {
+    REQUIRE_PRIVATE_MOUNTS();
+    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
+    MountGuard dev("/dev");
+    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir("/dev/shm", 01777), 0) << std::strerror(errno);
+    ASSERT_EQ(do_mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64k,mode=1777"), 0);
+    MountGuard shm("/dev/shm");
+    write_file("/dev/shm/real", "old");
+    fs::create_symlink("real", "/dev/shm/link");
+    CreateWatch shm_watch("/dev/shm");
+    CreateWatch dev_watch("/dev");
+    EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/shm/link", "new"), wl::CommitKind::rename);
+    EXPECT_EQ(read_file("/dev/shm/real"), "new");
+    EXPECT_TRUE(contains(shm_watch.created(), "link.lock")) << "the probe did not run on the tmpfs at /dev/shm";
+    EXPECT_EQ(list_names("/dev/shm"), (Names{"link", "real"}));
+    // /dev's own file system: still no probe.
+    EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/null", "discarded"), wl::CommitKind::passthrough);
+    EXPECT_EQ(dev_watch.created(), Names{});
+    EXPECT_EQ(list_names("/dev"), (Names{"null", "shm"}));
+}
