@@ -6,6 +6,9 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <io.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +17,31 @@
 namespace wrap_lockfile {
 
 namespace {
+
+// The C API's paths are bytes: on Windows UTF-8 (path::c_str() is UTF-16
+// there, path::string() the ANSI code page), elsewhere the native bytes.
+std::string c_path(const std::filesystem::path &p) {
+#ifdef _WIN32
+    std::u8string u = p.u8string();
+    return std::string(u.begin(), u.end());
+#else
+    return p.string();
+#endif
+}
+
+std::filesystem::path from_c_path(const char *s) {
+#ifdef _WIN32
+    return std::filesystem::path(std::u8string(reinterpret_cast<const char8_t *>(s)));
+#else
+    return s;
+#endif
+}
+
+#ifdef _WIN32
+file_offset seek_fd(int fd, file_offset offset, int whence) { return _lseeki64(fd, offset, whence); }
+#else
+file_offset seek_fd(int fd, file_offset offset, int whence) { return ::lseek(fd, offset, whence); }
+#endif
 
 // As wlf_error_format: an op with "%s" gets the quoted path in its place.
 std::string describe(const std::string &op, const std::string &path) {
@@ -74,7 +102,7 @@ class FdStreamBuf : public std::streambuf {
 public:
     explicit FdStreamBuf(int fd) : fd_(fd) { setp(buf_, buf_ + sizeof buf_); }
     int error() const { return error_; }
-    off_t buffered() const { return pptr() - pbase(); }
+    file_offset buffered() const { return pptr() - pbase(); }
     bool flush_all() { return sync() == 0; }
 
 protected:
@@ -136,8 +164,8 @@ FileLock::FileLock(const std::filesystem::path &target, std::optional<double> ti
 FileLock::FileLock(const std::filesystem::path &target, const LockOptions &options) {
     wlf_lock_options c = to_c(options);
     wlf_error err{};
-    if (int rc = wlf_lock_acquire(target.c_str(), &c, &lock_, &err))
-        throw_error(rc, err, target.string() + ".lock", "lock", Step::lock, options.timeout);
+    if (int rc = wlf_lock_acquire(c_path(target).c_str(), &c, &lock_, &err))
+        throw_error(rc, err, c_path(target) + ".lock", "lock", Step::lock, options.timeout);
 }
 
 FileLock::FileLock(FileLock &&other) noexcept : lock_(std::exchange(other.lock_, nullptr)) {}
@@ -161,7 +189,7 @@ void FileLock::release() {
     if (rc) throw_error(rc, err, "", "release", Step::unlock, std::nullopt);
 }
 
-std::filesystem::path FileLock::lock_path() const { return lock_ ? wlf_lock_path(lock_) : ""; }
+std::filesystem::path FileLock::lock_path() const { return lock_ ? from_c_path(wlf_lock_path(lock_)) : ""; }
 
 // ---- AtomicFile ----
 
@@ -176,8 +204,8 @@ AtomicFile::AtomicFile(const std::filesystem::path &path, std::string_view mode,
     int flags = open_flags_for_mode(mode);
     wlf_write_options c = to_c(options);
     wlf_error err{};
-    if (int rc = wlf_open(path.c_str(), flags, 0666, &c, &file_, &err))
-        throw_error(rc, err, path.string(), "write", Step::open, options.lock.timeout);
+    if (int rc = wlf_open(c_path(path).c_str(), flags, 0666, &c, &file_, &err))
+        throw_error(rc, err, c_path(path), "write", Step::open, options.lock.timeout);
 }
 
 AtomicFile::AtomicFile(AtomicFile &&other) noexcept
@@ -200,7 +228,7 @@ int AtomicFile::fd() const {
     return wlf_file_fd(file_);
 }
 
-std::filesystem::path AtomicFile::target() const { return file_ ? wlf_file_target(file_) : ""; }
+std::filesystem::path AtomicFile::target() const { return file_ ? from_c_path(wlf_file_target(file_)) : ""; }
 
 CommitKind AtomicFile::kind() const { return static_cast<CommitKind>(wlf_file_kind(file_)); }
 
@@ -214,7 +242,7 @@ void AtomicFile::write(std::string_view data) {
             if (errno == EINTR) continue;
             int e = errno;
             wlf_file_poison(file_, e);
-            throw WriteFailed(e, "write to", target().string(), Step::write);
+            throw WriteFailed(e, "write to", c_path(target()), Step::write);
         }
         p += n;
         left -= static_cast<size_t>(n);
@@ -233,7 +261,7 @@ std::string AtomicFile::read(std::size_t n) {
         ssize_t r = ::read(fd(), out.data() + got, n - got);
         if (r < 0) {
             if (errno == EINTR) continue;
-            throw WriteFailed(errno, "read", target().string(), Step::write);
+            throw WriteFailed(errno, "read", c_path(target()), Step::write);
         }
         if (r == 0) break;
         got += static_cast<size_t>(r);
@@ -251,14 +279,14 @@ std::string AtomicFile::read_all() {
     }
 }
 
-void AtomicFile::seek(off_t offset, int whence) {
+void AtomicFile::seek(file_offset offset, int whence) {
     flush_stream();
-    if (::lseek(fd(), offset, whence) < 0) throw WriteFailed(errno, "seek", target().string(), Step::write);
+    if (seek_fd(fd(), offset, whence) < 0) throw WriteFailed(errno, "seek", c_path(target()), Step::write);
 }
 
-off_t AtomicFile::tell() const {
-    off_t pos = ::lseek(fd(), 0, SEEK_CUR);
-    if (pos < 0) throw WriteFailed(errno, "tell", target().string(), Step::write);
+file_offset AtomicFile::tell() const {
+    file_offset pos = seek_fd(fd(), 0, SEEK_CUR);
+    if (pos < 0) throw WriteFailed(errno, "tell", c_path(target()), Step::write);
     if (buf_) pos += static_cast<const FdStreamBuf *>(buf_.get())->buffered();
     return pos;
 }
@@ -276,7 +304,7 @@ void AtomicFile::flush_stream() {
     auto *b = static_cast<FdStreamBuf *>(buf_.get());
     if (!b->flush_all()) {
         wlf_file_poison(file_, b->error());
-        throw WriteFailed(b->error(), "write to", target().string(), Step::write);
+        throw WriteFailed(b->error(), "write to", c_path(target()), Step::write);
     }
 }
 
@@ -287,7 +315,7 @@ CommitKind AtomicFile::commit() {
         if (!b->flush_all()) wlf_file_poison(file_, b->error());
         else if (b->error()) wlf_file_poison(file_, b->error());
     }
-    std::string path = target().string();
+    std::string path = c_path(target());
     int kind = 0;
     wlf_error err{};
     int rc = wlf_commit(std::exchange(file_, nullptr), &kind, &err);

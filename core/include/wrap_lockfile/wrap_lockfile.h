@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(_WIN32)
 #define WLF_API __attribute__((visibility("default")))
 #else
 #define WLF_API

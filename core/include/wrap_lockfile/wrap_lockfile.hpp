@@ -155,6 +155,14 @@ using mylockfile = FileLock;
 
 // ---- atomic replacement ---------------------------------------------------
 
+// A position in a file. On Windows 64 bits whatever the caller's
+// _FILE_OFFSET_BITS (mingw's off_t is 32 bits by default); off_t elsewhere.
+#ifdef _WIN32
+using file_offset = long long;
+#else
+using file_offset = off_t;
+#endif
+
 // Open modes as in Python's open(): w wb a ab r+ rb+ w+ wb+ a+ ab+ x xb.
 // Throws std::invalid_argument for anything else.
 int open_flags_for_mode(std::string_view mode);
@@ -176,8 +184,8 @@ public:
     // Reads up to n bytes at the current position ("r+", "w+", "a+").
     std::string read(std::size_t n);
     std::string read_all();
-    void seek(off_t offset, int whence = SEEK_SET);
-    off_t tell() const;
+    void seek(file_offset offset, int whence = SEEK_SET);
+    file_offset tell() const;
     // Buffered text output; flushed by commit().
     std::ostream &stream();
 

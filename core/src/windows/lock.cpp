@@ -1,0 +1,197 @@
+// The lock API on Windows: "<target>.lock" with the LockFileEx backend
+// (WLF_LOCK_FLOCK asks for the system's native lock, which here is
+// LockFileEx), the dotlock backend or none; the same nesting registry as
+// the POSIX layer (a thread asking again for a lock it holds gets a
+// reference; byte-range locks are per handle, so a second handle of the
+// same thread would otherwise wait for itself forever).
+//
+// Lock files are kept on Windows (keep_lock_file is implied): deleting an
+// open file only marks it delete-pending, new opens then fail or (Wine)
+// still reach the doomed file, and there is no unlink-then-verify protocol
+// that makes removal safe for a waiter that already has it open. README
+// "Windows".
+#include "lock_backends.hpp"
+
+#include "handoff.hpp"
+#include "internal.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace wrap_lockfile;
+using detail::fail;
+using win::FileId;
+
+namespace {
+
+struct Held {
+    int backend;
+    HANDLE h;  // the byte-locked lock file, or the dotlock's delete-on-close handle
+    FileId id;
+    DWORD owner_thread;
+    int depth;
+    Held *next;
+    char path[WLF_PATH_MAX];  // UTF-8, for wlf_lock_path and messages
+};
+
+SRWLOCK g_registry_lock = SRWLOCK_INIT;
+Held *g_registry = nullptr;
+std::atomic<int> g_registry_size{0};
+std::atomic<bool> g_warned_none{false};
+
+struct RegistryGuard {
+    RegistryGuard() { AcquireSRWLockExclusive(&g_registry_lock); }
+    ~RegistryGuard() { ReleaseSRWLockExclusive(&g_registry_lock); }
+};
+
+Held *registry_nest(const FileId &id) {
+    RegistryGuard g;
+    DWORD self = GetCurrentThreadId();
+    for (Held *h = g_registry; h; h = h->next) {
+        if (h->id == id && h->owner_thread == self) {
+            ++h->depth;
+            return h;
+        }
+    }
+    return nullptr;
+}
+
+void registry_add(Held *h) {
+    RegistryGuard g;
+    h->next = g_registry;
+    g_registry = h;
+    g_registry_size.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool registry_drop(Held *h) {
+    RegistryGuard g;
+    if (--h->depth > 0) return false;
+    for (Held **pp = &g_registry; *pp; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            g_registry_size.fetch_sub(1, std::memory_order_relaxed);
+            break;
+        }
+    }
+    return true;
+}
+
+// "<target>.lock", absolute: as UTF-8 for people and as a \\?\ path.
+int lock_paths(const char *target, char *utf8, size_t size, win::WPath *wide) {
+    if (int rc = win::full_path(target, wide)) return rc;
+    if (int rc = wide->append(L".lock")) return rc;
+    return win::to_utf8(wide->get(), utf8, size);
+}
+
+}  // namespace
+
+struct wlf_lock {
+    Held *held;
+};
+
+extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->backend = WLF_LOCK_FLOCK;
+}
+
+extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_in, wlf_lock **out, wlf_error *err) {
+    *out = nullptr;
+    wlf_lock_options defaults;
+    wlf_lock_options_init(&defaults);
+    const wlf_lock_options *opt = opt_in ? opt_in : &defaults;
+    if (!target || !*target) return fail(err, EINVAL, WLF_STEP_LOCK, "lock", target);
+    if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK && opt->backend != WLF_LOCK_NONE)
+        return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
+
+    auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    if (!handle) return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
+    handle->held = nullptr;
+    if (opt->backend == WLF_LOCK_NONE) {
+        if (!g_warned_none.exchange(true))
+            fprintf(stderr, "wrap_lockfile: warning: locking disabled (backend 'none'), first for '%s'\n", target);
+        *out = handle;
+        return 0;
+    }
+
+    auto *h = static_cast<Held *>(malloc(sizeof(Held)));
+    win::WPath wpath;
+    int prc = h ? lock_paths(target, h->path, sizeof h->path, &wpath) : ENOMEM;
+    if (prc) {
+        free(h);
+        free(handle);
+        return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
+    }
+    if (!opt->no_nesting && g_registry_size.load(std::memory_order_relaxed) > 0) {
+        win::Handle look(win::open_for_query(wpath.get(), false));
+        FileId id;
+        if (look && win::file_id(look.get(), &id) == 0) {
+            if (Held *nested = registry_nest(id)) {
+                free(h);
+                handle->held = nested;
+                *out = handle;
+                return 0;
+            }
+        }
+    }
+    h->backend = opt->backend;
+    h->owner_thread = GetCurrentThreadId();
+    h->depth = 1;
+    h->next = nullptr;
+    const char *op = "lock";
+    HANDLE raw = INVALID_HANDLE_VALUE;
+    int rc = opt->backend == WLF_LOCK_FLOCK ? win::byte_lock_acquire(wpath.get(), opt, &raw, &op)
+                                            : win::dotlock_acquire(wpath.get(), opt, &raw, &op);
+    if (rc == 0) {
+        h->h = raw;
+        rc = win::file_id(raw, &h->id);
+        if (rc) {
+            op = "examine lock file";
+            if (h->backend == WLF_LOCK_FLOCK) win::byte_lock_release(raw);
+            else CloseHandle(raw);
+        }
+    }
+    if (rc) {
+        fail(err, rc, WLF_STEP_LOCK, op, h->path);
+        free(h);
+        free(handle);
+        return rc;
+    }
+    if (!opt->no_nesting) registry_add(h);
+    handle->held = h;
+    *out = handle;
+    return 0;
+}
+
+extern "C" int wlf_lock_release(wlf_lock *lock, wlf_error *) {
+    if (!lock) return 0;
+    Held *h = lock->held;
+    free(lock);
+    if (!h || !registry_drop(h)) return 0;
+    // The byte lock's file stays (see the top); the dotlock goes with its handle.
+    if (h->backend == WLF_LOCK_FLOCK) win::byte_lock_release(h->h);
+    else CloseHandle(h->h);
+    free(h);
+    return 0;
+}
+
+extern "C" const char *wlf_lock_path(const wlf_lock *lock) { return lock && lock->held ? lock->held->path : ""; }
+
+// No descriptor holds a Windows lock: the handle is not a CRT descriptor.
+extern "C" int wlf_lock_fd(const wlf_lock *) { return -1; }
+
+extern "C" pid_t wlf_lock_holder(const char *target) {
+    char path[WLF_PATH_MAX];
+    win::WPath wide;
+    if (!target || lock_paths(target, path, sizeof path, &wide) != 0) return 0;
+    return detail::lock_file_holder(path);
+}
+
+pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
+    win::WPath wide;
+    if (win::full_path(lock_path, &wide) != 0) return 0;
+    if (DWORD pid = win::byte_lock_holder(wide.get())) return static_cast<pid_t>(pid);
+    return static_cast<pid_t>(win::dotlock_holder(wide.get()));
+}
