@@ -1,6 +1,9 @@
 #include "win_support.hpp"
 
+#include <wrap_lockfile/wrap_lockfile.h>
+
 #include <gtest/gtest.h>
+#include <shellapi.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,10 +25,39 @@ TempDir::TempDir() {
     }
 }
 
-TempDir::~TempDir() {
-    std::error_code ec;
-    fs::remove_all(long_path(path_), ec);
+namespace {
+
+// The names in a directory by FindFirstFileW on its \\?\ path (mingw's
+// std::filesystem mishandles that prefix), without "." and "..".
+std::vector<std::wstring> entries_of(const std::wstring &dir) {
+    std::vector<std::wstring> out;
+    WIN32_FIND_DATAW d;
+    HANDLE h = FindFirstFileW((dir + L"\\*").c_str(), &d);
+    if (h == INVALID_HANDLE_VALUE) return out;
+    do {
+        std::wstring n = d.cFileName;
+        if (n != L"." && n != L"..") out.push_back(n);
+    } while (FindNextFileW(h, &d));
+    FindClose(h);
+    return out;
 }
+
+void remove_tree(const std::wstring &path) {
+    DWORD a = GetFileAttributesW(path.c_str());
+    if (a == INVALID_FILE_ATTRIBUTES) return;
+    if ((a & FILE_ATTRIBUTE_DIRECTORY) && !(a & FILE_ATTRIBUTE_REPARSE_POINT)) {
+        for (const auto &n : entries_of(path)) remove_tree(path + L"\\" + n);
+        RemoveDirectoryW(path.c_str());
+        return;
+    }
+    if (a & FILE_ATTRIBUTE_READONLY) SetFileAttributesW(path.c_str(), FILE_ATTRIBUTE_NORMAL);
+    if (a & FILE_ATTRIBUTE_DIRECTORY) RemoveDirectoryW(path.c_str());  // a link to a directory
+    else DeleteFileW(path.c_str());
+}
+
+}  // namespace
+
+TempDir::~TempDir() { remove_tree(long_path(path_)); }
 
 std::string utf8(const fs::path &p) {
     std::u8string u = p.u8string();
@@ -64,7 +96,7 @@ void write_file(const fs::path &p, const std::string &content) {
 
 std::vector<std::string> list_names(const fs::path &dir) {
     std::vector<std::string> names;
-    for (const auto &e : fs::directory_iterator(long_path(dir))) names.push_back(utf8(e.path().filename()));
+    for (const auto &n : entries_of(long_path(dir))) names.push_back(utf8(fs::path(n)));
     std::sort(names.begin(), names.end());
     return names;
 }
@@ -158,6 +190,48 @@ void Child::kill() {
 std::map<std::string, Role> &roles() {
     static std::map<std::string, Role> r;
     return r;
+}
+
+namespace {
+
+// The holder's side: lock args[0] with backend args[1], set event args[2],
+// wait for event args[3], release, and write the release time into args[4]
+// when given.
+const RegisterRole hold("hold", [](const std::vector<std::string> &a) {
+    wlf_lock_options opt;
+    wlf_lock_options_init(&opt);
+    opt.backend = a[1] == "dotlock" ? WLF_LOCK_DOTLOCK : WLF_LOCK_FLOCK;
+    wlf_lock *lock = nullptr;
+    if (wlf_lock_acquire(a[0].c_str(), &opt, &lock, nullptr) != 0) return 2;
+    Event(a[2]).set();
+    if (!Event(a[3]).wait(60000)) return 3;
+    wlf_lock_release(lock, nullptr);
+    double released = now_seconds();
+    if (a.size() > 4) write_file(fs::path(std::u8string(a[4].begin(), a[4].end())), std::to_string(released));
+    return 0;
+});
+
+std::vector<std::string> holder_args(const fs::path &target, const std::string &backend, const std::string &ready,
+                                     const std::string &go, const fs::path &stamp) {
+    std::vector<std::string> args{utf8(target), backend, ready, go};
+    if (!stamp.empty()) args.push_back(utf8(stamp));
+    return args;
+}
+
+}  // namespace
+
+Holder::Holder(const fs::path &target, const std::string &backend, const fs::path &stamp)
+    : ready_(Event::unique_name("ready")),
+      go_(Event::unique_name("go")),
+      ready_event_(ready_),
+      go_event_(go_),
+      child_("hold", holder_args(target, backend, ready_, go_, stamp)) {
+    locked_ = ready_event_.wait();
+}
+
+int Holder::release() {
+    go_event_.set();
+    return child_.wait();
 }
 
 double now_seconds() {

@@ -81,6 +81,25 @@ struct RegisterRole {
     RegisterRole(const std::string &name, Role fn) { roles()[name] = std::move(fn); }
 };
 
+// A process holding the lock of `target` (backend "flock" or "dotlock")
+// from the constructor until release(); with `stamp`, it writes the time of
+// its release (now_seconds) into that file.
+class Holder {
+public:
+    explicit Holder(const fs::path &target, const std::string &backend = "flock", const fs::path &stamp = {});
+    bool locked() const { return locked_; }
+    DWORD pid() const { return child_.pid(); }
+    // Lets it release and exit; its exit code.
+    int release();
+    void kill() { child_.kill(); }
+
+private:
+    std::string ready_, go_;
+    Event ready_event_, go_event_;
+    Child child_;
+    bool locked_ = false;
+};
+
 // QueryPerformanceCounter in seconds: one clock for every process.
 double now_seconds();
 

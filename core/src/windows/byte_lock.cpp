@@ -83,12 +83,12 @@ int open_existing(const wchar_t *path, HANDLE *out, const char **op) {
         *op = why;
         return ENOLCK;
     }
-    FileId seen;
+    FileId seen{};
     if (int rc = file_id(look.get(), &seen)) return rc;
     Handle h(CreateFileW(path, GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT,
                          nullptr));
     if (!h) return GetLastError() == ERROR_FILE_NOT_FOUND ? EAGAIN : errno_from(GetLastError());
-    FileId got;
+    FileId got{};
     if (int rc = file_id(h.get(), &got)) return rc;
     if (!(got == seen)) return EAGAIN;  // swapped between the look and the open
     if (const char *why = lock_file_refusal(h.get(), false)) {
@@ -151,7 +151,7 @@ const char *lock_file_refusal(HANDLE h, bool any_links) {
 }
 
 int byte_lock_acquire(const wchar_t *path, const wlf_lock_options *opt, HANDLE *out, const char **op) {
-    HANDLE raw;
+    HANDLE raw = INVALID_HANDLE_VALUE;
     if (int rc = open_lock_file(path, &raw, op)) return rc;
     Handle h(raw);
     *op = "lock";

@@ -33,6 +33,11 @@ namespace {
 
 constexpr double kTransientSeconds = 2.0;
 
+// Windows 10 RS1 names; mingw-w64 declares them only for later targets.
+constexpr auto kFileRenameInfoEx = static_cast<FILE_INFO_BY_HANDLE_CLASS>(22);
+constexpr DWORD kRenameReplaceIfExists = 0x1;  // FILE_RENAME_FLAG_REPLACE_IF_EXISTS
+constexpr DWORD kRenamePosixSemantics = 0x2;   // FILE_RENAME_FLAG_POSIX_SEMANTICS
+
 std::atomic<int> g_method{kCommitAny};
 
 constexpr const char *kBusyOp =
@@ -68,12 +73,12 @@ int try_rename_info_ex(void *ctx) {
         t->error = ERROR_NOT_ENOUGH_MEMORY;
         return EIO;
     }
-    DWORD flags = FILE_RENAME_FLAG_POSIX_SEMANTICS | (f->exclusive ? 0 : FILE_RENAME_FLAG_REPLACE_IF_EXISTS);
+    DWORD flags = kRenamePosixSemantics | (f->exclusive ? 0 : kRenameReplaceIfExists);
     memcpy(info, &flags, sizeof flags);
     info->RootDirectory = nullptr;
     info->FileNameLength = static_cast<DWORD>(name_bytes);
     memcpy(info->FileName, f->target_w.get(), name_bytes);
-    BOOL ok = SetFileInformationByHandle(f->h, FileRenameInfoEx, info, static_cast<DWORD>(size));
+    BOOL ok = SetFileInformationByHandle(f->h, kFileRenameInfoEx, info, static_cast<DWORD>(size));
     free(info);
     return result(t, ok);
 }
@@ -92,7 +97,7 @@ int try_move_file(void *ctx) {
 }
 
 // Runs one method with the bounded retry. 0, or the Win32 error in *error.
-int run(TryFn fn, wlf_file *f, DWORD *error) {
+int run(detail::TryFn fn, wlf_file *f, DWORD *error) {
     Try t{f, ERROR_SUCCESS};
     int rc = detail::poll_until(fn, &t, true, kTransientSeconds);
     *error = t.error;

@@ -162,6 +162,10 @@ extern "C" int wlf_open(const char *path, int flags, mode_t, const wlf_write_opt
         if (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
             // Became a link after we resolved it: look again next time.
             return fail(err, abandon(f, EAGAIN), WLF_STEP_OPEN, "target %s changed while being opened", f->target);
+        // Windows refuses to open a read-only file for writing; Wine running
+        // as root does not, so the attribute is checked as Windows would.
+        if (info.dwFileAttributes & FILE_ATTRIBUTE_READONLY)
+            return fail(err, abandon(f, EACCES), WLF_STEP_OPEN, "open", f->target);
     } else if (!(flags & O_CREAT)) {
         return fail(err, abandon(f, ENOENT), WLF_STEP_OPEN, "open", f->target);
     }

@@ -6,8 +6,41 @@
 #include "file.hpp"
 
 #include <cerrno>
+#include <cwchar>
 
 namespace wrap_lockfile::win {
+
+namespace {
+
+// The final path of `h`, opened by `given`. GetFinalPathNameByHandleW
+// resolves every link; Wine 8 fails it (ERROR_MORE_DATA) for paths beyond
+// MAX_PATH whatever the buffer. Then the components of `given` are looked
+// at one by one: with no link (reparse point) among them it is final.
+int final_path_of(HANDLE h, const WPath &given, WPath *final) {
+    int rc = final_path(h, final);
+    if (rc == 0 || GetLastError() != ERROR_MORE_DATA) return rc;
+    WPath prefix;
+    const wchar_t *g = given.get();
+    // Past "\\?\C:\" (or "\\?\UNC\server\share\"): the first component that can be a link.
+    size_t start = 7;
+    if (wcsncmp(g, L"\\\\?\\UNC\\", 8) == 0) {
+        const wchar_t *share = wcschr(g + 8, L'\\');
+        const wchar_t *rest = share ? wcschr(share + 1, L'\\') : nullptr;
+        if (!rest) return final->assign(g, given.size());
+        start = static_cast<size_t>(rest - g) + 1;
+    }
+    for (size_t i = start; i <= given.size(); ++i) {
+        if (g[i] != L'\\' && g[i] != L'\0') continue;
+        if (int prc = prefix.assign(g, i)) return prc;
+        Handle look(open_for_query(prefix.get(), false));
+        BY_HANDLE_FILE_INFORMATION info;
+        if (!look || !GetFileInformationByHandle(look.get(), &info)) return errno_from(GetLastError());
+        if (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) return ENAMETOOLONG;
+    }
+    return final->assign(g, given.size());
+}
+
+}  // namespace
 
 int resolve_target(const char *path, WPath *final, bool *exists, BY_HANDLE_FILE_INFORMATION *info, DWORD *type,
                    const char **op) {
@@ -22,7 +55,7 @@ int resolve_target(const char *path, WPath *final, bool *exists, BY_HANDLE_FILE_
         if (*type == FILE_TYPE_DISK && !GetFileInformationByHandle(h.get(), info)) return errno_from(GetLastError());
         if (*type != FILE_TYPE_DISK) return final->assign(given.get(), given.size());
         *op = "resolve the final path of";
-        return final_path(h.get(), final);
+        return final_path_of(h.get(), given, final);
     }
     DWORD e = GetLastError();
     if (e != ERROR_FILE_NOT_FOUND) return errno_from(e);
@@ -45,7 +78,7 @@ int resolve_target(const char *path, WPath *final, bool *exists, BY_HANDLE_FILE_
     if (!GetFileInformationByHandle(d.get(), &dinfo)) return errno_from(GetLastError());
     if (!(dinfo.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)) return ENOTDIR;
     *op = "resolve the final path of";
-    if (int rc = final_path(d.get(), final)) return rc;
+    if (int rc = final_path_of(d.get(), dir, final)) return rc;
     if (int rc = final->append(L"\\")) return rc;
     return final->append(given.get() + base);
 }
