@@ -393,10 +393,10 @@ TEST(Security, ProtectedDaclIsKept) {
     ASSERT_EQ(rc, static_cast<DWORD>(ERROR_SUCCESS));
     std::wstring before = dacl_of(target);
     ASSERT_NE(before, L"?");
-    // Wine keeps a security descriptor only where the Unix file system
-    // takes user extended attributes.
+    // Wine 8 does not store a file's security descriptor: it accepts the
+    // DACL and answers one made from the Unix mode.
     if (before.find(L"D:P") == std::wstring::npos)
-        GTEST_SKIP() << "the file system did not keep the DACL set on the target (Wine without user xattrs)";
+        GTEST_SKIP() << "the DACL set on the target was not kept (Wine does not store file security descriptors)";
 
     atomic_write_content_with_lock(target, std::string("new"));
     EXPECT_EQ(read_file(target), "new");
