@@ -76,7 +76,7 @@ WLF_API const char *wlf_step_name(int step);
 /* ---- locks ------------------------------------------------------------ */
 
 enum wlf_lock_backend {
-    WLF_LOCK_FLOCK = 0,   /* flock(2) on <target>.lock (default) */
+    WLF_LOCK_FLOCK = 0,   /* flock(2) on <target>.lock (default); LockFileEx on Windows */
     WLF_LOCK_DOTLOCK = 1, /* link(2)-based <target>.lock, NFS safe, liblockfile compatible */
     WLF_LOCK_NONE = 2     /* no locking; warns once on stderr */
 };
@@ -114,12 +114,13 @@ WLF_API int wlf_lock_release(wlf_lock *lock, wlf_error *err);
 /* The lock file's path ("<target>.lock"). */
 WLF_API const char *wlf_lock_path(const wlf_lock *lock);
 
-/* Descriptor holding the lock, or -1 (dotlock and none backends). */
+/* Descriptor holding the lock, or -1 (dotlock and none backends, and on Windows). */
 WLF_API int wlf_lock_fd(const wlf_lock *lock);
 
 /* Pid of the current holder of "<target>.lock": the process holding a flock
  * on it as /proc/locks lists it, else the pid a dotlock records in it
- * (liblockfile's format); 0 if unknown. Nothing is ever written into a lock
+ * (liblockfile's format); on Windows the pid the holder publishes in byte
+ * locks (README "Windows"); 0 if unknown. Nothing is ever written into a lock
  * file for this. */
 WLF_API pid_t wlf_lock_holder(const char *target);
 
