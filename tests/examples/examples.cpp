@@ -2,9 +2,7 @@
 
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
-#ifndef WLF_EXAMPLES_NO_ZLIB
 #include <zlib.h>
-#endif
 
 #include <ctime>
 #include <fstream>
@@ -43,7 +41,6 @@ std::string timestamp() {
     return buf;
 }
 
-#ifndef WLF_EXAMPLES_NO_ZLIB
 // gzip.compress(): a gzip member (header + deflate + trailer), not a raw zlib stream.
 std::string gzip_compress(std::string_view data) {
     // One deflate() call takes at most uInt bytes; examples stay far below.
@@ -64,8 +61,6 @@ std::string gzip_compress(std::string_view data) {
     if (rc != Z_STREAM_END) throw std::runtime_error("deflate failed");
     return out;
 }
-
-#endif
 
 }  // namespace
 
@@ -106,17 +101,10 @@ int increment_counter_serialized(const fs::path &counter_file) {
 }
 
 void compress_and_save(std::string_view input_data, const fs::path &output_path) {
-#ifdef WLF_EXAMPLES_NO_ZLIB
-    // Built without zlib (the Windows cross build: Debian has no mingw zlib).
-    (void)input_data;
-    (void)output_path;
-    throw std::runtime_error("example 4 needs zlib, which this build does not have");
-#else
     std::string compressed = gzip_compress(input_data);
     AtomicFile out = atomic_write_lock(output_path, "wb", 10.0);
     out.write(compressed);
     out.commit();
-#endif
 }
 
 bool update_with_retry(const fs::path &filepath, std::string_view content, int max_retries, RetryTiming timing) {

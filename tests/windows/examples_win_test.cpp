@@ -1,14 +1,13 @@
 // The README examples (tests/examples/examples.cpp, unchanged) on Windows,
-// under Wine: 1, 2, 3, 5 and 6. Example 4 needs zlib, which Debian does not
-// package for mingw-w64: it is not built here (tests/examples runs it on
-// Linux). Lock files stay on Windows, so each directory holds the file and
-// its ".lock".
+// under Wine. Lock files stay on Windows, so each directory holds the file
+// and its ".lock".
 #include "examples.hpp"
 #include "win_support.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <mutex>
 #include <regex>
@@ -108,6 +107,41 @@ TEST(Example3, SerializedIncrementsFromFourThreadsReachExactly100) {
     std::set<int> distinct(returned.begin(), returned.end());
     EXPECT_EQ(distinct.size(), 100u);
     EXPECT_EQ(list_names(dir.path()), file_and_lock("counter"));
+}
+
+std::string gunzip(const std::string &data) {
+    z_stream zs{};
+    EXPECT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
+    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(data.data()));
+    zs.avail_in = static_cast<uInt>(data.size());
+    std::string out;
+    std::vector<char> buf(65536);
+    int rc;
+    do {
+        zs.next_out = reinterpret_cast<Bytef *>(buf.data());
+        zs.avail_out = static_cast<uInt>(buf.size());
+        rc = inflate(&zs, Z_NO_FLUSH);
+        out.append(buf.data(), buf.size() - zs.avail_out);
+    } while (rc == Z_OK);
+    inflateEnd(&zs);
+    EXPECT_EQ(rc, Z_STREAM_END);
+    return out;
+}
+
+TEST(Example4, CompressAndSaveWritesAGzipThatRoundTrips) {
+    TempDir dir;
+    fs::path out = dir / "data.gz";
+    write_file(out, "old content, not gzip");
+    std::string input;
+    for (int i = 0; i < 20000; ++i) input += "line " + std::to_string(i * 7919 % 10007) + "\n";
+    compress_and_save(input, out);
+    std::string stored = read_file(out);
+    ASSERT_GE(stored.size(), 18u);
+    EXPECT_EQ(static_cast<unsigned char>(stored[0]), 0x1f);
+    EXPECT_EQ(static_cast<unsigned char>(stored[1]), 0x8b);
+    EXPECT_LT(stored.size(), input.size());
+    EXPECT_EQ(gunzip(stored), input);  // binary: no newline translation on the way
+    EXPECT_EQ(list_names(dir.path()), file_and_lock("data.gz"));
 }
 
 constexpr RetryTiming fast{.lock_timeout = 0.2, .pause = std::chrono::duration<double>(0.1)};
