@@ -320,6 +320,20 @@ TEST(Paths, LongerThanMaxPath) {
     EXPECT_EQ(list_names(deep), (std::vector<std::string>{std::string(40, 'z') + ".txt", std::string(40, 'z') + ".txt.lock"}));
 }
 
+// A path that already has the \\?\ prefix is taken as it is.
+TEST(Paths, GivenWithTheLongPathPrefix) {
+    TempDir dir;
+    fs::path target = dir / "prefixed.txt";
+    std::string prefixed = utf8(fs::path(long_path(target)));
+    ASSERT_EQ(prefixed.rfind("\\\\?\\", 0), 0u) << prefixed;
+    ASSERT_EQ(wlf_write_content(prefixed.c_str(), "p", 1, nullptr, nullptr), 0);
+    EXPECT_EQ(read_file(target), "p");
+    wlf_file *f = nullptr;
+    ASSERT_EQ(wlf_open(prefixed.c_str(), O_WRONLY | O_APPEND, 0, nullptr, &f, nullptr), 0);
+    EXPECT_EQ(std::string(wlf_file_target(f)), utf8(target));  // shown without the prefix
+    wlf_discard(f);
+}
+
 TEST(Attributes, HiddenStaysHiddenNewIsNotAndTheTempIsUntilTheCommit) {
     TempDir dir;
     fs::path target = dir / "hidden.txt";

@@ -195,8 +195,8 @@ std::map<std::string, Role> &roles() {
 namespace {
 
 // The holder's side: lock args[0] with backend args[1], set event args[2],
-// wait for event args[3], release, and write the release time into args[4]
-// when given.
+// wait for event args[3], release, and write the release time (taken just
+// before) into args[4] when given.
 const RegisterRole hold("hold", [](const std::vector<std::string> &a) {
     wlf_lock_options opt;
     wlf_lock_options_init(&opt);
@@ -205,8 +205,10 @@ const RegisterRole hold("hold", [](const std::vector<std::string> &a) {
     if (wlf_lock_acquire(a[0].c_str(), &opt, &lock, nullptr) != 0) return 2;
     Event(a[2]).set();
     if (!Event(a[3]).wait(60000)) return 3;
-    wlf_lock_release(lock, nullptr);
+    // Taken before the release: a waiter can wake before this process runs
+    // again, and what is measured is an upper bound of the wake-up.
     double released = now_seconds();
+    wlf_lock_release(lock, nullptr);
     if (a.size() > 4) write_file(fs::path(std::u8string(a[4].begin(), a[4].end())), std::to_string(released));
     return 0;
 });

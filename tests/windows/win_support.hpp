@@ -82,8 +82,8 @@ struct RegisterRole {
 };
 
 // A process holding the lock of `target` (backend "flock" or "dotlock")
-// from the constructor until release(); with `stamp`, it writes the time of
-// its release (now_seconds) into that file.
+// from the constructor until release(); with `stamp`, it writes the time
+// (now_seconds) right before its release into that file.
 class Holder {
 public:
     explicit Holder(const fs::path &target, const std::string &backend = "flock", const fs::path &stamp = {});

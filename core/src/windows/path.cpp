@@ -88,7 +88,7 @@ int full_path(const char *path, WPath *out) {
     if (int rc = given.assign(L"", 0)) return rc;
     if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, given.data(), n) <= 0)
         return errno_from(GetLastError());
-    given.truncate(static_cast<size_t>(n - 1));
+    if (int rc = given.assign(given.get(), static_cast<size_t>(n - 1))) return rc;  // its length, now known
     const wchar_t *g = given.get();
     if (wcsncmp(g, L"\\\\?\\", 4) == 0) return out->assign(g, given.size());  // already there
 
