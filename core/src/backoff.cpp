@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <unistd.h>
 
 namespace wrap_lockfile::detail {
 
@@ -13,7 +12,7 @@ uint64_t random_u64() {
     // xorshift64*, per thread, seeded from the clock, the thread id and an address.
     static thread_local uint64_t state = 0;
     if (state == 0) {
-        state = static_cast<uint64_t>(monotonic_ns()) ^ (static_cast<uint64_t>(gettid()) << 32) ^
+        state = static_cast<uint64_t>(monotonic_ns()) ^ (thread_number() << 32) ^
                 reinterpret_cast<uintptr_t>(&state);
         if (state == 0) state = 0x9E3779B97F4A7C15ull;
     }

@@ -31,7 +31,7 @@ extern "C" const char *wlf_error_format(const wlf_error *err, char *buf, size_t 
         return buf;
     }
     char tmp[256];
-    const char *msg = strerror_r(err->code, tmp, sizeof tmp);
+    const char *msg = wrap_lockfile::detail::error_text(err->code, tmp, sizeof tmp);
     const char *op = err->op ? err->op : "operation";
     // An op with a "%s" names the path inside ("lock file %s is a FIFO");
     // it is the library's own static text, never a format for printf.

@@ -39,13 +39,21 @@ int split_dir_base(const char *path, char *dir, size_t dir_size, const char **ba
 // no such number is free.
 int raise_fd(int fd, int floor);
 
-// ---- the clock (posix/clock.cpp) ----
+// ---- the clock (posix/clock.cpp, windows/clock.cpp) ----
 
 // Monotonic clock in nanoseconds.
 int64_t monotonic_ns();
 
 // Sleeps for `ns` nanoseconds (restarts on EINTR until the time has passed).
 void sleep_ns(int64_t ns);
+
+// The calling thread's number (gettid, GetCurrentThreadId): seeds random_u64.
+uint64_t thread_number();
+
+// ---- error texts (posix/error_text.cpp, windows/error_text.cpp) ----
+
+// The message for errno value `code`, in buf[size] or a static string.
+const char *error_text(int code, char *buf, size_t size);
 
 // ---- backoff (backoff.cpp; timeout_ns: timeout.cpp) ----
 

@@ -6,6 +6,11 @@
 #include <cerrno>
 #include <cstring>
 
+#if defined(_WIN32) && !defined(O_CLOEXEC)
+// The CRT's "not inherited by child processes" is glibc's 'e'.
+#define O_CLOEXEC O_NOINHERIT
+#endif
+
 namespace wrap_lockfile::detail {
 
 namespace {

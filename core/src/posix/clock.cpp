@@ -1,8 +1,10 @@
-// The monotonic clock and sleeping on it, for deadlines and backoff.
+// The monotonic clock and sleeping on it, for deadlines and backoff; the
+// thread's number for the backoff's jitter.
 #include "internal.hpp"
 
 #include <cerrno>
 #include <ctime>
+#include <unistd.h>
 
 namespace wrap_lockfile::detail {
 
@@ -18,5 +20,7 @@ void sleep_ns(int64_t ns) {
     while (nanosleep(&req, &req) != 0 && errno == EINTR) {
     }
 }
+
+uint64_t thread_number() { return static_cast<uint64_t>(gettid()); }
 
 }  // namespace wrap_lockfile::detail

@@ -12,7 +12,7 @@
 // "Windows".
 #include "lock_backends.hpp"
 
-#include "handoff.hpp"
+#include "lock_internal.hpp"  // lock_file_holder
 #include "internal.hpp"
 
 #include <atomic>
