@@ -316,3 +316,8 @@ TEST(HookTrampoline, WineFillerAndKernel32Thunk) {
 }
 
 }  // namespace
+
+int main(int argc, char **argv) {
+    testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
