@@ -1,0 +1,260 @@
+// The Windows shim end to end under Wine: atomically.exe runs an unmodified
+// client (clients/wlf_client.cpp) whose writes must become atomic
+// replacements. A reader looks while the client is between its two halves
+// (named events, never sleeps): the old content then, the new one after,
+// nothing left over but the kept lock file. README "Windows".
+#include "win_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace wlf_win;
+
+namespace {
+
+// A build path from meson (a Unix path) as Wine names it.
+std::wstring from_env(const char *var) {
+    const char *v = getenv(var);
+    if (!v || !*v) return {};
+    std::string s = v;
+    if (s[0] == '/') s = "Z:" + s;
+    for (char &c : s)
+        if (c == '/') c = '\\';
+    return std::wstring(s.begin(), s.end());
+}
+
+std::wstring quote(const std::wstring &a) { return L"\"" + a + L"\""; }
+std::wstring widen(const std::string &s) {
+    int n = MultiByteToWideChar(CP_UTF8, 0, s.c_str(), -1, nullptr, 0);
+    std::wstring w(static_cast<size_t>(n), L'\0');
+    MultiByteToWideChar(CP_UTF8, 0, s.c_str(), -1, w.data(), n);
+    w.resize(static_cast<size_t>(n - 1));
+    return w;
+}
+
+// A process started from a command line (no window, inherited standard handles).
+class Process {
+public:
+    explicit Process(std::wstring cmd) {
+        STARTUPINFOW si{};
+        si.cb = sizeof si;
+        ok_ = CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi_);
+        if (!ok_) error_ = GetLastError();
+    }
+    ~Process() {
+        if (!ok_) return;
+        if (WaitForSingleObject(pi_.hProcess, 0) != WAIT_OBJECT_0) TerminateProcess(pi_.hProcess, 99);
+        CloseHandle(pi_.hThread);
+        CloseHandle(pi_.hProcess);
+    }
+    Process(const Process &) = delete;
+    Process &operator=(const Process &) = delete;
+    bool started() const { return ok_; }
+    DWORD error() const { return error_; }
+    // Exit code, or -1 on timeout.
+    int wait(DWORD ms = 60000) {
+        if (WaitForSingleObject(pi_.hProcess, ms) != WAIT_OBJECT_0) return -1;
+        DWORD code = 0;
+        GetExitCodeProcess(pi_.hProcess, &code);
+        return static_cast<int>(code);
+    }
+
+private:
+    PROCESS_INFORMATION pi_{};
+    BOOL ok_ = FALSE;
+    DWORD error_ = 0;
+};
+
+std::wstring atomically() { return quote(from_env("WLF_ATOMICALLY")); }
+std::wstring client() { return quote(from_env("WLF_CLIENT")); }
+
+// "atomically.exe --rule RULE -- wlf_client ARGS..." (no atomically when rule is empty).
+std::wstring command(const std::string &rule, const std::vector<std::string> &args) {
+    std::wstring cmd = rule.empty() ? client() : atomically() + L" --rule " + quote(widen(rule)) + L" -- " + client();
+    for (const std::string &a : args) cmd += L" " + quote(widen(a));
+    return cmd;
+}
+
+int run(const std::string &rule, const std::vector<std::string> &args) {
+    Process p(command(rule, args));
+    EXPECT_TRUE(p.started()) << p.error();
+    return p.started() ? p.wait() : -1;
+}
+
+BY_HANDLE_FILE_INFORMATION file_info(const fs::path &p) {
+    BY_HANDLE_FILE_INFORMATION info{};
+    HANDLE h = CreateFileW(p.wstring().c_str(), 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                           OPEN_EXISTING, 0, nullptr);
+    EXPECT_NE(h, INVALID_HANDLE_VALUE);
+    GetFileInformationByHandle(h, &info);
+    CloseHandle(h);
+    return info;
+}
+
+const char kOld[] = "the old content";
+const char kNew[] = "0123456789 the new content 9876543210";
+
+class EachMethod : public testing::TestWithParam<const char *> {};
+
+// A reader sees the old content while the client is halfway, the new one
+// after it closed, and nothing is left over but "<target>.lock".
+TEST_P(EachMethod, ReaderSeesOldThenNewNothingLeftOver) {
+    std::string method = GetParam();
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command(utf8(target), {"write", method, utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started()) << p.error();
+    ASSERT_TRUE(ready_event.wait());
+    EXPECT_EQ(read_file(target), kOld) << "mid-write, through " << method;
+    go_event.set();
+    ASSERT_EQ(p.wait(), 0);
+    std::string expected = method == "append" ? std::string(kOld) + kNew : std::string(kNew);
+    EXPECT_EQ(read_file(target), expected) << method;
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"})) << method;
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, EachMethod,
+                         testing::Values("CreateFileW", "CreateFileA", "CreateFile2", "GetProcAddress", "fopen",
+                                         "_wfopen", "_wopen", "ofstream", "append"));
+
+// The same check without atomically.exe sees the half-written file: the
+// test above can fail.
+TEST(ShimWin, WithoutTheShimAReaderSeesTheHalfWrittenFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command("", {"write", "CreateFileW", utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(ready_event.wait());
+    EXPECT_EQ(read_file(target), std::string(kNew).substr(0, sizeof kNew / 2 - 1));
+    go_event.set();
+    EXPECT_EQ(p.wait(), 0);
+}
+
+TEST(ShimWin, CopyFileAnswersPathQueriesOnThePendingFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    write_file(dir / "target.txt.src", kNew);
+    EXPECT_EQ(run("*/target.txt", {"write", "copy_file", utf8(target), ""}), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock", "target.txt.src"}));
+}
+
+TEST(ShimWin, PathQueriesAgreeWithThePendingFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    EXPECT_EQ(run(utf8(target), {"stat", utf8(target)}), 0);
+    EXPECT_EQ(read_file(target), "12345");
+}
+
+TEST(ShimWin, DuplicateHandleCommitsOnceAtTheLastClose) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command(utf8(target), {"dup", utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(ready_event.wait());
+    // The original handle is closed, its copy still open: nothing committed yet.
+    EXPECT_EQ(read_file(target), kOld);
+    go_event.set();
+    ASSERT_EQ(p.wait(), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+TEST(ShimWin, UnmatchedPathsAreUntouched) {
+    TempDir dir;
+    fs::path other = dir / "other.txt";
+    write_file(other, kOld);
+    BY_HANDLE_FILE_INFORMATION before = file_info(other);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command("*.matched", {"write", "CreateFileW", utf8(other), kNew, ready, go}));
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(ready_event.wait());
+    EXPECT_NE(read_file(other), kOld);  // written in place, as without the shim
+    go_event.set();
+    ASSERT_EQ(p.wait(), 0);
+    EXPECT_EQ(read_file(other), kNew);
+    BY_HANDLE_FILE_INFORMATION after = file_info(other);
+    EXPECT_EQ(after.nFileIndexLow, before.nFileIndexLow);
+    EXPECT_EQ(after.nFileIndexHigh, before.nFileIndexHigh);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"other.txt"}));
+}
+
+TEST(ShimWin, ChildrenAndGrandchildrenAreFollowed) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    // atomically -> client spawn -> client spawn -> client write
+    Process p(command(utf8(target), {"spawn", "spawn", "write", "CreateFileW", utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(ready_event.wait());
+    EXPECT_EQ(read_file(target), kOld);
+    go_event.set();
+    ASSERT_EQ(p.wait(), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+// 8 processes x 50 read-modify-write increments: exactly 400 under the
+// shim (each open is locked); fewer without it (lost updates).
+int count_after_increments(const std::string &rule, const fs::path &counter) {
+    write_file(counter, "0");
+    std::vector<std::unique_ptr<Process>> procs;
+    for (int i = 0; i < 8; ++i) procs.push_back(std::make_unique<Process>(command(rule, {"increment", utf8(counter), "50"})));
+    for (auto &p : procs) EXPECT_EQ(p->wait(120000), 0);
+    return std::atoi(read_file(counter).c_str());
+}
+
+TEST(ShimWin, EightProcessesTimesFiftyIncrementsEndAt400) {
+    TempDir dir;
+    fs::path counter = dir / "counter.txt";
+    EXPECT_EQ(count_after_increments(utf8(counter), counter), 400);
+    EXPECT_LT(count_after_increments("", counter), 400) << "without the shim updates should be lost";
+}
+
+TEST(ShimWin, ExitCodes) {
+    EXPECT_EQ(run("*.none", {"exit", "7"}), 7);
+    EXPECT_EQ(run("*.none", {"exit", "0"}), 0);
+    Process missing(atomically() + L" --rule x -- Z:\\no\\such\\program.exe");
+    ASSERT_TRUE(missing.started());
+    EXPECT_EQ(missing.wait(), 127);
+    Process bad_option(atomically() + L" --no-such-option -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_option.started());
+    EXPECT_EQ(bad_option.wait(), 125);
+    Process bad_timeout(atomically() + L" --timeout soon -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_timeout.started());
+    EXPECT_EQ(bad_timeout.wait(), 125);
+    Process bad_glob(atomically() + L" --rule \"a[b\" -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_glob.started());
+    EXPECT_EQ(bad_glob.wait(), 125);
+}
+
+TEST(ShimWin, InjectionFailureIs125AndTheCommandDoesNotRun) {
+    TempDir dir;
+    fs::path not_a_dll = dir / "broken.dll";
+    write_file(not_a_dll, "this is not a DLL");
+    fs::path target = dir / "target.txt";
+    ASSERT_TRUE(SetEnvironmentVariableW(L"WRAP_LOCKFILE_HOOK_DLL", not_a_dll.wstring().c_str()));
+    int rc = run(utf8(target), {"write", "CreateFileW", utf8(target), kNew});
+    SetEnvironmentVariableW(L"WRAP_LOCKFILE_HOOK_DLL", nullptr);
+    EXPECT_EQ(rc, 125);
+    EXPECT_FALSE(fs::exists(target));
+}
+
+}  // namespace
