@@ -139,12 +139,15 @@ TEST(ShimWin, WithoutTheShimAReaderSeesTheHalfWrittenFile) {
     EXPECT_EQ(p.wait(), 0);
 }
 
+// libstdc++'s copy_file chmods the new file by name while it is open
+// (_wchmod, SetFileAttributesW): the pending file must answer. (Onto an
+// existing file, mingw's copy_file fails by itself: _wstat gives every
+// file inode 0, so source and destination look equivalent.)
 TEST(ShimWin, CopyFileAnswersPathQueriesOnThePendingFile) {
     TempDir dir;
     fs::path target = dir / "target.txt";
-    write_file(target, kOld);
     write_file(dir / "target.txt.src", kNew);
-    EXPECT_EQ(run("*/target.txt", {"write", "copy_file", utf8(target), ""}), 0);
+    EXPECT_EQ(run("target.txt", {"write", "copy_file", utf8(target), ""}), 0);
     EXPECT_EQ(read_file(target), kNew);
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock", "target.txt.src"}));
 }

@@ -86,7 +86,10 @@ int write_method(int argc, char **argv) {
     std::string content = argv[4];
     std::string a = content.substr(0, content.size() / 2), b = content.substr(content.size() / 2);
     if (method == "CreateFileW")
-        return write_handle(CreateFileW(path.c_str(), GENERIC_WRITE, 0, nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr),
+        // Readers may look (as most programs let them): the test's reader
+        // must be able to see a half-written file when nothing protects it.
+        return write_handle(CreateFileW(path.c_str(), GENERIC_WRITE, FILE_SHARE_READ, nullptr, CREATE_ALWAYS,
+                                        FILE_ATTRIBUTE_NORMAL, nullptr),
                             a, b, argc, argv);
     if (method == "CreateFileA")
         return write_handle(CreateFileA(argv[3], GENERIC_WRITE, 0, nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr), a,
