@@ -214,6 +214,71 @@ TEST(ShimWin, ChildrenAndGrandchildrenAreFollowed) {
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
 }
 
+// Every way a program starts a child reaches CreateProcessInternalW: the
+// child's write is atomic (mid-write reader, lock file), so it was injected.
+class EachChild : public testing::TestWithParam<const char *> {};
+
+TEST_P(EachChild, WritesOfTheChildAreAtomic) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command(utf8(target), {GetParam(), "write", "CreateFileW", utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(ready_event.wait());
+    EXPECT_EQ(read_file(target), kOld) << GetParam();
+    go_event.set();
+    ASSERT_EQ(p.wait(), 0) << GetParam();
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ways, EachChild, testing::Values("spawn", "spawnA", "wspawn", "wsystem", "suspended"));
+
+TEST(ShimWin, ALateLoadedDllIsCovered) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::wstring dll = from_env("WLF_TARGET_DLL");
+    ASSERT_FALSE(dll.empty());
+    EXPECT_EQ(run(utf8(target), {"latedll", utf8(fs::path(dll)), utf8(target), kNew}), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+// cmd.exe's redirections and copy, compared with the same command line run
+// without the shim: the same content, and the lock file shows it went
+// through the shim.
+TEST(ShimWin, CmdExeRedirectionsAndCopyMatchThePlainRun) {
+    const char *lines[] = {"echo X>T", "echo X>T && echo Y>>T", "copy /y S T", "type S > T"};
+    for (const char *line : lines) {
+        std::string results[2];
+        for (int shim = 0; shim < 2; ++shim) {
+            TempDir dir;
+            fs::path target = dir / "target.txt", source = dir / "source.txt";
+            write_file(target, kOld);
+            write_file(source, kNew);
+            std::wstring cmdline;
+            for (const char *c = line; *c; ++c) {
+                if (*c == 'T') cmdline += target.wstring();
+                else if (*c == 'S') cmdline += source.wstring();
+                else cmdline += static_cast<wchar_t>(*c);
+            }
+            std::wstring prefix = shim ? atomically() + L" --rule " + quote(target.wstring()) + L" -- " : L"";
+            Process p(prefix + L"cmd.exe /c " + cmdline);
+            ASSERT_TRUE(p.started());
+            EXPECT_EQ(p.wait(), 0) << line;
+            results[shim] = read_file(target);
+            std::vector<std::string> expected{"source.txt", "target.txt"};
+            if (shim) expected.push_back("target.txt.lock");
+            EXPECT_EQ(list_names(dir.path()), expected) << line;
+        }
+        EXPECT_EQ(results[1], results[0]) << line;
+        EXPECT_NE(results[1], kOld) << line;
+    }
+}
+
 // 8 processes x 50 read-modify-write increments: exactly 400 under the
 // shim (each open is locked); fewer without it (lost updates).
 int count_after_increments(const std::string &rule, const fs::path &counter) {

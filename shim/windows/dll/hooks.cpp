@@ -111,7 +111,11 @@ HANDLE open_pending_for_reading(const char *key, DWORD access, DWORD flags) {
 HANDLE open_matched(const wchar_t *name, DWORD access, LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,
                     HANDLE tmpl, bool *handled) {
     *handled = false;
-    if (!g_active || !name || !*name || tmpl || (flags & kForeignFlags) || busy()) return INVALID_HANDLE_VALUE;
+    // A template handle (CopyFileW passes its source) only lends a new file
+    // its attributes, which `flags` carries too; its extended attributes are
+    // not copied.
+    (void)tmpl;
+    if (!g_active || !name || !*name || (flags & kForeignFlags) || busy()) return INVALID_HANDLE_VALUE;
     bool write = (access & kWriteAccess) || disposition == CREATE_ALWAYS || disposition == TRUNCATE_EXISTING;
     if (!write && g_pending_count == 0) return INVALID_HANDLE_VALUE;
     if (is_device_name(name)) return INVALID_HANDLE_VALUE;

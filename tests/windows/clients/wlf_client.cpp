@@ -8,6 +8,11 @@
 //   wlf_client fill PATH            writes until the disk is full, then closes
 //   wlf_client exit CODE            exits with CODE
 //   wlf_client spawn ARGS...        runs "wlf_client ARGS..." as a child (CreateProcessW), its exit code
+//   wlf_client spawnA|wspawn|wsystem|suspended ARGS...
+//                                   the same through CreateProcessA, _wspawnv, _wsystem, or a
+//                                   CreateProcessW child its creator starts suspended and resumes
+//   wlf_client latedll DLL PATH CONTENT
+//                                   a DLL loaded now (LoadLibraryW) writes PATH
 //   wlf_client dup PATH CONTENT [READY GO]
 //                                   writes through a DuplicateHandle copy after closing the original
 //   wlf_client stat PATH            path queries agree with the file being written (exit 0)
@@ -24,7 +29,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <process.h>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -172,20 +179,53 @@ int fill(const char *path_utf8) {
 }
 
 int spawn(int argc, char **argv) {
+    std::string how = argv[1];
     wchar_t self[MAX_PATH];
     GetModuleFileNameW(nullptr, self, MAX_PATH);
     std::wstring cmd = L"\"" + std::wstring(self) + L"\"";
     for (int i = 2; i < argc; ++i) cmd += L" \"" + wide(argv[i]) + L"\"";
-    STARTUPINFOW si{};
-    si.cb = sizeof si;
+    if (how == "wsystem") {
+        // cmd.exe /c: the outer quotes are removed by cmd itself.
+        return _wsystem((L"\"" + cmd + L"\"").c_str());
+    }
+    if (how == "wspawn") {
+        std::vector<std::wstring> args{self};
+        for (int i = 2; i < argc; ++i) args.push_back(L"\"" + wide(argv[i]) + L"\"");
+        std::vector<const wchar_t *> ptrs;
+        for (auto &a : args) ptrs.push_back(a.c_str());
+        ptrs.push_back(nullptr);
+        return static_cast<int>(_wspawnv(_P_WAIT, self, ptrs.data()));
+    }
     PROCESS_INFORMATION pi{};
-    if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi)) return die("CreateProcessW");
+    if (how == "spawnA") {
+        std::string narrow(cmd.begin(), cmd.end());  // the test's paths are ASCII
+        STARTUPINFOA si{};
+        si.cb = sizeof si;
+        if (!CreateProcessA(nullptr, narrow.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi))
+            return die("CreateProcessA");
+    } else {
+        STARTUPINFOW si{};
+        si.cb = sizeof si;
+        DWORD flags = how == "suspended" ? CREATE_SUSPENDED : 0;
+        if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, FALSE, flags, nullptr, nullptr, &si, &pi))
+            return die("CreateProcessW");
+        if (flags && ResumeThread(pi.hThread) != 1) return die("ResumeThread (the child must still be suspended)");
+    }
     WaitForSingleObject(pi.hProcess, INFINITE);
     DWORD code = 1;
     GetExitCodeProcess(pi.hProcess, &code);
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
     return static_cast<int>(code);
+}
+
+int late_dll(const char *dll, const char *path, const char *content) {
+    HMODULE m = LoadLibraryW(wide(dll).c_str());
+    if (!m) return die("LoadLibraryW");
+    using Fn = int (*)(const wchar_t *, const char *);
+    auto fn = reinterpret_cast<Fn>(reinterpret_cast<void *>(GetProcAddress(m, "hook_target_write")));
+    if (!fn) return die("GetProcAddress");
+    return fn(wide(path).c_str(), content);
 }
 
 int dup_write(int argc, char **argv) {
@@ -231,7 +271,9 @@ int main(int argc, char **argv) {
     if (cmd == "increment" && argc >= 4) return increment(argv[2], atoi(argv[3]));
     if (cmd == "fill" && argc >= 3) return fill(argv[2]);
     if (cmd == "exit" && argc >= 3) return atoi(argv[2]);
-    if (cmd == "spawn") return spawn(argc, argv);
+    if (cmd == "spawn" || cmd == "spawnA" || cmd == "wspawn" || cmd == "wsystem" || cmd == "suspended")
+        return spawn(argc, argv);
+    if (cmd == "latedll" && argc >= 5) return late_dll(argv[2], argv[3], argv[4]);
     if (cmd == "dup" && argc >= 4) return dup_write(argc, argv);
     if (cmd == "stat" && argc >= 3) return stat_pending(argv[2]);
     return 2;
