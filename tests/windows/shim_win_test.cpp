@@ -84,6 +84,34 @@ int run(const std::string &rule, const std::vector<std::string> &args) {
     return p.started() ? p.wait() : -1;
 }
 
+// Runs the client (ARGS, then the names of a READY and a GO event) and reads
+// `target` while it is halfway: what the reader saw, and the exit code.
+struct Halfway {
+    std::string seen;
+    int code = -1;
+};
+
+Halfway run_with_reader(const std::string &rule, std::vector<std::string> args, const fs::path &target) {
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    args.push_back(ready);
+    args.push_back(go);
+    Process p(command(rule, args));
+    Halfway out;
+    if (!p.started()) {
+        ADD_FAILURE() << "cannot start the client: " << p.error();
+        return out;
+    }
+    if (!ready_event.wait()) {
+        ADD_FAILURE() << "the client never got halfway";
+        return out;
+    }
+    out.seen = read_file(target);
+    go_event.set();
+    out.code = p.wait();
+    return out;
+}
+
 BY_HANDLE_FILE_INFORMATION file_info(const fs::path &p) {
     BY_HANDLE_FILE_INFORMATION info{};
     HANDLE h = CreateFileW(p.wstring().c_str(), 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
@@ -106,14 +134,9 @@ TEST_P(EachMethod, ReaderSeesOldThenNewNothingLeftOver) {
     TempDir dir;
     fs::path target = dir / "target.txt";
     write_file(target, kOld);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
-    Process p(command(utf8(target), {"write", method, utf8(target), kNew, ready, go}));
-    ASSERT_TRUE(p.started()) << p.error();
-    ASSERT_TRUE(ready_event.wait());
-    EXPECT_EQ(read_file(target), kOld) << "mid-write, through " << method;
-    go_event.set();
-    ASSERT_EQ(p.wait(), 0);
+    Halfway h = run_with_reader(utf8(target), {"write", method, utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld) << "mid-write, through " << method;
+    ASSERT_EQ(h.code, 0);
     std::string expected = method == "append" ? std::string(kOld) + kNew : std::string(kNew);
     EXPECT_EQ(read_file(target), expected) << method;
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"})) << method;
@@ -129,14 +152,9 @@ TEST(ShimWin, WithoutTheShimAReaderSeesTheHalfWrittenFile) {
     TempDir dir;
     fs::path target = dir / "target.txt";
     write_file(target, kOld);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
-    Process p(command("", {"write", "CreateFileW", utf8(target), kNew, ready, go}));
-    ASSERT_TRUE(p.started());
-    ASSERT_TRUE(ready_event.wait());
-    EXPECT_EQ(read_file(target), std::string(kNew).substr(0, sizeof kNew / 2 - 1));
-    go_event.set();
-    EXPECT_EQ(p.wait(), 0);
+    Halfway h = run_with_reader("", {"write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, std::string(kNew).substr(0, sizeof kNew / 2 - 1));
+    EXPECT_EQ(h.code, 0);
 }
 
 // libstdc++'s copy_file chmods the new file by name while it is open
@@ -164,15 +182,10 @@ TEST(ShimWin, DuplicateHandleCommitsOnceAtTheLastClose) {
     TempDir dir;
     fs::path target = dir / "target.txt";
     write_file(target, kOld);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
-    Process p(command(utf8(target), {"dup", utf8(target), kNew, ready, go}));
-    ASSERT_TRUE(p.started());
-    ASSERT_TRUE(ready_event.wait());
+    Halfway h = run_with_reader(utf8(target), {"dup", utf8(target), kNew}, target);
     // The original handle is closed, its copy still open: nothing committed yet.
-    EXPECT_EQ(read_file(target), kOld);
-    go_event.set();
-    ASSERT_EQ(p.wait(), 0);
+    EXPECT_EQ(h.seen, kOld);
+    ASSERT_EQ(h.code, 0);
     EXPECT_EQ(read_file(target), kNew);
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
 }
@@ -182,14 +195,9 @@ TEST(ShimWin, UnmatchedPathsAreUntouched) {
     fs::path other = dir / "other.txt";
     write_file(other, kOld);
     BY_HANDLE_FILE_INFORMATION before = file_info(other);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
-    Process p(command("*.matched", {"write", "CreateFileW", utf8(other), kNew, ready, go}));
-    ASSERT_TRUE(p.started());
-    ASSERT_TRUE(ready_event.wait());
-    EXPECT_NE(read_file(other), kOld);  // written in place, as without the shim
-    go_event.set();
-    ASSERT_EQ(p.wait(), 0);
+    Halfway h = run_with_reader("*.matched", {"write", "CreateFileW", utf8(other), kNew}, other);
+    EXPECT_NE(h.seen, kOld);  // written in place, as without the shim
+    ASSERT_EQ(h.code, 0);
     EXPECT_EQ(read_file(other), kNew);
     BY_HANDLE_FILE_INFORMATION after = file_info(other);
     EXPECT_EQ(after.nFileIndexLow, before.nFileIndexLow);
@@ -201,15 +209,10 @@ TEST(ShimWin, ChildrenAndGrandchildrenAreFollowed) {
     TempDir dir;
     fs::path target = dir / "target.txt";
     write_file(target, kOld);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
     // atomically -> client spawn -> client spawn -> client write
-    Process p(command(utf8(target), {"spawn", "spawn", "write", "CreateFileW", utf8(target), kNew, ready, go}));
-    ASSERT_TRUE(p.started());
-    ASSERT_TRUE(ready_event.wait());
-    EXPECT_EQ(read_file(target), kOld);
-    go_event.set();
-    ASSERT_EQ(p.wait(), 0);
+    Halfway h = run_with_reader(utf8(target), {"spawn", "spawn", "write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld);
+    ASSERT_EQ(h.code, 0);
     EXPECT_EQ(read_file(target), kNew);
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
 }
@@ -222,14 +225,9 @@ TEST_P(EachChild, WritesOfTheChildAreAtomic) {
     TempDir dir;
     fs::path target = dir / "target.txt";
     write_file(target, kOld);
-    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
-    Event ready_event(ready), go_event(go);
-    Process p(command(utf8(target), {GetParam(), "write", "CreateFileW", utf8(target), kNew, ready, go}));
-    ASSERT_TRUE(p.started());
-    ASSERT_TRUE(ready_event.wait());
-    EXPECT_EQ(read_file(target), kOld) << GetParam();
-    go_event.set();
-    ASSERT_EQ(p.wait(), 0) << GetParam();
+    Halfway h = run_with_reader(utf8(target), {GetParam(), "write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld) << GetParam();
+    ASSERT_EQ(h.code, 0) << GetParam();
     EXPECT_EQ(read_file(target), kNew);
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
 }
