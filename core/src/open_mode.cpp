@@ -3,6 +3,10 @@
 
 #include <fcntl.h>
 
+#ifndef O_CLOEXEC  // the Windows CRT has none: 'e' changes nothing there
+#define O_CLOEXEC 0
+#endif
+
 #include <cerrno>
 #include <cstring>
 

@@ -22,7 +22,9 @@ const char *not_regular(mode_t mode) {
     if (S_ISFIFO(mode)) return "is a FIFO";
     if (S_ISCHR(mode)) return "is a character device";
     if (S_ISBLK(mode)) return "is a block device";
+#ifdef S_ISSOCK  // no sockets in the Windows CRT's file types
     if (S_ISSOCK(mode)) return "is a socket";
+#endif
     return S_ISREG(mode) ? nullptr : "is not a regular file";
 }
 

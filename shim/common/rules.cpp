@@ -167,11 +167,29 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 }  // namespace
 
+int windows_spelling(const char *in, char *out, size_t size) {
+    size_t n = strlen(in);
+    bool drive = ((in[0] >= 'a' && in[0] <= 'z') || (in[0] >= 'A' && in[0] <= 'Z')) && in[1] == ':';
+    if (n + (drive ? 1 : 0) + 1 > size) return ENAMETOOLONG;
+    memmove(out + (drive ? 1 : 0), in, n + 1);
+    if (drive) out[0] = '/';
+    for (char *c = out; *c; ++c) {
+        if (*c == '\\') *c = '/';
+        else if (*c >= 'A' && *c <= 'Z') *c = static_cast<char>(*c - 'A' + 'a');
+    }
+    return 0;
+}
+
 int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir) {
     char raw[kMaxPattern + 1];
     if (len >= sizeof raw) return ENAMETOOLONG;
     memcpy(raw, text, len);
     raw[len] = '\0';
+#ifdef _WIN32
+    // Patterns are spelled as the paths they are matched against.
+    if (int rc = windows_spelling(raw, raw, sizeof raw)) return rc;
+    len = strlen(raw);
+#endif
     if (validate_glob(raw) != 0) return EINVAL;
     bool has_slash = memchr(raw, '/', len) != nullptr;
     char norm[kMaxPattern + 1];

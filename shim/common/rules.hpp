@@ -61,6 +61,14 @@ int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, co
 // (validate_glob), ENAMETOOLONG or ENOMEM.
 int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir);
 
+// The one spelling of a Windows path or pattern that rules match:
+// backslashes become slashes, ASCII letters lower case (Windows file names
+// ignore case), and a drive letter gets a leading slash ("C:\\x" becomes
+// "/c:/x"), so that the POSIX normalization and globs apply unchanged.
+// `out` may be `in`; ENAMETOOLONG when out[size] is too small. On Windows
+// add_pattern applies it to every pattern.
+int windows_spelling(const char *in, char *out, size_t size);
+
 // Kind for an absolute normalized path: kExclude wins over the others; then
 // kReplace, then kLockOnly; kNone when nothing matches.
 Kind classify(const RuleSet *set, const char *abs_path);

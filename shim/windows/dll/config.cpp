@@ -1,0 +1,130 @@
+// The hook DLL's configuration (config.hpp).
+#include "config.hpp"
+
+#include "config_file.hpp"
+#include "normalize.hpp"
+#include "timeout.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace wrap_lockfile::dll {
+
+Config g_config;
+
+namespace {
+
+// A variable as UTF-8 into buf[size]; false when unset or empty (or too long).
+bool env(const char *name, char *buf, size_t size) {
+    wchar_t wname[64], wval[4096];
+    if (!MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 64)) return false;
+    DWORD n = GetEnvironmentVariableW(wname, wval, 4096);
+    if (n == 0 || n >= 4096) return false;
+    return WideCharToMultiByte(CP_UTF8, 0, wval, -1, buf, static_cast<int>(size), nullptr, nullptr) > 1;
+}
+
+void bad_variable(const char *var, const char *detail) { message("%s: %s; ignoring it", var, detail); }
+
+}  // namespace
+
+void message(const char *fmt, ...) {
+    char line[1024];
+    int n = snprintf(line, sizeof line, "wrap_lockfile: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n - 2, fmt, ap);
+    va_end(ap);
+    size_t len = static_cast<size_t>(n) + (m < 0 ? 0 : m > static_cast<int>(sizeof line - n - 3) ? sizeof line - n - 3 : m);
+    line[len++] = '\n';
+    HANDLE out = g_config.log != INVALID_HANDLE_VALUE ? g_config.log : GetStdHandle(STD_ERROR_HANDLE);
+    DWORD put;
+    if (out && out != INVALID_HANDLE_VALUE) (void)WriteFile(out, line, static_cast<DWORD>(len), &put, nullptr);
+}
+
+int match_form(const wchar_t *path, char *out, size_t size) {
+    wchar_t full[WLF_PATH_MAX];
+    DWORD n = GetFullPathNameW(path, WLF_PATH_MAX, full, nullptr);
+    if (n == 0) return EINVAL;
+    if (n >= WLF_PATH_MAX) return ENAMETOOLONG;
+    // "\\?\UNC\server\x" is "\\server\x", "\\?\C:\x" is "C:\x".
+    const wchar_t *p = full;
+    bool unc = wcsncmp(p, L"\\\\?\\UNC\\", 8) == 0;
+    if (unc) p += 6;
+    else if (wcsncmp(p, L"\\\\?\\", 4) == 0) p += 4;
+    char utf8[WLF_PATH_MAX];
+    int len = WideCharToMultiByte(CP_UTF8, 0, p, -1, utf8, sizeof utf8, nullptr, nullptr);
+    if (len <= 0) return ENAMETOOLONG;
+    if (unc) utf8[0] = '\\';  // "C\server" -> "\\server"
+    char spelled[WLF_PATH_MAX];
+    if (int rc = rules::windows_spelling(utf8, spelled, sizeof spelled)) return rc;
+    return detail::normalize_path("/", spelled, out, size);
+}
+
+void load_config(HMODULE self) {
+    g_config.log = GetStdHandle(STD_ERROR_HANDLE);
+    GetModuleFileNameW(self, g_config.dll_path, MAX_PATH);
+    wchar_t wcwd[WLF_PATH_MAX];
+    char cwd[WLF_PATH_MAX];
+    DWORD n = GetCurrentDirectoryW(WLF_PATH_MAX, wcwd);
+    if (n == 0 || n >= WLF_PATH_MAX || match_form(wcwd, cwd, sizeof cwd)) strcpy(cwd, "/");
+
+    static char value[16384];  // DllMain runs once: no need for the stack
+    struct {
+        const char *var;
+        rules::Kind kind;
+    } lists[] = {{"WRAP_LOCKFILE_RULES", rules::kReplace},
+                 {"WRAP_LOCKFILE_LOCK_ONLY", rules::kLockOnly},
+                 {"WRAP_LOCKFILE_EXCLUDE", rules::kExclude}};
+    for (auto &l : lists) {
+        if (!env(l.var, value, sizeof value)) continue;
+        const char *bad = nullptr;
+        size_t bad_len = 0;
+        if (rules::add_list(&g_config.rules, l.kind, value, cwd, &bad, &bad_len) != 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(bad_len > 400 ? 400 : bad_len),
+                     bad ? bad : "");
+            bad_variable(l.var, detail);
+        }
+    }
+    if (env("WRAP_LOCKFILE_CONFIG", value, sizeof value)) {
+        rules::ConfigError err;
+        if (rules::add_config_file(&g_config.rules, value, cwd, &err) != 0) {
+            char detail[WLF_PATH_MAX + 256];
+            bad_variable("WRAP_LOCKFILE_CONFIG", rules::format_config_error(value, &err, detail, sizeof detail));
+        }
+    }
+    wlf_write_options_init(&g_config.options);
+    if (env("WRAP_LOCKFILE_TIMEOUT", value, sizeof value)) {
+        double v;
+        if (detail::parse_timeout(value, &v) == 0) {
+            g_config.options.lock.has_timeout = 1;
+            g_config.options.lock.timeout = v;
+        } else {
+            bad_variable("WRAP_LOCKFILE_TIMEOUT", detail::kTimeoutGrammar);
+        }
+    }
+    if (env("WRAP_LOCKFILE_LOCK_BACKEND", value, sizeof value)) {
+        if (strcmp(value, "flock") == 0) g_config.options.lock.backend = WLF_LOCK_FLOCK;
+        else if (strcmp(value, "dotlock") == 0) g_config.options.lock.backend = WLF_LOCK_DOTLOCK;
+        else if (strcmp(value, "none") == 0) g_config.options.lock.backend = WLF_LOCK_NONE;
+        else bad_variable("WRAP_LOCKFILE_LOCK_BACKEND", "expected flock, dotlock or none");
+    }
+    if (env("WRAP_LOCKFILE_KEEP_LOCK_FILES", value, sizeof value)) g_config.options.lock.keep_lock_file = 1;
+    if (env("WRAP_LOCKFILE_FSYNC", value, sizeof value)) {
+        if (strcmp(value, "none") == 0) g_config.options.durability = WLF_DURABILITY_NONE;
+        else if (strcmp(value, "full") != 0) bad_variable("WRAP_LOCKFILE_FSYNC", "expected 'full' or 'none'");
+    }
+    if (env("WRAP_LOCKFILE_LOG", value, sizeof value) && strcmp(value, "stderr") != 0) {
+        wchar_t wlog[WLF_PATH_MAX];
+        if (MultiByteToWideChar(CP_UTF8, 0, value, -1, wlog, WLF_PATH_MAX)) {
+            HANDLE h = CreateFileW(wlog, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_ALWAYS,
+                                   FILE_ATTRIBUTE_NORMAL, nullptr);
+            if (h != INVALID_HANDLE_VALUE) g_config.log = h;
+            else bad_variable("WRAP_LOCKFILE_LOG", "cannot be opened");
+        }
+    }
+}
+
+}  // namespace wrap_lockfile::dll

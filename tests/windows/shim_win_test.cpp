@@ -1,0 +1,326 @@
+// The Windows shim end to end under Wine: atomically.exe runs an unmodified
+// client (clients/wlf_client.cpp) whose writes must become atomic
+// replacements. A reader looks while the client is between its two halves
+// (named events, never sleeps): the old content then, the new one after,
+// nothing left over but the kept lock file. README "Windows".
+#include "win_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace wlf_win;
+
+namespace {
+
+// A build path from meson (a Unix path) as Wine names it.
+std::wstring from_env(const char *var) {
+    const char *v = getenv(var);
+    if (!v || !*v) return {};
+    std::string s = v;
+    if (s[0] == '/') s = "Z:" + s;
+    for (char &c : s)
+        if (c == '/') c = '\\';
+    return std::wstring(s.begin(), s.end());
+}
+
+std::wstring quote(const std::wstring &a) { return L"\"" + a + L"\""; }
+std::wstring widen(const std::string &s) {
+    int n = MultiByteToWideChar(CP_UTF8, 0, s.c_str(), -1, nullptr, 0);
+    std::wstring w(static_cast<size_t>(n), L'\0');
+    MultiByteToWideChar(CP_UTF8, 0, s.c_str(), -1, w.data(), n);
+    w.resize(static_cast<size_t>(n - 1));
+    return w;
+}
+
+// A process started from a command line (no window, inherited standard handles).
+class Process {
+public:
+    explicit Process(std::wstring cmd) {
+        STARTUPINFOW si{};
+        si.cb = sizeof si;
+        ok_ = CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi_);
+        if (!ok_) error_ = GetLastError();
+    }
+    ~Process() {
+        if (!ok_) return;
+        if (WaitForSingleObject(pi_.hProcess, 0) != WAIT_OBJECT_0) TerminateProcess(pi_.hProcess, 99);
+        CloseHandle(pi_.hThread);
+        CloseHandle(pi_.hProcess);
+    }
+    Process(const Process &) = delete;
+    Process &operator=(const Process &) = delete;
+    bool started() const { return ok_; }
+    DWORD error() const { return error_; }
+    // Exit code, or -1 on timeout.
+    int wait(DWORD ms = 60000) {
+        if (WaitForSingleObject(pi_.hProcess, ms) != WAIT_OBJECT_0) return -1;
+        DWORD code = 0;
+        GetExitCodeProcess(pi_.hProcess, &code);
+        return static_cast<int>(code);
+    }
+
+private:
+    PROCESS_INFORMATION pi_{};
+    BOOL ok_ = FALSE;
+    DWORD error_ = 0;
+};
+
+std::wstring atomically() { return quote(from_env("WLF_ATOMICALLY")); }
+std::wstring client() { return quote(from_env("WLF_CLIENT")); }
+
+// "atomically.exe --rule RULE -- wlf_client ARGS..." (no atomically when rule is empty).
+std::wstring command(const std::string &rule, const std::vector<std::string> &args) {
+    std::wstring cmd = rule.empty() ? client() : atomically() + L" --rule " + quote(widen(rule)) + L" -- " + client();
+    for (const std::string &a : args) cmd += L" " + quote(widen(a));
+    return cmd;
+}
+
+int run(const std::string &rule, const std::vector<std::string> &args) {
+    Process p(command(rule, args));
+    EXPECT_TRUE(p.started()) << p.error();
+    return p.started() ? p.wait() : -1;
+}
+
+// Runs the client (ARGS, then the names of a READY and a GO event) and reads
+// `target` while it is halfway: what the reader saw, and the exit code.
+struct Halfway {
+    std::string seen;
+    int code = -1;
+};
+
+Halfway run_with_reader(const std::string &rule, std::vector<std::string> args, const fs::path &target) {
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    args.push_back(ready);
+    args.push_back(go);
+    Process p(command(rule, args));
+    Halfway out;
+    if (!p.started()) {
+        ADD_FAILURE() << "cannot start the client: " << p.error();
+        return out;
+    }
+    if (!ready_event.wait()) {
+        ADD_FAILURE() << "the client never got halfway";
+        return out;
+    }
+    out.seen = read_file(target);
+    go_event.set();
+    out.code = p.wait();
+    return out;
+}
+
+BY_HANDLE_FILE_INFORMATION file_info(const fs::path &p) {
+    BY_HANDLE_FILE_INFORMATION info{};
+    HANDLE h = CreateFileW(p.wstring().c_str(), 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                           OPEN_EXISTING, 0, nullptr);
+    EXPECT_NE(h, INVALID_HANDLE_VALUE);
+    GetFileInformationByHandle(h, &info);
+    CloseHandle(h);
+    return info;
+}
+
+const char kOld[] = "the old content";
+const char kNew[] = "0123456789 the new content 9876543210";
+
+class EachMethod : public testing::TestWithParam<const char *> {};
+
+// A reader sees the old content while the client is halfway, the new one
+// after it closed, and nothing is left over but "<target>.lock".
+TEST_P(EachMethod, ReaderSeesOldThenNewNothingLeftOver) {
+    std::string method = GetParam();
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    Halfway h = run_with_reader(utf8(target), {"write", method, utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld) << "mid-write, through " << method;
+    ASSERT_EQ(h.code, 0);
+    std::string expected = method == "append" ? std::string(kOld) + kNew : std::string(kNew);
+    EXPECT_EQ(read_file(target), expected) << method;
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"})) << method;
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, EachMethod,
+                         testing::Values("CreateFileW", "CreateFileA", "CreateFile2", "GetProcAddress", "fopen",
+                                         "_wfopen", "_wopen", "ofstream", "append"));
+
+// The same check without atomically.exe sees the half-written file: the
+// test above can fail.
+TEST(ShimWin, WithoutTheShimAReaderSeesTheHalfWrittenFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    Halfway h = run_with_reader("", {"write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, std::string(kNew).substr(0, sizeof kNew / 2 - 1));
+    EXPECT_EQ(h.code, 0);
+}
+
+// libstdc++'s copy_file chmods the new file by name while it is open
+// (_wchmod, SetFileAttributesW): the pending file must answer. (Onto an
+// existing file, mingw's copy_file fails by itself: _wstat gives every
+// file inode 0, so source and destination look equivalent.)
+TEST(ShimWin, CopyFileAnswersPathQueriesOnThePendingFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(dir / "target.txt.src", kNew);
+    EXPECT_EQ(run("target.txt", {"write", "copy_file", utf8(target), ""}), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock", "target.txt.src"}));
+}
+
+TEST(ShimWin, PathQueriesAgreeWithThePendingFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    EXPECT_EQ(run(utf8(target), {"stat", utf8(target)}), 0);
+    EXPECT_EQ(read_file(target), "12345");
+}
+
+TEST(ShimWin, DuplicateHandleCommitsOnceAtTheLastClose) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    Halfway h = run_with_reader(utf8(target), {"dup", utf8(target), kNew}, target);
+    // The original handle is closed, its copy still open: nothing committed yet.
+    EXPECT_EQ(h.seen, kOld);
+    ASSERT_EQ(h.code, 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+TEST(ShimWin, UnmatchedPathsAreUntouched) {
+    TempDir dir;
+    fs::path other = dir / "other.txt";
+    write_file(other, kOld);
+    BY_HANDLE_FILE_INFORMATION before = file_info(other);
+    Halfway h = run_with_reader("*.matched", {"write", "CreateFileW", utf8(other), kNew}, other);
+    EXPECT_NE(h.seen, kOld);  // written in place, as without the shim
+    ASSERT_EQ(h.code, 0);
+    EXPECT_EQ(read_file(other), kNew);
+    BY_HANDLE_FILE_INFORMATION after = file_info(other);
+    EXPECT_EQ(after.nFileIndexLow, before.nFileIndexLow);
+    EXPECT_EQ(after.nFileIndexHigh, before.nFileIndexHigh);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"other.txt"}));
+}
+
+TEST(ShimWin, ChildrenAndGrandchildrenAreFollowed) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    // atomically -> client spawn -> client spawn -> client write
+    Halfway h = run_with_reader(utf8(target), {"spawn", "spawn", "write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld);
+    ASSERT_EQ(h.code, 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+// Every way a program starts a child reaches CreateProcessInternalW: the
+// child's write is atomic (mid-write reader, lock file), so it was injected.
+class EachChild : public testing::TestWithParam<const char *> {};
+
+TEST_P(EachChild, WritesOfTheChildAreAtomic) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    Halfway h = run_with_reader(utf8(target), {GetParam(), "write", "CreateFileW", utf8(target), kNew}, target);
+    EXPECT_EQ(h.seen, kOld) << GetParam();
+    ASSERT_EQ(h.code, 0) << GetParam();
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ways, EachChild, testing::Values("spawn", "spawnA", "wspawn", "wsystem", "suspended"));
+
+TEST(ShimWin, ALateLoadedDllIsCovered) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    std::wstring dll = from_env("WLF_TARGET_DLL");
+    ASSERT_FALSE(dll.empty());
+    EXPECT_EQ(run(utf8(target), {"latedll", utf8(fs::path(dll)), utf8(target), kNew}), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+// cmd.exe's redirections and copy, compared with the same command line run
+// without the shim: the same content, and the lock file shows it went
+// through the shim.
+TEST(ShimWin, CmdExeRedirectionsAndCopyMatchThePlainRun) {
+    const char *lines[] = {"echo X>T", "echo X>T && echo Y>>T", "copy /y S T", "type S > T"};
+    for (const char *line : lines) {
+        std::string results[2];
+        for (int shim = 0; shim < 2; ++shim) {
+            TempDir dir;
+            fs::path target = dir / "target.txt", source = dir / "source.txt";
+            write_file(target, kOld);
+            write_file(source, kNew);
+            std::wstring cmdline;
+            for (const char *c = line; *c; ++c) {
+                if (*c == 'T') cmdline += target.wstring();
+                else if (*c == 'S') cmdline += source.wstring();
+                else cmdline += static_cast<wchar_t>(*c);
+            }
+            std::wstring prefix = shim ? atomically() + L" --rule " + quote(target.wstring()) + L" -- " : L"";
+            Process p(prefix + L"cmd.exe /c " + cmdline);
+            ASSERT_TRUE(p.started());
+            EXPECT_EQ(p.wait(), 0) << line;
+            results[shim] = read_file(target);
+            std::vector<std::string> expected{"source.txt", "target.txt"};
+            if (shim) expected.push_back("target.txt.lock");
+            EXPECT_EQ(list_names(dir.path()), expected) << line;
+        }
+        EXPECT_EQ(results[1], results[0]) << line;
+        EXPECT_NE(results[1], kOld) << line;
+    }
+}
+
+// 8 processes x 50 read-modify-write increments: exactly 400 under the
+// shim (each open is locked); fewer without it (lost updates).
+int count_after_increments(const std::string &rule, const fs::path &counter) {
+    write_file(counter, "0");
+    std::vector<std::unique_ptr<Process>> procs;
+    for (int i = 0; i < 8; ++i) procs.push_back(std::make_unique<Process>(command(rule, {"increment", utf8(counter), "50"})));
+    for (auto &p : procs) EXPECT_EQ(p->wait(120000), 0);
+    return std::atoi(read_file(counter).c_str());
+}
+
+TEST(ShimWin, EightProcessesTimesFiftyIncrementsEndAt400) {
+    TempDir dir;
+    fs::path counter = dir / "counter.txt";
+    EXPECT_EQ(count_after_increments(utf8(counter), counter), 400);
+    EXPECT_LT(count_after_increments("", counter), 400) << "without the shim updates should be lost";
+}
+
+TEST(ShimWin, ExitCodes) {
+    EXPECT_EQ(run("*.none", {"exit", "7"}), 7);
+    EXPECT_EQ(run("*.none", {"exit", "0"}), 0);
+    Process missing(atomically() + L" --rule x -- Z:\\no\\such\\program.exe");
+    ASSERT_TRUE(missing.started());
+    EXPECT_EQ(missing.wait(), 127);
+    Process bad_option(atomically() + L" --no-such-option -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_option.started());
+    EXPECT_EQ(bad_option.wait(), 125);
+    Process bad_timeout(atomically() + L" --timeout soon -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_timeout.started());
+    EXPECT_EQ(bad_timeout.wait(), 125);
+    Process bad_glob(atomically() + L" --rule \"a[b\" -- " + client() + L" exit 0");
+    ASSERT_TRUE(bad_glob.started());
+    EXPECT_EQ(bad_glob.wait(), 125);
+}
+
+TEST(ShimWin, InjectionFailureIs125AndTheCommandDoesNotRun) {
+    TempDir dir;
+    fs::path not_a_dll = dir / "broken.dll";
+    write_file(not_a_dll, "this is not a DLL");
+    fs::path target = dir / "target.txt";
+    ASSERT_TRUE(SetEnvironmentVariableW(L"WRAP_LOCKFILE_HOOK_DLL", not_a_dll.wstring().c_str()));
+    int rc = run(utf8(target), {"write", "CreateFileW", utf8(target), kNew});
+    SetEnvironmentVariableW(L"WRAP_LOCKFILE_HOOK_DLL", nullptr);
+    EXPECT_EQ(rc, 125);
+    EXPECT_FALSE(fs::exists(target));
+}
+
+}  // namespace
