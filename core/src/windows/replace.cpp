@@ -225,7 +225,7 @@ extern "C" int wlf_commit(wlf_file *f, int *kind_out, wlf_error *err) {
     } else if (f->kind == WLF_COMMIT_RENAME) {
         rc = win::commit_rename(f, err);
     } else {
-        if (f->kind == WLF_COMMIT_IN_PLACE && f->durability == WLF_DURABILITY_FULL && !FlushFileBuffers(f->h))
+        if (f->kind == WLF_COMMIT_IN_PLACE && f->durability != WLF_DURABILITY_NONE && !FlushFileBuffers(f->h))
             rc = fail(err, win::errno_from(GetLastError()), WLF_STEP_IN_PLACE, "fsync", f->target);
     }
     if (f->fd >= 0) _close(f->fd);
