@@ -25,7 +25,10 @@
 #include "mount_info.hpp"
 #include "shim_entry.hpp"
 #include "sysio.hpp"
+#include "wlf_config.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,6 +222,16 @@ pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
     struct stat st;
     if (lstat(lock_path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     if (pid_t pid = detail::flock_holder(st.st_dev, st.st_ino)) return pid;
+#if !WLF_HAVE_PROC
+    // Without /proc/locks a flocked file's holder is unknown (0), and its
+    // content (a kept foreign lock file's) does not name the holder.
+    int fd = open(lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(fd);
+        if (held) return 0;
+    }
+#endif
     return detail::dotlock_holder_pid(lock_path, st);
 }
 

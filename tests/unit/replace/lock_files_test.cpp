@@ -100,6 +100,7 @@ TEST(AtomicWriteLockFile, KeepLockFileNeverCreatesALockFileNextToTheLink) {
 // (a directory watch tells). An existing target still goes through the
 // per-target temp name and a rename.
 TEST(AtomicWriteLockFile, NewTargetIsLinkedStraightToItsName) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_O_TMPFILE, "O_TMPFILE (temps are named)");
     TempDir dir;
     CreateWatch watch(dir.path());
     EXPECT_EQ(wl::atomic_write_content_with_lock(dir / "t", "new"), wl::CommitKind::rename);
