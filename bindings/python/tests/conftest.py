@@ -9,6 +9,19 @@ import wrap_lockfile
 
 BUILD_PACKAGE = os.path.dirname(os.path.abspath(wrap_lockfile.__file__))
 
+# The two file-object writers, for tests that hold for both.
+WRITERS = [wrap_lockfile.atomic_write_no_lock, wrap_lockfile.atomic_write_lock]
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def put(path, content):
+    with open(path, "w") as f:
+        f.write(content)
+
 
 @pytest.fixture
 def d(tmp_path):

@@ -1,31 +1,14 @@
-"""atomic_write_no_lock / atomic_write_lock / atomic_write_content_with_lock."""
-import errno
+"""atomic_write_no_lock / atomic_write_lock / atomic_write_content_with_lock: commit at the end,
+failures, content, metadata, processes and threads, paths, durability."""
 import io
 import os
-import pwd
-import shutil
-import socket
 import stat
-import tempfile
 import threading
-import traceback
 
 import pytest
 
 import wrap_lockfile as w
-from conftest import entries, held_elsewhere
-
-WRITERS = [w.atomic_write_no_lock, w.atomic_write_lock]
-
-
-def read(path, mode="r"):
-    with open(path, mode) as f:
-        return f.read()
-
-
-def put(path, content):
-    with open(path, "w") as f:
-        f.write(content)
+from conftest import WRITERS, entries, held_elsewhere, put, read
 
 
 @pytest.mark.parametrize("writer", WRITERS)
@@ -94,60 +77,6 @@ def test_binary_and_encoding(d, writer):
     assert sorted(entries(d)) == ["f.bin", "f.txt"]
 
 
-# mode -> (initial content or None, what the block does, expected result)
-MODES = {
-    "w": ("old", lambda f: f.write("new"), "new"),
-    "wb": ("old", lambda f: f.write(b"new"), "new"),
-    "a": ("old", lambda f: f.write("+a"), "old+a"),
-    "ab": ("old", lambda f: f.write(b"+a"), "old+a"),
-    "r+": ("old", lambda f: (f.read() == "old" or 1 / 0, f.seek(0), f.write("N")), "Nld"),
-    "rb+": ("old", lambda f: (f.seek(1), f.write(b"X")), "oXd"),
-    "w+": ("old", lambda f: (f.read() == "" or 1 / 0, f.write("abc"), f.seek(0), f.read() == "abc" or 1 / 0), "abc"),
-    "a+": ("old", lambda f: (f.seek(0), f.read() == "old" or 1 / 0, f.write("+"), f.seek(0),
-                             f.read() == "old+" or 1 / 0), "old+"),
-    "x": (None, lambda f: f.write("ex"), "ex"),
-    "x+": (None, lambda f: (f.write("ex"), f.seek(0), f.read() == "ex" or 1 / 0), "ex"),
-}
-
-
-@pytest.mark.parametrize("writer", WRITERS)
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_modes(d, writer, mode):
-    t = os.path.join(d, "t")
-    initial, body, expected = MODES[mode]
-    if initial is not None:
-        put(t, initial)
-    with writer(t, mode) as f:
-        assert f.mode == mode
-        assert f.name == t
-        assert f.writable()
-        assert f.readable() == ("+" in mode)
-        body(f)
-    assert read(t) == expected
-    assert entries(d) == ["t"]
-
-
-@pytest.mark.parametrize("writer", WRITERS)
-def test_file_object_methods(d, writer):
-    t = os.path.join(d, "t")
-    put(t, "0123456789")
-    with writer(t, "r+") as f:
-        assert f.tell() == 0
-        assert f.read(3) == "012"
-        assert f.tell() == 3
-        f.seek(0, io.SEEK_END)
-        f.write("AB")
-        f.flush()
-        assert os.fstat(f.fileno()).st_size == 12
-        f.seek(5)
-        f.truncate()
-        assert f.seekable()
-    assert read(t) == "01234"
-    with writer(t, "w") as f:
-        with pytest.raises(io.UnsupportedOperation):
-            f.read()  # 'w' is write-only, as with open()
-
-
 def test_name_is_the_final_target_in_its_directory(d):
     real_dir = os.path.join(d, "real")
     os.mkdir(real_dir)
@@ -165,112 +94,6 @@ def test_name_is_the_final_target_in_its_directory(d):
     rel = os.path.relpath(os.path.join(d, "n.txt"))
     with w.atomic_write(rel) as f:  # relative paths are absolute afterwards
         assert f.name == os.path.join(d, "n.txt")
-
-
-@pytest.mark.parametrize("mode", ["x", "x+", "xb"])
-def test_exclusive_modes_fail_on_existing_targets(d, mode):
-    t = os.path.join(d, "t")
-    put(t, "old")
-    for path in (t,):
-        with pytest.raises(FileExistsError) as info:
-            with w.atomic_write(path, mode):
-                pass
-        assert info.value.errno == errno.EEXIST and info.value.filename == t
-    link = os.path.join(d, "dangling")
-    os.symlink(os.path.join(d, "nowhere"), link)
-    with pytest.raises(FileExistsError):  # as open(link, 'x'): a symlink exists
-        with w.atomic_write(link, mode):
-            pass
-    assert not os.path.exists(os.path.join(d, "nowhere"))
-    assert read(t) == "old"
-
-
-@pytest.mark.parametrize("writer", WRITERS)
-def test_r_plus_on_a_missing_file_is_file_not_found(d, writer):
-    t = os.path.join(d, "missing")
-    with pytest.raises(FileNotFoundError) as info:
-        with writer(t, "r+"):
-            pass
-    assert info.value.errno == errno.ENOENT and info.value.filename == t
-    assert entries(d) == []
-
-
-@pytest.mark.parametrize("mode", ["r", "rb", "q", "wr", "rtb"])
-def test_read_only_and_invalid_modes_are_value_errors(d, mode):
-    with pytest.raises(ValueError):
-        with w.atomic_write(os.path.join(d, "t"), mode):
-            pass
-    assert entries(d) == []
-
-
-def test_os_errors_carry_errno_filename_and_step(d):
-    with pytest.raises(FileNotFoundError) as info:
-        w.atomic_write_content_with_lock(os.path.join(d, "no", "dir", "f"), "x", use_lock=False)
-    assert info.value.errno == errno.ENOENT
-    assert info.value.filename.startswith(os.path.join(d, "no"))
-    assert info.value.op
-    assert info.value.step == "open"
-
-
-def test_a_target_named_like_a_lock_file_fails_as_a_file(d):
-    # git's index.lock, created exclusively where it exists: open(2)'s EEXIST,
-    # not a lock failure (the error's step decides, not the ".lock" suffix).
-    target = os.path.join(d, "index.lock")
-    with open(target, "w") as f:
-        f.write("old")
-    with pytest.raises(FileExistsError) as info:
-        with w.atomic_write_no_lock(target, "x") as f:
-            f.write("new")
-    assert info.value.step == "open"
-    assert info.value.filename == target
-    with open(target) as f:
-        assert f.read() == "old"
-
-
-def _special_targets(d):
-    dir_ = os.path.join(d, "adir")
-    os.mkdir(dir_)
-    fifo = os.path.join(d, "fifo")
-    os.mkfifo(fifo)
-    sock_path = os.path.join(d, "sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(sock_path)
-    link = os.path.join(d, "link-to-fifo")
-    os.symlink(fifo, link)
-    return sock, [dir_, fifo, sock_path, link]
-
-
-@pytest.mark.parametrize("how", ["content", "no_lock", "lock", "append"])
-def test_non_files_are_refused_before_anything_is_written(d, how):
-    sock, targets = _special_targets(d)
-    try:
-        before = entries(d)
-        for target in targets:
-            # A FIFO opened for writing would block without a reader: the
-            # check comes first, so this returns at once.
-            with pytest.raises(RuntimeError, match=r"^Works only on files, not '%s'$" % target):
-                if how == "content":
-                    w.atomic_write_content_with_lock(target, "x")
-                else:
-                    writer = w.atomic_write_no_lock if how == "no_lock" else w.atomic_write_lock
-                    with writer(target, "a" if how == "append" else "w") as f:
-                        f.write("x")
-            assert entries(d) == before  # no lock file, no temp
-        assert stat.S_ISFIFO(os.stat(os.path.join(d, "fifo")).st_mode)
-    finally:
-        sock.close()
-
-
-def test_proc_files_are_refused_unwritten():
-    with open("/proc/self/comm") as f:
-        before = f.read()
-    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
-        with w.atomic_write_no_lock("/proc/self/comm") as f:
-            f.write("renamed")
-    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
-        w.atomic_write_content_with_lock("/proc/self/comm", "renamed", use_lock=False)
-    with open("/proc/self/comm") as f:
-        assert f.read() == before
 
 
 def test_permissions_are_kept_and_new_files_follow_the_umask(d):
@@ -331,132 +154,6 @@ def test_content_with_lock_waits_for_the_lock_and_times_out(d):
             with w.atomic_write_lock(t, lock_timeout=0.1):
                 pass
     assert entries(d) == ["t"]
-
-
-def test_lock_of_a_symlink_is_taken_on_the_final_target(d):
-    target = os.path.join(d, "target")
-    put(target, "x")
-    link = os.path.join(d, "link")
-    os.symlink("target", link)
-    with w.mylockfile(target):
-        with pytest.raises(w.AlreadyLocked):
-            w.atomic_write_content_with_lock(link, "y", timeout=0)
-        with pytest.raises(w.AlreadyLocked):
-            with w.atomic_write(link, lock_timeout=0):
-                pass
-    w.atomic_write_content_with_lock(link, "y")
-    assert os.path.islink(link) and read(target) == "y"
-
-
-def test_symlink_chain_and_relative_links(d):
-    os.makedirs(os.path.join(d, "a", "b"))
-    final = os.path.join(d, "a", "b", "final")
-    put(final, "0")
-    os.symlink(os.path.join("b", "final"), os.path.join(d, "a", "mid"))
-    os.symlink(os.path.join("a", "mid"), os.path.join(d, "top"))
-    w.atomic_write_content_with_lock(os.path.join(d, "top"), "1")
-    with w.atomic_write(os.path.join(d, "top"), "a") as f:
-        assert f.name == final
-        f.write("2")
-    assert read(final) == "12"
-    assert os.readlink(os.path.join(d, "top")) == os.path.join("a", "mid")
-    assert entries(os.path.join(d, "a", "b")) == ["final"]
-
-
-def test_modes_through_a_symlink_in_a_read_only_directory():
-    """The seed's test_modes_through_readonly_symlink (as user nobody when run
-    as root, who would ignore the directory's permissions)."""
-    base = tempfile.mkdtemp(prefix="wlf-ro-")
-    try:
-        os.chmod(base, 0o755)
-        ro, rw = os.path.join(base, "RO"), os.path.join(base, "RW")
-        os.mkdir(ro)
-        os.mkdir(rw)
-        link, target = os.path.join(ro, "symlink"), os.path.join(rw, "afile")
-        os.symlink(os.path.join("..", "RW", "afile"), link)
-        if os.geteuid() != 0:
-            os.chmod(ro, 0o555)
-            try:
-                _modes_through(link, target)
-            finally:
-                os.chmod(ro, 0o755)
-            return
-        try:
-            nobody = pwd.getpwnam("nobody")
-        except KeyError:
-            pytest.skip("no user nobody to drop root to")
-        for p in (base, rw):
-            os.chown(p, nobody.pw_uid, nobody.pw_gid)
-        os.chmod(ro, 0o555)  # root's: nobody cannot write there
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setgroups([])
-                os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
-                os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
-                try:
-                    open(os.path.join(ro, "probe"), "w")
-                    code = 3  # the directory is writable after all: nothing proven
-                except PermissionError:
-                    _modes_through(link, target)
-                    code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        status = os.waitpid(pid, 0)[1]
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-        assert entries(ro) == ["symlink"]
-    finally:
-        shutil.rmtree(base)
-
-
-def test_modes_through_a_symlink(d):
-    """The same sequence with a writable link directory (runs as root too)."""
-    os.mkdir(os.path.join(d, "L"))
-    os.mkdir(os.path.join(d, "RW"))
-    link, target = os.path.join(d, "L", "symlink"), os.path.join(d, "RW", "afile")
-    os.symlink(os.path.join("..", "RW", "afile"), link)
-    _modes_through(link, target)
-    assert entries(os.path.join(d, "L")) == ["symlink"]
-
-
-def _modes_through(link, target):
-    with w.atomic_write_lock(link, mode="w") as f:
-        f.write("alpha")
-    assert read(target) == "alpha"
-    with w.atomic_write_lock(link, mode="w+") as f:
-        f.write("omega")
-        f.seek(0)
-        assert f.read() == "omega"
-    with w.atomic_write_lock(link, mode="a") as f:
-        f.write("\nbeta")
-    assert read(target) == "omega\nbeta"
-    with w.atomic_write_lock(link, mode="r+") as f:
-        assert f.read() == "omega\nbeta"
-        f.seek(0)
-        f.write("gamma")
-        f.truncate()
-    assert read(target) == "gamma"
-    os.unlink(target)
-    with pytest.raises(FileNotFoundError):
-        with w.atomic_write_lock(link, mode="r+"):
-            pass
-    with w.atomic_write_lock(link, mode="a") as f:
-        f.write("delta")
-    assert read(target) == "delta"
-    os.unlink(target)
-    with w.atomic_write_lock(target, mode="x") as f:
-        f.write("epsilon")
-    with pytest.raises(FileExistsError):
-        with w.atomic_write_lock(target, mode="x"):
-            pass
-    for exclusive in ("x", "x+"):
-        with pytest.raises(FileExistsError):
-            with w.atomic_write_lock(link, mode=exclusive):
-                pass
-    assert entries(os.path.dirname(target)) == ["afile"]
 
 
 def test_forked_child_neither_commits_nor_discards_the_parents_replacement(d):

@@ -1,0 +1,81 @@
+"""What the writers refuse and how errors read: OSError fields, a target named like a lock file,
+non-files, /proc."""
+import errno
+import os
+import socket
+import stat
+
+import pytest
+
+import wrap_lockfile as w
+from conftest import entries, read
+
+
+def test_os_errors_carry_errno_filename_and_step(d):
+    with pytest.raises(FileNotFoundError) as info:
+        w.atomic_write_content_with_lock(os.path.join(d, "no", "dir", "f"), "x", use_lock=False)
+    assert info.value.errno == errno.ENOENT
+    assert info.value.filename.startswith(os.path.join(d, "no"))
+    assert info.value.op
+    assert info.value.step == "open"
+
+
+def test_a_target_named_like_a_lock_file_fails_as_a_file(d):
+    # git's index.lock, created exclusively where it exists: open(2)'s EEXIST,
+    # not a lock failure (the error's step decides, not the ".lock" suffix).
+    target = os.path.join(d, "index.lock")
+    with open(target, "w") as f:
+        f.write("old")
+    with pytest.raises(FileExistsError) as info:
+        with w.atomic_write_no_lock(target, "x") as f:
+            f.write("new")
+    assert info.value.step == "open"
+    assert info.value.filename == target
+    with open(target) as f:
+        assert f.read() == "old"
+
+
+def _special_targets(d):
+    dir_ = os.path.join(d, "adir")
+    os.mkdir(dir_)
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    sock_path = os.path.join(d, "sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(sock_path)
+    link = os.path.join(d, "link-to-fifo")
+    os.symlink(fifo, link)
+    return sock, [dir_, fifo, sock_path, link]
+
+
+@pytest.mark.parametrize("how", ["content", "no_lock", "lock", "append"])
+def test_non_files_are_refused_before_anything_is_written(d, how):
+    sock, targets = _special_targets(d)
+    try:
+        before = entries(d)
+        for target in targets:
+            # A FIFO opened for writing would block without a reader: the
+            # check comes first, so this returns at once.
+            with pytest.raises(RuntimeError, match=r"^Works only on files, not '%s'$" % target):
+                if how == "content":
+                    w.atomic_write_content_with_lock(target, "x")
+                else:
+                    writer = w.atomic_write_no_lock if how == "no_lock" else w.atomic_write_lock
+                    with writer(target, "a" if how == "append" else "w") as f:
+                        f.write("x")
+            assert entries(d) == before  # no lock file, no temp
+        assert stat.S_ISFIFO(os.stat(os.path.join(d, "fifo")).st_mode)
+    finally:
+        sock.close()
+
+
+def test_proc_files_are_refused_unwritten():
+    with open("/proc/self/comm") as f:
+        before = f.read()
+    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
+        with w.atomic_write_no_lock("/proc/self/comm") as f:
+            f.write("renamed")
+    with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/"):
+        w.atomic_write_content_with_lock("/proc/self/comm", "renamed", use_lock=False)
+    with open("/proc/self/comm") as f:
+        assert f.read() == before
