@@ -74,11 +74,6 @@ int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t si
     return 0;
 }
 
-extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
-    memset(opt, 0, sizeof *opt);
-    opt->backend = WLF_LOCK_FLOCK;
-}
-
 namespace {
 
 int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_lock **out, wlf_error *err) {

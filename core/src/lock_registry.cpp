@@ -3,12 +3,11 @@
 // again for a lock it holds gets a reference instead of deadlocking against
 // its own open file description (lock.cpp).
 #include "lock_held.hpp"
+#include "nesting_list.hpp"
 #include "shim_entry.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
-
-#include <atomic>
 
 using namespace wrap_lockfile;
 using detail::Held;
@@ -16,10 +15,9 @@ using detail::Held;
 namespace {
 
 pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
-Held *g_registry = nullptr;
-// Entries in g_registry: lets an acquisition skip the nesting check (an
-// lstat and two ids) when this process holds no lock at all.
-std::atomic<int> g_registry_size{0};
+// Its size lets an acquisition skip the nesting check (an lstat and two
+// ids) when this process holds no lock at all.
+detail::NestingList<Held> g_registry;
 
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -40,13 +38,9 @@ Held *registry_nest(dev_t dev, ino_t ino) {
     RegistryGuard g;
     pid_t pid = getpid();
     pthread_t self = pthread_self();
-    for (Held *h = g_registry; h; h = h->next) {
-        if (h->dev == dev && h->ino == ino && h->owner_pid == pid && pthread_equal(h->owner_thread, self)) {
-            ++h->depth;
-            return h;
-        }
-    }
-    return nullptr;
+    return g_registry.nest([&](const Held &h) {
+        return h.dev == dev && h.ino == ino && h.owner_pid == pid && pthread_equal(h.owner_thread, self);
+    });
 }
 
 void registry_add(Held *h) {
@@ -54,43 +48,28 @@ void registry_add(Held *h) {
     // for that thread forever.
     pthread_once(&g_atfork_once, register_atfork);
     RegistryGuard g;
-    h->next = g_registry;
-    g_registry = h;
-    g_registry_size.fetch_add(1, std::memory_order_relaxed);
+    g_registry.add(h);
 }
 
 // depth--; returns true when the caller must release the real lock.
 bool registry_drop(Held *h) {
     RegistryGuard g;
-    if (--h->depth > 0) return false;
-    for (Held **pp = &g_registry; *pp; pp = &(*pp)->next) {
-        if (*pp == h) {
-            *pp = h->next;
-            g_registry_size.fetch_sub(1, std::memory_order_relaxed);
-            break;
-        }
-    }
-    return true;
+    return g_registry.drop(h);
 }
 
-bool registry_in_use() { return g_registry_size.load(std::memory_order_relaxed) > 0; }
+bool registry_in_use() { return g_registry.in_use(); }
 
 Held *registry_share(int fd, dev_t dev, ino_t ino) {
     RegistryGuard g;
     pid_t pid = getpid();
-    for (Held *h = g_registry; h; h = h->next) {
-        if (h->fd == fd && h->dev == dev && h->ino == ino && h->owner_pid == pid) {
-            ++h->depth;
-            return h;
-        }
-    }
-    return nullptr;
+    return g_registry.nest(
+        [&](const Held &h) { return h.fd == fd && h.dev == dev && h.ino == ino && h.owner_pid == pid; });
 }
 
 bool registry_holds(dev_t dev, ino_t ino) {
     RegistryGuard g;
     const pid_t me = getpid();
-    for (const Held *h = g_registry; h; h = h->next)
+    for (const Held *h = g_registry.head; h; h = h->next)
         if (h->dev == dev && h->ino == ino && h->owner_pid == me) return true;
     return false;
 }

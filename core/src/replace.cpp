@@ -56,15 +56,6 @@ int fail_and_destroy(wlf_file *f, wlf_error *err, int code, wlf_step step, const
 
 }  // namespace wrap_lockfile::detail
 
-extern "C" void wlf_write_options_init(wlf_write_options *opt) {
-    memset(opt, 0, sizeof *opt);
-    opt->use_lock = 1;
-    wlf_lock_options_init(&opt->lock);
-    opt->temp_suffix = "~~";
-    opt->durability = WLF_DURABILITY_FULL;
-    opt->hardlink_policy = WLF_HARDLINK_KEEP;
-}
-
 extern "C" int wlf_file_fd(const wlf_file *f) { return f ? f->fd : -1; }
 extern "C" const char *wlf_file_target(const wlf_file *f) { return f ? f->target : ""; }
 extern "C" int wlf_file_kind(const wlf_file *f) { return f ? f->kind : -1; }

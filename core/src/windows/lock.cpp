@@ -14,6 +14,7 @@
 
 #include "lock_internal.hpp"  // lock_file_holder
 #include "internal.hpp"
+#include "nesting_list.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -38,8 +39,7 @@ struct Held {
 };
 
 SRWLOCK g_registry_lock = SRWLOCK_INIT;
-Held *g_registry = nullptr;
-std::atomic<int> g_registry_size{0};
+detail::NestingList<Held> g_registry;
 std::atomic<bool> g_warned_none{false};
 
 struct RegistryGuard {
@@ -50,33 +50,17 @@ struct RegistryGuard {
 Held *registry_nest(const FileId &id) {
     RegistryGuard g;
     DWORD self = GetCurrentThreadId();
-    for (Held *h = g_registry; h; h = h->next) {
-        if (h->id == id && h->owner_thread == self) {
-            ++h->depth;
-            return h;
-        }
-    }
-    return nullptr;
+    return g_registry.nest([&](const Held &h) { return h.id == id && h.owner_thread == self; });
 }
 
 void registry_add(Held *h) {
     RegistryGuard g;
-    h->next = g_registry;
-    g_registry = h;
-    g_registry_size.fetch_add(1, std::memory_order_relaxed);
+    g_registry.add(h);
 }
 
 bool registry_drop(Held *h) {
     RegistryGuard g;
-    if (--h->depth > 0) return false;
-    for (Held **pp = &g_registry; *pp; pp = &(*pp)->next) {
-        if (*pp == h) {
-            *pp = h->next;
-            g_registry_size.fetch_sub(1, std::memory_order_relaxed);
-            break;
-        }
-    }
-    return true;
+    return g_registry.drop(h);
 }
 
 // "<target>.lock", absolute: as UTF-8 for people and as a \\?\ path.
@@ -91,11 +75,6 @@ int lock_paths(const char *target, char *utf8, size_t size, win::WPath *wide) {
 struct wlf_lock {
     Held *held;
 };
-
-extern "C" void wlf_lock_options_init(wlf_lock_options *opt) {
-    memset(opt, 0, sizeof *opt);
-    opt->backend = WLF_LOCK_FLOCK;
-}
 
 extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_in, wlf_lock **out, wlf_error *err) {
     *out = nullptr;
@@ -128,7 +107,7 @@ extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt_
         free(handle);
         return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
     }
-    if (!opt->no_nesting && g_registry_size.load(std::memory_order_relaxed) > 0) {
+    if (!opt->no_nesting && g_registry.in_use()) {
         win::Handle look(win::open_for_query(wpath.get(), false));
         FileId id;
         if (look && win::file_id(look.get(), &id) == 0) {

@@ -92,15 +92,6 @@ int fill_temp(wlf_file *f, int flags, const char **op) {
 
 }  // namespace
 
-extern "C" void wlf_write_options_init(wlf_write_options *opt) {
-    memset(opt, 0, sizeof *opt);
-    opt->use_lock = 1;
-    wlf_lock_options_init(&opt->lock);
-    opt->temp_suffix = "~~";
-    opt->durability = WLF_DURABILITY_FULL;
-    opt->hardlink_policy = WLF_HARDLINK_KEEP;
-}
-
 extern "C" int wlf_open(const char *path, int flags, mode_t, const wlf_write_options *opt_in, wlf_file **out,
                         wlf_error *err) {
     *out = nullptr;
