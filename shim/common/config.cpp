@@ -1,10 +1,7 @@
 #include "config.hpp"
 
 #include "lock_choice.hpp"
-#include "sysio.hpp"
 #include "timeout.hpp"
-
-#include <fcntl.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -60,7 +57,5 @@ int parse_keep_lock_files(const char *text, wlf_write_options *opt, char *why, s
     opt->lock.keep_lock_file = keep;
     return 0;
 }
-
-int open_log(const char *path) { return sys::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644); }
 
 }  // namespace wrap_lockfile::config

@@ -49,13 +49,9 @@ inline constexpr GlobList kGlobLists[] = {
 int parse_timeout(const char *text, wlf_write_options *opt, char *why, size_t size);
 // "full" (the default), "batch" or "none" (README "The shim", Durability).
 int parse_fsync(const char *text, wlf_write_options *opt, char *why, size_t size);
-// "flock" (the default), "dotlock" or "none".
+// "auto" (the shim's default), "flock", "dotlock" or "none".
 int parse_lock_backend(const char *text, wlf_write_options *opt, char *why, size_t size);
 // "1" or "0".
 int parse_keep_lock_files(const char *text, wlf_write_options *opt, char *why, size_t size);
-
-// The log file opened as the shim writes it (appending, created 0644):
-// the descriptor, or -1 with errno.
-int open_log(const char *path);
 
 }  // namespace wrap_lockfile::config

@@ -311,6 +311,28 @@ TEST(ShimWin, ExitCodes) {
     EXPECT_EQ(bad_glob.wait(), 125);
 }
 
+// The settings take the Linux shim's names and values (shim/common/config):
+// each accepted one runs COMMAND, a bad one is exit 125 and runs nothing.
+TEST(ShimWin, SettingsTakeTheSharedGrammar) {
+    for (const wchar_t *good : {L"--fsync full", L"--fsync batch", L"--fsync none", L"--lock-backend auto",
+                                L"--lock-backend dotlock", L"--timeout 1.5", L"--keep-lock-files"}) {
+        Process p(atomically() + L" " + good + L" --rule x.none -- " + client() + L" exit 3");
+        ASSERT_TRUE(p.started());
+        EXPECT_EQ(p.wait(), 3) << utf8(good);
+    }
+    for (const wchar_t *bad : {L"--fsync sometimes", L"--lock-backend fcntl", L"--timeout -"}) {
+        Process p(atomically() + L" " + bad + L" --rule x.none -- " + client() + L" exit 3");
+        ASSERT_TRUE(p.started());
+        EXPECT_EQ(p.wait(), 125) << utf8(bad);
+    }
+    ASSERT_TRUE(SetEnvironmentVariableW(L"WRAP_LOCKFILE_KEEP_LOCK_FILES", L"yes"));
+    Process inherited(atomically() + L" --rule x.none -- " + client() + L" exit 3");
+    ASSERT_TRUE(inherited.started());
+    int rc = inherited.wait();
+    SetEnvironmentVariableW(L"WRAP_LOCKFILE_KEEP_LOCK_FILES", nullptr);
+    EXPECT_EQ(rc, 125);
+}
+
 TEST(ShimWin, InjectionFailureIs125AndTheCommandDoesNotRun) {
     TempDir dir;
     fs::path not_a_dll = dir / "broken.dll";

@@ -4,6 +4,7 @@
 
 #include "config.hpp"
 #include "config_file.hpp"
+#include "log_file.hpp"
 #include "rules.hpp"
 
 #include <unistd.h>
@@ -102,7 +103,7 @@ void check_value(Parser parse, const std::string &value, const std::string &what
 void check_log(const std::string &path, const std::string &what) {
     if (path.empty()) fail(what + ": empty path");
     if (path == config::kLogToStderr) return;
-    int fd = config::open_log(path.c_str());
+    int fd = shim::open_log(path.c_str());
     if (fd < 0) fail(what + " " + path + ": " + error_text(errno));
     close(fd);
 }

@@ -5,6 +5,7 @@
 
 #include "config.hpp"
 #include "config_file.hpp"
+#include "log_file.hpp"
 #include "internal.hpp"
 
 #include <sys/resource.h>
@@ -78,7 +79,7 @@ void load_options() {
         if (strcmp(l, config::kLogToStderr) == 0) {
             g_config.log_fd = 2;
         } else {
-            int fd = config::open_log(l);
+            int fd = shim::open_log(l);
             if (fd < 0)
                 bad_variable(config::kLogVar, strerror(errno));
             else

@@ -8,10 +8,11 @@
 // found.
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include "command_line.hpp"
+#include "config.hpp"
 #include "config_file.hpp"
 #include "inject.hpp"
 #include "rules.hpp"
-#include "timeout.hpp"
 
 #include <windows.h>
 
@@ -23,7 +24,8 @@
 #include <vector>
 
 namespace rules = wrap_lockfile::rules;
-namespace detail = wrap_lockfile::detail;
+namespace config = wrap_lockfile::config;
+using wrap_lockfile::win::quote_arg;
 
 namespace {
 
@@ -93,9 +95,11 @@ void print_help() {
         "  --exclude GLOB       never touch matching files; wins over the others (repeatable)\n"
         "  --config FILE        read rules from FILE (\"replace|lock-only|exclude GLOB\" per line)\n"
         "  --timeout SECONDS    give up waiting for a lock after SECONDS (default: wait forever)\n"
-        "  --fsync full|none    flush replacements to disk before renaming (default: full)\n"
-        "  --lock-backend flock|dotlock|none\n"
-        "                       how files are locked (default: flock, which is LockFileEx here)\n"
+        "  --fsync full|batch|none  flush replacements to disk before renaming (default: full;\n"
+        "                       batch is full here: each file is flushed before its rename)\n"
+        "  --lock-backend flock|dotlock|none|auto\n"
+        "                       how files are locked (default: flock, which is LockFileEx here;\n"
+        "                       auto is the same)\n"
         "  --keep-lock-files    never remove <file>.lock (always so on Windows)\n"
         "  --log FILE           where the DLL's messages go ('stderr' for standard error)\n"
         "  -h, --help           show this help and exit\n"
@@ -220,23 +224,19 @@ void check_config(const std::string &path, const std::string &cwd, const std::st
     fail(what + " " + rules::format_config_error(path.c_str(), &err, text, sizeof text));
 }
 
-void check_timeout(const std::string &value, const std::string &what) {
-    double seconds;
-    int rc = detail::parse_timeout(value.c_str(), &seconds);
-    if (rc == ERANGE) fail(what + ": timeout " + quoted(value) + " is too large (" + detail::kTimeoutGrammar + ")");
-    if (rc) fail(what + ": invalid timeout " + quoted(value) + " (" + detail::kTimeoutGrammar + ")");
-}
-
-void check_choice(const std::string &value, const std::string &what, std::initializer_list<const char *> choices,
-                  const char *expected) {
-    for (const char *c : choices)
-        if (value == c) return;
-    fail(what + ": invalid value " + quoted(value) + " (expected " + expected + ")");
+// A setting checked as the DLL will read it (config.hpp: the Linux shim's
+// names and grammar).
+void check_value(int (*parse)(const char *, wlf_write_options *, char *, size_t), const std::string &value,
+                 const std::string &what) {
+    wlf_write_options scratch;
+    wlf_write_options_init(&scratch);
+    char why[512];
+    if (parse(value.c_str(), &scratch, why, sizeof why) != 0) fail(what + ": " + why);
 }
 
 void check_log(const std::string &path, const std::string &what) {
     if (path.empty()) fail(what + ": empty path");
-    if (path == "stderr") return;
+    if (path == config::kLogToStderr) return;
     HANDLE h = CreateFileW(wide(path).c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr,
                            OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) fail(what + " " + path + ": " + win_error(GetLastError()));
@@ -245,58 +245,39 @@ void check_log(const std::string &path, const std::string &what) {
 
 // Sets the WRAP_LOCKFILE_* variables COMMAND (and the DLL in it) inherits.
 void prepare_environment(const Options &o, const std::string &cwd) {
-    set_env("WRAP_LOCKFILE_RULES", merged_globs(rules::kReplace, "WRAP_LOCKFILE_RULES", o.replace, "--rule", cwd));
-    set_env("WRAP_LOCKFILE_LOCK_ONLY",
-            merged_globs(rules::kLockOnly, "WRAP_LOCKFILE_LOCK_ONLY", o.lock_only, "--lock-only", cwd));
-    set_env("WRAP_LOCKFILE_EXCLUDE", merged_globs(rules::kExclude, "WRAP_LOCKFILE_EXCLUDE", o.exclude, "--exclude", cwd));
+    set_env(config::kRulesVar, merged_globs(rules::kReplace, config::kRulesVar, o.replace, "--rule", cwd));
+    set_env(config::kLockOnlyVar, merged_globs(rules::kLockOnly, config::kLockOnlyVar, o.lock_only, "--lock-only", cwd));
+    set_env(config::kExcludeVar, merged_globs(rules::kExclude, config::kExcludeVar, o.exclude, "--exclude", cwd));
     auto option_or_env = [](const std::optional<std::string> &opt, const char *var, const char *option) {
         return opt ? std::pair{opt, std::string(option)} : std::pair{get_env(var), std::string(var)};
     };
-    if (auto [v, what] = option_or_env(o.config, "WRAP_LOCKFILE_CONFIG", "--config"); v) {
+    if (auto [v, what] = option_or_env(o.config, config::kConfigVar, "--config"); v) {
         // Absolute, so that COMMAND's change of directory keeps naming it.
         wchar_t full[WLF_PATH_MAX];
         DWORD n = GetFullPathNameW(wide(*v).c_str(), WLF_PATH_MAX, full, nullptr);
         if (n == 0 || n >= WLF_PATH_MAX) fail(what + " " + *v + ": " + win_error(GetLastError()));
         std::string abs = utf8(std::wstring(full, n));
         check_config(abs, cwd, what);
-        set_env("WRAP_LOCKFILE_CONFIG", abs);
+        set_env(config::kConfigVar, abs);
     }
-    if (auto [v, what] = option_or_env(o.timeout, "WRAP_LOCKFILE_TIMEOUT", "--timeout"); v) {
-        check_timeout(*v, what);
-        set_env("WRAP_LOCKFILE_TIMEOUT", v);
+    if (auto [v, what] = option_or_env(o.timeout, config::kTimeoutVar, "--timeout"); v) {
+        check_value(config::parse_timeout, *v, what);
+        set_env(config::kTimeoutVar, v);
     }
-    if (auto [v, what] = option_or_env(o.fsync, "WRAP_LOCKFILE_FSYNC", "--fsync"); v) {
-        check_choice(*v, what, {"full", "none"}, "full or none");
-        set_env("WRAP_LOCKFILE_FSYNC", v);
+    if (auto [v, what] = option_or_env(o.fsync, config::kFsyncVar, "--fsync"); v) {
+        check_value(config::parse_fsync, *v, what);
+        set_env(config::kFsyncVar, v);
     }
-    if (auto [v, what] = option_or_env(o.lock_backend, "WRAP_LOCKFILE_LOCK_BACKEND", "--lock-backend"); v) {
-        check_choice(*v, what, {"flock", "dotlock", "none"}, "flock, dotlock or none");
-        set_env("WRAP_LOCKFILE_LOCK_BACKEND", v);
+    if (auto [v, what] = option_or_env(o.lock_backend, config::kLockBackendVar, "--lock-backend"); v) {
+        check_value(config::parse_lock_backend, *v, what);
+        set_env(config::kLockBackendVar, v);
     }
-    if (o.keep_lock_files) set_env("WRAP_LOCKFILE_KEEP_LOCK_FILES", std::string("1"));
-    if (auto [v, what] = option_or_env(o.log, "WRAP_LOCKFILE_LOG", "--log"); v) {
+    if (o.keep_lock_files) set_env(config::kKeepLockFilesVar, std::string("1"));
+    else if (auto v = get_env(config::kKeepLockFilesVar)) check_value(config::parse_keep_lock_files, *v, config::kKeepLockFilesVar);
+    if (auto [v, what] = option_or_env(o.log, config::kLogVar, "--log"); v) {
         check_log(*v, what);
-        set_env("WRAP_LOCKFILE_LOG", v);
+        set_env(config::kLogVar, v);
     }
-}
-
-// One argument quoted as the CRT's command-line parser reads it back.
-std::wstring quote_arg(const std::wstring &a) {
-    if (!a.empty() && a.find_first_of(L" \t\n\v\"") == std::wstring::npos) return a;
-    std::wstring out = L"\"";
-    size_t backslashes = 0;
-    for (wchar_t c : a) {
-        if (c == L'\\') {
-            ++backslashes;
-            continue;
-        }
-        if (c == L'"') out.append(backslashes * 2 + 1, L'\\');
-        else out.append(backslashes, L'\\');
-        backslashes = 0;
-        out += c;
-    }
-    out.append(backslashes * 2, L'\\');
-    return out + L"\"";
 }
 
 std::wstring dll_path() {

@@ -5,7 +5,7 @@
 // program left open. A DLL that cannot install its hooks refuses to load,
 // so that the launcher stops with 125 instead of running the program
 // unprotected. README "Windows".
-#include "config.hpp"
+#include "hook_config.hpp"
 #include "hooks.hpp"
 #include "inline_hook.hpp"
 #include "pending.hpp"

@@ -6,7 +6,7 @@
 // README "Windows".
 #include "hooks.hpp"
 
-#include "config.hpp"
+#include "hook_config.hpp"
 #include "file.hpp"
 #include "inject.hpp"
 #include "pending.hpp"

@@ -1,7 +1,7 @@
 // The pending-replacement table (pending.hpp).
 #include "pending.hpp"
 
-#include "config.hpp"
+#include "hook_config.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -20,7 +20,7 @@ struct Pending {
     wlf_file *file;
     HANDLE handles[kMaxHandles];
     size_t handle_count;
-    char *key;  // the target in match form (config.hpp), malloc'd
+    char *key;  // the target in match form (hook_config.hpp), malloc'd
 };
 
 // Replacements pending in this process: tested before taking the lock.

@@ -1,9 +1,9 @@
-// The hook DLL's configuration (config.hpp).
-#include "config.hpp"
+// The hook DLL's configuration (hook_config.hpp).
+#include "hook_config.hpp"
 
+#include "config.hpp"
 #include "config_file.hpp"
 #include "normalize.hpp"
-#include "timeout.hpp"
 
 #include <cstdarg>
 #include <cstdio>
@@ -71,13 +71,7 @@ void load_config(HMODULE self) {
     if (n == 0 || n >= WLF_PATH_MAX || match_form(wcwd, cwd, sizeof cwd)) strcpy(cwd, "/");
 
     static char value[16384];  // DllMain runs once: no need for the stack
-    struct {
-        const char *var;
-        rules::Kind kind;
-    } lists[] = {{"WRAP_LOCKFILE_RULES", rules::kReplace},
-                 {"WRAP_LOCKFILE_LOCK_ONLY", rules::kLockOnly},
-                 {"WRAP_LOCKFILE_EXCLUDE", rules::kExclude}};
-    for (auto &l : lists) {
+    for (const config::GlobList &l : config::kGlobLists) {
         if (!env(l.var, value, sizeof value)) continue;
         const char *bad = nullptr;
         size_t bad_len = 0;
@@ -88,41 +82,34 @@ void load_config(HMODULE self) {
             bad_variable(l.var, detail);
         }
     }
-    if (env("WRAP_LOCKFILE_CONFIG", value, sizeof value)) {
+    if (env(config::kConfigVar, value, sizeof value)) {
         rules::ConfigError err;
         if (rules::add_config_file(&g_config.rules, value, cwd, &err) != 0) {
             char detail[WLF_PATH_MAX + 256];
-            bad_variable("WRAP_LOCKFILE_CONFIG", rules::format_config_error(value, &err, detail, sizeof detail));
+            bad_variable(config::kConfigVar, rules::format_config_error(value, &err, detail, sizeof detail));
         }
     }
     wlf_write_options_init(&g_config.options);
-    if (env("WRAP_LOCKFILE_TIMEOUT", value, sizeof value)) {
-        double v;
-        if (detail::parse_timeout(value, &v) == 0) {
-            g_config.options.lock.has_timeout = 1;
-            g_config.options.lock.timeout = v;
-        } else {
-            bad_variable("WRAP_LOCKFILE_TIMEOUT", detail::kTimeoutGrammar);
-        }
+    // The same settings, names and grammar as the Linux shim (config.hpp).
+    static constexpr struct {
+        const char *var;
+        int (*parse)(const char *, wlf_write_options *, char *, size_t);
+    } kSettings[] = {{config::kTimeoutVar, config::parse_timeout},
+                     {config::kFsyncVar, config::parse_fsync},
+                     {config::kLockBackendVar, config::parse_lock_backend},
+                     {config::kKeepLockFilesVar, config::parse_keep_lock_files}};
+    for (const auto &setting : kSettings) {
+        char why[160];
+        if (env(setting.var, value, sizeof value) && setting.parse(value, &g_config.options, why, sizeof why) != 0)
+            bad_variable(setting.var, why);
     }
-    if (env("WRAP_LOCKFILE_LOCK_BACKEND", value, sizeof value)) {
-        if (strcmp(value, "flock") == 0) g_config.options.lock.backend = WLF_LOCK_FLOCK;
-        else if (strcmp(value, "dotlock") == 0) g_config.options.lock.backend = WLF_LOCK_DOTLOCK;
-        else if (strcmp(value, "none") == 0) g_config.options.lock.backend = WLF_LOCK_NONE;
-        else bad_variable("WRAP_LOCKFILE_LOCK_BACKEND", "expected flock, dotlock or none");
-    }
-    if (env("WRAP_LOCKFILE_KEEP_LOCK_FILES", value, sizeof value)) g_config.options.lock.keep_lock_file = 1;
-    if (env("WRAP_LOCKFILE_FSYNC", value, sizeof value)) {
-        if (strcmp(value, "none") == 0) g_config.options.durability = WLF_DURABILITY_NONE;
-        else if (strcmp(value, "full") != 0) bad_variable("WRAP_LOCKFILE_FSYNC", "expected 'full' or 'none'");
-    }
-    if (env("WRAP_LOCKFILE_LOG", value, sizeof value) && strcmp(value, "stderr") != 0) {
+    if (env(config::kLogVar, value, sizeof value) && strcmp(value, config::kLogToStderr) != 0) {
         wchar_t wlog[WLF_PATH_MAX];
         if (MultiByteToWideChar(CP_UTF8, 0, value, -1, wlog, WLF_PATH_MAX)) {
             HANDLE h = CreateFileW(wlog, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_ALWAYS,
                                    FILE_ATTRIBUTE_NORMAL, nullptr);
             if (h != INVALID_HANDLE_VALUE) g_config.log = h;
-            else bad_variable("WRAP_LOCKFILE_LOG", "cannot be opened");
+            else bad_variable(config::kLogVar, "cannot be opened");
         }
     }
 }
