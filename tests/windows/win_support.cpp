@@ -1,5 +1,7 @@
 #include "win_support.hpp"
 
+#include "command_line.hpp"
+
 #include <wrap_lockfile/wrap_lockfile.h>
 
 #include <gtest/gtest.h>
@@ -12,6 +14,8 @@
 #include <stdexcept>
 
 namespace wlf_win {
+
+using wrap_lockfile::win::quote_arg;
 
 TempDir::TempDir() {
     static std::atomic<int> counter{0};
@@ -118,24 +122,6 @@ std::string Event::unique_name(const std::string &what) {
 
 namespace {
 
-// One argument quoted for CommandLineToArgvW's rules.
-std::wstring quote(const std::wstring &arg) {
-    std::wstring out = L"\"";
-    size_t backslashes = 0;
-    for (wchar_t c : arg) {
-        if (c == L'\\') {
-            ++backslashes;
-            continue;
-        }
-        if (c == L'"') out.append(backslashes * 2 + 1, L'\\');
-        else out.append(backslashes, L'\\');
-        backslashes = 0;
-        out += c;
-    }
-    out.append(backslashes * 2, L'\\');
-    return out + L"\"";
-}
-
 std::wstring widen(const std::string &s) {
     int n = MultiByteToWideChar(CP_UTF8, 0, s.c_str(), -1, nullptr, 0);
     std::wstring w(n > 0 ? n - 1 : 0, L'\0');
@@ -156,8 +142,8 @@ Child::Child(const std::string &role, const std::vector<std::string> &args) {
     wchar_t self[MAX_PATH * 4];
     DWORD n = GetModuleFileNameW(nullptr, self, sizeof self / sizeof self[0]);
     if (n == 0) throw std::runtime_error("GetModuleFileName");
-    std::wstring cmd = quote(self) + L" --child " + quote(widen(role));
-    for (const auto &a : args) cmd += L" " + quote(widen(a));
+    std::wstring cmd = quote_arg(self) + L" --child " + quote_arg(widen(role));
+    for (const auto &a : args) cmd += L" " + quote_arg(widen(a));
     STARTUPINFOW si{};
     si.cb = sizeof si;
     if (!CreateProcessW(self, cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi_))
