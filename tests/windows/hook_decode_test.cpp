@@ -8,6 +8,8 @@
 #include "trampoline.hpp"
 #include "x64_decode.hpp"
 
+#include "skip_aware.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -319,5 +321,5 @@ TEST(HookTrampoline, WineFillerAndKernel32Thunk) {
 
 int main(int argc, char **argv) {
     testing::InitGoogleTest(&argc, argv);
-    return RUN_ALL_TESTS();
+    return wlf_test::skip_aware_result(RUN_ALL_TESTS());
 }

@@ -4,6 +4,8 @@
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include "skip_aware.hpp"
+
 #include <gtest/gtest.h>
 #include <shellapi.h>
 
@@ -252,5 +254,5 @@ int main() {
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     testing::InitGoogleTest(&argc, argv.data());
-    return RUN_ALL_TESTS();
+    return wlf_test::skip_aware_result(RUN_ALL_TESTS());
 }

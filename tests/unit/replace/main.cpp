@@ -1,7 +1,7 @@
 // main() of every replacement test binary: as root it first enters a private
 // mount namespace, so the tmpfs, bind and loop mounts the tests make under
 // their scratch directories are invisible outside and vanish with the process.
-#include <gtest/gtest.h>
+#include "skip_aware.hpp"
 
 #include "replace_support.hpp"
 
@@ -24,5 +24,5 @@ int main(int argc, char **argv) {
         else
             g_unshare_error = errno;
     }
-    return RUN_ALL_TESTS();
+    return wlf_test::skip_aware_result(RUN_ALL_TESTS());
 }
