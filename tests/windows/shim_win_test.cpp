@@ -7,7 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <tlhelp32.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,7 @@ public:
     Process &operator=(const Process &) = delete;
     bool started() const { return ok_; }
     DWORD error() const { return error_; }
+    DWORD id() const { return pi_.dwProcessId; }
     // Exit code, or -1 on timeout.
     int wait(DWORD ms = 60000) {
         if (WaitForSingleObject(pi_.hProcess, ms) != WAIT_OBJECT_0) return -1;
@@ -122,6 +127,25 @@ BY_HANDLE_FILE_INFORMATION file_info(const fs::path &p) {
     return info;
 }
 
+uint64_t file_index(const BY_HANDLE_FILE_INFORMATION &info) {
+    return (uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow;
+}
+
+// The process `parent` started (atomically.exe's COMMAND), opened to be
+// ended; null when there is none.
+HANDLE child_of(DWORD parent) {
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    if (snap == INVALID_HANDLE_VALUE) return nullptr;
+    PROCESSENTRY32W e{};
+    e.dwSize = sizeof e;
+    HANDLE child = nullptr;
+    for (BOOL more = Process32FirstW(snap, &e); more && !child; more = Process32NextW(snap, &e))
+        if (e.th32ParentProcessID == parent)
+            child = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, e.th32ProcessID);
+    CloseHandle(snap);
+    return child;
+}
+
 const char kOld[] = "the old content";
 const char kNew[] = "0123456789 the new content 9876543210";
 
@@ -176,6 +200,85 @@ TEST(ShimWin, PathQueriesAgreeWithThePendingFile) {
     write_file(target, kOld);
     EXPECT_EQ(run(utf8(target), {"stat", utf8(target)}), 0);
     EXPECT_EQ(read_file(target), "12345");
+}
+
+// A lock-only file is written in place: its path answers as the file itself.
+TEST(ShimWin, PathQueriesOfALockOnlyFileAreItsOwn) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    Process p(atomically() + L" --lock-only " + quote(target.wstring()) + L" -- " + client() + L" stat " +
+              quote(target.wstring()));
+    ASSERT_TRUE(p.started()) << p.error();
+    EXPECT_EQ(p.wait(), 0);
+    EXPECT_EQ(read_file(target), "12345");
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
+}
+
+// GetFileInformationByHandle on the program's handle (the temp's) answers
+// as the file will be after the commit: the target's attributes (not the
+// temp's hidden one), the size written, one link, and the file index the
+// target has after the close (the commit renames that very file onto it).
+TEST(ShimWin, HandleQueriesAgreeWithThePendingFile) {
+    TempDir dir;
+    fs::path target = dir / "target.txt", report = dir / "report.txt";
+    write_file(target, kOld);
+    BY_HANDLE_FILE_INFORMATION before = file_info(target);
+    ASSERT_EQ(before.dwFileAttributes & (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_READONLY), 0u);
+    ASSERT_EQ(run(utf8(target), {"fileinfo", utf8(target), kNew, utf8(report)}), 0);
+    unsigned long attributes = 0, size = 0, links = 0;
+    unsigned long long index = 0;
+    ASSERT_EQ(sscanf(read_file(report).c_str(), "%lx %lu %lu %llx", &attributes, &size, &links, &index), 4);
+    EXPECT_EQ(attributes, before.dwFileAttributes) << "mid-write, 0x" << std::hex << attributes;
+    EXPECT_EQ(size, strlen(kNew));
+    EXPECT_EQ(links, 1u);
+    EXPECT_NE(index, file_index(before)) << "the handle is the replacement's, not the old file's";
+    EXPECT_EQ(read_file(target), kNew);
+    BY_HANDLE_FILE_INFORMATION after = file_info(target);
+    EXPECT_EQ(file_index(after), index);
+    EXPECT_EQ(after.dwFileAttributes, before.dwFileAttributes);
+    EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"report.txt", "target.txt", "target.txt.lock"}));
+}
+
+// A writer killed halfway (TerminateProcess) commits nothing: the target
+// keeps its old content and file, the lock is free again (the next write
+// goes through), and what it wrote stays in its hidden temp
+// ".target.txt.<random>~~", which nothing removes (README "Windows",
+// Limits).
+TEST(ShimWin, AKilledWriterLeavesTheOldContentAndItsHiddenTemp) {
+    TempDir dir;
+    fs::path target = dir / "target.txt";
+    write_file(target, kOld);
+    BY_HANDLE_FILE_INFORMATION before = file_info(target);
+    std::string ready = Event::unique_name("ready"), go = Event::unique_name("go");
+    Event ready_event(ready), go_event(go);
+    Process p(command(utf8(target), {"write", "CreateFileW", utf8(target), kNew, ready, go}));
+    ASSERT_TRUE(p.started()) << p.error();
+    ASSERT_TRUE(ready_event.wait()) << "the client never got halfway";
+    HANDLE client = child_of(p.id());
+    ASSERT_NE(client, nullptr) << "atomically.exe's child not found";
+    EXPECT_TRUE(TerminateProcess(client, 9));
+    EXPECT_EQ(WaitForSingleObject(client, 20000), WAIT_OBJECT_0);
+    CloseHandle(client);
+    EXPECT_EQ(p.wait(), 9);  // atomically.exe passes the child's exit code on
+
+    EXPECT_EQ(read_file(target), kOld);
+    EXPECT_EQ(file_index(file_info(target)), file_index(before));
+    std::vector<std::string> names = list_names(dir.path());
+    ASSERT_EQ(names.size(), 3u);
+    const std::string &temp = names[0];
+    EXPECT_EQ(temp.rfind(".target.txt.", 0), 0u) << temp;
+    EXPECT_EQ(temp.substr(temp.size() - 2), "~~") << temp;
+    EXPECT_EQ(names[1], "target.txt");
+    EXPECT_EQ(names[2], "target.txt.lock");
+    DWORD attributes = GetFileAttributesW((dir.path() / temp).wstring().c_str());
+    EXPECT_NE(attributes, INVALID_FILE_ATTRIBUTES);
+    EXPECT_TRUE(attributes & FILE_ATTRIBUTE_HIDDEN);
+    EXPECT_EQ(read_file(dir.path() / temp), std::string(kNew).substr(0, strlen(kNew) / 2));
+
+    EXPECT_EQ(run(utf8(target), {"write", "CreateFileW", utf8(target), kNew}), 0);
+    EXPECT_EQ(read_file(target), kNew);
+    EXPECT_EQ(list_names(dir.path()), names);
 }
 
 TEST(ShimWin, DuplicateHandleCommitsOnceAtTheLastClose) {

@@ -209,20 +209,36 @@ BOOL commit(wlf_file *f) {
     return FALSE;
 }
 
-// The pending replacement for a path the program asks about, with its
-// file information; false when there is none.
-bool pending_info(const wchar_t *name, BY_HANDLE_FILE_INFORMATION *info, DWORD *attributes) {
+// What a pending file is to the program that writes it, by path or by
+// handle: the temp's own information with what the commit gives it (the
+// target's attributes and creation time; never the temp's hidden
+// attribute). A file written in place is itself. Under PendingLock.
+bool pending_view(const Pending *p, BY_HANDLE_FILE_INFORMATION *info) {
+    if (!real_GetFileInformationByHandle(p->file->h, info)) return false;
+    if (wlf_file_kind(p->file) != WLF_COMMIT_RENAME) return true;
+    constexpr DWORD kDosAttributes = kCreateAttributes | FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_NORMAL;
+    const FILE_BASIC_INFO &basic = p->file->basic;
+    DWORD attributes = (info->dwFileAttributes & ~kDosAttributes) | (basic.FileAttributes & kDosAttributes);
+    // NORMAL is valid alone only.
+    if (attributes & ~FILE_ATTRIBUTE_NORMAL) attributes &= ~FILE_ATTRIBUTE_NORMAL;
+    info->dwFileAttributes = attributes ? attributes : FILE_ATTRIBUTE_NORMAL;
+    if (basic.CreationTime.QuadPart) {
+        info->ftCreationTime.dwLowDateTime = basic.CreationTime.LowPart;
+        info->ftCreationTime.dwHighDateTime = static_cast<DWORD>(basic.CreationTime.HighPart);
+    }
+    return true;
+}
+
+// The pending replacement for a path the program asks about, as
+// pending_view; false when there is none.
+bool pending_info(const wchar_t *name, BY_HANDLE_FILE_INFORMATION *info) {
     if (g_pending_count == 0 || !name || busy()) return false;
     DWORD saved = GetLastError();
     char key[WLF_PATH_MAX];
     bool found = false;
     if (match_form(name, key, sizeof key) == 0) {
         PendingLock lock;
-        if (Pending *p = pending_by_key(key)) {
-            Busy b;
-            found = GetFileInformationByHandle(p->file->h, info);
-            *attributes = p->file->basic.FileAttributes;
-        }
+        if (Pending *p = pending_by_key(key)) found = pending_view(p, info);
     }
     SetLastError(saved);
     return found;
@@ -323,18 +339,16 @@ BOOL WINAPI hook_DuplicateHandle(HANDLE src_process, HANDLE src, HANDLE dst_proc
 
 DWORD WINAPI hook_GetFileAttributesW(LPCWSTR name) {
     BY_HANDLE_FILE_INFORMATION info;
-    DWORD attributes;
-    if (!pending_info(name, &info, &attributes)) return real_GetFileAttributesW(name);
-    return attributes;
+    if (!pending_info(name, &info)) return real_GetFileAttributesW(name);
+    return info.dwFileAttributes;
 }
 
 BOOL WINAPI hook_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS level, LPVOID out) {
     BY_HANDLE_FILE_INFORMATION info;
-    DWORD attributes;
-    if (level != GetFileExInfoStandard || !out || !pending_info(name, &info, &attributes))
+    if (level != GetFileExInfoStandard || !out || !pending_info(name, &info))
         return real_GetFileAttributesExW(name, level, out);
     auto *data = static_cast<WIN32_FILE_ATTRIBUTE_DATA *>(out);
-    data->dwFileAttributes = attributes;
+    data->dwFileAttributes = info.dwFileAttributes;
     data->ftCreationTime = info.ftCreationTime;
     data->ftLastAccessTime = info.ftLastAccessTime;
     data->ftLastWriteTime = info.ftLastWriteTime;
@@ -360,6 +374,23 @@ BOOL WINAPI hook_SetFileAttributesW(LPCWSTR name, DWORD attributes) {
     }
     SetLastError(saved);
     return real_SetFileAttributesW(name, attributes);
+}
+
+// A handle of a pending file (fstat, libstdc++'s equivalent) answers as
+// its path does.
+BOOL WINAPI hook_GetFileInformationByHandle(HANDLE h, LPBY_HANDLE_FILE_INFORMATION info) {
+    if (g_pending_count == 0 || !info || busy()) return real_GetFileInformationByHandle(h, info);
+    DWORD saved = GetLastError();
+    {
+        PendingLock lock;
+        if (Pending *p = pending_by_handle(h)) {
+            if (!pending_view(p, info)) return FALSE;
+            SetLastError(saved);
+            return TRUE;
+        }
+    }
+    SetLastError(saved);
+    return real_GetFileInformationByHandle(h, info);
 }
 
 BOOL WINAPI hook_CreateProcessInternalW(HANDLE token, LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUTES pa,

@@ -16,6 +16,10 @@
 //   wlf_client dup PATH CONTENT [READY GO]
 //                                   writes through a DuplicateHandle copy after closing the original
 //   wlf_client stat PATH            path queries agree with the file being written (exit 0)
+//   wlf_client fileinfo PATH CONTENT REPORT
+//                                   writes CONTENT to PATH (CreateFileW, OPEN_ALWAYS) and, before the
+//                                   close, what GetFileInformationByHandle says of its handle into
+//                                   REPORT: "ATTRIBUTES SIZE LINKS INDEX" (hex, decimal, decimal, hex)
 //
 // METHOD: CreateFileW CreateFileA CreateFile2 GetProcAddress fopen _wopen
 // _wfopen ofstream append (fopen "a") copy_file (from PATH.src).
@@ -259,6 +263,25 @@ int stat_pending(const char *path_utf8) {
     if (!CloseHandle(h)) return die("CloseHandle");
     if (data.nFileSizeLow != 5) return 10;
     if (attributes & FILE_ATTRIBUTE_HIDDEN) return 11;  // the temp's own attribute must not show
+    if (attributes == 0) return 12;  // every file has some (NORMAL at least)
+    return 0;
+}
+
+int file_info(const char *path_utf8, const char *content, const char *report_utf8) {
+    HANDLE h = CreateFileW(wide(path_utf8).c_str(), GENERIC_WRITE, FILE_SHARE_READ, nullptr, OPEN_ALWAYS,
+                           FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return die("open");
+    DWORD put;
+    if (!WriteFile(h, content, static_cast<DWORD>(strlen(content)), &put, nullptr) || !SetEndOfFile(h))
+        return die("WriteFile");
+    BY_HANDLE_FILE_INFORMATION info{};
+    if (!GetFileInformationByHandle(h, &info)) return die("GetFileInformationByHandle");
+    FILE *out = _wfopen(wide(report_utf8).c_str(), L"w");
+    if (!out) return die("fopen report");
+    fprintf(out, "%lx %lu %lu %llx\n", info.dwFileAttributes, info.nFileSizeLow, info.nNumberOfLinks,
+            (static_cast<unsigned long long>(info.nFileIndexHigh) << 32) | info.nFileIndexLow);
+    if (fclose(out) != 0) return die("fclose report");
+    if (!CloseHandle(h)) return die("CloseHandle");
     return 0;
 }
 
@@ -276,5 +299,6 @@ int main(int argc, char **argv) {
     if (cmd == "latedll" && argc >= 5) return late_dll(argv[2], argv[3], argv[4]);
     if (cmd == "dup" && argc >= 4) return dup_write(argc, argv);
     if (cmd == "stat" && argc >= 3) return stat_pending(argv[2]);
+    if (cmd == "fileinfo" && argc >= 5) return file_info(argv[2], argv[3], argv[4]);
     return 2;
 }
