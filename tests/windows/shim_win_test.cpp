@@ -182,9 +182,7 @@ TEST(ShimWin, WithoutTheShimAReaderSeesTheHalfWrittenFile) {
 }
 
 // libstdc++'s copy_file chmods the new file by name while it is open
-// (_wchmod, SetFileAttributesW): the pending file must answer. (Onto an
-// existing file, mingw's copy_file fails by itself: _wstat gives every
-// file inode 0, so source and destination look equivalent.)
+// (_wchmod, SetFileAttributesW): the pending file must answer.
 TEST(ShimWin, CopyFileAnswersPathQueriesOnThePendingFile) {
     TempDir dir;
     fs::path target = dir / "target.txt";
@@ -192,6 +190,25 @@ TEST(ShimWin, CopyFileAnswersPathQueriesOnThePendingFile) {
     EXPECT_EQ(run("target.txt", {"write", "copy_file", utf8(target), ""}), 0);
     EXPECT_EQ(read_file(target), kNew);
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock", "target.txt.src"}));
+}
+
+// Onto an existing file, libstdc++'s copy_file (GCC 12) refuses by itself
+// with overwrite_existing too, before it opens anything: the CRT's _wstat
+// gives every file inode 0, so source and target look like one file
+// ("File exists", exit 4). Under the shim the refusal is the same and
+// leaves everything as it was: the old content, no lock file, no temp. (A
+// libstdc++ that gets past the check opens the target as for a new file,
+// the case above.)
+TEST(ShimWin, CopyFileOntoAnExistingFileIsRefusedAsWithoutTheShim) {
+    for (const char *rule : {"", "target.txt"}) {
+        TempDir dir;
+        fs::path target = dir / "target.txt";
+        write_file(target, kOld);
+        write_file(dir / "target.txt.src", kNew);
+        EXPECT_EQ(run(rule, {"write", "copy_file", utf8(target), ""}), 4) << "rule '" << rule << "'";
+        EXPECT_EQ(read_file(target), kOld);
+        EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.src"}));
+    }
 }
 
 TEST(ShimWin, PathQueriesAgreeWithThePendingFile) {

@@ -22,7 +22,8 @@
 //                                   REPORT: "ATTRIBUTES SIZE LINKS INDEX" (hex, decimal, decimal, hex)
 //
 // METHOD: CreateFileW CreateFileA CreateFile2 GetProcAddress fopen _wopen
-// _wfopen ofstream append (fopen "a") copy_file (from PATH.src).
+// _wfopen ofstream append (fopen "a") copy_file (from PATH.src, overwriting;
+// exit 4 when it says "File exists").
 #include <windows.h>
 
 #include <fcntl.h>
@@ -132,7 +133,7 @@ int write_method(int argc, char **argv) {
                                    std::filesystem::copy_options::overwrite_existing, ec);
         if (ec) {
             fprintf(stderr, "wlf_client: copy_file: %s\n", ec.message().c_str());
-            return 3;
+            return ec == std::errc::file_exists ? 4 : 3;
         }
         return 0;
     }
