@@ -131,16 +131,16 @@ uint64_t file_index(const BY_HANDLE_FILE_INFORMATION &info) {
     return (uint64_t{info.nFileIndexHigh} << 32) | info.nFileIndexLow;
 }
 
-// The process `parent` started (atomically.exe's COMMAND), opened to be
-// ended; null when there is none.
-HANDLE child_of(DWORD parent) {
+// The wlf_client.exe that `parent` started (atomically.exe's COMMAND),
+// opened to be ended; null when there is none.
+HANDLE client_child_of(DWORD parent) {
     HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
     if (snap == INVALID_HANDLE_VALUE) return nullptr;
     PROCESSENTRY32W e{};
     e.dwSize = sizeof e;
     HANDLE child = nullptr;
     for (BOOL more = Process32FirstW(snap, &e); more && !child; more = Process32NextW(snap, &e))
-        if (e.th32ParentProcessID == parent)
+        if (e.th32ParentProcessID == parent && _wcsicmp(e.szExeFile, L"wlf_client.exe") == 0)
             child = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, e.th32ProcessID);
     CloseHandle(snap);
     return child;
@@ -272,7 +272,7 @@ TEST(ShimWin, AKilledWriterLeavesTheOldContentAndItsHiddenTemp) {
     Process p(command(utf8(target), {"write", "CreateFileW", utf8(target), kNew, ready, go}));
     ASSERT_TRUE(p.started()) << p.error();
     ASSERT_TRUE(ready_event.wait()) << "the client never got halfway";
-    HANDLE client = child_of(p.id());
+    HANDLE client = client_child_of(p.id());
     ASSERT_NE(client, nullptr) << "atomically.exe's child not found";
     EXPECT_TRUE(TerminateProcess(client, 9));
     EXPECT_EQ(WaitForSingleObject(client, 20000), WAIT_OBJECT_0);
