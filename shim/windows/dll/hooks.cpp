@@ -376,8 +376,9 @@ BOOL WINAPI hook_SetFileAttributesW(LPCWSTR name, DWORD attributes) {
     return real_SetFileAttributesW(name, attributes);
 }
 
-// A handle of a pending file (fstat, libstdc++'s equivalent) answers as
-// its path does.
+// The handle the program's write-open gave it (or a copy of it in this
+// process) answers as the file's path does: a program checking what it
+// wrote sees the file it will have, not the hidden temp.
 BOOL WINAPI hook_GetFileInformationByHandle(HANDLE h, LPBY_HANDLE_FILE_INFORMATION info) {
     if (g_pending_count == 0 || !info || busy()) return real_GetFileInformationByHandle(h, info);
     DWORD saved = GetLastError();
