@@ -37,8 +37,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
                 Guard g;
                 mark_internal(last->file, false);
             }
-            wlf_discard(last->file);
-            free(last);
+            wlf_discard(g_replacements.remove(last));
         }
         errno = e;
     }
