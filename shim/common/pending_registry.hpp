@@ -118,10 +118,7 @@ public:
             if (!Index<Map>::holds(h)) return nullptr;
         }
         Entry *e = add(file, key, opener);
-        if (e && !add_handle(e, h)) {
-            remove(e);
-            return nullptr;
-        }
+        if (e) add_handle(e, h);  // a new entry has room for one, and h can be listed
         return e;
     }
 

@@ -206,6 +206,13 @@ TYPED_TEST(PendingRegistryTest, WalkAtExitSeesEachPendingEntryOnce) {
     auto *c = this->reg->add(file(3), this->h(5), "/t/c", kOpener);
     ASSERT_EQ(this->reg->drop_handle(this->h(5), kOpener), c);
 
+    std::vector<typename TestFixture::Entry *> seen;
+    this->reg->for_each([&](typename TestFixture::Entry *e) { seen.push_back(e); });
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[0], a);
+    EXPECT_EQ(seen[1], b);
+    EXPECT_EQ(seen[2], c);
+
     // Another thread holds the lock: nothing is walked.
     TestLock::elsewhere = true;
     int walked = 0;
