@@ -11,8 +11,10 @@
 // Template parameters:
 //   Handle   int (Linux descriptors) or HANDLE.
 //   Opener   the identity of the process that alone commits (pid_t, DWORD).
-//   Lock     static lock() / unlock() / try_lock() of a recursive lock: every
-//            operation takes it, and callers may hold it across several.
+//   Lock     static lock() / unlock() / try_lock() of a recursive lock.
+//            Callers hold it (Hold) around the operations, as they do around
+//            the steps of one close; only try_for_each takes it itself.
+//            by_handle on an index is also read without it by fast paths.
 //   Map      how a handle finds its entry: HandleList<N> (each entry lists
 //            its handles; by_handle looks through the entries) or
 //            IndexedHandles<Index> (small numbers, an O(1) table the caller
@@ -89,7 +91,6 @@ public:
     // hand-over adds them one by one); `key` is copied. Null when the table is
     // full or the copy cannot be made: nothing is added then.
     Entry *add(wlf_file *file, const char *key, Opener opener) {
-        Hold hold;
         size_t i = 0;
         while (i < end_ && entries_[i].file) ++i;
         if (i == kCapacity) return nullptr;
@@ -113,7 +114,6 @@ public:
     // The same, reached by handle h: the open itself. Null (nothing added)
     // also when h cannot be listed.
     Entry *add(wlf_file *file, Handle h, const char *key, Opener opener) {
-        Hold hold;
         if constexpr (Map::kIndexed) {
             if (!Index<Map>::holds(h)) return nullptr;
         }
@@ -125,7 +125,6 @@ public:
     // One more handle of e (a dup in the opener); false when e lists as many
     // as it can or h cannot be listed: nothing changes then.
     bool add_handle(Entry *e, Handle h) {
-        Hold hold;
         if constexpr (Map::kIndexed) {
             if (!Index<Map>::holds(h)) return false;
             Index<Map>::store(h, reinterpret_cast<uintptr_t>(e));
@@ -142,7 +141,6 @@ public:
     // remove()s it. Null otherwise; a handle of another opener's entry (the
     // table a vfork child shares with its parent) is left as it was.
     Entry *drop_handle(Handle h, Opener me) {
-        Hold hold;
         Entry *e = by_handle(h);
         if (!e || !(e->opener == me)) return nullptr;
         if constexpr (Map::kIndexed) {
@@ -162,7 +160,6 @@ public:
         if constexpr (Map::kIndexed) {
             return Index<Map>::holds(h) ? entry_of(Index<Map>::load(h)) : nullptr;
         } else {
-            Hold hold;
             for (size_t i = 0; i < end_; ++i) {
                 Entry &e = entries_[i];
                 if (!e.file) continue;
@@ -175,7 +172,6 @@ public:
 
     // The entry whose key is `key`, or null.
     Entry *by_key(const char *key) {
-        Hold hold;
         for (size_t i = 0; i < end_; ++i)
             if (entries_[i].file && entries_[i].key && strcmp(entries_[i].key, key) == 0) return &entries_[i];
         return nullptr;
@@ -199,7 +195,6 @@ public:
     // Frees e's slot and key; returns its file (now the caller's alone).
     // Handles still listing e are unlisted first.
     wlf_file *remove(Entry *e) {
-        Hold hold;
         if (e->refs != 0) unlist(e);
         wlf_file *f = e->file;
         free(e->key);
@@ -213,15 +208,15 @@ public:
     // into free slots; fn may remove() the entry it is given.
     template <class Fn>
     void for_each(Fn &&fn) {
-        Hold hold;
-        walk(fn);
+        for (size_t i = 0, end = end_; i < end; ++i)
+            if (entries_[i].file) fn(&entries_[i]);
     }
     // The same at exit, where waiting could hang: false (nothing walked) when
     // the lock is held elsewhere, perhaps by a thread the exit killed.
     template <class Fn>
     bool try_for_each(Fn &&fn) {
         if (!Lock::try_lock()) return false;
-        walk(fn);
+        for_each(fn);
         Lock::unlock();
         return true;
     }
@@ -258,12 +253,6 @@ private:
     };
     template <class M>
     using Index = typename IndexOf<M>::type;
-
-    template <class Fn>
-    void walk(Fn &fn) {
-        for (size_t i = 0, end = end_; i < end; ++i)
-            if (entries_[i].file) fn(&entries_[i]);
-    }
 
     // Zero-initialized in static storage, before any constructor runs.
     Entry entries_[kCapacity]{};

@@ -20,7 +20,10 @@ int commit(Entry *e) {
     // below name the target after the core has freed its own copy).
     struct Removed {
         Entry *e;
-        ~Removed() { g_replacements.remove(e); }
+        ~Removed() {
+            Guard g;
+            g_replacements.remove(e);
+        }
     } removed{e};
     char copy[WLF_PATH_MAX];
     const char *target = e->key;

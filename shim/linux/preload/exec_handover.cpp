@@ -53,7 +53,11 @@ void import_pending() {
             }
         } else if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
             const pid_t me = getpid();
-            Entry *e = g_replacements.add(f, nullptr, me);
+            Entry *e;
+            {
+                Guard g;
+                e = g_replacements.add(f, nullptr, me);
+            }
             if (!e) {
                 wlf_discard(f);
             } else {
