@@ -91,7 +91,8 @@ bool relocate_internal(int fd) {
         errno = e;
         return false;
     }
-    g_replacements.for_each([&](Entry *e) { detail::file_relocate_fd(e->file, fd, moved); });
+    for (int i = 0; i < kMaxFds; ++i)
+        if (Entry *e = entry_of(g_fds[i].load())) detail::file_relocate_fd(e->file, fd, moved);
     if (g_config.log_fd == fd) g_config.log_fd = moved;
     g_internal_refs[moved] = g_internal_refs[fd];
     g_internal_refs[fd] = 0;

@@ -135,7 +135,9 @@ struct StreamOf {
 // The pending replacements (shim/common/pending_registry.hpp), keyed by the
 // normalized path (for messages; null for one taken over across exec).
 // As many entries as descriptor numbers: a program runs out of descriptors
-// before the table is full.
+// before the table is full. An entry commit() is working on stays in the
+// table, unlisted, until commit() returns (its file may be freed by then):
+// the walks here go by descriptor, reaching listed entries only.
 using Registry = pending::PendingRegistry<int, pid_t, ShimLock, pending::IndexedHandles<FdIndex>, kMaxFds, StreamOf>;
 using Entry = Registry::Entry;
 extern constinit Registry g_replacements;
