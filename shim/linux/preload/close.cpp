@@ -26,10 +26,10 @@ int close_tracked(int fd, Thunk pass) {
     {
         Guard g;
         if (g_fds[fd].load() == kInherited) set_slot(fd, 0);
+        const pid_t me = getpid();
         e = entry_of(g_fds[fd].load());
-        if (!e || e->opener != getpid()) return static_cast<int>(pass());
-        set_slot(fd, 0);
-        if (--e->refs != 0) e = nullptr;
+        if (!e || e->opener != me) return static_cast<int>(pass());
+        e = g_replacements.drop_handle(fd, me);
     }
     int rc = static_cast<int>(pass());
     int saved = errno;

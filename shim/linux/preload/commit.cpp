@@ -16,14 +16,17 @@ namespace wrap_lockfile::shim {
 
 int commit(Entry *e) {
     Inside inside;
-    // e, and the name it carries, is freed on every way out (the messages
+    // e, and the name it carries, is removed on every way out (the messages
     // below name the target after the core has freed its own copy).
-    struct FreeEntry {
+    struct Removed {
         Entry *e;
-        ~FreeEntry() { free(e); }
-    } freed{e};
+        ~Removed() {
+            Guard g;
+            g_replacements.remove(e);
+        }
+    } removed{e};
     char copy[WLF_PATH_MAX];
-    const char *target = e->name;
+    const char *target = e->key;
     if (!target) {
         // Taken over across exec: no name of its own.
         const char *t = wlf_file_target(e->file);
@@ -71,7 +74,7 @@ int commit(Entry *e) {
 }
 
 void commit_at_exit(Entry *e) {
-    const char *target = e->name ? e->name : wlf_file_target(e->file);
+    const char *target = e->key ? e->key : wlf_file_target(e->file);
     if (identity_superseded(e->file)) {
         detail::file_abandon(e->file);  // the program's own rename is F now (see commit)
         return;

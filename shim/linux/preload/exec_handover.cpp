@@ -52,12 +52,15 @@ void import_pending() {
                 q = *next == '.' ? next + 1 : next;
             }
         } else if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
-            auto *e = static_cast<Entry *>(malloc(sizeof(Entry)));
+            const pid_t me = getpid();
+            Entry *e;
+            {
+                Guard g;
+                e = g_replacements.add(f, nullptr, me);
+            }
             if (!e) {
                 wlf_discard(f);
             } else {
-                const pid_t me = getpid();
-                *e = Entry{f, 0, me, nullptr, nullptr};
                 identity_add(f, nullptr, nullptr, me);
                 Guard g;
                 mark_internal(f, true);
@@ -65,10 +68,8 @@ void import_pending() {
                     char *next;
                     long fd = strtol(q, &next, 10);
                     if (next == q) break;
-                    if (fd >= 0 && fd < kMaxFds && sys::fcntl(static_cast<int>(fd), F_GETFD) >= 0) {
-                        set_slot(static_cast<int>(fd), reinterpret_cast<uintptr_t>(e));
-                        ++e->refs;
-                    }
+                    if (fd >= 0 && fd < kMaxFds && sys::fcntl(static_cast<int>(fd), F_GETFD) >= 0)
+                        g_replacements.add_handle(e, static_cast<int>(fd));
                     q = *next == '.' ? next + 1 : next;
                 }
             }
@@ -235,8 +236,7 @@ char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how
             // What the new image writes through an inherited descriptor then
             // goes straight into the (already replaced) file.
             free(token.data);
-            for (int fd = 0; fd < kMaxFds; ++fd)
-                if (entry_of(g_fds[fd].load()) == e) set_slot(fd, 0);
+            g_replacements.unlist(e);
             g_handoff.entries[i] = nullptr;
             commit(e);
             continue;
@@ -256,8 +256,7 @@ char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how
             Entry *e = g_handoff.entries[i];
             if (!e) continue;
             set_cloexec(e->file, true);
-            for (int fd = 0; fd < kMaxFds; ++fd)
-                if (entry_of(g_fds[fd].load()) == e) set_slot(fd, 0);
+            g_replacements.unlist(e);
             commit(e);
         }
         free(var.data);

@@ -26,6 +26,7 @@ __attribute__((tls_model("initial-exec"))) constinit thread_local int t_inside =
 std::atomic<bool> g_children{false};
 std::atomic<int> g_fd_end{0};
 uint16_t g_internal_refs[kMaxFds];
+constinit Registry g_replacements;
 
 void set_slot(int fd, uintptr_t v) {
     if (fd < 0 || fd >= kMaxFds) return;
@@ -60,10 +61,7 @@ Entry *detach(int fd) {
     if (fd < 0 || fd >= kMaxFds) return nullptr;
     Guard g;
     if (g_fds[fd].load() == kInherited) set_slot(fd, 0);
-    Entry *e = entry_of(g_fds[fd].load());
-    if (!e || e->opener != getpid()) return nullptr;
-    set_slot(fd, 0);
-    return --e->refs == 0 ? e : nullptr;
+    return g_replacements.drop_handle(fd, getpid());
 }
 
 void attach(int newfd, int fd) {
@@ -71,9 +69,7 @@ void attach(int newfd, int fd) {
     Guard g;
     if (g_fds[fd].load() == kInherited) set_slot(newfd, kInherited);
     Entry *e = entry_of(g_fds[fd].load());
-    if (!e || e->opener != getpid()) return;
-    set_slot(newfd, reinterpret_cast<uintptr_t>(e));
-    ++e->refs;
+    if (e && e->opener == getpid()) g_replacements.add_handle(e, newfd);
 }
 
 void drop_and_commit(int fd) {

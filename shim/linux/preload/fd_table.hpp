@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "pending_registry.hpp"
+
 #include <atomic>
 #include <cstdint>
 
@@ -74,14 +76,6 @@ void note_stream(int fd, FILE *stream);
 
 // ---- for the out-of-line bookkeeping (the .cpp files of this object) ----
 
-struct Entry {
-    wlf_file *file;
-    int refs;      // program descriptors referring to it (under g_mutex)
-    pid_t opener;  // only this process commits
-    FILE *stream;  // the stdio stream fopen() made for it, if any
-    char *name;    // normalized path for messages (in the entry's own allocation), or nullptr
-};
-
 // Recursive: commit() takes it, and exec_prepare commits while holding it.
 extern pthread_mutex_t g_mutex;
 
@@ -96,18 +90,23 @@ struct Inside {
     ~Inside() { --t_inside; }
 };
 
-struct Guard {
-    Guard() {
+// g_mutex as the registry's lock policy: held means inside.
+struct ShimLock {
+    static void lock() {
         pthread_mutex_lock(&g_mutex);
         ++t_inside;
     }
-    ~Guard() {
+    static void unlock() {
         --t_inside;
         pthread_mutex_unlock(&g_mutex);
     }
+    static bool try_lock() {
+        if (pthread_mutex_trylock(&g_mutex) != 0) return false;
+        ++t_inside;
+        return true;
+    }
 };
-
-inline Entry *entry_of(uintptr_t v) { return v > kInherited ? reinterpret_cast<Entry *>(v) : nullptr; }
+using Guard = pending::Held<ShimLock>;
 
 // Set once another process may hold one of our temps' descriptors (a fork,
 // a vfork child's exec, a hand-over from an image that had children): only
@@ -119,6 +118,31 @@ extern std::atomic<bool> g_children;
 extern std::atomic<int> g_fd_end;
 
 void set_slot(int fd, uintptr_t v);
+
+// g_fds as the registry's handle map: the word the fast paths load.
+struct FdIndex {
+    static constexpr uintptr_t kMarks = kInherited;
+    static bool holds(int fd) { return fd >= 0 && fd < kMaxFds; }
+    static uintptr_t load(int fd) { return g_fds[fd].load(std::memory_order_acquire); }
+    static void store(int fd, uintptr_t v) { set_slot(fd, v); }
+    static int end() { return g_fd_end.load(std::memory_order_acquire); }
+};
+
+struct StreamOf {
+    FILE *stream;  // the stdio stream fopen() made for it, if any
+};
+
+// The pending replacements (shim/common/pending_registry.hpp), keyed by the
+// normalized path (for messages; null for one taken over across exec).
+// As many entries as descriptor numbers: a program runs out of descriptors
+// before the table is full. An entry commit() is working on stays in the
+// table, unlisted, until commit() returns (its file may be freed by then):
+// the walks here go by descriptor, reaching listed entries only.
+using Registry = pending::PendingRegistry<int, pid_t, ShimLock, pending::IndexedHandles<FdIndex>, kMaxFds, StreamOf>;
+using Entry = Registry::Entry;
+extern constinit Registry g_replacements;
+
+inline Entry *entry_of(uintptr_t v) { return Registry::entry_of(v); }
 
 // Replacements of one thread on one file share the lock descriptor (nested
 // locks): an internal descriptor stays protected until its last user is done.

@@ -36,6 +36,7 @@ void after_fork_child() {
         if (g_fds[fd].load()) set_slot(fd, temp ? kInherited : 0);
     }
     memset(g_internal_refs, 0, sizeof g_internal_refs);
+    g_replacements.forget_all();  // no number lists them any more
     g_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     detail::lock_registry_after_fork();
 }
@@ -46,12 +47,6 @@ void init_once() {
     identity_import();
     pthread_atfork(nullptr, [] { g_children.store(true, std::memory_order_relaxed); }, after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
-}
-
-// Takes e off every number that lists it (a vfork child never gets here).
-void unlist(Entry *e, int end) {
-    for (int fd = 0; fd < end; ++fd)
-        if (entry_of(g_fds[fd].load(std::memory_order_acquire)) == e) set_slot(fd, 0);
 }
 
 }  // namespace
@@ -78,14 +73,14 @@ void exit_pending() {
     for (int fd = 0; fd < end; ++fd) {
         Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
         if (!e || e->opener != me) continue;
-        unlist(e, end);
+        g_replacements.unlist(e);  // a vfork child never gets here
         if (registry_locked) {
             commit_at_exit(e);
             continue;
         }
         detail::file_abandon(e->file);
         message("wrap_lockfile: _exit while the shim was busy: '%s' not replaced, old content kept\n",
-                e->name ? e->name : wlf_file_target(e->file), "");
+                e->key ? e->key : wlf_file_target(e->file), "");
     }
     if (registry_locked) detail::lock_registry_unlock();
     if (shim_locked) pthread_mutex_unlock(&g_mutex);
@@ -114,8 +109,7 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
             Guard g;
             e = entry_of(g_fds[fd].load());
             if (!e || e->opener != me) continue;
-            for (int other = fd; other < kMaxFds; ++other)
-                if (entry_of(g_fds[other].load()) == e) set_slot(other, 0);
+            g_replacements.unlist(e);
         }
         // libc's own writes from stdio buffers do not pass through our
         // write(); the stream's error flag is the only trace of a failure.

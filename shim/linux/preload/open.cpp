@@ -93,24 +93,19 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         if (!(flags & O_CLOEXEC)) sys::fcntl(fd, F_SETFD, 0);
         return fd;
     }
-    // One allocation: the entry with its name behind it.
-    size_t name_len = strlen(p.norm);
-    Entry *e = user < kMaxFds ? static_cast<Entry *>(malloc(sizeof(Entry) + name_len + 1)) : nullptr;
-    if (!e) {
+    const pid_t opener = detail::file_opener(f);
+    served(user);
+    bool added;
+    {
+        Guard g;
+        added = g_replacements.add(f, user, p.norm, opener) != nullptr;
+        if (added) mark_internal(f, true);
+    }
+    if (!added) {
         sys::close(user);
         wlf_discard(f);
         errno = user < kMaxFds ? ENOMEM : EMFILE;
         return -1;
-    }
-    char *name = reinterpret_cast<char *>(e + 1);
-    memcpy(name, p.norm, name_len + 1);
-    const pid_t opener = detail::file_opener(f);
-    *e = Entry{f, 1, opener, nullptr, name};
-    served(user);
-    {
-        Guard g;
-        mark_internal(f, true);
-        set_slot(user, reinterpret_cast<uintptr_t>(e));
     }
     identity_add(f, p.norm, p.raw, opener);
     log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);

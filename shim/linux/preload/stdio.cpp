@@ -33,12 +33,13 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         sys::close(fd);
         if (last) {
             identity_remove(last->file, last->opener);
+            wlf_file *f;
             {
                 Guard g;
                 mark_internal(last->file, false);
+                f = g_replacements.remove(last);
             }
-            wlf_discard(last->file);
-            free(last);
+            wlf_discard(f);
         }
         errno = e;
     }

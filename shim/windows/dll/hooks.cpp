@@ -98,7 +98,7 @@ int open_flags(DWORD access, DWORD disposition) {
 // content (a handle of its own on the temp); null when there is none.
 HANDLE open_pending_for_reading(const char *key, DWORD access, DWORD flags) {
     PendingLock lock;
-    Pending *p = pending_by_key(key);
+    Pending *p = g_replacements.by_key(key);
     if (!p) return nullptr;
     Busy b;
     HANDLE h = ReOpenFile(p->file->h, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
@@ -117,7 +117,7 @@ HANDLE open_matched(const wchar_t *name, DWORD access, LPSECURITY_ATTRIBUTES sa,
     (void)tmpl;
     if (!g_active || !name || !*name || (flags & kForeignFlags) || busy()) return INVALID_HANDLE_VALUE;
     bool write = (access & kWriteAccess) || disposition == CREATE_ALWAYS || disposition == TRUNCATE_EXISTING;
-    if (!write && g_pending_count == 0) return INVALID_HANDLE_VALUE;
+    if (!write && g_replacements.count() == 0) return INVALID_HANDLE_VALUE;
     if (is_device_name(name)) return INVALID_HANDLE_VALUE;
     DWORD saved = GetLastError();
     char key[WLF_PATH_MAX];
@@ -178,7 +178,7 @@ HANDLE open_matched(const wchar_t *name, DWORD access, LPSECURITY_ATTRIBUTES sa,
     }
     {
         PendingLock lock;
-        if (!pending_add(f, mine, key)) {
+        if (!g_replacements.add(f, mine, key, GetCurrentProcessId())) {
             real_CloseHandle(mine);
             wlf_discard(f);
             message("too many files pending in this process; refusing to open '%s'", path);
@@ -232,13 +232,13 @@ bool pending_view(const Pending *p, BY_HANDLE_FILE_INFORMATION *info) {
 // The pending replacement for a path the program asks about, as
 // pending_view; false when there is none.
 bool pending_info(const wchar_t *name, BY_HANDLE_FILE_INFORMATION *info) {
-    if (g_pending_count == 0 || !name || busy()) return false;
+    if (g_replacements.count() == 0 || !name || busy()) return false;
     DWORD saved = GetLastError();
     char key[WLF_PATH_MAX];
     bool found = false;
     if (match_form(name, key, sizeof key) == 0) {
         PendingLock lock;
-        if (Pending *p = pending_by_key(key)) found = pending_view(p, info);
+        if (Pending *p = g_replacements.by_key(key)) found = pending_view(p, info);
     }
     SetLastError(saved);
     return found;
@@ -255,7 +255,7 @@ HANDLE WINAPI hook_CreateFileW(LPCWSTR name, DWORD access, DWORD share, LPSECURI
 
 HANDLE WINAPI hook_CreateFileA(LPCSTR name, DWORD access, DWORD share, LPSECURITY_ATTRIBUTES sa, DWORD disposition,
                                DWORD flags, HANDLE tmpl) {
-    if (g_active && name && ((access & kWriteAccess) || g_pending_count) && !busy()) {
+    if (g_active && name && ((access & kWriteAccess) || g_replacements.count()) && !busy()) {
         DWORD saved = GetLastError();
         wchar_t wide[WLF_PATH_MAX];
         if (MultiByteToWideChar(AreFileApisANSI() ? CP_ACP : CP_OEMCP, 0, name, -1, wide, WLF_PATH_MAX) > 0) {
@@ -285,24 +285,23 @@ HANDLE WINAPI hook_CreateFile2(LPCWSTR name, DWORD access, DWORD share, DWORD di
 
 BOOL WINAPI hook_WriteFile(HANDLE h, LPCVOID data, DWORD size, LPDWORD written, LPOVERLAPPED ov) {
     BOOL ok = real_WriteFile(h, data, size, written, ov);
-    if (ok || g_pending_count == 0) return ok;
+    if (ok || g_replacements.count() == 0) return ok;
     DWORD e = GetLastError();
     if (e != ERROR_IO_PENDING && !busy()) {
         // What the program could not write must not be committed as if it had.
         PendingLock lock;
-        if (Pending *p = pending_by_handle(h)) wlf_file_poison(p->file, win::errno_from(e));
+        if (Pending *p = g_replacements.by_handle(h)) wlf_file_poison(p->file, win::errno_from(e));
     }
     SetLastError(e);
     return ok;
 }
 
 BOOL WINAPI hook_CloseHandle(HANDLE h) {
-    if (g_pending_count == 0 || busy()) return real_CloseHandle(h);
+    if (g_replacements.count() == 0 || busy()) return real_CloseHandle(h);
     wlf_file *last = nullptr;
     {
         PendingLock lock;
-        Pending *p = pending_by_handle(h);
-        if (p && pending_drop_handle(p, h)) last = pending_remove(p);
+        if (Pending *p = g_replacements.drop_handle(h, GetCurrentProcessId())) last = g_replacements.remove(p);
     }
     BOOL ok = real_CloseHandle(h);
     if (!last) return ok;
@@ -314,7 +313,7 @@ BOOL WINAPI hook_CloseHandle(HANDLE h) {
 
 BOOL WINAPI hook_DuplicateHandle(HANDLE src_process, HANDLE src, HANDLE dst_process, LPHANDLE dst, DWORD access,
                                  BOOL inherit, DWORD options) {
-    if (g_pending_count == 0 || busy()) return real_DuplicateHandle(src_process, src, dst_process, dst, access, inherit, options);
+    if (g_replacements.count() == 0 || busy()) return real_DuplicateHandle(src_process, src, dst_process, dst, access, inherit, options);
     DWORD me = GetCurrentProcessId();
     bool from_me = GetProcessId(src_process) == me;
     bool to_me = dst_process && GetProcessId(dst_process) == me;
@@ -324,12 +323,13 @@ BOOL WINAPI hook_DuplicateHandle(HANDLE src_process, HANDLE src, HANDLE dst_proc
     wlf_file *last = nullptr;
     {
         PendingLock lock;
-        if (Pending *p = pending_by_handle(src)) {
+        if (Pending *p = g_replacements.by_handle(src)) {
             // A copy in this process counts as one of the opener's handles;
             // one given to another process does not (the opener commits).
-            if (to_me && dst && !pending_add_handle(p, *dst))
+            if (to_me && dst && !g_replacements.add_handle(p, *dst))
                 message("more than %u handles of one pending file: the commit may come early", unsigned(kMaxHandles));
-            if ((options & DUPLICATE_CLOSE_SOURCE) && pending_drop_handle(p, src)) last = pending_remove(p);
+            if (options & DUPLICATE_CLOSE_SOURCE)
+                if (Pending *q = g_replacements.drop_handle(src, me)) last = g_replacements.remove(q);
         }
     }
     if (last && !commit(last)) return FALSE;
@@ -359,12 +359,12 @@ BOOL WINAPI hook_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS level
 }
 
 BOOL WINAPI hook_SetFileAttributesW(LPCWSTR name, DWORD attributes) {
-    if (g_pending_count == 0 || !name || busy()) return real_SetFileAttributesW(name, attributes);
+    if (g_replacements.count() == 0 || !name || busy()) return real_SetFileAttributesW(name, attributes);
     DWORD saved = GetLastError();
     char key[WLF_PATH_MAX];
     if (match_form(name, key, sizeof key) == 0) {
         PendingLock lock;
-        if (Pending *p = pending_by_key(key)) {
+        if (Pending *p = g_replacements.by_key(key)) {
             // The replacement takes them at its commit (commit.cpp).
             DWORD kept = attributes & (kCreateAttributes | FILE_ATTRIBUTE_READONLY);
             p->file->basic.FileAttributes = kept ? kept : FILE_ATTRIBUTE_NORMAL;
@@ -380,11 +380,11 @@ BOOL WINAPI hook_SetFileAttributesW(LPCWSTR name, DWORD attributes) {
 // process) answers as the file's path does: a program checking what it
 // wrote sees the file it will have, not the hidden temp.
 BOOL WINAPI hook_GetFileInformationByHandle(HANDLE h, LPBY_HANDLE_FILE_INFORMATION info) {
-    if (g_pending_count == 0 || !info || busy()) return real_GetFileInformationByHandle(h, info);
+    if (g_replacements.count() == 0 || !info || busy()) return real_GetFileInformationByHandle(h, info);
     DWORD saved = GetLastError();
     {
         PendingLock lock;
-        if (Pending *p = pending_by_handle(h)) {
+        if (Pending *p = g_replacements.by_handle(h)) {
             if (!pending_view(p, info)) return FALSE;
             SetLastError(saved);
             return TRUE;
