@@ -494,7 +494,9 @@ std::string pe32_image() {
 // its headers with 125 before it exists, named by its path or found
 // through PATH with ".exe" appended as CreateProcess finds it. Without
 // atomically.exe the same start is refused Wine's own way (it has no
-// 32-bit half here), never with 125: the 125 is atomically.exe's refusal.
+// 32-bit half here; Wine 8: CreateProcess fails, ERROR_BAD_EXE_FORMAT),
+// never with 125: the 125 is atomically.exe's refusal. What is not a PE
+// image is left to CreateProcess: a text named .exe (126), a script.
 TEST(ShimWin, A32BitCommandIsRefusedByItsHeadersAndNotRun) {
     TempDir dir;
     fs::path image = dir / "old32.exe";
@@ -526,6 +528,15 @@ TEST(ShimWin, A32BitCommandIsRefusedByItsHeadersAndNotRun) {
         EXPECT_NE(plain.error(), 0u);
     }
     EXPECT_FALSE(fs::exists(target));
+
+    write_file(dir / "text.exe", "MZ, and then not an image");
+    Process text(prefix + quote((dir / "text.exe").wstring()) + args);
+    ASSERT_TRUE(text.started());
+    EXPECT_EQ(text.wait(), 126);
+    write_file(dir / "script.cmd", "@exit /b 3\r\n");
+    Process script(prefix + quote((dir / "script.cmd").wstring()));
+    ASSERT_TRUE(script.started());
+    EXPECT_EQ(script.wait(), 3);
 }
 
 }  // namespace

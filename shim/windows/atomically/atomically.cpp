@@ -311,7 +311,7 @@ int run(const std::vector<std::wstring> &wargs) {
     const std::wstring &name = wargs[static_cast<size_t>(o->command_index)];
     if (std::wstring image = wrap_lockfile::win_shim::find_image(name);
         !image.empty() && wrap_lockfile::win_shim::is_32bit_image(image))
-        fail("cannot protect " + quoted(argv[o->command_index]) + ": " + utf8(image) +
+        fail(quoted(argv[o->command_index]) + (image == name ? "" : " (" + utf8(image) + ")") +
              " is a 32-bit program; the hook DLL is 64-bit (README \"Windows\"); it was not run");
     STARTUPINFOW si{};
     si.cb = sizeof si;
