@@ -3,9 +3,9 @@
 // from shim/common and the core), then COMMAND is started suspended, the
 // hook DLL (next to this program) is loaded into it, and it runs; the exit
 // code is COMMAND's own. Everything that can be wrong is reported before
-// COMMAND runs: 125 for atomically's own failures (an injection that did
-// not work and a 32-bit COMMAND included), 126 when COMMAND cannot be run, 127 when it is not
-// found.
+// COMMAND runs: 125 for atomically's own failures (a 32-bit COMMAND and an
+// injection that did not work included), 126 when COMMAND cannot be run,
+// 127 when it is not found.
 #include <wrap_lockfile/wrap_lockfile.h>
 
 #include "command_line.hpp"
