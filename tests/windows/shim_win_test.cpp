@@ -465,4 +465,78 @@ TEST(ShimWin, InjectionFailureIs125AndTheCommandDoesNotRun) {
     EXPECT_FALSE(fs::exists(target));
 }
 
+
+// The headers of a 32-bit program, as atomically.exe reads them: a DOS
+// header pointing at "PE\0\0", a file header for IMAGE_FILE_MACHINE_I386
+// and a PE32 optional header. Not runnable, and need not be.
+std::string pe32_image() {
+    std::string image(512, '\0');
+    IMAGE_DOS_HEADER dos{};
+    dos.e_magic = IMAGE_DOS_SIGNATURE;
+    dos.e_lfanew = sizeof dos;
+    DWORD signature = IMAGE_NT_SIGNATURE;
+    IMAGE_FILE_HEADER header{};
+    header.Machine = IMAGE_FILE_MACHINE_I386;
+    header.SizeOfOptionalHeader = sizeof(IMAGE_OPTIONAL_HEADER32);
+    header.Characteristics = IMAGE_FILE_EXECUTABLE_IMAGE | IMAGE_FILE_32BIT_MACHINE;
+    IMAGE_OPTIONAL_HEADER32 optional{};
+    optional.Magic = IMAGE_NT_OPTIONAL_HDR32_MAGIC;
+    size_t at = 0;
+    for (auto [bytes, n] : {std::pair<const void *, size_t>{&dos, sizeof dos}, {&signature, sizeof signature},
+                            {&header, sizeof header}, {&optional, sizeof optional}}) {
+        std::memcpy(image.data() + at, bytes, n);
+        at += n;
+    }
+    return image;
+}
+
+// A 32-bit COMMAND cannot take the 64-bit DLL: atomically.exe refuses it by
+// its headers with 125 before it exists, named by its path or found
+// through PATH with ".exe" appended as CreateProcess finds it. Without
+// atomically.exe the same start is refused Wine's own way (it has no
+// 32-bit half here; Wine 8: CreateProcess fails, ERROR_BAD_EXE_FORMAT),
+// never with 125: the 125 is atomically.exe's refusal. What is not a PE
+// image is left to CreateProcess: a text named .exe (126), a script.
+TEST(ShimWin, A32BitCommandIsRefusedByItsHeadersAndNotRun) {
+    TempDir dir;
+    fs::path image = dir / "old32.exe";
+    write_file(image, pe32_image());
+    fs::path target = dir / "target.txt";
+    std::wstring args = L" write CreateFileW " + quote(target.wstring()) + L" new";
+    std::wstring prefix = atomically() + L" --rule " + quote(target.wstring()) + L" -- ";
+    Process by_path(prefix + quote(image.wstring()) + args);
+    ASSERT_TRUE(by_path.started());
+    EXPECT_EQ(by_path.wait(), 125);
+
+    DWORD n = GetEnvironmentVariableW(L"PATH", nullptr, 0);
+    std::wstring old_path(n, L'\0');
+    old_path.resize(GetEnvironmentVariableW(L"PATH", old_path.data(), n));
+    ASSERT_TRUE(SetEnvironmentVariableW(L"PATH", (dir.path().wstring() + L";" + old_path).c_str()));
+    Process by_name(prefix + L"old32" + args);
+    int by_name_rc = by_name.started() ? by_name.wait() : -1;
+    SetEnvironmentVariableW(L"PATH", old_path.c_str());
+    EXPECT_EQ(by_name_rc, 125);
+    EXPECT_FALSE(fs::exists(target));
+    EXPECT_EQ(list_names(dir.path()), std::vector<std::string>{"old32.exe"});
+
+    Process plain(quote(image.wstring()) + args);
+    if (plain.started()) {
+        int rc = plain.wait();
+        EXPECT_NE(rc, 125);
+        EXPECT_NE(rc, 0);
+    } else {
+        EXPECT_NE(plain.error(), 0u);
+    }
+    EXPECT_FALSE(fs::exists(target));
+
+    write_file(dir / "text.exe", "MZ, and then not an image");
+    Process text(prefix + quote((dir / "text.exe").wstring()) + args);
+    ASSERT_TRUE(text.started());
+    EXPECT_EQ(text.wait(), 126);
+    write_file(dir / "script.cmd", "@exit /b 3\r\n");
+    Process script(prefix + quote((dir / "script.cmd").wstring()));
+    ASSERT_TRUE(script.started());
+    EXPECT_EQ(script.wait(), 3);
+}
+
 }  // namespace

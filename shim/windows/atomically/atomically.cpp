@@ -3,14 +3,15 @@
 // from shim/common and the core), then COMMAND is started suspended, the
 // hook DLL (next to this program) is loaded into it, and it runs; the exit
 // code is COMMAND's own. Everything that can be wrong is reported before
-// COMMAND runs: 125 for atomically's own failures (an injection that did
-// not work included), 126 when COMMAND cannot be run, 127 when it is not
-// found.
+// COMMAND runs: 125 for atomically's own failures (a 32-bit COMMAND and an
+// injection that did not work included), 126 when COMMAND cannot be run,
+// 127 when it is not found.
 #include <wrap_lockfile/wrap_lockfile.h>
 
 #include "command_line.hpp"
 #include "config.hpp"
 #include "config_file.hpp"
+#include "image_check.hpp"
 #include "inject.hpp"
 #include "rules.hpp"
 
@@ -106,9 +107,9 @@ void print_help() {
         "  --version            show the version and exit\n"
         "\n"
         "Paths and globs are matched without regard to case, with either slash.\n"
-        "Exit status: 125 if atomically fails (including when the DLL cannot be loaded\n"
-        "into COMMAND), 126 if COMMAND cannot be run, 127 if it is not found, otherwise\n"
-        "the exit code of COMMAND. See README \"Windows\".\n",
+        "Exit status: 125 if atomically fails (including when COMMAND is a 32-bit\n"
+        "program or the DLL cannot be loaded into it), 126 if COMMAND cannot be run,\n"
+        "127 if it is not found, otherwise the exit code of COMMAND. See README \"Windows\".\n",
         stdout);
 }
 
@@ -305,6 +306,13 @@ int run(const std::vector<std::wstring> &wargs) {
     std::wstring cmdline;
     for (size_t i = static_cast<size_t>(o->command_index); i < wargs.size(); ++i)
         cmdline += (cmdline.empty() ? L"" : L" ") + quote_arg(wargs[i]);
+    // Refused before it exists: under Wine without its 32-bit half the
+    // backstop in inject_dll (after creation) is never reached.
+    const std::wstring &name = wargs[static_cast<size_t>(o->command_index)];
+    if (std::wstring image = wrap_lockfile::win_shim::find_image(name);
+        !image.empty() && wrap_lockfile::win_shim::is_32bit_image(image))
+        fail(quoted(argv[o->command_index]) + (image == name ? "" : " (" + utf8(image) + ")") +
+             " is a 32-bit program; the hook DLL is 64-bit (README \"Windows\"); it was not run");
     STARTUPINFOW si{};
     si.cb = sizeof si;
     PROCESS_INFORMATION pi{};
