@@ -352,7 +352,7 @@ TEST_P(EachChild, WritesOfTheChildAreAtomic) {
     EXPECT_EQ(list_names(dir.path()), (std::vector<std::string>{"target.txt", "target.txt.lock"}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Ways, EachChild, testing::Values("spawn", "spawnA", "wspawn", "wsystem", "suspended"));
+INSTANTIATE_TEST_SUITE_P(Ways, EachChild, testing::Values("spawn", "spawnA", "wspawn", "wspawnl", "wsystem", "suspended"));
 
 TEST(ShimWin, ALateLoadedDllIsCovered) {
     TempDir dir;

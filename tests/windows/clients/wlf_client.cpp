@@ -8,8 +8,8 @@
 //   wlf_client fill PATH            writes until the disk is full, then closes
 //   wlf_client exit CODE            exits with CODE
 //   wlf_client spawn ARGS...        runs "wlf_client ARGS..." as a child (CreateProcessW), its exit code
-//   wlf_client spawnA|wspawn|wsystem|suspended ARGS...
-//                                   the same through CreateProcessA, _wspawnv, _wsystem, or a
+//   wlf_client spawnA|wspawn|wspawnl|wsystem|suspended ARGS...
+//                                   the same through CreateProcessA, _wspawnv, _wspawnl, _wsystem, or a
 //                                   CreateProcessW child its creator starts suspended and resumes
 //   wlf_client latedll DLL PATH CONTENT
 //                                   a DLL loaded now (LoadLibraryW) writes PATH
@@ -201,6 +201,17 @@ int spawn(int argc, char **argv) {
         ptrs.push_back(nullptr);
         return static_cast<int>(_wspawnv(_P_WAIT, self, ptrs.data()));
     }
+    if (how == "wspawnl") {
+        // The list form: a fixed argument list, ended by the first null.
+        constexpr int kMax = 8;
+        if (argc - 2 > kMax) return die("wspawnl: too many arguments");
+        std::vector<std::wstring> args;
+        for (int i = 2; i < argc; ++i) args.push_back(L"\"" + wide(argv[i]) + L"\"");
+        const wchar_t *a[kMax] = {};
+        for (size_t i = 0; i < args.size(); ++i) a[i] = args[i].c_str();
+        return static_cast<int>(
+            _wspawnl(_P_WAIT, self, self, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], nullptr));
+    }
     PROCESS_INFORMATION pi{};
     if (how == "spawnA") {
         std::string narrow(cmd.begin(), cmd.end());  // the test's paths are ASCII
@@ -295,7 +306,7 @@ int main(int argc, char **argv) {
     if (cmd == "increment" && argc >= 4) return increment(argv[2], atoi(argv[3]));
     if (cmd == "fill" && argc >= 3) return fill(argv[2]);
     if (cmd == "exit" && argc >= 3) return atoi(argv[2]);
-    if (cmd == "spawn" || cmd == "spawnA" || cmd == "wspawn" || cmd == "wsystem" || cmd == "suspended")
+    if (cmd == "spawn" || cmd == "spawnA" || cmd == "wspawn" || cmd == "wspawnl" || cmd == "wsystem" || cmd == "suspended")
         return spawn(argc, argv);
     if (cmd == "latedll" && argc >= 5) return late_dll(argv[2], argv[3], argv[4]);
     if (cmd == "dup" && argc >= 4) return dup_write(argc, argv);
