@@ -1,5 +1,6 @@
-/* The C API from plain C11: locks, one-shot and streamed replacement,
- * discard, error reporting. Linked statically with the C linker, so a
+/* The C API from plain C11: locks, one-shot and streamed replacement (by
+ * mode name and by WLF_OPEN_* bits), native handles, discard, error reporting.
+ * The ABI's types are pinned at compile time (fixed-width, no POSIX types). Linked statically with the C linker, so a
  * dependency of the core on libstdc++ fails the build; the run checks that
  * none got mapped in anyway. Exit status: number of failed checks (capped). */
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -17,6 +18,14 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ABI 1: fixed-width types where the old header had mode_t and pid_t, and
+ * intptr_t native handles. */
+_Static_assert(WLF_ABI_VERSION == 1, "the C ABI this test was written for");
+_Static_assert(_Generic(wlf_lock_holder(""), int64_t: 1, default: 0), "wlf_lock_holder returns int64_t");
+_Static_assert(_Generic(((wlf_write_options *)0)->create_mode, uint32_t: 1, default: 0), "create_mode is uint32_t");
+_Static_assert(_Generic(wlf_file_handle((const wlf_file *)0), intptr_t: 1, default: 0), "wlf_file_handle: intptr_t");
+_Static_assert(_Generic(wlf_lock_handle((const wlf_lock *)0), intptr_t: 1, default: 0), "wlf_lock_handle: intptr_t");
 
 static int failures;
 
@@ -117,7 +126,8 @@ static void test_locks(void) {
     if (!lock) return;
     CHECK(strcmp(wlf_lock_path(lock), lock_path) == 0);
     CHECK(wlf_lock_fd(lock) >= 0);
-    CHECK(wlf_lock_holder(target) == (WLF_HAVE_PROC ? getpid() : 0)); /* /proc/locks, else unknown */
+    CHECK(wlf_lock_handle(lock) == wlf_lock_fd(lock));
+    CHECK(wlf_lock_holder(target) == (WLF_HAVE_PROC ? (int64_t)getpid() : 0)); /* /proc/locks, else unknown */
     CHECK(try_lock_in_child(target, 0) == EWOULDBLOCK);
     CHECK(try_lock_in_child(target, 0.2) == ETIMEDOUT);
 
@@ -173,9 +183,10 @@ static void test_open_commit(void) {
     wlf_error err;
 
     wlf_file *f = NULL;
-    CHECK_RC(wlf_open(target, O_WRONLY | O_CREAT | O_TRUNC, 0666, NULL, &f, &err), 0);
+    CHECK_RC(wlf_open(target, "w", NULL, &f, &err), 0);
     CHECK(f != NULL);
     if (!f) return;
+    CHECK(wlf_file_handle(f) == wlf_file_fd(f));
     CHECK(strcmp(wlf_file_target(f), real) == 0);
     CHECK(wlf_file_kind(f) == WLF_COMMIT_RENAME);
     CHECK(write_str(wlf_file_fd(f), "new "));
@@ -188,8 +199,8 @@ static void test_open_commit(void) {
     CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\n") == 0);
     CHECK(scratch_entries() == 1);
 
-    /* Without O_TRUNC the temp starts as a copy of the current content. */
-    CHECK_RC(wlf_open(target, O_RDWR, 0, NULL, &f, &err), 0);
+    /* "r+" starts the temp as a copy of the current content. */
+    CHECK_RC(wlf_open(target, "r+b", NULL, &f, &err), 0);
     if (!f) return;
     ssize_t n = read(wlf_file_fd(f), buf, sizeof buf - 1);
     CHECK(n == 12);
@@ -200,7 +211,7 @@ static void test_open_commit(void) {
     CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
 
     /* A write error the caller saw fails the commit and keeps the old content. */
-    CHECK_RC(wlf_open(target, O_WRONLY | O_TRUNC, 0, NULL, &f, &err), 0);
+    CHECK_RC(wlf_open(target, "w", NULL, &f, &err), 0);
     if (!f) return;
     CHECK(write_str(wlf_file_fd(f), "half"));
     wlf_file_poison(f, EIO);
@@ -208,10 +219,86 @@ static void test_open_commit(void) {
     CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
     CHECK(scratch_entries() == 1);
 
-    /* O_EXCL on an existing target fails like open(2). */
+    /* "x" on an existing target fails like open(2) with O_EXCL. */
     f = NULL;
-    CHECK_RC(wlf_open(target, O_WRONLY | O_CREAT | O_EXCL, 0666, NULL, &f, &err), EEXIST);
+    CHECK_RC(wlf_open(target, "x", NULL, &f, &err), EEXIST);
     CHECK(f == NULL);
+    CHECK(scratch_entries() == 1);
+
+    /* Modes that are no replacement, or no mode at all: EINVAL at the open step. */
+    const char *bad[] = {"r", "rb", "q", "", "w+x", "wa"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        f = (wlf_file *)&err; /* must be cleared */
+        memset(&err, 0, sizeof err);
+        CHECK_RC(wlf_open(target, bad[i], NULL, &f, &err), EINVAL);
+        CHECK(f == NULL);
+        CHECK(err.step == WLF_STEP_OPEN);
+    }
+    CHECK_RC(wlf_open(target, NULL, NULL, &f, &err), EINVAL);
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
+    CHECK(scratch_entries() == 1);
+    unlink(target);
+}
+
+/* README "C API": the example as it is printed there. */
+static void test_readme_example(void) {
+    char path[PATH_MAX], buf[64];
+    join(path, "settings.json");
+    const char text[] = "{}\n";
+    size_t len = sizeof text - 1;
+    int committed = -1;
+
+    wlf_file *f;
+    wlf_error err;
+    if (wlf_open(path, "w", NULL, &f, &err) == 0) {
+        if (write(wlf_file_fd(f), text, len) != (ssize_t)len) wlf_file_poison(f, errno);
+        committed = wlf_commit(f, NULL, &err);
+    }
+    CHECK(committed == 0);
+    CHECK(slurp(path, buf, sizeof buf) == (ssize_t)len && strcmp(buf, text) == 0);
+    CHECK(scratch_entries() == 1);
+    unlink(path);
+}
+
+/* wlf_open_flags: the combinations no mode name spells, a create mode. */
+static void test_open_flags(void) {
+    char target[PATH_MAX], buf[256];
+    join(target, "bits.txt");
+    wlf_error err;
+    wlf_file *f = NULL;
+
+    /* Truncating without WLF_OPEN_CREATE: a missing target stays missing. */
+    CHECK_RC(wlf_open_flags(target, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, NULL, &f, &err), ENOENT);
+    CHECK(f == NULL && !exists(target));
+
+    /* A new file gets create_mode minus the umask. */
+    mode_t old_umask = umask(022);
+    CHECK_RC(wlf_open_flags(target, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_EXCL, 0640, NULL, &f, &err), 0);
+    umask(old_umask);
+    if (!f) return;
+    CHECK(write_str(wlf_file_fd(f), "one\n"));
+    CHECK_RC(wlf_commit(f, NULL, &err), 0);
+    struct stat st;
+    CHECK(stat(target, &st) == 0 && (st.st_mode & 07777) == 0640);
+
+    /* Appending keeps the content; READ makes the descriptor readable. */
+    CHECK_RC(wlf_open_flags(target, WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_APPEND, 0, NULL, &f, &err), 0);
+    if (!f) return;
+    CHECK(read(wlf_file_fd(f), buf, 4) == 4 && memcmp(buf, "one\n", 4) == 0);
+    CHECK(write_str(wlf_file_fd(f), "two\n"));
+    CHECK_RC(wlf_commit(f, NULL, &err), 0);
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "one\ntwo\n") == 0);
+
+    /* No WLF_OPEN_WRITE, or a bit the ABI does not define: EINVAL, nothing changed. */
+    const uint32_t bad[] = {0, WLF_OPEN_READ, WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | 0x80,
+                            WLF_OPEN_WRITE | 0x80000000u};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        memset(&err, 0, sizeof err);
+        CHECK_RC(wlf_open_flags(target, bad[i], 0666, NULL, &f, &err), EINVAL);
+        CHECK(f == NULL);
+        CHECK(err.step == WLF_STEP_OPEN);
+    }
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "one\ntwo\n") == 0);
     CHECK(scratch_entries() == 1);
     unlink(target);
 }
@@ -224,7 +311,7 @@ static void test_discard(void) {
 
     wlf_file *f = NULL;
     wlf_error err;
-    CHECK_RC(wlf_open(target, O_WRONLY | O_TRUNC, 0, NULL, &f, &err), 0);
+    CHECK_RC(wlf_open(target, "w", NULL, &f, &err), 0);
     if (!f) return;
     CHECK(exists(lock_path));
     CHECK(write_str(wlf_file_fd(f), "never seen\n"));
@@ -367,6 +454,8 @@ int main(void) {
     test_locks();
     test_write_content();
     test_open_commit();
+    test_open_flags();
+    test_readme_example();
     test_discard();
     test_errors();
     test_foreign_lock_file_unchanged();

@@ -131,7 +131,7 @@ TEST(Replace, FailedWriteDiscardsAtCommit) {
     write_file(target, "old");
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(utf8(target).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(wlf_open(utf8(target).c_str(), "w", nullptr, &f, &err), 0);
     ASSERT_EQ(_write(wlf_file_fd(f), "partial", 7), 7);
     wlf_file_poison(f, ENOSPC);
     EXPECT_EQ(wlf_commit(f, nullptr, &err), ENOSPC);
@@ -329,7 +329,7 @@ TEST(Paths, GivenWithTheLongPathPrefix) {
     ASSERT_EQ(wlf_write_content(prefixed.c_str(), "p", 1, nullptr, nullptr), 0);
     EXPECT_EQ(read_file(target), "p");
     wlf_file *f = nullptr;
-    ASSERT_EQ(wlf_open(prefixed.c_str(), O_WRONLY | O_APPEND, 0, nullptr, &f, nullptr), 0);
+    ASSERT_EQ(wlf_open_flags(prefixed.c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0, nullptr, &f, nullptr), 0);
     EXPECT_EQ(std::string(wlf_file_target(f)), utf8(target));  // shown without the prefix
     wlf_discard(f);
 }
