@@ -83,9 +83,9 @@ static int write_str(int fd, const char *text) {
     return write(fd, text, strlen(text)) == (ssize_t)strlen(text);
 }
 
-/* Entries in the scratch directory, to catch leftover temps and lock files. */
-static int scratch_entries(void) {
-    DIR *d = opendir(scratch);
+/* Entries in `dir`, to catch leftover temps and lock files. */
+static int entries_in(const char *dir) {
+    DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
     struct dirent *e;
@@ -94,6 +94,8 @@ static int scratch_entries(void) {
     closedir(d);
     return n;
 }
+
+static int scratch_entries(void) { return entries_in(scratch); }
 
 /* Result of one lock attempt on `target` from a child process, i.e. from a
  * separate open file description as a competing program would make. */
@@ -238,6 +240,170 @@ static void test_open_commit(void) {
     CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "new content\nmore\n") == 0);
     CHECK(scratch_entries() == 1);
     unlink(target);
+}
+
+/* One open of "<dir>/t" by mode name (mode != NULL) or by WLF_OPEN_* bits,
+ * the target holding "old\n" before when `existing`: then, when the open
+ * succeeds, what a pread of byte 0 gives for a reading open (1 byte, 0 for an
+ * empty start; -1: a write-only open, not checked, as the temp's descriptor
+ * may read too), one write() of "N" and the content after the commit. */
+struct open_case {
+    const char *mode;
+    uint32_t bits;
+    int existing;
+    int rc;              /* wlf_open's result */
+    int reads;           /* pread's result, -1: not checked */
+    const char *content; /* after writing "N" and committing */
+};
+
+static void check_open_case(const char *dir, const struct open_case *c) {
+    char target[PATH_MAX], lock_path[PATH_MAX + 8], buf[64];
+    snprintf(target, sizeof target, "%s/t", dir);
+    snprintf(lock_path, sizeof lock_path, "%s.lock", target);
+    unlink(target);
+    if (c->existing) spit(target, "old\n");
+    wlf_file *f = NULL;
+    wlf_error err;
+    memset(&err, 0, sizeof err);
+    int rc =
+        c->mode ? wlf_open(target, c->mode, NULL, &f, &err) : wlf_open_flags(target, c->bits, 0644, NULL, &f, &err);
+    if (rc != c->rc) {
+        fprintf(stderr, "mode %s bits 0x%x: rc %d (%s), want %d\n", c->mode ? c->mode : "-", (unsigned)c->bits, rc,
+                strerror(rc), c->rc);
+        ++failures;
+    }
+    if (rc != 0) {
+        CHECK(f == NULL);
+        CHECK(err.code == rc && err.step == WLF_STEP_OPEN);
+        /* Refused: the target as it was, no lock file, no temp. */
+        CHECK(c->existing ? slurp(target, buf, sizeof buf) == 4 && strcmp(buf, "old\n") == 0 : !exists(target));
+        CHECK(entries_in(dir) == (c->existing ? 1 : 0));
+        return;
+    }
+    if (!f) return;
+    char byte;
+    ssize_t got = pread(wlf_file_fd(f), &byte, 1, 0);
+    if (c->reads != -1 && got != c->reads) {
+        fprintf(stderr, "mode %s bits 0x%x: pread %zd, want %d\n", c->mode ? c->mode : "-", (unsigned)c->bits, got,
+                c->reads);
+        ++failures;
+    }
+    CHECK(write_str(wlf_file_fd(f), "N"));
+    CHECK_RC(wlf_commit(f, NULL, &err), 0);
+    if (slurp(target, buf, sizeof buf) < 0 || strcmp(buf, c->content) != 0) {
+        fprintf(stderr, "mode %s bits 0x%x: content \"%s\", want \"%s\"\n", c->mode ? c->mode : "-", (unsigned)c->bits,
+                buf, c->content);
+        ++failures;
+    }
+    CHECK(!exists(lock_path) && entries_in(dir) == 1);
+}
+
+/* wlf_open: every mode name means what fopen(3) says; anything else is
+ * EINVAL and creates nothing. */
+static void test_open_modes(void) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/modes", scratch);
+    CHECK(mkdir(dir, 0755) == 0);
+    const struct open_case cases[] = {
+        {"w", 0, 1, 0, -1, "N"},
+        {"wb", 0, 1, 0, -1, "N"},
+        {"w", 0, 0, 0, -1, "N"},
+        {"w+", 0, 1, 0, 0, "N"},
+        {"w+b", 0, 1, 0, 0, "N"},
+        {"a", 0, 1, 0, -1, "old\nN"},
+        {"ab", 0, 1, 0, -1, "old\nN"},
+        {"a", 0, 0, 0, -1, "N"},
+        {"a+", 0, 1, 0, 1, "old\nN"},
+        {"ab+", 0, 1, 0, 1, "old\nN"},
+        {"r+", 0, 1, 0, 1, "Nld\n"},
+        {"rb+", 0, 1, 0, 1, "Nld\n"},
+        {"r+b", 0, 1, 0, 1, "Nld\n"},
+        {"r+t", 0, 1, 0, 1, "Nld\n"},
+        {"r+", 0, 0, ENOENT, 0, NULL},
+        {"x", 0, 0, 0, -1, "N"},
+        {"xb", 0, 0, 0, -1, "N"},
+        {"x+", 0, 0, 0, 0, "N"},
+        {"x", 0, 1, EEXIST, 0, NULL},
+        {"x+", 0, 1, EEXIST, 0, NULL},
+        /* No replacement, or no mode at all: on a missing target nothing is created. */
+        {"r", 0, 0, EINVAL, 0, NULL},
+        {"rb", 0, 0, EINVAL, 0, NULL},
+        {"", 0, 0, EINVAL, 0, NULL},
+        {"q", 0, 0, EINVAL, 0, NULL},
+        {"wa", 0, 0, EINVAL, 0, NULL},
+        {"w+x", 0, 0, EINVAL, 0, NULL},
+        {"+", 0, 0, EINVAL, 0, NULL},
+        {"w++", 0, 0, EINVAL, 0, NULL},
+        {"we", 0, 0, EINVAL, 0, NULL},
+        {"r", 0, 1, EINVAL, 0, NULL},
+        {"w ", 0, 1, EINVAL, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) check_open_case(dir, &cases[i]);
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s/t", dir);
+    unlink(target);
+    wlf_file *f = (wlf_file *)&f;
+    CHECK_RC(wlf_open(target, NULL, NULL, &f, NULL), EINVAL);
+    CHECK(f == NULL && entries_in(dir) == 0);
+    CHECK(rmdir(dir) == 0);
+}
+
+/* wlf_open_flags: what each WLF_OPEN_* bit does alone and in the
+ * combinations no mode name spells; no WRITE bit or an unknown bit is
+ * EINVAL and creates nothing. */
+static void test_open_bits(void) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/bits", scratch);
+    CHECK(mkdir(dir, 0755) == 0);
+    const uint32_t W = WLF_OPEN_WRITE;
+    const struct open_case cases[] = {
+        {NULL, W, 1, 0, -1, "Nld\n"},  /* WRITE: the content kept, writes from the start */
+        {NULL, W, 0, ENOENT, 0, NULL}, /* and nothing created */
+        {NULL, W | WLF_OPEN_READ, 1, 0, 1, "Nld\n"},
+        {NULL, W | WLF_OPEN_CREATE, 0, 0, -1, "N"},
+        {NULL, W | WLF_OPEN_CREATE, 1, 0, -1, "Nld\n"},
+        {NULL, W | WLF_OPEN_CREATE | WLF_OPEN_EXCL, 1, EEXIST, 0, NULL},
+        {NULL, W | WLF_OPEN_CREATE | WLF_OPEN_EXCL, 0, 0, -1, "N"},
+        {NULL, W | WLF_OPEN_TRUNCATE, 1, 0, -1, "N"},
+        {NULL, W | WLF_OPEN_TRUNCATE, 0, ENOENT, 0, NULL},
+        {NULL, W | WLF_OPEN_READ | WLF_OPEN_TRUNCATE, 1, 0, 0, "N"},
+        {NULL, W | WLF_OPEN_APPEND, 1, 0, -1, "old\nN"},
+        {NULL, W | WLF_OPEN_APPEND, 0, ENOENT, 0, NULL},
+        {NULL, W | WLF_OPEN_NOFOLLOW, 1, 0, -1, "Nld\n"}, /* a plain file: no matter */
+        /* No WRITE bit. */
+        {NULL, 0, 0, EINVAL, 0, NULL},
+        {NULL, WLF_OPEN_READ, 1, EINVAL, 0, NULL},
+        {NULL, WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0, EINVAL, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) check_open_case(dir, &cases[i]);
+    /* Every bit the ABI does not define, even beside a valid creating open. */
+    for (int bit = 7; bit < 32; ++bit) {
+        struct open_case c = {NULL, W | WLF_OPEN_CREATE | (UINT32_C(1) << bit), 0, EINVAL, 0, NULL};
+        check_open_case(dir, &c);
+    }
+
+    /* WLF_OPEN_NOFOLLOW on a symbolic link: ELOOP, the link and its target unchanged. */
+    char target[PATH_MAX], link_path[PATH_MAX], buf[16];
+    snprintf(target, sizeof target, "%s/t", dir);
+    snprintf(link_path, sizeof link_path, "%s/link", dir);
+    spit(target, "old\n");
+    CHECK(symlink("t", link_path) == 0);
+    wlf_file *f = NULL;
+    CHECK_RC(wlf_open_flags(link_path, W | WLF_OPEN_NOFOLLOW, 0644, NULL, &f, NULL), ELOOP);
+    CHECK(f == NULL);
+    /* Without it the link is followed to its target. */
+    CHECK_RC(wlf_open_flags(link_path, W | WLF_OPEN_TRUNCATE, 0644, NULL, &f, NULL), 0);
+    if (f) {
+        CHECK(write_str(wlf_file_fd(f), "via link"));
+        CHECK_RC(wlf_commit(f, NULL, NULL), 0);
+    }
+    struct stat st;
+    CHECK(lstat(link_path, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(slurp(target, buf, sizeof buf) >= 0 && strcmp(buf, "via link") == 0);
+    CHECK(entries_in(dir) == 2);
+    unlink(link_path);
+    unlink(target);
+    CHECK(rmdir(dir) == 0);
 }
 
 /* README "C API": the example as it is printed there. */
@@ -455,6 +621,8 @@ int main(void) {
     test_write_content();
     test_open_commit();
     test_open_flags();
+    test_open_modes();
+    test_open_bits();
     test_readme_example();
     test_discard();
     test_errors();
