@@ -28,22 +28,23 @@ import sys
 import time
 
 
+# The structs of <wrap_lockfile/wrap_lockfile.h>, ABI 1 (libwrap_lockfile.so.1).
 class LockOptions(ctypes.Structure):
     _fields_ = [("has_timeout", ctypes.c_int), ("timeout", ctypes.c_double),
                 ("backend", ctypes.c_int), ("keep_lock_file", ctypes.c_int),
-                ("fd_floor", ctypes.c_int), ("no_nesting", ctypes.c_int), ("interruptible", ctypes.c_int)]
+                ("no_nesting", ctypes.c_int), ("interruptible", ctypes.c_int)]
 
 
 class WriteOptions(ctypes.Structure):
     _fields_ = [("use_lock", ctypes.c_int), ("lock", LockOptions),
                 ("temp_suffix", ctypes.c_char_p), ("durability", ctypes.c_int),
                 ("hardlink_policy", ctypes.c_int), ("lock_only", ctypes.c_int),
-                ("has_create_mode", ctypes.c_int), ("create_mode", ctypes.c_uint32),
-                ("fd_floor", ctypes.c_int)]
+                ("has_create_mode", ctypes.c_int), ("create_mode", ctypes.c_uint32)]
 
 
 class Error(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_int), ("op", ctypes.c_char_p), ("path", ctypes.c_char * 4096)]
+    _fields_ = [("code", ctypes.c_int), ("op", ctypes.c_char_p), ("path", ctypes.c_char * 4096),
+                ("step", ctypes.c_int)]
 
 
 def loop(op, budget_ms, max_iters):

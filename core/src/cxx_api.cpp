@@ -213,10 +213,10 @@ int open_flags_for_mode(std::string_view mode) {
 }
 
 AtomicFile::AtomicFile(const std::filesystem::path &path, std::string_view mode, const WriteOptions &options) {
-    int flags = open_flags_for_mode(mode);
+    open_flags_for_mode(mode);  // a mode wlf_open refuses is the caller's mistake: std::invalid_argument
     wlf_write_options c = to_c(options);
     CError err;
-    if (int rc = wlf_open(c_path(path).c_str(), flags, 0666, &c, &file_, &err))
+    if (int rc = wlf_open(c_path(path).c_str(), std::string(mode).c_str(), &c, &file_, &err))
         throw_error(rc, err, c_path(path), "write", Step::open, options.lock.timeout);
 }
 

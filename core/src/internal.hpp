@@ -72,4 +72,13 @@ using TryFn = int (*)(void *ctx);
 int64_t timeout_ns(double seconds);
 int poll_until(TryFn try_once, void *ctx, bool has_timeout, double timeout);
 
+// ---- the replacement's open (open_file.cpp, windows/replace.cpp) ----
+
+// wlf_open with open(2) flags (the CRT's on Windows; open_mode.hpp makes them
+// from a mode name or WLF_OPEN_* bits, open_api.cpp) and the permission bits
+// of a new file. The Windows shim calls it directly; the Linux shim calls
+// file_open (shim_entry.hpp), which this is with no fd_floor.
+int open_replacement(const char *path, int flags, uint32_t create_mode, const wlf_write_options *opt, wlf_file **out,
+                     wlf_error *err);
+
 }  // namespace wrap_lockfile::detail

@@ -76,7 +76,8 @@ int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t si
 
 namespace {
 
-int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_lock **out, wlf_error *err) {
+int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bool probe, wlf_lock **out,
+            wlf_error *err) {
     *out = nullptr;
     wlf_lock_options defaults;
     wlf_lock_options_init(&defaults);
@@ -136,7 +137,8 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
         free(handle);
         return EINVAL;
     }
-    int rc = backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, h, probe, err) : dotlock_acquire(path, opt, h, err);
+    int rc = backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, fd_floor, h, probe, err)
+                                       : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
         free(h);
         free(handle);
@@ -153,11 +155,17 @@ int acquire(const char *target, const wlf_lock_options *opt_in, bool probe, wlf_
 }  // namespace
 
 extern "C" int wlf_lock_acquire(const char *target, const wlf_lock_options *opt, wlf_lock **out, wlf_error *err) {
-    return acquire(target, opt, false, out, err);
+    return acquire(target, opt, 0, false, out, err);
 }
 
-int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out) {
-    return acquire(target, opt, true, out, nullptr);
+int wrap_lockfile::detail::lock_acquire_at_floor(const char *target, const wlf_lock_options *opt, int fd_floor,
+                                                 wlf_lock **out, wlf_error *err) {
+    return acquire(target, opt, fd_floor, false, out, err);
+}
+
+int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock_options *opt, int fd_floor,
+                                              wlf_lock **out) {
+    return acquire(target, opt, fd_floor, true, out, nullptr);
 }
 
 bool wrap_lockfile::detail::lock_has_file(const wlf_lock *lock) { return lock && lock->held; }
@@ -207,7 +215,9 @@ extern "C" const char *wlf_lock_path(const wlf_lock *lock) {
 
 extern "C" int wlf_lock_fd(const wlf_lock *lock) { return lock && lock->held ? lock->held->fd : -1; }
 
-extern "C" pid_t wlf_lock_holder(const char *target) {
+extern "C" intptr_t wlf_lock_handle(const wlf_lock *lock) { return wlf_lock_fd(lock); }
+
+extern "C" int64_t wlf_lock_holder(const char *target) {
     char path[WLF_PATH_MAX];
     if (!target || detail::lock_path_of(target, path, sizeof path) != 0) return 0;
     return detail::lock_file_holder(path);

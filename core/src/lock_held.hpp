@@ -49,9 +49,10 @@ bool registry_holds(dev_t dev, ino_t ino);
 
 // ---- the flock backend (posix/flock.cpp) ----
 
-// Locks the lock file at the absolute `path` as `opt` says and fills h's fd,
-// identity and owner. `probe`: only a lock file this call creates will do.
-int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err);
+// Locks the lock file at the absolute `path` as `opt` says and fills h's fd
+// (at or above fd_floor when > 0), identity and owner. `probe`: only a lock
+// file this call creates will do.
+int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, Held *h, bool probe, wlf_error *err);
 int flock_release(Held *h, wlf_error *err);
 // On a shared file system the lock file is never unlinked (h->shared, and
 // h->keep with it). Called with the verified descriptor; `mount`: its

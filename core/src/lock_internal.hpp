@@ -20,7 +20,12 @@ int lock_path_of(const char *target, char *dst, size_t size);
 // it creates itself (EEXIST otherwise, without waiting or locking anything
 // of somebody else's); the caller keeps it as its lock, or
 // lock_release_probe gives it up, removing the file (even with keep_lock_file).
-int lock_acquire_probe(const char *target, const wlf_lock_options *opt, wlf_lock **out);
+int lock_acquire_probe(const char *target, const wlf_lock_options *opt, int fd_floor, wlf_lock **out);
+
+// wlf_lock_acquire for a replacement: fd_floor > 0 keeps the flock
+// descriptor at or above that number (the shim's, shim_entry.hpp).
+int lock_acquire_at_floor(const char *target, const wlf_lock_options *opt, int fd_floor, wlf_lock **out,
+                          wlf_error *err);
 void lock_release_probe(wlf_lock *lock);
 
 // For a replacement that reaches its directory by path: whether the lock

@@ -50,12 +50,12 @@ std::atomic<dev_t> g_plain_dev{0};
 // or not, may be somebody's: then we resolve first), writes the holder pid
 // only once the path turned out to be the final target, and removes the
 // file again otherwise: a symlink's path sees a "<link>.lock" come and go.
-bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt) {
+bool lock_first(wlf_file *f, const char *path, const wlf_lock_options &lock_opt, int fd_floor) {
     if (detail::join(f->target, sizeof f->target, path, "") != 0) return false;
     wlf_lock_options once = lock_opt;
     once.has_timeout = 1;
     once.timeout = 0;
-    if (detail::lock_acquire_probe(f->target, &once, &f->lock) != 0) {
+    if (detail::lock_acquire_probe(f->target, &once, fd_floor, &f->lock) != 0) {
         f->lock = nullptr;
         return false;
     }
@@ -107,8 +107,8 @@ bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
     return strncmp(path, "/dev/", 5) != 0 || detail::ordinary_tmpfs_under_dev(path);
 }
 
-int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int *caller_fd,
-              wlf_file **out, wlf_error *err) {
+int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int fd_floor,
+              int *caller_fd, wlf_file **out, wlf_error *err) {
     *out = nullptr;
     wlf_write_options defaults;
     wlf_write_options_init(&defaults);
@@ -141,13 +141,12 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     f->flags = flags;
     f->fdflags = caller_fd ? (flags & O_CLOEXEC) : O_CLOEXEC;
     f->durability = opt->durability;
-    f->fd_floor = opt->fd_floor;
+    f->fd_floor = fd_floor;
     memcpy(f->suffix, suffix, strlen(suffix) + 1);
 
-    wlf_lock_options lock_opt = opt->lock;
-    if (opt->fd_floor > lock_opt.fd_floor) lock_opt.fd_floor = opt->fd_floor;
+    const wlf_lock_options &lock_opt = opt->lock;
     int rc;
-    if (!(opt->use_lock && probe_allowed(path, lock_opt) && lock_first(f, path, lock_opt))) {
+    if (!(opt->use_lock && probe_allowed(path, lock_opt) && lock_first(f, path, lock_opt, fd_floor))) {
         // O_CREAT|O_EXCL never follows a symlink at the path (open(2) gives
         // EEXIST): following a dangling one would create a file of an
         // attacker's choosing.
@@ -181,7 +180,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         if (strcmp(path, f->target) != 0 && (rc = detail::check_follow(path)))
             return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "open", path);
         if (opt->use_lock) {
-            rc = wlf_lock_acquire(f->target, &lock_opt, &f->lock, err);
+            rc = detail::lock_acquire_at_floor(f->target, &lock_opt, fd_floor, &f->lock, err);
             if (rc) return fail_and_destroy(f, nullptr, rc, WLF_STEP_NONE, "", "");
             // The target may have appeared, vanished or changed while we waited.
             rc = stat_target(f, f->existed);
@@ -219,15 +218,15 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     if (caller_fd) {
         // The caller's descriptor keeps the number open(2) would have given;
         // the library keeps its own copy out of the program's way.
-        int own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, opt->fd_floor > 0 ? opt->fd_floor : 0);
+        int own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, fd_floor > 0 ? fd_floor : 0);
         // A program may have lowered RLIMIT_NOFILE below the floor, or used
         // every number above it: then our copy goes where there is room.
-        if (own < 0 && opt->fd_floor > 0) own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0 && fd_floor > 0) own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
         if (own < 0) return fail_and_destroy(f, err, errno, WLF_STEP_OPEN, "duplicate descriptor of", f->target);
         *caller_fd = f->fd;
         f->fd = own;
     } else {
-        f->fd = detail::raise_fd(f->fd, opt->fd_floor);
+        f->fd = detail::raise_fd(f->fd, fd_floor);
     }
     *out = f;
     return 0;
@@ -235,13 +234,13 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
 
 }  // namespace
 
-extern "C" int wlf_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
-                        wlf_error *err) {
-    return open_file(path, flags, mode, opt, nullptr, out, err);
+int detail::open_replacement(const char *path, int flags, uint32_t create_mode, const wlf_write_options *opt,
+                             wlf_file **out, wlf_error *err) {
+    return open_file(path, flags, static_cast<mode_t>(create_mode), opt, 0, nullptr, out, err);
 }
 
-int detail::file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
-                            int *caller_fd, wlf_error *err) {
-    *caller_fd = -1;
-    return open_file(path, flags, mode, opt, caller_fd, out, err);
+int detail::file_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt, int fd_floor,
+                      wlf_file **out, int *caller_fd, wlf_error *err) {
+    if (caller_fd) *caller_fd = -1;
+    return open_file(path, flags, mode, opt, fd_floor, caller_fd, out, err);
 }

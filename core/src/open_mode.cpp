@@ -1,6 +1,8 @@
 // fopen(3)-style mode strings as open(2) flags (open_mode.hpp).
 #include "open_mode.hpp"
 
+#include <wrap_lockfile/wrap_lockfile.h>
+
 #include <fcntl.h>
 
 #ifndef O_CLOEXEC  // the Windows CRT has none: 'e' changes nothing there
@@ -67,6 +69,24 @@ int stdio_flags(const char *mode, size_t len, int *flags) {
 int open_mode_flags(const char *mode, size_t len, ModeSyntax syntax, int *flags) {
     if (!mode) return EINVAL;
     return syntax == ModeSyntax::api ? api_flags(mode, len, flags) : stdio_flags(mode, len, flags);
+}
+
+int open_bits_flags(uint32_t bits, int *flags) {
+    static const struct {
+        uint32_t bit;
+        int flag;
+    } kBits[] = {{WLF_OPEN_CREATE, O_CREAT},  {WLF_OPEN_EXCL, O_EXCL},           {WLF_OPEN_TRUNCATE, O_TRUNC},
+                 {WLF_OPEN_APPEND, O_APPEND}, {WLF_OPEN_NOFOLLOW, kOpenNoFollow}};
+    if (!(bits & WLF_OPEN_WRITE)) return EINVAL;
+    uint32_t known = WLF_OPEN_WRITE | WLF_OPEN_READ;
+    int f = (bits & WLF_OPEN_READ) ? O_RDWR : O_WRONLY;
+    for (const auto &b : kBits) {
+        known |= b.bit;
+        if (bits & b.bit) f |= b.flag;
+    }
+    if (bits & ~known) return EINVAL;
+    *flags = f;
+    return 0;
 }
 
 }  // namespace wrap_lockfile::detail

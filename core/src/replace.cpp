@@ -57,6 +57,8 @@ int fail_and_destroy(wlf_file *f, wlf_error *err, int code, wlf_step step, const
 }  // namespace wrap_lockfile::detail
 
 extern "C" int wlf_file_fd(const wlf_file *f) { return f ? f->fd : -1; }
+
+extern "C" intptr_t wlf_file_handle(const wlf_file *f) { return wlf_file_fd(f); }
 extern "C" const char *wlf_file_target(const wlf_file *f) { return f ? f->target : ""; }
 extern "C" int wlf_file_kind(const wlf_file *f) { return f ? f->kind : -1; }
 
@@ -106,7 +108,7 @@ extern "C" void wlf_discard(wlf_file *f) {
 extern "C" int wlf_write_content(const char *path, const void *data, size_t size, const wlf_write_options *opt,
                                  wlf_error *err) {
     wlf_file *f;
-    if (int rc = wlf_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666, opt, &f, err)) return rc;
+    if (int rc = wlf_open(path, "w", opt, &f, err)) return rc;
     if (sys::write_all(f->fd, data, size) != 0) {
         int e = errno;
         fail(err, e, WLF_STEP_WRITE, "write to", f->target);

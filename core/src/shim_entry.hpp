@@ -11,13 +11,17 @@
 
 namespace wrap_lockfile::detail {
 
-// wlf_open for the shim: the program's descriptor is the temp itself at the
-// number open(2) would have given (close-on-exec only if flags has
-// O_CLOEXEC), returned in *caller_fd and owned by the caller; the replacement
-// keeps its own duplicate at or above opt->fd_floor. For pass-through targets
-// *caller_fd is -1 and wlf_file_detach hands out the descriptor as usual.
-int file_open_split(const char *path, int flags, mode_t mode, const wlf_write_options *opt, wlf_file **out,
-                    int *caller_fd, wlf_error *err);
+// wlf_open with open(2) flags, for the shim (and the tests of the core).
+// fd_floor > 0: the descriptors the library keeps open (temp, directory,
+// lock) are moved to numbers >= fd_floor, so that a program under the shim
+// still gets the lowest free descriptor. caller_fd NULL: as wlf_open. Else
+// the program's descriptor is the temp itself at the number open(2) would
+// have given (close-on-exec only if flags has O_CLOEXEC), returned in
+// *caller_fd and owned by the caller; the replacement keeps its own
+// duplicate. For pass-through targets *caller_fd is -1 and wlf_file_detach
+// hands out the descriptor as usual.
+int file_open(const char *path, int flags, mode_t mode, const wlf_write_options *opt, int fd_floor, wlf_file **out,
+              int *caller_fd, wlf_error *err);
 
 // wlf_commit for the shim, which has just checked that it is the opener.
 int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);

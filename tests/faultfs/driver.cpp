@@ -44,7 +44,7 @@ int report(int rc, const wlf_error &err) {
 int append(const char *path, std::string_view content, const wlf_write_options &opt) {
     wlf_error err{};
     wlf_file *f;
-    int rc = wlf_open(path, O_WRONLY | O_CREAT | O_APPEND, 0666, &opt, &f, &err);
+    int rc = wlf_open_flags(path, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_APPEND, 0666, &opt, &f, &err);
     if (rc) return report(rc, err);
     int fd = wlf_file_fd(f);
     size_t done = 0;

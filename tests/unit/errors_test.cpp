@@ -6,6 +6,7 @@
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "build_features.hpp"
+#include "shim_entry.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>
@@ -126,7 +127,7 @@ TEST(ErrorStep, LockTimeoutAndAlreadyLocked) {
     opt.lock = lo;
     wlf_file *f = nullptr;
     err = wlf_error{};
-    EXPECT_EQ(wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), EWOULDBLOCK);
+    EXPECT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), EWOULDBLOCK);
     EXPECT_EQ(err.step, WLF_STEP_LOCK);
     EXPECT_EQ(std::string(err.path), lock_of(target));
 
@@ -162,7 +163,7 @@ TEST(ErrorStep, LockFileIsADirectory) {
     opt.lock.timeout = 5;  // a refusal is immediate; waiting would be a LockTimeout
     wlf_file *f = nullptr;
     wlf_error err{};
-    EXPECT_EQ(wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), ENOLCK);
+    EXPECT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), ENOLCK);
     EXPECT_EQ(err.step, WLF_STEP_LOCK);
     EXPECT_STREQ(err.op, "lock file %s is a directory");
     EXPECT_EQ(std::string(err.path), lock_of(target));
@@ -189,7 +190,7 @@ TEST(ErrorStep, LockFailureNamingTheTargetIsLockFailed) {
     opt.lock.backend = 99;
     wlf_file *f = nullptr;
     wlf_error err{};
-    EXPECT_EQ(wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), EINVAL);
+    EXPECT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), EINVAL);
     EXPECT_EQ(err.step, WLF_STEP_LOCK);
     EXPECT_EQ(read_file(target), "old");
 }
@@ -228,7 +229,7 @@ TEST(ErrorStep, UnwritableDotLockTargetWithoutLockIsWriteFailed) {
             wlf_file *f = nullptr;
             wlf_error err{};
             Caught r;
-            r.code = wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err);
+            r.code = wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err);
             r.step = err.step;
             if (err.op) copy(r.op, sizeof r.op, err.op);
             if (f) wlf_discard(f);
@@ -270,7 +271,7 @@ TEST(ErrorStep, CallersWriteErrorIsWriteStep) {
     write_file(target, "old");
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op;
+    ASSERT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0) << err.op;
     wlf_file_poison(f, EIO);
     EXPECT_EQ(wlf_commit(f, nullptr, &err), EIO);
     EXPECT_EQ(err.step, WLF_STEP_WRITE);
@@ -304,7 +305,7 @@ TEST(ErrorStep, InPlaceFailureIsInPlaceStep) {
     fs::create_hard_link(target, dir / "other");
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op;
+    ASSERT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0) << err.op;
     ASSERT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
     fs::remove(target);
     err = wlf_error{};
@@ -330,10 +331,10 @@ TEST(ErrorStep, DirectoryFsyncFailureIsFsyncDirStep) {
     std::thread t([&] {
         wlf_write_options opt = c_options();
         opt.use_lock = 0;
-        opt.fd_floor = 513;
         wlf_file *f = nullptr;
         wlf_error err{};
-        r.open_rc = wlf_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err);
+        r.open_rc =
+            wrap_lockfile::detail::file_open(target.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, 513, &f, nullptr, &err);
         if (r.open_rc != 0) return;
         r.temp_fd = wlf_file_fd(f);
         if (::write(r.temp_fd, "new", 3) != 3) wlf_file_poison(f, errno);

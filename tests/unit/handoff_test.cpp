@@ -98,7 +98,9 @@ struct Pending {
         wlf_write_options_init(&opt);
         opt.use_lock = use_lock;
         wlf_error err{};
-        if (wlf_open((dir / "f").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644, &opt, &file, &err) != 0) return;
+        if (wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0644, &opt, &file,
+                           &err) != 0)
+            return;
         detail::file_descriptors(file, &fd, &lock_fd, &dir_fd);
         static const char text[] = "new content";
         if (::write(fd, text, sizeof text - 1) != static_cast<ssize_t>(sizeof text - 1)) return;
@@ -218,7 +220,8 @@ TEST_P(HandoffExec, NewImageTakesOverAndCommits) {
         opt.use_lock = use_lock;
         opt.durability = durability;
         wlf_file *f = nullptr;
-        if (wlf_open((dir / "f").c_str(), O_WRONLY | O_TRUNC, 0644, &opt, &f, nullptr) != 0) return 91;
+        if (wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0644, &opt, &f, nullptr) != 0)
+            return 91;
         static const char text[] = "new content";
         if (::write(wlf_file_fd(f), text, sizeof text - 1) != static_cast<ssize_t>(sizeof text - 1)) return 92;
         char token[WLF_PATH_MAX * 3 + 128];

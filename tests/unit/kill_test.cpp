@@ -148,8 +148,8 @@ TEST(PerTargetTempTest, NestedReplacementsOfOneTargetGetTwoNames) {
     int rc = with_named_temps([&] {
         wlf_file *outer = nullptr, *inner = nullptr;
         wlf_error err;
-        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &outer, &err) != 0) return 10;
-        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &inner, &err) != 0) return 11;
+        if (wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &outer, &err) != 0) return 10;
+        if (wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &inner, &err) != 0) return 11;
         // Both pending: the outer one at the per-target name, the nested one elsewhere.
         if (temps(dir.path()) != 2 || !fs::exists(dir / ".t._pending~~")) return 12;
         if (::write(wlf_file_fd(inner), "inner\n", 6) != 6 || ::write(wlf_file_fd(outer), "outer\n", 6) != 6) return 13;
@@ -201,7 +201,7 @@ TEST(PerTargetTempTest, AnUnlockedWriterNeitherTakesNorRemovesTheName) {
         opt.use_lock = 0;
         wlf_file *f = nullptr;
         wlf_error err;
-        if (wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err) != 0) return 10;
+        if (wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err) != 0) return 10;
         bool random = temps(dir.path()) == 2;  // the planted one and a random one
         if (::write(wlf_file_fd(f), "new\n", 4) != 4) return 11;
         if (wlf_commit(f, nullptr, &err) != 0) return 12;

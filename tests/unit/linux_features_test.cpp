@@ -52,7 +52,7 @@ Outcome replace_without(long nr, const TempDir &dir, const char *target, int fla
         wlf_write_options_init(&opt);
         opt.use_lock = use_lock;
         wlf_file *f = nullptr;
-        if ((out.rc = wlf_open((dir / target).c_str(), flags, 0644, &opt, &f, nullptr)) != 0) return;
+        if ((out.rc = wlf_open_flags((dir / target).c_str(), flags, 0644, &opt, &f, nullptr)) != 0) return;
         out.names = list_names(dir.path());
         struct stat st;
         if (::fstat(wlf_file_fd(f), &st) == 0) out.nlink = st.st_nlink;
@@ -90,7 +90,7 @@ bool tmpfile_works_in(const TempDir &dir) {
 TEST(LinuxFeatures, TempIsNamedWithoutOTmpfile) {
     TempDir dir;
     write_file(dir / "f", "old");
-    Outcome o = replace_without(-1, dir, "f", O_WRONLY | O_TRUNC, 0);
+    Outcome o = replace_without(-1, dir, "f", WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0);
     ASSERT_EQ(o.rc, 0);
     EXPECT_EQ(read_file(dir / "f"), "new");
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
@@ -110,7 +110,7 @@ TEST(LinuxFeatures, TempIsNamedWithoutOTmpfile) {
 TEST(LinuxFeatures, StatxOnlyWhereBuiltIn) {
     TempDir dir;
     write_file(dir / "f", "old");
-    Outcome o = replace_without(__NR_statx, dir, "f", O_WRONLY | O_TRUNC);
+    Outcome o = replace_without(__NR_statx, dir, "f", WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE);
     if (WLF_HAVE_STATX) {
         EXPECT_EQ(o.rc, EIO) << "the build uses statx; with it failing, the open must fail";
         EXPECT_EQ(read_file(dir / "f"), "old");
@@ -124,7 +124,7 @@ TEST(LinuxFeatures, StatxOnlyWhereBuiltIn) {
 TEST(LinuxFeatures, CopyFileRangeOnlyWhereBuiltIn) {
     TempDir dir;
     write_file(dir / "f", std::string(100000, 'o'));
-    Outcome o = replace_without(__NR_copy_file_range, dir, "f", O_WRONLY | O_APPEND);
+    Outcome o = replace_without(__NR_copy_file_range, dir, "f", WLF_OPEN_WRITE | WLF_OPEN_APPEND);
     if (WLF_HAVE_COPY_FILE_RANGE && o.rc != 0) {
         EXPECT_EQ(o.rc, EIO) << "the build copies with copy_file_range; with it failing, the open must fail";
         EXPECT_EQ(read_file(dir / "f"), std::string(100000, 'o'));
@@ -146,7 +146,7 @@ TEST(LinuxFeatures, StagingFileWithoutMemfd) {
     const char *saved = std::getenv("TMPDIR");
     std::string saved_value = saved ? saved : "";
     ::setenv("TMPDIR", tmpdir.path().c_str(), 1);
-    Outcome o = replace_without(-1, dir, "f", O_WRONLY | O_TRUNC, 0);
+    Outcome o = replace_without(-1, dir, "f", WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0);
     if (saved)
         ::setenv("TMPDIR", saved_value.c_str(), 1);
     else

@@ -89,7 +89,9 @@ int library_write(const fs::path &p, const std::string &content) {
 int library_update(const fs::path &p, const std::string &append) {
     wlf_file *f = nullptr;
     wlf_error err;
-    if (int rc = wlf_open(p.c_str(), O_RDWR | O_CREAT | O_APPEND, 0666, nullptr, &f, &err)) return rc;
+    if (int rc = wlf_open_flags(p.c_str(), WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_CREATE | WLF_OPEN_APPEND, 0666,
+                                nullptr, &f, &err))
+        return rc;
     if (::write(wlf_file_fd(f), append.data(), append.size()) != static_cast<ssize_t>(append.size())) {
         int e = errno;
         wlf_discard(f);
@@ -237,13 +239,17 @@ TEST_F(ProtectionsTest, ProtectedFifosRefusesAnotherUsersFifo) {
         ASSERT_EQ(plain_open_errno(fifo, O_RDWR | O_CREAT), EACCES) << "level " << level;
         wlf_file *f = nullptr;
         wlf_error err;
-        EXPECT_EQ(wlf_open(fifo.c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), EACCES) << "level " << level;
+        EXPECT_EQ(
+            wlf_open_flags(fifo.c_str(), WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_CREATE, 0666, nullptr, &f, &err),
+            EACCES)
+            << "level " << level;
     }
     Sysctl off("protected_fifos", 0);
     ASSERT_TRUE(off.ok());
     wlf_file *f = nullptr;
     wlf_error err;
-    ASSERT_EQ(wlf_open(fifo.c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(wlf_open_flags(fifo.c_str(), WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_CREATE, 0666, nullptr, &f, &err),
+              0);
     EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_PASSTHROUGH);
     EXPECT_EQ(wlf_commit(f, nullptr, &err), 0);
 }
@@ -260,7 +266,8 @@ TEST_F(ProtectionsTest, AFifoBehindAnotherUsersLinkIsNotOpened) {
     ASSERT_EQ(plain_open_errno(out, O_RDWR | O_CREAT), EACCES);
     wlf_file *f = nullptr;
     wlf_error err;
-    EXPECT_EQ(wlf_open(out.c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), EACCES);
+    EXPECT_EQ(wlf_open_flags(out.c_str(), WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_CREATE, 0666, nullptr, &f, &err),
+              EACCES);
     if (f) wlf_discard(f);
 }
 

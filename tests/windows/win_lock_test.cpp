@@ -70,7 +70,7 @@ TEST_P(Backends, AnotherProcessIsExcludedAndTheHolderPidIsKnown) {
 
     EXPECT_EQ(holder.release(), 0);
     ASSERT_EQ(wlf_lock_acquire(utf8(target).c_str(), &opt, &lock, &err), 0);
-    EXPECT_EQ(wlf_lock_holder(utf8(target).c_str()), static_cast<pid_t>(GetCurrentProcessId()));
+    EXPECT_EQ(wlf_lock_holder(utf8(target).c_str()), static_cast<int64_t>(GetCurrentProcessId()));
     EXPECT_EQ(wlf_lock_release(lock, &err), 0);
     EXPECT_EQ(wlf_lock_holder(utf8(target).c_str()), 0);
 }

@@ -131,7 +131,7 @@ TEST(Replace, FailedWriteDiscardsAtCommit) {
     write_file(target, "old");
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(utf8(target).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(wlf_open(utf8(target).c_str(), "w", nullptr, &f, &err), 0);
     ASSERT_EQ(_write(wlf_file_fd(f), "partial", 7), 7);
     wlf_file_poison(f, ENOSPC);
     EXPECT_EQ(wlf_commit(f, nullptr, &err), ENOSPC);
@@ -329,7 +329,7 @@ TEST(Paths, GivenWithTheLongPathPrefix) {
     ASSERT_EQ(wlf_write_content(prefixed.c_str(), "p", 1, nullptr, nullptr), 0);
     EXPECT_EQ(read_file(target), "p");
     wlf_file *f = nullptr;
-    ASSERT_EQ(wlf_open(prefixed.c_str(), O_WRONLY | O_APPEND, 0, nullptr, &f, nullptr), 0);
+    ASSERT_EQ(wlf_open_flags(prefixed.c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0, nullptr, &f, nullptr), 0);
     EXPECT_EQ(std::string(wlf_file_target(f)), utf8(target));  // shown without the prefix
     wlf_discard(f);
 }
@@ -440,6 +440,29 @@ TEST(Links, SymbolicLinkStaysALinkAndTheTempGoesNextToTheTarget) {
     EXPECT_EQ(read_file(target), "debug=true\n");
     EXPECT_EQ(list_names(dir / "etc"), (std::vector<std::string>{"app.conf"}));
     EXPECT_EQ(list_names(dir / "data"), (std::vector<std::string>{"app.conf", "app.conf.lock"}));
+    // WLF_OPEN_NOFOLLOW: the link itself is refused (ELOOP), nothing changes.
+    wlf_file *f = nullptr;
+    EXPECT_EQ(wlf_open_flags(utf8(link).c_str(), WLF_OPEN_WRITE | WLF_OPEN_NOFOLLOW, 0, nullptr, &f, nullptr), ELOOP);
+    EXPECT_EQ(f, nullptr);
+    EXPECT_EQ(read_file(target), "debug=true\n");
+    EXPECT_EQ(list_names(dir / "data"), (std::vector<std::string>{"app.conf", "app.conf.lock"}));
+}
+
+// WLF_OPEN_NOFOLLOW on a plain file changes nothing (it is the library's
+// own bit on Windows, never handed to the CRT).
+TEST(Links, NoFollowOnAPlainFileOpensIt) {
+    TempDir dir;
+    fs::path target = dir / "plain.txt";
+    write_file(target, "old");
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    ASSERT_EQ(wlf_open_flags(utf8(target).c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE | WLF_OPEN_NOFOLLOW, 0, nullptr,
+                             &f, &err),
+              0)
+        << err.op;
+    ASSERT_EQ(_write(wlf_file_fd(f), "new", 3), 3);
+    EXPECT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op;
+    EXPECT_EQ(read_file(target), "new");
 }
 
 TEST(Links, HardLinkedTargetIsWrittenInPlaceKeepingTheLinks) {

@@ -6,13 +6,22 @@
  * print a message that names the thing. Nothing here throws, and the
  * implementation does not depend on libstdc++ at run time.
  *
+ * Portable: only fixed-width types (no mode_t, pid_t or open(2) flags), paths
+ * are NUL-terminated UTF-8 (on POSIX the bytes go to the kernel as given, so
+ * any byte string the file system takes works too), files are opened by mode
+ * name ("w", "a", "r+"...) or WLF_OPEN_* bits, and descriptors are reached
+ * through an intptr_t native handle (the descriptor on POSIX, a HANDLE on
+ * Windows); wlf_file_fd/wlf_lock_fd are the POSIX spellings of it.
+ * ABI 1 (soname libwrap_lockfile.so.1): README "Migrating from ABI 0" lists
+ * what changed from the first one.
+ *
  * Design: docs/design.md; user documentation: README.md.
  */
 #ifndef WRAP_LOCKFILE_H
 #define WRAP_LOCKFILE_H
 
 #include <stddef.h>
-#include <sys/types.h>
+#include <stdint.h>
 
 #include <wrap_lockfile/version.h> /* WLF_VERSION_MAJOR/MINOR/PATCH/STRING */
 
@@ -90,7 +99,6 @@ typedef struct wlf_lock_options {
     int backend;          /* enum wlf_lock_backend */
     int keep_lock_file;   /* do not unlink <target>.lock on release (always so on
                              NFS, SMB, Ceph, FUSE...: README "Shared file systems") */
-    int fd_floor;         /* > 0: keep the lock descriptor at or above this number (shim) */
     int no_nesting;       /* every handle is a lock of its own: the same thread asking again waits
                              (or times out) like another process would, as two flock()ed open
                              files do, instead of getting a nested handle (Python binding) */
@@ -117,7 +125,12 @@ WLF_API int wlf_lock_release(wlf_lock *lock, wlf_error *err);
 /* The lock file's path ("<target>.lock"). */
 WLF_API const char *wlf_lock_path(const wlf_lock *lock);
 
-/* Descriptor holding the lock, or -1 (dotlock and none backends, and on Windows). */
+/* Native handle holding the lock: the descriptor on POSIX, a HANDLE on
+ * Windows; -1 when none (dotlock and none backends). Owned by the lock. */
+WLF_API intptr_t wlf_lock_handle(const wlf_lock *lock);
+
+/* The same as a POSIX descriptor, or -1 (dotlock and none backends, and on
+ * Windows). */
 WLF_API int wlf_lock_fd(const wlf_lock *lock);
 
 /* Pid of the current holder of "<target>.lock": the process holding a flock
@@ -125,7 +138,7 @@ WLF_API int wlf_lock_fd(const wlf_lock *lock);
  * (liblockfile's format); on Windows the pid the holder publishes in byte
  * locks (README "Windows"); 0 if unknown. Nothing is ever written into a lock
  * file for this. */
-WLF_API pid_t wlf_lock_holder(const char *target);
+WLF_API int64_t wlf_lock_holder(const char *target);
 
 /* ---- atomic replacement ----------------------------------------------- */
 
@@ -155,28 +168,52 @@ typedef struct wlf_write_options {
     int durability;               /* enum wlf_durability */
     int hardlink_policy;          /* enum wlf_hardlink_policy */
     int lock_only;                /* write the target in place under the lock, no temp */
-    int has_create_mode;          /* use create_mode for a new file instead of 0666 */
-    mode_t create_mode;           /* subject to umask, like open(2) */
-    int fd_floor;                 /* > 0: descriptors the library keeps open (temp, directory,
-                                     lock) are moved to numbers >= fd_floor, so that a program
-                                     under the shim still gets the lowest free descriptor */
+    int has_create_mode;          /* use create_mode for a new file instead of 0666 (or
+                                     wlf_open_flags' create_mode) */
+    uint32_t create_mode;         /* permission bits (0644...), subject to umask like open(2) */
 } wlf_write_options;
 
 WLF_API void wlf_write_options_init(wlf_write_options *opt);
 
 typedef struct wlf_file wlf_file;
 
-/* Begin a replacement of `path` with open(2)-style `flags` (O_WRONLY/O_RDWR,
- * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW are honoured; O_CLOEXEC is
- * always set on the descriptors the library owns). Symlinks are followed to
- * the final target, which is locked, and a temporary file is created in its
- * directory; without O_TRUNC it starts as a copy of the current content.
- * `mode` is the creation mode for a new file (subject to umask). */
-WLF_API int wlf_open(const char *path, int flags, mode_t mode,
+/* Begin a replacement of `path` (UTF-8), opened by `mode` as fopen(3) names
+ * it: "w" (create or truncate), "a" (create, append), "r+" (existing file,
+ * read and write, content kept), "x" (create, the file must not exist), and
+ * "w+", "a+", "x+" (read too); a 'b' or 't' anywhere changes nothing. "r" is
+ * no replacement: EINVAL, as for any other mode. A new file gets 0666 (or the
+ * options' create_mode) minus the umask. Symlinks are followed to the final
+ * target, which is locked, and a temporary file is created in its directory;
+ * modes that keep the content ("a", "r+") start it as a copy of the current
+ * one. The descriptors the library owns are close-on-exec. */
+WLF_API int wlf_open(const char *path, const char *mode,
              const wlf_write_options *opt, wlf_file **out, wlf_error *err);
 
-/* Descriptor the caller reads and writes (the temp file, or the target itself
- * for in-place and pass-through kinds). */
+/* Bits for wlf_open_flags, the combinations no mode name spells (a truncating
+ * open that must not create, an appending one that must not create...). */
+enum wlf_open_flag {
+    WLF_OPEN_WRITE = 0x01,    /* required: a replacement is written */
+    WLF_OPEN_READ = 0x02,     /* readable too (with WRITE: O_RDWR) */
+    WLF_OPEN_CREATE = 0x04,   /* create the target if missing (else ENOENT) */
+    WLF_OPEN_EXCL = 0x08,     /* with CREATE: EEXIST if it exists, symlinks not followed */
+    WLF_OPEN_TRUNCATE = 0x10, /* start empty (else a copy of the current content) */
+    WLF_OPEN_APPEND = 0x20,   /* writes go to the end */
+    WLF_OPEN_NOFOLLOW = 0x40  /* ELOOP if the path itself is a symlink */
+};
+
+/* wlf_open with WLF_OPEN_* bits (EINVAL without WLF_OPEN_WRITE or with an
+ * unknown bit) and `create_mode`, the permission bits of a new file (subject
+ * to umask; the options' create_mode wins when has_create_mode is set). */
+WLF_API int wlf_open_flags(const char *path, uint32_t flags, uint32_t create_mode,
+                   const wlf_write_options *opt, wlf_file **out, wlf_error *err);
+
+/* Native handle the caller reads and writes (the temp file, or the target
+ * itself for in-place and pass-through kinds): the descriptor on POSIX, a
+ * HANDLE on Windows. Owned by `f`. */
+WLF_API intptr_t wlf_file_handle(const wlf_file *f);
+
+/* The same as a POSIX descriptor (on Windows a CRT descriptor over the
+ * HANDLE, README "Windows"). */
 WLF_API int wlf_file_fd(const wlf_file *f);
 
 /* Final target path after resolving symlinks; absolute (a relative path is

@@ -54,7 +54,7 @@ void keep_on_shared_fs(int fd, uint64_t mount, Held *h) {
     if (h->shared) h->keep = true;
 }
 
-int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool probe, wlf_error *err) {
+int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, Held *h, bool probe, wlf_error *err) {
     // One deadline for all verification retries: a waiter that keeps waking
     // on lock files unlinked by a cycling holder must still time out on time.
     const bool timed = opt->has_timeout && opt->timeout > 0;
@@ -127,7 +127,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, Held *h, bool p
                    : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
                                                      : LockFileOwner::foreign;
         keep_on_shared_fs(fd.get(), mount, h);
-        h->fd = detail::raise_fd(fd.release(), opt->fd_floor);
+        h->fd = detail::raise_fd(fd.release(), fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;
         return 0;

@@ -32,6 +32,10 @@ namespace wrap_lockfile::win {
 int resolve_target(const char *path, WPath *final, bool *exists, BY_HANDLE_FILE_INFORMATION *info, DWORD *type,
                    const char **op);
 
+// Whether `path` itself (not what it leads to) is a symbolic link or
+// another reparse point: WLF_OPEN_NOFOLLOW's ELOOP.
+bool is_link(const char *path);
+
 // Opens the existing target with the access the program asked for (plus
 // reading, when its content is to be copied, and READ_CONTROL for its
 // security descriptor), sharing everything, without truncating: where the

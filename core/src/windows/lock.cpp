@@ -165,7 +165,14 @@ extern "C" const char *wlf_lock_path(const wlf_lock *lock) { return lock && lock
 // No descriptor holds a Windows lock: the handle is not a CRT descriptor.
 extern "C" int wlf_lock_fd(const wlf_lock *) { return -1; }
 
-extern "C" pid_t wlf_lock_holder(const char *target) {
+// The byte-locked handle; a dotlock's handle (delete on close) holds no lock
+// of the system's, so none, as for the POSIX dotlock.
+extern "C" intptr_t wlf_lock_handle(const wlf_lock *lock) {
+    if (!lock || !lock->held || lock->held->backend != WLF_LOCK_FLOCK) return -1;
+    return reinterpret_cast<intptr_t>(lock->held->h);
+}
+
+extern "C" int64_t wlf_lock_holder(const char *target) {
     char path[WLF_PATH_MAX];
     win::WPath wide;
     if (!target || lock_paths(target, path, sizeof path, &wide) != 0) return 0;

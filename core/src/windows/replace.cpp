@@ -7,6 +7,7 @@
 #include "file.hpp"
 
 #include "internal.hpp"
+#include "open_mode.hpp"  // kOpenNoFollow
 
 #include <fcntl.h>
 #include <io.h>
@@ -21,7 +22,8 @@ using detail::fail;
 
 namespace {
 
-constexpr int kSupportedFlags = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_BINARY | O_TEXT | O_NOINHERIT;
+constexpr int kSupportedFlags =
+    O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_BINARY | O_TEXT | O_NOINHERIT | detail::kOpenNoFollow;
 // Attributes a replacement carries over (READONLY never gets here: the
 // target's open for writing refuses it).
 constexpr DWORD kKeptAttributes = FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE |
@@ -92,8 +94,8 @@ int fill_temp(wlf_file *f, int flags, const char **op) {
 
 }  // namespace
 
-extern "C" int wlf_open(const char *path, int flags, mode_t, const wlf_write_options *opt_in, wlf_file **out,
-                        wlf_error *err) {
+int detail::open_replacement(const char *path, int flags, uint32_t, const wlf_write_options *opt_in, wlf_file **out,
+                             wlf_error *err) {
     *out = nullptr;
     wlf_write_options defaults;
     wlf_write_options_init(&defaults);
@@ -104,6 +106,7 @@ extern "C" int wlf_open(const char *path, int flags, mode_t, const wlf_write_opt
         return fail(err, EINVAL, WLF_STEP_OPEN, "open flags", path);
     const char *suffix = opt->temp_suffix ? opt->temp_suffix : "~~";
     if (strpbrk(suffix, "/\\:") || strlen(suffix) >= 60) return fail(err, EINVAL, WLF_STEP_OPEN, "temp suffix", suffix);
+    if ((flags & detail::kOpenNoFollow) && win::is_link(path)) return fail(err, ELOOP, WLF_STEP_OPEN, "open", path);
 
     wlf_file *f = new_file();
     if (!f) return fail(err, ENOMEM, WLF_STEP_OPEN, "open", path);
@@ -198,6 +201,11 @@ extern "C" int wlf_open(const char *path, int flags, mode_t, const wlf_write_opt
 }
 
 extern "C" int wlf_file_fd(const wlf_file *f) { return f ? f->fd : -1; }
+
+// The HANDLE under the CRT descriptor (which owns it).
+extern "C" intptr_t wlf_file_handle(const wlf_file *f) {
+    return f ? reinterpret_cast<intptr_t>(f->h) : reinterpret_cast<intptr_t>(INVALID_HANDLE_VALUE);
+}
 extern "C" const char *wlf_file_target(const wlf_file *f) { return f ? f->target : ""; }
 extern "C" int wlf_file_kind(const wlf_file *f) { return f ? f->kind : WLF_COMMIT_RENAME; }
 
@@ -251,7 +259,8 @@ extern "C" void wlf_discard(wlf_file *f) {
 extern "C" int wlf_write_content(const char *path, const void *data, size_t size, const wlf_write_options *opt,
                                  wlf_error *err) {
     wlf_file *f = nullptr;
-    if (int rc = wlf_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_BINARY, 0666, opt, &f, err)) return rc;
+    if (int rc = detail::open_replacement(path, O_WRONLY | O_CREAT | O_TRUNC | O_BINARY, 0666, opt, &f, err))
+        return rc;
     const char *p = static_cast<const char *>(data);
     while (size > 0) {
         DWORD chunk = size > 0x40000000 ? 0x40000000 : static_cast<DWORD>(size), put = 0;

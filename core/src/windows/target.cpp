@@ -83,6 +83,14 @@ int resolve_target(const char *path, WPath *final, bool *exists, BY_HANDLE_FILE_
     return final->append(given.get() + base);
 }
 
+bool is_link(const char *path) {
+    WPath given;
+    if (full_path(path, &given) != 0) return false;
+    Handle h(open_for_query(given.get(), false));
+    BY_HANDLE_FILE_INFORMATION info;
+    return h && GetFileInformationByHandle(h.get(), &info) && (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT);
+}
+
 HANDLE open_target(const WPath &target, bool write, bool read, bool read_control) {
     DWORD access = (write ? GENERIC_WRITE : 0) | (read ? GENERIC_READ : 0) | (read_control ? READ_CONTROL : 0);
     return CreateFileW(target.get(), access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,

@@ -51,7 +51,7 @@ void import_pending() {
                     set_slot(static_cast<int>(fd), kInherited);
                 q = *next == '.' ? next + 1 : next;
             }
-        } else if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.options.fd_floor, &f) == 0) {
+        } else if (colon && detail::file_import(p, static_cast<size_t>(colon - p), g_config.fd_floor, &f) == 0) {
             const pid_t me = getpid();
             Entry *e;
             {

@@ -79,7 +79,7 @@ void drop_and_commit(int fd) {
 bool relocate_internal(int fd) {
     Guard g;
     if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return true;
-    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.options.fd_floor);
+    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.fd_floor);
     if (moved < 0 || moved >= kMaxFds) {
         int e = moved < 0 ? errno : EMFILE;
         if (moved >= 0) sys::close(moved);

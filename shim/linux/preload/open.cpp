@@ -69,7 +69,8 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     wlf_error err;  // filled on failure
     err.code = 0;
     int user = -1;
-    int rc = detail::file_open_split(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, &f, &user, &err);
+    int rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,
+                               &err);
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         describe_lock_failure(rc, err, text, sizeof text);

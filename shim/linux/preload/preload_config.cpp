@@ -74,7 +74,7 @@ void load_options() {
     int floor = 768;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
         floor = static_cast<int>(rl.rlim_cur * 3 / 4);
-    g_config.options.fd_floor = floor;
+    g_config.fd_floor = floor;
     if (const char *l = getenv(config::kLogVar); l && *l) {
         if (strcmp(l, config::kLogToStderr) == 0) {
             g_config.log_fd = 2;

@@ -11,6 +11,9 @@ namespace wrap_lockfile::shim {
 struct Config {
     rules::RuleSet rules{};
     wlf_write_options options{};
+    // The library's own descriptors (temp, directory, lock, log) go at or
+    // above this number (detail::file_open), out of the program's way.
+    int fd_floor = 0;
     int log_fd = -1;
     bool slash_rules = false;  // some rule needs the absolute path, not just the name
 };

@@ -9,6 +9,7 @@
 #include "hook_config.hpp"
 #include "file.hpp"
 #include "inject.hpp"
+#include "internal.hpp"  // detail::open_replacement: the flags the CreateFileW call asked for
 #include "pending.hpp"
 #include "win.hpp"
 
@@ -148,7 +149,7 @@ HANDLE open_matched(const wchar_t *name, DWORD access, LPSECURITY_ATTRIBUTES sa,
     wlf_file *f = nullptr;
     wlf_error err{};
     Busy b;
-    if (int rc = wlf_open(path, oflags, 0666, &opt, &f, &err)) {
+    if (int rc = detail::open_replacement(path, oflags, 0666, &opt, &f, &err)) {
         // An open the system would also refuse is the program's business;
         // anything else (a lock that timed out, no room for the temp) is said.
         if (err.step != WLF_STEP_OPEN) {

@@ -24,7 +24,8 @@ TEST(AtomicWriteAccess, OtherUsersReadOnlyFileIsEaccesAtOpen) {
     write_file(t, "root's", 0644);
     ino_t before = lstat_or_die(t).st_ino;
     for (uid_t uid : {kNobody, kPlainUser}) {
-        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
+        for (int flags : {WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE,
+                          WLF_OPEN_WRITE | WLF_OPEN_APPEND, WLF_OPEN_WRITE | WLF_OPEN_READ}) {
             SCOPED_TRACE("uid " + std::to_string(uid) + ", flags " + std::to_string(flags));
             auto r = run_as_user<3>(uid, [&] { return try_replace(t, flags, "new"); });
             ASSERT_TRUE(r.has_value()) << "child failed";
@@ -46,7 +47,8 @@ TEST(AtomicWriteAccess, OwnerWithoutWriteBitIsEacces) {
         ASSERT_EQ(::chown(t.c_str(), uid, uid), 0);
         ASSERT_EQ(::chmod(t.c_str(), 0444), 0);
         ino_t before = lstat_or_die(t).st_ino;
-        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR | O_TRUNC}) {
+        for (int flags : {WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | WLF_OPEN_APPEND,
+                          WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_TRUNCATE}) {
             SCOPED_TRACE("uid " + std::to_string(uid) + ", flags " + std::to_string(flags));
             auto r = run_as_user<3>(uid, [&] { return try_replace(t, flags, "new"); });
             ASSERT_TRUE(r.has_value()) << "child failed";
@@ -69,7 +71,7 @@ TEST(AtomicWriteAccess, OwnerWithWriteBitReplaces) {
         write_file(t, "old", 0644);
         ASSERT_EQ(::chown(t.c_str(), uid, uid), 0);
         ino_t before = lstat_or_die(t).st_ino;
-        auto r = run_as_user<3>(uid, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "new"); });
+        auto r = run_as_user<3>(uid, [&] { return try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "new"); });
         ASSERT_TRUE(r.has_value()) << "child failed";
         EXPECT_EQ((*r)[0], 0);
         EXPECT_EQ((*r)[1], 0);
@@ -98,8 +100,8 @@ TEST(AtomicWriteAccess, OwnerOfWriteOnlyFileMayTruncateButNotOpenForReading) {
         ASSERT_EQ(::chmod(t.c_str(), 0200), 0);
         ino_t before = lstat_or_die(t).st_ino;
         auto r = run_as_user<6>(uid, [&]() -> std::array<int, 6> {
-            auto rw_trunc = try_replace(t, O_RDWR | O_TRUNC, "rw");
-            auto rw = try_replace(t, O_RDWR, "rw");
+            auto rw_trunc = try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_TRUNCATE, "rw");
+            auto rw = try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_READ, "rw");
             return {rw_trunc[0], rw_trunc[1], rw[0], rw[1], 0, 0};
         });
         ASSERT_TRUE(r.has_value()) << "child failed";
@@ -109,7 +111,7 @@ TEST(AtomicWriteAccess, OwnerOfWriteOnlyFileMayTruncateButNotOpenForReading) {
         EXPECT_EQ(lstat_or_die(t).st_ino, before);
         EXPECT_EQ(list_names(dir.path()), Names{"f"});
 
-        auto w = run_as_user<3>(uid, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "written"); });
+        auto w = run_as_user<3>(uid, [&] { return try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "written"); });
         ASSERT_TRUE(w.has_value()) << "child failed";
         EXPECT_EQ((*w)[0], 0);
         EXPECT_EQ((*w)[1], 0);
@@ -136,13 +138,15 @@ TEST(AtomicWriteAccess, AclGrantsAnotherUserTheWrite) {
     ASSERT_FALSE(acl.empty());
     ASSERT_NE(acl[0], '<') << acl;
 
-    auto denied = run_as_user<3>(kPlainUser, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "plain"); });
+    auto denied =
+        run_as_user<3>(kPlainUser, [&] { return try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "plain"); });
     ASSERT_TRUE(denied.has_value()) << "child failed";
     EXPECT_EQ((*denied)[0], EACCES);
     EXPECT_EQ(read_file(t), "root's");
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
 
-    auto granted = run_as_user<3>(kNobody, [&] { return try_replace(t, O_WRONLY | O_TRUNC, "by acl"); });
+    auto granted =
+        run_as_user<3>(kNobody, [&] { return try_replace(t, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "by acl"); });
     ASSERT_TRUE(granted.has_value()) << "child failed";
     EXPECT_EQ((*granted)[0], 0);
     EXPECT_EQ((*granted)[1], 0);
@@ -171,8 +175,8 @@ TEST(AtomicWriteAccess, UnmappedOwnerInUserNamespaceIsNotTakenForOurs) {
         v[0] = static_cast<int>(::geteuid());
         struct stat st;
         v[1] = ::stat(theirs.c_str(), &st) == 0 ? static_cast<int>(st.st_uid) : -1;
-        v[2] = try_replace(theirs, O_WRONLY | O_TRUNC, "new")[0];
-        auto r = try_replace(ours, O_WRONLY | O_TRUNC, "new ours");
+        v[2] = try_replace(theirs, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "new")[0];
+        auto r = try_replace(ours, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, "new ours");
         v[3] = r[0];
         v[4] = r[1];
         return ::write(report.write_fd(), v.data(), sizeof v) == static_cast<ssize_t>(sizeof v) ? 0 : 1;
@@ -220,12 +224,13 @@ TEST(AtomicWriteAccess, ReadOnlySingleFileBindMountIsErofsAtOpen) {
     // With and without the lock (without it the target is only lstat'ed while
     // resolving: the attributes must be read all the same).
     for (int use_lock : {1, 0})
-        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR, O_WRONLY | O_CREAT | O_TRUNC}) {
+        for (int flags : {WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | WLF_OPEN_APPEND,
+                          WLF_OPEN_WRITE | WLF_OPEN_READ, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE}) {
             SCOPED_TRACE("flags " + std::to_string(flags) + ", use_lock " + std::to_string(use_lock));
             wlf_write_options opt = options_with_lock(use_lock);
             wlf_file *f = reinterpret_cast<wlf_file *>(1);
             wlf_error err{};
-            int rc = wlf_open(target.c_str(), flags, 0666, &opt, &f, &err);
+            int rc = wlf_open_flags(target.c_str(), flags, 0666, &opt, &f, &err);
             if (rc == 0) wlf_discard(f);
             EXPECT_EQ(rc, EROFS);
             EXPECT_EQ(err.code, EROFS);
@@ -255,12 +260,13 @@ TEST(AtomicWriteAttributes, ImmutableTargetIsEpermAtOpen) {
     ASSERT_EQ(immutable.error(), 0) << std::strerror(immutable.error());
     if (statx_attribute(t, STATX_ATTR_IMMUTABLE) != 1) GTEST_SKIP() << "statx does not report the immutable flag";
     for (int use_lock : {1, 0})
-        for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND, O_RDWR}) {
+        for (int flags : {WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE,
+                          WLF_OPEN_WRITE | WLF_OPEN_APPEND, WLF_OPEN_WRITE | WLF_OPEN_READ}) {
             SCOPED_TRACE("flags " + std::to_string(flags) + ", use_lock " + std::to_string(use_lock));
             wlf_write_options opt = options_with_lock(use_lock);
             wlf_file *f = reinterpret_cast<wlf_file *>(1);
             wlf_error err{};
-            int rc = wlf_open(t.c_str(), flags, 0666, &opt, &f, &err);
+            int rc = wlf_open_flags(t.c_str(), flags, 0666, &opt, &f, &err);
             if (rc == 0) wlf_discard(f);
             EXPECT_EQ(rc, EPERM);
             EXPECT_EQ(f, nullptr);
@@ -291,11 +297,13 @@ TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlac
         GTEST_SKIP() << "chattr +a unsupported on " << dir.path() << ": " << std::strerror(append_only.error());
     ASSERT_EQ(append_only.error(), 0) << std::strerror(append_only.error());
     if (statx_attribute(t, STATX_ATTR_APPEND) != 1) GTEST_SKIP() << "statx does not report the append-only flag";
-    for (int flags : {O_WRONLY | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY, O_RDWR, O_WRONLY | O_APPEND | O_TRUNC}) {
+    for (int flags :
+         {WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, int{WLF_OPEN_WRITE},
+          WLF_OPEN_WRITE | WLF_OPEN_READ, WLF_OPEN_WRITE | WLF_OPEN_APPEND | WLF_OPEN_TRUNCATE}) {
         SCOPED_TRACE("flags " + std::to_string(flags));
         wlf_file *f = reinterpret_cast<wlf_file *>(1);
         wlf_error err{};
-        int rc = wlf_open(t.c_str(), flags, 0666, nullptr, &f, &err);
+        int rc = wlf_open_flags(t.c_str(), flags, 0666, nullptr, &f, &err);
         if (rc == 0) wlf_discard(f);
         EXPECT_EQ(rc, EPERM);
         EXPECT_EQ(f, nullptr);
@@ -306,7 +314,8 @@ TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlac
 
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_APPEND, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
+    ASSERT_EQ(wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0666, nullptr, &f, &err), 0)
+        << err.op << " " << err.path;
     EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
     EXPECT_EQ(::write(wlf_file_fd(f), "tail", 4), 4);
     int kind = -1;
@@ -318,7 +327,8 @@ TEST(AtomicWriteAttributes, AppendOnlyTargetRefusesTruncationAndIsAppendedInPlac
     {
         // Without the lock too.
         wlf_write_options opt = options_with_lock(0);
-        ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_APPEND, 0666, &opt, &f, &err), 0) << err.op << " " << err.path;
+        ASSERT_EQ(wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0666, &opt, &f, &err), 0)
+            << err.op << " " << err.path;
         EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
         EXPECT_EQ(::write(wlf_file_fd(f), "!", 1), 1);
         ASSERT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op << " " << err.path;

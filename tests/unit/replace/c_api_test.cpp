@@ -8,7 +8,9 @@ TEST(AtomicWriteCApi, OpenWriteCommit) {
     fs::create_symlink("real", dir / "link");
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open((dir / "link").c_str(), O_RDWR | O_CREAT, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(wlf_open_flags((dir / "link").c_str(), WLF_OPEN_WRITE | WLF_OPEN_READ | WLF_OPEN_CREATE, 0666, nullptr,
+                             &f, &err),
+              0);
     EXPECT_STREQ(wlf_file_target(f), (dir / "real").c_str());
     EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
     int fd = wlf_file_fd(f);
@@ -29,7 +31,7 @@ TEST(AtomicWriteCApi, PoisonedFileFailsCommitAndKeepsTarget) {
     ino_t before = lstat_or_die(dir / "f").st_ino;
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open((dir / "f").c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0);
+    ASSERT_EQ(wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0);
     ASSERT_EQ(::write(wlf_file_fd(f), "partial", 7), 7);
     wlf_file_poison(f, EIO);
     wlf_file_poison(f, ENOSPC);  // the first error is the one reported
@@ -47,10 +49,10 @@ TEST(AtomicWriteCApi, DiscardLeavesNothing) {
     TempDir dir;
     write_file(dir / "f", "old");
     wlf_file *f = nullptr;
-    ASSERT_EQ(wlf_open((dir / "f").c_str(), O_WRONLY | O_APPEND, 0666, nullptr, &f, nullptr), 0);
+    ASSERT_EQ(wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0666, nullptr, &f, nullptr), 0);
     ASSERT_EQ(::write(wlf_file_fd(f), "x", 1), 1);
     wlf_discard(f);
-    ASSERT_EQ(wlf_open((dir / "new").c_str(), O_WRONLY | O_CREAT, 0666, nullptr, &f, nullptr), 0);
+    ASSERT_EQ(wlf_open_flags((dir / "new").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE, 0666, nullptr, &f, nullptr), 0);
     wlf_discard(f);
     EXPECT_EQ(read_file(dir / "f"), "old");
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
@@ -81,7 +83,7 @@ TEST(AtomicWriteCApi, ErrorNamesStepAndPath) {
 
     wlf_error bad{};
     wlf_file *f = reinterpret_cast<wlf_file *>(1);
-    EXPECT_EQ(wlf_open((dir / "f").c_str(), O_RDONLY, 0666, nullptr, &f, &bad), EINVAL);
+    EXPECT_EQ(wlf_open((dir / "f").c_str(), "r", nullptr, &f, &bad), EINVAL);
     EXPECT_EQ(f, nullptr);
     EXPECT_EQ(bad.code, EINVAL);
     EXPECT_EQ(list_names(dir.path()), Names{});

@@ -40,8 +40,8 @@ TEST(AtomicWriteDurability, AbsolutePathKeepsNoDirectoryDescriptor) {
             opt.durability = durability;
             wlf_file *f = nullptr;
             wlf_error err{};
-            int flags = O_WRONLY | O_CREAT | (existing ? O_TRUNC : O_EXCL);
-            ASSERT_EQ(wlf_open(target.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
+            int flags = WLF_OPEN_WRITE | WLF_OPEN_CREATE | (existing ? WLF_OPEN_TRUNCATE : WLF_OPEN_EXCL);
+            ASSERT_EQ(wlf_open_flags(target.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
             EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
             std::string content = pattern(5000, static_cast<unsigned>(durability * 2 + existing));
             EXPECT_EQ(::write(wlf_file_fd(f), content.data(), content.size()),
@@ -79,7 +79,8 @@ TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
         opt.durability = durability;
         wlf_file *f = nullptr;
         wlf_error err{};
-        ASSERT_EQ(wlf_open((d / "f").c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), 0) << err.op;
+        ASSERT_EQ(wlf_open_flags((d / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), 0)
+            << err.op;
         ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
         fs::rename(d, old);
         fs::create_directory(d);
@@ -114,8 +115,9 @@ TEST(AtomicWriteDurability, NoneWithRelativePathCommitsInOriginalDirectoryAfterC
         ASSERT_EQ(::chdir((dir / "orig").c_str()), 0);
         wlf_file *f = nullptr, *g = nullptr;
         wlf_error err{};
-        ASSERT_EQ(wlf_open("f", O_WRONLY | O_TRUNC, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
-        if (wlf_open("g", O_WRONLY | O_CREAT | O_EXCL, 0644, &opt, &g, &err) != 0) {
+        ASSERT_EQ(wlf_open_flags("f", WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0644, &opt, &f, &err), 0)
+            << err.op << " " << err.path;
+        if (wlf_open_flags("g", WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_EXCL, 0644, &opt, &g, &err) != 0) {
             wlf_discard(f);
             FAIL() << err.op << " " << err.path;
         }
@@ -184,8 +186,9 @@ TEST(AtomicWriteRelative, CApiCommitAfterChdirStaysInOriginalDirectory) {
             ASSERT_EQ(::chdir(a.c_str()), 0);
             wlf_file *f = nullptr;
             wlf_error err{};
-            int flags = c.new_file ? (O_WRONLY | O_CREAT | O_EXCL) : (O_WRONLY | O_TRUNC);
-            ASSERT_EQ(wlf_open(name.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
+            int flags =
+                c.new_file ? (WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_EXCL) : (WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE);
+            ASSERT_EQ(wlf_open_flags(name.c_str(), flags, 0644, &opt, &f, &err), 0) << err.op << " " << err.path;
             target = wlf_file_target(f);
             EXPECT_EQ(::write(wlf_file_fd(f), content.data(), content.size()), static_cast<ssize_t>(content.size()));
             EXPECT_EQ(::chdir(b.c_str()), 0);

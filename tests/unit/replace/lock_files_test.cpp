@@ -24,7 +24,8 @@ TEST(AtomicWriteLockFile, KeptForeignLockFileIsLockedAsItIs) {
     opt.lock.keep_lock_file = 1;
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &f, &err), 0) << err.op << " " << err.path;
+    ASSERT_EQ(wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), 0)
+        << err.op << " " << err.path;
     EXPECT_TRUE(flock_is_held(lock));
     EXPECT_EQ(wlf_lock_holder(t.c_str()), wlf_test::seen_holder(::getpid()));
     EXPECT_EQ(::write(wlf_file_fd(f), "newer", 5), 5);
@@ -54,7 +55,8 @@ TEST(AtomicWriteLockFile, UnheldLockFileOfPlainTargetIsLockedAndRemovedOnlyIfOur
         ino_t lock_ino = lstat_or_die(lock).st_ino;
         wlf_file *f = nullptr;
         wlf_error err{};
-        ASSERT_EQ(wlf_open(t.c_str(), O_WRONLY | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.op << " " << err.path;
+        ASSERT_EQ(wlf_open_flags(t.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0)
+            << err.op << " " << err.path;
         EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_RENAME);
         EXPECT_EQ(lstat_or_die(lock).st_ino, lock_ino);
         EXPECT_TRUE(flock_is_held(lock));
@@ -121,7 +123,10 @@ TEST(AtomicWriteLockFile, NewTargetCreatedMeanwhileIsReplaced) {
     TempDir dir;
     wlf_file *f = nullptr;
     wlf_error err{};
-    ASSERT_EQ(wlf_open((dir / "t").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, nullptr, &f, &err), 0) << err.code;
+    ASSERT_EQ(wlf_open_flags((dir / "t").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0666, nullptr,
+                             &f, &err),
+              0)
+        << err.code;
     ASSERT_EQ(::write(wlf_file_fd(f), "ours", 4), 4);
     write_file(dir / "t", "unlocked writer");
     int kind = -1;

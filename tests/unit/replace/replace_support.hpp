@@ -254,7 +254,7 @@ std::optional<std::array<int, N>> run_as_user(uid_t id, const std::function<std:
 // {wlf_open's result, wlf_commit's result (-1: not reached), commit kind}.
 inline std::array<int, 3> try_replace(const fs::path &p, int flags, const std::string &content) {
     wlf_file *f = nullptr;
-    int open_rc = wlf_open(p.c_str(), flags, 0666, nullptr, &f, nullptr);
+    int open_rc = wlf_open_flags(p.c_str(), flags, 0666, nullptr, &f, nullptr);
     if (open_rc != 0) return {open_rc, -1, -1};
     if (::write(wlf_file_fd(f), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
         wlf_file_poison(f, errno ? errno : EIO);

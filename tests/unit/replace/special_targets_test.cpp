@@ -74,7 +74,8 @@ TEST(AtomicWriteSpecial, UnwritableDirectoryWithWritableFileWritesInPlace) {
             wlf_write_options_init(&opt);
             opt.use_lock = 0;
             wlf_file *f = nullptr;
-            c.open_rc = wlf_open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666, &opt, &f, nullptr);
+            c.open_rc = wlf_open_flags(file.c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0666, &opt,
+                                       &f, nullptr);
             if (c.open_rc == 0) {
                 c.kind = wlf_file_kind(f);
                 if (::write(wlf_file_fd(f), "new", 3) != 3) wlf_file_poison(f, errno);
@@ -84,7 +85,7 @@ TEST(AtomicWriteSpecial, UnwritableDirectoryWithWritableFileWritesInPlace) {
             wlf_write_options lopt;
             wlf_write_options_init(&lopt);
             lopt.lock.keep_lock_file = 1;
-            c.locked_rc = wlf_open(locked.c_str(), O_WRONLY | O_APPEND, 0666, &lopt, &f, nullptr);
+            c.locked_rc = wlf_open_flags(locked.c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0666, &lopt, &f, nullptr);
             if (c.locked_rc == 0) {
                 if (::write(wlf_file_fd(f), "+new", 4) != 4) wlf_file_poison(f, errno);
                 c.locked_rc = wlf_commit(f, &c.locked_kind, nullptr);
@@ -235,7 +236,7 @@ TEST(AtomicWriteSpecial, DeviceUnderDevGetsNoProbeLockFile) {
     // normalized.
     for (const char *path : {"/dev/null", "//dev/null", "/./dev/null", "/tmp/../dev/null"}) {
         wlf_file *f = nullptr;
-        ASSERT_EQ(wlf_open(path, O_WRONLY | O_TRUNC, 0666, nullptr, &f, nullptr), 0) << path;
+        ASSERT_EQ(wlf_open_flags(path, WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, nullptr), 0) << path;
         EXPECT_EQ(wlf_file_kind(f), WLF_COMMIT_PASSTHROUGH) << path;
         EXPECT_EQ(wlf_commit(f, nullptr, nullptr), 0) << path;
     }

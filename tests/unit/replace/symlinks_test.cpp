@@ -93,7 +93,9 @@ TEST(AtomicWriteSymlink, NoFollowOnLinkIsEloopViaCApi) {
     fs::create_symlink("real", dir / "link");
     wlf_file *f = nullptr;
     wlf_error err{};
-    int rc = wlf_open((dir / "link").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0666, nullptr, &f, &err);
+    int rc =
+        wlf_open_flags((dir / "link").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE | WLF_OPEN_NOFOLLOW,
+                       0666, nullptr, &f, &err);
     EXPECT_EQ(rc, ELOOP);
     EXPECT_EQ(err.code, ELOOP);
     EXPECT_EQ(f, nullptr);

@@ -115,8 +115,8 @@ TEST(AtomicWriteTempSuffix, NamedTempByPathWithDurabilityNone) {
             bool existing = fs::exists(target);
             wlf_file *f = nullptr;
             wlf_error err{};
-            int flags = existing ? O_WRONLY | O_APPEND : O_WRONLY | O_CREAT | O_EXCL;
-            if (int rc = wlf_open(target.c_str(), flags, 0644, &opt, &f, &err)) {
+            int flags = existing ? WLF_OPEN_WRITE | WLF_OPEN_APPEND : WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_EXCL;
+            if (int rc = wlf_open_flags(target.c_str(), flags, 0644, &opt, &f, &err)) {
                 error = rc;
                 error_text = std::string(err.op) + " " + err.path;
                 return;
@@ -219,7 +219,8 @@ TEST(AtomicWriteTempLink, ProcFdNamesTheTempWhenEmptyPathLinkIsRefused) {
             wlf_write_options_init(&opt);
             opt.durability = durability[i];
             wlf_error err{};
-            if (wlf_open((dir / names[i]).c_str(), O_WRONLY | O_TRUNC, 0666, &opt, &files[i], &err) != 0) {
+            if (wlf_open_flags((dir / names[i]).c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &files[i],
+                               &err) != 0) {
                 std::fprintf(stderr, "wlf_open %s: %s\n", names[i], std::strerror(err.code));
                 return 3;
             }
