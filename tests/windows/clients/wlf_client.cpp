@@ -4,9 +4,7 @@
 //   wlf_client write METHOD PATH CONTENT [READY GO]
 //       writes CONTENT in two halves through METHOD; between them it sets
 //       the named event READY and waits for GO (a reader looks meanwhile)
-//   wlf_client increment PATH N [READY GO]
-//                                   N read-modify-write increments of a number, after a start
-//                                   barrier (READY: a semaphore it releases, GO: an event it waits for)
+//   wlf_client increment PATH N     N read-modify-write increments of a number
 //   wlf_client fill PATH            writes until the disk is full, then closes
 //   wlf_client exit CODE            exits with CODE
 //   wlf_client spawn ARGS...        runs "wlf_client ARGS..." as a child (CreateProcessW), its exit code
@@ -143,19 +141,8 @@ int write_method(int argc, char **argv) {
     return 2;
 }
 
-// READY (a named semaphore) and GO (a named event), when given: the client
-// counts itself in, then waits, so that all of them start their loop
-// together (a start barrier).
-int increment(const char *path_utf8, int n, const char *ready_name, const char *go_name) {
+int increment(const char *path_utf8, int n) {
     std::wstring path = wide(path_utf8);
-    if (ready_name && go_name) {
-        HANDLE ready = OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, ready_name);
-        HANDLE go = OpenEventA(SYNCHRONIZE, FALSE, go_name);
-        if (!ready || !go || !ReleaseSemaphore(ready, 1, nullptr)) return die("barrier");
-        if (WaitForSingleObject(go, 60000) != WAIT_OBJECT_0) return die("barrier wait");
-        CloseHandle(ready);
-        CloseHandle(go);
-    }
     for (int i = 0; i < n; ++i) {
         HANDLE h = CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                                nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
@@ -165,7 +152,7 @@ int increment(const char *path_utf8, int n, const char *ready_name, const char *
         if (!ReadFile(h, buf, sizeof buf - 1, &got, nullptr)) return die("ReadFile");
         long v = atol(buf);
         // Give the others a chance to interleave: without a lock they lose updates.
-        Sleep(1);
+        Sleep(0);
         int len = snprintf(buf, sizeof buf, "%ld", v + 1);
         LARGE_INTEGER zero{};
         DWORD put;
@@ -316,8 +303,7 @@ int main(int argc, char **argv) {
     if (argc < 2) return 2;
     std::string cmd = argv[1];
     if (cmd == "write") return write_method(argc, argv);
-    if (cmd == "increment" && argc >= 4)
-        return increment(argv[2], atoi(argv[3]), argc >= 6 ? argv[4] : nullptr, argc >= 6 ? argv[5] : nullptr);
+    if (cmd == "increment" && argc >= 4) return increment(argv[2], atoi(argv[3]));
     if (cmd == "fill" && argc >= 3) return fill(argv[2]);
     if (cmd == "exit" && argc >= 3) return atoi(argv[2]);
     if (cmd == "spawn" || cmd == "spawnA" || cmd == "wspawn" || cmd == "wspawnl" || cmd == "wsystem" || cmd == "suspended")
