@@ -151,8 +151,10 @@ int increment(const char *path_utf8, int n) {
         DWORD got = 0;
         if (!ReadFile(h, buf, sizeof buf - 1, &got, nullptr)) return die("ReadFile");
         long v = atol(buf);
-        // Give the others a chance to interleave: without a lock they lose updates.
-        Sleep(0);
+        // Give the others a chance to interleave: without a lock they lose
+        // updates. A millisecond, not Sleep(0): each client's loop then
+        // lasts longer than Wine takes to start the next one, so they overlap.
+        Sleep(1);
         int len = snprintf(buf, sizeof buf, "%ld", v + 1);
         LARGE_INTEGER zero{};
         DWORD put;
