@@ -1,4 +1,5 @@
 #include "config.hpp"
+#include "config_file.hpp"
 
 #include "lock_choice.hpp"
 #include "timeout.hpp"
@@ -56,6 +57,28 @@ int parse_keep_lock_files(const char *text, wlf_write_options *opt, char *why, s
     if (!detail::parse_keep_lock_files(text, &keep)) return refuse(EINVAL, why, size, "invalid value", text, "expected 1 or 0");
     opt->lock.keep_lock_file = keep;
     return 0;
+}
+
+void load_rules(rules::RuleSet *set, const char *cwd, EnvReader env, BadVariable bad) {
+    for (const GlobList &l : kGlobLists) {
+        const char *v = env(l.var);
+        if (!v) continue;
+        const char *pattern = nullptr;
+        size_t len = 0;
+        if (rules::add_list(set, l.kind, v, cwd, &pattern, &len) != 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(len > 400 ? 400 : len),
+                     pattern ? pattern : "");
+            bad(l.var, detail);
+        }
+    }
+    if (const char *path = env(kConfigVar)) {
+        rules::ConfigError err;
+        if (rules::add_config_file(set, path, cwd, &err) != 0) {
+            char detail[WLF_PATH_MAX + 256];
+            bad(kConfigVar, rules::format_config_error(path, &err, detail, sizeof detail));
+        }
+    }
 }
 
 }  // namespace wrap_lockfile::config

@@ -42,6 +42,18 @@ inline constexpr GlobList kGlobLists[] = {
     {kExcludeVar, "--exclude", rules::kExclude},
 };
 
+// A variable's value as a shim reads its environment, or nullptr when it is
+// unset or empty (valid until the next call).
+using EnvReader = const char *(*)(const char *var);
+// Says what is wrong with one variable (`detail`: "malformed pattern 'x['",
+// or the rules file's error) and that it is ignored.
+using BadVariable = void (*)(const char *var, const char *detail);
+
+// The glob lists and the rules file (kConfigVar) into *set, relative globs
+// against cwd. A variable or file that cannot be used adds no rule at all
+// (never some of them), and is named through `bad`.
+void load_rules(rules::RuleSet *set, const char *cwd, EnvReader env, BadVariable bad);
+
 // Each parser stores the value into *opt and returns 0, or leaves *opt alone,
 // returns EINVAL (ERANGE: a timeout above the bound) and words the problem
 // into why[size] ("invalid timeout 'x' (...)").

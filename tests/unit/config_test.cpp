@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace rules = wrap_lockfile::rules;
 namespace detail = wrap_lockfile::detail;
@@ -79,6 +81,50 @@ TEST_F(ConfigFile, MalformedLineNamedAndNothingAdded) {
     path = write("kw.conf", "exclude\n");
     EXPECT_EQ(rules::add_config_file(&r.set, path.c_str(), "/", &err), EINVAL);
     EXPECT_EQ(err.line, 1);
+}
+
+// config::load_rules, as both shims call it: each variable on its own,
+// a bad one adding nothing and named once, the others kept.
+namespace {
+std::vector<std::pair<std::string, std::string>> g_env;
+std::vector<std::pair<std::string, std::string>> g_bad;
+const char *fake_env(const char *var) {
+    for (const auto &[k, v] : g_env)
+        if (k == var) return v.empty() ? nullptr : v.c_str();
+    return nullptr;
+}
+void record_bad(const char *var, const char *detail) { g_bad.emplace_back(var, detail); }
+}  // namespace
+
+TEST_F(ConfigFile, LoadRulesFromTheEnvironment) {
+    std::string conf = write("env.conf", "exclude /w/skip.txt\n");
+    g_env = {{"WRAP_LOCKFILE_RULES", "*.txt; sub/*.json"},
+             {"WRAP_LOCKFILE_LOCK_ONLY", "*.log;[oops"},
+             {"WRAP_LOCKFILE_EXCLUDE", ""},
+             {"WRAP_LOCKFILE_CONFIG", conf}};
+    g_bad.clear();
+    Rules r;
+    config::load_rules(&r.set, "/w", fake_env, record_bad);
+    EXPECT_EQ(rules::classify(&r.set, "/d/a.txt"), rules::kReplace);
+    EXPECT_EQ(rules::classify(&r.set, "/w/sub/a.json"), rules::kReplace);  // relative to cwd
+    EXPECT_EQ(rules::classify(&r.set, "/x/sub/a.json"), rules::kNone);
+    EXPECT_EQ(rules::classify(&r.set, "/w/skip.txt"), rules::kExclude);
+    // The malformed list adds none of its patterns, the good "*.log" neither.
+    EXPECT_EQ(rules::classify(&r.set, "/d/a.log"), rules::kNone);
+    ASSERT_EQ(g_bad.size(), 1u);
+    EXPECT_EQ(g_bad[0].first, "WRAP_LOCKFILE_LOCK_ONLY");
+    EXPECT_EQ(g_bad[0].second, "malformed pattern '[oops'");
+
+    // A rules file that cannot be read is named with its path, and adds nothing.
+    std::string missing = dir_ + "/missing.conf";
+    g_env = {{"WRAP_LOCKFILE_CONFIG", missing}};
+    g_bad.clear();
+    Rules none;
+    config::load_rules(&none.set, "/w", fake_env, record_bad);
+    EXPECT_EQ(none.set.count, 0u);
+    ASSERT_EQ(g_bad.size(), 1u);
+    EXPECT_EQ(g_bad[0].first, "WRAP_LOCKFILE_CONFIG");
+    EXPECT_EQ(g_bad[0].second, missing + ": No such file or directory");
 }
 
 TEST_F(ConfigFile, NulByteRefusedWithItsLine) {

@@ -4,7 +4,6 @@
 #include "messages.hpp"
 
 #include "config.hpp"
-#include "config_file.hpp"
 #include "log_file.hpp"
 #include "internal.hpp"
 
@@ -26,28 +25,9 @@ void bad_variable(const char *var, const char *detail) {
     message("wrap_lockfile: %s: %s; ignoring it\n", var, detail);
 }
 
-// A variable or file that cannot be used adds no rule at all (never some of
-// them), and says so in one line.
-void load_rules(const char *cwd) {
-    for (const config::GlobList &l : config::kGlobLists) {
-        const char *v = getenv(l.var);
-        if (!v || !*v) continue;
-        const char *bad = nullptr;
-        size_t bad_len = 0;
-        if (rules::add_list(&g_config.rules, l.kind, v, cwd, &bad, &bad_len) != 0) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(bad_len > 400 ? 400 : bad_len),
-                     bad ? bad : "");
-            bad_variable(l.var, detail);
-        }
-    }
-    if (const char *path = getenv(config::kConfigVar); path && *path) {
-        rules::ConfigError err;
-        if (rules::add_config_file(&g_config.rules, path, cwd, &err) != 0) {
-            char detail[WLF_PATH_MAX + 256];
-            bad_variable(config::kConfigVar, rules::format_config_error(path, &err, detail, sizeof detail));
-        }
-    }
+const char *env_value(const char *var) {
+    const char *v = getenv(var);
+    return v && *v ? v : nullptr;
 }
 
 // One setting: a bad value is ignored (the default stays) and named.
@@ -106,7 +86,7 @@ void load_config() {
     char cwd[WLF_PATH_MAX] = "/";
     if (rules_need_cwd() && !getcwd(cwd, sizeof cwd)) strcpy(cwd, "/");
     load_options();
-    load_rules(cwd);
+    config::load_rules(&g_config.rules, cwd, env_value, bad_variable);
     for (size_t i = 0; i < g_config.rules.count; ++i)
         if (g_config.rules.patterns[i].has_slash) g_config.slash_rules = true;
 }

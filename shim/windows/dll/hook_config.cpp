@@ -2,7 +2,6 @@
 #include "hook_config.hpp"
 
 #include "config.hpp"
-#include "config_file.hpp"
 #include "normalize.hpp"
 
 #include <cstdarg>
@@ -23,6 +22,12 @@ bool env(const char *name, char *buf, size_t size) {
     DWORD n = GetEnvironmentVariableW(wname, wval, 4096);
     if (n == 0 || n >= 4096) return false;
     return WideCharToMultiByte(CP_UTF8, 0, wval, -1, buf, static_cast<int>(size), nullptr, nullptr) > 1;
+}
+
+// For config::load_rules: one value at a time, converted from UTF-16.
+const char *env_value(const char *var) {
+    static char value[16384];  // DllMain runs once: no need for the stack
+    return env(var, value, sizeof value) ? value : nullptr;
 }
 
 void bad_variable(const char *var, const char *detail) { message("%s: %s; ignoring it", var, detail); }
@@ -70,25 +75,8 @@ void load_config(HMODULE self) {
     DWORD n = GetCurrentDirectoryW(WLF_PATH_MAX, wcwd);
     if (n == 0 || n >= WLF_PATH_MAX || match_form(wcwd, cwd, sizeof cwd)) strcpy(cwd, "/");
 
+    config::load_rules(&g_config.rules, cwd, env_value, bad_variable);
     static char value[16384];  // DllMain runs once: no need for the stack
-    for (const config::GlobList &l : config::kGlobLists) {
-        if (!env(l.var, value, sizeof value)) continue;
-        const char *bad = nullptr;
-        size_t bad_len = 0;
-        if (rules::add_list(&g_config.rules, l.kind, value, cwd, &bad, &bad_len) != 0) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "malformed pattern '%.*s'", static_cast<int>(bad_len > 400 ? 400 : bad_len),
-                     bad ? bad : "");
-            bad_variable(l.var, detail);
-        }
-    }
-    if (env(config::kConfigVar, value, sizeof value)) {
-        rules::ConfigError err;
-        if (rules::add_config_file(&g_config.rules, value, cwd, &err) != 0) {
-            char detail[WLF_PATH_MAX + 256];
-            bad_variable(config::kConfigVar, rules::format_config_error(value, &err, detail, sizeof detail));
-        }
-    }
     wlf_write_options_init(&g_config.options);
     // The same settings, names and grammar as the Linux shim (config.hpp).
     static constexpr struct {
