@@ -255,15 +255,26 @@ bool plain_literal(const char *p) {
 bool glob_match(const char *pattern, const char *text) {
     size_t len = strnlen(pattern, kMaxPattern + 1);
     if (len > kMaxPattern) return false;
-    // The common shapes without the NFA, with its answers: a literal, and
-    // '*' followed by one (`*.json`; the star stays inside one component).
-    // Every open of a program is classified, with these, several times.
+    // The common shapes without the NFA, with its answers. Every open of a
+    // program is classified, with these, several times.
+    // A leading run of plain characters (a rule's absolute directory, most
+    // often) is one literal token per byte: the NFA could only step through
+    // it byte for byte, so it is compared as bytes and the NFA, if needed,
+    // starts after it. Most paths a program opens fail right there.
+    size_t lead = strcspn(pattern, "*?[\\");
+    if (lead == len) return strcmp(pattern, text) == 0;  // a literal
+    if (strncmp(pattern, text, lead) != 0) return false;
+    pattern += lead;
+    text += lead;
+    len -= lead;
+    // "<dir>/**": anything below.
+    if (len == 2 && pattern[0] == '*' && pattern[1] == '*') return true;
+    // '*' followed by a literal (`*.json`; the star stays inside one component).
     if (pattern[0] == '*' && pattern[1] != '*' && plain_literal(pattern + 1)) {
         size_t tail = len - 1, n = strlen(text);
         if (n < tail || memcmp(text + n - tail, pattern + 1, tail) != 0) return false;
         return memchr(text, '/', n - tail) == nullptr;
     }
-    if (plain_literal(pattern)) return strcmp(pattern, text) == 0;
     return nfa_match(pattern, len, text);
 }
 

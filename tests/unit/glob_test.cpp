@@ -125,6 +125,23 @@ TEST(Glob, ShortcutShapesAgreeWithTheNfa) {
     EXPECT_FALSE(rules::glob_match("a.txt", "a.txt/"));
 }
 
+// A leading literal run is compared as bytes and the rest matched on its
+// own: the answers must be the reference matcher's over the whole pattern.
+TEST(Glob, LeadingLiteralAgreesWithTheReference) {
+    const char *texts[] = {"", "/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/a/b.txt", "/a/x/b.txt", "/a/.txt",
+                           "/b/a", "a", "/a/b/c/d.txt", "/a/bb", "/a/*", "/a/b/"};
+    const char *patterns[] = {"/a/**", "/a**", "/a/*.txt", "/a/*", "/a/**/b.txt", "/a/b*", "/a/?", "/a/\\*",
+                              "/a/[b]", "/a/*/c", "/a/b/**", "/a/b/*", "**", "/**", "a*"};
+    for (const char *p : patterns)
+        for (const char *t : texts) EXPECT_EQ(rules::glob_match(p, t), ref_match(p, t)) << p << " " << t;
+    EXPECT_TRUE(rules::glob_match("/a/**", "/a/"));
+    EXPECT_FALSE(rules::glob_match("/a/**", "/a"));
+    EXPECT_FALSE(rules::glob_match("/a/**", "/ab/c"));
+    EXPECT_TRUE(rules::glob_match("/a/*.txt", "/a/b.txt"));
+    EXPECT_FALSE(rules::glob_match("/a/*.txt", "/a/x/b.txt"));
+    EXPECT_FALSE(rules::glob_match("/a/b/**", "/a"));  // text shorter than the literal run
+}
+
 TEST(Glob, LinearTimeOnStarHeavyPatterns) {
     // Backtracking took over 20 s for this on a 60-character name.
     std::string name(60, 'a');
