@@ -259,6 +259,7 @@ bool identity_remove(const wlf_file *f, pid_t me) {
             if (r.file == f) unpublish(r);
         },
         me);
+    if (g_superseded_count.load(std::memory_order_acquire) == 0) return false;
     for (const wlf_file *&s : g_superseded) {
         if (s != f) continue;
         s = nullptr;
