@@ -123,6 +123,13 @@ pid_t detail::file_opener(const wlf_file *f) {
     return pid > 0 ? pid : getpid();
 }
 
+bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
+    if (f->temp_ino == 0) return false;
+    *dev = f->temp_dev;
+    *ino = f->temp_ino;
+    return true;
+}
+
 bool detail::file_old_target(const wlf_file *f, struct stat *st) {
     if (!f->existed) return false;
     *st = f->st;

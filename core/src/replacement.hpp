@@ -29,6 +29,8 @@ struct wlf_file {
     bool per_target_temp;  // temp holds the per-target name (temp_file.cpp)
     struct stat st;   // target's lstat when it existed
     uint64_t attrs;   // its statx attributes (append-only decides the kind)
+    dev_t temp_dev;   // the temp's device and inode where begin_rename
+    ino_t temp_ino;   // fstat it anyway (0: not known)
     wlf_lock *lock;
     char suffix[64];
     char temp[WLF_PATH_MAX];  // named temp, relative to at_fd(); "" if none

@@ -29,6 +29,10 @@ int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);
 // The process that opened f (the lock's owner, which was asked when locking).
 pid_t file_opener(const wlf_file *f);
 
+// The temp's device and inode when opening f asked for them already (an
+// existing target's); false: fstat f's descriptor.
+bool file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino);
+
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
 bool file_old_target(const wlf_file *f, struct stat *st);

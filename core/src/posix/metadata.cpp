@@ -72,8 +72,8 @@ int copy_xattrs(int src, int fd, bool *copied) {
 
 }  // namespace
 
-int copy_metadata(int src, const struct stat &st, int fd, const char **op) {
-    struct stat cur;
+int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op) {
+    struct stat &cur = *temp_st;
     if (fstat(fd, &cur) != 0) {
         *op = "fstat temporary file";
         return errno;

@@ -198,7 +198,8 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             if (int rc = seed(f, path, mode, seen, err)) return rc;
         }
         const char *op = "copy metadata";
-        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+        struct stat temp_st;
+        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op);
         detail::StaleRetry stale;  // as in seed(): the version another client replaced
         while (detail::is_stale_handle(rc, f->target) && stale.again(ESTALE)) {
             if ((rc = stat_target(f, true)) != 0) break;
@@ -208,9 +209,11 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
                 return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
             if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
             op = "copy metadata";
-            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &op);
+            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op);
         }
         if (rc) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
+        f->temp_dev = temp_st.st_dev;
+        f->temp_ino = temp_st.st_ino;
     }
     if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
     return 0;

@@ -97,8 +97,10 @@ int copy_range(int src, int dst);
 // security labels; unsupported or forbidden ones skipped) and mode of `st`,
 // read from `src` (the target, open). The temp's ACL ends up the target's:
 // one inherited from a directory default ACL is removed when the target has
-// none. Returns 0 or errno; `op` names the failing step.
-int copy_metadata(int src, const struct stat &st, int fd, const char **op);
+// none. `fd`'s fstat before the changes goes into *temp_st (its device and
+// inode are the pending file's identity). Returns 0 or errno; `op` names
+// the failing step.
+int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op);
 
 // The target's statx (or fstatat) as a struct stat, plus its attributes
 // (append-only, immutable; 0 without statx). 0 or errno.

@@ -202,7 +202,7 @@ void identity_add(const wlf_file *f, const char *opened, const char *opened_raw,
     int fd, lock_fd, dir_fd;
     detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
     struct stat st;
-    if (sys::fstat(fd, &st) != 0) return;
+    if (!detail::file_temp_identity(f, &st.st_dev, &st.st_ino) && sys::fstat(fd, &st) != 0) return;
     // Under the lock, before the commit: the target is still the old file,
     // as the core found it under the lock.
     struct stat old;
