@@ -106,7 +106,13 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     }
 
     // Only now, when a lock is taken: the mount's choice (cached per mount).
-    const int backend = opt->backend == WLF_LOCK_AUTO ? detail::auto_lock_backend(path) : opt->backend;
+    // The probe first guesses it from the directory's path (no statx), and
+    // checks the guess by the lock file it then creates there.
+    detail::DirMount guess{0, -1};
+    const bool guessed = probe && detail::dir_mount_find(path, &guess) &&
+                         (opt->backend != WLF_LOCK_AUTO || guess.backend >= 0);
+    int backend = opt->backend;
+    if (backend == WLF_LOCK_AUTO) backend = guessed ? guess.backend : detail::auto_lock_backend(path);
 
     struct stat st;
     if (!opt->no_nesting && detail::registry_in_use() && lstat(path, &st) == 0) {
@@ -128,6 +134,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     h->shared = false;
     h->owner = LockFileOwner::foreign;
     h->at_path = false;
+    h->mount = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
@@ -144,6 +151,16 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
         free(handle);
         return rc;
     }
+    if (probe && guessed && h->mount != guess.mount) {
+        // Another mount there now: the probe's own file goes again, and the
+        // caller resolves and locks the slow way, which asks the mount.
+        detail::dir_mount_forget(path);
+        flock_release(h, nullptr);
+        free(h);
+        free(handle);
+        return EAGAIN;
+    }
+    if (probe && !guessed) detail::dir_mount_store(path, {h->mount, opt->backend == WLF_LOCK_AUTO ? backend : -1});
     // A handle of its own is nobody's to nest into: it stays out of the
     // registry (registry_drop lets it go at depth 0 all the same).
     if (!opt->no_nesting) registry_add(h);

@@ -20,6 +20,7 @@ struct Held {
     int fd;          // flock: the locked descriptor; else -1
     dev_t dev;
     ino_t ino;
+    uint64_t mount;  // flock: the lock file's unique mount id (0: not known)
     pid_t owner_pid;  // a forked child must not release its parent's lock
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;

@@ -14,6 +14,7 @@
 #include "open_flags.hpp"
 #include "replace_parts.hpp"
 #include "replacement.hpp"
+#include "mount_info.hpp"
 #include "normalize.hpp"
 #include "shared_fs.hpp"
 #include "shim_entry.hpp"
@@ -98,13 +99,19 @@ int recheck_links(const char *path, const char *final) {
 bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
     // AUTO: the lock decides per mount, and refuses the probe on a dotlock mount.
     if ((lock_opt.backend != WLF_LOCK_FLOCK && lock_opt.backend != WLF_LOCK_AUTO) || lock_opt.keep_lock_file) return false;
+    const char *given = path;
     char norm[WLF_PATH_MAX];
     if (strstr(path, "//") || strstr(path, "/.")) {
         if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
         path = norm;
     }
     if (strncmp(path, "/proc/", 6) == 0 || strncmp(path, "/sys/", 5) == 0) return false;
-    return strncmp(path, "/dev/", 5) != 0 || detail::ordinary_tmpfs_under_dev(path);
+    if (strncmp(path, "/dev/", 5) != 0) return true;
+    // A directory where a probe succeeded before was found an ordinary
+    // tmpfs then; the lock, which checks that its file lands on the same
+    // mount as that time, catches a mount changed since.
+    detail::DirMount known;
+    return detail::dir_mount_find(given, &known) || detail::ordinary_tmpfs_under_dev(path);
 }
 
 int open_file(const char *path, int flags, mode_t mode, const wlf_write_options *opt_in, int fd_floor,

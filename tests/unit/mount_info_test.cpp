@@ -2,6 +2,7 @@
 // (escapes, optional fields, super options, pieces of any size, long and
 // malformed lines), the rule, and the choice for a real directory read from
 // a mountinfo file the test writes.
+#include "lock_internal.hpp"
 #include "mount_info.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -187,6 +188,63 @@ TEST_F(Choice, MatchedByMountIdNotByDeviceWhenTheKernelNamesIt) {
 TEST(MountInfoLive, ThisProcessesRootIsFlock) {
     // / here is no sshfs or local_lock NFS mount; the real mountinfo is read.
     EXPECT_EQ(auto_lock_backend("/wlf-no-such.lock"), WLF_LOCK_FLOCK);
+}
+
+// The probe's guess of a directory's mount (dir_mount_*): trusted only when
+// the lock file it creates lands on that mount.
+class ProbeGuess : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/wlf_probe_guess.XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        target_ = dir_ + "/t";
+        lock_ = target_ + ".lock";
+        wlf_lock_options_init(&opt_);
+        opt_.backend = WLF_LOCK_AUTO;
+        opt_.has_timeout = 1;
+        opt_.timeout = 0;
+    }
+    void TearDown() override {
+        wrap_lockfile::detail::dir_mount_forget(target_.c_str());
+        unlink(lock_.c_str());
+        rmdir(dir_.c_str());
+    }
+    bool lock_file_exists() const { return access(lock_.c_str(), F_OK) == 0; }
+    std::string dir_, target_, lock_;
+    wlf_lock_options opt_;
+};
+
+TEST_F(ProbeGuess, AnotherMountThanGuessedGivesTheProbeUp) {
+    namespace d = wrap_lockfile::detail;
+    d::dir_mount_store(target_.c_str(), {0x5eed5eed5eedULL, WLF_LOCK_FLOCK});
+    wlf_lock *lock = nullptr;
+    EXPECT_EQ(d::lock_acquire_probe(target_.c_str(), &opt_, 0, &lock), EAGAIN);
+    EXPECT_FALSE(lock_file_exists()) << "the probe's own lock file stays behind";
+    d::DirMount m{};
+    EXPECT_FALSE(d::dir_mount_find(target_.c_str(), &m)) << "the wrong guess is not forgotten";
+    // Asked the slow way, the directory's real mount is remembered.
+    ASSERT_EQ(d::lock_acquire_probe(target_.c_str(), &opt_, 0, &lock), 0);
+    EXPECT_TRUE(lock_file_exists());
+    ASSERT_TRUE(d::dir_mount_find(target_.c_str(), &m));
+    EXPECT_NE(m.mount, 0x5eed5eed5eedULL);
+    EXPECT_EQ(m.backend, WLF_LOCK_FLOCK);
+    d::lock_release_probe(lock);
+    EXPECT_FALSE(lock_file_exists());
+    // The right guess is kept and used.
+    ASSERT_EQ(d::lock_acquire_probe(target_.c_str(), &opt_, 0, &lock), 0);
+    d::lock_release_probe(lock);
+    d::DirMount again{};
+    ASSERT_TRUE(d::dir_mount_find(target_.c_str(), &again));
+    EXPECT_EQ(again.mount, m.mount);
+}
+
+TEST_F(ProbeGuess, AGuessedDotlockMountCreatesNothing) {
+    namespace d = wrap_lockfile::detail;
+    d::dir_mount_store(target_.c_str(), {0x5eed5eed5eedULL, WLF_LOCK_DOTLOCK});
+    wlf_lock *lock = nullptr;
+    EXPECT_EQ(d::lock_acquire_probe(target_.c_str(), &opt_, 0, &lock), EINVAL);
+    EXPECT_FALSE(lock_file_exists());
 }
 
 }  // namespace

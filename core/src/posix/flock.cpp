@@ -130,6 +130,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
         h->fd = detail::raise_fd(fd.release(), fd_floor);
         h->dev = fs.st_dev;
         h->ino = fs.st_ino;
+        h->mount = mount;
         return 0;
     }
 }

@@ -261,4 +261,58 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo) {
     return backend;
 }
 
+namespace {
+
+struct DirEntry {
+    char dir[WLF_PATH_MAX];
+    size_t len;  // 0: empty
+    DirMount m;
+};
+constexpr int kDirEntries = 4;
+DirEntry g_dirs[kDirEntries];
+int g_dirs_next = 0;
+
+// The directory part of a lock path, without copying it.
+size_t dir_length(const char *lock_path) {
+    const char *slash = strrchr(lock_path, '/');
+    return slash ? static_cast<size_t>(slash - lock_path) : 0;
+}
+
+DirEntry *dir_entry(const char *lock_path, size_t len) {
+    for (DirEntry &e : g_dirs)
+        if (e.len == len && memcmp(e.dir, lock_path, len) == 0) return &e;
+    return nullptr;
+}
+
+}  // namespace
+
+bool dir_mount_find(const char *lock_path, DirMount *out) {
+    size_t len = dir_length(lock_path);
+    if (len == 0) return false;
+    CacheGuard g;
+    const DirEntry *e = dir_entry(lock_path, len);
+    if (e) *out = e->m;
+    return e != nullptr;
+}
+
+void dir_mount_store(const char *lock_path, DirMount m) {
+    size_t len = dir_length(lock_path);
+    if (len == 0 || len >= WLF_PATH_MAX || m.mount == 0) return;
+    CacheGuard g;
+    DirEntry *e = dir_entry(lock_path, len);
+    if (!e) {
+        e = &g_dirs[g_dirs_next];
+        g_dirs_next = (g_dirs_next + 1) % kDirEntries;
+        memcpy(e->dir, lock_path, len);
+        e->len = len;
+    }
+    e->m = m;
+}
+
+void dir_mount_forget(const char *lock_path) {
+    size_t len = dir_length(lock_path);
+    CacheGuard g;
+    if (DirEntry *e = dir_entry(lock_path, len)) e->len = 0;
+}
+
 }  // namespace wrap_lockfile::detail

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace wrap_lockfile::detail {
 
@@ -58,5 +59,20 @@ bool flock_stays_local(const char *fstype, const char *super_opts);
 // process; WLF_LOCK_FLOCK whenever the mount cannot be told. `mountinfo` is
 // the file to read (nullptr: /proc/self/mountinfo; tests pass their own).
 int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr);
+
+// The probe's shortcut (lock.cpp, open_file.cpp): the last directories a
+// probe locked in, each with the mount its lock file was on (statx's unique
+// mount id) and the backend WLF_LOCK_AUTO chose there (-1: not asked). Found
+// by the directory's path, without a system call. A hit is only a guess
+// until the probe's own lock file, created in that directory, shows the same
+// mount: a mount since made or removed there is caught by that.
+struct DirMount {
+    uint64_t mount;
+    int backend;
+};
+// Each takes a path in the directory (its part before the last '/').
+bool dir_mount_find(const char *path_in_dir, DirMount *out);
+void dir_mount_store(const char *path_in_dir, DirMount m);
+void dir_mount_forget(const char *path_in_dir);
 
 }  // namespace wrap_lockfile::detail
