@@ -24,7 +24,7 @@ ATOMICALLY="$BUILD/shim/linux/atomically"
 REPS=${WLF_BENCH_REPS:-5}
 NFILES=2000 NDIRS=20 SIZE=4096
 
-section() { echo "### j. durability batch: $NFILES files of 4 KiB in $NDIRS directories, ext4 on a loop device"; echo; }
+section() { echo "### k. durability batch: $NFILES files of 4 KiB in $NDIRS directories, ext4 on a loop device"; echo; }
 skip() { section; echo "Not measured: $*"; echo; echo "tools/bench_batch.sh: not measured: $*" >&2; exit 0; }
 for f in "$WRITER" "$ATOMICALLY"; do [ -x "$f" ] || die "missing $f (configure with -Dbenchmarks=true and build first)"; done
 [ "$(id -u)" -eq 0 ] || skip "needs root (a loop device)"
