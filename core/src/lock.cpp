@@ -112,7 +112,8 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     const bool guessed = probe && detail::dir_mount_find(path, &guess) &&
                          (opt->backend != WLF_LOCK_AUTO || guess.backend >= 0);
     int backend = opt->backend;
-    if (backend == WLF_LOCK_AUTO) backend = guessed ? guess.backend : detail::auto_lock_backend(path);
+    bool known = false;  // AUTO's answer came from mountinfo: the probe may remember it
+    if (backend == WLF_LOCK_AUTO) backend = guessed ? guess.backend : detail::auto_lock_backend(path, nullptr, &known);
 
     struct stat st;
     if (!opt->no_nesting && detail::registry_in_use() && lstat(path, &st) == 0) {
@@ -152,15 +153,25 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
         return rc;
     }
     if (probe && guessed && h->mount != guess.mount) {
-        // Another mount there now: the probe's own file goes again, and the
-        // caller resolves and locks the slow way, which asks the mount.
+        // Another mount there now (made or removed since the guess): the
+        // probe's own file goes again, and the caller resolves and locks the
+        // slow way, which asks the mount. On a dotlock mount the file would
+        // read as a dotlock held, one no holder ever removes: it goes even
+        // where lock files otherwise stay (a shared file system). Elsewhere
+        // it goes as lock_release_probe lets it go.
         detail::dir_mount_forget(path);
+        const bool dotlock_mount =
+            opt->backend == WLF_LOCK_AUTO && detail::auto_lock_backend(path) == WLF_LOCK_DOTLOCK;
+        if (dotlock_mount || !h->shared) h->keep = false;
         flock_release(h, nullptr);
         free(h);
         free(handle);
         return EAGAIN;
     }
-    if (probe && !guessed) detail::dir_mount_store(path, {h->mount, opt->backend == WLF_LOCK_AUTO ? backend : -1});
+    // Only an answer the mount gave is remembered (a FLOCK given because
+    // mountinfo could not be read is asked again next time).
+    if (probe && !guessed && (opt->backend != WLF_LOCK_AUTO || known))
+        detail::dir_mount_store(path, {h->mount, opt->backend == WLF_LOCK_AUTO ? backend : -1});
     // A handle of its own is nobody's to nest into: it stays out of the
     // registry (registry_drop lets it go at depth 0 all the same).
     if (!opt->no_nesting) registry_add(h);

@@ -93,6 +93,63 @@ rm -f sa/f.lock
 seen=$(WRAP_LOCKFILE_LOCK_BACKEND=auto look "$tmp/sb" --timeout 10)
 echo "$seen" | grep -Eq "$dotlock_line" || fail "sshfs: WRAP_LOCKFILE_LOCK_BACKEND=auto took '$seen'"
 
+# A mount made over a directory the shim's probe already locked in: the
+# probe's guess of the mount (its last directories) is wrong now. It must
+# notice by the lock file it creates, remove that file (on sshfs a leftover
+# empty f.lock would read as a dotlock nobody holds and nobody breaks) and
+# take the dotlock. One shell writes over/f, sshfs is mounted over "over",
+# the same shell writes over/f again.
+mkdir over export2
+echo old >over/f
+mkfifo go done
+"$atomically" --rule "$tmp/over/f" --timeout 10 -- bash -c '
+    echo one >"$1/over/f"; echo "first=$?" >"$1/rc"
+    echo x >"$1/done"; read -r x <"$1/go"
+    echo two >"$1/over/f"; echo "second=$?" >>"$1/rc"' sh "$tmp" &
+writer=$!
+bg+=("$writer")
+read -r x <done
+sshfs -o ssh_command="$tmp/fake-ssh",dir_cache=no,attr_timeout=0,entry_timeout=0,negative_timeout=0,direct_io \
+    "x:$tmp/export2" "$tmp/over" || { fail "sshfs mount over"; finish; }
+mounts=("$tmp/over" "${mounts[@]}")
+echo y >go
+wait "$writer" || fail "mount over: the writer failed"
+[ "$(tr '\n' ' ' <rc)" = "first=0 second=0 " ] || fail "mount over: writes gave $(tr '\n' ' ' <rc)"
+[ "$(cat export2/f 2>/dev/null)" = two ] || fail "mount over: the second write did not reach sshfs"
+[ ! -e export2/f.lock ] || fail "mount over: $(stat -c '%A size %s' export2/f.lock) f.lock left on sshfs"
+umount "$tmp/over" && mounts=("${mounts[@]:1}")
+[ "$(cat over/f)" = one ] || fail "mount over: the first write is not in the directory below"
+[ ! -e over/f.lock ] || fail "mount over: f.lock left in the directory below"
+
+# A lock taken while mountinfo cannot be read gets flock (nothing to tell
+# the mount by); that answer must not stick to the directory: the next
+# file there, with mountinfo readable again, gets the dotlock.
+rm -f go done
+mkfifo go done
+"$atomically" --rule "$tmp/sa/*" --timeout 10 -- bash -c '
+    kind() { if [ -s "$1.lock" ]; then echo dotlock; elif [ -e "$1.lock" ]; then echo flock; else echo none; fi; }
+    echo $$ >"$1/done"; read -r x <"$1/go"
+    exec 3>"$1/sa/a"; kind "$1/sa/a" >"$1/kind-a"; exec 3>&-
+    echo x >"$1/done"; read -r x <"$1/go"
+    exec 3>"$1/sa/b"; kind "$1/sa/b" >"$1/kind-b"; exec 3>&-' sh "$tmp" &
+writer=$!
+bg+=("$writer")
+read -r spid <done
+# /proc/PID/mem reads fail (EIO) at offset 0: mountinfo unreadable for that shell only.
+if mount --bind "/proc/$spid/mem" "/proc/$spid/mountinfo"; then
+    echo y >go
+    read -r x <done
+    umount "/proc/$spid/mountinfo"
+    echo y >go
+    wait "$writer" || fail "unreadable mountinfo: the writer failed"
+    [ "$(cat kind-a)" = flock ] || fail "unreadable mountinfo: a took '$(cat kind-a)', expected flock (no answer)"
+    [ "$(cat kind-b)" = dotlock ] || fail "unreadable mountinfo: b took '$(cat kind-b)' after mountinfo came back"
+else
+    kill "$writer"
+    skip_check "unreadable mountinfo" "cannot bind-mount over /proc/$spid/mountinfo"
+fi
+rm -f sa/a sa/b sa/a.lock
+
 # Writers on both clients, nothing chosen: every update survives.
 "$plain" init sa/file || fail "init"
 pids=()

@@ -258,12 +258,4 @@ TEST_F(ProbeGuess, AnotherMountThanGuessedGivesTheProbeUp) {
     EXPECT_EQ(again.mount, m.mount);
 }
 
-TEST_F(ProbeGuess, AGuessedDotlockMountCreatesNothing) {
-    namespace d = wrap_lockfile::detail;
-    d::dir_mount_store(target_.c_str(), {0x5eed5eed5eedULL, WLF_LOCK_DOTLOCK});
-    wlf_lock *lock = nullptr;
-    EXPECT_EQ(d::lock_acquire_probe(target_.c_str(), &opt_, 0, &lock), EINVAL);
-    EXPECT_FALSE(lock_file_exists());
-}
-
 }  // namespace

@@ -241,7 +241,10 @@ void cache_store(const Want &w, int backend) {
 
 }  // namespace
 
-int auto_lock_backend(const char *lock_path, const char *mountinfo) {
+int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known) {
+    bool known_here = false;
+    if (!known) known = &known_here;
+    *known = false;
     char dir[WLF_PATH_MAX];
     const char *base;
     if (split_dir_base(lock_path, dir, sizeof dir, &base) != 0) return WLF_LOCK_FLOCK;
@@ -254,8 +257,12 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo) {
     Want w{(sx.stx_mask & STATX_MNT_ID) ? static_cast<unsigned long>(sx.stx_mnt_id) : 0, sx.stx_dev_major,
            sx.stx_dev_minor, false, false};
     int backend;
-    if (!mountinfo && cache_find(w, &backend)) return backend;
+    if (!mountinfo && cache_find(w, &backend)) {
+        *known = true;
+        return backend;
+    }
     if (!scan(mountinfo ? mountinfo : "/proc/self/mountinfo", &w)) return WLF_LOCK_FLOCK;  // not cached: may work later
+    *known = true;
     backend = w.found && w.local ? WLF_LOCK_DOTLOCK : WLF_LOCK_FLOCK;
     if (!mountinfo) cache_store(w, backend);
     return backend;

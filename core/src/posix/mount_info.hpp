@@ -58,7 +58,9 @@ bool flock_stays_local(const char *fstype, const char *super_opts);
 // directory's mount), remembered per (device, mount id) for the life of the
 // process; WLF_LOCK_FLOCK whenever the mount cannot be told. `mountinfo` is
 // the file to read (nullptr: /proc/self/mountinfo; tests pass their own).
-int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr);
+// *known (if given) says whether the answer came from mountinfo or the
+// cache: false for the FLOCK given when the mount could not be told.
+int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr, bool *known = nullptr);
 
 // The probe's shortcut (lock.cpp, open_file.cpp): the last directories a
 // probe locked in, each with the mount its lock file was on (statx's unique
