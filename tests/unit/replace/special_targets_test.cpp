@@ -270,3 +270,23 @@ TEST(AtomicWriteSpecial, TmpfsBelowDevTakesTheProbe) {
     EXPECT_EQ(dev_watch.created(), Names{});
     EXPECT_EQ(list_names("/dev"), (Names{"null", "shm"}));
 }
+
+// ".." after a symlink is resolved by the kernel, not lexically: spelled
+// through the tmpfs at /dev/shm, /dev/shm/up/../null is /dev/null when "up"
+// links to a directory of /dev's own file system. No probe lock file may
+// appear in /dev for it.
+TEST(AtomicWriteSpecial, DotDotAfterASymlinkUnderDevGetsNoProbe) {
+    REQUIRE_PRIVATE_MOUNTS();
+    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
+    MountGuard dev("/dev");
+    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir("/dev/sub", 0755), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir("/dev/shm", 01777), 0) << std::strerror(errno);
+    ASSERT_EQ(do_mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64k,mode=1777"), 0);
+    MountGuard shm("/dev/shm");
+    fs::create_symlink("/dev/sub", "/dev/shm/up");
+    CreateWatch dev_watch("/dev");
+    EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/shm/up/../null", "discarded"), wl::CommitKind::passthrough);
+    EXPECT_EQ(dev_watch.created(), Names{});
+    EXPECT_EQ(list_names("/dev"), (Names{"null", "shm", "sub"}));
+}
