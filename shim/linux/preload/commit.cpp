@@ -74,7 +74,7 @@ int commit(Entry *e) {
 }
 
 void commit_at_exit(Entry *e) {
-    const char *target = e->key ? e->key : wlf_file_target(e->file);
+    const char *target = target_of(e);
     if (identity_superseded(e->file)) {
         detail::file_abandon(e->file);  // the program's own rename is F now (see commit)
         return;

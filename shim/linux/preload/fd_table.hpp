@@ -21,6 +21,8 @@
 
 #include "pending_registry.hpp"
 
+#include <wrap_lockfile/wrap_lockfile.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -143,6 +145,10 @@ using Entry = Registry::Entry;
 extern constinit Registry g_replacements;
 
 inline Entry *entry_of(uintptr_t v) { return Registry::entry_of(v); }
+
+// The target an entry's messages name: its key, or for one taken over across
+// exec (no key) the core's target.
+inline const char *target_of(const Entry *e) { return e->key ? e->key : wlf_file_target(e->file); }
 
 // Replacements of one thread on one file share the lock descriptor (nested
 // locks): an internal descriptor stays protected until its last user is done.

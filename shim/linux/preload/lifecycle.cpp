@@ -80,7 +80,7 @@ void exit_pending() {
         }
         detail::file_abandon(e->file);
         message("wrap_lockfile: _exit while the shim was busy: '%s' not replaced, old content kept\n",
-                e->key ? e->key : wlf_file_target(e->file), "");
+                target_of(e), "");
     }
     if (registry_locked) detail::lock_registry_unlock();
     if (shim_locked) pthread_mutex_unlock(&g_mutex);

@@ -66,7 +66,7 @@ void forget_internal(int fd) {
         char num[16];
         snprintf(num, sizeof num, "%d", fd);
         message("wrap_lockfile: descriptor %s of the pending replacement of '%s' was closed behind the shim's back\n",
-                num, e->key ? e->key : wlf_file_target(e->file));
+                num, target_of(e));
     }
     if (g_config.log_fd == fd) g_config.log_fd = -1;
     g_internal_refs[fd] = 0;
