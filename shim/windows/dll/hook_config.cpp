@@ -15,19 +15,16 @@ Config g_config;
 
 namespace {
 
-// A variable as UTF-8 into buf[size]; false when unset or empty (or too long).
-bool env(const char *name, char *buf, size_t size) {
-    wchar_t wname[64], wval[4096];
-    if (!MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 64)) return false;
-    DWORD n = GetEnvironmentVariableW(wname, wval, 4096);
-    if (n == 0 || n >= 4096) return false;
-    return WideCharToMultiByte(CP_UTF8, 0, wval, -1, buf, static_cast<int>(size), nullptr, nullptr) > 1;
-}
-
-// For config::load_rules: one value at a time, converted from UTF-16.
+// A variable's value as UTF-8 (config::EnvReader), or null when it is unset,
+// empty or too long; valid until the next call.
 const char *env_value(const char *var) {
     static char value[16384];  // DllMain runs once: no need for the stack
-    return env(var, value, sizeof value) ? value : nullptr;
+    wchar_t wname[64], wval[4096];
+    if (!MultiByteToWideChar(CP_UTF8, 0, var, -1, wname, 64)) return nullptr;
+    DWORD n = GetEnvironmentVariableW(wname, wval, 4096);
+    if (n == 0 || n >= 4096) return nullptr;
+    return WideCharToMultiByte(CP_UTF8, 0, wval, -1, value, static_cast<int>(sizeof value), nullptr, nullptr) > 1 ? value
+                                                                                                         : nullptr;
 }
 
 void bad_variable(const char *var, const char *detail) { message("%s: %s; ignoring it", var, detail); }
@@ -76,7 +73,6 @@ void load_config(HMODULE self) {
     if (n == 0 || n >= WLF_PATH_MAX || match_form(wcwd, cwd, sizeof cwd)) strcpy(cwd, "/");
 
     config::load_rules(&g_config.rules, cwd, env_value, bad_variable);
-    static char value[16384];  // DllMain runs once: no need for the stack
     wlf_write_options_init(&g_config.options);
     // The same settings, names and grammar as the Linux shim (config.hpp).
     static constexpr struct {
@@ -88,10 +84,11 @@ void load_config(HMODULE self) {
                      {config::kKeepLockFilesVar, config::parse_keep_lock_files}};
     for (const auto &setting : kSettings) {
         char why[160];
-        if (env(setting.var, value, sizeof value) && setting.parse(value, &g_config.options, why, sizeof why) != 0)
+        const char *value = env_value(setting.var);
+        if (value && setting.parse(value, &g_config.options, why, sizeof why) != 0)
             bad_variable(setting.var, why);
     }
-    if (env(config::kLogVar, value, sizeof value) && strcmp(value, config::kLogToStderr) != 0) {
+    if (const char *value = env_value(config::kLogVar); value && strcmp(value, config::kLogToStderr) != 0) {
         wchar_t wlog[WLF_PATH_MAX];
         if (MultiByteToWideChar(CP_UTF8, 0, value, -1, wlog, WLF_PATH_MAX)) {
             HANDLE h = CreateFileW(wlog, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_ALWAYS,
