@@ -279,47 +279,48 @@ constexpr int kDirEntries = 4;
 DirEntry g_dirs[kDirEntries];
 int g_dirs_next = 0;
 
-// The directory part of a lock path, without copying it.
-size_t dir_length(const char *lock_path) {
-    const char *slash = strrchr(lock_path, '/');
-    return slash ? static_cast<size_t>(slash - lock_path) : 0;
+// The length of the directory part of a path in it, without copying it.
+size_t dir_length(const char *path_in_dir) {
+    const char *slash = strrchr(path_in_dir, '/');
+    return slash ? static_cast<size_t>(slash - path_in_dir) : 0;
 }
 
-DirEntry *dir_entry(const char *lock_path, size_t len) {
+DirEntry *dir_entry(const char *path_in_dir, size_t len) {
     for (DirEntry &e : g_dirs)
-        if (e.len == len && memcmp(e.dir, lock_path, len) == 0) return &e;
+        if (e.len == len && memcmp(e.dir, path_in_dir, len) == 0) return &e;
     return nullptr;
 }
 
 }  // namespace
 
-bool dir_mount_find(const char *lock_path, DirMount *out) {
-    size_t len = dir_length(lock_path);
+bool dir_mount_find(const char *path_in_dir, DirMount *out) {
+    size_t len = dir_length(path_in_dir);
     if (len == 0) return false;
     CacheGuard g;
-    const DirEntry *e = dir_entry(lock_path, len);
+    const DirEntry *e = dir_entry(path_in_dir, len);
     if (e) *out = e->m;
     return e != nullptr;
 }
 
-void dir_mount_store(const char *lock_path, DirMount m) {
-    size_t len = dir_length(lock_path);
+void dir_mount_store(const char *path_in_dir, DirMount m) {
+    size_t len = dir_length(path_in_dir);
     if (len == 0 || len >= WLF_PATH_MAX || m.mount == 0) return;
     CacheGuard g;
-    DirEntry *e = dir_entry(lock_path, len);
+    DirEntry *e = dir_entry(path_in_dir, len);
     if (!e) {
         e = &g_dirs[g_dirs_next];
         g_dirs_next = (g_dirs_next + 1) % kDirEntries;
-        memcpy(e->dir, lock_path, len);
+        memcpy(e->dir, path_in_dir, len);
         e->len = len;
     }
     e->m = m;
 }
 
-void dir_mount_forget(const char *lock_path) {
-    size_t len = dir_length(lock_path);
+void dir_mount_forget(const char *path_in_dir) {
+    size_t len = dir_length(path_in_dir);
+    if (len == 0) return;
     CacheGuard g;
-    if (DirEntry *e = dir_entry(lock_path, len)) e->len = 0;
+    if (DirEntry *e = dir_entry(path_in_dir, len)) e->len = 0;
 }
 
 }  // namespace wrap_lockfile::detail
