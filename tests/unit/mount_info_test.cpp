@@ -4,6 +4,7 @@
 // a mountinfo file the test writes.
 #include "lock_internal.hpp"
 #include "mount_info.hpp"
+#include "test_support.hpp"
 #include "wlf_config.h"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -202,9 +203,7 @@ TEST(MountInfoLive, ThisProcessesRootIsFlock) {
 class ProbeGuess : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/wlf_probe_guess.XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = scratch_.path().string();
         target_ = dir_ + "/t";
         lock_ = target_ + ".lock";
         wlf_lock_options_init(&opt_);
@@ -212,12 +211,9 @@ protected:
         opt_.has_timeout = 1;
         opt_.timeout = 0;
     }
-    void TearDown() override {
-        wrap_lockfile::detail::dir_mount_forget(target_.c_str());
-        unlink(lock_.c_str());
-        rmdir(dir_.c_str());
-    }
+    void TearDown() override { wrap_lockfile::detail::dir_mount_forget(target_.c_str()); }
     bool lock_file_exists() const { return access(lock_.c_str(), F_OK) == 0; }
+    wlf_test::TempDir scratch_;
     std::string dir_, target_, lock_;
     wlf_lock_options opt_;
 };

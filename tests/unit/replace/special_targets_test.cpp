@@ -3,6 +3,8 @@
 // files under /dev.
 #include "replace_support.hpp"
 
+#include <optional>
+
 TEST(AtomicWriteSpecial, HardLinkedTargetKeepsLinksByDefault) {
     TempDir dir;
     write_file(dir / "a", "old");
@@ -221,15 +223,28 @@ TEST(AtomicWriteSpecial, ProcFileIsPassedThrough) {
     EXPECT_FALSE(fs::exists("/proc/thread-self/comm.lock"));
 }
 
+// A /dev of this binary's private mount namespace, so that a probe that ran
+// would create its file there and not in the machine's /dev: a tmpfs with a
+// null device, and with mount_shm() an ordinary tmpfs at /dev/shm below it.
+class PrivateDev : public ::testing::Test {
+protected:
+    void SetUp() override {
+        REQUIRE_PRIVATE_MOUNTS();
+        ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
+        dev_.emplace("/dev");
+        ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+    }
+    void mount_shm() {
+        ASSERT_EQ(::mkdir("/dev/shm", 01777), 0) << std::strerror(errno);
+        ASSERT_EQ(do_mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64k,mode=1777"), 0);
+        shm_.emplace("/dev/shm");
+    }
+    std::optional<MountGuard> dev_, shm_;  // detached in reverse: /dev/shm first
+};
+
 // A device node under /dev/ is passed through without the lock-first probe:
-// no "/dev/null.lock" appears even for a moment. The /dev here is a tmpfs
-// in this binary's private mount namespace, so a probe that ran would
-// create its file there and not in the machine's /dev.
-TEST(AtomicWriteSpecial, DeviceUnderDevGetsNoProbeLockFile) {
-    REQUIRE_PRIVATE_MOUNTS();
-    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
-    MountGuard dev("/dev");
-    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+// no "/dev/null.lock" appears even for a moment.
+TEST_F(PrivateDev, DeviceUnderDevGetsNoProbeLockFile) {
     CreateWatch watch("/dev");
     EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/null", "discarded"), wl::CommitKind::passthrough);
     // Spellings that reach /dev without starting with "/dev/" are compared
@@ -247,16 +262,9 @@ TEST(AtomicWriteSpecial, DeviceUnderDevGetsNoProbeLockFile) {
 // An ordinary tmpfs mounted below /dev (/dev/shm) is a place for files like
 // any other: the lock-first probe runs there (a symlink's path sees its
 // "<link>.lock" come and go, which only the probe makes), while a device in
-// /dev itself still gets none. /dev and /dev/shm here are tmpfs mounts in
-// this binary's private mount namespace.
-TEST(AtomicWriteSpecial, TmpfsBelowDevTakesTheProbe) {
-    REQUIRE_PRIVATE_MOUNTS();
-    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
-    MountGuard dev("/dev");
-    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
-    ASSERT_EQ(::mkdir("/dev/shm", 01777), 0) << std::strerror(errno);
-    ASSERT_EQ(do_mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64k,mode=1777"), 0);
-    MountGuard shm("/dev/shm");
+// /dev itself still gets none.
+TEST_F(PrivateDev, TmpfsBelowDevTakesTheProbe) {
+    ASSERT_NO_FATAL_FAILURE(mount_shm());
     write_file("/dev/shm/real", "old");
     fs::create_symlink("real", "/dev/shm/link");
     CreateWatch shm_watch("/dev/shm");
@@ -275,15 +283,9 @@ TEST(AtomicWriteSpecial, TmpfsBelowDevTakesTheProbe) {
 // through the tmpfs at /dev/shm, /dev/shm/up/../null is /dev/null when "up"
 // links to a directory of /dev's own file system. No probe lock file may
 // appear in /dev for it.
-TEST(AtomicWriteSpecial, DotDotAfterASymlinkUnderDevGetsNoProbe) {
-    REQUIRE_PRIVATE_MOUNTS();
-    ASSERT_EQ(do_mount("tmpfs", "/dev", "tmpfs", 0, "size=64k,mode=755"), 0);
-    MountGuard dev("/dev");
-    ASSERT_EQ(::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+TEST_F(PrivateDev, DotDotAfterASymlinkUnderDevGetsNoProbe) {
     ASSERT_EQ(::mkdir("/dev/sub", 0755), 0) << std::strerror(errno);
-    ASSERT_EQ(::mkdir("/dev/shm", 01777), 0) << std::strerror(errno);
-    ASSERT_EQ(do_mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=64k,mode=1777"), 0);
-    MountGuard shm("/dev/shm");
+    ASSERT_NO_FATAL_FAILURE(mount_shm());
     fs::create_symlink("/dev/sub", "/dev/shm/up");
     CreateWatch dev_watch("/dev");
     EXPECT_EQ(wl::atomic_write_content_with_lock("/dev/shm/up/../null", "discarded"), wl::CommitKind::passthrough);
