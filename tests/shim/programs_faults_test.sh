@@ -1,6 +1,7 @@
 #!/bin/bash
 # End-to-end checks of the shim's failure paths with real, unmodified
-# programs: a full file system (ENOSPC), a writer killed with SIGKILL while
+# programs: a full file system (ENOSPC: dd through write(2), head through
+# stdio, which clears the stream's error before it exits), a writer killed with SIGKILL while
 # its replacement is pending, _exit (which commits), and the interplay with flock(1) (waiting
 # for a holder, and giving up after --timeout). In every failure the target
 # keeps its old content byte for byte and no temporary file is left.
@@ -61,6 +62,16 @@ cmp -s /dev/fd/8 ../ref || fail "the old inode changed under its reader"
 grep -q "No space left on device" ../dd.err || fail "dd did not report ENOSPC: $(cat ../dd.err)"
 grep -qF "'$d/mnt/f' not replaced, old content kept" ../dd.err ||
     fail "the shim did not say it kept the old content: $(cat ../dd.err)"
+# head (coreutils) writes through stdio, whose writes bypass write(), and
+# clears the stream's error before it exits: the failure counts all the same.
+shim sh -c 'head -c 1048576 /dev/zero > f' 2>../head.err
+rc=$?
+[ "$rc" -ne 0 ] || fail "head exited 0 on a full file system"
+cmp -s f ../ref || fail "head: f lost its old content ($(stat -c %s f) bytes now)"
+[ "$(stat -c %i f)" = "$ino" ] || fail "head: f was replaced"
+[ "$(ls -A)" = f ] || fail "head: left behind: $(ls -A | tr '\n' ' ')"
+grep -qF "'$d/mnt/f' not replaced, old content kept" ../head.err ||
+    fail "head: the shim did not say it kept the old content: $(cat ../head.err)"
 # The discarded temp's space is free again: a small replacement fits.
 exec 8<&-
 shim sh -c 'echo small > f' || fail "a small write after the failure failed"

@@ -235,6 +235,22 @@ auto write_fd(Pass &&pass, int fd) -> decltype(pass()) {
     return r;
 }
 
+// A failed write through stdio, about to be forgotten: on a pending
+// replacement's descriptor it goes to the replacement first, as a failed
+// write() would (the program then exits having written less than it meant).
+template <class Pass>
+void clearerr_stream(Pass &&pass, FILE *stream) {
+    if (stream && g_tracked.load(std::memory_order_acquire) != 0) {
+        int fd = fileno(stream);
+        if (tracked(fd) && ferror(stream)) {
+            int saved = errno;
+            poison(fd, is_media_error(saved) ? saved : EIO);
+            errno = saved;
+        }
+    }
+    pass();
+}
+
 template <class Pass>
 int locked_rename(Pass &&pass, int fromdir, const char *from, int todir, const char *to) {
     if (!to || !from || !active()) return pass();
