@@ -135,6 +135,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     h->shared = false;
     h->owner = LockFileOwner::foreign;
     h->at_path = false;
+    h->at_dir = -1;
     h->mount = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
@@ -198,10 +199,16 @@ int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock
 
 bool wrap_lockfile::detail::lock_has_file(const wlf_lock *lock) { return lock && lock->held; }
 
-bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock) {
+bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock, int dir_fd) {
     if (!lock || !lock->held) return false;
-    // The release right after may trust this answer (one lstat, not two).
-    return lock->held->at_path = still_at_path(lock->held);
+    Held *h = lock->held;
+    // The release right after may trust this answer (one look, not two):
+    // it removes the file through the same descriptor, so a directory
+    // swapped at the path in between cannot turn it into somebody else's.
+    h->at_dir = dir_fd;
+    h->at_path = still_at_path(h);
+    if (!h->at_path) h->at_dir = -1;
+    return h->at_path;
 }
 
 void wrap_lockfile::detail::lock_release_probe(wlf_lock *lock) {
@@ -225,7 +232,13 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
         if (h->fd >= 0) sys::close(h->fd);
         return 0;
     }
-    if (!registry_drop(h)) return 0;
+    if (!registry_drop(h)) {
+        // Still held for another handle: a check made for this one's
+        // commit (and the descriptor it borrowed) is not that handle's.
+        h->at_path = false;
+        h->at_dir = -1;
+        return 0;
+    }
     int rc = h->backend == WLF_LOCK_FLOCK ? flock_release(h, err) : dotlock_release(h, err);
     free(h);
     return rc;

@@ -7,6 +7,7 @@
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include <fcntl.h>  // AT_FDCWD
 #include <pthread.h>
 #include <sys/types.h>
 
@@ -28,6 +29,7 @@ struct Held {
     bool shared;            // on a shared file system: the lock file stays (shared_fs.hpp)
     LockFileOwner owner;    // flock: whether the release may remove the file
     bool at_path;           // just checked: the path still names our file
+    int at_dir;  // with at_path: the directory descriptor it was checked through (borrowed), or -1
     Held *next;
     char path[WLF_PATH_MAX];
 };
@@ -62,7 +64,14 @@ void keep_on_shared_fs(int fd, uint64_t mount, Held *h);
 // Whether h's path still names the file we hold: after its directory was
 // renamed or replaced it may name somebody else's lock file, which must not
 // be removed.
+// (Through h->at_dir when set: its name in that directory.)
 bool still_at_path(const Held *h);
+// Where h's file is reached: through h->at_dir when set (the descriptor
+// the commit's check went through), by its name there; else by its path.
+inline int lock_at_fd(const Held *h) { return h->at_dir >= 0 ? h->at_dir : AT_FDCWD; }
+const char *lock_at_name(const Held *h);
+// Removes h's file where lock_at_fd and lock_at_name say. unlink's result.
+int unlink_lock_file(const Held *h);
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.
 bool removes_file(const Held *h);

@@ -31,8 +31,12 @@ void lock_release_probe(wlf_lock *lock);
 // For a replacement that reaches its directory by path: whether the lock
 // has a file at all (flock or dotlock), and whether that path still names
 // the file we hold (false after the directory was renamed or replaced).
+// `dir_fd` >= 0, the directory the commit renames into: whether our file
+// is there, under its name; the release that follows (no other use of the
+// lock in between) then removes it through dir_fd, which must stay open
+// until then.
 bool lock_has_file(const wlf_lock *lock);
-bool lock_file_still_ours(const wlf_lock *lock);
+bool lock_file_still_ours(const wlf_lock *lock, int dir_fd);
 
 // wlf_lock_release for a caller that knows it is the process that locked
 // (spares the getpid that keeps forked children from releasing).

@@ -3,10 +3,13 @@
 // holder's that carries the marker: empty, S_ISVTX, one link, our uid), and
 // refuses anything that is not a regular single-link file, naming it,
 // without following or blocking. The holder's pid comes from /proc/locks.
+// A replacement's commit checks its lock file through the directory it
+// renames into, and the release removes it through the same descriptor.
 #include <gtest/gtest.h>
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "build_features.hpp"
+#include "lock_internal.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>
@@ -281,5 +284,47 @@ TEST(LockOwnership, DotlockNeverBreaksAForeignFileAsStale) {
         EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
         EXPECT_EQ(read_file(lock), content);
         EXPECT_EQ(wlf_test::list_names(dir.path()), Names{"f.lock"});
+    }
+}
+
+// The commit of a replacement that fsyncs its directory checks, through
+// that directory's descriptor, that our lock file is there, and the release
+// right after removes it through the same descriptor: a directory swapped
+// at the path in between (ours renamed away, another put there holding
+// somebody's f.lock) keeps their file, and ours goes from where it is.
+// Swapped before the check, the directory opened at the path does not hold
+// ours: the check says so, and nothing is removed anywhere.
+TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
+    for (bool swap_before_check : {false, true}) {
+        SCOPED_TRACE(swap_before_check ? "swapped before the check" : "swapped after the check");
+        TempDir dir;
+        fs::path d = dir / "d", moved = dir / "d.old";
+        fs::create_directory(d);
+        wlf_lock *lock = nullptr;
+        wlf_error err{};
+        wlf_lock_options opt;
+        wlf_lock_options_init(&opt);
+        opt.backend = WLF_LOCK_FLOCK;
+        ASSERT_EQ(wlf_lock_acquire((d / "f").c_str(), &opt, &lock, &err), 0) << err.op;
+        ino_t ours = lstat_or_die(d / "f.lock").st_ino;
+        auto swap = [&] {
+            fs::rename(d, moved);
+            fs::create_directory(d);
+            write_file(d / "f.lock", "theirs\n");
+        };
+        if (swap_before_check) swap();
+        int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_GE(dfd, 0);
+        EXPECT_EQ(wl::detail::lock_file_still_ours(lock, dfd), !swap_before_check);
+        if (!swap_before_check) swap();
+        ino_t theirs = lstat_or_die(d / "f.lock").st_ino;
+        EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
+        EXPECT_EQ(read_file(d / "f.lock"), "theirs\n");
+        EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);
+        if (swap_before_check)
+            EXPECT_EQ(lstat_or_die(moved / "f.lock").st_ino, ours) << "not found at its path: left alone";
+        else
+            EXPECT_FALSE(fs::exists(moved / "f.lock")) << "ours stays behind";
+        ::close(dfd);
     }
 }

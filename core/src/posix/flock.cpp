@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 using namespace wrap_lockfile;
 using detail::fail;
@@ -138,10 +139,20 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
 // Whether h's path still names the file we hold: after its directory was
 // renamed or replaced it may name somebody else's lock file, which must not
 // be removed.
+// (Through h->at_dir when set: its name in that directory.)
 bool still_at_path(const Held *h) {
     struct stat st;
-    return lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+    return fstatat(lock_at_fd(h), lock_at_name(h), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == h->dev &&
+           st.st_ino == h->ino;
 }
+
+const char *lock_at_name(const Held *h) {
+    if (h->at_dir < 0) return h->path;
+    const char *slash = strrchr(h->path, '/');
+    return slash ? slash + 1 : h->path;
+}
+
+int unlink_lock_file(const Held *h) { return unlinkat(lock_at_fd(h), lock_at_name(h), 0); }
 
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.
@@ -152,7 +163,7 @@ bool removes_file(const Held *h) {
 
 int flock_release(Held *h, wlf_error *err) {
     int rc = 0;
-    if (removes_file(h) && (h->at_path || still_at_path(h)) && unlink(h->path) != 0 && errno != ENOENT &&
+    if (removes_file(h) && (h->at_path || still_at_path(h)) && unlink_lock_file(h) != 0 && errno != ENOENT &&
         h->owner == LockFileOwner::created)
         // An earlier holder's file that we may not remove (the directory
         // became read-only) stays: the lock itself was good.

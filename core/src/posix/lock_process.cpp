@@ -59,6 +59,8 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     detail::keep_on_shared_fs(fd, 0, h);  // a lock handed over across exec stays shared
     h->owner = static_cast<LockFileOwner>(owner);
     h->at_path = false;
+    h->at_dir = -1;
+    h->mount = 0;
     h->next = nullptr;
     detail::registry_add(h);
     handle->held = h;
@@ -72,7 +74,7 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     // A dotlock is its file; a flock file goes if it is ours and not kept.
     // Unlink only while the name is still our inode (so a second call, or a
     // lock file somebody else has created since, is left alone), then unlock.
-    if (detail::removes_file(h) && detail::still_at_path(h)) unlink(h->path);
+    if (detail::removes_file(h) && detail::still_at_path(h)) detail::unlink_lock_file(h);
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 
@@ -95,6 +97,8 @@ void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
     // commit, still to come, releases it.
     if (h->depth > 1) {
         --h->depth;
+        h->at_path = false;  // this commit's check, not the other's
+        h->at_dir = -1;
         return;
     }
     lock_abandon(lock);
