@@ -8,7 +8,8 @@
 # touch the machine's and vanish with the namespace. Then:
 #     gfs_start                     glusterd up (netns, volfile)
 #     gfs_volume NAME MODE [replica] create, start and mount twice;
-#                                   MODE default | coherent
+#                                   MODE default | coherent | cached (the
+#                                   default with FUSE caches of 60 s)
 #     gfs_mount NAME a|b            the mount point of client a or b
 # Teardown (mounts, clients, bricks, glusterd, netns, sockets, brick dirs)
 # runs from the EXIT trap, also when a check failed or the script was
@@ -175,6 +176,7 @@ gfs_volume() {
     gfs_cli volume create "$name" "${bricks[@]}" force >/dev/null || { echo "FAIL: volume create $name"; exit 1; }
     case $mode in
         default) ;;
+        cached) topts=(--attribute-timeout=60 --entry-timeout=60) ;;
         coherent)
             gfs_cli volume set "$name" performance.stat-prefetch off >/dev/null \
                 || { echo "FAIL: stat-prefetch off on $name"; exit 1; }

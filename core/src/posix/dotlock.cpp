@@ -149,19 +149,41 @@ bool holder_dead(const Content &c, time_t mtime, time_t now) {
     return pid_is_dead(c.pid);
 }
 
+// Whether the server still has, at `path`, the lock file this client's
+// caches show (`seen`, content `c`). A client of a shared file system may go
+// on showing, for as long as its caches keep them, the name, attributes and
+// content of a lock file its holder has since removed through another
+// client (GlusterFS: the FUSE entry and attribute caches, md-cache,
+// quick-read), dead by now, while the server has a live holder's lock at
+// the name, which an unlink by name would remove. A hard link made from the
+// path under our own unused name `probe` is looked up afresh (a name no
+// cache has seen): it must show the judged file again. (GlusterFS links
+// whatever the server has at the name when the cached handle is gone.)
+bool judged_file_on_server(const char *path, const char *probe, const struct stat &seen, const Content &c) {
+    if (sys::linkat(AT_FDCWD, path, AT_FDCWD, probe, 0) != 0) return false;
+    struct stat ps;
+    Content pc;
+    bool same = read_content(probe, &ps, &pc) && same_content(pc, c) && ps.st_size == seen.st_size &&
+                ps.st_mtim.tv_sec == seen.st_mtim.tv_sec && ps.st_mtim.tv_nsec == seen.st_mtim.tv_nsec;
+    unlink(probe);
+    return same;
+}
+
 // Breaks the lock at `path` if its holder is provably gone. Returns true when
-// it removed it (the caller tries again at once).
-bool break_if_stale(const char *path) {
+// it removed it (the caller tries again at once). `probe`: a name of this
+// attempt's own, unused, in the lock's directory.
+bool break_if_stale(const char *path, const char *probe) {
     struct stat before, now;
     Content c, again;
     if (!read_content(path, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;
     // Immediately before the unlink: still the very file we judged, read
     // again (sshfs numbers inodes per path and keeps whole-second mtimes:
-    // there the content, the holder's pid, is what tells two locks apart).
+    // there the content, the holder's pid, is what tells two locks apart),
+    // and not only in this client's caches.
     if (!read_content(path, &now, &again) || !same_content(again, c) || now.st_dev != before.st_dev ||
         now.st_ino != before.st_ino ||
         now.st_mtim.tv_sec != before.st_mtim.tv_sec || now.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
-        now.st_size != before.st_size)
+        now.st_size != before.st_size || !judged_file_on_server(path, probe, now, again))
         return false;
     return unlink(path) == 0;
 }
@@ -169,6 +191,7 @@ bool break_if_stale(const char *path) {
 struct Attempt {
     const char *path;
     const char *tmp;
+    const char *probe;  // break_if_stale's
     dev_t dev;
     ino_t ino;
     int lookups_failed;
@@ -201,7 +224,7 @@ int try_link(void *ctx) {
             a->op = why;
             return ENOLCK;
         }
-        if (!break_if_stale(a->path)) break;
+        if (!break_if_stale(a->path, a->probe)) break;
     }
     return EWOULDBLOCK;
 }
@@ -239,7 +262,12 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, i
         unlink(tmp);
         return fail(err, wrc, WLF_STEP_LOCK, "write dotlock temporary", path);
     }
-    Attempt a{path, tmp, 0, 0, 0, nullptr};
+    char probe[WLF_PATH_MAX];
+    if (snprintf(probe, sizeof probe, "%s.b", tmp) >= static_cast<int>(sizeof probe)) {
+        unlink(tmp);
+        return fail(err, ENAMETOOLONG, WLF_STEP_LOCK, "lock path", path);
+    }
+    Attempt a{path, tmp, probe, 0, 0, 0, nullptr};
     int rc = poll_until(try_link, &a, opt->has_timeout != 0, opt->timeout);
     unlink(tmp);
     if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
