@@ -202,9 +202,10 @@ bool wrap_lockfile::detail::lock_has_file(const wlf_lock *lock) { return lock &&
 bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock, int dir_fd) {
     if (!lock || !lock->held) return false;
     Held *h = lock->held;
-    // The release right after may trust this answer (one look, not two):
-    // it removes the file through the same descriptor, so a directory
-    // swapped at the path in between cannot turn it into somebody else's.
+    // The release right after removes the file through the same
+    // descriptor, so a directory swapped at the path in between cannot turn
+    // it into somebody else's. It may trust a check by path (one look, not
+    // two); through the descriptor it looks again (flock_release).
     h->at_dir = dir_fd;
     h->at_path = still_at_path(h);
     if (!h->at_path) h->at_dir = -1;

@@ -328,3 +328,34 @@ TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
         ::close(dfd);
     }
 }
+
+// The directory descriptor the commit's check went through is the
+// program's number as much as ours: a thread that closes it and opens
+// another directory gets that number. The release then finds no lock file
+// of ours through it and removes nothing there (ours stays behind).
+TEST(LockOwnership, ReleaseThroughAReusedDirectoryNumberRemovesNothingThere) {
+    TempDir dir;
+    fs::path a = dir / "a", b = dir / "b";
+    fs::create_directory(a);
+    fs::create_directory(b);
+    write_file(b / "f.lock", "theirs\n");
+    ino_t theirs = lstat_or_die(b / "f.lock").st_ino;
+    wlf_lock *lock = nullptr;
+    wlf_error err{};
+    wlf_lock_options opt;
+    wlf_lock_options_init(&opt);
+    opt.backend = WLF_LOCK_FLOCK;
+    ASSERT_EQ(wlf_lock_acquire((a / "f").c_str(), &opt, &lock, &err), 0) << err.op;
+    int dfd = ::open(a.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(dfd, 0);
+    ASSERT_TRUE(wl::detail::lock_file_still_ours(lock, dfd));
+    int other = ::open(b.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(other, 0);
+    ASSERT_EQ(::dup2(other, dfd), dfd);  // the number names b now
+    ::close(other);
+    EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
+    EXPECT_EQ(read_file(b / "f.lock"), "theirs\n");
+    EXPECT_EQ(lstat_or_die(b / "f.lock").st_ino, theirs);
+    EXPECT_TRUE(fs::exists(a / "f.lock")) << "not found through the descriptor: left alone";
+    ::close(dfd);
+}

@@ -163,7 +163,12 @@ bool removes_file(const Held *h) {
 
 int flock_release(Held *h, wlf_error *err) {
     int rc = 0;
-    if (removes_file(h) && (h->at_path || still_at_path(h)) && unlink_lock_file(h) != 0 && errno != ENOENT &&
+    // A check made by path may be trusted (the path is the same string);
+    // one made through a borrowed directory descriptor is made again: the
+    // number may name another directory by now (a thread of the program
+    // closed and reused it), whose f.lock is not ours.
+    if (removes_file(h) && ((h->at_path && h->at_dir < 0) || still_at_path(h)) && unlink_lock_file(h) != 0 &&
+        errno != ENOENT &&
         h->owner == LockFileOwner::created)
         // An earlier holder's file that we may not remove (the directory
         // became read-only) stays: the lock itself was good.
