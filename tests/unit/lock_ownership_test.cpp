@@ -287,6 +287,14 @@ TEST(LockOwnership, DotlockNeverBreaksAForeignFileAsStale) {
     }
 }
 
+// The C API's flock of `target`.
+static int flock_of(const fs::path &target, wlf_lock **lock, wlf_error *err) {
+    wlf_lock_options opt;
+    wlf_lock_options_init(&opt);
+    opt.backend = WLF_LOCK_FLOCK;
+    return wlf_lock_acquire(target.c_str(), &opt, lock, err);
+}
+
 // The commit of a replacement that fsyncs its directory checks, through
 // that directory's descriptor, that our lock file is there, and the release
 // right after removes it through the same descriptor: a directory swapped
@@ -302,10 +310,7 @@ TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
         fs::create_directory(d);
         wlf_lock *lock = nullptr;
         wlf_error err{};
-        wlf_lock_options opt;
-        wlf_lock_options_init(&opt);
-        opt.backend = WLF_LOCK_FLOCK;
-        ASSERT_EQ(wlf_lock_acquire((d / "f").c_str(), &opt, &lock, &err), 0) << err.op;
+        ASSERT_EQ(flock_of(d / "f", &lock, &err), 0) << err.op;
         ino_t ours = lstat_or_die(d / "f.lock").st_ino;
         auto swap = [&] {
             fs::rename(d, moved);
@@ -342,10 +347,7 @@ TEST(LockOwnership, ReleaseThroughAReusedDirectoryNumberRemovesNothingThere) {
     ino_t theirs = lstat_or_die(b / "f.lock").st_ino;
     wlf_lock *lock = nullptr;
     wlf_error err{};
-    wlf_lock_options opt;
-    wlf_lock_options_init(&opt);
-    opt.backend = WLF_LOCK_FLOCK;
-    ASSERT_EQ(wlf_lock_acquire((a / "f").c_str(), &opt, &lock, &err), 0) << err.op;
+    ASSERT_EQ(flock_of(a / "f", &lock, &err), 0) << err.op;
     int dfd = ::open(a.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ASSERT_GE(dfd, 0);
     ASSERT_TRUE(wl::detail::lock_file_still_ours(lock, dfd));
