@@ -134,8 +134,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     h->keep = opt->keep_lock_file != 0;
     h->shared = false;
     h->owner = LockFileOwner::foreign;
-    h->at_path = false;
-    h->at_dir = -1;
+    detail::forget_commit_check(h);
     h->mount = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
@@ -208,7 +207,7 @@ bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock, int dir_f
     // two); through the descriptor it looks again (flock_release).
     h->at_dir = dir_fd;
     h->at_path = still_at_path(h);
-    if (!h->at_path) h->at_dir = -1;
+    if (!h->at_path) detail::forget_commit_check(h);
     return h->at_path;
 }
 
@@ -236,8 +235,7 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
     if (!registry_drop(h)) {
         // Still held for another handle: a check made for this one's
         // commit (and the descriptor it borrowed) is not that handle's.
-        h->at_path = false;
-        h->at_dir = -1;
+        detail::forget_commit_check(h);
         return 0;
     }
     int rc = h->backend == WLF_LOCK_FLOCK ? flock_release(h, err) : dotlock_release(h, err);

@@ -70,6 +70,12 @@ bool still_at_path(const Held *h);
 // the commit's check went through), by its name there; else by its path.
 inline int lock_at_fd(const Held *h) { return h->at_dir >= 0 ? h->at_dir : AT_FDCWD; }
 const char *lock_at_name(const Held *h);
+// No commit check on record (a new record, or one whose checking handle
+// let go while another still holds it).
+inline void forget_commit_check(Held *h) {
+    h->at_path = false;
+    h->at_dir = -1;
+}
 // Removes h's file where lock_at_fd and lock_at_name say. unlink's result.
 int unlink_lock_file(const Held *h);
 // Whether the release removes h's file (while its path still names it): a

@@ -58,8 +58,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->keep = keep;
     detail::keep_on_shared_fs(fd, 0, h);  // a lock handed over across exec stays shared
     h->owner = static_cast<LockFileOwner>(owner);
-    h->at_path = false;
-    h->at_dir = -1;
+    detail::forget_commit_check(h);
     h->mount = 0;
     h->next = nullptr;
     detail::registry_add(h);
@@ -97,8 +96,7 @@ void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
     // commit, still to come, releases it.
     if (h->depth > 1) {
         --h->depth;
-        h->at_path = false;  // this commit's check, not the other's
-        h->at_dir = -1;
+        detail::forget_commit_check(h);  // this commit's check, not the other's
         return;
     }
     lock_abandon(lock);
