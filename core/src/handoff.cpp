@@ -83,9 +83,21 @@ uint32_t seal_of(const char *data, size_t len) {
     return h;
 }
 
-// The token's version: 4 added the seal; 3 the lock file's owner (whether
-// the release removes it).
-constexpr int kTokenVersion = 4;
+int get_u64(const char *&p, const char *end, unsigned long long *value) {
+    char buf[24];
+    if (int rc = get_field(p, end, buf, sizeof buf, false)) return rc;
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &e, 10);
+    if (!buf[0] || buf[0] == '-' || *e || errno) return EINVAL;
+    *value = v;
+    return 0;
+}
+
+// The token's version: 5 added the old target's identity (an in-place
+// commit writes only that file); 4 the seal; 3 the lock file's owner
+// (whether the release removes it).
+constexpr int kTokenVersion = 5;
 
 }  // namespace
 
@@ -96,10 +108,11 @@ void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir
 }
 
 int detail::file_export(const wlf_file *f, char *out, size_t size) {
-    int n = snprintf(out, size, "%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,", kTokenVersion, f->kind, f->fd,
+    int n = snprintf(out, size, "%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%llu,%llu,", kTokenVersion, f->kind, f->fd,
                      wlf_lock_fd(f->lock), detail::lock_keeps_file(f->lock) ? 1 : 0,
                      detail::lock_file_owner(f->lock), f->flags, f->durability, f->anonymous ? 1 : 0,
-                     f->staged ? 1 : 0, f->existed ? 1 : 0);
+                     f->staged ? 1 : 0, f->existed ? 1 : 0, f->existed ? static_cast<unsigned long long>(f->st.st_dev) : 0ULL,
+                     f->existed ? static_cast<unsigned long long>(f->st.st_ino) : 0ULL);
     if (n < 0 || static_cast<size_t>(n) >= size) return ENAMETOOLONG;
     char *p = out + n, *end = out + size;
     const char *fields[] = {f->temp, f->suffix, f->target};
@@ -130,6 +143,9 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &owner, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
+    unsigned long long old_dev = 0, old_ino = 0;
+    if (int rc = get_u64(p, end, &old_dev)) return rc;
+    if (int rc = get_u64(p, end, &old_ino)) return rc;
     if (version != kTokenVersion || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH || fd < 0 ||
         lock_fd < -1)
         return EINVAL;
@@ -155,7 +171,11 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     f->anonymous = anonymous != 0;
     f->staged = staged != 0;
     f->existed = existed != 0;
+    // The old target as the first image looked at it: its attributes now,
+    // its identity then (a file renamed over it since is somebody else's).
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
+    f->st.st_dev = static_cast<dev_t>(old_dev);
+    f->st.st_ino = static_cast<ino_t>(old_ino);
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
     if (!rc && (f->target[0] != '/' || !f->base[0])) rc = EINVAL;  // wlf_open's targets are absolute files

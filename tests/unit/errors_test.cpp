@@ -297,8 +297,9 @@ TEST(ErrorStep, RenameFailureIsRenameStep) {
 }
 
 // A hard-linked target is staged and written in place at commit; gone by
-// then, the in-place write cannot open it.
-TEST(ErrorStep, InPlaceFailureIsInPlaceStep) {
+// then, the in-place write cannot open it: nothing was written, so the step
+// is the commit check's.
+TEST(ErrorStep, InPlaceOpenFailureIsRenameStep) {
     TempDir dir;
     fs::path target = dir / "data.txt";
     write_file(target, "old");
@@ -310,9 +311,46 @@ TEST(ErrorStep, InPlaceFailureIsInPlaceStep) {
     fs::remove(target);
     err = wlf_error{};
     EXPECT_EQ(wlf_commit(f, nullptr, &err), ENOENT);
-    EXPECT_EQ(err.step, WLF_STEP_IN_PLACE);
+    EXPECT_EQ(err.step, WLF_STEP_RENAME);
     EXPECT_STREQ(err.op, "open for in-place write");
     EXPECT_EQ(read_file(dir / "other"), "old");
+}
+
+// Once the in-place write has begun, a failure is the in-place step: here
+// its last cut to size (ftruncate fails in this thread only), so the file
+// holds the new content over the old one's tail.
+TEST(ErrorStep, InPlaceFailureIsInPlaceStep) {
+    TempDir dir;
+    fs::path target = dir / "data.txt";
+    write_file(target, "old content");
+    fs::create_hard_link(target, dir / "other");
+    struct Result {
+        int seccomp = 0, open_rc = -1, commit_rc = -1, step = 0;
+        std::string op;
+    } r;
+    std::thread t([&] {
+        wlf_file *f = nullptr;
+        wlf_error err{};
+        r.open_rc = wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err);
+        if (r.open_rc != 0) return;
+        if (::write(wlf_file_fd(f), "new", 3) != 3) wlf_file_poison(f, errno);
+        r.seccomp = wlf_test::fail_syscall_in_this_thread(__NR_ftruncate, EIO);
+        if (r.seccomp != 0) {
+            wlf_discard(f);
+            return;
+        }
+        r.commit_rc = wlf_commit(f, nullptr, &err);
+        r.step = err.step;
+        r.op = err.op ? err.op : "";
+    });
+    t.join();
+    if (r.seccomp == ENOSYS) GTEST_SKIP() << "no seccomp filter for this architecture";
+    ASSERT_EQ(r.seccomp, 0) << std::strerror(r.seccomp);
+    ASSERT_EQ(r.open_rc, 0);
+    EXPECT_EQ(r.commit_rc, EIO);
+    EXPECT_EQ(r.step, WLF_STEP_IN_PLACE);
+    EXPECT_EQ(r.op, "truncate in place");
+    EXPECT_EQ(read_file(dir / "other"), "new content");
 }
 
 // fsync of the directory fails after the rename: the target is replaced and

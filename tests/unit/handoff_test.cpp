@@ -79,7 +79,7 @@ std::string with_field(const std::string &token, size_t i, const std::string &va
 }
 
 // Field positions in a token (handoff.hpp: version first, the paths last).
-enum Field { kVersion = 0, kKind = 1, kFd = 2, kLockFd = 3, kOwner = 5, kTarget = 13, kSeal = 14 };
+enum Field { kVersion = 0, kKind = 1, kFd = 2, kLockFd = 3, kOwner = 5, kOldIno = 12, kTarget = 15, kSeal = 16 };
 
 // open(O_TMPFILE) fails as on a file system without it, in this thread only.
 int deny_o_tmpfile_in_this_thread() {
@@ -287,8 +287,8 @@ TEST_P(Handoff, WellSealedButWrongTokenIsRefused) {
     int dir_fd = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ASSERT_GE(dir_fd, 0);
     std::vector<std::string> bad = {
-        with_field(p.token, kVersion, "3"),
-        with_field(p.token, kVersion, "5"),
+        with_field(p.token, kVersion, "4"),
+        with_field(p.token, kVersion, "6"),
         with_field(p.token, kVersion, "0"),
         with_field(p.token, kKind, "3"),
         with_field(p.token, kKind, "-1"),
@@ -300,6 +300,8 @@ TEST_P(Handoff, WellSealedButWrongTokenIsRefused) {
         with_field(p.token, kTarget, "2f"),                   // "/": no target there
         with_field(p.token, kTarget, "2"),                    // odd hex
         with_field(p.token, kTarget, "zz"),
+        with_field(p.token, kOldIno, "-1"),
+        with_field(p.token, kOldIno, "x"),
         with_field(p.token, kSeal, "00000000") + ",",
     };
     if (p.lock_fd >= 0) {
@@ -322,7 +324,7 @@ TEST_P(Handoff, RoundTripGivesTheSameToken) {
     std::unique_ptr<Pending> pending_ = pending(dir);
     ASSERT_TRUE(pending_ && !pending_->token.empty());
     Pending &p = *pending_;
-    EXPECT_EQ(fields_of(p.token)[kVersion], "4");
+    EXPECT_EQ(fields_of(p.token)[kVersion], "5");
     EXPECT_EQ(p.token.find_first_of(" ;:="), std::string::npos) << p.token;
     Pipe out;
     Child child([&] {
@@ -338,6 +340,36 @@ TEST_P(Handoff, RoundTripGivesTheSameToken) {
     for (int c; (c = wlf_test::get_byte(out.read_fd())) >= 0;) again += static_cast<char>(c);
     ASSERT_EQ(child.wait(), 0);
     EXPECT_EQ(again, p.token);
+}
+
+// A staged in-place commit (hard-linked target) taken over by the next
+// image writes only the file the first image looked at: one renamed over
+// the name in between is somebody else's and stays as it is.
+TEST(HandoffInPlace, ImportedCommitNeverWritesAFileRenamedOverTheTarget) {
+    TempDir dir;
+    write_file(dir / "a", "old");
+    ASSERT_EQ(::link((dir / "a").c_str(), (dir / "b").c_str()), 0);
+    write_file(dir / "theirs", "their newer file");
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    wlf_file *f = nullptr;
+    ASSERT_EQ(wlf_open_flags((dir / "a").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0644, &opt, &f, nullptr), 0);
+    ASSERT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
+    ASSERT_EQ(::write(wlf_file_fd(f), "ours", 4), 4);
+    char token[WLF_PATH_MAX * 3 + 128];
+    ASSERT_EQ(detail::file_export(f, token, sizeof token), 0);
+    ASSERT_EQ(::rename((dir / "theirs").c_str(), (dir / "a").c_str()), 0);
+    Child child([&] {
+        wlf_file *g = nullptr;
+        if (detail::file_import(token, std::strlen(token), 0, &g) != 0) return 1;
+        wlf_error err{};
+        return wlf_commit(g, nullptr, &err) == ESTALE && err.step == WLF_STEP_RENAME ? 0 : 2;
+    });
+    EXPECT_EQ(child.wait(), 0);
+    wlf_discard(f);
+    EXPECT_EQ(read_file(dir / "a"), "their newer file");
+    EXPECT_EQ(read_file(dir / "b"), "old");
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
 }
 
 // The token names no more than it must: a buffer one byte short is refused.

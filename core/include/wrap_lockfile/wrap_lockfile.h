@@ -51,8 +51,9 @@ enum wlf_step {
                                wlf_write_content); a rename replacement changed nothing */
     WLF_STEP_FSYNC = 6,     /* fsync of the temporary file; nothing was changed */
     WLF_STEP_RENAME = 7,    /* naming the temporary, checking its directory, renaming it
-                               over the target; nothing was changed (unless a file system
-                               reported a failure of a rename it made) */
+                               over the target, or (in-place kind) opening the target and
+                               checking it is still the file opened; nothing was changed
+                               (unless a file system reported a failure of a rename it made) */
     WLF_STEP_FSYNC_DIR = 8, /* the target WAS replaced, but closing the renamed temporary or
                                the fsync of its directory failed: it may not survive a crash */
     WLF_STEP_IN_PLACE = 9   /* writing, truncating, fsyncing or closing the target itself

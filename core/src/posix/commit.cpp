@@ -28,10 +28,34 @@ size_t dir_len(const wlf_file *f) {
     return n > 1 ? n - 1 : n;
 }
 
+// Opens the target for its in-place write: the file looked at under the
+// lock (and judged by the open check), or nothing. Something renamed or
+// mounted over the name since (a newer file of somebody's, a FIFO, another
+// file bound there) was never opened by the program: writing it would
+// destroy it. Through the directory descriptor when one is held; never
+// blocking on a FIFO (a lease is waited for, as open(2) does). Nothing is
+// written yet, so a failure is the commit check's step (WLF_STEP_RENAME).
+int open_in_place(const wlf_file *f, int *out, wlf_error *err) {
+    constexpr int kFlags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+    int fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NONBLOCK);
+    if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags);
+    if (fd < 0) return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
+    struct stat st;
+    int e = fstat(fd, &st) != 0 ? errno : 0;
+    if (!e && (!f->existed || st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino)) e = ESTALE;
+    if (e) {
+        sys::close_quietly(fd);
+        return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
+    }
+    *out = fd;
+    return 0;
+}
+
 // Copies the whole staged content into the target, then cuts it to size.
 int write_in_place(wlf_file *f, int src, wlf_error *err) {
-    sys::UniqueFd dst(sys::open(f->target, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (!dst) return fail(err, errno, WLF_STEP_IN_PLACE, "open for in-place write", f->target);
+    int raw = -1;
+    if (int rc = open_in_place(f, &raw, err)) return rc;
+    sys::UniqueFd dst(raw);
     off_t size = lseek(src, 0, SEEK_END);
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
     if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);

@@ -49,6 +49,64 @@ TEST(AtomicWriteSpecial, HardLinkSplitReplacesOnlyThisName) {
     EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
 }
 
+// An in-place commit writes only the file the open looked at: a file
+// renamed over the name meanwhile (by a writer that does not lock) was
+// never opened by the program and is kept; the commit fails instead.
+TEST(AtomicWriteSpecial, InPlaceCommitNeverWritesAFileRenamedOverTheTarget) {
+    TempDir dir;
+    write_file(dir / "a", "old");
+    fs::create_hard_link(dir / "a", dir / "b");
+    write_file(dir / "theirs", "their newer file");
+    ino_t theirs = lstat_or_die(dir / "theirs").st_ino;
+    auto f = wl::atomic_write(dir / "a", "w");
+    ASSERT_EQ(f.kind(), wl::CommitKind::in_place);
+    f.write("ours");
+    fs::rename(dir / "theirs", dir / "a");
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { f.commit(); }), ESTALE);
+    EXPECT_EQ(read_file(dir / "a"), "their newer file");
+    EXPECT_EQ(lstat_or_die(dir / "a").st_ino, theirs);
+    EXPECT_EQ(read_file(dir / "b"), "old");
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
+}
+
+// The same with a FIFO renamed over the name: the commit neither blocks on
+// it (no reader) nor writes into it.
+TEST(AtomicWriteSpecial, InPlaceCommitNeverBlocksOnAFifoRenamedOverTheTarget) {
+    TempDir dir;
+    write_file(dir / "a", "old");
+    fs::create_hard_link(dir / "a", dir / "b");
+    ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+    auto f = wl::atomic_write(dir / "a", "w");
+    ASSERT_EQ(f.kind(), wl::CommitKind::in_place);
+    f.write("ours");
+    fs::rename(dir / "fifo", dir / "a");
+    int code = code_of<wl::WriteFailed>([&] { f.commit(); });
+    EXPECT_TRUE(code == ENXIO || code == ESTALE) << std::strerror(code);
+    EXPECT_TRUE(S_ISFIFO(lstat_or_die(dir / "a").st_mode));
+    EXPECT_EQ(read_file(dir / "b"), "old");
+    EXPECT_EQ(list_names(dir.path()), (Names{"a", "b"}));
+}
+
+// A single-file bind mount whose source is replaced meanwhile (another file
+// bound over the name): the in-place commit writes neither.
+TEST(AtomicWriteSpecial, InPlaceCommitNeverWritesAnotherFileBoundOverTheTarget) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    write_file(dir / "target", "target's own");
+    write_file(dir / "source", "old source");
+    write_file(dir / "other", "other's own");
+    ASSERT_EQ(do_mount((dir / "source").c_str(), dir / "target", nullptr, MS_BIND), 0);
+    MountGuard bind(dir / "target");
+    auto f = wl::atomic_write(dir / "target", "w");
+    f.write("new");
+    ASSERT_EQ(::umount2((dir / "target").c_str(), MNT_DETACH), 0);
+    ASSERT_EQ(do_mount((dir / "other").c_str(), dir / "target", nullptr, MS_BIND), 0);
+    EXPECT_EQ(code_of<wl::WriteFailed>([&] { f.commit(); }), ESTALE);
+    EXPECT_EQ(read_file(dir / "other"), "other's own");
+    EXPECT_EQ(read_file(dir / "source"), "old source");
+    EXPECT_EQ(list_names(dir.path()), (Names{"other", "source", "target"}));
+}
+
 // Root ignores directory permissions, so the writer runs as nobody in a
 // root-owned 0755 directory holding a file nobody may write.
 TEST(AtomicWriteSpecial, UnwritableDirectoryWithWritableFileWritesInPlace) {
