@@ -23,6 +23,7 @@
 #include "lock_internal.hpp"
 #include "lock_file.hpp"
 #include "mount_info.hpp"
+#include "recycle.hpp"
 #include "shim_entry.hpp"
 #include "sysio.hpp"
 #include "wlf_config.h"
@@ -84,7 +85,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     const wlf_lock_options *opt = opt_in ? opt_in : &defaults;
     if (!target || !*target) return fail(err, EINVAL, WLF_STEP_LOCK, "lock", target);
 
-    auto *handle = static_cast<wlf_lock *>(malloc(sizeof(wlf_lock)));
+    auto *handle = detail::Recycled<wlf_lock>::take();
     if (!handle) return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
 
     if (opt->backend == WLF_LOCK_NONE) {
@@ -95,13 +96,13 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
         return 0;
     }
     if (opt->backend != WLF_LOCK_FLOCK && opt->backend != WLF_LOCK_DOTLOCK && opt->backend != WLF_LOCK_AUTO) {
-        free(handle);
+        detail::Recycled<wlf_lock>::give(handle);
         return fail(err, EINVAL, WLF_STEP_LOCK, "lock backend", target);
     }
 
     char path[WLF_PATH_MAX];
     if (int prc = detail::lock_path_of(target, path, sizeof path)) {
-        free(handle);
+        detail::Recycled<wlf_lock>::give(handle);
         return fail(err, prc, WLF_STEP_LOCK, "lock path", target);
     }
 
@@ -124,9 +125,9 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
         }
     }
 
-    auto *h = static_cast<Held *>(malloc(sizeof(Held)));
+    auto *h = detail::Recycled<Held>::take();
     if (!h) {
-        free(handle);
+        detail::Recycled<wlf_lock>::give(handle);
         return fail(err, ENOMEM, WLF_STEP_LOCK, "lock", target);
     }
     memcpy(h->path, path, strlen(path) + 1);
@@ -141,15 +142,15 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     h->depth = 1;
     h->next = nullptr;
     if (probe && backend != WLF_LOCK_FLOCK) {
-        free(h);
-        free(handle);
+        detail::Recycled<Held>::give(h);
+        detail::Recycled<wlf_lock>::give(handle);
         return EINVAL;
     }
     int rc = backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, fd_floor, h, probe, err)
                                        : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
-        free(h);
-        free(handle);
+        detail::Recycled<Held>::give(h);
+        detail::Recycled<wlf_lock>::give(handle);
         return rc;
     }
     if (probe && guessed && h->mount != guess.mount) {
@@ -164,8 +165,8 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
             opt->backend == WLF_LOCK_AUTO && detail::auto_lock_backend(path) == WLF_LOCK_DOTLOCK;
         if (dotlock_mount || !h->shared) h->keep = false;
         flock_release(h, nullptr);
-        free(h);
-        free(handle);
+        detail::Recycled<Held>::give(h);
+        detail::Recycled<wlf_lock>::give(handle);
         return EAGAIN;
     }
     // Only an answer the mount gave is remembered (a FLOCK given because
@@ -225,7 +226,7 @@ namespace {
 int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
     if (!lock) return 0;
     Held *h = lock->held;
-    free(lock);
+    detail::Recycled<wlf_lock>::give(lock);
     if (!h) return 0;
     if (!known_owner && h->owner_pid != getpid()) {
         // Forked copy of a parent's handle: the parent still holds the lock.
@@ -239,7 +240,7 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
         return 0;
     }
     int rc = h->backend == WLF_LOCK_FLOCK ? flock_release(h, err) : dotlock_release(h, err);
-    free(h);
+    detail::Recycled<Held>::give(h);
     return rc;
 }
 

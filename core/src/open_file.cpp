@@ -12,6 +12,7 @@
 #include "internal.hpp"
 #include "lock_internal.hpp"
 #include "open_flags.hpp"
+#include "recycle.hpp"
 #include "replace_parts.hpp"
 #include "replacement.hpp"
 #include "mount_info.hpp"
@@ -141,7 +142,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         path = absolute;
     }
 
-    auto *f = static_cast<wlf_file *>(malloc(sizeof(wlf_file)));
+    auto *f = detail::Recycled<wlf_file>::take();
     if (!f) return fail(err, ENOMEM, WLF_STEP_OPEN, "open", path);
     // Only the fixed part is cleared: the path buffers are written before use.
     memset(f, 0, offsetof(wlf_file, temp));

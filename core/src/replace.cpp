@@ -4,6 +4,7 @@
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "lock_internal.hpp"
+#include "recycle.hpp"
 #include "replacement.hpp"
 #include "shim_entry.hpp"
 #include "sysio.hpp"
@@ -43,7 +44,7 @@ void destroy(wlf_file *f) {
     if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
     int rc = 0;
     release_lock(f, nullptr, &rc);
-    free(f);
+    detail::Recycled<wlf_file>::give(f);
 }
 
 int fail_and_destroy(wlf_file *f, wlf_error *err, int code, wlf_step step, const char *op, const char *path) {
