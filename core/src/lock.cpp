@@ -285,6 +285,10 @@ pid_t wrap_lockfile::detail::lock_owner(const wlf_lock *lock) {
     return lock && lock->held ? lock->held->owner_pid : 0;
 }
 
+bool wrap_lockfile::detail::lock_taken_by_this_thread(const wlf_lock *lock) {
+    return !lock || !lock->held || pthread_equal(lock->held->owner_thread, pthread_self());
+}
+
 bool wrap_lockfile::detail::lock_keeps_file(const wlf_lock *lock) { return lock && lock->held && lock->held->keep; }
 
 int wrap_lockfile::detail::lock_file_owner(const wlf_lock *lock) {

@@ -44,6 +44,9 @@ int lock_release_by_owner(wlf_lock *lock, wlf_error *err);
 
 // The process that locked (asked when locking); 0 without a lock file.
 pid_t lock_owner(const wlf_lock *lock);
+// Whether the calling thread took the lock (true without a lock file:
+// nothing serializes threads then).
+bool lock_taken_by_this_thread(const wlf_lock *lock);
 
 // The pid holding the lock file at `lock_path` (wlf_lock_holder without the
 // ".lock" to add), 0 if unknown.

@@ -124,6 +124,8 @@ pid_t detail::file_opener(const wlf_file *f) {
     return pid > 0 ? pid : getpid();
 }
 
+bool detail::file_locked_by_this_thread(const wlf_file *f) { return detail::lock_taken_by_this_thread(f->lock); }
+
 bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
     if (f->temp_ino == 0) return false;
     *dev = f->temp_dev;

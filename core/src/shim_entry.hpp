@@ -28,6 +28,9 @@ int file_commit_by_opener(wlf_file *f, int *kind_out, wlf_error *err);
 
 // The process that opened f (the lock's owner, which was asked when locking).
 pid_t file_opener(const wlf_file *f);
+// Whether the calling thread took f's lock (another thread's open of the
+// same file waits for it, docs/design.md "The shim"); true without a lock.
+bool file_locked_by_this_thread(const wlf_file *f);
 
 // The temp's device and inode when opening f asked for them already (an
 // existing target's); false: fstat f's descriptor.

@@ -177,6 +177,13 @@ public:
         return nullptr;
     }
 
+    // The entry of `file`, or null.
+    Entry *by_file(const wlf_file *file) {
+        for (size_t i = 0; i < end_; ++i)
+            if (file && entries_[i].file == file) return &entries_[i];
+        return nullptr;
+    }
+
     // Takes e off every handle still listing it (a commit at exit or before
     // an exec, whatever the program still holds). Allocates nothing and
     // frees nothing: safe where remove() is not (an _exit in a signal

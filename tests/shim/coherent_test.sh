@@ -8,6 +8,8 @@
 # directories, plainly and under the shim, and the exit status, stdout,
 # stderr and final tree are compared. Also: logrotate-style copytruncate
 # under --rule (a documented limit) and under --lock-only (the right way).
+# And a second write-open of a file the program already has open (shell
+# redirections, tee, truncate, two SQLite connections): one file.
 # Usage: coherent_test.sh ATOMICALLY PRELOAD_OBJECT COHERENT_PROBE
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="coherent_test.sh ATOMICALLY PRELOAD_OBJECT COHERENT_PROBE"
@@ -277,6 +279,57 @@ f.close()'
     [ "$(stat -c %a "$tmp/foreign-owner-shim/F")" = 666 ] || fail "metadata of a foreign F: mode changed to $(stat -c %a "$tmp/foreign-owner-shim/F")"
 else
     skip_check "metadata of a foreign F" "needs root, python3 and setpriv"
+fi
+
+# ---- a second write-open of a file the program has open: one file ----
+# Without the shim both descriptors are the same file; as two replacements
+# the last close would drop everything written through the other.
+setup() { echo start >log; }
+compare "exec >>log 2>>log" log bash -c 'exec >>log 2>>log; echo out; echo err >&2; echo out2'
+expect_content "exec >>log 2>>log" "$shimmed/log" $'start\nout\nerr\nout2\n'
+compare "{ ...; echo b >>log; } >>log" log bash -c '{ echo a; echo b >>log; echo c; } >>log'
+expect_content "{ ...; echo b >>log; } >>log" "$shimmed/log" $'start\na\nb\nc\n'
+compare "tee -a log log" log sh -c 'seq 3 | tee -a log log >/dev/null'
+expect_content "tee -a log log" "$shimmed/log" $'start\n1\n2\n3\n1\n2\n3\n'
+if [ -x "$python3" ]; then
+    # O_TRUNC of the second open empties what the first wrote; truncate(2)
+    # of the open file; O_EXCL of a file only pending so far: EEXIST.
+    compare "second opens (python)" '*' "$python3" -c '
+import os
+a = os.open("log", os.O_WRONLY | os.O_TRUNC)
+os.write(a, b"first\n")
+b = os.open("log", os.O_WRONLY | os.O_TRUNC)
+os.write(b, b"second\n")
+os.write(a, b"+a\n")
+os.truncate("log", 8)
+os.close(b)
+os.close(a)
+n = os.open("new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(n, b"claimed\n")
+try:
+    os.open("new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    print("second O_EXCL open succeeded")
+except FileExistsError:
+    print("EEXIST")
+os.close(n)
+'
+    expect_content "second opens (python): log" "$shimmed/log" second+a
+    expect_content "second opens (python): new" "$shimmed/new" $'claimed\n'
+    if have sqlite3; then
+        # Two connections of one process (a pool): both transactions stay.
+        setup() { sqlite3 t.db 'create table t(x);'; }
+        compare "sqlite: two connections in one process" t.db "$python3" -c '
+import sqlite3
+a = sqlite3.connect("t.db"); b = sqlite3.connect("t.db")
+a.execute("insert into t values (1)"); a.commit()
+b.execute("insert into t values (2)"); b.commit()
+a.close(); b.close()
+'
+        check=$(sqlite3 "$shimmed/t.db" 'pragma integrity_check; select group_concat(x) from t;')
+        [ "$check" = $'ok\n1,2' ] || fail "sqlite: two connections in one process: after the run: '$check'"
+    fi
+else
+    skip_check "second opens (python)" "python3 not installed"
 fi
 
 # ---- copytruncate while a daemon appends (README's warning) ----

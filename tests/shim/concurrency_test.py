@@ -13,7 +13,8 @@
   inherited fds  the lock goes with the opener's close even while children
                  still hold the temp and lock descriptors
   nesting        one thread opening a file it already holds does not
-                 deadlock; the last close wins
+                 deadlock; both descriptors are one file, as without the
+                 shim (each close writes where its offset is)
   exec           a pending replacement survives exec; the new image's exit
                  commits it
   dup            only the last close of the dups commits
@@ -385,7 +386,13 @@ NESTED = """
 
 
 def test_nested(d):
-    for order, want in (("inner-last", b"second"), ("outer-last", b"first")):
+    # Buffered: each close writes at offset 0 of the one file, so the plain
+    # run leaves b"second" and b"firstd".
+    for order, want in (("inner-last", b"second"), ("outer-last", b"firstd")):
+        plain = os.path.join(d, f"nested-{order}-plain")
+        write(plain, b"old")
+        run(["timeout", "10"] + py(NESTED) + [plain, order], f"nested opens ({order}), plainly")
+        check(read(plain) == want, f"nested opens ({order}), plainly: f = {read(plain)!r}, want {want!r}")
         f = os.path.join(d, f"nested-{order}")
         write(f, b"old")
         if run(["timeout", "10"] + shim("--rule", f) + py(NESTED) + [f, order], f"nested opens ({order})"):

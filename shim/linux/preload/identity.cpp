@@ -182,6 +182,13 @@ bool still_pending(const Pending &p) {
     return r.gen.load(std::memory_order_acquire) == p.gen && valid(r, p.gen);
 }
 
+const wlf_file *own_pending_file(const Pending &p) {
+    const Record &r = g_records[p.slot];
+    const wlf_file *f = r.file;
+    pid_t owner = r.owner;
+    return still_pending(p) && owner == getpid() ? f : nullptr;
+}
+
 bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
     int high = g_high.load(std::memory_order_acquire);
     for (int i = 0; i < high; ++i) {

@@ -50,6 +50,12 @@ struct Pending {
 bool find_pending(int dirfd, const char *path, bool follow, Pending *out);
 // Whether p's replacement is still pending (its descriptor still the temp).
 bool still_pending(const Pending &p);
+// p's replacement if this process is its opener and it is still pending, else null.
+const wlf_file *own_pending_file(const Pending &p);
+// A new open file description of p's temp (its own offset) with the
+// program's flags, at the number open(2) gives; -1 and errno (ENOENT: no
+// /proc; ESTALE: committed meanwhile, nothing opened).
+int open_pending_temp(const Pending &p, int flags);
 // Whether dev/ino is the temp of a pending replacement; what it shows to *w.
 bool pending_inode(dev_t dev, ino_t ino, Shown *w);
 // Calls made by the shim and the core themselves (which look at the real

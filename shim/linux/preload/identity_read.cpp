@@ -2,6 +2,8 @@
 // the temp (a new open file description, its own offset, through
 // /proc/self/fd), and access() answers for it; when /proc is missing or the
 // replacement finished meanwhile, the real call runs on the path as before.
+// A second write-open in the opener joins the replacement the same way
+// (open.cpp).
 #include "identity_records.hpp"
 
 #include "handlers.hpp"
@@ -39,15 +41,21 @@ int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_wit
         errno = ENOTDIR;
         return -1;
     }
-    // A new open file description of the temp (its own offset), at the
-    // number open(2) gives. O_NOFOLLOW would refuse the /proc link itself.
+    int fd = open_pending_temp(p, flags);
+    // No /proc, or committed meanwhile: the file at the path, as before.
+    if (fd < 0 && (errno == ENOENT || errno == ESTALE)) return open_with(flags);
+    return fd;
+}
+
+int open_pending_temp(const Pending &p, int flags) {
+    // O_NOFOLLOW would refuse the /proc link itself; the file exists.
     char proc[64];
     proc_path(p.fd, proc, sizeof proc);
     int fd = libc_open()(proc, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
-    if (fd < 0 && errno == ENOENT) return open_with(flags);  // no /proc: the old file, as before
     if (fd >= 0 && !still_pending(p)) {
         sys::close(fd);
-        return open_with(flags);
+        errno = ESTALE;
+        return -1;
     }
     return fd;
 }

@@ -38,6 +38,51 @@ rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
     return rules::classify(&g_config.rules, final);
 }
 
+// A second write-open of a target this thread has pending: a shell's
+// `exec >>log 2>>log`, `tee -a f f`, two SQLite connections, truncate(2) of
+// an open file. Without the shim both descriptors are one file, so here they
+// are one replacement: the new descriptor is a new open of the temp (its own
+// offset and flags; O_TRUNC empties what the first wrote, as it would), one
+// more handle of the same entry, and the commit waits for the last close.
+// As two replacements, the second would start from the old file and the
+// last commit would drop the other's writes. Another thread's open waits
+// for the lock instead (threads serialize, docs/design.md "The shim"). True
+// when the path names such a replacement: *out is then the descriptor, or
+// -1 with errno.
+bool join_pending(const Paths &p, int flags, int *out) {
+    if (g_pending.load(std::memory_order_relaxed) == 0) return false;
+    Pending pend;
+    if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return false;
+    Guard g;  // no commit meanwhile: a record still pending now names a live file
+    const wlf_file *f = own_pending_file(pend);
+    if (!f || !detail::file_locked_by_this_thread(f)) return false;
+    Entry *e = g_replacements.by_file(f);
+    if (!e || e->opener != getpid()) return false;
+    *out = -1;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+        errno = EEXIST;  // it exists for this program, on disk or not yet
+        return true;
+    }
+    if (flags & O_DIRECTORY) {
+        errno = ENOTDIR;
+        return true;
+    }
+    int fd = served(open_pending_temp(pend, flags));
+    if (fd < 0) return errno != ENOENT && errno != ESTALE;  // no /proc, or just committed: on its own
+    // served() may have committed what an unseen close left behind.
+    if (!still_pending(pend) || g_replacements.by_file(f) != e) {
+        sys::close(fd);
+        return false;
+    }
+    if (!g_replacements.add_handle(e, fd)) {
+        sys::close(fd);
+        errno = EMFILE;  // beyond what the table lists
+        return true;
+    }
+    *out = fd;
+    return true;
+}
+
 }  // namespace
 
 bool refuse_unbuildable(int rc, int dirfd, const char *path, bool link) {
@@ -63,6 +108,10 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     // A replacement whose descriptor was closed unseen is committed before
     // this one looks at the file (appending to what it wrote, say).
     if (g_tracked.load(std::memory_order_acquire) != 0) commit_unseen_closes();
+    if (int fd; join_pending(p, flags, &fd)) {
+        if (fd >= 0) log_line("wrap_lockfile: %s '%s'\n", "opened again, joining the pending replacement of", p.norm);
+        return fd;
+    }
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
     wlf_file *f = nullptr;
