@@ -6,7 +6,8 @@
 //          then wlf_sync_pending(), then "mark committed" into the faultfs
 //          CONTROL file, then _exit(0): what was durable before the exit
 //          (the exit-time sync does not run)
-// OPTIONS: --timeout SECONDS, --fsync full|batch|none
+// OPTIONS: --timeout SECONDS, --fsync full|batch|none, --lock-only (locked
+// writes in place, no replacement)
 // Prints "ok" and exits 0, or "error: <message> errno=N NAME step=STEP"
 // (wlf_step_name: lock, open, temp, write, fsync, rename, fsync_dir...) and exits 1;
 // usage errors exit 2. Linked against the real core or a mutant of it.
@@ -24,7 +25,7 @@
 namespace {
 
 int usage() {
-    fprintf(stderr, "usage: driver [--timeout SECONDS] [--fsync full|batch|none] {write|append} PATH CONTENT\n"
+    fprintf(stderr, "usage: driver [--timeout SECONDS] [--fsync full|batch|none] [--lock-only] {write|append} PATH CONTENT\n"
                     "       driver [OPTIONS] write-all CONTENT PATH...\n"
                     "       driver [OPTIONS] write-sync-exit CONTROL CONTENT PATH...\n");
     return 2;
@@ -68,7 +69,10 @@ int main(int argc, char **argv) {
     wlf_write_options_init(&opt);
     int i = 1;
     for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-        if (strcmp(argv[i], "--timeout") == 0) {
+        if (strcmp(argv[i], "--lock-only") == 0) {
+            opt.lock_only = 1;
+            --i;  // takes no value
+        } else if (strcmp(argv[i], "--timeout") == 0) {
             char *end;
             double t = strtod(argv[i + 1], &end);
             if (*end || end == argv[i + 1]) return usage();

@@ -130,9 +130,30 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
         if (int rc = look_as_program(f, path, mode, false, seen, err)) return rc;
         seen->fd.reset();
     }
-    int flags = pass ? f->flags & ~O_CLOEXEC : f->flags & ~(O_NOFOLLOW | O_CLOEXEC);
-    f->fd = sys::open(pass ? path : f->target, flags | (pass ? O_CLOEXEC : f->fdflags), mode);
-    if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", pass ? path : f->target);
+    if (pass) {
+        f->fd = sys::open(path, (f->flags & ~O_CLOEXEC) | O_CLOEXEC, mode);
+        if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", path);
+        return 0;
+    }
+    // The target again, now for the caller's writes: the file just judged
+    // and nothing else. f->target is the resolved name, so never through a
+    // symlink put there since; an existing file must still be the inode
+    // looked at under the lock, and is truncated only once that is known
+    // (else a file swapped in at its name or a directory on the way would
+    // be truncated and written, one the program never opened).
+    int flags = f->flags & ~(O_CLOEXEC | (f->existed ? O_TRUNC | O_CREAT : 0));
+    f->fd = sys::open(f->target, flags | O_NOFOLLOW | f->fdflags, mode);
+    if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", f->target);
+    if (!f->existed) return 0;
+    struct stat st;
+    int e = fstat(f->fd, &st) != 0 ? errno : 0;
+    if (!e && (st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino)) e = EAGAIN;
+    if (!e && (f->flags & O_TRUNC) && sys::ftruncate(f->fd, 0) != 0) e = errno;
+    if (e) {
+        sys::close_quietly(f->fd);
+        f->fd = -1;
+        return fail(err, e, WLF_STEP_OPEN, e == EAGAIN ? "open (the file changed while it was locked)" : "open", f->target);
+    }
     return 0;
 }
 
