@@ -416,7 +416,9 @@ bool apply(Model &m, const Line &l, Crash model, std::string *why) {
     } else if (op == "fsyncdir") {
         Model::sync_dir(m.dirs[l.get("path")]);
     } else if (op == "rename" || op == "link") {
-        if (l.num("flags") != 0) {
+        // RENAME_NOREPLACE that succeeded found the name free: a rename
+        // like any other (an O_EXCL new file named from a named temp).
+        if (l.num("flags") != 0 && !(op == "rename" && l.num("flags") == RENAME_NOREPLACE)) {
             *why = "rename with flags is not modelled";
             return false;
         }

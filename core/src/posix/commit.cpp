@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>  // RENAME_NOREPLACE
 
 using namespace wrap_lockfile;
 using detail::at_base;
@@ -66,6 +67,19 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     return 0;
 }
 
+// A new target opened with O_EXCL, from a named temp: named without ever
+// replacing a file that appeared at the name meanwhile. renameat2's
+// RENAME_NOREPLACE, or where a file system lacks it a hard link (EEXIST
+// too) and the temp name's removal. 0 or errno.
+int name_exclusively(wlf_file *f) {
+    if (sys::call(SYS_renameat2, at_fd(f), sys::arg(f->temp), at_fd(f), sys::arg(at_base(f)), RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL) return errno;
+    if (sys::linkat(at_fd(f), f->temp, at_fd(f), at_base(f), 0) != 0) return errno;
+    (void)unlinkat(at_fd(f), f->temp, 0);
+    return 0;
+}
+
 int commit_direct(wlf_file *f, wlf_error *err) {
     int rc = 0;
     if (f->durability != WLF_DURABILITY_NONE && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
@@ -96,11 +110,15 @@ int commit_rename(wlf_file *f, wlf_error *err) {
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
     // A new target is linked straight to its name: no temp name, no
     // rename. Something there now (made by a writer that does not lock)
-    // is replaced as any existing target is.
+    // is replaced as any existing target is, unless the program asked for
+    // O_EXCL: then that file stays and the commit fails, as its open would
+    // have (git's index.lock, a shell's noclobber).
     bool linked = false;
+    const bool exclusive = !f->existed && (f->flags & O_CREAT) && (f->flags & O_EXCL);
     if (f->anonymous && !f->existed) {
         int rc = detail::link_anonymous_as(f->fd, detail::TempDir{at_fd(f), "", 0}, at_base(f));
-        if (rc != 0 && rc != EEXIST) return fail(err, rc, WLF_STEP_RENAME, "link new file", f->target);
+        if (rc != 0 && (rc != EEXIST || exclusive))
+            return fail(err, rc, WLF_STEP_RENAME, rc == EEXIST ? "link new file (O_EXCL: created meanwhile by another writer)" : "link new file", f->target);
         linked = rc == 0;
     }
     if (f->anonymous && !linked) {
@@ -109,6 +127,11 @@ int commit_rename(wlf_file *f, wlf_error *err) {
             return fail(err, rc, WLF_STEP_RENAME, "name temporary file for", f->target);
     }
     f->anonymous = false;
+    if (exclusive && !linked) {
+        int rc = name_exclusively(f);
+        if (rc) return fail(err, rc, WLF_STEP_RENAME, rc == EEXIST ? "name new file (O_EXCL: created meanwhile by another writer)" : "name new file", f->target);
+        linked = true;
+    }
     int fd = f->fd;
     f->fd = -1;
     if (!linked && sys::renameat(at_fd(f), f->temp, at_fd(f), at_base(f)) != 0) {

@@ -144,3 +144,32 @@ TEST(AtomicWriteConcurrency, ReadersNeverSeeTornOrEmptyContent) {
     EXPECT_TRUE(valid.count(read_file(dir / "f")));
     EXPECT_EQ(list_names(dir.path()), Names{"f"});
 }
+
+// O_CREAT|O_EXCL of a new file: a file that a writer which does not lock
+// creates at the name before the commit stays, and the commit fails with
+// EEXIST, as the open would have (git's index.lock, a shell's noclobber).
+// With O_TMPFILE (linked straight to its name) and with a named temp.
+TEST(AtomicWriteCommit, ExclusiveNewFileNeverReplacesOneCreatedMeanwhile) {
+    for (bool named : {false, true}) {
+        TempDir dir;
+        int filter_rc = 0, open_rc = -1, commit_rc = -1;
+        Names during;
+        std::thread t([&] {
+            if (named && (filter_rc = deny_o_tmpfile_in_this_thread()) != 0) return;
+            wlf_file *f = nullptr;
+            open_rc = wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_EXCL, 0644,
+                                     nullptr, &f, nullptr);
+            if (open_rc != 0) return;
+            if (::write(wlf_file_fd(f), "ours", 4) != 4) wlf_file_poison(f, errno);
+            write_file(dir / "f", "theirs");
+            during = list_names(dir.path());
+            commit_rc = wlf_commit(f, nullptr, nullptr);
+        });
+        t.join();
+        if (filter_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(filter_rc);
+        ASSERT_EQ(open_rc, 0) << std::strerror(open_rc);
+        EXPECT_EQ(commit_rc, EEXIST) << (named ? "named temp" : "O_TMPFILE");
+        EXPECT_EQ(read_file(dir / "f"), "theirs") << (named ? "named temp" : "O_TMPFILE");
+        EXPECT_EQ(list_names(dir.path()), Names{"f"}) << (named ? "named temp" : "O_TMPFILE");
+    }
+}
