@@ -60,7 +60,10 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_
     return detail::dotlock_acquire(path, opt, &h->dev, &h->ino, err);
 }
 
-int dotlock_release(Held *h, wlf_error *err) { return detail::dotlock_release(h->path, h->dev, h->ino, err); }
+int dotlock_release(Held *h, wlf_error *err) {
+    int e = detail::remove_if_still_ours(h);
+    return e ? fail(err, e, WLF_STEP_UNLOCK, "unlink lock file", h->path) : 0;
+}
 
 std::atomic<bool> g_warned_none{false};
 

@@ -76,8 +76,12 @@ inline void forget_commit_check(Held *h) {
     h->at_path = false;
     h->at_dir = -1;
 }
-// Removes h's file where lock_at_fd and lock_at_name say. unlink's result.
-int unlink_lock_file(const Held *h);
+// Removes h's file if its name still is the file we hold: the look and the
+// unlink through one descriptor of its directory (h->at_dir, else one of
+// its own). By path, a directory swapped between the two (a symlink put at
+// a component by whoever may write the parent) makes the unlink remove that
+// directory's f.lock: somebody else's. 0 (also: not ours, or gone), or errno.
+int remove_if_still_ours(const Held *h);
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.
 bool removes_file(const Held *h);

@@ -90,8 +90,9 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
 int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err);
 
 // The target's directory as a descriptor: above the floor for a replacement
-// that keeps it while pending (`keep`), anywhere for the moment of a commit.
-int open_dir(wlf_file *f, bool keep, wlf_error *err);
+// that keeps it while pending (`keep`), anywhere for the moment of a commit;
+// `path_only`: an O_PATH descriptor (one nobody fsyncs).
+int open_dir(wlf_file *f, bool keep, wlf_error *err, bool path_only = false);
 
 // Whether a replacement reaches its directory by path while it is pending:
 // an absolute target whose lock has a file, so that the commit can check

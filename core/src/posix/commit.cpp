@@ -97,14 +97,16 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (f->durability != WLF_DURABILITY_NONE && sys::fsync(f->fd) != 0)
         return fail(err, errno, WLF_STEP_FSYNC, "fsync temporary file for", f->target);
 #endif
-    // The directory for its fsync, opened only now (see reach_by_path), then
-    // checked: the lock file in it must still be ours. From here on the
-    // check, the link, the rename, the fsync and the lock file's removal at
-    // the release all go through that one descriptor. Without fsync the
-    // lock path is checked and everything goes by path.
+    // The directory, opened only now (see reach_by_path), then checked: the
+    // lock file in it must still be ours. From here on the check, the link,
+    // the rename, the fsync and the lock file's removal at the release all
+    // go through that one descriptor: by path, a directory swapped after the
+    // check (a symlink put at a component by whoever may write its parent)
+    // would receive the new content over its own file, and lose its f.lock.
+    // Without fsync an O_PATH descriptor is enough.
     bool by_path = f->dir_fd < 0;
-    if (by_path && f->durability != WLF_DURABILITY_NONE) {
-        if (int rc = open_dir(f, false, err)) return rc;
+    if (by_path) {
+        if (int rc = open_dir(f, false, err, f->durability == WLF_DURABILITY_NONE)) return rc;
     }
     if (by_path && !detail::lock_file_still_ours(f->lock, f->dir_fd))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);

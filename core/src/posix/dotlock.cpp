@@ -278,16 +278,4 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, i
     return 0;
 }
 
-int dotlock_release(const char *path, dev_t dev, ino_t ino, wlf_error *err) {
-    StaleRetry stale;
-    struct stat st;
-    while (lstat(path, &st) != 0) {
-        if (errno == ENOENT) return 0;  // broken by somebody (it was older than their rule)
-        if (!stale.again(errno)) return fail(err, errno, WLF_STEP_UNLOCK, "stat lock file", path);
-    }
-    if (st.st_dev != dev || st.st_ino != ino) return 0;  // somebody else's lock now
-    if (unlink(path) != 0 && errno != ENOENT) return fail(err, errno, WLF_STEP_UNLOCK, "unlink lock file", path);
-    return 0;
-}
-
 }  // namespace wrap_lockfile::detail

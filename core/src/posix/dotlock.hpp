@@ -14,9 +14,8 @@ namespace wrap_lockfile::detail {
 // the errno of a hard failure, recorded in `err`.
 int dotlock_acquire(const char *lock_path, const wlf_lock_options *opt, dev_t *dev, ino_t *ino, wlf_error *err);
 
-// Removes the lock file if it still is (dev, ino): a lock broken and taken
+// Released by remove_if_still_ours (lock_held.hpp): a lock broken and taken
 // by somebody else meanwhile stays theirs.
-int dotlock_release(const char *lock_path, dev_t dev, ino_t ino, wlf_error *err);
 
 // The pid recorded in the dotlock at `path` if it is still the file `st`
 // describes (0: none, or not a dotlock).

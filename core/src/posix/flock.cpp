@@ -152,7 +152,24 @@ const char *lock_at_name(const Held *h) {
     return slash ? slash + 1 : h->path;
 }
 
-int unlink_lock_file(const Held *h) { return unlinkat(lock_at_fd(h), lock_at_name(h), 0); }
+int remove_if_still_ours(const Held *h) {
+    int dfd = h->at_dir;
+    const char *name = lock_at_name(h);
+    sys::UniqueFd own;
+    if (dfd < 0) {
+        char dir[WLF_PATH_MAX];
+        if (int rc = split_dir_base(h->path, dir, sizeof dir, &name)) return rc;
+        own.reset(sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!own) return errno == ENOENT ? 0 : errno;
+        dfd = own.get();
+    }
+    struct stat st;
+    StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
+    while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        if (errno == ENOENT || !stale.again(errno)) return errno == ENOENT ? 0 : errno;
+    if (st.st_dev != h->dev || st.st_ino != h->ino) return 0;  // somebody else's now
+    return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
+}
 
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.
@@ -163,16 +180,15 @@ bool removes_file(const Held *h) {
 
 int flock_release(Held *h, wlf_error *err) {
     int rc = 0;
-    // A check made by path may be trusted (the path is the same string);
-    // one made through a borrowed directory descriptor is made again: the
-    // number may name another directory by now (a thread of the program
+    // A check made through a borrowed directory descriptor is made again:
+    // the number may name another directory by now (a thread of the program
     // closed and reused it), whose f.lock is not ours.
-    if (removes_file(h) && ((h->at_path && h->at_dir < 0) || still_at_path(h)) && unlink_lock_file(h) != 0 &&
-        errno != ENOENT &&
-        h->owner == LockFileOwner::created)
+    if (removes_file(h)) {
         // An earlier holder's file that we may not remove (the directory
         // became read-only) stays: the lock itself was good.
-        rc = fail(err, errno, WLF_STEP_UNLOCK, "unlink lock file", h->path);
+        if (int e = remove_if_still_ours(h); e && h->owner == LockFileOwner::created)
+            rc = fail(err, e, WLF_STEP_UNLOCK, "unlink lock file", h->path);
+    }
     // Unlock the open file description itself: children that inherited the
     // descriptor must not keep the lock alive.
     flock(h->fd, LOCK_UN);

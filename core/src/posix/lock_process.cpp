@@ -73,7 +73,7 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     // A dotlock is its file; a flock file goes if it is ours and not kept.
     // Unlink only while the name is still our inode (so a second call, or a
     // lock file somebody else has created since, is left alone), then unlock.
-    if (detail::removes_file(h) && detail::still_at_path(h)) detail::unlink_lock_file(h);
+    if (detail::removes_file(h)) (void)detail::remove_if_still_ours(h);
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 

@@ -157,11 +157,11 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
     return 0;
 }
 
-int open_dir(wlf_file *f, bool keep, wlf_error *err) {
+int open_dir(wlf_file *f, bool keep, wlf_error *err, bool path_only) {
     char dir[WLF_PATH_MAX];
     const char *base;
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
-    f->dir_fd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    f->dir_fd = sys::open(dir, (path_only ? O_PATH : O_RDONLY) | O_DIRECTORY | O_CLOEXEC);
     if (f->dir_fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open directory", dir);
     // Out of the way before the temp is created: the temp may be the
     // caller's descriptor, which must get the number open(2) would give.

@@ -1,0 +1,140 @@
+// The library's own removals and renames, with the target's directory
+// swapped at the worst moment: right after the library looked at its lock
+// file there. Whoever may write the parent can put a symlink to another
+// directory at the path then (rename the real one away, symlink in its
+// place); a removal or rename by path would then reach that other
+// directory's f.lock or f, somebody else's. The swap is made by fstatat
+// itself (interposed below, armed for one call on a name ending in
+// "f.lock"), so the moment is exact, not a race.
+#include <gtest/gtest.h>
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include "test_support.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using wlf_test::list_names;
+using Names = std::vector<std::string>;
+using wlf_test::read_file;
+using wlf_test::TempDir;
+using wlf_test::write_file;
+
+namespace {
+
+std::atomic<bool> g_armed{false};
+std::function<void()> g_swap;
+
+void after_look(const char *path) {
+    size_t n = path ? strlen(path) : 0;
+    if (n >= 6 && strcmp(path + n - 6, "f.lock") == 0 && g_armed.exchange(false)) g_swap();
+}
+
+template <class Fn>
+Fn real(const char *name) {
+    return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+
+// The library's call (the headers may name it fstatat64: the same here).
+extern "C" int fstatat(int dirfd, const char *path, struct stat *st, int flags) {
+    static auto next = real<int (*)(int, const char *, struct stat *, int)>("fstatat");
+    int rc = next(dirfd, path, st, flags);
+    after_look(path);
+    return rc;
+}
+
+namespace {
+
+// d's contents move to d.real; d becomes a symlink to `other`, which holds
+// somebody's f and f.lock.
+struct Swap {
+    fs::path d, real, other;
+    explicit Swap(const TempDir &dir) : d(dir / "d"), real(dir / "d.real"), other(dir / "other") {
+        fs::create_directory(d);
+        fs::create_directory(other);
+        write_file(other / "f", "theirs");
+        write_file(other / "f.lock", "their lock\n");
+    }
+    void arm() {
+        g_swap = [this] {
+            fs::rename(d, real);
+            fs::create_directory_symlink(other, d);
+        };
+        g_armed = true;
+    }
+    void expect_theirs_untouched() const {
+        EXPECT_EQ(read_file(other / "f"), "theirs");
+        EXPECT_EQ(read_file(other / "f.lock"), "their lock\n");
+        EXPECT_EQ(list_names(other), (Names{"f", "f.lock"}));
+    }
+};
+
+wlf_lock_options lock_options(int backend) {
+    wlf_lock_options opt;
+    wlf_lock_options_init(&opt);
+    opt.backend = backend;
+    return opt;
+}
+
+}  // namespace
+
+// The lock API's release: the look at f.lock and its removal go through
+// one descriptor of the directory, so ours goes from where it is.
+TEST(DirSwap, ReleaseNeverRemovesTheLockFileOfADirectorySwappedIn) {
+    for (int backend : {WLF_LOCK_FLOCK, WLF_LOCK_DOTLOCK}) {
+        SCOPED_TRACE(backend == WLF_LOCK_FLOCK ? "flock" : "dotlock");
+        TempDir dir;
+        Swap s(dir);
+        wlf_lock_options opt = lock_options(backend);
+        wlf_lock *lock = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(wlf_lock_acquire((s.d / "f").c_str(), &opt, &lock, &err), 0) << err.op;
+        s.arm();
+        EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
+        EXPECT_FALSE(g_armed) << "the release never looked at its lock file";
+        s.expect_theirs_untouched();
+        EXPECT_EQ(list_names(s.real), Names{}) << "ours stays behind";
+    }
+}
+
+// A replacement's commit without fsync: the check that f.lock is ours, the
+// link and the rename, and the release after them go through one
+// descriptor of the directory, so the new content lands in the directory
+// that was checked.
+TEST(DirSwap, CommitWithoutFsyncNeverRenamesIntoADirectorySwappedIn) {
+    for (bool existed : {true, false}) {
+        SCOPED_TRACE(existed ? "existing target" : "new target");
+        TempDir dir;
+        Swap s(dir);
+        if (existed) write_file(s.d / "f", "old");
+        wlf_write_options opt;
+        wlf_write_options_init(&opt);
+        opt.durability = WLF_DURABILITY_NONE;
+        opt.lock.backend = WLF_LOCK_FLOCK;
+        wlf_file *f = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(wlf_open_flags((s.d / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0644, &opt,
+                                 &f, &err),
+                  0)
+            << err.op;
+        ASSERT_EQ(::write(wlf_file_fd(f), "ours", 4), 4);
+        s.arm();
+        EXPECT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op;
+        EXPECT_FALSE(g_armed) << "the commit never looked at its lock file";
+        s.expect_theirs_untouched();
+        EXPECT_EQ(read_file(s.real / "f"), "ours");
+        EXPECT_EQ(list_names(s.real), Names{"f"});
+    }
+}
