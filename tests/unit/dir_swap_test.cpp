@@ -5,7 +5,8 @@
 // place); a removal or rename by path would then reach that other
 // directory's f.lock or f, somebody else's. The swap is made by fstatat
 // itself (interposed below, armed for one call on a name ending in
-// "f.lock"), so the moment is exact, not a race.
+// "f.lock"), or for a dotlock breaker by the removal of its probe link,
+// its last step before the unlink: the moment is exact, not a race.
 #include <gtest/gtest.h>
 #include <wrap_lockfile/wrap_lockfile.h>
 
@@ -14,8 +15,10 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -32,12 +35,19 @@ using wlf_test::write_file;
 
 namespace {
 
-std::atomic<bool> g_armed{false};
+std::atomic<bool> g_armed{false};        // swap after the next look at f.lock
+std::atomic<bool> g_armed_probe{false};  // swap after the next removal of a name ending in ".b"
 std::function<void()> g_swap;
 
+bool ends_with(const char *path, const char *tail) {
+    size_t n = path ? strlen(path) : 0, t = strlen(tail);
+    return n >= t && strcmp(path + n - t, tail) == 0;
+}
 void after_look(const char *path) {
-    size_t n = path ? strlen(path) : 0;
-    if (n >= 6 && strcmp(path + n - 6, "f.lock") == 0 && g_armed.exchange(false)) g_swap();
+    if (ends_with(path, "f.lock") && g_armed.exchange(false)) g_swap();
+}
+void after_removal(const char *path) {
+    if (ends_with(path, ".b") && g_armed_probe.exchange(false)) g_swap();
 }
 
 template <class Fn>
@@ -55,6 +65,19 @@ extern "C" int fstatat(int dirfd, const char *path, struct stat *st, int flags) 
     return rc;
 }
 
+extern "C" int unlinkat(int dirfd, const char *path, int flags) {
+    static auto next = real<int (*)(int, const char *, int)>("unlinkat");
+    int rc = next(dirfd, path, flags);
+    after_removal(path);
+    return rc;
+}
+extern "C" int unlink(const char *path) {
+    static auto next = real<int (*)(const char *)>("unlink");
+    int rc = next(path);
+    after_removal(path);
+    return rc;
+}
+
 namespace {
 
 // d's contents move to d.real; d becomes a symlink to `other`, which holds
@@ -67,12 +90,12 @@ struct Swap {
         write_file(other / "f", "theirs");
         write_file(other / "f.lock", "their lock\n");
     }
-    void arm() {
+    void arm(std::atomic<bool> &when = g_armed) {
         g_swap = [this] {
             fs::rename(d, real);
             fs::create_directory_symlink(other, d);
         };
-        g_armed = true;
+        when = true;
     }
     void expect_theirs_untouched() const {
         EXPECT_EQ(read_file(other / "f"), "theirs");
@@ -137,4 +160,31 @@ TEST(DirSwap, CommitWithoutFsyncNeverRenamesIntoADirectorySwappedIn) {
         EXPECT_EQ(read_file(s.real / "f"), "ours");
         EXPECT_EQ(list_names(s.real), Names{"f"});
     }
+}
+
+// A dotlock whose holder is dead is broken: judged, read again, linked under
+// a probe name and read there, and only then unlinked, all through one
+// descriptor of its directory; the stale lock goes from where it was, and
+// the directory swapped in keeps its own f.lock.
+TEST(DirSwap, DotlockBreakerNeverRemovesTheLockFileOfADirectorySwappedIn) {
+    TempDir dir;
+    Swap s(dir);
+    pid_t dead = fork();
+    ASSERT_GE(dead, 0);
+    if (dead == 0) _exit(0);
+    ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+    write_file(s.d / "f.lock", std::to_string(dead) + "\n");  // liblockfile's format, its holder gone
+    wlf_lock_options opt = lock_options(WLF_LOCK_DOTLOCK);
+    opt.has_timeout = 1;
+    opt.timeout = 0;
+    s.arm(g_armed_probe);
+    wlf_lock *lock = nullptr;
+    wlf_error err{};
+    int rc = wlf_lock_acquire((s.d / "f").c_str(), &opt, &lock, &err);
+    if (rc == 0) wlf_lock_release(lock, nullptr);
+    EXPECT_FALSE(g_armed_probe) << "the breaker never removed its probe";
+    s.expect_theirs_untouched();
+    // (The attempt's own temp file, removed by path, may stay there.)
+    Names left = list_names(s.real);
+    EXPECT_EQ(std::count(left.begin(), left.end(), "f.lock"), 0) << "the stale lock stays";
 }

@@ -105,9 +105,10 @@ bool parse_content(const char *buf, size_t n, Content *c) {
     return true;
 }
 
-// Reads the dotlock at `path` through one descriptor; its identity into *st.
-bool read_content(const char *path, struct stat *st, Content *c) {
-    sys::UniqueFd fd(sys::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+// Reads the dotlock at `path` (relative to `dirfd`) through one descriptor;
+// its identity into *st.
+bool read_content(int dirfd, const char *path, struct stat *st, Content *c) {
+    sys::UniqueFd fd(sys::openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (!fd || fstat(fd.get(), st) != 0 || !S_ISREG(st->st_mode) || st->st_size > 191) return false;
     char buf[192];
     ssize_t n = sys::read(fd.get(), buf, sizeof buf - 1);
@@ -159,13 +160,13 @@ bool holder_dead(const Content &c, time_t mtime, time_t now) {
 // path under our own unused name `probe` is looked up afresh (a name no
 // cache has seen): it must show the judged file again. (GlusterFS links
 // whatever the server has at the name when the cached handle is gone.)
-bool judged_file_on_server(const char *path, const char *probe, const struct stat &seen, const Content &c) {
-    if (sys::linkat(AT_FDCWD, path, AT_FDCWD, probe, 0) != 0) return false;
+bool judged_file_on_server(int dirfd, const char *name, const char *probe, const struct stat &seen, const Content &c) {
+    if (sys::linkat(dirfd, name, dirfd, probe, 0) != 0) return false;
     struct stat ps;
     Content pc;
-    bool same = read_content(probe, &ps, &pc) && same_content(pc, c) && ps.st_size == seen.st_size &&
+    bool same = read_content(dirfd, probe, &ps, &pc) && same_content(pc, c) && ps.st_size == seen.st_size &&
                 ps.st_mtim.tv_sec == seen.st_mtim.tv_sec && ps.st_mtim.tv_nsec == seen.st_mtim.tv_nsec;
-    unlink(probe);
+    unlinkat(dirfd, probe, 0);
     return same;
 }
 
@@ -173,19 +174,29 @@ bool judged_file_on_server(const char *path, const char *probe, const struct sta
 // it removed it (the caller tries again at once). `probe`: a name of this
 // attempt's own, unused, in the lock's directory.
 bool break_if_stale(const char *path, const char *probe) {
+    // Every look and the unlink through one descriptor of the directory: by
+    // path, a directory swapped after the last look would have its own
+    // lock file removed (remove_if_still_ours, lock_held.hpp).
+    char dir[WLF_PATH_MAX];
+    const char *name;
+    if (split_dir_base(path, dir, sizeof dir, &name) != 0) return false;
+    const char *slash = strrchr(probe, '/');
+    const char *probe_name = slash ? slash + 1 : probe;
+    sys::UniqueFd dfd(sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd) return false;
     struct stat before, now;
     Content c, again;
-    if (!read_content(path, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;
+    if (!read_content(dfd.get(), name, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;
     // Immediately before the unlink: still the very file we judged, read
     // again (sshfs numbers inodes per path and keeps whole-second mtimes:
     // there the content, the holder's pid, is what tells two locks apart),
     // and not only in this client's caches.
-    if (!read_content(path, &now, &again) || !same_content(again, c) || now.st_dev != before.st_dev ||
+    if (!read_content(dfd.get(), name, &now, &again) || !same_content(again, c) || now.st_dev != before.st_dev ||
         now.st_ino != before.st_ino ||
         now.st_mtim.tv_sec != before.st_mtim.tv_sec || now.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
-        now.st_size != before.st_size || !judged_file_on_server(path, probe, now, again))
+        now.st_size != before.st_size || !judged_file_on_server(dfd.get(), name, probe_name, now, again))
         return false;
-    return unlink(path) == 0;
+    return unlinkat(dfd.get(), name, 0) == 0;
 }
 
 struct Attempt {
@@ -234,7 +245,7 @@ int try_link(void *ctx) {
 pid_t dotlock_holder_pid(const char *path, const struct stat &st) {
     struct stat fs;
     Content c;
-    if (!read_content(path, &fs, &c) || fs.st_dev != st.st_dev || fs.st_ino != st.st_ino) return 0;
+    if (!read_content(AT_FDCWD, path, &fs, &c) || fs.st_dev != st.st_dev || fs.st_ino != st.st_ino) return 0;
     return static_cast<pid_t>(c.pid);
 }
 
