@@ -72,7 +72,8 @@ int copy_xattrs(int src, int fd, bool *copied) {
 
 }  // namespace
 
-int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op) {
+int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op, bool *owner_kept) {
+    *owner_kept = true;
     struct stat &cur = *temp_st;
     if (fstat(fd, &cur) != 0) {
         *op = "fstat temporary file";
@@ -97,10 +98,19 @@ int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, 
                 *op = "chown temporary file";
                 return errno;
             }
-            // Not privileged: a member of the file's group may still keep the group.
-            if (fchown(fd, static_cast<uid_t>(-1), st.st_gid) != 0 && errno != EPERM) {
-                *op = "chgrp temporary file";
-                return errno;
+            // Not privileged: our own file whose group we are in keeps its
+            // group; anything else would change hands.
+            if (cur.st_uid != st.st_uid) {
+                *owner_kept = false;
+                return 0;
+            }
+            if (fchown(fd, static_cast<uid_t>(-1), st.st_gid) != 0) {
+                if (errno != EPERM) {
+                    *op = "chgrp temporary file";
+                    return errno;
+                }
+                *owner_kept = false;
+                return 0;
             }
         }
     }

@@ -220,7 +220,8 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         }
         const char *op = "copy metadata";
         struct stat temp_st;
-        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op);
+        bool owner_kept;
+        int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op, &owner_kept);
         detail::StaleRetry stale;  // as in seed(): the version another client replaced
         while (detail::is_stale_handle(rc, f->target) && stale.again(ESTALE)) {
             if ((rc = stat_target(f, true)) != 0) break;
@@ -230,9 +231,17 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
                 return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
             if (seeded && (rc = seed(f, path, mode, seen, err))) return rc;
             op = "copy metadata";
-            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op);
+            rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op, &owner_kept);
         }
         if (rc) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
+        if (!owner_kept) {
+            // Another user's file (or a group we are not in) that we may
+            // write: a replacement would be ours and change who may read
+            // it. Written in place under the lock, as open(2) would.
+            drop_temp(f);
+            seen->fd.reset();
+            return begin_staged(f, path, mode, seen, err);
+        }
         f->temp_dev = temp_st.st_dev;
         f->temp_ino = temp_st.st_ino;
     }

@@ -93,14 +93,17 @@ int seed_copy(int src, int dst);
 // copy_file_range, falling back to read/write. Returns 0 or errno.
 int copy_range(int src, int dst);
 
-// Gives `fd` the owner/group (where permitted), extended attributes (ACLs,
-// security labels; unsupported or forbidden ones skipped) and mode of `st`,
-// read from `src` (the target, open). The temp's ACL ends up the target's:
-// one inherited from a directory default ACL is removed when the target has
-// none. `fd`'s fstat before the changes goes into *temp_st (its device and
-// inode are the pending file's identity). Returns 0 or errno; `op` names
-// the failing step.
-int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op);
+// Gives `fd` the owner/group, extended attributes (ACLs, security labels;
+// unsupported or forbidden ones skipped) and mode of `st`, read from `src`
+// (the target, open). The temp's ACL ends up the target's: one inherited
+// from a directory default ACL is removed when the target has none. `fd`'s
+// fstat before the changes goes into *temp_st (its device and inode are the
+// pending file's identity). Returns 0 or errno; `op` names the failing step.
+// An owner or group we may not give (another user's file we may write) is
+// not an error: *owner_kept is false then, and nothing more is done (the
+// replacement would change who may read the file: the caller writes the
+// file in place instead).
+int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op, bool *owner_kept);
 
 // The target's statx (or fstatat) as a struct stat, plus its attributes
 // (append-only, immutable; 0 without statx). 0 or errno.

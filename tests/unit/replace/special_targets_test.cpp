@@ -107,6 +107,50 @@ TEST(AtomicWriteSpecial, InPlaceCommitNeverWritesAnotherFileBoundOverTheTarget) 
     EXPECT_EQ(list_names(dir.path()), (Names{"other", "source", "target"}));
 }
 
+// Another user's file we may write (mode 0666, root's) in a directory we
+// own: a replacement would be ours, and change who may read the file, so it
+// is written in place under the lock. Owner, mode and inode stay; nobody's
+// content is there.
+TEST(AtomicWriteSpecial, AnotherUsersFileWeMayWriteIsWrittenInPlaceKeepingItsOwner) {
+    REQUIRE_ROOT();
+    SharedDir shared(0755);
+    fs::path d = shared / "d";
+    fs::create_directory(d);
+    ASSERT_EQ(::chown(d.c_str(), 65534, 65534), 0);
+    fs::path file = d / "f";
+    write_file(file, "root's old content", 0666);
+    ASSERT_EQ(::chmod(file.c_str(), 0666), 0);
+    ino_t before = lstat_or_die(file).st_ino;
+    struct Report {
+        int open_rc, kind, commit_rc, commit_kind;
+    } r{};
+    bool ok = run_as_nobody(
+        [&] {
+            Report c{};
+            wlf_file *f = nullptr;
+            c.open_rc = wlf_open_flags(file.c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | WLF_OPEN_TRUNCATE, 0666,
+                                       nullptr, &f, nullptr);
+            if (c.open_rc == 0) {
+                c.kind = wlf_file_kind(f);
+                if (::write(wlf_file_fd(f), "nobody's", 8) != 8) wlf_file_poison(f, errno);
+                c.commit_rc = wlf_commit(f, &c.commit_kind, nullptr);
+            }
+            return c;
+        },
+        &r);
+    ASSERT_TRUE(ok) << "child failed";
+    EXPECT_EQ(r.open_rc, 0);
+    EXPECT_EQ(r.kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(r.commit_rc, 0);
+    EXPECT_EQ(r.commit_kind, WLF_COMMIT_IN_PLACE);
+    EXPECT_EQ(read_file(file), "nobody's");
+    struct stat st = lstat_or_die(file);
+    EXPECT_EQ(st.st_ino, before);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_mode & 07777, 0666u);
+    EXPECT_EQ(list_names(d), Names{"f"});
+}
+
 // Root ignores directory permissions, so the writer runs as nobody in a
 // root-owned 0755 directory holding a file nobody may write.
 TEST(AtomicWriteSpecial, UnwritableDirectoryWithWritableFileWritesInPlace) {
