@@ -9,7 +9,8 @@
 # stderr and final tree are compared. Also: logrotate-style copytruncate
 # under --rule (a documented limit) and under --lock-only (the right way).
 # And a second write-open of a file the program already has open (shell
-# redirections, tee, truncate, two SQLite connections): one file.
+# redirections, tee, truncate, two SQLite connections): one file; and an
+# unlink, rename or link of a file it has open.
 # Usage: coherent_test.sh ATOMICALLY PRELOAD_OBJECT COHERENT_PROBE
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="coherent_test.sh ATOMICALLY PRELOAD_OBJECT COHERENT_PROBE"
@@ -330,6 +331,38 @@ a.close(); b.close()
     fi
 else
     skip_check "second opens (python)" "python3 not installed"
+fi
+
+# ---- the program unlinks, renames or links a file it has open ----
+# Unlinked: its content is gone, as without the shim (a new file too, and
+# unlink succeeds). Renamed or linked away: the name moves (or links) what it
+# wrote, later writes land there, and a new file at the old name is its own.
+if [ -x "$python3" ]; then
+    setup() { echo old >f; echo old >r; }
+    compare "unlink, rename, link of open files (python)" '*' "$python3" -c '
+import os, tempfile
+a = open("f", "w"); a.write("gone"); a.flush()
+os.unlink("f"); a.write(" too"); a.close()
+n = open("n", "w"); n.write("never"); n.flush()
+os.unlink("n"); n.close()
+t = tempfile.NamedTemporaryFile("w", dir=".", delete=False)
+t.write("via temp"); t.flush()
+os.replace(t.name, "target"); t.write("+after"); t.close()
+r = open("r", "a"); r.write("orig"); r.flush()
+os.rename("r", "r.1")
+with open("r", "w") as fresh: fresh.write("fresh")
+r.write("+more"); r.close()
+l = open("l", "w"); l.write("linked"); l.flush()
+os.link("l", "l2"); l.write("+later"); l.close()
+print(sorted(os.listdir(".")))
+'
+    expect_content "unlink/rename/link: target" "$shimmed/target" "via temp+after"
+    expect_content "unlink/rename/link: r" "$shimmed/r" fresh
+    expect_content "unlink/rename/link: r.1" "$shimmed/r.1" $'old\norig+more'
+    expect_content "unlink/rename/link: l2" "$shimmed/l2" "linked+later"
+    expect_entries "unlink/rename/link" "$shimmed" l l2 r r.1 target
+else
+    skip_check "unlink, rename, link of open files" "python3 not installed"
 fi
 
 # ---- copytruncate while a daemon appends (README's warning) ----

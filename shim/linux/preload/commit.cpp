@@ -73,6 +73,16 @@ int commit(Entry *e) {
     return 0;
 }
 
+int commit_pending_at(int dirfd, const char *path) {
+    Pending p;
+    if (!find_pending(dirfd, path, false, &p)) return 0;
+    Guard g;  // held through the commit: another thread's last close cannot commit it too
+    const wlf_file *f = own_pending_file(p);
+    Entry *e = f ? g_replacements.by_file(f) : nullptr;
+    if (!e || e->opener != getpid()) return 0;
+    return commit(e);
+}
+
 void commit_at_exit(Entry *e) {
     const char *target = target_of(e);
     if (identity_superseded(e->file)) {

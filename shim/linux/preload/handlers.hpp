@@ -62,6 +62,11 @@ void identity_supersede(const char *target);
 // identity_remove's answer without taking a lock or forgetting anything (_exit).
 bool identity_superseded(const wlf_file *f);
 void identity_relocate(int from, int to);
+// commit.cpp: the program renames or links `path`, a target this process
+// has pending, elsewhere: the replacement is committed first, so that the
+// name moves (or links) the file the program wrote, and its descriptors
+// then write that file. 0, or the commit's errno.
+int commit_pending_at(int dirfd, const char *path);
 // Other processes' pending files this one still holds, for the next image:
 // envp with WRAP_LOCKFILE_VIEW added (malloc'd; identity_exec_failed frees
 // it when the exec fails), or envp itself. identity_import takes them over.
@@ -254,6 +259,14 @@ void clearerr_stream(Pass &&pass, FILE *stream) {
 template <class Pass>
 int locked_rename(Pass &&pass, int fromdir, const char *from, int todir, const char *to) {
     if (!to || !from || !active()) return pass();
+    // Renaming (or linking) away a file it has pending: the program moves
+    // what it wrote (identity.hpp, commit_pending_at).
+    if (g_pending.load(std::memory_order_relaxed) != 0) {
+        if (int e = commit_pending_at(fromdir, from)) {
+            errno = e;
+            return -1;
+        }
+    }
     return rename_locked(fromdir, from, todir, to, thunk(pass));
 }
 

@@ -189,6 +189,19 @@ const wlf_file *own_pending_file(const Pending &p) {
     return still_pending(p) && owner == getpid() ? f : nullptr;
 }
 
+bool supersede_pending(int dirfd, const char *path, bool *new_file) {
+    Pending p;
+    if (!find_pending(dirfd, path, false, &p)) return false;
+    char target[WLF_PATH_MAX];
+    const Record &r = g_records[p.slot];
+    copy_path(target, sizeof target, r.target);
+    pid_t owner = r.owner;
+    if (!still_pending(p) || owner != getpid()) return false;
+    *new_file = p.shown.dev == p.dev && p.shown.ino == p.ino;
+    identity_supersede(target);
+    return true;
+}
+
 bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
     int high = g_high.load(std::memory_order_acquire);
     for (int i = 0; i < high; ++i) {

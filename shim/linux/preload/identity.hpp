@@ -52,6 +52,12 @@ bool find_pending(int dirfd, const char *path, bool follow, Pending *out);
 bool still_pending(const Pending &p);
 // p's replacement if this process is its opener and it is still pending, else null.
 const wlf_file *own_pending_file(const Pending &p);
+// The program unlinks `path` (from dirfd), which names a target this process
+// has pending: that replacement is dropped at its close instead of
+// committed, as its content would then be in an unlinked file. Sets *new_file
+// when the target did not exist before (it exists only for the program).
+// False when nothing of ours is pending there.
+bool supersede_pending(int dirfd, const char *path, bool *new_file);
 // A new open file description of p's temp (its own offset) with the
 // program's flags, at the number open(2) gives; -1 and errno (ENOENT: no
 // /proc; ESTALE: committed meanwhile, nothing opened).
@@ -150,6 +156,25 @@ int locked_link(Pass &&pass, int fromdir, const char *from, int todir, const cha
         return -1;
     }
     return locked_rename(pass, fromdir, from, todir, to);
+}
+
+// unlink, unlinkat and remove of a target this process has pending (see
+// supersede_pending): its replacement is dropped at its close, not committed
+// over the unlink. One that existed only for the program (a new file) is
+// unlinked as it would be: 0.
+template <class Pass>
+int unlink_at(Pass &&pass, int dirfd, const char *path, int flags, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0 || !path || (flags & AT_REMOVEDIR) || called_from_shim(caller))
+        return static_cast<int>(pass());
+    bool new_file = false;
+    bool ours = supersede_pending(dirfd, path, &new_file);
+    int saved = errno;
+    int r = static_cast<int>(pass());
+    if (r != 0 && ours && new_file && errno == ENOENT) {
+        errno = saved;
+        return 0;
+    }
+    return r;
 }
 
 }  // namespace wrap_lockfile::shim

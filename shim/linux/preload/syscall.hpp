@@ -75,6 +75,10 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
         return a[4] & RENAME_NOREPLACE ? locked_link(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]))
                                        : locked_rename(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]));
     case SYS_linkat: return locked_link(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]));
+#ifdef SYS_unlink
+    case SYS_unlink: return unlink_at(pass, AT_FDCWD, path, 0, caller);
+#endif
+    case SYS_unlinkat: return unlink_at(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), caller);
 #ifdef SYS_truncate
     case SYS_truncate: return truncate_path(pass, path, static_cast<off_t>(a[1]));
 #endif
