@@ -133,6 +133,8 @@ bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
     return true;
 }
 
+bool detail::file_staged(const wlf_file *f) { return f->staged; }
+
 bool detail::file_old_target(const wlf_file *f, struct stat *st) {
     if (!f->existed) return false;
     *st = f->st;

@@ -36,6 +36,10 @@ bool file_locked_by_this_thread(const wlf_file *f);
 // existing target's); false: fstat f's descriptor.
 bool file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino);
 
+// Whether f is staged: an in-place replacement written from a memfd at
+// commit (a hard-linked target, a directory we may not create in).
+bool file_staged(const wlf_file *f);
+
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
 bool file_old_target(const wlf_file *f, struct stat *st);

@@ -333,6 +333,33 @@ else
     skip_check "second opens (python)" "python3 not installed"
 fi
 
+# ---- a hard-linked target (staged, written in place at the close) ----
+# fstat of the descriptor shows F (device, inode, links, mode), not the
+# staging memfd: vim's E949 check and SQLite's unlinked-database check pass.
+setup() { printf '1\n2\n3\n' >f && ln f g; }
+if have vim; then
+    compare "vim, hard-linked file" f vim -es -N -u NONE -c '%s/2/TWO/' -c wq f
+    expect_content "vim, hard-linked file: the other link" "$shimmed/g" $'1\nTWO\n3\n'
+fi
+if have sqlite3; then
+    setup() { sqlite3 d.db 'create table t(x);' && ln d.db e.db; }
+    compare "sqlite3, hard-linked database" d.db sqlite3 d.db 'insert into t values (7); select count(*) from t;'
+    check=$(sqlite3 "$shimmed/e.db" 'pragma integrity_check; select group_concat(x) from t;')
+    [ "$check" = $'ok\n7' ] || fail "sqlite3, hard-linked database: through the other link: '$check'"
+fi
+if [ -x "$python3" ]; then
+    setup() { echo old >f && ln f g; }
+    compare "hard-linked file: fstat and read back" f "$python3" -c '
+import os
+fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"mine\n")
+a, b = os.fstat(fd), os.stat("f")
+print((a.st_dev, a.st_ino, a.st_nlink, oct(a.st_mode)) == (b.st_dev, b.st_ino, b.st_nlink, oct(b.st_mode)), a.st_nlink)
+print(open("f").read(), end="")
+os.close(fd)
+'
+fi
+
 # ---- the program unlinks, renames or links a file it has open ----
 # Unlinked: its content is gone, as without the shim (a new file too, and
 # unlink succeeds). Renamed or linked away: the name moves (or links) what it

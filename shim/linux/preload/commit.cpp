@@ -75,7 +75,9 @@ int commit(Entry *e) {
 
 int commit_pending_at(int dirfd, const char *path) {
     Pending p;
-    if (!find_pending(dirfd, path, false, &p)) return 0;
+    // A staged target is written in place through its name at the commit:
+    // renamed, the name no longer leads there, and the commit says so.
+    if (!find_pending(dirfd, path, false, &p) || p.shown.staged) return 0;
     Guard g;  // held through the commit: another thread's last close cannot commit it too
     const wlf_file *f = own_pending_file(p);
     Entry *e = f ? g_replacements.by_file(f) : nullptr;

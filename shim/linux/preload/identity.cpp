@@ -196,7 +196,9 @@ bool supersede_pending(int dirfd, const char *path, bool *new_file) {
     const Record &r = g_records[p.slot];
     copy_path(target, sizeof target, r.target);
     pid_t owner = r.owner;
-    if (!still_pending(p) || owner != getpid()) return false;
+    // A staged target keeps its inode (its other links): unlinking one name
+    // orphans nothing, and its in-place commit finds the name gone.
+    if (!still_pending(p) || owner != getpid() || p.shown.staged) return false;
     *new_file = p.shown.dev == p.dev && p.shown.ino == p.ino;
     identity_supersede(target);
     return true;
@@ -218,7 +220,9 @@ bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
 }
 
 void identity_add(const wlf_file *f, const char *opened, const char *opened_raw, pid_t opener) {
-    if (wlf_file_kind(f) != WLF_COMMIT_RENAME) return;  // in place: the path already is the file
+    // In place, written directly: the path already is the file.
+    const bool staged = detail::file_staged(f);
+    if (wlf_file_kind(f) != WLF_COMMIT_RENAME && !staged) return;
     int fd, lock_fd, dir_fd;
     detail::file_descriptors(f, &fd, &lock_fd, &dir_fd);
     struct stat st;
@@ -227,7 +231,18 @@ void identity_add(const wlf_file *f, const char *opened, const char *opened_raw,
     // as the core found it under the lock.
     struct stat old;
     Shown shown{st.st_dev, st.st_ino};
-    if (detail::file_old_target(f, &old) && S_ISREG(old.st_mode)) shown = Shown{old.st_dev, old.st_ino};
+    if (detail::file_old_target(f, &old) && S_ISREG(old.st_mode)) {
+        shown = Shown{old.st_dev, old.st_ino};
+        if (staged) {
+            shown.staged = true;
+            shown.mode = old.st_mode;
+            shown.nlink = old.st_nlink;
+            shown.uid = old.st_uid;
+            shown.gid = old.st_gid;
+        }
+    } else if (staged) {
+        return;
+    }
     // The target is usually the path opened (no symlink on the way): its
     // normalized form is known already.
     char normalized[WLF_PATH_MAX];

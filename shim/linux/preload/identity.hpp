@@ -32,6 +32,13 @@ namespace wrap_lockfile::shim {
 struct Shown {
     dev_t dev;
     ino_t ino;
+    // A staged replacement (a hard-linked target, written in place at the
+    // commit): the temp is a memfd, so the rest is F's too.
+    bool staged;
+    mode_t mode;
+    nlink_t nlink;
+    uid_t uid;
+    gid_t gid;
 };
 
 // A record found for a path; valid while still_pending() says so.
@@ -89,13 +96,27 @@ template <class St>
 void show(St *s, const Shown &w) {
     s->st_dev = w.dev;
     s->st_ino = w.ino;
-    if (s->st_nlink == 0) s->st_nlink = 1;
+    if (w.staged) {
+        s->st_mode = w.mode;
+        s->st_nlink = w.nlink;
+        s->st_uid = w.uid;
+        s->st_gid = w.gid;
+    } else if (s->st_nlink == 0) {
+        s->st_nlink = 1;
+    }
 }
 inline void show(struct statx *s, const Shown &w) {
     s->stx_dev_major = major(w.dev);
     s->stx_dev_minor = minor(w.dev);
     s->stx_ino = w.ino;
-    if (s->stx_nlink == 0) s->stx_nlink = 1;
+    if (w.staged) {
+        s->stx_mode = static_cast<uint16_t>(w.mode);
+        s->stx_nlink = static_cast<uint32_t>(w.nlink);
+        s->stx_uid = w.uid;
+        s->stx_gid = w.gid;
+    } else if (s->stx_nlink == 0) {
+        s->stx_nlink = 1;
+    }
 }
 template <class St>
 bool pending_inode_of(const St &s, Shown *w) {

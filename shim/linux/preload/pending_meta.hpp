@@ -48,7 +48,9 @@ int meta_at(Pass &&pass, OnFd &&on_fd, int dirfd, const char *path, bool follow,
             bool owner_only = false) {
     if (g_pending.load(std::memory_order_relaxed) == 0 || !path || !*path) return static_cast<int>(pass());
     Pending p;
-    if (called_from_shim(caller) || !find_pending(dirfd, path, follow, &p)) return static_cast<int>(pass());
+    // A staged target stays the inode on disk: its metadata are changed there.
+    if (called_from_shim(caller) || !find_pending(dirfd, path, follow, &p) || p.shown.staged)
+        return static_cast<int>(pass());
     struct stat st;
     if (sys::fstat(p.fd, &st) != 0 || !same_inode(st, p.dev, p.ino) || !still_pending(p))
         return static_cast<int>(pass());
