@@ -33,6 +33,13 @@ std::atomic<int> g_empty_path_link{0};
 // the alphabet) and which has the same length.
 constexpr char kPerTargetTag[] = "_pending";
 
+// The longest directory entry name (NAME_MAX on Linux).
+constexpr size_t kNameMax = 255;
+
+// Whether the per-target temp name of base (".<base>._pending<suffix>") fits
+// in a directory entry.
+bool per_target_fits(const char *base, const char *suffix) { return 1 + strlen(base) + 1 + 8 + strlen(suffix) <= kNameMax; }
+
 int temp_name(const TempDir &dir, const char *base, const char *suffix, bool per_target, char *name, size_t size) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     char rnd[9];
@@ -46,8 +53,15 @@ int temp_name(const TempDir &dir, const char *base, const char *suffix, bool per
         }
         rnd[8] = '\0';
     }
-    // "<prefix>.<base>.<rnd><suffix>", without printf on the hot path.
+    // "<prefix>.<base>.<rnd><suffix>", without printf on the hot path. A
+    // name too long for a directory entry takes as much of <base> as fits:
+    // a random one (the random part keeps it apart), never the per-target
+    // one (two targets would share it; callers ask per_target_fits first).
     size_t lb = strlen(base), ls = strlen(suffix);
+    if (1 + lb + 1 + 8 + ls > kNameMax) {
+        if (per_target || 1 + 1 + 8 + ls > kNameMax) return ENAMETOOLONG;
+        lb = kNameMax - (1 + 1 + 8 + ls);
+    }
     size_t total = dir.prefix_len + 1 + lb + 1 + 8 + ls;
     if (total + 1 > size) return ENAMETOOLONG;
     char *p = name;
@@ -164,7 +178,7 @@ int create_named_temp(const TempDir &dir, const char *base, const char *suffix, 
     *named_per_target = false;
     for (int i = 0; i < kNameAttempts; ++i) {
         // The per-target name first (twice if a leftover was cleared), then random ones.
-        bool fixed = per_target && i < 2;
+        bool fixed = per_target && i < 2 && per_target_fits(base, suffix);
         if (int rc = temp_name(dir, base, suffix, fixed, name, size)) {
             errno = rc;
             return -1;
@@ -197,7 +211,7 @@ int link_anonymous_as(int fd, const TempDir &dir, const char *name) { return lin
 int link_anonymous_temp(int fd, const TempDir &dir, const char *base, const char *suffix, bool per_target,
                         char *name, size_t size) {
     for (int i = 0; i < kNameAttempts; ++i) {
-        bool fixed = per_target && i < 2;
+        bool fixed = per_target && i < 2 && per_target_fits(base, suffix);
         if (int rc = temp_name(dir, base, suffix, fixed, name, size)) return rc;
         if (link_once(fd, dir, name) == 0) return 0;
         if (errno != EEXIST) return errno;

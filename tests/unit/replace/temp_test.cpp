@@ -255,3 +255,32 @@ TEST(AtomicWriteTempLink, ProcFdNamesTheTempWhenEmptyPathLinkIsRefused) {
     EXPECT_EQ(read_file(dir / "full"), "new full");
     EXPECT_EQ(list_names(dir.path()), (Names{"full", "none"}));
 }
+
+// A name so long that ".<name>._pending~~" does not fit in a directory
+// entry (244 to 250 bytes; "<name>.lock" still does): the temp takes as
+// much of the name as fits, and the write commits, with O_TMPFILE (linked
+// under a temp name before the rename) and with a named temp.
+TEST(AtomicWriteTempSuffix, NameTooLongForThePerTargetTempStillCommits) {
+    for (size_t len : {244u, 250u}) {
+        for (bool named : {false, true}) {
+            SCOPED_TRACE(std::to_string(len) + (named ? " named temp" : " O_TMPFILE"));
+            TempDir dir;
+            fs::path target = dir / std::string(len, 'n');
+            write_file(target, "old");
+            int filter_rc = 0, error = 0;
+            std::thread t([&] {
+                if (named && (filter_rc = deny_o_tmpfile_in_this_thread()) != 0) return;
+                try {
+                    wl::atomic_write_content_with_lock(target, "new");
+                } catch (const wl::Error &e) {
+                    error = e.code().value();
+                }
+            });
+            t.join();
+            if (filter_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(filter_rc);
+            EXPECT_EQ(error, 0) << std::strerror(error);
+            EXPECT_EQ(read_file(target), "new");
+            EXPECT_EQ(list_names(dir.path()), Names{target.filename().string()});
+        }
+    }
+}
