@@ -292,6 +292,10 @@ compare "{ ...; echo b >>log; } >>log" log bash -c '{ echo a; echo b >>log; echo
 expect_content "{ ...; echo b >>log; } >>log" "$shimmed/log" $'start\na\nb\nc\n'
 compare "tee -a log log" log sh -c 'seq 3 | tee -a log log >/dev/null'
 expect_content "tee -a log log" "$shimmed/log" $'start\n1\n2\n3\n1\n2\n3\n'
+# A child that opens the file its parent shell holds: the same file, not a
+# wait for the lock its parent holds (a hang: bounded here by timeout).
+compare "exec >>log; child >>log" log timeout 20 bash -c 'exec >>log 2>&1; echo one; ls -d / >>log; echo two >>log; echo three'
+expect_content "exec >>log; child >>log" "$shimmed/log" $'start\none\n/\ntwo\nthree\n'
 if [ -x "$python3" ]; then
     # O_TRUNC of the second open empties what the first wrote; truncate(2)
     # of the open file; O_EXCL of a file only pending so far: EEXIST.

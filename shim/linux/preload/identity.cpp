@@ -189,6 +189,11 @@ const wlf_file *own_pending_file(const Pending &p) {
     return still_pending(p) && owner == getpid() ? f : nullptr;
 }
 
+bool inherited_pending(const Pending &p) {
+    pid_t owner = g_records[p.slot].owner;
+    return still_pending(p) && owner != getpid();
+}
+
 bool supersede_pending(int dirfd, const char *path, bool *new_file) {
     Pending p;
     if (!find_pending(dirfd, path, false, &p)) return false;

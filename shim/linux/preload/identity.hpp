@@ -59,6 +59,10 @@ bool find_pending(int dirfd, const char *path, bool follow, Pending *out);
 bool still_pending(const Pending &p);
 // p's replacement if this process is its opener and it is still pending, else null.
 const wlf_file *own_pending_file(const Pending &p);
+// Whether p is another process's replacement, still pending, whose temp this
+// process holds a descriptor of (a child of the opener: `exec >>log`, then
+// `cmd >>log`).
+bool inherited_pending(const Pending &p);
 // The program unlinks `path` (from dirfd), which names a target this process
 // has pending: that replacement is dropped at its close instead of
 // committed, as its content would then be in an unlinked file. Sets *new_file

@@ -38,6 +38,34 @@ rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
     return rules::classify(&g_config.rules, final);
 }
 
+// A write-open, in a child of the opener, of a file the opener has pending
+// and this process holds a descriptor of (`exec >>log 2>&1; ls >>log` in a
+// shell): without the shim both are one file; here the child would wait
+// for the lock its own parent holds until the parent closes, forever if the
+// parent waits for the child. The new descriptor is a new open of the temp,
+// marked inherited (its write errors reach the opener, child_errors.cpp);
+// the opener commits.
+bool join_inherited(const Pending &pend, int flags, int *out) {
+    *out = -1;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+        errno = EEXIST;
+        return true;
+    }
+    if (flags & O_DIRECTORY) {
+        errno = ENOTDIR;
+        return true;
+    }
+    int fd = served(open_pending_temp(pend, flags));
+    if (fd < 0) return errno != ENOENT && errno != ESTALE;  // no /proc, or just committed: on its own
+    if (fd < kMaxFds) {
+        Guard g;
+        set_slot(fd, kInherited);
+        g_children.store(true, std::memory_order_relaxed);
+    }
+    *out = fd;
+    return true;
+}
+
 // A second write-open of a target this thread has pending: a shell's
 // `exec >>log 2>>log`, `tee -a f f`, two SQLite connections, truncate(2) of
 // an open file. Without the shim both descriptors are one file, so here they
@@ -53,6 +81,7 @@ bool join_pending(const Paths &p, int flags, int *out) {
     if (g_pending.load(std::memory_order_relaxed) == 0) return false;
     Pending pend;
     if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return false;
+    if (inherited_pending(pend)) return join_inherited(pend, flags, out);
     Guard g;  // no commit meanwhile: a record still pending now names a live file
     const wlf_file *f = own_pending_file(pend);
     if (!f || !detail::file_locked_by_this_thread(f)) return false;
