@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace wrap_lockfile::shim {
 
@@ -74,42 +75,64 @@ bool join_inherited(const Pending &pend, int flags, int *out) {
 // more handle of the same entry, and the commit waits for the last close.
 // As two replacements, the second would start from the old file and the
 // last commit would drop the other's writes. Another thread's open waits
-// for the lock instead (threads serialize, docs/design.md "The shim"). True
-// when the path names such a replacement: *out is then the descriptor, or
-// -1 with errno.
-bool join_pending(const Paths &p, int flags, int *out) {
-    if (g_pending.load(std::memory_order_relaxed) == 0) return false;
+// for the lock instead (threads serialize, docs/design.md "The shim").
+// done: the path names such a replacement, and *out is the descriptor, or
+// -1 with errno; busy: wait and ask again; none: open it on its own.
+enum class Join { none, done, busy };
+Join join_pending(const Paths &p, int flags, int *out) {
+    // Ours, its last descriptor just closed by another thread, which is
+    // committing it: joining would commit it twice, and a replacement of
+    // our own started before that commit has released the lock would nest
+    // onto it and start from the content the commit is about to replace.
+    // The caller waits for the end of it (the entry goes last).
+    if (g_replacements.count() != 0) {
+        Guard g;
+        Entry *e = g_replacements.by_key(p.norm);
+        if (e && e->refs == 0 && e->opener == getpid()) return Join::busy;
+    }
+    if (g_pending.load(std::memory_order_relaxed) == 0) return Join::none;
     Pending pend;
-    if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return false;
-    if (inherited_pending(pend)) return join_inherited(pend, flags, out);
+    if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return Join::none;
+    if (inherited_pending(pend)) return join_inherited(pend, flags, out) ? Join::done : Join::none;
     Guard g;  // no commit meanwhile: a record still pending now names a live file
     const wlf_file *f = own_pending_file(pend);
-    if (!f || !detail::file_locked_by_this_thread(f)) return false;
+    if (!f) return Join::none;
     Entry *e = g_replacements.by_file(f);
-    if (!e || e->opener != getpid()) return false;
+    if (!e || e->opener != getpid()) return Join::none;
+    if (e->refs == 0) return Join::busy;
+    if (!detail::file_locked_by_this_thread(f)) return Join::none;
     *out = -1;
     if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
         errno = EEXIST;  // it exists for this program, on disk or not yet
-        return true;
+        return Join::done;
     }
     if (flags & O_DIRECTORY) {
         errno = ENOTDIR;
-        return true;
+        return Join::done;
     }
     int fd = served(open_pending_temp(pend, flags));
-    if (fd < 0) return errno != ENOENT && errno != ESTALE;  // no /proc, or just committed: on its own
+    if (fd < 0 && errno == ENOENT) {
+        // No /proc to open the temp again through: a second replacement
+        // would start from the old file and one of them would drop the
+        // other's writes. Refused, said.
+        message("wrap_lockfile: cannot open '%s' for writing again while it is pending: %s\n", p.norm,
+                "/proc is not mounted");
+        errno = EBUSY;
+        return Join::done;
+    }
+    if (fd < 0) return errno == ESTALE ? Join::none : Join::done;  // ESTALE: just committed
     // served() may have committed what an unseen close left behind.
     if (!still_pending(pend) || g_replacements.by_file(f) != e) {
         sys::close(fd);
-        return false;
+        return Join::none;
     }
     if (!g_replacements.add_handle(e, fd)) {
         sys::close(fd);
         errno = EMFILE;  // beyond what the table lists
-        return true;
+        return Join::done;
     }
     *out = fd;
-    return true;
+    return Join::done;
 }
 
 }  // namespace
@@ -137,9 +160,14 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     // A replacement whose descriptor was closed unseen is committed before
     // this one looks at the file (appending to what it wrote, say).
     if (g_tracked.load(std::memory_order_acquire) != 0) commit_unseen_closes();
-    if (int fd; join_pending(p, flags, &fd)) {
-        if (fd >= 0) log_line("wrap_lockfile: %s '%s'\n", "opened again, joining the pending replacement of", p.norm);
-        return fd;
+    int joined;
+    for (Join j; (j = join_pending(p, flags, &joined)) != Join::none;) {
+        if (j == Join::done) {
+            if (joined >= 0) log_line("wrap_lockfile: %s '%s'\n", "opened again, joining the pending replacement of", p.norm);
+            return joined;
+        }
+        struct timespec wait{0, 1000000};  // another thread's commit of it: 1 ms
+        nanosleep(&wait, nullptr);
     }
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
