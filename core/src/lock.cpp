@@ -140,6 +140,8 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     h->owner = LockFileOwner::foreign;
     detail::forget_commit_check(h);
     h->mount = 0;
+    h->committed_dev = 0;
+    h->committed_ino = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
@@ -286,6 +288,17 @@ pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
 
 pid_t wrap_lockfile::detail::lock_owner(const wlf_lock *lock) {
     return lock && lock->held ? lock->held->owner_pid : 0;
+}
+
+void wrap_lockfile::detail::lock_note_commit(wlf_lock *lock, dev_t dev, ino_t ino) {
+    if (!lock || !lock->held) return;
+    lock->held->committed_dev = dev;
+    lock->held->committed_ino = ino;
+}
+
+bool wrap_lockfile::detail::lock_last_commit_was(const wlf_lock *lock, dev_t dev, ino_t ino) {
+    return lock && lock->held && lock->held->committed_ino != 0 && lock->held->committed_dev == dev &&
+           lock->held->committed_ino == ino;
 }
 
 bool wrap_lockfile::detail::lock_taken_by_this_thread(const wlf_lock *lock) {

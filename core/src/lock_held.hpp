@@ -30,6 +30,8 @@ struct Held {
     LockFileOwner owner;    // flock: whether the release may remove the file
     bool at_path;           // just checked: the path still names our file
     int at_dir;  // with at_path: the directory descriptor it was checked through (borrowed), or -1
+    dev_t committed_dev;  // the file the last commit under this lock put at the target
+    ino_t committed_ino;  // (0: none): a nested replacement's, for the others' check
     Held *next;
     char path[WLF_PATH_MAX];
 };

@@ -47,6 +47,12 @@ pid_t lock_owner(const wlf_lock *lock);
 // Whether the calling thread took the lock (true without a lock file:
 // nothing serializes threads then).
 bool lock_taken_by_this_thread(const wlf_lock *lock);
+// A commit under `lock` put (dev, ino) at its target; whether the last one
+// did: a replacement nested in the same lock (same thread) committed
+// before this one, which then finds that file at its target, not somebody
+// else's.
+void lock_note_commit(wlf_lock *lock, dev_t dev, ino_t ino);
+bool lock_last_commit_was(const wlf_lock *lock, dev_t dev, ino_t ino);
 
 // The pid holding the lock file at `lock_path` (wlf_lock_holder without the
 // ".lock" to add), 0 if unknown.

@@ -65,6 +65,16 @@ extern "C" int fstatat(int dirfd, const char *path, struct stat *st, int flags) 
     return rc;
 }
 
+// Armed: swaps before the next statx of a path ending in "/d/f" (the look
+// at the target under the lock).
+std::atomic<bool> g_armed_stat{false};
+std::function<void()> g_swap_stat;
+extern "C" int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st) {
+    static auto next = real<int (*)(int, const char *, int, unsigned, struct statx *)>("statx");
+    if (ends_with(path, "/d/f") && g_armed_stat.exchange(false)) g_swap_stat();
+    return next(dirfd, path, flags, mask, st);
+}
+
 extern "C" int unlinkat(int dirfd, const char *path, int flags) {
     static auto next = real<int (*)(int, const char *, int)>("unlinkat");
     int rc = next(dirfd, path, flags);
@@ -187,4 +197,33 @@ TEST(DirSwap, DotlockBreakerNeverRemovesTheLockFileOfADirectorySwappedIn) {
     // (The attempt's own temp file, removed by path, may stay there.)
     Names left = list_names(s.real);
     EXPECT_EQ(std::count(left.begin(), left.end(), "f.lock"), 0) << "the stale lock stays";
+}
+
+// Locked in d, looked at (and seeded from) e/f because d and e were
+// exchanged right before the look, exchanged back before the commit: the
+// commit finds that d/f is not the file it looked at and refuses; neither
+// file changes, and nothing of e/f reaches d/f.
+TEST(DirSwap, ADirectorySwappedBetweenLockAndLookGivesItsFileToNoOther) {
+    TempDir dir;
+    fs::path d = dir / "d", e = dir / "e";
+    fs::create_directory(d);
+    fs::create_directory(e);
+    write_file(d / "f", "d's own\n");
+    write_file(e / "f", "e's secret\n");
+    auto exchange = [&] { ASSERT_EQ(::renameat2(AT_FDCWD, d.c_str(), AT_FDCWD, e.c_str(), RENAME_EXCHANGE), 0); };
+    g_swap_stat = exchange;
+    g_armed_stat = true;
+    wlf_write_options opt;
+    wlf_write_options_init(&opt);
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    int rc = wlf_open_flags((d / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_APPEND, 0644, &opt, &f, &err);
+    EXPECT_FALSE(g_armed_stat) << "the open never looked at its target";
+    exchange();  // back: the lock's directory is d again
+    if (rc == 0) {
+        ASSERT_EQ(::write(wlf_file_fd(f), "appended\n", 9), 9);
+        EXPECT_EQ(wlf_commit(f, nullptr, &err), ESTALE) << err.op;
+    }
+    EXPECT_EQ(read_file(d / "f"), "d's own\n");
+    EXPECT_EQ(read_file(e / "f"), "e's secret\n");
 }

@@ -60,6 +60,8 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner = static_cast<LockFileOwner>(owner);
     detail::forget_commit_check(h);
     h->mount = 0;
+    h->committed_dev = 0;
+    h->committed_ino = 0;
     h->next = nullptr;
     detail::registry_add(h);
     handle->held = h;

@@ -173,3 +173,32 @@ TEST(AtomicWriteCommit, ExclusiveNewFileNeverReplacesOneCreatedMeanwhile) {
         EXPECT_EQ(list_names(dir.path()), Names{"f"}) << (named ? "named temp" : "O_TMPFILE");
     }
 }
+
+// A writer that does not lock renames its file over the target, or removes
+// the target, before the commit: without the library the caller's writes
+// went to the file that was orphaned, so its file stays (or the name stays
+// free) and the commit fails with ESTALE.
+TEST(AtomicWriteCommit, TargetReplacedOrRemovedMeanwhileStaysAsTheOtherWriterLeftIt) {
+    for (bool removed : {false, true}) {
+        SCOPED_TRACE(removed ? "removed" : "replaced");
+        TempDir dir;
+        write_file(dir / "f", "old");
+        wlf_file *f = nullptr;
+        ASSERT_EQ(wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0644, nullptr, &f, nullptr), 0);
+        ASSERT_EQ(::write(wlf_file_fd(f), "ours", 4), 4);
+        if (removed) {
+            fs::remove(dir / "f");
+        } else {
+            write_file(dir / "theirs", "theirs");
+            fs::rename(dir / "theirs", dir / "f");
+        }
+        wlf_error err{};
+        EXPECT_EQ(wlf_commit(f, nullptr, &err), ESTALE);
+        EXPECT_EQ(err.step, WLF_STEP_RENAME);
+        if (removed)
+            EXPECT_EQ(list_names(dir.path()), Names{});
+        else
+            EXPECT_EQ(read_file(dir / "f"), "theirs");
+        if (!removed) EXPECT_EQ(list_names(dir.path()), Names{"f"});
+    }
+}
