@@ -75,7 +75,7 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
 int name_exclusively(wlf_file *f) {
     if (sys::call(SYS_renameat2, at_fd(f), sys::arg(f->temp), at_fd(f), sys::arg(at_base(f)), RENAME_NOREPLACE) == 0)
         return 0;
-    if (errno != EINVAL) return errno;
+    if (errno != EINVAL && errno != ENOSYS) return errno;  // ENOSYS: an old kernel, a seccomp profile
     if (sys::linkat(at_fd(f), f->temp, at_fd(f), at_base(f), 0) != 0) return errno;
     (void)unlinkat(at_fd(f), f->temp, 0);
     return 0;
