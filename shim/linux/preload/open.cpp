@@ -185,9 +185,11 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
             // A lock wait that gave up must never look like a silent failure.
             message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
             rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
-        } else if (lock_step && rc == ENOLCK) {
-            // A lock file that is not one (a FIFO, a directory, a hard link):
-            // the program's own message could only name the target.
+        } else if (lock_step && (rc == ENOLCK || rc == EACCES || rc == EPERM || rc == EROFS)) {
+            // A lock file that is not one (a FIFO, a directory, a hard link),
+            // or one that cannot be created (a directory we may not create
+            // in, though the file itself is writable): the program's own
+            // message could only name the target.
             message("wrap_lockfile: cannot open '%s' for writing: %s\n", p.norm, text);
         } else {
             log_line("wrap_lockfile: open '%s' failed: %s\n", p.norm, text);
