@@ -143,10 +143,16 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     int *ints[] = {&version, &kind, &fd, &lock_fd, &keep, &owner, &flags, &durability, &anonymous, &staged, &existed};
     for (int *v : ints)
         if (int rc = get_int(p, end, v)) return rc;
+    // Version 4 (an image of the release before, exec'd into this one, or
+    // the other way round) has no identity of the old target: it is taken
+    // from the target's lstat, as then.
     unsigned long long old_dev = 0, old_ino = 0;
-    if (int rc = get_u64(p, end, &old_dev)) return rc;
-    if (int rc = get_u64(p, end, &old_ino)) return rc;
-    if (version != kTokenVersion || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH || fd < 0 ||
+    const bool has_identity = version == kTokenVersion;
+    if (has_identity) {
+        if (int rc = get_u64(p, end, &old_dev)) return rc;
+        if (int rc = get_u64(p, end, &old_ino)) return rc;
+    }
+    if ((version != kTokenVersion && version != 4) || kind < WLF_COMMIT_RENAME || kind > WLF_COMMIT_PASSTHROUGH || fd < 0 ||
         lock_fd < -1)
         return EINVAL;
     auto *f = static_cast<wlf_file *>(calloc(1, sizeof(wlf_file)));
@@ -174,8 +180,10 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     // The old target as the first image looked at it: its attributes now,
     // its identity then (a file renamed over it since is somebody else's).
     if (f->existed && lstat(f->target, &f->st) != 0) f->existed = false;
-    f->st.st_dev = static_cast<dev_t>(old_dev);
-    f->st.st_ino = static_cast<ino_t>(old_ino);
+    if (has_identity) {
+        f->st.st_dev = static_cast<dev_t>(old_dev);
+        f->st.st_ino = static_cast<ino_t>(old_ino);
+    }
     char dir[WLF_PATH_MAX];
     rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base);
     if (!rc && (f->target[0] != '/' || !f->base[0])) rc = EINVAL;  // wlf_open's targets are absolute files
