@@ -128,7 +128,9 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (by_path) {
         if (int rc = open_dir(f, false, err, f->durability == WLF_DURABILITY_NONE)) return rc;
     }
-    if (by_path && !detail::lock_file_still_ours(f->lock, f->dir_fd))
+    // A directory held since the open (a named temp) is checked too: it was
+    // opened after the lock, by path, and may not be the lock's.
+    if (detail::lock_has_file(f->lock) && !detail::lock_file_still_ours(f->lock, f->dir_fd))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
     if (!target_still_the_one_looked_at(f))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the file was replaced or removed meanwhile)", f->target);
