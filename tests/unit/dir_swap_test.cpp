@@ -58,20 +58,29 @@ Fn real(const char *name) {
 }  // namespace
 
 // The library's call (the headers may name it fstatat64: the same here).
+namespace {
+
+// Armed: swaps before the next look (statx, or fstatat where the build has
+// no statx) at a path ending in "/d/f": the look at the target under the lock.
+std::atomic<bool> g_armed_stat{false};
+std::function<void()> g_swap_stat;
+void before_look(const char *path) {
+    if (ends_with(path, "/d/f") && g_armed_stat.exchange(false)) g_swap_stat();
+}
+
+}  // namespace
+
 extern "C" int fstatat(int dirfd, const char *path, struct stat *st, int flags) {
     static auto next = real<int (*)(int, const char *, struct stat *, int)>("fstatat");
+    before_look(path);
     int rc = next(dirfd, path, st, flags);
     after_look(path);
     return rc;
 }
 
-// Armed: swaps before the next statx of a path ending in "/d/f" (the look
-// at the target under the lock).
-std::atomic<bool> g_armed_stat{false};
-std::function<void()> g_swap_stat;
 extern "C" int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st) {
     static auto next = real<int (*)(int, const char *, int, unsigned, struct statx *)>("statx");
-    if (ends_with(path, "/d/f") && g_armed_stat.exchange(false)) g_swap_stat();
+    before_look(path);
     return next(dirfd, path, flags, mask, st);
 }
 
