@@ -32,6 +32,11 @@ int absolute_path(const char *path, char *dst, size_t size);
 // Splits `path` into its directory (".", "/" or the prefix) and base name.
 int split_dir_base(const char *path, char *dir, size_t dir_size, const char **base);
 
+// An O_PATH descriptor of `path`'s directory, and *base its name in it (a
+// pointer into path): to look at a name and act on it through one
+// directory, never by path twice. The descriptor, or -1 and errno.
+int open_parent(const char *path, const char **base);
+
 // ---- descriptors (posix/sysio.cpp) ----
 
 // Moves fd to the lowest free number >= floor (close-on-exec), closing the

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdint>
 
 struct wlf_file {
@@ -44,6 +45,14 @@ namespace wrap_lockfile::detail {
 // keeps no directory descriptor, by the target's absolute path.
 inline int at_fd(const wlf_file *f) { return f->dir_fd >= 0 ? f->dir_fd : AT_FDCWD; }
 inline const char *at_base(const wlf_file *f) { return f->dir_fd >= 0 ? f->base : f->target; }
+// Whether descriptor fd is the existing target looked at under the lock
+// (f->st): 0, fstat's errno, or `mismatch` when it is another file (or the
+// target did not exist then).
+inline int is_looked_at(int fd, const wlf_file *f, int mismatch) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return errno;
+    return f->existed && st.st_dev == f->st.st_dev && st.st_ino == f->st.st_ino ? 0 : mismatch;
+}
 inline TempDir temp_dir(const wlf_file *f) {
     if (f->dir_fd >= 0) return {f->dir_fd, "", 0};
     return {AT_FDCWD, f->target, static_cast<size_t>(f->base - f->target)};

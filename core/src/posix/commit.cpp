@@ -42,10 +42,7 @@ int open_in_place(const wlf_file *f, int *out, wlf_error *err) {
     int fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NONBLOCK);
     if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags);
     if (fd < 0) return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
-    struct stat st;
-    int e = fstat(fd, &st) != 0 ? errno : 0;
-    if (!e && (!f->existed || st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino)) e = ESTALE;
-    if (e) {
+    if (int e = detail::is_looked_at(fd, f, ESTALE)) {
         sys::close_quietly(fd);
         return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
     }

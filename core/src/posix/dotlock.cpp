@@ -177,13 +177,11 @@ bool break_if_stale(const char *path, const char *probe) {
     // Every look and the unlink through one descriptor of the directory: by
     // path, a directory swapped after the last look would have its own
     // lock file removed (remove_if_still_ours, lock_held.hpp).
-    char dir[WLF_PATH_MAX];
     const char *name;
-    if (split_dir_base(path, dir, sizeof dir, &name) != 0) return false;
+    sys::UniqueFd dfd(open_parent(path, &name));
+    if (!dfd) return false;
     const char *slash = strrchr(probe, '/');
     const char *probe_name = slash ? slash + 1 : probe;
-    sys::UniqueFd dfd(sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dfd) return false;
     struct stat before, now;
     Content c, again;
     if (!read_content(dfd.get(), name, &before, &c) || !holder_dead(c, before.st_mtime, time(nullptr))) return false;

@@ -157,9 +157,7 @@ int remove_if_still_ours(const Held *h) {
     const char *name = lock_at_name(h);
     sys::UniqueFd own;
     if (dfd < 0) {
-        char dir[WLF_PATH_MAX];
-        if (int rc = split_dir_base(h->path, dir, sizeof dir, &name)) return rc;
-        own.reset(sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        own.reset(open_parent(h->path, &name));
         if (!own) return errno == ENOENT ? 0 : errno;
         dfd = own.get();
     }

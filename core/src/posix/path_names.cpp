@@ -1,6 +1,9 @@
 // Path strings: joining, making absolute against the current directory,
 // splitting into directory and base name.
 #include "internal.hpp"
+#include "sysio.hpp"
+
+#include <fcntl.h>
 
 #include <cerrno>
 #include <cstring>
@@ -43,6 +46,15 @@ int split_dir_base(const char *path, char *dir, size_t dir_size, const char **ba
     dir[n] = '\0';
     *base = slash + 1;
     return 0;
+}
+
+int open_parent(const char *path, const char **base) {
+    char dir[WLF_PATH_MAX];
+    if (int rc = split_dir_base(path, dir, sizeof dir, base)) {
+        errno = rc;
+        return -1;
+    }
+    return sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 }  // namespace wrap_lockfile::detail

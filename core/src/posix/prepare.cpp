@@ -145,9 +145,7 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
     f->fd = sys::open(f->target, flags | O_NOFOLLOW | f->fdflags, mode);
     if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", f->target);
     if (!f->existed) return 0;
-    struct stat st;
-    int e = fstat(f->fd, &st) != 0 ? errno : 0;
-    if (!e && (st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino)) e = EAGAIN;
+    int e = detail::is_looked_at(f->fd, f, EAGAIN);
     if (!e && (f->flags & O_TRUNC) && sys::ftruncate(f->fd, 0) != 0) e = errno;
     if (e) {
         sys::close_quietly(f->fd);
