@@ -73,6 +73,10 @@ bool supersede_pending(int dirfd, const char *path, bool *new_file);
 // program's flags, at the number open(2) gives; -1 and errno (ENOENT: no
 // /proc; ESTALE: committed meanwhile, nothing opened).
 int open_pending_temp(const Pending &p, int flags);
+// What open(2) answers these flags on a regular file that exists (for the
+// program: on disk or not yet): EEXIST to O_CREAT|O_EXCL, ENOTDIR to
+// O_DIRECTORY; 0 to open it.
+int refusal_of_existing(int flags);
 // Whether dev/ino is the temp of a pending replacement; what it shows to *w.
 bool pending_inode(dev_t dev, ino_t ino, Shown *w);
 // Calls made by the shim and the core themselves (which look at the real

@@ -33,18 +33,19 @@ int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_wit
     Pending p;
     if ((flags & __O_TMPFILE) == __O_TMPFILE || !find_pending(dirfd, path, !(flags & O_NOFOLLOW), &p))
         return open_with(flags);
-    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
-        errno = EEXIST;
-        return -1;
-    }
-    if (flags & O_DIRECTORY) {
-        errno = ENOTDIR;
+    if (int e = refusal_of_existing(flags)) {
+        errno = e;
         return -1;
     }
     int fd = open_pending_temp(p, flags);
     // No /proc, or committed meanwhile: the file at the path, as before.
     if (fd < 0 && (errno == ENOENT || errno == ESTALE)) return open_with(flags);
     return fd;
+}
+
+int refusal_of_existing(int flags) {
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return EEXIST;
+    return flags & O_DIRECTORY ? ENOTDIR : 0;
 }
 
 int open_pending_temp(const Pending &p, int flags) {

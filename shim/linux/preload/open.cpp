@@ -48,12 +48,8 @@ rules::Kind classify_link_target(const char *raw, char *final, size_t size) {
 // the opener commits.
 bool join_inherited(const Pending &pend, int flags, int *out) {
     *out = -1;
-    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
-        errno = EEXIST;
-        return true;
-    }
-    if (flags & O_DIRECTORY) {
-        errno = ENOTDIR;
+    if (int e = refusal_of_existing(flags)) {
+        errno = e;
         return true;
     }
     int fd = served(open_pending_temp(pend, flags));
@@ -102,12 +98,8 @@ Join join_pending(const Paths &p, int flags, int *out) {
     if (e->refs == 0) return Join::busy;
     if (!detail::file_locked_by_this_thread(f)) return Join::none;
     *out = -1;
-    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
-        errno = EEXIST;  // it exists for this program, on disk or not yet
-        return Join::done;
-    }
-    if (flags & O_DIRECTORY) {
-        errno = ENOTDIR;
+    if (int e = refusal_of_existing(flags)) {
+        errno = e;
         return Join::done;
     }
     int fd = served(open_pending_temp(pend, flags));
