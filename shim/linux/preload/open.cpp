@@ -80,17 +80,17 @@ Join join_pending(const Paths &p, int flags, int *out) {
     // committing it: joining would commit it twice, and a replacement of
     // our own started before that commit has released the lock would nest
     // onto it and start from the content the commit is about to replace.
-    // The caller waits for the end of it (the entry goes last).
-    if (g_replacements.count() != 0) {
-        Guard g;
-        Entry *e = g_replacements.by_key(p.norm);
-        if (e && e->refs == 0 && e->opener == getpid()) return Join::busy;
-    }
+    // The caller waits for the end of it (the entry goes last). All of it
+    // under the table's lock: a last close dropped between a look at the
+    // entry and a look at the record (which its commit unpublishes first)
+    // would be missed by both.
+    if (g_replacements.count() == 0 && g_pending.load(std::memory_order_relaxed) == 0) return Join::none;
+    Guard g;
+    if (Entry *e = g_replacements.by_key(p.norm); e && e->refs == 0 && e->opener == getpid()) return Join::busy;
     if (g_pending.load(std::memory_order_relaxed) == 0) return Join::none;
     Pending pend;
     if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return Join::none;
     if (inherited_pending(pend)) return join_inherited(pend, flags, out) ? Join::done : Join::none;
-    Guard g;  // no commit meanwhile: a record still pending now names a live file
     const wlf_file *f = own_pending_file(pend);
     if (!f) return Join::none;
     Entry *e = g_replacements.by_file(f);
