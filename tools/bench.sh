@@ -171,6 +171,9 @@ ab "unmatched" "stat() loop, nothing pending, rules set" "1.05" \
 # tests/unit/lock_test.cpp, UnverifiedUnlinkProtocolLetsTwoHoldersIn, and it
 # resets the target's mode): not correct, the floor of the system calls.
 # contract-loop is the shim's older sequence by hand (an lstat at acquire too).
+# guarded-loop is correct-loop plus the calls of the guarantees added since
+# (the kernel's verdict, descriptor numbers, one directory descriptor for the
+# commit and its checks): the shim against it is the shim's own bookkeeping.
 for fs in tmpfs disk; do
   [ $fs = tmpfs ] && base=$TMPFS || base=$DISK
   echo "c. matched write loop on $fs ($(fstype "$base"), WRAP_LOCKFILE_FSYNC=none)" >&2
@@ -186,6 +189,12 @@ for fs in tmpfs disk; do
     ab "matched" "$fs: (context) correct-loop vs floor-loop: what correctness costs by hand" "" \
       -- "$LOOP" correct-loop "$N" "$base/correct.dat" \
       -- "$LOOP" floor-loop "$N" "$base/floor.dat"
+    ab "matched" "$fs: (context) the shim vs guarded-loop (correct-loop plus the calls of the guarantees added since, by hand: 22 calls)" "" \
+      -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
+      -- "$LOOP" guarded-loop "$N" "$base/guarded.dat"
+    ab "matched" "$fs: (context) guarded-loop vs correct-loop: what those guarantees cost by hand" "" \
+      -- "$LOOP" guarded-loop "$N" "$base/guarded.dat" \
+      -- "$LOOP" correct-loop "$N" "$base/correct.dat"
     ab "matched" "$fs: (context) the shim vs contract-loop (the older sequence by hand: lstat at acquire)" "" \
       -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
       -- "$LOOP" contract-loop "$N" "$base/contract.dat"
@@ -193,7 +202,7 @@ for fs in tmpfs disk; do
       -- "${SHIM_W[@]}" "$LOOP" write-loop "$N" "$base/matched.dat" \
       -- "$LOOP" write-loop "$N" "$base/plain.dat"
   fi
-  rm -f "$base"/matched.dat "$base"/correct.dat "$base"/floor.dat "$base"/contract.dat "$base"/plain.dat
+  rm -f "$base"/matched.dat "$base"/correct.dat "$base"/guarded.dat "$base"/floor.dat "$base"/contract.dat "$base"/plain.dat
 done
 
 # ---- c2. the C API's lock ---------------------------------------------------
@@ -467,7 +476,7 @@ ICOUNT="$WORK/icount.md"
 : >"$ICOUNT"
 N1=20 N2=220
 CGOBJ="$(dirname "$PYPEERS")/callgrind_objects.py"
-ic_loops=("shim:write-loop" "correct-loop" "floor-loop" "contract-loop" "plain:write-loop")
+ic_loops=("shim:write-loop" "correct-loop" "guarded-loop" "floor-loop" "contract-loop" "plain:write-loop")
 # ic_run TOOL OUT N LOOP-SPEC: one loop under callgrind or strace -c.
 ic_run() {
   local tool=$1 out=$2 n=$3 spec=$4 env=(env) mode=$4
