@@ -281,19 +281,27 @@ TEST(ErrorStep, CallersWriteErrorIsWriteStep) {
 }
 
 // The target became a directory while the replacement was pending.
-TEST(ErrorStep, RenameFailureIsRenameStep) {
+// A directory put at the target's name after the look is not the file looked
+// at: the commit check refuses (ESTALE, the rename step) and nothing is
+// renamed. The directory is made beside the file before the file goes, so it
+// never reuses the file's inode number (which would leave the refusal to the
+// rename's EISDIR; an earlier form of this test depended on that).
+TEST(ErrorStep, TargetReplacedByDirectoryIsRenameStep) {
     TempDir dir;
     fs::path target = dir / "data.lock";
     write_file(target, "old");
+    fs::create_directory(dir / "elsewhere");
     Caught c = catch_error([&] {
         wl::AtomicFile f = wl::atomic_write_lock(target);
         f.write("new");
         fs::remove(target);
-        fs::create_directory(target);
+        fs::rename(dir / "elsewhere", target);
         f.commit();
     });
-    expect_error(c, "WriteFailed", EISDIR, WLF_STEP_RENAME, "rename temporary file over", target.string());
+    expect_error(c, "WriteFailed", ESTALE, WLF_STEP_RENAME, "commit (the file was replaced or removed meanwhile)",
+                 target.string());
     EXPECT_TRUE(fs::is_directory(target));
+    EXPECT_TRUE(fs::is_empty(target));
 }
 
 // A hard-linked target is staged and written in place at commit; gone by
