@@ -152,8 +152,13 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     f->fd = -1;
     f->dir_fd = -1;
     f->flags = flags;
-    f->fdflags = caller_fd ? (flags & O_CLOEXEC) : O_CLOEXEC;
-    f->durability = opt->durability;
+    // The caller's descriptor is the temp: O_SYNC and O_DSYNC go on it at
+    // its creation (O_DIRECT once seeded: prepare.cpp, status_flags).
+    f->fdflags = caller_fd ? (flags & (O_CLOEXEC | O_SYNC | O_DSYNC)) : O_CLOEXEC;
+    // A program that opens with O_SYNC or O_DSYNC wants what it wrote on
+    // disk by the time its call returns: its replacement is committed with
+    // durability full whatever the default (docs/design.md, "Open flags").
+    f->durability = (flags & O_DSYNC) ? WLF_DURABILITY_FULL : opt->durability;
     f->fd_floor = fd_floor;
     memcpy(f->suffix, suffix, strlen(suffix) + 1);
 

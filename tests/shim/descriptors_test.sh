@@ -12,7 +12,13 @@
 #    library's (temp, lock); python3 under `ulimit -n 16` keeps 4 matched
 #    files open at once;
 #  - dup2 onto the shim's own descriptor with no room to move it is refused,
-#    with the descriptor's number in the message, and the write still lands.
+#    with the descriptor's number in the message, and the write still lands;
+#  - open flags that change how data is written are on the program's
+#    descriptor (F_GETFL), and an O_DIRECT write the kernel refuses
+#    (unaligned) is refused under the shim too: new, existing (seeded),
+#    appended and hard-linked (staged) targets, on the test directory's file
+#    system and on /dev/shm, as a plain run gives; an O_SYNC or O_DSYNC
+#    open is committed with its fsyncs under WRAP_LOCKFILE_FSYNC=none.
 # Usage: descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
@@ -206,6 +212,103 @@ else
         fail "dup2 onto the lock descriptor: the message does not name descriptor $lock: $(cat err)"
     expect_content "dup2 onto the lock descriptor" t $'new\n'
     expect_entries "dup2 onto the lock descriptor" . err t
+fi
+
+# ---- open flags on the program's descriptor: O_DIRECT, O_SYNC, O_DSYNC ----
+# flags_probe FILE: each flag in turn, four opens of FILE (new, existing
+# without O_TRUNC, O_APPEND, hard-linked when LINKED is set): what F_GETFL
+# shows, what an unaligned and an aligned (mmap'ed buffer) write give, the
+# content after the close.
+cat >"$tmp/flags_probe.py" <<'PY'
+import fcntl, mmap, os, sys
+path = sys.argv[1]
+for name in ("O_DIRECT", "O_SYNC", "O_DSYNC"):
+    flag = getattr(os, name)
+    for how, extra in (("new", os.O_TRUNC), ("existing", 0), ("append", os.O_APPEND)):
+        if how == "new" and os.path.exists(path) and not os.environ.get("LINKED"):
+            os.unlink(path)
+        tag = name + " " + how
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | extra | flag, 0o644)
+        except OSError as e:
+            print(tag, "open", e.errno)
+            continue
+        print(tag, "F_GETFL", bool(fcntl.fcntl(fd, fcntl.F_GETFL) & flag))
+        try:
+            os.write(fd, b"x" * 10)
+            print(tag, "unaligned write ok")
+        except OSError as e:
+            print(tag, "unaligned write", e.errno)
+        buf = mmap.mmap(-1, 4096)
+        buf.write(tag.encode().ljust(4096, b"."))
+        if not extra & os.O_APPEND:
+            os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            print(tag, "aligned write", os.write(fd, buf))
+        except OSError as e:
+            print(tag, "aligned write", e.errno)
+        os.close(fd)
+        with open(path, "rb") as f:
+            data = f.read()
+        print(tag, "content", len(data), data[:16], data[-16:])
+PY
+flags_probe() { "$python3" "$tmp/flags_probe.py" "$@"; }
+flag_dirs=("$tmp")
+[ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" = tmpfs ] && flag_dirs+=(/dev/shm)
+for base in "${flag_dirs[@]}"; do
+    for linked in "" 1; do
+        name="open flags in $base${linked:+, hard-linked}"
+        where=$(mktemp -d "$base/flags.XXXXXX") || exit 1
+        cd "$where" || exit 1
+        : >f.dat
+        [ -n "$linked" ] && ln f.dat other
+        LINKED=$linked flags_probe f.dat >plain.out 2>&1
+        contents plain.out
+        want=$REPLY
+        for mode in "${modes[@]}"; do
+            : >f.dat
+            LINKED=$linked shim "$mode" '*.dat' "$python3" "$tmp/flags_probe.py" f.dat >shim.out 2>err
+            expect_status "$name/$mode" 0 $?
+            contents shim.out
+            # A staged (hard-linked) target's memfd cannot carry O_SYNC or
+            # O_DSYNC (docs/design.md, "Open flags"): all else must match.
+            if [ -n "$linked" ]; then
+                REPLY=$(grep -v -E '^O_D?SYNC .* F_GETFL' shim.out)
+                want=$(grep -v -E '^O_D?SYNC .* F_GETFL' plain.out)
+            fi
+            [ "$REPLY" = "$want" ] || fail "$name/$mode: the shim run differs from the plain run: $(diff plain.out shim.out | head -20 | tr '\n' ' ') $(cat err)"
+            [ -n "$linked" ] && [ "$(ino f.dat)" != "$(ino other)" ] && fail "$name/$mode: f.dat lost its link"
+        done
+        cd "$tmp" && rm -rf "$where"
+    done
+done
+
+# Durability: under WRAP_LOCKFILE_FSYNC=none a plain write-open commits with
+# no fsync; an O_SYNC or O_DSYNC open gets the temp's and the directory's.
+if have strace; then
+    newdir sync-durability
+    echo old >s.dat
+    for flag in O_WRONLY O_SYNC O_DSYNC; do
+        rm -f trace
+        WRAP_LOCKFILE_FSYNC=none strace -f -qq -o trace -e trace=fsync,fdatasync \
+            env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES='*.dat' "$python3" -c '
+import os, sys
+flag = os.O_WRONLY | os.O_TRUNC | (0 if sys.argv[1] == "O_WRONLY" else getattr(os, sys.argv[1]))
+fd = os.open("s.dat", flag)
+os.write(fd, b"new\n")
+os.close(fd)' "$flag" 2>err
+        expect_status "fsync none, $flag" 0 $?
+        expect_content "fsync none, $flag" s.dat $'new\n'
+        n=$(grep -c -E '^[0-9]+ +f(data)?sync\(' trace)
+        if [ "$flag" = O_WRONLY ]; then
+            [ "$n" -eq 0 ] || fail "fsync none, plain write-open: $n fsyncs, want none: $(cat trace)"
+        else
+            [ "$n" -ge 2 ] || fail "fsync none, $flag: $n fsyncs, want the temp's and the directory's: $(cat trace)"
+        fi
+        echo old >s.dat
+    done
+else
+    skip_check "O_SYNC durability" "no strace (tools/packages.d/descriptors.list installs it)"
 fi
 
 finish

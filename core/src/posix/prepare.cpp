@@ -23,12 +23,25 @@ using detail::stat_target;
 
 namespace {
 
+// Gives the caller's descriptor the status flags its open asked for and
+// F_SETFL can set, once the seed is in: O_APPEND, and O_DIRECT, so that
+// writes the kernel would refuse on the target (unaligned ones) are refused
+// here too. The temp lies on the target's file system: one without direct
+// I/O refuses the flag as the program's open would have (EINVAL). (A
+// staging memfd has no direct I/O: begin_staged writes such a target in
+// place.) O_SYNC and O_DSYNC are given at the temp's creation (F_SETFL
+// cannot set them). Our temps and memfds have no other status flags, so no
+// F_GETFL.
+int status_flags(wlf_file *f) {
+    int want = f->flags & (O_APPEND | O_DIRECT);
+    return !want || sys::fcntl(f->fd, F_SETFL, want) == 0 ? 0 : errno;
+}
+
 // Positions the caller's descriptor as open(2) would have: appends go to the
-// end, everything else starts at 0.
-// `seeded`: the copy moved the offset. F_SETFL changes only the status
-// flags (our temps and memfds have none but O_APPEND), so no F_GETFL.
+// end (O_APPEND, status_flags), everything else starts at 0.
+// `seeded`: the copy moved the offset.
 int position(wlf_file *f, bool seeded) {
-    if ((f->flags & O_APPEND) && sys::fcntl(f->fd, F_SETFL, O_APPEND) != 0) return errno;
+    if (int rc = status_flags(f)) return rc;
     return seeded && lseek(f->fd, 0, SEEK_SET) < 0 ? errno : 0;
 }
 
@@ -103,6 +116,17 @@ void drop_temp(wlf_file *f) {
 namespace wrap_lockfile::detail {
 
 int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    // A memfd has no direct I/O, and a program that bypasses the page cache
+    // wants its writes to reach the file as they are: written in place
+    // under the lock, with the flags of its own open (docs/design.md, "Open
+    // flags").
+    if (f->flags & O_DIRECT) {
+        if (f->dir_fd >= 0) {
+            sys::close(f->dir_fd);
+            f->dir_fd = -1;
+        }
+        return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
+    }
     f->kind = WLF_COMMIT_IN_PLACE;
     f->staged = true;
     if (f->dir_fd >= 0) {
@@ -119,7 +143,7 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         if (!seen->readable) return fail(err, EACCES, WLF_STEP_TEMP, "copy current content", f->target);
         if (int rc = seed(f, path, mode, seen, err)) return rc;
     }
-    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_OPEN, rc == EINVAL ? "open (O_DIRECT)" : "position", f->target);
     return 0;
 }
 
@@ -243,7 +267,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         f->temp_dev = temp_st.st_dev;
         f->temp_ino = temp_st.st_ino;
     }
-    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_TEMP, "position", f->target);
+    if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_OPEN, rc == EINVAL ? "open (O_DIRECT)" : "position", f->target);
     return 0;
 }
 
