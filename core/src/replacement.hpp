@@ -112,6 +112,27 @@ int open_dir(wlf_file *f, bool keep, wlf_error *err, bool path_only = false);
 // a program under `ulimit -n 16` must not run out because of us).
 bool reach_by_path(const wlf_file *f);
 
+// ---- a staged replacement's metadata (posix/staged_meta.cpp) ----
+
+// The target, open for the in-place write. The program's own chmod may
+// have taken away the owner's write permission its descriptor kept (cp -p
+// of a read-only file): then it is lent for the write, and given back when
+// this goes, whatever happened.
+struct InPlaceTarget {
+    sys::UniqueFd fd;
+    bool lent = false;
+    mode_t mode = 0;  // the mode to give back
+    ~InPlaceTarget();
+};
+// The target at dirfd/name opened with `flags`, lending write permission:
+// only if it is the inode looked at (looked) and ours, and only our write
+// permission is missing. 0 or errno (EACCES: none of that).
+int open_lending_write(int dirfd, const char *name, const struct stat &looked, int flags, InPlaceTarget *out);
+// After the in-place write from `stage`: the mtime and set-id bits that the
+// program's metadata calls left (staged_change) made the target's again,
+// and the lent permission given back. 0 or errno.
+int keep_staged_meta(int stage, InPlaceTarget *t);
+
 // ---- commit (posix/commit.cpp) ----
 
 // The new content into place, by f's kind (f not poisoned).

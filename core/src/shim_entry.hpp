@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cstddef>
+#include <ctime>
+
 namespace wrap_lockfile::detail {
 
 // wlf_open with open(2) flags, for the shim (and the tests of the core).
@@ -43,6 +46,35 @@ bool file_staged(const wlf_file *f);
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
 bool file_old_target(const wlf_file *f, struct stat *st);
+
+// A metadata call of the program (fchmod, fchown, futimens, fsetxattr,
+// fremovexattr, or one of their by-path forms) as data. `now`: times NULL
+// (both now); else `times` as utimensat(2) takes them (UTIME_NOW, UTIME_OMIT).
+struct MetaChange {
+    enum Kind { set_mode, set_owner, set_times, set_xattr, remove_xattr } kind;
+    mode_t mode = 0;
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    bool now = false;
+    struct timespec ts[2] = {};
+    const char *name = nullptr;
+    const void *value = nullptr;
+    size_t size = 0;
+    int flags = 0;
+};
+
+// c made on descriptor fd itself (the rename kind's temp). 0 or errno.
+int change_fd(int fd, const MetaChange &c);
+
+// c made for a staged replacement (docs/design.md, "One coherent file"):
+// on the target at `target` (absolute), if its name still holds the inode
+// dev/ino looked at under the lock, with the kernel's verdict, never on
+// another file there; what the in-place commit's write would undo (an
+// explicit mtime, set-id bits) is carried on the staging file `stage` for
+// the commit. 0 and the target's stat after it in *after; or errno, with
+// *why naming a refusal of our own (nullptr: the kernel refused c).
+int staged_change(const char *target, dev_t dev, ino_t ino, int stage, const MetaChange &c, struct stat *after,
+                  const char **why);
 
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.

@@ -35,32 +35,42 @@ size_t dir_len(const wlf_file *f) {
 // mounted over the name since (a newer file of somebody's, a FIFO, another
 // file bound there) was never opened by the program: writing it would
 // destroy it. Through the directory descriptor when one is held; never
-// blocking on a FIFO (a lease is waited for, as open(2) does). Nothing is
-// written yet, so a failure is the commit check's step (WLF_STEP_RENAME).
-int open_in_place(const wlf_file *f, int *out, wlf_error *err) {
+// blocking on a FIFO (a lease is waited for, as open(2) does). A staged
+// target the program chmod()ed read-only meanwhile is written all the same,
+// as its descriptor would be (open_lending_write). Nothing is written yet,
+// so a failure is the commit check's step (WLF_STEP_RENAME).
+int open_in_place(const wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
     constexpr int kFlags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
     int fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NONBLOCK);
     if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags);
-    if (fd < 0) return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
-    if (int e = detail::is_looked_at(fd, f, ESTALE)) {
-        sys::close_quietly(fd);
-        return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
+    if (fd >= 0) {
+        out->fd.reset(fd);
+    } else if (errno != EACCES || !f->staged) {
+        return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
+    } else if (int e = detail::open_lending_write(at_fd(f), at_base(f), f->st, kFlags | O_NONBLOCK, out)) {
+        return fail(err, e, WLF_STEP_RENAME, "open for in-place write", f->target);
     }
-    *out = fd;
+    if (int e = detail::is_looked_at(out->fd.get(), f, ESTALE))
+        return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
     return 0;
 }
 
-// Copies the whole staged content into the target, then cuts it to size.
+// Copies the whole staged content into the target, then cuts it to size;
+// a staged one then gets back what the program's metadata calls set and
+// the write undid (staged_meta.cpp).
 int write_in_place(wlf_file *f, int src, wlf_error *err) {
-    int raw = -1;
-    if (int rc = open_in_place(f, &raw, err)) return rc;
-    sys::UniqueFd dst(raw);
+    detail::InPlaceTarget dst;
+    if (int rc = open_in_place(f, &dst, err)) return rc;
     off_t size = lseek(src, 0, SEEK_END);
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
-    if (int rc = detail::copy_range(src, dst.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
-    if (sys::ftruncate(dst.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
-    if (f->durability != WLF_DURABILITY_NONE && sys::fsync(dst.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
-    int fd = dst.release();
+    if (int rc = detail::copy_range(src, dst.fd.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
+    if (sys::ftruncate(dst.fd.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
+    if (f->staged) {
+        if (int rc = detail::keep_staged_meta(src, &dst))
+            return fail(err, rc, WLF_STEP_IN_PLACE, "restore the times and mode set", f->target);
+    }
+    if (f->durability != WLF_DURABILITY_NONE && sys::fsync(dst.fd.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
+    int fd = dst.fd.release();
     if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
     return 0;
 }

@@ -209,19 +209,55 @@ bool supersede_pending(int dirfd, const char *path, bool *new_file) {
     return true;
 }
 
-bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
+namespace {
+
+// The record whose temp is dev/ino, copied into *out while valid.
+bool record_of_inode(dev_t dev, ino_t ino, Pending *out) {
     int high = g_high.load(std::memory_order_acquire);
     for (int i = 0; i < high; ++i) {
         const Record &r = g_records[i];
         uint32_t gen = r.gen.load(std::memory_order_acquire);
         if (!gen || r.dev != dev || r.ino != ino) continue;
-        Shown shown = r.shown;
+        Pending found{r.fd.load(std::memory_order_acquire), i, gen, r.dev, r.ino, r.shown};
         if (valid(r, gen) && r.gen.load(std::memory_order_acquire) == gen) {
-            *w = shown;
+            *out = found;
             return true;
         }
     }
     return false;
+}
+
+}  // namespace
+
+bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
+    Pending p;
+    if (!record_of_inode(dev, ino, &p)) return false;
+    *w = p.shown;
+    return true;
+}
+
+bool staged_pending_fd(int fd, Pending *out) {
+    struct stat st;
+    return sys::fstat(fd, &st) == 0 && record_of_inode(st.st_dev, st.st_ino, out) && out->shown.staged;
+}
+
+bool pending_target(const Pending &p, char *out, size_t size) {
+    copy_path(out, size, g_records[p.slot].target);
+    return still_pending(p);
+}
+
+void identity_restage(const Pending &p, const struct stat &st) {
+    WriteGuard g;
+    Record &r = g_records[p.slot];
+    // Only a record of this process's own: a child's copy is told valid by
+    // its opener's page, which a new generation would contradict.
+    if (r.gen.load(std::memory_order_acquire) != p.gen || r.owner != getpid()) return;
+    r.gen.store(0, std::memory_order_release);
+    r.shown.mode = st.st_mode;
+    r.shown.nlink = st.st_nlink;
+    r.shown.uid = st.st_uid;
+    r.shown.gid = st.st_gid;
+    publish(r);
 }
 
 void identity_add(const wlf_file *f, const char *opened, const char *opened_raw, pid_t opener) {

@@ -79,6 +79,12 @@ int open_pending_temp(const Pending &p, int flags);
 int refusal_of_existing(int flags);
 // Whether dev/ino is the temp of a pending replacement; what it shows to *w.
 bool pending_inode(dev_t dev, ino_t ino, Shown *w);
+// p's target (normalized) into out[size]; false when p is no longer pending.
+bool pending_target(const Pending &p, char *out, size_t size);
+// A staged target's metadata changed (staged_meta.cpp): fstat and stat show
+// st's mode, links and owner from now on (in p's opener; a child keeps what
+// it copied).
+void identity_restage(const Pending &p, const struct stat &st);
 // Calls made by the shim and the core themselves (which look at the real
 // target) go straight to libc: `caller` is the interposer's return address.
 bool called_from_shim(const void *caller);

@@ -8,10 +8,20 @@
 //
 // The temp has F's owner, group, mode and xattrs already (copied at open),
 // so a later chmod or chown leaves exactly what the program asked for.
+//
+// A staged replacement (a hard-linked F, another user's F we may write) is
+// different: its temp is a memfd written into F in place at the close, and
+// F stays the inode on disk. Its metadata calls, by path and by descriptor
+// (fchmod, fchown, futimens, the xattr setters: cp -p), are made on F
+// itself, with the kernel's verdict, and kept across the in-place write
+// (the core's staged_meta.cpp).
 // Included by handlers.hpp after identity.hpp.
 #pragma once
 
+#include "shim_entry.hpp"
 #include "sysio.hpp"
+
+#include <type_traits>
 
 #include <sys/time.h>
 #include <utime.h>
@@ -38,24 +48,53 @@ inline bool owner_refuses(const Pending &p, int dirfd, const char *path, bool fo
     return true;
 }
 
-// fn(fd) on the temp when path (from dirfd; `follow`: the symlink the
-// program opened F through counts) names a target pending here, else the
-// real call. The descriptor is checked to still be the temp first: a commit
-// in another thread may have closed it and the number may have been reused.
-// `owner_only`: a change only F's owner may make (owner_refuses).
-template <class Pass, class OnFd>
-int meta_at(Pass &&pass, OnFd &&on_fd, int dirfd, const char *path, bool follow, const void *caller,
-            bool owner_only = false) {
+using detail::MetaChange;
+
+// staged_meta.cpp: c for the staged replacement p on its target (the core's
+// staged_change), `stage` a descriptor of its staging file; what fstat
+// shows is updated. 0, or -1 with errno (a line on stderr when the shim
+// itself refuses: the target's name no longer holds the file written).
+int staged_meta(const Pending &p, int stage, const MetaChange &c);
+// Whether fd is a descriptor of a staged replacement's staging file; *out
+// its record then.
+bool staged_pending_fd(int fd, Pending *out);
+
+// The descriptor forms (fchmod, fchown, futimens, the xattr setters) on a
+// staged replacement's descriptor, its staging memfd: c (made by `change`)
+// on the target, which the descriptor stands for. Anything else: the real
+// call. Nothing pending: one relaxed load.
+template <class Pass, class Change>
+int meta_fd(Pass &&pass, int fd, Change &&change, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0) return static_cast<int>(pass());
+    Pending p;
+    if (called_from_shim(caller) || !staged_pending_fd(fd, &p)) return static_cast<int>(pass());
+    return staged_meta(p, fd, change());
+}
+
+// c on the temp when path (from dirfd; `follow`: the symlink the program
+// opened F through counts) names a target pending here, else the real call.
+// The descriptor is checked to still be the temp first: a commit in another
+// thread may have closed it and the number may have been reused.
+// `owner_only`: a change only F's owner may make (owner_refuses). `self`:
+// the call names dirfd itself (a NULL or, with AT_EMPTY_PATH, empty path).
+template <class Pass, class Change>
+int meta_at(Pass &&pass, Change &&change, int dirfd, const char *path, bool follow, const void *caller,
+            bool owner_only, bool self) {
+    if (self) return meta_fd(pass, dirfd, change, caller);
     if (g_pending.load(std::memory_order_relaxed) == 0 || !path || !*path) return static_cast<int>(pass());
     Pending p;
-    // A staged target stays the inode on disk: its metadata are changed there.
-    if (called_from_shim(caller) || !find_pending(dirfd, path, follow, &p) || p.shown.staged)
-        return static_cast<int>(pass());
+    if (called_from_shim(caller) || !find_pending(dirfd, path, follow, &p)) return static_cast<int>(pass());
     struct stat st;
     if (sys::fstat(p.fd, &st) != 0 || !same_inode(st, p.dev, p.ino) || !still_pending(p))
         return static_cast<int>(pass());
+    // A staged target stays the inode on disk: its metadata are changed there.
+    if (p.shown.staged) return staged_meta(p, p.fd, change());
     if (owner_only && owner_refuses(p, dirfd, path, follow)) return -1;
-    return on_fd(p.fd);
+    if (int e = detail::change_fd(p.fd, change())) {
+        errno = e;
+        return -1;
+    }
+    return 0;
 }
 
 // Times given explicitly (not "now") are the owner's to set.
@@ -63,59 +102,94 @@ inline bool explicit_times(const struct timespec *ts) {
     return ts && !(ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW);
 }
 
-inline int on_temp(long nr, int fd, long a = 0, long b = 0, long c = 0, long d = 0) {
-    return static_cast<int>(sys::call(nr, fd, a, b, c, d));
-}
+// The *at calls that name a descriptor itself: utimensat with a NULL path
+// (futimesat's is `!path`), and an empty path with AT_EMPTY_PATH
+// (utimensat, fchownat; glibc's fchmodat refuses the flag or passes it to
+// fchmodat2 depending on its version: left to it).
+inline bool names_dirfd_empty(const char *path, int flags) { return path && !*path && (flags & AT_EMPTY_PATH); }
+inline bool names_dirfd(const char *path, int flags) { return !path || names_dirfd_empty(path, flags); }
 
-// utimensat(fd, NULL, times, 0) is futimens: the forms below in its terms.
-inline int utimens_fd(int fd, const struct timespec *ts) {
-    return on_temp(SYS_utimensat, fd, 0, sys::arg(ts), 0);
+// ---- the calls as MetaChange ----
+
+inline MetaChange mode_change(mode_t mode) { return MetaChange{.kind = MetaChange::set_mode, .mode = mode}; }
+inline MetaChange owner_change(uid_t uid, gid_t gid) {
+    return MetaChange{.kind = MetaChange::set_owner, .uid = uid, .gid = gid};
 }
-inline int utimes_fd(int fd, const struct timeval *tv) {
-    if (!tv) return utimens_fd(fd, nullptr);
+// utimensat's times (NULL: both now); utimes' and utime's in its terms.
+inline MetaChange times_change(const struct timespec *ts) {
+    MetaChange c{.kind = MetaChange::set_times, .now = ts == nullptr};
+    if (ts) c.ts[0] = ts[0], c.ts[1] = ts[1];
+    return c;
+}
+inline MetaChange times_change(const struct timeval *tv) {
+    if (!tv) return times_change(static_cast<const struct timespec *>(nullptr));
     struct timespec ts[2] = {{tv[0].tv_sec, tv[0].tv_usec * 1000}, {tv[1].tv_sec, tv[1].tv_usec * 1000}};
-    return utimens_fd(fd, ts);
+    return times_change(ts);
 }
-inline int utime_fd(int fd, const struct utimbuf *t) {
-    if (!t) return utimens_fd(fd, nullptr);
+inline MetaChange times_change(const struct utimbuf *t) {
+    if (!t) return times_change(static_cast<const struct timespec *>(nullptr));
     struct timespec ts[2] = {{t->actime, 0}, {t->modtime, 0}};
-    return utimens_fd(fd, ts);
+    return times_change(ts);
+}
+inline MetaChange set_xattr_change(const char *name, const void *value, size_t size, int flags) {
+    return MetaChange{.kind = MetaChange::set_xattr, .name = name, .value = value, .size = size, .flags = flags};
+}
+inline MetaChange remove_xattr_change(const char *name) {
+    return MetaChange{.kind = MetaChange::remove_xattr, .name = name};
 }
 
+// ---- handlers named in interpose.tbl (and syscall.hpp) ----
+
+// By path; `self` as meta_at's.
 template <class Pass>
-int chmod_at(Pass &&pass, int dirfd, const char *path, mode_t mode, bool follow, const void *caller) {
-    return meta_at(pass, [&](int fd) { return on_temp(SYS_fchmod, fd, static_cast<long>(mode)); }, dirfd, path,
-                   follow, caller, true);
+int chmod_at(Pass &&pass, int dirfd, const char *path, mode_t mode, bool follow, const void *caller, bool self = false) {
+    return meta_at(pass, [&] { return mode_change(mode); }, dirfd, path, follow, caller, true, self);
 }
 template <class Pass>
-int chown_at(Pass &&pass, int dirfd, const char *path, uid_t uid, gid_t gid, bool follow, const void *caller) {
-    return meta_at(
-        pass, [&](int fd) { return on_temp(SYS_fchown, fd, static_cast<long>(uid), static_cast<long>(gid)); }, dirfd,
-        path, follow, caller, true);
+int chown_at(Pass &&pass, int dirfd, const char *path, uid_t uid, gid_t gid, bool follow, const void *caller,
+             bool self = false) {
+    return meta_at(pass, [&] { return owner_change(uid, gid); }, dirfd, path, follow, caller, true, self);
 }
-// utimensat(dirfd, NULL, ...) is futimens on dirfd itself: meta_at passes it.
-template <class Pass>
-int utimens_at(Pass &&pass, int dirfd, const char *path, const struct timespec *ts, bool follow, const void *caller) {
-    return meta_at(pass, [&](int fd) { return utimens_fd(fd, ts); }, dirfd, path, follow, caller, explicit_times(ts));
-}
-template <class Pass>
-int utimes_at(Pass &&pass, int dirfd, const char *path, const struct timeval *tv, bool follow, const void *caller) {
-    return meta_at(pass, [&](int fd) { return utimes_fd(fd, tv); }, dirfd, path, follow, caller, tv != nullptr);
+// utime, utimes, lutimes, futimesat, utimensat: the times as the call takes them.
+template <class Pass, class Times>
+int times_at(Pass &&pass, int dirfd, const char *path, const Times *t, bool follow, const void *caller,
+             bool self = false) {
+    bool owner_only = t != nullptr;
+    if constexpr (std::is_same_v<Times, struct timespec>) owner_only = explicit_times(t);
+    return meta_at(pass, [&] { return times_change(t); }, dirfd, path, follow, caller, owner_only, self);
 }
 template <class Pass>
 int setxattr_at(Pass &&pass, const char *path, const char *name, const void *value, size_t size, int flags,
                 bool follow, const void *caller) {
-    return meta_at(
-        pass,
-        [&](int fd) {
-            return on_temp(SYS_fsetxattr, fd, sys::arg(name), sys::arg(value), static_cast<long>(size), flags);
-        },
-        AT_FDCWD, path, follow, caller);
+    return meta_at(pass, [&] { return set_xattr_change(name, value, size, flags); }, AT_FDCWD, path, follow, caller,
+                   false, false);
 }
 template <class Pass>
 int removexattr_at(Pass &&pass, const char *path, const char *name, bool follow, const void *caller) {
-    return meta_at(pass, [&](int fd) { return on_temp(SYS_fremovexattr, fd, sys::arg(name)); }, AT_FDCWD, path,
-                   follow, caller);
+    return meta_at(pass, [&] { return remove_xattr_change(name); }, AT_FDCWD, path, follow, caller, false, false);
+}
+
+// By descriptor.
+template <class Pass>
+int fchmod_fd(Pass &&pass, int fd, mode_t mode, const void *caller) {
+    return meta_fd(pass, fd, [&] { return mode_change(mode); }, caller);
+}
+template <class Pass>
+int fchown_fd(Pass &&pass, int fd, uid_t uid, gid_t gid, const void *caller) {
+    return meta_fd(pass, fd, [&] { return owner_change(uid, gid); }, caller);
+}
+template <class Pass, class Times>
+int futimes_fd(Pass &&pass, int fd, const Times *t, const void *caller) {
+    return meta_fd(pass, fd, [&] { return times_change(t); }, caller);
+}
+template <class Pass>
+int fsetxattr_fd(Pass &&pass, int fd, const char *name, const void *value, size_t size, int flags,
+                 const void *caller) {
+    return meta_fd(pass, fd, [&] { return set_xattr_change(name, value, size, flags); }, caller);
+}
+template <class Pass>
+int fremovexattr_fd(Pass &&pass, int fd, const char *name, const void *caller) {
+    return meta_fd(pass, fd, [&] { return remove_xattr_change(name); }, caller);
 }
 
 }  // namespace wrap_lockfile::shim

@@ -132,6 +132,8 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_chmod: return chmod_at(pass, AT_FDCWD, path, static_cast<mode_t>(a[1]), true, caller);
 #endif
     case SYS_fchmodat: return chmod_at(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), true, caller);
+    case SYS_fchmod: return fchmod_fd(pass, fd, static_cast<mode_t>(a[1]), caller);
+    case SYS_fchown: return fchown_fd(pass, fd, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), caller);
 #ifdef SYS_chown
     case SYS_chown: return chown_at(pass, AT_FDCWD, path, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), true, caller);
 #endif
@@ -139,23 +141,28 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_lchown: return chown_at(pass, AT_FDCWD, path, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), false, caller);
 #endif
     case SYS_fchownat:
-        return chown_at(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), !(a[4] & AT_SYMLINK_NOFOLLOW), caller);
+        return chown_at(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), !(a[4] & AT_SYMLINK_NOFOLLOW), caller,
+                        names_dirfd_empty(ptr<const char>(a[1]), static_cast<int>(a[4])));
 #ifdef SYS_utime
-    case SYS_utime: return meta_at(pass, [&](int f) { return utime_fd(f, ptr<const struct utimbuf>(a[1])); }, AT_FDCWD, path, true, caller, a[1] != 0);
+    case SYS_utime: return times_at(pass, AT_FDCWD, path, ptr<const struct utimbuf>(a[1]), true, caller);
 #endif
 #ifdef SYS_utimes
-    case SYS_utimes: return utimes_at(pass, AT_FDCWD, path, ptr<const struct timeval>(a[1]), true, caller);
+    case SYS_utimes: return times_at(pass, AT_FDCWD, path, ptr<const struct timeval>(a[1]), true, caller);
 #endif
 #ifdef SYS_futimesat
-    case SYS_futimesat: return utimes_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timeval>(a[2]), true, caller);
+    case SYS_futimesat: return times_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timeval>(a[2]), true, caller, a[1] == 0);
 #endif
     case SYS_utimensat:
-        return utimens_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timespec>(a[2]), !(a[3] & AT_SYMLINK_NOFOLLOW), caller);
+        return times_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timespec>(a[2]), !(a[3] & AT_SYMLINK_NOFOLLOW), caller,
+                        names_dirfd(ptr<const char>(a[1]), static_cast<int>(a[3])));
     case SYS_setxattr:
     case SYS_lsetxattr:
         return setxattr_at(pass, path, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), nr == SYS_setxattr, caller);
     case SYS_removexattr:
     case SYS_lremovexattr: return removexattr_at(pass, path, ptr<const char>(a[1]), nr == SYS_removexattr, caller);
+    case SYS_fsetxattr:
+        return fsetxattr_fd(pass, fd, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), caller);
+    case SYS_fremovexattr: return fremovexattr_fd(pass, fd, ptr<const char>(a[1]), caller);
     default: return pass();
     }
 }

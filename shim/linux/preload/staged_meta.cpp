@@ -1,0 +1,34 @@
+// Metadata calls on a staged replacement (pending_meta.hpp): made by the
+// core on the target the replacement looked at under the lock
+// (core/src/posix/staged_meta.cpp); the record then shows the target's new
+// mode and owner.
+#include "handlers.hpp"
+#include "messages.hpp"
+
+#include "shim_entry.hpp"
+
+#include <wrap_lockfile/wrap_lockfile.h>
+
+#include <cerrno>
+
+namespace wrap_lockfile::shim {
+
+int staged_meta(const Pending &p, int stage, const MetaChange &c) {
+    char target[WLF_PATH_MAX];
+    struct stat after;
+    const char *why = "it was committed meanwhile";
+    int e = ESTALE;
+    if (pending_target(p, target, sizeof target))
+        e = detail::staged_change(target, p.shown.dev, p.shown.ino, stage, c, &after, &why);
+    else
+        target[0] = '\0';
+    if (e == 0) {
+        identity_restage(p, after);
+        return 0;
+    }
+    if (why) message("wrap_lockfile: a metadata change of '%s' refused: %s\n", target, why);
+    errno = e;
+    return -1;
+}
+
+}  // namespace wrap_lockfile::shim

@@ -1,0 +1,187 @@
+#!/bin/bash
+# Metadata calls on a staged replacement (README "The shim", docs/design.md
+# "One coherent file"): a hard-linked target, or another user's file we may
+# write, is staged in a memfd and written into the target in place at the
+# last close. fchmod, fchown, futimens, fsetxattr and fremovexattr on the
+# program's descriptor, their syscall() forms, and chmod/utime by path while
+# it is pending must leave what a plain run leaves: mode (set-id bits too),
+# owner, explicit times, xattrs, content, and the errno of every call. Each
+# case runs twice in fresh directories, plainly and under the shim, as root
+# and as nobody, and everything is compared.
+# Usage: staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT
+# Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
+usage="staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT"
+. "$(dirname "$0")/lib.sh"
+[ -x "$python3" ] || skip_all "python3 not installed"
+is_root || skip_all "needs root: the cases run as root and as nobody, and chown files between them"
+have setpriv || skip_all "needs setpriv (util-linux) to run as nobody"
+chmod 711 "$tmp"  # nobody reaches its directories by absolute path
+
+# The program: opens f for writing (O_TRUNC) and makes the calls its
+# arguments name, printing each call's result (ok or the errno).
+prog='import ctypes, os, platform, sys
+SYS_FCHMOD = {"x86_64": 91, "aarch64": 52}.get(platform.machine())
+def sys_fchmod(fd, mode):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_FCHMOD, fd, mode) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
+for step in sys.argv[1:]:
+    op, _, arg = step.partition(":")
+    a = arg.split(":") if arg else []
+    calls = {
+        "write": lambda: os.write(fd, b"new content\n"),
+        "fchmod": lambda: os.fchmod(fd, int(a[0], 8)),
+        "sysfchmod": lambda: sys_fchmod(fd, int(a[0], 8)),
+        "fchown": lambda: os.fchown(fd, int(a[0]), int(a[1])),
+        "futimens": lambda: os.utime(fd, ns=(int(a[0]), int(a[1]))),
+        "futimens-now": lambda: os.utime(fd),
+        "fsetxattr": lambda: os.setxattr(fd, a[0], a[1].encode()),
+        "fremovexattr": lambda: os.removexattr(fd, a[0]),
+        "chmod": lambda: os.chmod("f", int(a[0], 8)),
+        "utime": lambda: os.utime("f", ns=(int(a[0]), int(a[1]))),
+        "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
+        "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
+    }
+    if op == "sysfchmod" and SYS_FCHMOD is None:
+        print(step, "skipped")
+        continue
+    try:
+        calls[op]()
+        print(step, "ok")
+    except OSError as e:
+        print(step, e.errno)
+try:
+    os.close(fd)
+    print("close ok")
+except OSError as e:
+    print("close", e.errno)
+'
+
+# state FILE TIMES: what a run left in FILE (mode, owner, links, user
+# xattrs, content; the mtime in nanoseconds when TIMES is 1: the program
+# set it explicitly, so both runs must end with it).
+state() {
+    "$python3" - "$1" "$2" <<'EOF'
+import os, sys
+p, times = sys.argv[1], sys.argv[2] == "1"
+st = os.lstat(p)
+print(p, oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink, st.st_mtime_ns if times else "-")
+print(" ", sorted((n, os.getxattr(p, n)) for n in os.listxattr(p) if n.startswith("user.")))
+print(" ", open(p, "rb").read())
+EOF
+}
+
+as_user() {
+    local who=$1
+    shift
+    if [ "$who" = nobody ]; then
+        env -u WRAP_LOCKFILE_LOG setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+    else
+        "$@"
+    fi
+}
+
+# pair NAME WHO TIMES COMMAND...: `setup` (defined by the caller) then
+# COMMAND as WHO, plainly and under the shim (rule: $d/f); the program's
+# output, its exit status and the state of f and g must be the same.
+pair() {
+    local name=$1 who=$2 times=$3 key=${1//[^A-Za-z0-9]/_} run out
+    shift 3
+    for run in plain shim; do
+        newdir "$key-$run"
+        setup
+        out=$tmp/$key-$run.out
+        if [ $run = plain ]; then
+            as_user "$who" "$@" >"$out" 2>&1
+        else
+            as_user "$who" "$atomically" --rule "$d/f" -- "$@" >"$out" 2>&1
+        fi
+        echo "status $?" >>"$out"
+        sed -i "s|$d|D|g" "$out"
+        for f in f g; do
+            [ -e "$f" ] && state "$f" "$times" >>"$out"
+        done
+    done
+    cmp -s "$tmp/$key-plain.out" "$tmp/$key-shim.out" ||
+        fail "$name: differs from the plain run: $(diff "$tmp/$key-plain.out" "$tmp/$key-shim.out" | tr '\n' '|')"
+}
+
+t1=1000000000123456789 t2=1200000000987654321
+
+# ---- a hard-linked target of root's ----
+setup() { echo old >f && chmod 644 f && ln f g; }
+pair "root: fd calls on a hard-linked file" root 1 "$python3" -c "$prog" write fchmod:600 fchown:65534:65534 \
+    fsetxattr:user.a:1 fsetxattr:user.b:2 fremovexattr:user.a futimens:$t1:$t2 fstat
+pair "root: set-id bits by fd after the write" root 1 "$python3" -c "$prog" write fchmod:6755 futimens:$t1:$t2
+pair "root: syscall(SYS_fchmod)" root 0 "$python3" -c "$prog" write sysfchmod:640
+pair "root: chmod and utime by path while pending" root 1 "$python3" -c "$prog" write chmod:4711 utime:$t1:$t2
+
+# cp -p onto an existing hard-linked file: O_WRONLY|O_TRUNC, write, then
+# futimens, fchown, fchmod (and the xattrs) on its descriptor.
+setup() {
+    echo source >src && chown nobody:nogroup src && chmod 604 src &&
+        touch -d '2001-02-03 04:05:06.123456789' src && setfattr_py src user.x xv
+    echo old >f && ln f g
+}
+setfattr_py() { "$python3" -c 'import os, sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())' "$@"; }
+pair "root: cp -p onto a hard-linked file" root 1 cp -p src f
+pair "root: cp --preserve=mode,ownership,timestamps,xattr" root 1 cp --preserve=mode,ownership,timestamps,xattr src f
+
+# ---- as nobody: its own hard-linked file in its own directory ----
+setup() { chown nobody "$d" && echo old >f && chmod 644 f && ln f g && chown nobody:nogroup f; }
+pair "nobody: set-id bit after the write" nobody 1 "$python3" -c "$prog" write fchmod:4755 futimens:$t1:$t2 fstat
+pair "nobody: set-id bit before the write (the write clears it)" nobody 0 "$python3" -c "$prog" fchmod:4755 write
+pair "nobody: fchmod 444 before the close" nobody 1 "$python3" -c "$prog" write futimens:$t1:$t2 fchmod:444
+pair "nobody: chmod and utime by path while pending" nobody 1 "$python3" -c "$prog" write chmod:4700 utime:$t1:$t2
+pair "nobody: fchown to root" nobody 0 "$python3" -c "$prog" write fchown:0:0 fchown:-1:65534
+setup() {
+    chown nobody "$d" && echo source >src && chown nobody:nogroup src && chmod 400 src &&
+        touch -d '2001-02-03 04:05:06.5' src
+    echo old >f && ln f g && chown nobody:nogroup f
+}
+pair "nobody: cp -p of a read-only file onto a hard-linked file" nobody 1 cp -p src f
+
+# ---- as nobody: root's file, mode 666 (staged: its owner cannot be
+# given to a replacement). Only its owner may chmod, chown or set explicit
+# times: EPERM, as plainly; "now" and user xattrs need write access only.
+setup() { chown nobody "$d" && echo old >f && chmod 666 f; }
+pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:600 sysfchmod:600 fchown:-1:65534 \
+    futimens:$t1:$t2 futimens-now fsetxattr:user.n:v fstat chmod:600 utime:$t1:$t2
+
+# ---- the name swapped while pending: never act on the file there now ----
+# Plainly fchmod changes the file opened (now only at g). Under the shim the
+# file opened is not at its name any more: the call is refused (ESTALE),
+# and the file swapped in keeps its mode.
+newdir swapped
+echo old >f && ln f g && echo other >other && chmod 600 other
+"$atomically" --rule "$d/f" -- "$python3" -c "$prog" write swap fchmod:640 >out 2>err
+grep -qx "fchmod:640 $("$python3" -c 'import errno; print(errno.ESTALE)')" out ||
+    fail "swapped: fchmod on the descriptor was not refused: $(tr '\n' '|' <out) $(tr '\n' '|' <err)"
+[ "$(stat -c %a f)" = 600 ] || fail "swapped: the file swapped in at the name changed mode to $(stat -c %a f)"
+expect_content "swapped: the file swapped in" f $'other\n'
+grep -q "wrap_lockfile:.*$d/f" err || fail "swapped: no line on stderr names the file: $(tr '\n' '|' <err)"
+
+# ---- a file capability set while pending: the in-place write at the close
+# would remove it (a write removes capabilities): refused, and said ----
+if have setcap; then
+    newdir capability
+    echo old >f && ln f g && echo x >c && setcap cap_net_raw+ep c
+    "$atomically" --rule "$d/f" -- "$python3" -c 'import errno, os
+fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"new\n")
+try:
+    os.setxattr(fd, "security.capability", os.getxattr("c", "security.capability"))
+    print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+os.close(fd)' >out 2>err
+    grep -qx EPERM out || fail "capability: fsetxattr was not refused: $(tr '\n' '|' <out)"
+    grep -q "wrap_lockfile: .*'$d/f'.*capability" err || fail "capability: no line on stderr: $(tr '\n' '|' <err)"
+    expect_content "capability: f" f $'new\n'
+else
+    skip_check "capability" "setcap (libcap2-bin) not installed"
+fi
+
+finish
