@@ -180,6 +180,48 @@ int windows_spelling(const char *in, char *out, size_t size) {
     return 0;
 }
 
+namespace {
+
+// Whether p has no wildcard, bracket or escape: it matches only itself.
+bool plain_literal(const char *p) {
+    for (; *p; ++p)
+        if (*p == '*' || *p == '?' || *p == '[' || *p == '\\') return false;
+    return true;
+}
+
+// The common shapes, matched without the NFA with its answers (Shape).
+Shape shape_of(const char *pattern, size_t len, size_t lead) {
+    if (lead == len) return Shape::literal;
+    const char *rest = pattern + lead;
+    if (len - lead == 2 && rest[0] == '*' && rest[1] == '*') return Shape::below;
+    if (rest[0] == '*' && rest[1] != '*' && plain_literal(rest + 1)) return Shape::star_tail;
+    return Shape::general;
+}
+
+// A leading run of plain characters (a rule's absolute directory, most
+// often) is one literal token per byte: the NFA could only step through it
+// byte for byte, so it is compared as bytes and the NFA, if needed, starts
+// after it. Most paths a program opens fail right there.
+bool match_shaped(const char *pattern, size_t len, size_t lead, Shape shape, const char *text) {
+    if (shape == Shape::literal) return strcmp(pattern, text) == 0;
+    if (strncmp(pattern, text, lead) != 0) return false;
+    pattern += lead;
+    text += lead;
+    len -= lead;
+    switch (shape) {
+    case Shape::below: return true;  // "<dir>/**": anything below
+    case Shape::star_tail: {
+        // `*.json`: the star stays inside one component.
+        size_t tail = len - 1, n = strlen(text);
+        if (n < tail || memcmp(text + n - tail, pattern + 1, tail) != 0) return false;
+        return memchr(text, '/', n - tail) == nullptr;
+    }
+    default: return nfa_match(pattern, len, text);
+    }
+}
+
+}  // namespace
+
 int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir) {
     char raw[kMaxPattern + 1];
     if (len >= sizeof raw) return ENAMETOOLONG;
@@ -220,7 +262,10 @@ int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const cha
     } else if (!(copy = strdup(final))) {
         return ENOMEM;
     }
-    set->patterns[set->count++] = Pattern{copy, has_slash, kind};
+    Pattern &added = set->patterns[set->count++];
+    added = Pattern{copy, has_slash, kind, Shape::general, static_cast<unsigned>(n - 1), 0};
+    added.lead = static_cast<unsigned>(strcspn(copy, "*?[\\"));
+    added.shape = shape_of(copy, added.len, added.lead);
     return 0;
 }
 
@@ -241,41 +286,11 @@ int validate_glob(const char *pattern) {
     return 0;
 }
 
-namespace {
-
-// Whether p has no wildcard, bracket or escape: it matches only itself.
-bool plain_literal(const char *p) {
-    for (; *p; ++p)
-        if (*p == '*' || *p == '?' || *p == '[' || *p == '\\') return false;
-    return true;
-}
-
-}  // namespace
-
 bool glob_match(const char *pattern, const char *text) {
     size_t len = strnlen(pattern, kMaxPattern + 1);
     if (len > kMaxPattern) return false;
-    // The common shapes without the NFA, with its answers. Every open of a
-    // program is classified, with these, several times.
-    // A leading run of plain characters (a rule's absolute directory, most
-    // often) is one literal token per byte: the NFA could only step through
-    // it byte for byte, so it is compared as bytes and the NFA, if needed,
-    // starts after it. Most paths a program opens fail right there.
     size_t lead = strcspn(pattern, "*?[\\");
-    if (lead == len) return strcmp(pattern, text) == 0;  // a literal
-    if (strncmp(pattern, text, lead) != 0) return false;
-    pattern += lead;
-    text += lead;
-    len -= lead;
-    // "<dir>/**": anything below.
-    if (len == 2 && pattern[0] == '*' && pattern[1] == '*') return true;
-    // '*' followed by a literal (`*.json`; the star stays inside one component).
-    if (pattern[0] == '*' && pattern[1] != '*' && plain_literal(pattern + 1)) {
-        size_t tail = len - 1, n = strlen(text);
-        if (n < tail || memcmp(text + n - tail, pattern + 1, tail) != 0) return false;
-        return memchr(text, '/', n - tail) == nullptr;
-    }
-    return nfa_match(pattern, len, text);
+    return match_shaped(pattern, len, lead, shape_of(pattern, len, lead), text);
 }
 
 int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, const char **bad, size_t *bad_len) {
@@ -309,7 +324,7 @@ Kind classify(const RuleSet *set, const char *abs_path) {
     for (size_t i = 0; i < set->count; ++i) {
         const Pattern &p = set->patterns[i];
         if (p.kind == kLockOnly && best != kNone) continue;  // cannot improve on a match
-        if (!glob_match(p.text, p.has_slash ? abs_path : name)) continue;
+        if (!match_shaped(p.text, p.len, p.lead, p.shape, p.has_slash ? abs_path : name)) continue;
         if (p.kind == kExclude) return kExclude;
         if (p.kind == kReplace || best == kNone) best = p.kind;
     }

@@ -20,10 +20,23 @@ constexpr size_t kMaxPattern = 4095;
 
 enum Kind { kNone = 0, kReplace = 1, kLockOnly = 2, kExclude = 3 };
 
+// How a pattern is matched, found once when it is added (classify runs in
+// every open of every program): the literal run it starts with, and what
+// follows that run.
+enum class Shape : unsigned char {
+    literal,    // no wildcard at all: the text itself
+    below,      // "<literal>**": anything that starts with the literal
+    star_tail,  // "<literal>*<literal>" (`*.json`): a suffix within one component
+    general,    // anything else: the matcher over the rest
+};
+
 struct Pattern {
     char *text;
     bool has_slash;
     Kind kind;
+    Shape shape;
+    unsigned len;   // strlen(text)
+    unsigned lead;  // bytes of text before its first *, ?, [ or backslash
 };
 
 // The first patterns and their text live inside the set: the shim's
