@@ -236,7 +236,22 @@ bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
     return true;
 }
 
+namespace {
+
+// Whether any record is of a staged replacement: most programs never have
+// one, and their metadata calls on a pending descriptor (tar sets times,
+// owner and mode on every file it writes) then cost no fstat.
+bool any_staged() {
+    int high = g_high.load(std::memory_order_acquire);
+    for (int i = 0; i < high; ++i)
+        if (g_records[i].gen.load(std::memory_order_acquire) && g_records[i].shown.staged) return true;
+    return false;
+}
+
+}  // namespace
+
 bool staged_pending_fd(int fd, Pending *out) {
+    if (!any_staged()) return false;
     struct stat st;
     return sys::fstat(fd, &st) == 0 && record_of_inode(st.st_dev, st.st_ino, out) && out->shown.staged;
 }
