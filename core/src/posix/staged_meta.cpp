@@ -32,27 +32,12 @@ constexpr mode_t kSetId = S_ISUID | S_ISGID;
 constexpr mode_t kTimesMark = S_ISVTX;
 constexpr char kCapability[] = "security.capability";
 
-// "/proc/self/fd/<fd>" into out: how an O_PATH descriptor is chmod()ed,
-// utime()d and given xattrs (those calls refuse an O_PATH descriptor).
-void proc_fd_path(int fd, char (&out)[32]) {
-    static constexpr char kPrefix[] = "/proc/self/fd/";
-    char digits[12];
-    int n = 0;
-    unsigned v = static_cast<unsigned>(fd);
-    do digits[n++] = static_cast<char>('0' + v % 10); while ((v /= 10) != 0);
-    size_t i = 0;
-    for (char c : kPrefix)
-        if (c) out[i++] = c;
-    while (n > 0) out[i++] = digits[--n];
-    out[i] = '\0';
-}
-
 bool same_file(const struct stat &st, dev_t dev, ino_t ino) { return st.st_dev == dev && st.st_ino == ino; }
 
 // c on the file behind the O_PATH descriptor fd. 0 or errno.
 int change_path_fd(int fd, const MetaChange &c) {
-    char proc[32];
-    proc_fd_path(fd, proc);
+    const sys::ProcFdPath proc_name(fd);
+    const char *proc = proc_name.c_str();
     long r = -1;
     switch (c.kind) {
     case MetaChange::set_mode: r = sys::call(SYS_fchmodat, AT_FDCWD, sys::arg(proc), static_cast<long>(c.mode)); break;
@@ -158,8 +143,8 @@ int open_lending_write(int dirfd, const char *name, const struct stat &looked, i
     // permission is what is missing: anything else is the kernel's EACCES.
     if (!same_file(st, looked.st_dev, looked.st_ino) || st.st_uid != geteuid() || (st.st_mode & S_IWUSR))
         return EACCES;
-    char proc[32];
-    proc_fd_path(file.get(), proc);
+    const sys::ProcFdPath proc_name(file.get());
+    const char *proc = proc_name.c_str();
     const mode_t mode = st.st_mode & 07777;
     if (sys::call(SYS_fchmodat, AT_FDCWD, sys::arg(proc), static_cast<long>(mode | S_IWUSR)) != 0) return EACCES;
     // Through the magic link, which O_NOFOLLOW would refuse.

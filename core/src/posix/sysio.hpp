@@ -155,4 +155,24 @@ int write_all(int fd, const void *data, size_t size);
 // Full positional write.
 int pwrite_all(int fd, const void *data, size_t size, off_t offset);
 
+// "/proc/self/fd/<fd>": the name through which an open file is reached
+// again (reopened, linked, chmod()ed when its descriptor is an O_PATH one),
+// made without snprintf (it runs on the hot path and in signal handlers).
+struct ProcFdPath {
+    char text[32];
+    explicit ProcFdPath(int fd) {
+        static constexpr char kPrefix[] = "/proc/self/fd/";
+        char digits[12];
+        int n = 0;
+        unsigned v = static_cast<unsigned>(fd);
+        do digits[n++] = static_cast<char>('0' + v % 10);
+        while ((v /= 10) != 0);
+        size_t i = 0;
+        for (; kPrefix[i]; ++i) text[i] = kPrefix[i];
+        while (n > 0) text[i++] = digits[--n];
+        text[i] = '\0';
+    }
+    const char *c_str() const { return text; }
+};
+
 }  // namespace wrap_lockfile::sys

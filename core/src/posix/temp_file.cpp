@@ -109,9 +109,7 @@ int link_once(int fd, const TempDir &dir, const char *name) {
         if (errno != ENOENT) return -1;
         tried = true;
     }
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    int rc = sys::linkat(AT_FDCWD, proc, dir.fd, name, AT_SYMLINK_FOLLOW);
+    int rc = sys::linkat(AT_FDCWD, sys::ProcFdPath(fd).c_str(), dir.fd, name, AT_SYMLINK_FOLLOW);
     // Remember only a verdict /proc confirmed (ENOENT there too means the
     // directory went away, not that AT_EMPTY_PATH is refused).
     if (rc == 0 && tried) g_empty_path_link.store(-1, std::memory_order_relaxed);

@@ -60,16 +60,8 @@ int dirfd_path(int dirfd, char *out, size_t size) {
     if (dirfd < 0) return EBADF;
     DirSlot &s = dir_slot(dirfd);
     if (lookup(s, dirfd, out, size) && names_it(dirfd, out)) return 0;
-    // "/proc/self/fd/" and up to ten digits, without snprintf.
-    char proc[32] = "/proc/self/fd/";
-    char digits[12];
-    int n = 0;
-    for (unsigned v = static_cast<unsigned>(dirfd); n == 0 || v; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
-    size_t p = strlen(proc);
-    while (n) proc[p++] = digits[--n];
-    proc[p] = '\0';
     if (size < 2) return ENAMETOOLONG;
-    ssize_t len = readlink(proc, out, size - 1);
+    ssize_t len = readlink(sys::ProcFdPath(dirfd).c_str(), out, size - 1);
     if (len < 0) return errno;
     if (static_cast<size_t>(len) >= size - 1) return ENAMETOOLONG;
     out[len] = '\0';

@@ -25,8 +25,6 @@ using faccessat_real = int (*)(int, const char *, int, int);
 constinit std::atomic<fopen_real> g_fopen{nullptr};
 constinit std::atomic<faccessat_real> g_faccessat{nullptr};
 
-void proc_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
-
 }  // namespace
 
 int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_with) {
@@ -50,9 +48,8 @@ int refusal_of_existing(int flags) {
 
 int open_pending_temp(const Pending &p, int flags) {
     // O_NOFOLLOW would refuse the /proc link itself; the file exists.
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
-    int fd = libc_open()(proc, flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
+    const sys::ProcFdPath proc(p.fd);
+    int fd = libc_open()(proc.c_str(), flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL), 0);
     if (fd >= 0 && !still_pending(p)) {
         sys::close(fd);
         errno = ESTALE;
@@ -64,9 +61,8 @@ int open_pending_temp(const Pending &p, int flags) {
 FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
     Pending p;
     if (!find_pending(AT_FDCWD, path, true, &p)) return reinterpret_cast<FILE *>(pass());
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
-    FILE *fp = resolve(g_fopen, "fopen")(proc, mode);
+    const sys::ProcFdPath proc(p.fd);
+    FILE *fp = resolve(g_fopen, "fopen")(proc.c_str(), mode);
     if (!fp && errno == ENOENT) return reinterpret_cast<FILE *>(pass());
     if (fp && !still_pending(p)) {
         fclose(fp);
@@ -76,10 +72,9 @@ FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
 }
 
 int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
-    char proc[64];
-    proc_path(p.fd, proc, sizeof proc);
+    const sys::ProcFdPath proc(p.fd);
     int saved = errno;
-    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc, mode, flags);
+    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc.c_str(), mode, flags);
     if ((r != 0 && errno == ENOENT) || !still_pending(p)) {
         errno = saved;
         return static_cast<int>(pass());
