@@ -10,6 +10,7 @@
 #include "test_support.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -304,24 +305,70 @@ TEST(ErrorStep, TargetReplacedByDirectoryIsRenameStep) {
     EXPECT_TRUE(fs::is_empty(target));
 }
 
+// A staged replacement of `target` ("old", hard-linked as `dir`/other),
+// opened with O_TRUNC; nullptr (and a test failure) if it is not one.
+wlf_file *open_staged(const TempDir &dir, const fs::path &target) {
+    write_file(target, "old");
+    fs::create_hard_link(target, dir / "other");
+    wlf_file *f = nullptr;
+    wlf_error err{};
+    EXPECT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0) << err.op;
+    EXPECT_EQ(f ? wlf_file_kind(f) : -1, WLF_COMMIT_IN_PLACE);
+    return f && wlf_file_kind(f) == WLF_COMMIT_IN_PLACE ? f : nullptr;
+}
+
 // A hard-linked target is staged and written in place at commit; gone by
 // then, the in-place write cannot open it: nothing was written, so the step
 // is the commit check's.
 TEST(ErrorStep, InPlaceOpenFailureIsRenameStep) {
     TempDir dir;
     fs::path target = dir / "data.txt";
-    write_file(target, "old");
-    fs::create_hard_link(target, dir / "other");
-    wlf_file *f = nullptr;
+    wlf_file *f = open_staged(dir, target);
+    ASSERT_NE(f, nullptr);
     wlf_error err{};
-    ASSERT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0) << err.op;
-    ASSERT_EQ(wlf_file_kind(f), WLF_COMMIT_IN_PLACE);
     fs::remove(target);
     err = wlf_error{};
     EXPECT_EQ(wlf_commit(f, nullptr, &err), ENOENT);
     EXPECT_EQ(err.step, WLF_STEP_RENAME);
     EXPECT_STREQ(err.op, "open for in-place write");
     EXPECT_EQ(read_file(dir / "other"), "old");
+}
+
+// A FIFO put at a staged target's name before the commit is never opened:
+// opening it would already act, letting a reader waiting on it go (and a
+// device swapped in could rewind a tape). The commit looks through an O_PATH
+// descriptor first and refuses. The reader, blocked in its open, stays so.
+TEST(ErrorStep, InPlaceCommitNeverOpensAFifoSwappedIn) {
+    TempDir dir;
+    fs::path target = dir / "data.txt";
+    wlf_file *f = open_staged(dir, target);
+    ASSERT_NE(f, nullptr);
+    wlf_error err{};
+    ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+    fs::remove(target);
+    ASSERT_EQ(::mkfifo(target.c_str(), 0666), 0);
+    int released[2];
+    ASSERT_EQ(::pipe(released), 0);
+    wlf_test::Child reader([&] {
+        ::close(released[0]);
+        int fd = ::open(target.c_str(), O_RDONLY);  // blocks until a writer opens
+        if (fd >= 0) (void)!::write(released[1], "x", 1);
+        return 0;
+    });
+    ::close(released[1]);
+    ASSERT_TRUE(wlf_test::wait_blocked_in_syscall(reader.pid(), SYS_openat));
+    err = wlf_error{};
+    EXPECT_EQ(wlf_commit(f, nullptr, &err), ESTALE);
+    EXPECT_EQ(err.step, WLF_STEP_RENAME);
+    EXPECT_STREQ(err.op, "in-place write (the file was replaced meanwhile)");
+    // An open of the FIFO for writing would have let the reader go at once.
+    pollfd pfd{released[0], POLLIN, 0};
+    EXPECT_EQ(::poll(&pfd, 1, 300), 0) << "the commit opened the FIFO";
+    EXPECT_EQ(read_file(dir / "other"), "old");
+    int w = ::open(target.c_str(), O_WRONLY | O_NONBLOCK);  // let it go now
+    EXPECT_EQ(reader.wait(), 0);
+    if (w >= 0) ::close(w);
+    ::close(released[0]);
 }
 
 // Once the in-place write has begun, a failure is the in-place step: here

@@ -32,17 +32,34 @@ size_t dir_len(const wlf_file *f) {
 
 // Opens the target for its in-place write: the file looked at under the
 // lock (and judged by the open check), or nothing. Something renamed or
-// mounted over the name since (a newer file of somebody's, a FIFO, another
-// file bound there) was never opened by the program: writing it would
-// destroy it. Through the directory descriptor when one is held; never
-// blocking on a FIFO (a lease is waited for, as open(2) does). A staged
-// target the program chmod()ed read-only meanwhile is written all the same,
-// as its descriptor would be (open_lending_write). Nothing is written yet,
-// so a failure is the commit check's step (WLF_STEP_RENAME).
+// mounted over the name since (a newer file of somebody's, a FIFO, a
+// device, another file bound there) was never opened by the program:
+// writing it would destroy it, and even opening it can act (a FIFO's
+// waiting reader is let go, a tape rewinds). So the name is looked at
+// through an O_PATH descriptor, which opens nothing, and only the inode
+// looked at under the lock is then opened for writing, through
+// /proc/self/fd (without /proc: by name, checked after). Through the
+// directory descriptor when one is held; never blocking on a FIFO (a lease
+// is waited for, as open(2) does). A staged target the program chmod()ed
+// read-only meanwhile is written all the same, as its descriptor would be
+// (open_lending_write). Nothing is written yet, so a failure is the commit
+// check's step (WLF_STEP_RENAME).
 int open_in_place(const wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
-    constexpr int kFlags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
-    int fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NONBLOCK);
-    if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags);
+    constexpr int kFlags = O_WRONLY | O_CLOEXEC | O_NOCTTY;
+    auto open_waiting = [](const char *path, int flags) {
+        int fd = sys::open(path, flags | O_NONBLOCK);
+        return fd < 0 && errno == EWOULDBLOCK ? sys::open(path, flags) : fd;
+    };
+    sys::UniqueFd looked(sys::openat(at_fd(f), at_base(f), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!looked) return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
+    if (int e = detail::is_looked_at(looked.get(), f, ESTALE))
+        return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
+    int fd = open_waiting(sys::ProcFdPath(looked.get()).c_str(), kFlags);
+    if (fd < 0 && errno == ENOENT) {
+        // No /proc: the name, then the check.
+        fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NOFOLLOW);
+    }
     if (fd >= 0) {
         out->fd.reset(fd);
     } else if (errno != EACCES || !f->staged) {
