@@ -18,7 +18,9 @@
 #    (unaligned) is refused under the shim too: new, existing (seeded),
 #    appended and hard-linked (staged) targets, on the test directory's file
 #    system and on /dev/shm, as a plain run gives; an O_SYNC or O_DSYNC
-#    open is committed with its fsyncs under WRAP_LOCKFILE_FSYNC=none.
+#    open is committed with its fsyncs under WRAP_LOCKFILE_FSYNC=none; an
+#    O_DIRECT write onto a single-file bind mount (committed in place) ends
+#    as the plain run's, never half old.
 # Usage: descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="descriptors_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
@@ -282,6 +284,43 @@ for base in "${flag_dirs[@]}"; do
         cd "$tmp" && rm -rf "$where"
     done
 done
+
+# O_DIRECT onto a single-file bind mount (the rename is refused: EBUSY, so
+# the commit writes in place): the library's read-back of the temp goes
+# without O_DIRECT, so an unaligned end is copied whole, never half the
+# target new and half old. Root, in a mount namespace of its own.
+if is_root && have unshare; then
+    newdir direct-bind
+    cat >probe.py <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC | os.O_DIRECT)
+buf = mmap.mmap(-1, 1 << 20)
+buf.write(b"A" * (1 << 20))
+print("write", os.write(fd, buf), os.write(fd, memoryview(buf)[:4096]))
+os.ftruncate(fd, (1 << 20) + 100)
+os.close(fd)
+print("close ok")
+PY
+    for run in plain shim; do
+        head -c 2097152 /dev/zero | tr '\0' o >src.$run
+        : >t.$run.dat
+        if [ $run = plain ]; then pre=(); else pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES='*.dat'); fi
+        unshare -m --propagation private bash -c 'mount --bind "$1" "$2" || exit 77; shift 2; "$@"' sh \
+            "src.$run" "t.$run.dat" "${pre[@]}" "$python3" probe.py "t.$run.dat" >out.$run 2>err.$run
+        echo "rc $?" >>out.$run
+    done
+    if grep -q '^rc 77' out.plain; then
+        skip_check "O_DIRECT onto a bind mount" "mount --bind failed: $(cat err.plain)"
+    else
+        contents out.plain
+        want=$REPLY
+        contents out.shim
+        [ "$REPLY" = "$want" ] || fail "O_DIRECT onto a bind mount: shim run $(echo $REPLY) $(cat err.shim), plain $(echo $want)"
+        cmp -s src.plain src.shim || fail "O_DIRECT onto a bind mount: the file holds $(tr -s Ao <src.shim | head -c 40) ($(stat -c %s src.shim) bytes), plain $(tr -s Ao <src.plain | head -c 40) ($(stat -c %s src.plain) bytes)"
+    fi
+else
+    skip_check "O_DIRECT onto a bind mount" "needs root and unshare(1)"
+fi
 
 # Durability: under WRAP_LOCKFILE_FSYNC=none a plain write-open commits with
 # no fsync; an O_SYNC or O_DSYNC open gets the temp's and the directory's.

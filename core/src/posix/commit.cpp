@@ -78,6 +78,15 @@ int open_in_place(const wlf_file *f, detail::InPlaceTarget *out, wlf_error *err)
 int write_in_place(wlf_file *f, int src, wlf_error *err) {
     detail::InPlaceTarget dst;
     if (int rc = open_in_place(f, &dst, err)) return rc;
+    // The library reads the content back with buffers of its own: without
+    // O_DIRECT (a rename's temp, when the rename fell back to this, has the
+    // program's), else the copy stops at an unaligned end with EINVAL,
+    // halfway through the target.
+    if (f->flags & O_DIRECT) {
+        int fl = sys::fcntl(src, F_GETFL);
+        if (fl < 0 || ((fl & O_DIRECT) && sys::fcntl(src, F_SETFL, fl & ~O_DIRECT) != 0))
+            return fail(err, errno, WLF_STEP_IN_PLACE, "read staged content", f->target);
+    }
     off_t size = lseek(src, 0, SEEK_END);
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
     if (int rc = detail::copy_range(src, dst.fd.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
