@@ -23,7 +23,11 @@
 //   Extra    fields a platform adds to each entry (Linux: the stdio stream).
 //
 // Built under the C-ABI layer's constraints (the preload object links it
-// into C programs): no new/delete, no exceptions; the key is malloc'd.
+// into C programs): no new/delete, no exceptions; the key is malloc'd. A
+// program replaces one file after another: a key that fits kKeyBlock gets a
+// block of that size, and the block a remove() frees is kept for the next
+// add() (one spare, as core/src/recycle.hpp keeps the core's blocks), so a
+// replacement after the first allocates nothing here.
 #pragma once
 
 #include <atomic>
@@ -97,7 +101,7 @@ public:
         char *copy = nullptr;
         if (key) {
             size_t n = strlen(key) + 1;
-            copy = static_cast<char *>(malloc(n));
+            copy = n <= kKeyBlock ? take_block() : static_cast<char *>(malloc(n));
             if (!copy) return nullptr;
             memcpy(copy, key, n);
         }
@@ -204,7 +208,7 @@ public:
     wlf_file *remove(Entry *e) {
         if (e->refs != 0) unlist(e);
         wlf_file *f = e->file;
-        free(e->key);
+        give_key(e->key);
         *e = Entry{};
         while (end_ > 0 && !entries_[end_ - 1].file) --end_;
         count_.fetch_sub(1, std::memory_order_release);
@@ -252,6 +256,25 @@ public:
     }
 
 private:
+    // Keys up to this size (with the NUL) come in blocks of it: most paths.
+    static constexpr size_t kKeyBlock = 256;
+
+    // The spare block, or a new one; null (ENOMEM) when malloc fails.
+    char *take_block() {
+#ifndef __SANITIZE_ADDRESS__
+        if (char *p = spare_.exchange(nullptr, std::memory_order_acquire)) return p;
+#endif
+        return static_cast<char *>(malloc(kKeyBlock));
+    }
+    // A key's memory back: a block becomes the spare (a use after the free
+    // is still caught under AddressSanitizer: nothing is kept there).
+    void give_key(char *key) {
+#ifndef __SANITIZE_ADDRESS__
+        if (key && strlen(key) + 1 <= kKeyBlock) key = spare_.exchange(key, std::memory_order_acq_rel);
+#endif
+        free(key);
+    }
+
     template <class M>
     struct IndexOf;
     template <class I>
@@ -265,6 +288,9 @@ private:
     Entry entries_[kCapacity]{};
     size_t end_ = 0;  // one past the last slot in use
     std::atomic<size_t> count_{0};
+    // Exchanged atomically, so that no caller's lock is assumed. A forked
+    // child inherits it as its own memory (forget_all leaves it).
+    std::atomic<char *> spare_{nullptr};
 };
 
 }  // namespace wrap_lockfile::pending
