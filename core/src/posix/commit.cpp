@@ -124,10 +124,11 @@ int name_exclusively(wlf_file *f) {
 // for a moment (shared_fs.hpp): only a file seen there counts. A nested
 // replacement of the same target under the same lock that committed first
 // put its own file there: that one is replaced (the last commit wins).
+// Identities only: straight to the kernel (sysio.hpp).
 bool target_still_the_one_looked_at(const wlf_file *f) {
     if (!f->existed) return true;
     struct stat now;
-    if (fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0)
+    if (sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0)
         return errno != ENOENT || detail::is_shared_fs_parent(f->target);
     return (now.st_dev == f->st.st_dev && now.st_ino == f->st.st_ino) ||
            detail::lock_last_commit_was(f->lock, now.st_dev, now.st_ino);

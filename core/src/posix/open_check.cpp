@@ -101,10 +101,10 @@ int open_as_program(const char *path, int flags, mode_t mode, bool want_read, co
     if (fd < 0) fd = open_waiting_for_lease(acc);
     if (fd < 0) return -1;
     struct stat seen;
-    int e = fstat(fd, &seen) != 0 ? errno : 0;
+    int e = sys::fstat(fd, &seen) != 0 ? errno : 0;
     // The path names another file than the one looked at under the lock (a
     // link or the file swapped meanwhile): the verdict and the seed would
-    // be somebody else's.
+    // be somebody else's. (Identities only: straight to the kernel.)
     if (!e && (seen.st_dev != st.st_dev || seen.st_ino != st.st_ino)) e = EAGAIN;
     if (e) {
         sys::close_quietly(fd);

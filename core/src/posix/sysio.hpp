@@ -102,6 +102,15 @@ inline int linkat(int olddir, const char *oldpath, int newdir, const char *newpa
 }
 inline int fsync(int fd) { return static_cast<int>(call(SYS_fsync, fd)); }
 inline int fstat(int fd, struct stat *st) { return static_cast<int>(call(SYS_fstat, fd, arg(st))); }
+// Where call() issues the instruction itself, the kernel's struct stat is
+// libc's; elsewhere libc's fstatat (in the shim: through its interposer).
+inline int fstatat(int dirfd, const char *path, struct stat *st, int flags) {
+#if defined(__x86_64__) || defined(__aarch64__)
+    return static_cast<int>(call(SYS_newfstatat, dirfd, arg(path), arg(st), flags));
+#else
+    return ::fstatat(dirfd, path, st, flags);
+#endif
+}
 inline int dup3(int fd, int fd2, int flags) { return static_cast<int>(call(SYS_dup3, fd, fd2, flags)); }
 inline int close_range(unsigned first, unsigned last, int flags) {
     return static_cast<int>(call(SYS_close_range, first, last, flags));
