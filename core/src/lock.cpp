@@ -73,8 +73,16 @@ int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t si
     // Absolute, so that a chdir before the release does not make it remove
     // somebody else's lock file.
     if (size < 6) return ENAMETOOLONG;
-    if (int rc = detail::absolute_path(target, dst, size - 5)) return rc;
-    memcpy(dst + strlen(dst), ".lock", 6);
+    size_t n = strlen(target);
+    if (target[0] != '/') {
+        if (int rc = detail::absolute_path(target, dst, size - 5)) return rc;
+        n = strlen(dst);
+    } else if (n + 6 > size) {
+        return ENAMETOOLONG;
+    } else {
+        memcpy(dst, target, n);
+    }
+    memcpy(dst + n, ".lock", 6);
     return 0;
 }
 

@@ -41,6 +41,14 @@ namespace {
 
 std::atomic<dev_t> g_plain_dev{0};
 
+// Whether `s` starts with the literal `prefix`, compared in line (strncmp
+// was a call per prefix on every matched open).
+template <size_t N>
+bool starts_with(const char *s, const char (&prefix)[N]) {
+    for (size_t i = 0; i + 1 < N; ++i)
+        if (s[i] != prefix[i]) return false;
+    return true;
+}
 
 // The target is usually a plain file at the path given: lock "<path>.lock"
 // first with a single try, then look at the path under the lock. A regular
@@ -111,8 +119,8 @@ bool probe_allowed(const char *path, const wlf_lock_options &lock_opt) {
         if (detail::normalize_path("/", path, norm, sizeof norm) != 0) return false;
         path = norm;
     }
-    if (strncmp(path, "/proc/", 6) == 0 || strncmp(path, "/sys/", 5) == 0) return false;
-    if (strncmp(path, "/dev/", 5) != 0) return true;
+    if (starts_with(path, "/proc/") || starts_with(path, "/sys/")) return false;
+    if (!starts_with(path, "/dev/")) return true;
     // A directory where a probe succeeded before was found an ordinary
     // tmpfs then; the lock, which checks that its file lands on the same
     // mount as that time, catches a mount changed since.

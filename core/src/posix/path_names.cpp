@@ -12,7 +12,14 @@
 namespace wrap_lockfile::detail {
 
 int join(char *dst, size_t size, const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
+    size_t la = strlen(a);
+    if (!*b) {
+        // A copy (most callers): one pass over a.
+        if (la + 1 > size) return ENAMETOOLONG;
+        memcpy(dst, a, la + 1);
+        return 0;
+    }
+    size_t lb = strlen(b);
     if (la + lb + 1 > size) return ENAMETOOLONG;
     memcpy(dst, a, la);
     memcpy(dst + la, b, lb + 1);
