@@ -104,7 +104,9 @@ constexpr int kTokenVersion = 5;
 void detail::file_descriptors(const wlf_file *f, int *fd, int *lock_fd, int *dir_fd) {
     *fd = f->fd;
     *lock_fd = wlf_lock_fd(f->lock);
-    *dir_fd = f->dir_fd;
+    // The library's third descriptor: the directory's, or a staged target's
+    // own (a staged replacement holds no directory descriptor).
+    *dir_fd = f->dir_fd >= 0 ? f->dir_fd : f->target_fd;
 }
 
 int detail::file_export(const wlf_file *f, char *out, size_t size) {
@@ -159,6 +161,7 @@ int detail::file_import(const char *token, size_t len, int fd_floor, wlf_file **
     if (!f) return ENOMEM;
     f->fd = -1;
     f->dir_fd = -1;
+    f->target_fd = -1;  // not handed over: the new image reaches a staged target by name
     f->fdflags = O_CLOEXEC;
     int rc = get_field(p, end, f->temp, sizeof f->temp, true);
     if (!rc) rc = get_field(p, end, f->suffix, sizeof f->suffix, true);

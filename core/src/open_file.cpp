@@ -159,6 +159,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     f->base = f->target;
     f->fd = -1;
     f->dir_fd = -1;
+    f->target_fd = -1;
     f->flags = flags;
     // The caller's descriptor is the temp: O_SYNC and O_DSYNC go on it at
     // its creation (O_DIRECT once seeded: prepare.cpp, status_flags).

@@ -42,6 +42,7 @@ void destroy(wlf_file *f) {
     if (f->temp[0] && (f->dir_fd >= 0 || f->temp[0] == '/')) unlinkat(at_fd(f), f->temp, 0);
     if (f->per_target_temp) detail::release_per_target_name();
     if (f->dir_fd >= 0) sys::close_quietly(f->dir_fd);
+    if (f->target_fd >= 0) sys::close_quietly(f->target_fd);
     int rc = 0;
     release_lock(f, nullptr, &rc);
     detail::Recycled<wlf_file>::give(f);
@@ -134,6 +135,7 @@ bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
 }
 
 bool detail::file_staged(const wlf_file *f) { return f->staged; }
+int detail::file_pinned_target(const wlf_file *f) { return f->target_fd; }
 
 bool detail::file_old_target(const wlf_file *f, struct stat *st) {
     if (!f->existed) return false;
@@ -163,5 +165,6 @@ void detail::file_abandon(wlf_file *f) {
 void detail::file_relocate_fd(wlf_file *f, int from, int to) {
     if (f->fd == from) f->fd = to;
     if (f->dir_fd == from) f->dir_fd = to;
+    if (f->target_fd == from) f->target_fd = to;
     detail::lock_relocate_fd(f->lock, from, to);
 }

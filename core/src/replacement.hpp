@@ -19,6 +19,9 @@ struct wlf_file {
     int kind;
     int fd;       // what the caller uses
     int dir_fd;   // target's directory (rename kind), or -1: reached by path
+    // A staged target's own descriptor, held from the look under the lock
+    // to the commit (posix/prepare.cpp, begin_staged), or -1.
+    int target_fd;
     int flags;
     int fdflags;  // O_CLOEXEC, or for the caller's descriptor what it asked for
     int poison;

@@ -42,6 +42,10 @@ bool file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino);
 // Whether f is staged: an in-place replacement written from a memfd at
 // commit (a hard-linked target, a directory we may not create in).
 bool file_staged(const wlf_file *f);
+// A staged replacement's own descriptor of its target (held from the look
+// under the lock to the commit), or -1 (none: a replacement taken over
+// across exec reaches its target by name).
+int file_pinned_target(const wlf_file *f);
 
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
@@ -67,14 +71,16 @@ struct MetaChange {
 int change_fd(int fd, const MetaChange &c);
 
 // c made for a staged replacement (docs/design.md, "One coherent file"):
-// on the target at `target` (absolute), if its name still holds the inode
-// dev/ino looked at under the lock, with the kernel's verdict, never on
-// another file there; what the in-place commit's write would undo (an
+// on the target through `pinned`, the replacement's own descriptor of it
+// (file_pinned_target), while that is still the inode dev/ino looked at
+// under the lock; without one (-1), on the target at `target` (absolute) if
+// its name still holds that inode, never on another file there. With the
+// kernel's verdict; what the in-place commit's write would undo (an
 // explicit mtime, set-id bits) is carried on the staging file `stage` for
 // the commit. 0 and the target's stat after it in *after; or errno, with
 // *why naming a refusal of our own (nullptr: the kernel refused c).
-int staged_change(const char *target, dev_t dev, ino_t ino, int stage, const MetaChange &c, struct stat *after,
-                  const char **why);
+int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stage, const MetaChange &c,
+                  struct stat *after, const char **why);
 
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.

@@ -44,8 +44,18 @@ size_t dir_len(const wlf_file *f) {
 // read-only meanwhile is written all the same, as its descriptor would be
 // (open_lending_write). Nothing is written yet, so a failure is the commit
 // check's step (WLF_STEP_RENAME).
-int open_in_place(const wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
+int open_in_place(wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
     constexpr int kFlags = O_WRONLY | O_CLOEXEC | O_NOCTTY;
+    if (f->target_fd >= 0) {
+        // A staged target held since the look (begin_staged): that inode,
+        // written from the start (the look's O_APPEND and O_NONBLOCK off;
+        // the seed read it to the end).
+        out->fd.reset(f->target_fd);
+        f->target_fd = -1;
+        if (sys::fcntl(out->fd.get(), F_SETFL, 0) != 0 || lseek(out->fd.get(), 0, SEEK_SET) < 0)
+            return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
+        return 0;
+    }
     auto open_waiting = [](const char *path, int flags) {
         int fd = sys::open(path, flags | O_NONBLOCK);
         return fd < 0 && errno == EWOULDBLOCK ? sys::open(path, flags) : fd;

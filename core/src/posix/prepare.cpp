@@ -143,6 +143,16 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         if (!seen->readable) return fail(err, EACCES, WLF_STEP_TEMP, "copy current content", f->target);
         if (int rc = seed(f, path, mode, seen, err)) return rc;
     }
+    // The look's descriptor is kept to the commit, which writes through it,
+    // as the metadata calls on the program's descriptor do (staged_meta.cpp):
+    // the inode the program opened, whatever the name shows meanwhile (a
+    // file renamed over it, a new file given its inode number once it is
+    // removed: nothing else may be written or chmod()ed), and writable as
+    // the program's descriptor is even after a chmod took the permission
+    // away. Above the program's numbers.
+    if (seen->fd) {
+        f->target_fd = detail::raise_fd(seen->fd.release(), f->fd_floor);
+    }
     if (int rc = position(f, seeded)) return fail(err, rc, WLF_STEP_OPEN, rc == EINVAL ? "open (O_DIRECT)" : "position", f->target);
     return 0;
 }

@@ -99,25 +99,36 @@ int change_fd(int fd, const MetaChange &c) {
     return r == 0 ? 0 : errno;
 }
 
-int staged_change(const char *target, dev_t dev, ino_t ino, int stage, const MetaChange &c, struct stat *after,
-                  const char **why) {
+int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stage, const MetaChange &c,
+                  struct stat *after, const char **why) {
     *why = nullptr;
-    // The name, looked at and acted on through one descriptor of it: a file
-    // swapped in at the name (or a directory on the way) is never touched.
-    const char *base;
-    sys::UniqueFd dir(open_parent(target, &base));
-    int fd = dir ? sys::openat(dir.get(), base, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
-    sys::UniqueFd file(fd);
-    struct stat before;
-    if (!file || sys::fstat(file.get(), &before) != 0 || !same_file(before, dev, ino)) {
-        *why = "the file it writes is no longer at its name";
-        return ESTALE;
-    }
     // The in-place write at the close removes a file capability, whoever
     // has set it: refused rather than dropped then.
     if (c.kind == MetaChange::set_xattr && c.name && strcmp(c.name, kCapability) == 0) {
         *why = "a file capability would not survive the in-place write at the close";
         return EPERM;
+    }
+    struct stat before;
+    // The target's own descriptor, held since the look (begin_staged): the
+    // inode the program opened, wherever its names are now, and never
+    // another that got its number. Checked first: a commit in another thread
+    // may have closed the number, and it may have been reused.
+    if (pinned >= 0 && sys::fstat(pinned, &before) == 0 && same_file(before, dev, ino)) {
+        if (int e = change_fd(pinned, c)) return e;
+        int e = sys::fstat(pinned, after) != 0 ? errno : carry_on_stage(stage, c, before, *after);
+        if (e) *why = "the change could not be kept for the in-place write at the close";
+        return e;
+    }
+    // None (taken over across exec): the name, looked at and acted on
+    // through one descriptor of it: a file swapped in at the name (or a
+    // directory on the way) is never touched.
+    const char *base;
+    sys::UniqueFd dir(open_parent(target, &base));
+    int fd = dir ? sys::openat(dir.get(), base, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+    sys::UniqueFd file(fd);
+    if (!file || sys::fstat(file.get(), &before) != 0 || !same_file(before, dev, ino)) {
+        *why = "the file it writes is no longer at its name";
+        return ESTALE;
     }
     if (int e = change_path_fd(file.get(), c)) {
         if (e == ENOENT && c.kind != MetaChange::set_owner) {
@@ -170,7 +181,9 @@ int keep_staged_meta(int stage, InPlaceTarget *t) {
     // The set-id bits the staging file kept, which the write may have
     // cleared here; the mode lent for the write given back.
     const mode_t mode = now.st_mode & 07777;
-    const mode_t want = (t->lent ? t->mode : mode) | (s.st_mode & kSetId);
+    // (A lent mode's own set-id bits predate the write, which clears them
+    // when the program's write would have: only what survived it counts.)
+    const mode_t want = ((t->lent ? t->mode : mode) & ~kSetId) | (mode & kSetId) | (s.st_mode & kSetId);
     if (want != mode && sys::call(SYS_fchmod, t->fd.get(), static_cast<long>(want)) != 0) return errno;
     t->lent = false;
     return 0;

@@ -295,6 +295,7 @@ void identity_add(const wlf_file *f, const char *opened, const char *opened_raw,
             shown.nlink = old.st_nlink;
             shown.uid = old.st_uid;
             shown.gid = old.st_gid;
+            shown.pinned = detail::file_pinned_target(f);
         }
     } else if (staged) {
         return;
@@ -386,10 +387,12 @@ void identity_relocate(int from, int to) {
     if (g_pending.load(std::memory_order_acquire) == 0) return;
     WriteGuard g;
     for_own_records([&](Record &r) {
-        if (r.fd.load() != from) return;
+        const bool temp = r.fd.load() == from, pinned = r.shown.staged && r.shown.pinned == from;
+        if (!temp && !pinned) return;
         // A new generation: readers that took the old number retry.
         r.gen.store(0, std::memory_order_release);
-        r.fd.store(to, std::memory_order_release);
+        if (temp) r.fd.store(to, std::memory_order_release);
+        if (pinned) r.shown.pinned = to;
         publish(r);
     });
 }

@@ -39,6 +39,7 @@ struct Shown {
     nlink_t nlink;
     uid_t uid;
     gid_t gid;
+    int pinned;  // staged: the library's descriptor of F itself, or -1
 };
 
 // A record found for a path; valid while still_pending() says so.

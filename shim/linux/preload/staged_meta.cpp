@@ -19,7 +19,7 @@ int staged_meta(const Pending &p, int stage, const MetaChange &c) {
     const char *why = "it was committed meanwhile";
     int e = ESTALE;
     if (pending_target(p, target, sizeof target))
-        e = detail::staged_change(target, p.shown.dev, p.shown.ino, stage, c, &after, &why);
+        e = detail::staged_change(target, p.shown.dev, p.shown.ino, p.shown.pinned, stage, c, &after, &why);
     else
         target[0] = '\0';
     if (e == 0) {
