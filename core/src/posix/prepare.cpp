@@ -95,6 +95,17 @@ int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err)
     }
 }
 
+// The target's inode flags, project id and extent size hints onto the
+// empty temp (docs/design.md, step 6). *kept false: one cannot be given.
+int give_target_attrs(wlf_file *f, const char *dir, Seen *seen, bool *kept, wlf_error *err) {
+    detail::InodeAttrs attrs;
+    if (int rc = detail::read_inode_attrs(seen->fd.get(), f->st.st_dev, &attrs))
+        return fail(err, rc, WLF_STEP_TEMP, "read inode flags of", f->target);
+    const char *op = "copy inode flags";
+    if (int rc = detail::give_inode_attrs(attrs, f->fd, dir, kept, &op)) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
+    return 0;
+}
+
 // Gives up a temp made before we knew it cannot be used, and the directory
 // descriptor it needed (an in-place write follows, which has no use for it).
 void drop_temp(wlf_file *f) {
@@ -246,6 +257,17 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             // Write-only for us: cannot copy, so cannot replace atomically.
             drop_temp(f);
             return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
+        }
+        // Inode flags before the seed: some take only an empty file.
+        bool attrs_kept;
+        if (int rc = give_target_attrs(f, dir, seen, &attrs_kept, err)) return rc;
+        if (!attrs_kept) {
+            // One the writer may not give a new inode (data journalling
+            // without the privilege, a project from a user namespace):
+            // written in place, where the inode keeps them all.
+            drop_temp(f);
+            seen->fd.reset();
+            return begin_staged(f, path, mode, seen, err);
         }
         if (seeded) {
             if (int rc = seed(f, path, mode, seen, err)) return rc;

@@ -105,6 +105,26 @@ int copy_range(int src, int dst);
 // file in place instead).
 int copy_metadata(int src, const struct stat &st, int fd, struct stat *temp_st, const char **op, bool *owner_kept);
 
+// The target's inode flags and per-inode attributes a replacement carries
+// (chattr's nodump, noatime, sync, nocow, data journalling...; the project
+// id, XFS's extent size hints; inode_flags.cpp). `any`: something to give.
+struct InodeAttrs {
+    uint32_t flags = 0;   // FS_*_FL
+    uint32_t xflags = 0;  // FS_XFLAG_* not among `flags`
+    uint32_t extsize = 0, cowextsize = 0, projid = 0;
+    bool any = false;
+};
+// Reads them through `src` (the target, open; `dev` its device). A file
+// system without them gives none (one failed ioctl). 0 or errno.
+int read_inode_attrs(int src, dev_t dev, InodeAttrs *out);
+// Gives them to the temp `fd` in `dir`, while it is still empty (nocow,
+// the real-time device and extent size hints take only an empty file);
+// nothing is asked when there is nothing to give. One the writer may not
+// give, or that `dir` would refuse at the commit (a project other than the
+// one it passes on), is not an error: *kept is false, the caller writes in
+// place. 0 or errno; `op` names the failing step.
+int give_inode_attrs(const InodeAttrs &a, int fd, const char *dir, bool *kept, const char **op);
+
 // The target's statx (or fstatat) as a struct stat, plus its attributes
 // (append-only, immutable; 0 without statx). 0 or errno.
 int stat_with_attrs(int dirfd, const char *path, int atflags, struct stat *st, uint64_t *attrs);
