@@ -97,10 +97,22 @@ int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err)
 
 // The target's inode flags, project id and extent size hints onto the
 // empty temp (docs/design.md, step 6). *kept false: one cannot be given.
-int give_target_attrs(wlf_file *f, const char *dir, Seen *seen, bool *kept, wlf_error *err) {
+// A shared file system may answer ESTALE (GlusterFS) for the version
+// another client replaced just before we took the lock: look again, as
+// seed() does.
+int give_target_attrs(wlf_file *f, const char *path, mode_t mode, bool want_read, const char *dir, Seen *seen,
+                      bool *kept, wlf_error *err) {
     detail::InodeAttrs attrs;
-    if (int rc = detail::read_inode_attrs(seen->fd.get(), f->st.st_dev, &attrs))
-        return fail(err, rc, WLF_STEP_TEMP, "read inode flags of", f->target);
+    detail::StaleRetry stale;
+    for (;;) {
+        int rc = detail::read_inode_attrs(seen->fd.get(), f->st.st_dev, &attrs);
+        if (rc == 0) break;
+        if (!detail::is_stale_handle(rc, f->target) || !stale.again(ESTALE))
+            return fail(err, rc, WLF_STEP_TEMP, "read inode flags of", f->target);
+        if ((rc = stat_target(f, true)) != 0) return fail(err, rc, WLF_STEP_TEMP, "stat", f->target);
+        seen->fd.reset(-1);
+        if ((rc = look_as_program(f, path, mode, want_read, seen, err))) return rc;
+    }
     const char *op = "copy inode flags";
     if (int rc = detail::give_inode_attrs(attrs, f->fd, dir, kept, &op)) return fail(err, rc, WLF_STEP_TEMP, op, f->target);
     return 0;
@@ -260,7 +272,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         }
         // Inode flags before the seed: some take only an empty file.
         bool attrs_kept;
-        if (int rc = give_target_attrs(f, dir, seen, &attrs_kept, err)) return rc;
+        if (int rc = give_target_attrs(f, path, mode, seeded, dir, seen, &attrs_kept, err)) return rc;
         if (!attrs_kept) {
             // One the writer may not give a new inode (data journalling
             // without the privilege, a project from a user namespace):
