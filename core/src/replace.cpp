@@ -136,6 +136,7 @@ bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
 
 bool detail::file_staged(const wlf_file *f) { return f->staged; }
 int detail::file_pinned_target(const wlf_file *f) { return f->target_fd; }
+void detail::file_commit_durably(wlf_file *f) { f->durability = WLF_DURABILITY_FULL; }
 
 bool detail::file_old_target(const wlf_file *f, struct stat *st) {
     if (!f->existed) return false;

@@ -46,6 +46,9 @@ bool file_staged(const wlf_file *f);
 // under the lock to the commit), or -1 (none: a replacement taken over
 // across exec reaches its target by name).
 int file_pinned_target(const wlf_file *f);
+// A second descriptor of f's temp was opened with O_SYNC or O_DSYNC: f is
+// committed with durability full, as an open with them is (open_file.cpp).
+void file_commit_durably(wlf_file *f);
 
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.

@@ -327,15 +327,20 @@ fi
 if have strace; then
     newdir sync-durability
     echo old >s.dat
-    for flag in O_WRONLY O_SYNC O_DSYNC; do
+    # join-O_SYNC: a plain write-open first, then a second open of the
+    # pending file with O_SYNC (it joins the first), written through.
+    for flag in O_WRONLY O_SYNC O_DSYNC join-O_SYNC; do
         rm -f trace
         WRAP_LOCKFILE_FSYNC=none strace -f -qq -o trace -e trace=fsync,fdatasync \
             env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES='*.dat' "$python3" -c '
 import os, sys
-flag = os.O_WRONLY | os.O_TRUNC | (0 if sys.argv[1] == "O_WRONLY" else getattr(os, sys.argv[1]))
-fd = os.open("s.dat", flag)
+name = sys.argv[1]
+first = os.open("s.dat", os.O_WRONLY | os.O_TRUNC | (getattr(os, name) if name.startswith("O_D") or name == "O_SYNC" else 0))
+fd = os.open("s.dat", os.O_WRONLY | os.O_SYNC) if name == "join-O_SYNC" else first
 os.write(fd, b"new\n")
-os.close(fd)' "$flag" 2>err
+if fd != first:
+    os.close(fd)
+os.close(first)' "$flag" 2>err
         expect_status "fsync none, $flag" 0 $?
         expect_content "fsync none, $flag" s.dat $'new\n'
         n=$(grep -c -E '^[0-9]+ +f(data)?sync\(' trace)

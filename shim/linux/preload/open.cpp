@@ -123,6 +123,9 @@ Join join_pending(const Paths &p, int flags, int *out) {
         errno = EMFILE;  // beyond what the table lists
         return Join::done;
     }
+    // Its writes, synchronous for the program, must survive as the first
+    // open's would (docs/design.md, "Open flags").
+    if (flags & O_DSYNC) detail::file_commit_durably(e->file);
     *out = fd;
     return Join::done;
 }
