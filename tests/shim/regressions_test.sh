@@ -27,6 +27,9 @@
 #     its file (set by a child through /dev/fd) is not a child's error mark
 #  18 nobody writes root's mode-666 file in a sticky 1777 directory: the
 #     rename is refused (EPERM), so it is written in place, as without the shim
+#  19 overlayfs: a hard-linked lower file, whose first open for writing
+#     copies it up to a new inode, is written as without the shim (it
+#     failed with EAGAIN: the copy-up was taken for a file swapped in)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -376,6 +379,35 @@ else
         fail "18 sticky dir: a.txt is $(stat -c '%U %a %i' "$sd/a.txt")"
     expect_entries "18 sticky dir" "$sd" a.txt
     rm -rf "$sd"
+fi
+
+# ---- 19: overlayfs copy-up of a hard-linked lower file ----
+if ! is_root || ! have unshare; then
+    skip_check "19" "needs root and unshare(1) for an overlay mount"
+else
+    for how in plain shim; do
+        o=$tmp/c19-$how
+        mkdir -p "$o/lower" "$o/upper" "$o/work" "$o/merged"
+        printf 'old\n' >"$o/lower/a.txt"
+        ln "$o/lower/a.txt" "$o/lower/b.txt"
+        pre=()
+        [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES='*.txt')
+        unshare -m --propagation private bash -c '
+            mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work" "$1/merged" || exit 77
+            cd "$1/merged" && shift && "$@" sh -c "echo new >a.txt && echo more >>b.txt" &&
+            cat a.txt b.txt >../seen && ls -A >../entries' sh "$o" "${pre[@]}" >"$o/out" 2>&1
+        echo "$?" >"$o/rc"
+    done
+    if [ "$(cat "$tmp/c19-plain/rc")" = 77 ]; then
+        skip_check "19" "no overlay mount here: $(cat "$tmp/c19-plain/out")"
+    else
+        [ "$(cat "$tmp/c19-shim/rc")" = "$(cat "$tmp/c19-plain/rc")" ] ||
+            fail "19 overlay: exit $(cat "$tmp/c19-shim/rc") under the shim, $(cat "$tmp/c19-plain/rc") plainly: $(cat "$tmp/c19-shim/out")"
+        cmp -s "$tmp/c19-plain/seen" "$tmp/c19-shim/seen" ||
+            fail "19 overlay: the files hold $(cat "$tmp/c19-shim/seen" 2>/dev/null | tr '\n' '|'), plainly $(tr '\n' '|' <"$tmp/c19-plain/seen")"
+        cmp -s "$tmp/c19-plain/entries" "$tmp/c19-shim/entries" ||
+            fail "19 overlay: entries $(tr '\n' ' ' <"$tmp/c19-shim/entries" 2>/dev/null), plainly $(tr '\n' ' ' <"$tmp/c19-plain/entries")"
+    fi
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

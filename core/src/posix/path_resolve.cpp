@@ -90,6 +90,11 @@ bool is_pseudo_fs(const char *path) {
     }
 }
 
+bool is_overlay_fs(const char *path) {
+    struct statfs sfs;
+    return statfs(path, &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == OVERLAYFS_SUPER_MAGIC;
+}
+
 bool ordinary_tmpfs_under_dev(const char *path) {
     const char *slash = strrchr(path, '/');
     // A file in /dev itself is on /dev's file system.

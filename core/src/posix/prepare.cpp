@@ -56,9 +56,11 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
         if (fd >= 0) break;
         // ESTALE (EBADFD from GlusterFS), or EAGAIN because the cached stat
         // named the version another client replaced before we took the
-        // lock: stat again, open again.
+        // lock, or the lower file overlayfs copied up for our very open (a
+        // hard-linked one gets a new inode number): stat again, open again.
         int e = errno;
-        bool cached = detail::is_stale_handle(e, f->target) || (e == EAGAIN && detail::is_shared_fs_parent(f->target));
+        bool cached = detail::is_stale_handle(e, f->target) ||
+                      (e == EAGAIN && (detail::is_shared_fs_parent(f->target) || detail::is_overlay_fs(f->target)));
         if (!cached || !stale.again(ESTALE)) {
             errno = e;
             break;

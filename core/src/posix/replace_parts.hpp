@@ -26,6 +26,10 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
 // written directly (no temp, no lock).
 bool is_pseudo_fs(const char *path);
 
+// True for a file on overlayfs, where the first open for writing copies a
+// lower file up: a new inode (for a hard-linked lower file, st_ino changes).
+bool is_overlay_fs(const char *path);
+
 // For an absolute, normalized `path` under /dev/: true when its directory
 // is an ordinary tmpfs mounted there (/dev/shm), false for the file system
 // /dev itself is on (devtmpfs, or a container's tmpfs of device nodes: no
