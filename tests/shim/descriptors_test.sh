@@ -318,6 +318,32 @@ PY
         [ "$REPLY" = "$want" ] || fail "O_DIRECT onto a bind mount: shim run $(echo $REPLY) $(cat err.shim), plain $(echo $want)"
         cmp -s src.plain src.shim || fail "O_DIRECT onto a bind mount: the file holds $(tr -s Ao <src.shim | head -c 40) ($(stat -c %s src.shim) bytes), plain $(tr -s Ao <src.plain | head -c 40) ($(stat -c %s src.plain) bytes)"
     fi
+    # A file of a file system without direct I/O (ramfs) bound over a name
+    # in one with it: the kernel refuses O_DIRECT on the file (EINVAL), and
+    # so does the shim, although the temp's file system would take it.
+    cat >probe2.py <<'PY'
+import os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC | os.O_DIRECT)
+    print("open ok", os.write(fd, b"x" * 10))
+    os.close(fd)
+except OSError as e:
+    print("errno", e.errno)
+PY
+    for run in plain shim; do
+        : >r.$run.dat
+        if [ $run = plain ]; then pre=(); else pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES='*.dat'); fi
+        unshare -m --propagation private bash -c 'mkdir -p ram && mount -t ramfs ramfs ram && echo old >ram/f &&
+            mount --bind ram/f "$1" || exit 77; shift; "$@"; cat ram/f' sh "r.$run.dat" "${pre[@]}" "$python3" probe2.py "r.$run.dat" \
+            >out2.$run 2>&1
+        echo "rc $?" >>out2.$run
+    done
+    if grep -q '^rc 77' out2.plain; then
+        skip_check "O_DIRECT onto a ramfs file bound in" "mount failed: $(cat out2.plain)"
+    else
+        cmp -s out2.plain out2.shim ||
+            fail "O_DIRECT onto a ramfs file bound in: shim $(tr '\n' '|' <out2.shim), plain $(tr '\n' '|' <out2.plain)"
+    fi
 else
     skip_check "O_DIRECT onto a bind mount" "needs root and unshare(1)"
 fi

@@ -106,6 +106,14 @@ int open_as_program(const char *path, int flags, mode_t mode, bool want_read, co
     // link or the file swapped meanwhile): the verdict and the seed would
     // be somebody else's. (Identities only: straight to the kernel.)
     if (!e && (seen.st_dev != st.st_dev || seen.st_ino != st.st_ino)) e = EAGAIN;
+    // O_DIRECT is judged on the file's own file system (a file bound over
+    // the name may lie on another than its directory's, where the temp is),
+    // by F_SETFL, which refuses it where open(2) would: EINVAL. Taken off
+    // again: this descriptor is the seed's source.
+    if (!e && (flags & O_DIRECT)) {
+        int fl = sys::fcntl(fd, F_GETFL);
+        if (fl < 0 || sys::fcntl(fd, F_SETFL, fl | O_DIRECT) != 0 || sys::fcntl(fd, F_SETFL, fl) != 0) e = errno;
+    }
     if (e) {
         sys::close_quietly(fd);
         errno = e;
