@@ -306,7 +306,8 @@ TEST(ErrorStep, TargetReplacedByDirectoryIsRenameStep) {
 }
 
 // A staged replacement of `target` ("old", hard-linked as `dir`/other),
-// opened with O_TRUNC; nullptr (and a test failure) if it is not one.
+// opened with O_TRUNC, "new" written, the name then removed; nullptr (and a
+// test failure) if it is not one.
 wlf_file *open_staged(const TempDir &dir, const fs::path &target) {
     write_file(target, "old");
     fs::create_hard_link(target, dir / "other");
@@ -314,7 +315,10 @@ wlf_file *open_staged(const TempDir &dir, const fs::path &target) {
     wlf_error err{};
     EXPECT_EQ(wlf_open_flags(target.c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, nullptr, &f, &err), 0) << err.op;
     EXPECT_EQ(f ? wlf_file_kind(f) : -1, WLF_COMMIT_IN_PLACE);
-    return f && wlf_file_kind(f) == WLF_COMMIT_IN_PLACE ? f : nullptr;
+    if (!f || wlf_file_kind(f) != WLF_COMMIT_IN_PLACE) return nullptr;
+    EXPECT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+    fs::remove(target);
+    return f;
 }
 
 // A hard-linked target is staged and written in place at commit, through
@@ -327,8 +331,6 @@ TEST(ErrorStep, StagedTargetRemovedIsWrittenAsItsDescriptorWould) {
     wlf_file *f = open_staged(dir, target);
     ASSERT_NE(f, nullptr);
     wlf_error err{};
-    ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
-    fs::remove(target);
     EXPECT_EQ(wlf_commit(f, nullptr, &err), 0) << err.op;
     EXPECT_EQ(read_file(dir / "other"), "new");
     EXPECT_FALSE(fs::exists(target));
@@ -347,8 +349,6 @@ TEST(ErrorStep, InPlaceCommitNeverOpensAFifoSwappedIn) {
     wlf_file *f = open_staged(dir, target);
     ASSERT_NE(f, nullptr);
     wlf_error err{};
-    ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
-    fs::remove(target);
     ASSERT_EQ(::mkfifo(target.c_str(), 0666), 0);
     int released[2];
     ASSERT_EQ(::pipe(released), 0);

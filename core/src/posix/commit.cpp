@@ -56,20 +56,17 @@ int open_in_place(wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
             return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
         return 0;
     }
-    auto open_waiting = [](const char *path, int flags) {
-        int fd = sys::open(path, flags | O_NONBLOCK);
-        return fd < 0 && errno == EWOULDBLOCK ? sys::open(path, flags) : fd;
+    auto open_waiting = [](int dirfd, const char *name, int flags) {
+        int fd = sys::openat(dirfd, name, flags | O_NONBLOCK);
+        return fd < 0 && errno == EWOULDBLOCK ? sys::openat(dirfd, name, flags) : fd;
     };
     sys::UniqueFd looked(sys::openat(at_fd(f), at_base(f), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!looked) return fail(err, errno, WLF_STEP_RENAME, "open for in-place write", f->target);
     if (int e = detail::is_looked_at(looked.get(), f, ESTALE))
         return fail(err, e, WLF_STEP_RENAME, "in-place write (the file was replaced meanwhile)", f->target);
-    int fd = open_waiting(sys::ProcFdPath(looked.get()).c_str(), kFlags);
-    if (fd < 0 && errno == ENOENT) {
-        // No /proc: the name, then the check.
-        fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0 && errno == EWOULDBLOCK) fd = sys::openat(at_fd(f), at_base(f), kFlags | O_NOFOLLOW);
-    }
+    int fd = open_waiting(AT_FDCWD, sys::ProcFdPath(looked.get()).c_str(), kFlags);
+    // No /proc: the name, then the check.
+    if (fd < 0 && errno == ENOENT) fd = open_waiting(at_fd(f), at_base(f), kFlags | O_NOFOLLOW);
     if (fd >= 0) {
         out->fd.reset(fd);
     } else if (errno != EACCES || !f->staged) {

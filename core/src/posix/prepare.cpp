@@ -141,23 +141,17 @@ void drop_temp(wlf_file *f) {
 namespace wrap_lockfile::detail {
 
 int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
-    // A memfd has no direct I/O, and a program that bypasses the page cache
-    // wants its writes to reach the file as they are: written in place
-    // under the lock, with the flags of its own open (docs/design.md, "Open
-    // flags").
-    if (f->flags & O_DIRECT) {
-        if (f->dir_fd >= 0) {
-            sys::close(f->dir_fd);
-            f->dir_fd = -1;
-        }
-        return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
-    }
-    f->kind = WLF_COMMIT_IN_PLACE;
-    f->staged = true;
     if (f->dir_fd >= 0) {
         sys::close(f->dir_fd);
         f->dir_fd = -1;
     }
+    // A memfd has no direct I/O, and a program that bypasses the page cache
+    // wants its writes to reach the file as they are: written in place
+    // under the lock, with the flags of its own open (docs/design.md, "Open
+    // flags").
+    if (f->flags & O_DIRECT) return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
+    f->kind = WLF_COMMIT_IN_PLACE;
+    f->staged = true;
     f->fd = detail::create_staging_file(f->fdflags & O_CLOEXEC);
     if (f->fd < 0) return fail(err, errno, WLF_STEP_TEMP, "create staging file", f->target);
     bool seeded = f->existed && !(f->flags & O_TRUNC);
