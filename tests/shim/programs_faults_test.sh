@@ -72,6 +72,25 @@ cmp -s f ../ref || fail "head: f lost its old content ($(stat -c %s f) bytes now
 [ "$(ls -A)" = f ] || fail "head: left behind: $(ls -A | tr '\n' ' ')"
 grep -qF "'$d/mnt/f' not replaced, old content kept" ../head.err ||
     fail "head: the shim did not say it kept the old content: $(cat ../head.err)"
+# A hard-linked target is staged in memory and written in place at the
+# commit, so the program's writes never meet the full disk: the commit
+# reserves the space first and, when it cannot, leaves the old content
+# whole (a plain run leaves it truncated and torn). dd checks its close;
+# the shell, which commits its redirection, does not (it exits 0).
+ln f f.link
+shim dd if=/dev/zero of=f bs=64k count=16 2>../staged.err
+rc=$?
+[ "$rc" -ne 0 ] || fail "staged: dd exited 0 though nothing it wrote reached f"
+cmp -s f ../ref || fail "staged: f lost its old content ($(stat -c %s f) bytes now)"
+[ "$(stat -c %i.%h f)" = "$ino.2" ] || fail "staged: f is not the same hard-linked inode ($(stat -c %i.%h f))"
+[ "$(ls -A | tr '\n' ' ')" = "f f.link " ] || fail "staged: left behind: $(ls -A | tr '\n' ' ')"
+grep -qF "'$d/mnt/f' not replaced, old content kept" ../staged.err ||
+    fail "staged: the shim did not say it kept the old content: $(cat ../staged.err)"
+shim sh -c 'head -c 1048576 /dev/zero > f' 2>../staged-sh.err
+cmp -s f ../ref || fail "staged, shell: f lost its old content ($(stat -c %s f) bytes now)"
+grep -qF "'$d/mnt/f' not replaced, old content kept" ../staged-sh.err ||
+    fail "staged, shell: the shim did not say it kept the old content: $(cat ../staged-sh.err)"
+rm f.link
 # The discarded temp's space is free again: a small replacement fits.
 exec 8<&-
 shim sh -c 'echo small > f' || fail "a small write after the failure failed"
@@ -94,6 +113,58 @@ elif ! have unshare; then
     skip_check "ENOSPC checks" "unshare(1) not installed"
 else
     for mode in "${modes[@]}"; do tmpfs_check "$mode"; done
+fi
+
+# ---- a staged target on a full ext4: the failed reservation is undone ----
+# ext4 keeps the blocks a failing fallocate got (tmpfs gives them back
+# itself) and moves the mtime: the commit gives both back, so the failed
+# write leaves the disk as full as it was and the target as it was.
+staged_ext4_check() {
+    local t="ENOSPC/staged ext4" rc
+    newdir staged-ext4
+    mkdir mnt
+    truncate -s 8M img
+    mkfs.ext4 -q -F img >/dev/null 2>&1 || { skip_check "$t" "mkfs.ext4 failed"; return; }
+    unshare -m bash -s -- "$d" "$atomically" <<'EOF'
+d=$1 atomically=$2
+failed=0
+fail() {
+    echo "FAIL: ENOSPC/staged ext4: $*"
+    failed=1
+}
+mount -o loop "$d/img" "$d/mnt" 2>/dev/null || exit 77
+cd "$d/mnt" || exit 1
+head -c 300000 /dev/urandom >f
+cp f ../ref
+ln f f.link
+touch -d @1000000000 f
+head -c "$(($(df -B1 --output=avail . | tail -1) - 200000))" /dev/zero >filler
+sync
+before="$(stat -c '%i %h %b %Y' f) $(df -B1 --output=avail . | tail -1)"
+"$atomically" --rule "$d/mnt/f" -- dd if=/dev/zero of=f bs=64k count=32 2>../dd.err
+rc=$?
+sync
+after="$(stat -c '%i %h %b %Y' f) $(df -B1 --output=avail . | tail -1)"
+[ "$rc" -ne 0 ] || fail "dd exited 0 though nothing it wrote reached f"
+cmp -s f ../ref || fail "f lost its old content ($(stat -c %s f) bytes now)"
+[ "$after" = "$before" ] || fail "inode, links, blocks, mtime, free space: $before before, $after after"
+grep -qF "'$d/mnt/f' not replaced, old content kept" ../dd.err ||
+    fail "the shim did not say it kept the old content: $(cat ../dd.err)"
+exit $failed
+EOF
+    rc=$?
+    case $rc in
+    0) ;;
+    77) skip_check "$t" "cannot loop-mount an ext4 image in a private mount namespace" ;;
+    *) fail "$t: see above (status $rc)" ;;
+    esac
+}
+if ! is_root; then
+    skip_check "ENOSPC/staged ext4" "need root to loop-mount an ext4 image"
+elif ! have unshare || ! have mkfs.ext4; then
+    skip_check "ENOSPC/staged ext4" "unshare(1) or mkfs.ext4 not installed"
+else
+    staged_ext4_check
 fi
 
 # ---- SIGKILL while a replacement is pending ----

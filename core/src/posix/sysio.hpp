@@ -120,6 +120,11 @@ inline ssize_t copy_file_range(int in, int out, size_t n) {
     return call(SYS_copy_file_range, in, 0, out, 0, static_cast<long>(n), 0);
 }
 #endif
+#if WLF_HAVE_FALLOCATE
+inline int fallocate(int fd, int mode, off_t off, off_t len) {
+    return static_cast<int>(call(SYS_fallocate, fd, mode, off, len));
+}
+#endif
 
 // Closes and keeps errno intact (for cleanup on error paths).
 inline void close_quietly(int fd) {
