@@ -85,6 +85,17 @@ int change_fd(int fd, const MetaChange &c);
 int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stage, const MetaChange &c,
                   struct stat *after, const char **why);
 
+// A write into a staged replacement's staging file (a memfd: no disk
+// behind it) has made it `stage` (its fstat): whether the target's file
+// system, where the in-place commit will write it, has room for it, as the
+// program's plain write needed (the target's own blocks count, which the
+// plain run's O_TRUNC freed). Asked through `pinned` while that is still
+// the inode dev/ino; nothing is reserved (the commit reserves, and fails
+// cleanly: quotas and a disk filled meanwhile show only there), nothing on
+// the target changes. Without a pinned descriptor (taken over across exec)
+// 0. 0 or ENOSPC.
+int staged_room(dev_t dev, ino_t ino, int pinned, const struct stat &stage);
+
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.
 void lock_registry_after_fork();

@@ -86,6 +86,24 @@ cmp -s f ../ref || fail "staged: f lost its old content ($(stat -c %s f) bytes n
 [ "$(ls -A | tr '\n' ' ')" = "f f.link " ] || fail "staged: left behind: $(ls -A | tr '\n' ' ')"
 grep -qF "'$d/mnt/f' not replaced, old content kept" ../staged.err ||
     fail "staged: the shim did not say it kept the old content: $(cat ../staged.err)"
+# The writes themselves fail as they would plainly (the blocks are reserved
+# in the target as the memfd takes them): a writer that checks write() but
+# not close() exits 1, as its plain run does, and not 0.
+shim /usr/bin/python3 -c '
+import os, sys
+fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
+data = bytes(1048576)
+while data:
+    data = data[os.write(fd, data):]
+try:
+    os.close(fd)
+except OSError:
+    pass
+' 2>../staged-py.err
+rc=$?
+[ "$rc" -ne 0 ] || fail "staged: a writer that does not check close() exited 0 though nothing it wrote reached f"
+grep -q "No space left on device" ../staged-py.err || fail "staged: the write did not fail with ENOSPC: $(cat ../staged-py.err)"
+cmp -s f ../ref || fail "staged, python: f lost its old content ($(stat -c %s f) bytes now)"
 shim sh -c 'head -c 1048576 /dev/zero > f' 2>../staged-sh.err
 cmp -s f ../ref || fail "staged, shell: f lost its old content ($(stat -c %s f) bytes now)"
 grep -qF "'$d/mnt/f' not replaced, old content kept" ../staged-sh.err ||

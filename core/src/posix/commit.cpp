@@ -79,36 +79,6 @@ int open_in_place(wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
     return 0;
 }
 
-// Space for the whole new content, reserved in the target before a byte of
-// it changes: a staged copy lives in memory (a memfd), so the program's own
-// writes never met a full disk, and a copy that stopped at ENOSPC half way
-// would leave the target truncated and torn. KEEP_SIZE allocates blocks
-// only: readers still see the old content and size. A reservation that
-// failed part way gives its blocks back (a truncation to the same size) and
-// the mtime it moved (ext4 moves it; the ctime stays moved). Where the file
-// system cannot reserve (no fallocate, EOPNOTSUPP) the write goes ahead
-// unreserved, and a copy-on-write file system may need more blocks for the
-// overwrite than it reserved. 0 or errno (ENOSPC, EDQUOT, EFBIG: nothing
-// written).
-int reserve_in_place(int fd, off_t size) {
-#if WLF_HAVE_FALLOCATE
-    struct stat before;
-    if (sys::fstat(fd, &before) != 0) return errno;
-    if (size <= static_cast<off_t>(before.st_blocks) * 512) return 0;  // blocks enough already
-    if (sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, size) == 0) return 0;
-    int e = errno;
-    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV) return 0;
-    struct timespec times[2] = {{0, UTIME_OMIT}, before.st_mtim};
-    (void)sys::ftruncate(fd, before.st_size);
-    (void)sys::call(SYS_utimensat, fd, 0, sys::arg(times), 0);
-    return e;
-#else
-    (void)fd;
-    (void)size;
-    return 0;
-#endif
-}
-
 // Copies the whole staged content into the target, then cuts it to size;
 // a staged one then gets back what the program's metadata calls set and
 // the write undid (staged_meta.cpp).
@@ -126,7 +96,10 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     }
     off_t size = lseek(src, 0, SEEK_END);
     if (size < 0 || lseek(src, 0, SEEK_SET) < 0) return fail(err, errno, WLF_STEP_IN_PLACE, "seek staged content", f->target);
-    if (int rc = reserve_in_place(dst.fd.get(), size))
+    // The blocks first: a staged copy lives in memory, so the program's own
+    // writes may not have met a full disk (staged_room only asks), and a copy
+    // stopped by ENOSPC half way would leave the target truncated and torn.
+    if (int rc = detail::reserve_in_place(dst.fd.get(), size, nullptr))
         return fail(err, rc, WLF_STEP_RENAME, "reserve space for the in-place write of", f->target);
     if (int rc = detail::copy_range(src, dst.fd.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
     if (sys::ftruncate(dst.fd.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);

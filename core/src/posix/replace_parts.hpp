@@ -96,6 +96,14 @@ int seed_copy(int src, int dst);
 // Copies the rest of src from its offset to dst at its offset with
 // copy_file_range, falling back to read/write. Returns 0 or errno.
 int copy_range(int src, int dst);
+// Reserves `size` bytes of blocks from the start of fd, a target about to
+// be written in place (or a staged one being written in memory), its size
+// kept: readers still see the old content. `before` is fd's stat when the
+// caller has it. A reservation that fails gives back what it got and the
+// mtime it moved (ext4 moves both; the ctime stays moved). 0 where the file
+// system cannot reserve (a copy-on-write one may still need more blocks for
+// an overwrite); else 0 or errno (ENOSPC, EDQUOT, EFBIG).
+int reserve_in_place(int fd, off_t size, const struct stat *before);
 
 // Gives `fd` the owner/group, extended attributes (ACLs, security labels;
 // unsupported or forbidden ones skipped) and mode of `st`, read from `src`

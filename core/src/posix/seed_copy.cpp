@@ -67,6 +67,29 @@ int copy_range(int src, int dst) {
 #endif
 }
 
+int reserve_in_place(int fd, off_t size, const struct stat *before) {
+#if WLF_HAVE_FALLOCATE
+    struct stat st;
+    if (!before) {
+        if (sys::fstat(fd, &st) != 0) return errno;
+        before = &st;
+    }
+    if (size <= static_cast<off_t>(before->st_blocks) * 512) return 0;  // blocks enough already
+    if (sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, size) == 0) return 0;
+    int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV) return 0;
+    struct timespec times[2] = {{0, UTIME_OMIT}, before->st_mtim};
+    (void)sys::ftruncate(fd, before->st_size);
+    (void)sys::call(SYS_utimensat, fd, 0, sys::arg(times), 0);
+    return e;
+#else
+    (void)fd;
+    (void)size;
+    (void)before;
+    return 0;
+#endif
+}
+
 int seed_copy(int src, int dst) {
 #if WLF_HAVE_FICLONE
     if (ioctl(dst, FICLONE, src) == 0) return 0;

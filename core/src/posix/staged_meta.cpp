@@ -19,6 +19,7 @@
 #include "sysio.hpp"
 
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -140,6 +141,26 @@ int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stag
     int e = sys::fstat(file.get(), after) != 0 ? errno : carry_on_stage(stage, c, before, *after);
     if (e) *why = "the change could not be kept for the in-place write at the close";
     return e;
+}
+
+int staged_room(dev_t dev, ino_t ino, int pinned, const struct stat &stage) {
+    struct stat target;
+    // Checked first, as in staged_change: the number may have been closed
+    // by a commit in another thread, and reused.
+    if (pinned < 0 || sys::fstat(pinned, &target) != 0 || !same_file(target, dev, ino)) return 0;
+    // What the writes allocated, not the size: a hole the program left by
+    // seeking (or ftruncate) takes no blocks in its plain run either. The
+    // plain run's O_TRUNC freed the target's blocks first: they count as
+    // room.
+    off_t used = static_cast<off_t>(stage.st_blocks) * 512;
+    if (used > stage.st_size) used = stage.st_size;
+    off_t have = static_cast<off_t>(target.st_blocks) * 512;
+    struct statfs fs;
+    if (used <= have || fstatfs(pinned, &fs) != 0) return 0;
+    // Root may use the blocks ext4 reserves for it.
+    unsigned long long blocks = geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+    unsigned long long size = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
+    return static_cast<unsigned long long>(used - have) > blocks * size ? ENOSPC : 0;
 }
 
 InPlaceTarget::~InPlaceTarget() {

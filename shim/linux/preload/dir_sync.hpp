@@ -35,7 +35,7 @@ void sync_after_rename(const char *raw_to);
 template <class Pass>
 auto fsync_fd(Pass &&pass, int fd) -> decltype(pass()) {
     sync_deferred_dirs_before_program_sync();
-    return write_fd(pass, fd);
+    return change_fd(pass, fd);
 }
 
 template <class Pass>

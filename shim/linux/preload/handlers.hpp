@@ -229,13 +229,38 @@ int fcntl_fd(Pass &&pass, int fd, int cmd) {
 
 inline bool is_media_error(int e) { return e == EIO || e == ENOSPC || e == EDQUOT || e == EFBIG; }
 
+// A failed call that changes a pending replacement's data (or syncs it)
+// poisons it: its content is not what the program meant.
 template <class Pass>
-auto write_fd(Pass &&pass, int fd) -> decltype(pass()) {
+auto change_fd(Pass &&pass, int fd) -> decltype(pass()) {
     auto r = pass();
     if (r < 0 && is_media_error(errno) && tracked(fd)) {
         int saved = errno;
         poison(fd, saved);
         errno = saved;
+    }
+    return r;
+}
+
+// 0, or ENOSPC when fd is a staged replacement's memfd and its target's
+// file system has no room for what it now holds (staged_meta.cpp, the
+// core's staged_room).
+int staged_room(int fd);
+
+// A call that puts data into fd (the write family, copy_file_range,
+// sendfile, splice, fallocate): as change_fd, and a staged replacement's
+// target's file system must have room for it, as the program's plain write
+// needed (docs/design.md, "Special targets"): else the call fails with that
+// error and the replacement is poisoned (its memfd took the data, the
+// target keeps its old content).
+template <class Pass>
+auto write_fd(Pass &&pass, int fd) -> decltype(pass()) {
+    auto r = change_fd(pass, fd);
+    if (r < 0 || !tracked(fd)) return r;
+    if (int e = staged_room(fd)) {
+        poison(fd, e);
+        errno = e;
+        return -1;
     }
     return r;
 }

@@ -250,10 +250,11 @@ bool any_staged() {
 
 }  // namespace
 
-bool staged_pending_fd(int fd, Pending *out) {
+bool staged_pending_fd(int fd, Pending *out, struct stat *st) {
     if (!any_staged()) return false;
-    struct stat st;
-    return sys::fstat(fd, &st) == 0 && record_of_inode(st.st_dev, st.st_ino, out) && out->shown.staged;
+    struct stat own;
+    if (!st) st = &own;
+    return sys::fstat(fd, st) == 0 && record_of_inode(st->st_dev, st->st_ino, out) && out->shown.staged;
 }
 
 bool pending_target(const Pending &p, char *out, size_t size) {

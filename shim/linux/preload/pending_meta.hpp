@@ -56,8 +56,8 @@ using detail::MetaChange;
 // itself refuses: the target's name no longer holds the file written).
 int staged_meta(const Pending &p, int stage, const MetaChange &c);
 // Whether fd is a descriptor of a staged replacement's staging file; *out
-// its record then.
-bool staged_pending_fd(int fd, Pending *out);
+// its record then (and *st, when given, fd's fstat).
+bool staged_pending_fd(int fd, Pending *out, struct stat *st = nullptr);
 
 // The descriptor forms (fchmod, fchown, futimens, the xattr setters) on a
 // staged replacement's descriptor, its staging memfd: c (made by `change`)

@@ -31,4 +31,11 @@ int staged_meta(const Pending &p, int stage, const MetaChange &c) {
     return -1;
 }
 
+int staged_room(int fd) {
+    Pending p;
+    struct stat stage;
+    if (!staged_pending_fd(fd, &p, &stage)) return 0;
+    return detail::staged_room(p.shown.dev, p.shown.ino, p.shown.pinned, stage);
+}
+
 }  // namespace wrap_lockfile::shim

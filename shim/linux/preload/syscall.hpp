@@ -98,9 +98,9 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_writev:
     case SYS_pwritev:
     case SYS_pwritev2:
-    case SYS_fallocate:
+    case SYS_fallocate: return write_fd(pass, fd);
     case SYS_ftruncate:
-    case SYS_sync_file_range: return write_fd(pass, fd);
+    case SYS_sync_file_range: return change_fd(pass, fd);
     // ---- the program's sync points (dir_sync.hpp)
     case SYS_fsync:
     case SYS_fdatasync: return fsync_fd(pass, fd);
