@@ -112,7 +112,8 @@ wl::LockOptions lock_options(std::optional<double> timeout, bool keep_lock_file,
     o.timeout = timeout;
     o.backend = pick<wl::LockBackend>("backend", backend, {{"flock", wl::LockBackend::flock},
                                                            {"dotlock", wl::LockBackend::dotlock},
-                                                           {"none", wl::LockBackend::none}});
+                                                           {"none", wl::LockBackend::none},
+                                                           {"auto", wl::LockBackend::automatic}});
     o.keep_lock_file = keep_lock_file;
     o.nesting = false;
     o.interruptible = !timeout.has_value();

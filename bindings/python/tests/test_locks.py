@@ -259,3 +259,27 @@ def test_gil_is_released_during_the_commit(d):
         th.join()
     assert seen
     assert os.path.getsize(t) == 32 << 20
+
+
+@pytest.mark.parametrize("backend", ["flock", "auto"])
+def test_private_backends_exclude_the_public_lock(d, backend):
+    """The private module's "flock" and "auto" (the shim's default, which is
+    flock on a local file system) lock <target>.lock against mylockfile in
+    another process."""
+    from wrap_lockfile import _wrap_lockfile as core
+    f = os.path.join(d, "f")
+    lock = core.Lock(f, timeout=0, backend=backend)
+    try:
+        assert lock.held
+        assert os.path.exists(f + ".lock")
+        assert held_elsewhere(f)
+    finally:
+        lock.release()
+    assert entries(d) == []
+
+
+def test_private_backend_names_are_checked(d):
+    from wrap_lockfile import _wrap_lockfile as core
+    with pytest.raises(ValueError, match="backend"):
+        core.Lock(os.path.join(d, "f"), backend="fcntl")
+    assert entries(d) == []
