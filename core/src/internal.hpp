@@ -39,9 +39,18 @@ int open_parent(const char *path, const char **base);
 
 // ---- descriptors (posix/sysio.cpp) ----
 
-// Moves fd to the lowest free number >= floor (close-on-exec), closing the
-// original; returns the new fd, or fd itself when floor <= 0, fd >= floor, or
-// no such number is free.
+// A close-on-exec copy of fd at the lowest free number >= floor, out of the
+// program's way. A program may have lowered RLIMIT_NOFILE to the floor or
+// below since the floor was chosen (F_DUPFD's EINVAL): then at or above
+// three quarters of the limit now. -1 and errno when neither has room.
+int dup_above(int fd, int floor);
+
+// A close-on-exec copy of fd that the library keeps: dup_above, else (no
+// room up there) the lowest free number. -1 and errno (EMFILE).
+int dup_kept(int fd, int floor);
+
+// Moves fd above floor (dup_above), closing the original; returns the new
+// fd, or fd itself when floor <= 0, fd >= floor, or there is no room above.
 int raise_fd(int fd, int floor);
 
 // ---- the clock (posix/clock.cpp, windows/clock.cpp) ----

@@ -245,10 +245,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
     if (caller_fd) {
         // The caller's descriptor keeps the number open(2) would have given;
         // the library keeps its own copy out of the program's way.
-        int own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, fd_floor > 0 ? fd_floor : 0);
-        // A program may have lowered RLIMIT_NOFILE below the floor, or used
-        // every number above it: then our copy goes where there is room.
-        if (own < 0 && fd_floor > 0) own = sys::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+        int own = detail::dup_kept(f->fd, fd_floor);
         if (own < 0) return fail_and_destroy(f, err, errno, WLF_STEP_OPEN, "duplicate descriptor of", f->target);
         *caller_fd = f->fd;
         f->fd = own;

@@ -22,7 +22,8 @@
 #  15 many and long rules (past the rule set's built-in room for 8 patterns
 #     and 512 bytes): the last rule still matches, the last exclusion wins
 #  16 a program that lowers RLIMIT_NOFILE below the shim's descriptor floor
-#     (ulimit -n 512; the floor was 768) still writes matched files
+#     (ulimit -n 512; the floor was 768) still writes matched files, also
+#     through a shell's `exec 3>` (the shim's descriptors stay high)
 #  17 a program's own sticky bit and access time of exactly 1970-01-01 on
 #     its file (set by a child through /dev/fd) is not a child's error mark
 #  18 nobody writes root's mode-666 file in a sticky 1777 directory: the
@@ -346,6 +347,14 @@ else
     expect_content "16 rlimit" a.txt $'hi\n'
     [ "$(ino a.txt)" != "$before" ] || fail "16 rlimit: a.txt was not replaced"
     expect_entries "16 rlimit" "$d" a.txt
+    # The shim's descriptors go to 3/4 of the lowered limit, not to the
+    # lowest numbers, where the shell's `exec 3>` would need to move them.
+    printf 'old\n' >b.txt
+    run '*.txt' bash -c 'ulimit -n 1024 && ulimit -n 512 && exec 3>b.txt && echo new >&3 && exec 3>&-' \
+        2>"$tmp/c16b.err" || fail "16 rlimit, exec 3>: the shell failed: $(cat "$tmp/c16b.err")"
+    expect_content "16 rlimit, exec 3>" b.txt $'new\n'
+    [ ! -s "$tmp/c16b.err" ] || fail "16 rlimit, exec 3>: $(cat "$tmp/c16b.err")"
+    expect_entries "16 rlimit, exec 3>" "$d" a.txt b.txt
 fi
 
 # ---- 17: the program's own sticky bit and 1970 access time ----

@@ -4,6 +4,7 @@
 #include "sysio.hpp"
 
 #include <cerrno>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace wrap_lockfile::sys {
@@ -41,9 +42,27 @@ int pwrite_all(int fd, const void *data, size_t size, off_t offset) {
 
 namespace wrap_lockfile::detail {
 
+int dup_above(int fd, int floor) {
+    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (moved >= 0 || errno != EINVAL || floor <= 0) return moved;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    rlim_t lower = rl.rlim_cur / 4 * 3;
+    if (lower == 0 || lower >= static_cast<rlim_t>(floor)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return sys::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<long>(lower));
+}
+
+int dup_kept(int fd, int floor) {
+    int moved = floor > 0 ? dup_above(fd, floor) : -1;
+    return moved >= 0 ? moved : sys::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 int raise_fd(int fd, int floor) {
     if (fd < 0 || floor <= 0 || fd >= floor) return fd;
-    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    int moved = dup_above(fd, floor);
     if (moved < 0) return fd;
     sys::close(fd);
     return moved;

@@ -8,6 +8,7 @@
 #include "preload_config.hpp"
 
 #include "handoff.hpp"
+#include "internal.hpp"
 #include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
@@ -79,7 +80,11 @@ void drop_and_commit(int fd) {
 bool relocate_internal(int fd) {
     Guard g;
     if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return true;
-    int moved = sys::fcntl(fd, F_DUPFD_CLOEXEC, g_config.fd_floor);
+    // Anywhere with room rather than nowhere: a refused dup2 fails the
+    // program's redirection after its truncating open, so the shell commits
+    // an empty file (a program that lowered its descriptor limit below the
+    // floor since the load, a small limit).
+    int moved = detail::dup_kept(fd, g_config.fd_floor);
     if (moved < 0 || moved >= kMaxFds) {
         int e = moved < 0 ? errno : EMFILE;
         if (moved >= 0) sys::close(moved);

@@ -1,6 +1,7 @@
-/* dup2_internal TARGET: opens TARGET for writing, finds the shim's lock
-   descriptor (the one naming TARGET.lock), leaves no free number at or above
-   the lowest descriptor the shim keeps (RLIMIT_NOFILE), then dup2()s stdout
+/* dup2_internal TARGET [full]: opens TARGET for writing, finds the shim's
+   lock descriptor (the one naming TARGET.lock), leaves no free number at or
+   above the lowest descriptor the shim keeps (RLIMIT_NOFILE; with "full", no
+   free number at all: the rest filled with /dev/null), then dup2()s stdout
    onto the lock descriptor, as a shell's `exec 768>&1` would. Prints
    "lock N" and "dup2: ok" or "dup2: ERR", writes "new\n" and closes TARGET.
    Exit: 0, 1 when a call other than dup2 failed, 77 when no lock descriptor
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-    if (argc != 2) return 2;
+    if (argc != 2 && argc != 3) return 2;
     char lock[PATH_MAX];
     if (!realpath(".", lock)) return 1;
     snprintf(lock + strlen(lock), sizeof lock - strlen(lock), "/%s.lock", argv[1]);
@@ -52,6 +53,9 @@ int main(int argc, char **argv) {
         perror("setrlimit");
         return 1;
     }
+    if (argc == 3)
+        while (open("/dev/null", O_RDONLY) >= 0) {
+        }
     if (dup2(1, lock_fd) < 0)
         printf("dup2: %s\n", strerror(errno));
     else
