@@ -31,6 +31,11 @@
 #  19 overlayfs: a hard-linked lower file, whose first open for writing
 #     copies it up to a new inode, is written as without the shim (it
 #     failed with EAGAIN: the copy-up was taken for a file swapped in)
+#  20 a file-size limit (prlimit --fsize) below a file's size: an update
+#     within the limit (dd conv=notrunc, truncate) works as without the
+#     shim (the seed's copy of the whole file was killed by SIGXFSZ inside
+#     the open), for a file replaced and a hard-linked (staged) one; the
+#     shim's log past the limit gets no line (it killed the program too)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -417,6 +422,33 @@ else
         cmp -s "$tmp/c19-plain/entries" "$tmp/c19-shim/entries" ||
             fail "19 overlay: entries $(tr '\n' ' ' <"$tmp/c19-shim/entries" 2>/dev/null), plainly $(tr '\n' ' ' <"$tmp/c19-plain/entries")"
     fi
+fi
+
+# ---- 20: a file-size limit below the file's size ----
+if ! have prlimit; then
+    skip_check "20" "prlimit (util-linux) not installed"
+else
+    # The shim's log, already past the limit, gets no line: a write there
+    # would kill the program with SIGXFSZ too.
+    head -c 8192 /dev/zero >"$tmp/c20.log"
+    for linked in no yes; do
+        for cmd in 'dd if=/dev/zero of=f.txt bs=1 count=10 conv=notrunc status=none' 'truncate -s 5 f.txt'; do
+            t="20 fsize, linked $linked, ${cmd%% *}"
+            for how in plain shim; do
+                newdir "c20-$how"
+                head -c 10240 /dev/zero | tr '\0' o >f.txt
+                [ $linked = yes ] && ln f.txt g.txt
+                if [ $how = shim ]; then
+                    WRAP_LOCKFILE_LOG=$tmp/c20.log run '*.txt' prlimit --fsize=4096 sh -c "$cmd" 2>err
+                else
+                    prlimit --fsize=4096 sh -c "$cmd" 2>err
+                fi
+                echo "$? $(stat -c '%s %h' f.txt) $(md5sum <f.txt | cut -c1-12) $(ls -A | tr '\n' ' ')" >"$tmp/c20-$how.out"
+            done
+            [ "$(cat "$tmp/c20-shim.out")" = "$(cat "$tmp/c20-plain.out")" ] ||
+                fail "$t: exit, size, links, content, entries: $(cat "$tmp/c20-shim.out") under the shim, $(cat "$tmp/c20-plain.out") plainly"
+        done
+    done
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

@@ -10,6 +10,7 @@
 #include "shared_fs.hpp"
 #include "sysio.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +77,16 @@ int look_as_program(wlf_file *f, const char *path, mode_t mode, bool want_read, 
     }
     seen->fd.reset(fd);
     return 0;
+}
+
+// Whether a copy of the target's whole content would pass the file-size
+// limit (RLIMIT_FSIZE: prlimit --fsize, ulimit -f), which the program's own
+// writes need not reach: a seed would kill it with SIGXFSZ inside its open
+// (or fail it with EFBIG) where its plain update within the limit works.
+bool beyond_file_size_limit(const wlf_file *f) {
+    struct rlimit rl;
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+           static_cast<rlim_t>(f->st.st_size) > rl.rlim_cur;
 }
 
 // Copies the current content into the temp. A shared file system may answer
@@ -157,6 +168,15 @@ int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
     bool seeded = f->existed && !(f->flags & O_TRUNC);
     if (f->existed) {
         if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
+    }
+    if (seeded && beyond_file_size_limit(f)) {
+        // No copy fits under the file-size limit: the target itself, as
+        // for O_DIRECT (see begin_rename).
+        sys::close(f->fd);
+        f->fd = -1;
+        f->staged = false;
+        seen->fd.reset();
+        return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
     }
     if (seeded) {
         if (!seen->readable) return fail(err, EACCES, WLF_STEP_TEMP, "copy current content", f->target);
@@ -261,8 +281,9 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
     }
     if (f->existed) {
         if (int rc = look_as_program(f, path, mode, seeded, seen, err)) return rc;
-        if (seeded && !seen->readable) {
-            // Write-only for us: cannot copy, so cannot replace atomically.
+        if (seeded && (!seen->readable || beyond_file_size_limit(f))) {
+            // Write-only for us, or more than the file-size limit lets any
+            // copy hold: cannot copy, so cannot replace atomically.
             drop_temp(f);
             return begin_direct(f, WLF_COMMIT_IN_PLACE, path, mode, seen, err);
         }

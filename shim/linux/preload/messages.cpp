@@ -5,19 +5,38 @@
 #include "handoff.hpp"
 #include "sysio.hpp"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 namespace wrap_lockfile::shim {
 
+namespace {
+
+// A line into fd, unless it would take the file past the process's
+// file-size limit (RLIMIT_FSIZE): the kernel would kill the program with
+// SIGXFSZ for a log line of the shim's, which its plain run never wrote.
+void write_line(int fd, const char *line, size_t len) {
+    struct rlimit rl;
+    struct stat st;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && sys::fstat(fd, &st) == 0 &&
+        S_ISREG(st.st_mode) && static_cast<rlim_t>(st.st_size) + len > rl.rlim_cur)
+        return;
+    sys::write_all(fd, line, len);
+}
+
+}  // namespace
+
 void message(const char *fmt, const char *a, const char *b) {
     char line[WLF_PATH_MAX + 512];
     int n = snprintf(line, sizeof line, fmt, a, b);
     if (n < 0) return;
     size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
-    sys::write_all(2, line, len);
-    if (g_config.log_fd >= 0 && g_config.log_fd != 2) sys::write_all(g_config.log_fd, line, len);
+    write_line(2, line, len);
+    if (g_config.log_fd >= 0 && g_config.log_fd != 2) write_line(g_config.log_fd, line, len);
 }
 
 void log_line(const char *fmt, const char *a, const char *b) {
@@ -26,7 +45,7 @@ void log_line(const char *fmt, const char *a, const char *b) {
     int n = snprintf(line, sizeof line, fmt, a, b);
     if (n < 0) return;
     size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
-    sys::write_all(g_config.log_fd, line, len);
+    write_line(g_config.log_fd, line, len);
 }
 
 void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size) {
