@@ -133,6 +133,54 @@ else
     for mode in "${modes[@]}"; do tmpfs_check "$mode"; done
 fi
 
+# ---- another user's file on a full disk ----
+# nobody updates one byte of root's 0666 file in a sticky directory on a
+# full tmpfs: plainly it needs no new block. A replacement could not be
+# given root's ownership, so the file is written in place from a copy in
+# memory; it used to be copied onto the full disk first, and the open failed
+# with ENOSPC.
+foreign_full_check() {
+    local t="ENOSPC/another user's file" rc
+    newdir foreign-full
+    mkdir mnt
+    chmod 711 "$tmp" "$d"  # nobody reaches the mount by absolute path
+    unshare -m bash -s -- "$d" "$atomically" <<'EOF'
+d=$1 atomically=$2
+failed=0
+fail() {
+    echo "FAIL: ENOSPC/another user's file: $*"
+    failed=1
+}
+for how in plain shim; do
+    mount -t tmpfs -o size=256k,mode=1777 wlf-e2e "$d/mnt" || exit 77
+    cd "$d/mnt" || exit 1
+    head -c 10240 /dev/zero | tr '\0' o >f
+    chmod 666 f
+    head -c 1M /dev/zero >fill 2>/dev/null
+    pre=()
+    [ $how = shim ] && pre=("$atomically" --rule "$d/mnt/f" --)
+    printf X | env -u WRAP_LOCKFILE_LOG setpriv --reuid=nobody --regid=nogroup --clear-groups "${pre[@]}" \
+        dd of=f conv=notrunc status=none 2>"$d/$how.err"
+    echo "$? $(stat -c '%s %h %U %i' f) $(md5sum <f | cut -c1-12) $(ls -A | tr '\n' ' ')" >"$d/$how.out"
+    cd "$d" && umount "$d/mnt"
+done
+[ "$(cat "$d/shim.out")" = "$(cat "$d/plain.out")" ] ||
+    fail "exit, size, links, owner, inode, content, entries: $(cat "$d/shim.out") under the shim ($(cat "$d/shim.err")), $(cat "$d/plain.out") plainly"
+exit $failed
+EOF
+    rc=$?
+    case $rc in
+    0) ;;
+    77) skip_check "$t" "cannot mount a tmpfs in a private mount namespace" ;;
+    *) fail "$t: see above (status $rc)" ;;
+    esac
+}
+if ! is_root || ! have unshare || ! have setpriv; then
+    skip_check "ENOSPC/another user's file" "needs root, unshare(1) and setpriv(1)"
+else
+    foreign_full_check
+fi
+
 # ---- a staged target on a full ext4: the failed reservation is undone ----
 # ext4 keeps the blocks a failing fallocate got (tmpfs gives them back
 # itself) and moves the mtime: the commit gives both back, so the failed

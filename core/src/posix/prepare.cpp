@@ -10,6 +10,7 @@
 #include "shared_fs.hpp"
 #include "sysio.hpp"
 
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,15 @@ bool beyond_file_size_limit(const wlf_file *f) {
     struct rlimit rl;
     return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
            static_cast<rlim_t>(f->st.st_size) > rl.rlim_cur;
+}
+
+// Whether the target's owner is another user's, and we are not root: a
+// replacement of ours could not be given it (chown needs CAP_CHOWN). Root
+// without that capability finds out at the chown (copy_metadata). The file
+// system uid is what the temp gets, which setfsuid(-1) reports.
+bool owner_not_ours(const wlf_file *f) {
+    uid_t fsuid = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));
+    return fsuid != 0 && f->st.st_uid != fsuid;
 }
 
 // Copies the current content into the temp. A shared file system may answer
@@ -294,6 +304,14 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
             // One the writer may not give a new inode (data journalling
             // without the privilege, a project from a user namespace):
             // written in place, where the inode keeps them all.
+            drop_temp(f);
+            seen->fd.reset();
+            return begin_staged(f, path, mode, seen, err);
+        }
+        if (seeded && owner_not_ours(f)) {
+            // Another user's file, which a replacement could not be given
+            // (see !owner_kept below): staged before its copy takes room on
+            // the disk, which an in-place update does not need.
             drop_temp(f);
             seen->fd.reset();
             return begin_staged(f, path, mode, seen, err);
