@@ -70,10 +70,18 @@ extern "C" void wlf_file_poison(wlf_file *f, int error) {
 
 namespace {
 
+// A write failed: the replacement is not committed. Written straight into
+// the target (lock-only, in place without a stage), the writes are there
+// already, as far as they went: the step says so (WLF_STEP_IN_PLACE).
+int fail_poisoned(wlf_file *f, wlf_error *err) {
+    bool direct = f->kind == WLF_COMMIT_IN_PLACE && !f->staged;
+    return fail(err, f->poison, direct ? WLF_STEP_IN_PLACE : WLF_STEP_WRITE, "write to", f->target);
+}
+
 int commit_file(wlf_file *f, int *kind_out, wlf_error *err, bool known_owner) {
     if (!f) return fail(err, EINVAL, WLF_STEP_OPEN, "commit", nullptr);
     if (f->poison) {
-        int rc = fail(err, f->poison, WLF_STEP_WRITE, "write to", f->target);
+        int rc = fail_poisoned(f, err);
         destroy(f);
         return rc;
     }
@@ -145,7 +153,7 @@ bool detail::file_old_target(const wlf_file *f, struct stat *st) {
 }
 
 int detail::file_commit_at_exit(wlf_file *f, int *kind_out, wlf_error *err) {
-    int rc = f->poison ? fail(err, f->poison, WLF_STEP_WRITE, "write to", f->target) : detail::commit_steps(f, err);
+    int rc = f->poison ? fail_poisoned(f, err) : detail::commit_steps(f, err);
     if (kind_out) *kind_out = f->kind;
     // What a failed commit leaves (a named temp), then the lock; nothing is
     // freed or closed beyond what the commit itself closes: the process ends.

@@ -115,6 +115,27 @@ shim sh -c 'echo small > f' || fail "a small write after the failure failed"
 [ "$(cat f)" = small ] || fail "the small write did not land"
 [ "$(stat -c %i f)" != "$ino" ] || fail "the small write was not a replacement"
 [ "$(ls -A)" = f ] || fail "left behind after the small write: $(ls -A | tr '\n' ' ')"
+# --lock-only: the program writes f itself, so a failed append leaves in f
+# what fit, as a plain run does, and the shim says that much, not "old
+# content kept".
+lock_only() {
+    case $mode in
+    launcher) "$atomically" --lock-only "$d/mnt/f" -- "$@" ;;
+    preload) LD_PRELOAD=$preload WRAP_LOCKFILE_LOCK_ONLY=$d/mnt/f "$@" ;;
+    esac
+}
+cp ../ref f
+ino=$(stat -c %i f)
+lock_only bash -c 'seq 1 100000 >> f' 2>../lock-only.err
+rc=$?
+[ "$rc" -ne 0 ] || fail "lock-only: seq exited 0 on a full file system"
+cmp -s -n 10240 f ../ref || fail "lock-only: f's old 10240 bytes changed"
+[ "$(stat -c %s f)" -gt 10240 ] || fail "lock-only: what fit of the append is not in f (plainly it is)"
+[ "$(stat -c %i f)" = "$ino" ] || fail "lock-only: f was replaced"
+[ "$(ls -A)" = f ] || fail "lock-only: left behind: $(ls -A | tr '\n' ' ')"
+grep -qF "'$d/mnt/f' written in place, perhaps partly" ../lock-only.err ||
+    fail "lock-only: the shim did not say f was written in place: $(cat ../lock-only.err)"
+! grep -q "old content kept" ../lock-only.err || fail "lock-only: the shim said the old content was kept: $(cat ../lock-only.err)"
 exit $failed
 EOF
     rc=$?

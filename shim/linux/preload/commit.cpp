@@ -14,6 +14,22 @@
 
 namespace wrap_lockfile::shim {
 
+namespace {
+
+// What became of the target, told by the failing step, not by words.
+const char *failure_format(int step, bool at_exit) {
+    switch (step) {
+    case WLF_STEP_FSYNC_DIR: return "wrap_lockfile: '%s' replaced, but not durably: %s\n";
+    case WLF_STEP_UNLOCK: return "wrap_lockfile: '%s' replaced, but its lock was not released cleanly: %s\n";
+    case WLF_STEP_IN_PLACE: return "wrap_lockfile: '%s' written in place, perhaps partly: %s\n";
+    default:
+        return at_exit ? "wrap_lockfile: '%s' not replaced at _exit, old content kept: %s\n"
+                       : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
+    }
+}
+
+}  // namespace
+
 int commit(Entry *e) {
     Inside inside;
     // e, and the name it carries, is removed on every way out (the messages
@@ -60,12 +76,7 @@ int commit(Entry *e) {
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         wlf_error_format(&err, text, sizeof text);
-        // What became of the target is told by the failing step, not by words.
-        const char *what = err.step == WLF_STEP_FSYNC_DIR ? "wrap_lockfile: '%s' replaced, but not durably: %s\n"
-                           : err.step == WLF_STEP_UNLOCK  ? "wrap_lockfile: '%s' replaced, but its lock was not released cleanly: %s\n"
-                           : err.step == WLF_STEP_IN_PLACE ? "wrap_lockfile: '%s' written in place, perhaps partly: %s\n"
-                                                           : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
-        message(what, target, text);
+        message(failure_format(err.step, false), target, text);
         errno = rc;
         return rc;
     }
@@ -105,7 +116,7 @@ void commit_at_exit(Entry *e) {
         char why[128];
         const char *name = strerrorname_np(rc);
         snprintf(why, sizeof why, "%s failed (%s)", err.op && *err.op ? err.op : "commit", name ? name : "error");
-        message("wrap_lockfile: '%s' not replaced at _exit, old content kept: %s\n", target, why);
+        message(failure_format(err.step, true), target, why);
         return;
     }
     log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
