@@ -155,12 +155,25 @@ int staged_room(dev_t dev, ino_t ino, int pinned, const struct stat &stage) {
     off_t used = static_cast<off_t>(stage.st_blocks) * 512;
     if (used > stage.st_size) used = stage.st_size;
     off_t have = static_cast<off_t>(target.st_blocks) * 512;
+    if (used <= have) return 0;
+    auto need = static_cast<unsigned long long>(used - have);
+    // A file written in small pieces asks again only once it has grown by a
+    // quarter of the room seen last (a writer in 4 KiB pieces would
+    // otherwise pay an fstatfs for each): an estimate either way, which the
+    // commit's reservation makes exact.
+    thread_local struct {
+        dev_t dev;
+        unsigned long long need, room;
+    } last{};
+    if (last.room && last.dev == target.st_dev && need >= last.need && need - last.need < last.room / 4) return 0;
     struct statfs fs;
-    if (used <= have || fstatfs(pinned, &fs) != 0) return 0;
+    if (fstatfs(pinned, &fs) != 0) return 0;
     // Root may use the blocks ext4 reserves for it.
     unsigned long long blocks = geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
-    unsigned long long size = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
-    return static_cast<unsigned long long>(used - have) > blocks * size ? ENOSPC : 0;
+    unsigned long long room = blocks * (fs.f_frsize ? fs.f_frsize : fs.f_bsize);
+    if (need > room) return ENOSPC;
+    last = {target.st_dev, need, room - need};
+    return 0;
 }
 
 InPlaceTarget::~InPlaceTarget() {
