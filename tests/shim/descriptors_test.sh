@@ -228,7 +228,7 @@ for room in low none; do
     expect_entries "$t" . err t
 done
 
-# ---- open flags on the program's descriptor: O_DIRECT, O_SYNC, O_DSYNC ----
+# ---- open flags on the program's descriptor: O_DIRECT, O_SYNC, O_DSYNC, O_NOATIME ----
 # flags_probe FILE: each flag in turn, four opens of FILE (new, existing
 # without O_TRUNC, O_APPEND, hard-linked when LINKED is set): what F_GETFL
 # shows, what an unaligned and an aligned (mmap'ed buffer) write give, the
@@ -236,7 +236,7 @@ done
 cat >"$tmp/flags_probe.py" <<'PY'
 import fcntl, mmap, os, sys
 path = sys.argv[1]
-for name in ("O_DIRECT", "O_SYNC", "O_DSYNC"):
+for name in ("O_DIRECT", "O_SYNC", "O_DSYNC", "O_NOATIME"):
     flag = getattr(os, name)
     for how, extra in (("new", os.O_TRUNC), ("existing", 0), ("append", os.O_APPEND)):
         if how == "new" and os.path.exists(path) and not os.environ.get("LINKED"):

@@ -31,12 +31,20 @@ namespace {
 // here too. The temp lies on the target's file system: one without direct
 // I/O refuses the flag as the program's open would have (EINVAL). (A
 // staging memfd has no direct I/O: begin_staged writes such a target in
-// place.) O_SYNC and O_DSYNC are given at the temp's creation (F_SETFL
-// cannot set them). Our temps and memfds have no other status flags, so no
-// F_GETFL.
+// place.) O_NOATIME too, which the kernel lets only the file's owner set:
+// the temp is ours (or root's to chown), and the verdict open already gave
+// the program's answer on the target (EPERM), so it is dropped rather than
+// refused where F_SETFL still says EPERM. O_SYNC and O_DSYNC are given at
+// the temp's creation (F_SETFL cannot set them). Our temps and memfds have
+// no other status flags, so no F_GETFL.
 int status_flags(wlf_file *f) {
-    int want = f->flags & (O_APPEND | O_DIRECT);
-    return !want || sys::fcntl(f->fd, F_SETFL, want) == 0 ? 0 : errno;
+    int want = f->flags & (O_APPEND | O_DIRECT | O_NOATIME);
+    if (!want || sys::fcntl(f->fd, F_SETFL, want) == 0) return 0;
+    if (errno == EPERM && (want & O_NOATIME)) {
+        want &= ~O_NOATIME;
+        if (!want || sys::fcntl(f->fd, F_SETFL, want) == 0) return 0;
+    }
+    return errno;
 }
 
 // Positions the caller's descriptor as open(2) would have: appends go to the
