@@ -120,12 +120,14 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     // Only now, when a lock is taken: the mount's choice (cached per mount).
     // The probe first guesses it from the directory's path (no statx), and
     // checks the guess by the lock file it then creates there.
-    detail::DirMount guess{0, -1};
+    detail::DirMount guess{0, -1, false};
     const bool guessed = probe && detail::dir_mount_find(path, &guess) &&
                          (opt->backend != WLF_LOCK_AUTO || guess.backend >= 0);
     int backend = opt->backend;
     bool known = false;  // AUTO's answer came from mountinfo: the probe may remember it
-    if (backend == WLF_LOCK_AUTO) backend = guessed ? guess.backend : detail::auto_lock_backend(path, nullptr, &known);
+    bool dir_append_only = guessed && guess.append_only;  // known only where AUTO asked the directory
+    if (backend == WLF_LOCK_AUTO && !guessed) backend = detail::auto_lock_backend(path, nullptr, &known, &dir_append_only);
+    else if (backend == WLF_LOCK_AUTO) backend = guess.backend;
 
     struct stat st;
     if (!opt->no_nesting && detail::registry_in_use() && lstat(path, &st) == 0) {
@@ -143,7 +145,11 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     }
     memcpy(h->path, path, strlen(path) + 1);
     h->backend = backend;
-    h->keep = opt->keep_lock_file != 0;
+    // A lock file cannot be removed from an append-only directory: kept
+    // without a word, and the target is written in place (no temp name
+    // that would stay there too: begin_rename).
+    h->keep = opt->keep_lock_file != 0 || dir_append_only;
+    h->dir_append_only = dir_append_only;
     h->shared = false;
     h->owner = LockFileOwner::foreign;
     detail::forget_commit_check(h);
@@ -185,7 +191,7 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
     // Only an answer the mount gave is remembered (a FLOCK given because
     // mountinfo could not be read is asked again next time).
     if (probe && !guessed && (opt->backend != WLF_LOCK_AUTO || known))
-        detail::dir_mount_store(path, {h->mount, opt->backend == WLF_LOCK_AUTO ? backend : -1});
+        detail::dir_mount_store(path, {h->mount, opt->backend == WLF_LOCK_AUTO ? backend : -1, dir_append_only});
     // A handle of its own is nobody's to nest into: it stays out of the
     // registry (registry_drop lets it go at depth 0 all the same).
     if (!opt->no_nesting) registry_add(h);
@@ -211,6 +217,9 @@ int wrap_lockfile::detail::lock_acquire_probe(const char *target, const wlf_lock
 }
 
 bool wrap_lockfile::detail::lock_has_file(const wlf_lock *lock) { return lock && lock->held; }
+bool wrap_lockfile::detail::lock_dir_append_only(const wlf_lock *lock) {
+    return lock && lock->held && lock->held->dir_append_only;
+}
 
 bool wrap_lockfile::detail::lock_file_still_ours(const wlf_lock *lock, int dir_fd) {
     if (!lock || !lock->held) return false;

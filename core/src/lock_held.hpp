@@ -26,6 +26,7 @@ struct Held {
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
     int depth;
     bool keep;              // keep_lock_file: never remove it
+    bool dir_append_only;   // its directory is append-only (lock_dir_append_only)
     bool shared;            // on a shared file system: the lock file stays (shared_fs.hpp)
     LockFileOwner owner;    // flock: whether the release may remove the file
     bool at_path;           // just checked: the path still names our file

@@ -36,6 +36,10 @@ void lock_release_probe(wlf_lock *lock);
 // lock in between) then removes it through dir_fd, which must stay open
 // until then.
 bool lock_has_file(const wlf_lock *lock);
+// Whether the lock file's directory was seen append-only (chattr +a) when
+// the lock was taken: nothing made there can be removed or renamed over.
+// Known where the backend was chosen by WLF_LOCK_AUTO (the shim's default).
+bool lock_dir_append_only(const wlf_lock *lock);
 bool lock_file_still_ours(const wlf_lock *lock, int dir_fd);
 
 // wlf_lock_release for a caller that knows it is the process that locked

@@ -36,6 +36,9 @@
 #     shim (the seed's copy of the whole file was killed by SIGXFSZ inside
 #     the open), for a file replaced and a hard-linked (staged) one; the
 #     shim's log past the limit gets no line (it killed the program too)
+#  21 an append-only directory (chattr +a): no rename over its files, no
+#     removal: targets are written in place and only their lock files stay,
+#     where every write left a temp name (a copy of the content) for good
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -449,6 +452,27 @@ else
                 fail "$t: exit, size, links, content, entries: $(cat "$tmp/c20-shim.out") under the shim, $(cat "$tmp/c20-plain.out") plainly"
         done
     done
+fi
+
+# ---- 21: an append-only directory ----
+newdir c21
+printf 'old\n' >a.txt
+printf 'log\n' >b.txt
+if ! is_root || ! have chattr || ! chattr +a . 2>/dev/null; then
+    skip_check "21" "needs root and a file system with chattr +a here"
+else
+    for round in 1 2; do
+        run '*.txt' sh -c "echo new$round >a.txt && echo more$round >>b.txt && echo n$round >c$round.txt" 2>"$tmp/c21.err"
+        rc=$?
+        [ "$rc" = 0 ] || fail "21 append-only directory, round $round: exit $rc: $(cat "$tmp/c21.err")"
+    done
+    entries=$(ls -A | tr '\n' ' ')
+    chattr -a .
+    [ "$entries" = "a.txt a.txt.lock b.txt b.txt.lock c1.txt c1.txt.lock c2.txt c2.txt.lock " ] ||
+        fail "21 append-only directory: entries $entries (a temp name left, or a lock file missing)"
+    expect_content "21 append-only directory" a.txt $'new2\n'
+    expect_content "21 append-only directory" b.txt $'log\nmore1\nmore2\n'
+    expect_content "21 append-only directory" c2.txt $'n2\n'
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

@@ -56,6 +56,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->owner_thread = pthread_self();
     h->depth = 1;
     h->keep = keep;
+    h->dir_append_only = false;  // what the open made of it is decided; its keep came along
     detail::keep_on_shared_fs(fd, 0, h);  // a lock handed over across exec stays shared
     h->owner = static_cast<LockFileOwner>(owner);
     detail::forget_commit_check(h);

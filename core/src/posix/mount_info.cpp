@@ -241,10 +241,12 @@ void cache_store(const Want &w, int backend) {
 
 }  // namespace
 
-int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known) {
-    bool known_here = false;
+int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known, bool *dir_append_only) {
+    bool known_here = false, append_here = false;
     if (!known) known = &known_here;
+    if (!dir_append_only) dir_append_only = &append_here;
     *known = false;
+    *dir_append_only = false;
     char dir[WLF_PATH_MAX];
     const char *base;
     if (split_dir_base(lock_path, dir, sizeof dir, &base) != 0) return WLF_LOCK_FLOCK;
@@ -254,6 +256,7 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known)
     // Straight to the kernel (sysio.hpp): the shim interposes statx.
     struct statx sx;
     if (sys::call(SYS_statx, AT_FDCWD, sys::arg(dir), 0, STATX_MNT_ID, sys::arg(&sx)) != 0) return WLF_LOCK_FLOCK;
+    *dir_append_only = (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_APPEND) != 0;
     Want w{(sx.stx_mask & STATX_MNT_ID) ? static_cast<unsigned long>(sx.stx_mnt_id) : 0, sx.stx_dev_major,
            sx.stx_dev_minor, false, false};
     int backend;

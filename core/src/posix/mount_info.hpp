@@ -60,7 +60,10 @@ bool flock_stays_local(const char *fstype, const char *super_opts);
 // the file to read (nullptr: /proc/self/mountinfo; tests pass their own).
 // *known (if given) says whether the answer came from mountinfo or the
 // cache: false for the FLOCK given when the mount could not be told.
-int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr, bool *known = nullptr);
+// *dir_append_only (if given): whether the directory is append-only
+// (chattr +a), from the same statx; false when it could not be looked at.
+int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr, bool *known = nullptr,
+                      bool *dir_append_only = nullptr);
 
 // The probe's shortcut (lock.cpp, open_file.cpp): the last directories a
 // probe locked in, each with the mount its lock file was on (statx's unique
@@ -71,6 +74,7 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo = nullptr, bo
 struct DirMount {
     uint64_t mount;
     int backend;
+    bool append_only;  // the directory was append-only (chattr +a) when asked
 };
 // Each takes a path in the directory (its part before the last '/').
 bool dir_mount_find(const char *path_in_dir, DirMount *out);

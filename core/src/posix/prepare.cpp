@@ -261,6 +261,10 @@ int open_dir(wlf_file *f, bool keep, wlf_error *err, bool path_only) {
 bool reach_by_path(const wlf_file *f) { return f->target[0] == '/' && detail::lock_has_file(f->lock); }
 
 int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
+    // An append-only directory (chattr +a) refuses the rename over an
+    // existing target and the removal of a temp's name: every attempt would
+    // leave a copy of the content behind for good. Written in place.
+    if (f->existed && detail::lock_dir_append_only(f->lock)) return begin_staged(f, path, mode, seen, err);
     char dir[WLF_PATH_MAX];
     if (int rc = detail::split_dir_base(f->target, dir, sizeof dir, &f->base)) return fail(err, rc, WLF_STEP_OPEN, "path", f->target);
     if (!reach_by_path(f)) {
