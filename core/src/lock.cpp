@@ -57,7 +57,10 @@ namespace {
 int dotlock_acquire(const char *path, const wlf_lock_options *opt, Held *h, wlf_error *err) {
     h->fd = -1;
     h->owner = LockFileOwner::created;  // linked from our own temporary
-    return detail::dotlock_acquire(path, opt, &h->dev, &h->ino, err);
+    struct stat seen;
+    if (int rc = detail::dotlock_acquire(path, opt, &seen, err)) return rc;
+    detail::note_lock_file(h, seen);
+    return 0;
 }
 
 int dotlock_release(Held *h, wlf_error *err) {

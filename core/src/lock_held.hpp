@@ -21,6 +21,8 @@ struct Held {
     int fd;          // flock: the locked descriptor; else -1
     dev_t dev;
     ino_t ino;
+    off_t size;              // its size and mtime when it became ours: a file
+    struct timespec mtime;   // written since is somebody's data (remove_if_still_ours)
     uint64_t mount;  // flock: the lock file's unique mount id (0: not known)
     pid_t owner_pid;  // a forked child must not release its parent's lock
     pthread_t owner_thread;  // with owner_pid: pthread_self() costs no system call
@@ -79,11 +81,21 @@ inline void forget_commit_check(Held *h) {
     h->at_path = false;
     h->at_dir = -1;
 }
-// Removes h's file if its name still is the file we hold: the look and the
-// unlink through one descriptor of its directory (h->at_dir, else one of
-// its own). By path, a directory swapped between the two (a symlink put at
-// a component by whoever may write the parent) makes the unlink remove that
-// directory's f.lock: somebody else's. 0 (also: not ours, or gone), or errno.
+// h's file is `st` (once it became ours): its identity, size and mtime.
+inline void note_lock_file(Held *h, const struct stat &st) {
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    h->size = st.st_size;
+    h->mtime = st.st_mtim;
+}
+// Removes h's file if its name still is the file we hold, as we left it: the
+// look and the unlink through one descriptor of its directory (h->at_dir,
+// else one of its own). By path, a directory swapped between the two (a
+// symlink put at a component by whoever may write the parent) makes the
+// unlink remove that directory's f.lock: somebody else's. One written since
+// (another size or mtime: `<target>.lock` is a data file for some, Bundler's
+// Gemfile.lock, written in place by a program that does not lock) holds
+// somebody's data, and stays. 0 (also: not ours, or gone), or errno.
 int remove_if_still_ours(const Held *h);
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.

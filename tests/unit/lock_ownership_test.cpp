@@ -140,6 +140,36 @@ TEST(LockOwnership, ForeignLockFileWithContentIsNeverChanged) {
     EXPECT_EQ(wlf_test::list_names(dir.path()), (Names{"Gemfile", "Gemfile.lock"}));
 }
 
+// A lock file we created that another program writes into while we hold
+// it (Bundler writes Gemfile.lock in place, without locking) holds its
+// data: the release leaves it, with that content, for each file backend;
+// written in place to an empty length (a truncating open), too.
+TEST(LockOwnership, OurLockFileWrittenMeanwhileIsLeftWithItsContent) {
+    for (auto backend : {wl::LockBackend::flock, wl::LockBackend::dotlock}) {
+        SCOPED_TRACE(backend == wl::LockBackend::flock ? "flock" : "dotlock");
+        TempDir dir;
+        fs::path target = dir / "Gemfile", lock = lock_of(target);
+        {
+            wl::FileLock l(target, opts(std::nullopt, backend));
+            // A plain program's O_TRUNC write, not through the library.
+            int fd = ::open(lock.c_str(), O_WRONLY | O_TRUNC);
+            ASSERT_GE(fd, 0) << strerror(errno);
+            ASSERT_EQ(::write(fd, "GEM\n", 4), 4);
+            ASSERT_EQ(::close(fd), 0);
+        }
+        EXPECT_EQ(read_file(lock), "GEM\n");
+        EXPECT_EQ(wlf_test::list_names(dir.path()), (Names{"Gemfile.lock"}));
+    }
+    TempDir dir;
+    fs::path target = dir / "f", lock = lock_of(target);
+    {
+        wl::FileLock l(target, opts(std::nullopt));
+        struct timespec past[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+        ASSERT_EQ(::utimensat(AT_FDCWD, lock.c_str(), past, 0), 0);  // as a write would move it
+    }
+    EXPECT_TRUE(fs::exists(lock)) << "an empty lock file written since was removed";
+}
+
 // Each thing that is not a lock file is refused at once with LockFailed
 // (ENOLCK), naming the lock file and what it is, not followed, not waited
 // on even with a timeout, and left exactly as it was.

@@ -201,8 +201,7 @@ struct Attempt {
     const char *path;
     const char *tmp;
     const char *probe;  // break_if_stale's
-    dev_t dev;
-    ino_t ino;
+    struct stat seen;  // the lock file as its path shows it once ours
     int lookups_failed;
     const char *op;  // for ENOLCK: what is in the way
 };
@@ -222,9 +221,8 @@ int try_link(void *ctx) {
         }
         a->lookups_failed = 0;
         if (linked || (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino)) {
-            // The lock file's identity as its path shows it (the release compares that).
-            a->dev = lock.st_dev;
-            a->ino = lock.st_ino;
+            // The lock file as its path shows it (the release compares that).
+            a->seen = lock;
             return 0;
         }
         // A FIFO, directory, symlink... is nobody's dotlock: waiting for it
@@ -247,7 +245,7 @@ pid_t dotlock_holder_pid(const char *path, const struct stat &st) {
     return static_cast<pid_t>(c.pid);
 }
 
-int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, ino_t *ino, wlf_error *err) {
+int dotlock_acquire(const char *path, const wlf_lock_options *opt, struct stat *seen, wlf_error *err) {
     char dir[WLF_PATH_MAX];
     const char *base;
     if (int rc = split_dir_base(path, dir, sizeof dir, &base)) return fail(err, rc, WLF_STEP_LOCK, "lock path", path);
@@ -276,14 +274,13 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, dev_t *dev, i
         unlink(tmp);
         return fail(err, ENAMETOOLONG, WLF_STEP_LOCK, "lock path", path);
     }
-    Attempt a{path, tmp, probe, 0, 0, 0, nullptr};
+    Attempt a{path, tmp, probe, {}, 0, nullptr};
     int rc = poll_until(try_link, &a, opt->has_timeout != 0, opt->timeout);
     unlink(tmp);
     if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
     if (rc == ENOLCK && a.op) return fail(err, rc, WLF_STEP_LOCK, a.op, path);
     if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "dotlock", path);
-    *dev = a.dev;
-    *ino = a.ino;
+    *seen = a.seen;
     return 0;
 }
 

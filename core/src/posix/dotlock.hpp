@@ -12,7 +12,7 @@ namespace wrap_lockfile::detail {
 // Takes the dotlock `lock_path` (wait, one try or a deadline as in `opt`).
 // 0 and the lock file's identity in *dev / *ino; EWOULDBLOCK, ETIMEDOUT or
 // the errno of a hard failure, recorded in `err`.
-int dotlock_acquire(const char *lock_path, const wlf_lock_options *opt, dev_t *dev, ino_t *ino, wlf_error *err);
+int dotlock_acquire(const char *lock_path, const wlf_lock_options *opt, struct stat *seen, wlf_error *err);
 
 // Released by remove_if_still_ours (lock_held.hpp): a lock broken and taken
 // by somebody else meanwhile stays theirs.

@@ -129,8 +129,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
                                                      : LockFileOwner::foreign;
         keep_on_shared_fs(fd.get(), mount, h);
         h->fd = detail::raise_fd(fd.release(), fd_floor);
-        h->dev = fs.st_dev;
-        h->ino = fs.st_ino;
+        note_lock_file(h, fs);
         h->mount = mount;
         return 0;
     }
@@ -166,6 +165,8 @@ int remove_if_still_ours(const Held *h) {
     while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
         if (errno == ENOENT || !stale.again(errno)) return errno == ENOENT ? 0 : errno;
     if (st.st_dev != h->dev || st.st_ino != h->ino) return 0;  // somebody else's now
+    if (st.st_size != h->size || st.st_mtim.tv_sec != h->mtime.tv_sec || st.st_mtim.tv_nsec != h->mtime.tv_nsec)
+        return 0;  // written since: somebody's data
     return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
 }
 

@@ -50,8 +50,10 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     memcpy(h->path, lock_path, n + 1);
     h->backend = WLF_LOCK_FLOCK;
     h->fd = fd;
-    h->dev = fs.st_dev;
-    h->ino = fs.st_ino;
+    // Its mtime as found now; its size as every flock lock file of ours is
+    // made, empty: one written into before the exec holds somebody's data.
+    detail::note_lock_file(h, fs);
+    h->size = 0;
     h->owner_pid = getpid();
     h->owner_thread = pthread_self();
     h->depth = 1;
