@@ -53,6 +53,10 @@ void file_commit_durably(wlf_file *f);
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
 bool file_old_target(const wlf_file *f, struct stat *st);
+// Whether f's existing target is still at its name (the commit's check,
+// commit.cpp): renamed away or replaced meanwhile, the name is another
+// file's, or nobody's. Always true for a new target.
+bool file_target_still_looked_at(const wlf_file *f);
 
 // A metadata call of the program (fchmod, fchown, futimens, fsetxattr,
 // fremovexattr, or one of their by-path forms) as data. `now`: times NULL

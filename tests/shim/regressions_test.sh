@@ -39,6 +39,9 @@
 #  21 an append-only directory (chattr +a): no rename over its files, no
 #     removal: targets are written in place and only their lock files stay,
 #     where every write left a temp name (a copy of the content) for good
+#  22 a pending file renamed away by another process (logrotate's mv), then
+#     created anew by its opener: the new file is written, as plainly (the
+#     new open joined the pending replacement, whose commit was refused)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -474,6 +477,15 @@ else
     expect_content "21 append-only directory" b.txt $'log\nmore1\nmore2\n'
     expect_content "21 append-only directory" c2.txt $'n2\n'
 fi
+
+# ---- 22: a pending file renamed away, then made anew ----
+newdir c22
+printf 'old\n' >log
+run 'log' bash -c 'exec 3>>log && echo a >&3 && mv log log.1 && echo fresh >log && exec 3>&-' 2>"$tmp/c22.err"
+rc=$?
+[ "$rc" = 0 ] || fail "22 renamed away: exit $rc: $(cat "$tmp/c22.err")"
+expect_content "22 renamed away, the new file" log $'fresh\n'
+expect_entries "22 renamed away" "$d" log log.1
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

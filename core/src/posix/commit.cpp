@@ -8,6 +8,7 @@
 #include "replace_parts.hpp"
 #include "replacement.hpp"
 #include "shared_fs.hpp"
+#include "shim_entry.hpp"
 #include "sysio.hpp"
 
 #include <unistd.h>
@@ -126,26 +127,6 @@ int name_exclusively(wlf_file *f) {
     return 0;
 }
 
-// Whether an existing target is still the file looked at under the lock
-// (and seeded from). A file renamed over its name since by a writer that
-// does not lock stays: without the shim the program's writes went to the
-// file that rename orphaned. One removed stays removed. And a directory
-// swapped in before the look and back before the commit (the look saw
-// another directory's file, perhaps somebody's secret) gives nothing of
-// that file to this one. A shared file system's cache may miss the name
-// for a moment (shared_fs.hpp): only a file seen there counts. A nested
-// replacement of the same target under the same lock that committed first
-// put its own file there: that one is replaced (the last commit wins).
-// Identities only: straight to the kernel (sysio.hpp).
-bool target_still_the_one_looked_at(const wlf_file *f) {
-    if (!f->existed) return true;
-    struct stat now;
-    if (sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno != ENOENT || detail::is_shared_fs_parent(f->target);
-    return (now.st_dev == f->st.st_dev && now.st_ino == f->st.st_ino) ||
-           detail::lock_last_commit_was(f->lock, now.st_dev, now.st_ino);
-}
-
 int commit_direct(wlf_file *f, wlf_error *err) {
     int rc = 0;
     if (f->durability != WLF_DURABILITY_NONE && f->kind == WLF_COMMIT_IN_PLACE && sys::fsync(f->fd) != 0)
@@ -178,7 +159,7 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     // opened after the lock, by path, and may not be the lock's.
     if (detail::lock_has_file(f->lock) && !detail::lock_file_still_ours(f->lock, f->dir_fd))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
-    if (!target_still_the_one_looked_at(f))
+    if (!detail::file_target_still_looked_at(f))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the file was replaced or removed meanwhile)", f->target);
     // A new target is linked straight to its name: no temp name, no
     // rename. Something there now (made by a writer that does not lock)
@@ -235,6 +216,26 @@ int commit_rename(wlf_file *f, wlf_error *err) {
 }
 
 }  // namespace
+
+// Whether an existing target is still the file looked at under the lock
+// (and seeded from). A file renamed over its name since by a writer that
+// does not lock stays: without the shim the program's writes went to the
+// file that rename orphaned. One removed stays removed. And a directory
+// swapped in before the look and back before the commit (the look saw
+// another directory's file, perhaps somebody's secret) gives nothing of
+// that file to this one. A shared file system's cache may miss the name
+// for a moment (shared_fs.hpp): only a file seen there counts. A nested
+// replacement of the same target under the same lock that committed first
+// put its own file there: that one is replaced (the last commit wins).
+// Identities only: straight to the kernel (sysio.hpp).
+bool detail::file_target_still_looked_at(const wlf_file *f) {
+    if (!f->existed) return true;
+    struct stat now;
+    if (sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno != ENOENT || detail::is_shared_fs_parent(f->target);
+    return (now.st_dev == f->st.st_dev && now.st_ino == f->st.st_ino) ||
+           detail::lock_last_commit_was(f->lock, now.st_dev, now.st_ino);
+}
 
 // The new content into place, by f's kind (f not poisoned).
 int detail::commit_steps(wlf_file *f, wlf_error *err) {

@@ -97,6 +97,11 @@ Join join_pending(const Paths &p, int flags, int *out) {
     if (!e || e->opener != getpid()) return Join::none;
     if (e->refs == 0) return Join::busy;
     if (!detail::file_locked_by_this_thread(f)) return Join::none;
+    // The name must still be the file the replacement looked at: renamed
+    // away meanwhile (logrotate's mv), a new open of the name makes a new
+    // file, as it does plainly; joined, its writes would go with the pending
+    // one, which its commit then refuses (ESTALE): dropped.
+    if (!detail::file_target_still_looked_at(f)) return Join::none;
     *out = -1;
     if (int e = refusal_of_existing(flags)) {
         errno = e;
