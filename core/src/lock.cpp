@@ -86,6 +86,20 @@ int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t si
         memcpy(dst, target, n);
     }
     memcpy(dst + n, ".lock", 6);
+    // A name of 251 to 255 bytes has no "<name>.lock" in a directory entry
+    // (NAME_MAX): then as much of the name as fits, cut at a character
+    // (UTF-8), a '~' and a hash of the whole name: one lock file per name,
+    // the same in every process (the name open(2) takes has no other lock).
+    const char *slash = static_cast<const char *>(memrchr(dst, '/', n));
+    size_t base = slash ? static_cast<size_t>(slash - dst) + 1 : 0;
+    constexpr size_t kNameMax = 255, kHash = 16, kKeep = kNameMax - 1 - kHash - 5;
+    if (n - base + 5 <= kNameMax) return 0;
+    uint64_t h = 14695981039346656037ull;  // FNV-1a
+    for (size_t i = base; i < n; ++i) h = (h ^ static_cast<unsigned char>(dst[i])) * 1099511628211ull;
+    size_t keep = kKeep;
+    while (keep > 0 && (static_cast<unsigned char>(dst[base + keep]) & 0xC0) == 0x80) --keep;
+    if (base + keep + 1 + kHash + 6 > size) return ENAMETOOLONG;
+    snprintf(dst + base + keep, size - base - keep, "~%016llx.lock", static_cast<unsigned long long>(h));
     return 0;
 }
 

@@ -12,7 +12,9 @@
 namespace wrap_lockfile::detail {
 
 // The lock file of `target`: "<target>.lock", made absolute against the
-// current directory, into dst[size]. 0 or ENAMETOOLONG.
+// current directory, into dst[size]; for a name of 251 to 255 bytes, whose
+// "<name>.lock" no directory entry holds, "<its first 233 bytes or
+// fewer>~<16 hex digits of its hash>.lock". 0 or ENAMETOOLONG.
 int lock_path_of(const char *target, char *dst, size_t size);
 
 // A lock taken to look at a path before knowing it is the final target

@@ -411,6 +411,48 @@ TEST(Lock, LockPathNamesTheLockFile) {
     EXPECT_EQ(moved.lock_path(), fs::path());
 }
 
+// A name of 251 to 255 bytes has no room for ".lock" in a directory entry:
+// its lock file is as much of the name as fits (cut at a character), '~'
+// and 16 hex digits of a hash of the whole name; it excludes as any other,
+// is removed at the release, and names that share the kept part differ.
+TEST(Lock, LongNamesGetAShortenedLockFile) {
+    TempDir dir;
+    std::string utf8;
+    while (utf8.size() < 255 - 2) utf8 += "\xc3\xa9";  // é, two bytes each
+    utf8 += "a";                                          // 255 bytes
+    for (const std::string &name : {std::string(250, 'x'), std::string(251, 'x'), std::string(255, 'x'), utf8}) {
+        SCOPED_TRACE(name.size());
+        fs::path target = dir / name;
+        std::string lock_name;
+        {
+            wl::FileLock lock(target);
+            lock_name = lock.lock_path().filename().string();
+            EXPECT_TRUE(fs::exists(lock.lock_path()));
+            EXPECT_EQ(probe_in_process(target, opts(0.0)), kAlreadyLocked);
+        }
+        EXPECT_EQ(wlf_test::count_entries(dir.path()), 0u);
+        if (name.size() + 5 <= 255) {
+            EXPECT_EQ(lock_name, name + ".lock");
+            continue;
+        }
+        EXPECT_LE(lock_name.size(), 255u);
+        ASSERT_GT(lock_name.size(), 22u);
+        EXPECT_EQ(lock_name.substr(lock_name.size() - 22, 1), "~");
+        EXPECT_EQ(lock_name.substr(lock_name.size() - 5), ".lock");
+        std::string kept = lock_name.substr(0, lock_name.size() - 22);
+        EXPECT_EQ(name.compare(0, kept.size(), kept), 0) << "the lock file does not start with the name";
+        EXPECT_NE(static_cast<unsigned char>(name[kept.size()]) & 0xC0, 0x80u) << "cut inside a character";
+        wl::atomic_write_content_with_lock(target, "new\n");
+        EXPECT_EQ(wlf_test::read_file(target), "new\n");
+        fs::remove(target);
+    }
+    std::string a(252, 'y'), b(252, 'y');
+    b.back() = 'z';
+    wl::FileLock la(dir / a);
+    wl::FileLock lb(dir / b, opts(0.0));  // another name, another lock file
+    EXPECT_NE(la.lock_path(), lb.lock_path());
+}
+
 // ---- 2. exclusion ----------------------------------------------------------
 
 TEST(Lock, ThreadsExcludeEachOther) {
