@@ -320,6 +320,38 @@ pid_t wrap_lockfile::detail::lock_file_holder(const char *lock_path) {
     return detail::dotlock_holder_pid(lock_path, st);
 }
 
+namespace {
+std::atomic<bool> g_refuse_ancestor_holders{false};
+
+// The parent of `pid` from /proc/<pid>/stat (its fourth field, after the
+// parenthesized name, which may hold anything), or 0.
+pid_t parent_of(pid_t pid) {
+    char path[32], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    int fd = sys::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = sys::read(fd, buf, sizeof buf - 1);
+    sys::close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    int ppid = 0;
+    return close_paren && sscanf(close_paren + 1, " %*c %d", &ppid) == 1 ? ppid : 0;
+}
+}  // namespace
+
+void wrap_lockfile::detail::lock_refuse_ancestor_holders() { g_refuse_ancestor_holders.store(true); }
+
+bool wrap_lockfile::detail::lock_held_by_ancestor(const char *lock_path) {
+    if (!g_refuse_ancestor_holders.load(std::memory_order_relaxed)) return false;
+    pid_t h = detail::lock_file_holder(lock_path);
+    if (h <= 0) return false;
+    pid_t p = getppid();
+    for (int depth = 0; p > 1 && depth < 64; ++depth, p = parent_of(p))
+        if (p == h) return true;
+    return false;
+}
+
 pid_t wrap_lockfile::detail::lock_owner(const wlf_lock *lock) {
     return lock && lock->held ? lock->held->owner_pid : 0;
 }

@@ -64,6 +64,18 @@ bool lock_last_commit_was(const wlf_lock *lock, dev_t dev, ino_t ino);
 // ".lock" to add), 0 if unknown.
 pid_t lock_file_holder(const char *lock_path);
 
+// The shim's locks are the library's, not the program's: a program that
+// holds a file open while its child (exec'd, holding no descriptor of it)
+// writes the same file waits for that child, which would wait for the
+// parent's lock forever. With this set (by the shim, for its process), a
+// flock lock found held by a process this one descends from is not waited
+// for: EDEADLK (step WLF_STEP_LOCK) at once. The library's own API waits,
+// as a lock must.
+void lock_refuse_ancestor_holders();
+// With that policy set: whether the process holding `lock_path`'s lock is
+// an ancestor of this one.
+bool lock_held_by_ancestor(const char *lock_path);
+
 // The program is about to dup2() onto descriptor `from`, which the lock
 // owns: it uses `to`, a copy the caller made, from now on.
 void lock_relocate_fd(wlf_lock *lock, int from, int to);

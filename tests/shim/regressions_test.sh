@@ -42,6 +42,10 @@
 #  22 a pending file renamed away by another process (logrotate's mv), then
 #     created anew by its opener: the new file is written, as plainly (the
 #     new open joined the pending replacement, whose commit was refused)
+#  23 a parent holding a file open while its exec'd child (no descriptor of
+#     it inherited: subprocess's close_fds) writes it: under --lock-only the
+#     child writes in place, as plainly; under a replace rule its open fails
+#     at once with EDEADLK; both used to wait for the parent's lock forever
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -486,6 +490,35 @@ rc=$?
 [ "$rc" = 0 ] || fail "22 renamed away: exit $rc: $(cat "$tmp/c22.err")"
 expect_content "22 renamed away, the new file" log $'fresh\n'
 expect_entries "22 renamed away" "$d" log log.1
+
+# ---- 23: a child writing the file its parent holds open ----
+newdir c23
+cat >"$tmp/c23.py" <<'PY'
+import subprocess
+with open("log", "a") as f:
+    f.write("parent start\n")
+    f.flush()
+    r = subprocess.run(["sh", "-c", "echo child >> log"])
+    f.write("parent done %d\n" % r.returncode)
+PY
+for kind in lock-only replace; do
+    printf 'old\n' >log
+    if [ $kind = lock-only ]; then
+        WRAP_LOCKFILE_LOCK_ONLY=$d/log limit=20 run '' "$python3" "$tmp/c23.py" 2>"$tmp/c23.err"
+    else
+        limit=20 run "$d/log" "$python3" "$tmp/c23.py" 2>"$tmp/c23.err"
+    fi
+    rc=$?
+    [ "$rc" = 0 ] || fail "23 child of the holder, $kind: exit $rc (124: it hung): $(cat "$tmp/c23.err")"
+    if [ $kind = lock-only ]; then
+        expect_content "23 child of the holder, $kind" log $'old\nparent start\nchild\nparent done 0\n'
+    else
+        # The child's open refused (sh says so and exits 2); the parent's writes land.
+        expect_content "23 child of the holder, $kind" log $'old\nparent start\nparent done 2\n'
+        grep -q "Resource deadlock avoided" "$tmp/c23.err" || fail "23 child of the holder, $kind: no EDEADLK: $(cat "$tmp/c23.err")"
+    fi
+    expect_entries "23 child of the holder, $kind" "$d" log
+done
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

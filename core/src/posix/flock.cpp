@@ -4,6 +4,7 @@
 #include "internal.hpp"
 #include "lock_file.hpp"
 #include "lock_held.hpp"
+#include "lock_internal.hpp"
 #include "shared_fs.hpp"
 #include "sysio.hpp"
 
@@ -77,7 +78,13 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
         }
         sys::UniqueFd fd(raw);
         int rc;
-        if (!opt->has_timeout) {
+        // Held by a process this one descends from (the shim's policy,
+        // lock_refuse_ancestor_holders): not waited for.
+        if (flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+            rc = 0;
+        } else if (errno == EWOULDBLOCK && detail::lock_held_by_ancestor(path)) {
+            return fail(err, EDEADLK, WLF_STEP_LOCK, "lock (held by a process this one descends from)", path);
+        } else if (!opt->has_timeout) {
             while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR && !opt->interruptible) {
             }
             rc = rc == 0 ? 0 : errno;

@@ -50,7 +50,7 @@ void log_line(const char *fmt, const char *a, const char *b) {
 
 void describe_lock_failure(int rc, const wlf_error &err, char *text, size_t size) {
     wlf_error_format(&err, text, size);
-    if (err.step != WLF_STEP_LOCK || (rc != ETIMEDOUT && rc != EWOULDBLOCK)) return;
+    if (err.step != WLF_STEP_LOCK || (rc != ETIMEDOUT && rc != EWOULDBLOCK && rc != EDEADLK)) return;
     pid_t holder = detail::lock_file_holder(err.path);
     size_t n = strlen(text);
     if (holder > 0 && n < size) snprintf(text + n, size - n, " (held by pid %d)", static_cast<int>(holder));

@@ -177,6 +177,17 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     int user = -1;
     int rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,
                                &err);
+    if (rc == EDEADLK && err.step == WLF_STEP_LOCK && opt.lock_only) {
+        // Locked by a process this one descends from (a log the parent
+        // holds open while its child appends to it): in place under the
+        // parent's lock, as the two share the file without the shim.
+        log_line("wrap_lockfile: '%s' is locked by a process this one descends from: %s\n", p.norm,
+                 "writing it in place under that lock");
+        opt.use_lock = 0;
+        err.code = 0;
+        rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,
+                               &err);
+    }
     if (rc) {
         char text[WLF_PATH_MAX + 256];
         describe_lock_failure(rc, err, text, sizeof text);
@@ -185,6 +196,14 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
             // A lock wait that gave up must never look like a silent failure.
             message("wrap_lockfile: cannot open '%s' for writing: %s (WRAP_LOCKFILE_TIMEOUT)\n", p.norm, text);
             rc = rc == EWOULDBLOCK ? EAGAIN : ETIMEDOUT;
+        } else if (lock_step && rc == EDEADLK) {
+            // Its replacement pending in an ancestor, which may be waiting
+            // for this process: an error now rather than a wait for ever.
+            // Writes into the parent's pending file cannot be joined without
+            // a descriptor of it; --lock-only writes such a file in place.
+            message("wrap_lockfile: cannot open '%s' for writing: %s; not waiting for it (a --lock-only rule lets "
+                    "both write it)\n",
+                    p.norm, text);
         } else if (lock_step && (rc == ENOLCK || rc == EACCES || rc == EPERM || rc == EROFS)) {
             // A lock file that is not one (a FIFO, a directory, a hard link),
             // or one that cannot be created (a directory we may not create

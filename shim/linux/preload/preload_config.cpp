@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "log_file.hpp"
 #include "internal.hpp"
+#include "lock_internal.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -55,6 +56,9 @@ void load_options() {
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
         floor = static_cast<int>(rl.rlim_cur * 3 / 4);
     g_config.fd_floor = floor;
+    // The locks are ours, not the program's: a lock its ancestor holds is
+    // not waited for (open.cpp, lock_refuse_ancestor_holders).
+    detail::lock_refuse_ancestor_holders();
     if (const char *l = getenv(config::kLogVar); l && *l) {
         if (strcmp(l, config::kLogToStderr) == 0) {
             g_config.log_fd = 2;
