@@ -143,6 +143,7 @@ bool detail::file_temp_identity(const wlf_file *f, dev_t *dev, ino_t *ino) {
 }
 
 bool detail::file_staged(const wlf_file *f) { return f->staged; }
+int detail::file_open_flags(const wlf_file *f) { return f->flags; }
 int detail::file_pinned_target(const wlf_file *f) { return f->target_fd; }
 void detail::file_commit_durably(wlf_file *f) { f->durability = WLF_DURABILITY_FULL; }
 

@@ -50,6 +50,9 @@ int file_pinned_target(const wlf_file *f);
 // committed with durability full, as an open with them is (open_file.cpp).
 void file_commit_durably(wlf_file *f);
 
+// The open(2) flags f was opened with.
+int file_open_flags(const wlf_file *f);
+
 // Whether f's target existed when it was opened (under the lock), and then
 // its lstat into *st: until the commit, the file the path names.
 bool file_old_target(const wlf_file *f, struct stat *st);

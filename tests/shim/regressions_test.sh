@@ -46,6 +46,9 @@
 #     it inherited: subprocess's close_fds) writes it: under --lock-only the
 #     child writes in place, as plainly; under a replace rule its open fails
 #     at once with EDEADLK; both used to wait for the parent's lock forever
+#  24 a program that locks a matched, empty file it opened for writing
+#     (flock, lockf: a lock file of its own) locks that file, which a plain
+#     process then finds locked; it locked the temp, which excluded nobody
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -519,6 +522,31 @@ for kind in lock-only replace; do
     fi
     expect_entries "23 child of the holder, $kind" "$d" log
 done
+
+# ---- 24: a lock file of the program's own, matched ----
+newdir c24
+if ! have flock; then
+    skip_check "24" "flock(1) (util-linux) not installed"
+else
+    : >old.lock
+    ino=$(stat -c %i old.lock)
+    run '*.lock' "$python3" -c '
+import fcntl, subprocess, sys
+# A plain process (no shim) tries the same kind of lock without waiting.
+probe = "import fcntl, sys\nf = open(sys.argv[1], \"a\")\ntry:\n    getattr(fcntl, sys.argv[2])(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(1)"
+for name, kind in (("old.lock", "flock"), ("new.lock", "lockf")):
+    with open(name, "a") as f:
+        getattr(fcntl, kind)(f, fcntl.LOCK_EX)
+        rc = subprocess.run(["env", "-u", "LD_PRELOAD", sys.executable, "-c", probe, name, kind]).returncode
+        print(name, "excluded" if rc == 1 else "NOT EXCLUDED (%d)" % rc)
+' >"$tmp/c24.out" 2>"$tmp/c24.err"
+    rc=$?
+    [ "$rc" = 0 ] || fail "24 own lock file: exit $rc: $(cat "$tmp/c24.err")"
+    [ "$(cat "$tmp/c24.out")" = $'old.lock excluded\nnew.lock excluded' ] ||
+        fail "24 own lock file: $(tr '\n' ' ' <"$tmp/c24.out")"
+    [ "$(stat -c %i old.lock)" = "$ino" ] || fail "24 own lock file: old.lock was replaced by a new inode"
+    expect_entries "24 own lock file" "$d" new.lock old.lock
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

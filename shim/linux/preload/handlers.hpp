@@ -217,8 +217,20 @@ int dup_onto(Pass &&pass, int fd, int fd2) {
     return r;
 }
 
+// The program locks a descriptor of a pending replacement (lock_itself.cpp):
+// an empty one it has written nothing into becomes the file itself.
+void lock_file_itself(int fd);
+
+template <class Pass>
+auto lock_fd(Pass &&pass, int fd) -> decltype(pass()) {
+    if (tracked(fd)) lock_file_itself(fd);
+    return pass();
+}
+
 template <class Pass>
 int fcntl_fd(Pass &&pass, int fd, int cmd) {
+    if ((cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && tracked(fd))
+        lock_file_itself(fd);
     int r = pass();
     if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
         served(r);

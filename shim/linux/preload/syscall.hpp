@@ -42,6 +42,7 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
 #endif
     case SYS_dup3: return dup_onto(pass, fd, static_cast<int>(a[1]));
     case SYS_fcntl: return fcntl_fd(pass, fd, static_cast<int>(a[1]));
+    case SYS_flock: return lock_fd(pass, fd);
 #ifdef SYS_open
     case SYS_open:
         return open_at([&](int fl) { return static_cast<int>(real(nr, a[0], static_cast<long>(fl), a[2])); }, AT_FDCWD, path,
