@@ -46,9 +46,10 @@
 #     it inherited: subprocess's close_fds) writes it: under --lock-only the
 #     child writes in place, as plainly; under a replace rule its open fails
 #     at once with EDEADLK; both used to wait for the parent's lock forever
-#  24 a program that locks a matched, empty file it opened for writing
-#     (flock, lockf: a lock file of its own) locks that file, which a plain
-#     process then finds locked; it locked the temp, which excluded nobody
+#  24 a program that locks a matched, existing empty file it opened for
+#     writing (flock, lockf: a lock file of its own) locks that file, which a
+#     plain process then finds locked; it locked the temp, which excluded
+#     nobody
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -529,6 +530,7 @@ if ! have flock; then
     skip_check "24" "flock(1) (util-linux) not installed"
 else
     : >old.lock
+    : >new.lock
     ino=$(stat -c %i old.lock)
     run '*.lock' "$python3" -c '
 import fcntl, subprocess, sys

@@ -5,8 +5,8 @@
 // and the commit would put a new inode at the name: plain processes locking
 // the real file, and this one, would exclude nobody. A descriptor the
 // program has written nothing into, of a file that is empty (a lock file),
-// becomes the file itself before the lock is taken: opened as the program
-// opened it, at its number, and the replacement dropped. Nothing is lost:
+// becomes the file itself before the lock is taken, if it exists: opened
+// as the program opened it, at its number, and the replacement dropped. Nothing is lost:
 // both are empty. Anything else (content, another handle of it) stays a
 // replacement, as before.
 #include "fd_table.hpp"
@@ -29,18 +29,20 @@ namespace wrap_lockfile::shim {
 namespace {
 
 // The target itself, opened as the program opened it (the resolved name,
-// never through a symlink put there since), or -1: an existing one must
-// still be the empty inode looked at under the lock.
+// never through a symlink put there since), or -1: it must still be the
+// empty inode looked at under the lock.
 int open_target(const wlf_file *f, int fd) {
     struct stat temp, old, now;
     if (sys::fstat(fd, &temp) != 0 || temp.st_size != 0) return -1;
-    bool existed = detail::file_old_target(f, &old);
-    if (existed && (old.st_size != 0 || !detail::file_target_still_looked_at(f))) return -1;
-    int flags = detail::file_open_flags(f) & ~O_CLOEXEC;
-    int real = sys::open(wlf_file_target(f), flags | O_NOFOLLOW | O_CLOEXEC, temp.st_mode & 07777);
+    // Only an existing file: the descriptor has shown its identity all
+    // along (identity.hpp), which stays. A new file's descriptor has shown
+    // the temp's, and a program may have noted it (SQLite takes a changed
+    // inode for a database moved away: "readonly database").
+    if (!detail::file_old_target(f, &old) || old.st_size != 0 || !detail::file_target_still_looked_at(f)) return -1;
+    int flags = detail::file_open_flags(f) & ~(O_CLOEXEC | O_CREAT | O_EXCL);
+    int real = sys::open(wlf_file_target(f), flags | O_NOFOLLOW | O_CLOEXEC);
     if (real < 0) return -1;
-    if (sys::fstat(real, &now) != 0 || now.st_size != 0 || !S_ISREG(now.st_mode) ||
-        (existed && (now.st_dev != old.st_dev || now.st_ino != old.st_ino))) {
+    if (sys::fstat(real, &now) != 0 || now.st_size != 0 || now.st_dev != old.st_dev || now.st_ino != old.st_ino) {
         sys::close(real);
         return -1;
     }
