@@ -3,9 +3,10 @@
 # "One coherent file"): a hard-linked target, or another user's file we may
 # write, is staged in a memfd and written into the target in place at the
 # last close. fchmod, fchown, futimens, fsetxattr and fremovexattr on the
-# program's descriptor, their syscall() forms, and chmod/utime by path while
-# it is pending must leave what a plain run leaves: mode (set-id bits too),
-# owner, explicit times, xattrs, content, and the errno of every call. Each
+# program's descriptor, their syscall() forms, the *at forms naming the
+# descriptor, and chmod/utime by path while it is pending must leave what a
+# plain run leaves: mode (set-id bits too), owner, explicit times, xattrs,
+# content, and the errno of every call (flags the kernel refuses too). Each
 # case runs twice in fresh directories, plainly and under the shim, as root
 # and as nobody, and everything is compared.
 # Usage: staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT
@@ -20,12 +21,22 @@ chmod 711 "$tmp"  # nobody reaches its directories by absolute path
 # The program: opens f for writing (O_TRUNC) and makes the calls its
 # arguments name, printing each call's result (ok or the errno).
 prog='import ctypes, os, platform, sys
-SYS_FCHMOD = {"x86_64": 91, "aarch64": 52}.get(platform.machine())
-def sys_fchmod(fd, mode):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(SYS_FCHMOD, fd, mode) != 0:
+libc = ctypes.CDLL(None, use_errno=True)
+# System call numbers, for the forms libc does not offer (or would refuse).
+NR = {"x86_64": {"fchmod": 91, "fchownat": 260, "utimensat": 280},
+      "aarch64": {"fchmod": 52, "fchownat": 54, "utimensat": 88}}.get(platform.machine(), {})
+AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
+BAD_AT_FLAG = 0x8000  # no *at call takes it: the kernel says EINVAL
+class Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+def times(atime, mtime):
+    return (Timespec * 2)(*[(int(t) // 10**9, int(t) % 10**9) for t in (atime, mtime)])
+def checked(r):
+    if r < 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
+def sys_call(name, *args):
+    checked(libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_long(x) if isinstance(x, int) else x for x in args]))
 fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
 for step in sys.argv[1:]:
     op, _, arg = step.partition(":")
@@ -33,7 +44,7 @@ for step in sys.argv[1:]:
     calls = {
         "write": lambda: os.write(fd, b"new content\n"),
         "fchmod": lambda: os.fchmod(fd, int(a[0], 8)),
-        "sysfchmod": lambda: sys_fchmod(fd, int(a[0], 8)),
+        "sysfchmod": lambda: sys_call("fchmod", fd, int(a[0], 8)),
         "fchown": lambda: os.fchown(fd, int(a[0]), int(a[1])),
         "futimens": lambda: os.utime(fd, ns=(int(a[0]), int(a[1]))),
         "futimens-now": lambda: os.utime(fd),
@@ -41,10 +52,21 @@ for step in sys.argv[1:]:
         "fremovexattr": lambda: os.removexattr(fd, a[0]),
         "chmod": lambda: os.chmod("f", int(a[0], 8)),
         "utime": lambda: os.utime("f", ns=(int(a[0]), int(a[1]))),
+        # The *at forms naming the descriptor itself (an empty path with
+        # AT_EMPTY_PATH; utimensat: NULL), through libc and syscall().
+        "fchownat-fd": lambda: checked(libc.fchownat(fd, b"", int(a[0]), int(a[1]), AT_EMPTY_PATH)),
+        "utimensat-fd": lambda: checked(libc.utimensat(fd, b"", times(*a), AT_EMPTY_PATH)),
+        "utimensat-null": lambda: checked(libc.utimensat(fd, None, times(*a), 0)),
+        "sysutimensat-null": lambda: sys_call("utimensat", fd, None, times(*a), 0),
+        # ...and with flags the kernel refuses.
+        "fchownat-badflag": lambda: checked(libc.fchownat(AT_FDCWD, b"f", int(a[0]), int(a[1]), BAD_AT_FLAG)),
+        "sysfchownat-badflag": lambda: sys_call("fchownat", AT_FDCWD, b"f", int(a[0]), int(a[1]), BAD_AT_FLAG),
+        "sysutimensat-badflag": lambda: sys_call("utimensat", AT_FDCWD, b"f", times(*a), BAD_AT_FLAG),
+        "sysutimensat-null-nofollow": lambda: sys_call("utimensat", fd, None, times(*a), AT_SYMLINK_NOFOLLOW),
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
     }
-    if op == "sysfchmod" and SYS_FCHMOD is None:
+    if op.startswith("sys") and op[3:].split("-")[0] not in NR:
         print(step, "skipped")
         continue
     try:
@@ -61,13 +83,15 @@ except OSError as e:
 
 # state FILE TIMES: what a run left in FILE (mode, owner, links, user
 # xattrs, content; the mtime in nanoseconds when TIMES is 1: the program
-# set it explicitly, so both runs must end with it).
+# set it explicitly, so both runs must end with it; else only whether it
+# is one of the test's explicit times, before 2017, or "now").
 state() {
     "$python3" - "$1" "$2" <<'EOF'
 import os, sys
 p, times = sys.argv[1], sys.argv[2] == "1"
 st = os.lstat(p)
-print(p, oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink, st.st_mtime_ns if times else "-")
+print(p, oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink, st.st_mtime_ns if times else
+      "explicit" if st.st_mtime_ns < 1.5e18 else "now")
 print(" ", sorted((n, os.getxattr(p, n)) for n in os.listxattr(p) if n.startswith("user.")))
 print(" ", open(p, "rb").read())
 EOF
@@ -117,6 +141,12 @@ pair "root: fd calls on a hard-linked file" root 1 "$python3" -c "$prog" write f
 pair "root: set-id bits by fd after the write" root 1 "$python3" -c "$prog" write fchmod:6755 futimens:$t1:$t2
 pair "root: syscall(SYS_fchmod)" root 0 "$python3" -c "$prog" write sysfchmod:640
 pair "root: chmod and utime by path while pending" root 1 "$python3" -c "$prog" write chmod:4711 utime:$t1:$t2
+pair "root: fchownat and utimensat naming the descriptor" root 1 "$python3" -c "$prog" write fchownat-fd:65534:65534 \
+    utimensat-fd:$t2:$t1 sysutimensat-null:$t1:$t2
+# Flags the kernel refuses (EINVAL) and glibc's own refusal of a NULL path
+# to utimensat(3): nothing may change.
+pair "root: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badflag:65534:65534 \
+    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2 sysutimensat-null-nofollow:$t1:$t2 utimensat-null:$t1:$t2
 
 # cp -p onto an existing hard-linked file: O_WRONLY|O_TRUNC, write, then
 # futimens, fchown, fchmod (and the xattrs) on its descriptor.
@@ -149,6 +179,12 @@ pair "nobody: cp -p of a read-only file onto a hard-linked file" nobody 1 cp -p 
 setup() { chown nobody "$d" && echo old >f && chmod 666 f; }
 pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:600 sysfchmod:600 fchown:-1:65534 \
     futimens:$t1:$t2 futimens-now fsetxattr:user.n:v fstat chmod:600 utime:$t1:$t2
+
+# ---- not staged (a single link): the temp is the file the path shows, the
+# calls on it reach the replacement; what the kernel refuses changes nothing ----
+setup() { echo old >f && chmod 644 f; }
+pair "root, a single link: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badflag:65534:65534 \
+    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2
 
 # ---- the name swapped while pending: the file opened, never the one there ----
 # Plainly fchmod and the writes change the file opened (now only at g), and

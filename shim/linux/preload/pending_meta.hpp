@@ -109,6 +109,22 @@ inline bool explicit_times(const struct timespec *ts) {
 inline bool names_dirfd_empty(const char *path, int flags) { return path && !*path && (flags & AT_EMPTY_PATH); }
 inline bool names_dirfd(const char *path, int flags) { return !path || names_dirfd_empty(path, flags); }
 
+// The flags the *at metadata calls take. With any other the kernel refuses
+// the call (EINVAL) before it looks at a path or descriptor: the real call
+// gives that answer and changes nothing, where ours would act.
+inline bool at_flags_refused(int flags) { return (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) != 0; }
+
+// Whether libc hands a call to the kernel rather than refusing it itself,
+// for arguments whose fate differs between glibc versions: asked of it on
+// descriptor -1 (`on_no_file`), which the kernel answers EBADF. errno kept.
+template <class OnNoFile>
+bool libc_asks_kernel(OnNoFile &&on_no_file) {
+    int saved = errno;
+    bool asked = on_no_file() != 0 && errno == EBADF;
+    errno = saved;
+    return asked;
+}
+
 // ---- the calls as MetaChange ----
 
 inline MetaChange mode_change(mode_t mode) { return MetaChange{.kind = MetaChange::set_mode, .mode = mode}; }
@@ -167,6 +183,33 @@ int setxattr_at(Pass &&pass, const char *path, const char *name, const void *val
 template <class Pass>
 int removexattr_at(Pass &&pass, const char *path, const char *name, bool follow, const void *caller) {
     return meta_at(pass, [&] { return remove_xattr_change(name); }, AT_FDCWD, path, follow, caller, false, false);
+}
+
+// fchownat(2): the kernel's flags, passed on by libc.
+template <class Pass>
+int fchownat_call(Pass &&pass, int dirfd, const char *path, uid_t uid, gid_t gid, int fl, const void *caller) {
+    if (at_flags_refused(fl)) return static_cast<int>(pass());
+    return chown_at(pass, dirfd, path, uid, gid, !(fl & AT_SYMLINK_NOFOLLOW), caller, names_dirfd_empty(path, fl));
+}
+// utimensat(3): glibc refuses a NULL path itself (EINVAL: futimens is its
+// own entry), which the system call takes for the descriptor. Nothing
+// pending: one relaxed load.
+template <class Real, class Pass>
+int utimensat_call(Real &&real, Pass &&pass, int dirfd, const char *path, const struct timespec *ts, int fl,
+                   const void *caller) {
+    if (at_flags_refused(fl)) return pass();
+    if (!path && (g_pending.load(std::memory_order_relaxed) == 0 ||
+                  !libc_asks_kernel([&] { return real(-1, nullptr, nullptr, fl); })))
+        return pass();
+    return times_at(pass, dirfd, path, ts, !(fl & AT_SYMLINK_NOFOLLOW), caller, names_dirfd(path, fl));
+}
+// The system call utimensat(2): a NULL path names the descriptor, and then
+// no flag is taken.
+template <class Pass>
+int sys_utimensat_call(Pass &&pass, int dirfd, const char *path, const struct timespec *ts, int fl,
+                       const void *caller) {
+    if (path ? at_flags_refused(fl) : fl != 0) return static_cast<int>(pass());
+    return times_at(pass, dirfd, path, ts, !(fl & AT_SYMLINK_NOFOLLOW), caller, names_dirfd(path, fl));
 }
 
 // By descriptor.

@@ -142,8 +142,7 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_lchown: return chown_at(pass, AT_FDCWD, path, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), false, caller);
 #endif
     case SYS_fchownat:
-        return chown_at(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), !(a[4] & AT_SYMLINK_NOFOLLOW), caller,
-                        names_dirfd_empty(ptr<const char>(a[1]), static_cast<int>(a[4])));
+        return fchownat_call(pass, fd, ptr<const char>(a[1]), static_cast<uid_t>(a[2]), static_cast<gid_t>(a[3]), static_cast<int>(a[4]), caller);
 #ifdef SYS_utime
     case SYS_utime: return times_at(pass, AT_FDCWD, path, ptr<const struct utimbuf>(a[1]), true, caller);
 #endif
@@ -154,8 +153,7 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_futimesat: return times_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timeval>(a[2]), true, caller, a[1] == 0);
 #endif
     case SYS_utimensat:
-        return times_at(pass, fd, ptr<const char>(a[1]), ptr<const struct timespec>(a[2]), !(a[3] & AT_SYMLINK_NOFOLLOW), caller,
-                        names_dirfd(ptr<const char>(a[1]), static_cast<int>(a[3])));
+        return sys_utimensat_call(pass, fd, ptr<const char>(a[1]), ptr<const struct timespec>(a[2]), static_cast<int>(a[3]), caller);
     case SYS_setxattr:
     case SYS_lsetxattr:
         return setxattr_at(pass, path, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), nr == SYS_setxattr, caller);
