@@ -9,10 +9,11 @@
 # content, and the errno of every call (flags the kernel refuses too). Each
 # case runs twice in fresh directories, plainly and under the shim, as root
 # and as nobody, and everything is compared.
-# Usage: staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT
+# Usage: staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
-usage="staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT"
+usage="staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
 . "$(dirname "$0")/lib.sh"
+helpers=$(realpath "${3:?$usage}") || exit 1
 [ -x "$python3" ] || skip_all "python3 not installed"
 is_root || skip_all "needs root: the cases run as root and as nobody, and chown files between them"
 have setpriv || skip_all "needs setpriv (util-linux) to run as nobody"
@@ -23,8 +24,8 @@ chmod 711 "$tmp"  # nobody reaches its directories by absolute path
 prog='import ctypes, os, platform, sys
 libc = ctypes.CDLL(None, use_errno=True)
 # System call numbers, for the forms libc does not offer (or would refuse).
-NR = {"x86_64": {"fchmod": 91, "fchownat": 260, "utimensat": 280},
-      "aarch64": {"fchmod": 52, "fchownat": 54, "utimensat": 88}}.get(platform.machine(), {})
+NR = {"x86_64": {"fchmod": 91, "fchownat": 260, "utimensat": 280, "fchmodat2": 452},
+      "aarch64": {"fchmod": 52, "fchownat": 54, "utimensat": 88, "fchmodat2": 452}}.get(platform.machine(), {})
 AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
 BAD_AT_FLAG = 0x8000  # no *at call takes it: the kernel says EINVAL
 class Timespec(ctypes.Structure):
@@ -54,6 +55,10 @@ for step in sys.argv[1:]:
         "utime": lambda: os.utime("f", ns=(int(a[0]), int(a[1]))),
         # The *at forms naming the descriptor itself (an empty path with
         # AT_EMPTY_PATH; utimensat: NULL), through libc and syscall().
+        "fchmodat-fd": lambda: checked(libc.fchmodat(fd, b"", int(a[0], 8), AT_EMPTY_PATH)),
+        "sysfchmodat2-fd": lambda: sys_call("fchmodat2", fd, b"", int(a[0], 8), AT_EMPTY_PATH),
+        "sysfchmodat2": lambda: sys_call("fchmodat2", AT_FDCWD, b"f", int(a[0], 8), 0),
+        "sysfchmodat2-nofollow": lambda: sys_call("fchmodat2", AT_FDCWD, b"f", int(a[0], 8), AT_SYMLINK_NOFOLLOW),
         "fchownat-fd": lambda: checked(libc.fchownat(fd, b"", int(a[0]), int(a[1]), AT_EMPTY_PATH)),
         "utimensat-fd": lambda: checked(libc.utimensat(fd, b"", times(*a), AT_EMPTY_PATH)),
         "utimensat-null": lambda: checked(libc.utimensat(fd, None, times(*a), 0)),
@@ -62,6 +67,8 @@ for step in sys.argv[1:]:
         "fchownat-badflag": lambda: checked(libc.fchownat(AT_FDCWD, b"f", int(a[0]), int(a[1]), BAD_AT_FLAG)),
         "sysfchownat-badflag": lambda: sys_call("fchownat", AT_FDCWD, b"f", int(a[0]), int(a[1]), BAD_AT_FLAG),
         "sysutimensat-badflag": lambda: sys_call("utimensat", AT_FDCWD, b"f", times(*a), BAD_AT_FLAG),
+        "sysfchmodat2-badflag": lambda: sys_call("fchmodat2", AT_FDCWD, b"f", int(a[0], 8), BAD_AT_FLAG),
+        "fchmodat-badflag": lambda: checked(libc.fchmodat(AT_FDCWD, b"f", int(a[0], 8), BAD_AT_FLAG)),
         "sysutimensat-null-nofollow": lambda: sys_call("utimensat", fd, None, times(*a), AT_SYMLINK_NOFOLLOW),
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
@@ -110,17 +117,20 @@ as_user() {
 # pair NAME WHO TIMES COMMAND...: `setup` (defined by the caller) then
 # COMMAND as WHO, plainly and under the shim (rule: $d/f); the program's
 # output, its exit status and the state of f and g must be the same.
+# $also_preload, when set, is preloaded in both runs (after the shim).
+also_preload=
 pair() {
-    local name=$1 who=$2 times=$3 key=${1//[^A-Za-z0-9]/_} run out
+    local name=$1 who=$2 times=$3 key=${1//[^A-Za-z0-9]/_} run out pre=()
     shift 3
+    [ -n "$also_preload" ] && pre=(env LD_PRELOAD="$also_preload")
     for run in plain shim; do
         newdir "$key-$run"
         setup
         out=$tmp/$key-$run.out
         if [ $run = plain ]; then
-            as_user "$who" "$@" >"$out" 2>&1
+            as_user "$who" "${pre[@]}" "$@" >"$out" 2>&1
         else
-            as_user "$who" "$atomically" --rule "$d/f" -- "$@" >"$out" 2>&1
+            as_user "$who" "${pre[@]}" "$atomically" --rule "$d/f" -- "$@" >"$out" 2>&1
         fi
         echo "status $?" >>"$out"
         sed -i "s|$d|D|g" "$out"
@@ -146,7 +156,17 @@ pair "root: fchownat and utimensat naming the descriptor" root 1 "$python3" -c "
 # Flags the kernel refuses (EINVAL) and glibc's own refusal of a NULL path
 # to utimensat(3): nothing may change.
 pair "root: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badflag:65534:65534 \
-    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2 sysutimensat-null-nofollow:$t1:$t2 utimensat-null:$t1:$t2
+    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2 sysutimensat-null-nofollow:$t1:$t2 utimensat-null:$t1:$t2 \
+    sysfchmodat2-badflag:600 fchmodat-badflag:600
+# fchmodat2 (Linux 6.6) on the descriptor and the path; glibc's fchmodat
+# with AT_EMPTY_PATH: refused by this system's glibc if it is older than
+# 2.39, as plainly, and made as 2.39's makes it (through fchmodat2).
+pair "root: fchmodat2 on the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2-fd:600 fchmodat-fd:640
+pair "root: fchmodat2 on the path" root 0 "$python3" -c "$prog" write sysfchmodat2:640
+pair "root: fchmodat2 on the path, AT_SYMLINK_NOFOLLOW" root 0 "$python3" -c "$prog" write sysfchmodat2-nofollow:604
+also_preload=$helpers/libfchmodat2_libc.so
+pair "root: glibc 2.39's fchmodat with AT_EMPTY_PATH" root 0 "$python3" -c "$prog" write fchmodat-fd:640 fchmodat-badflag:600
+also_preload=
 
 # cp -p onto an existing hard-linked file: O_WRONLY|O_TRUNC, write, then
 # futimens, fchown, fchmod (and the xattrs) on its descriptor.
@@ -162,6 +182,7 @@ pair "root: cp --preserve=mode,ownership,timestamps,xattr" root 1 cp --preserve=
 # ---- as nobody: its own hard-linked file in its own directory ----
 setup() { chown nobody "$d" && echo old >f && chmod 644 f && ln f g && chown nobody:nogroup f; }
 pair "nobody: set-id bit after the write" nobody 1 "$python3" -c "$prog" write fchmod:4755 futimens:$t1:$t2 fstat
+pair "nobody: set-id bit by fchmodat2 after the write" nobody 0 "$python3" -c "$prog" write sysfchmodat2:4755 fstat
 pair "nobody: set-id bit before the write (the write clears it)" nobody 0 "$python3" -c "$prog" fchmod:4755 write
 pair "nobody: fchmod 444 before the close" nobody 1 "$python3" -c "$prog" write futimens:$t1:$t2 fchmod:444
 pair "nobody: chmod and utime by path while pending" nobody 1 "$python3" -c "$prog" write chmod:4700 utime:$t1:$t2
@@ -184,7 +205,9 @@ pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:6
 # calls on it reach the replacement; what the kernel refuses changes nothing ----
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badflag:65534:65534 \
-    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2
+    sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2 sysfchmodat2-badflag:600
+pair "root, a single link: fchmodat2 on the path and the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2:640 \
+    sysfchmodat2-fd:4700 sysfchmodat2-nofollow:600
 
 # ---- the name swapped while pending: the file opened, never the one there ----
 # Plainly fchmod and the writes change the file opened (now only at g), and

@@ -104,8 +104,8 @@ inline bool explicit_times(const struct timespec *ts) {
 
 // The *at calls that name a descriptor itself: utimensat with a NULL path
 // (futimesat's is `!path`), and an empty path with AT_EMPTY_PATH
-// (utimensat, fchownat; glibc's fchmodat refuses the flag or passes it to
-// fchmodat2 depending on its version: left to it).
+// (utimensat, fchownat, fchmodat2; glibc's fchmodat refuses the flag or
+// passes it to fchmodat2 depending on its version: fchmodat_call).
 inline bool names_dirfd_empty(const char *path, int flags) { return path && !*path && (flags & AT_EMPTY_PATH); }
 inline bool names_dirfd(const char *path, int flags) { return !path || names_dirfd_empty(path, flags); }
 
@@ -185,6 +185,22 @@ int removexattr_at(Pass &&pass, const char *path, const char *name, bool follow,
     return meta_at(pass, [&] { return remove_xattr_change(name); }, AT_FDCWD, path, follow, caller, false, false);
 }
 
+// fchmodat2(2) (Linux 6.6): fchmodat with the kernel's flags.
+template <class Pass>
+int fchmodat2_call(Pass &&pass, int dirfd, const char *path, mode_t mode, int fl, const void *caller) {
+    if (at_flags_refused(fl)) return static_cast<int>(pass());
+    return chmod_at(pass, dirfd, path, mode, !(fl & AT_SYMLINK_NOFOLLOW), caller, names_dirfd_empty(path, fl));
+}
+// fchmodat(3): glibc makes 0 and AT_SYMLINK_NOFOLLOW itself; any other flag
+// it refuses (EINVAL: before 2.39, or on a kernel without fchmodat2) or
+// hands to fchmodat2 (AT_EMPTY_PATH with an empty path: the descriptor).
+template <class Real, class Pass>
+int fchmodat_call(Real &&real, Pass &&pass, int dirfd, const char *path, mode_t mode, int fl, const void *caller) {
+    if ((fl & ~AT_SYMLINK_NOFOLLOW) && (g_pending.load(std::memory_order_relaxed) == 0 ||
+                                        !libc_asks_kernel([&] { return real(-1, "", mode, fl); })))
+        return pass();
+    return fchmodat2_call(pass, dirfd, path, mode, fl, caller);
+}
 // fchownat(2): the kernel's flags, passed on by libc.
 template <class Pass>
 int fchownat_call(Pass &&pass, int dirfd, const char *path, uid_t uid, gid_t gid, int fl, const void *caller) {

@@ -14,6 +14,14 @@
 
 #include <sys/syscall.h>
 
+// Numbers newer than the kernel headers built against (Debian 12 has
+// Linux 6.1's): the same on x86_64 and aarch64.
+#if (defined(__x86_64__) && defined(__LP64__)) || defined(__aarch64__)
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#endif
+
 namespace wrap_lockfile::shim {
 
 using syscall_fn = long (*)(long, ...);
@@ -133,6 +141,9 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_chmod: return chmod_at(pass, AT_FDCWD, path, static_cast<mode_t>(a[1]), true, caller);
 #endif
     case SYS_fchmodat: return chmod_at(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), true, caller);
+#ifdef SYS_fchmodat2
+    case SYS_fchmodat2: return fchmodat2_call(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), static_cast<int>(a[3]), caller);
+#endif
     case SYS_fchmod: return fchmod_fd(pass, fd, static_cast<mode_t>(a[1]), caller);
     case SYS_fchown: return fchown_fd(pass, fd, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), caller);
 #ifdef SYS_chown
