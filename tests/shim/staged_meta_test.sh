@@ -24,8 +24,9 @@ chmod 711 "$tmp"  # nobody reaches its directories by absolute path
 prog='import ctypes, os, platform, sys
 libc = ctypes.CDLL(None, use_errno=True)
 # System call numbers, for the forms libc does not offer (or would refuse).
-NR = {"x86_64": {"fchmod": 91, "fchownat": 260, "utimensat": 280, "fchmodat2": 452},
-      "aarch64": {"fchmod": 52, "fchownat": 54, "utimensat": 88, "fchmodat2": 452}}.get(platform.machine(), {})
+NEW = {"fchmodat2": 452, "setxattrat": 463, "removexattrat": 466}  # the same on both
+NR = {"x86_64": dict(NEW, fchmod=91, fchownat=260, utimensat=280),
+      "aarch64": dict(NEW, fchmod=52, fchownat=54, utimensat=88)}.get(platform.machine(), {})
 AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
 BAD_AT_FLAG = 0x8000  # no *at call takes it: the kernel says EINVAL
 class Timespec(ctypes.Structure):
@@ -38,6 +39,14 @@ def checked(r):
         raise OSError(e, os.strerror(e))
 def sys_call(name, *args):
     checked(libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_long(x) if isinstance(x, int) else x for x in args]))
+# The argument block of setxattrat: value, size, flags; the kernel reads usize
+# bytes of it, and refuses a tail beyond the 16 it knows unless it is zero.
+class XattrArgs(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_uint64), ("size", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("tail", ctypes.c_uint64)]
+def setxattrat(dirfd, path, at_flags, name, value, usize=16, tail=0):
+    buf = ctypes.create_string_buffer(value.encode(), len(value))
+    block = XattrArgs(ctypes.addressof(buf), len(value), 0, tail)
+    sys_call("setxattrat", dirfd, path, at_flags, name.encode(), ctypes.byref(block), usize)
 fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
 for step in sys.argv[1:]:
     op, _, arg = step.partition(":")
@@ -62,6 +71,12 @@ for step in sys.argv[1:]:
         "fchownat-fd": lambda: checked(libc.fchownat(fd, b"", int(a[0]), int(a[1]), AT_EMPTY_PATH)),
         "utimensat-fd": lambda: checked(libc.utimensat(fd, b"", times(*a), AT_EMPTY_PATH)),
         "utimensat-null": lambda: checked(libc.utimensat(fd, None, times(*a), 0)),
+        "syssetxattrat-fd": lambda: setxattrat(fd, b"", AT_EMPTY_PATH, *a),
+        "syssetxattrat-fdnull": lambda: setxattrat(fd, None, AT_EMPTY_PATH, *a),
+        "syssetxattrat": lambda: setxattrat(AT_FDCWD, b"f", 0, *a),
+        "syssetxattrat-long": lambda: setxattrat(AT_FDCWD, b"f", 0, *a, usize=24),
+        "sysremovexattrat-fd": lambda: sys_call("removexattrat", fd, b"", AT_EMPTY_PATH, a[0].encode()),
+        "sysremovexattrat": lambda: sys_call("removexattrat", AT_FDCWD, b"f", 0, a[0].encode()),
         "sysutimensat-null": lambda: sys_call("utimensat", fd, None, times(*a), 0),
         # ...and with flags the kernel refuses.
         "fchownat-badflag": lambda: checked(libc.fchownat(AT_FDCWD, b"f", int(a[0]), int(a[1]), BAD_AT_FLAG)),
@@ -69,6 +84,10 @@ for step in sys.argv[1:]:
         "sysutimensat-badflag": lambda: sys_call("utimensat", AT_FDCWD, b"f", times(*a), BAD_AT_FLAG),
         "sysfchmodat2-badflag": lambda: sys_call("fchmodat2", AT_FDCWD, b"f", int(a[0], 8), BAD_AT_FLAG),
         "fchmodat-badflag": lambda: checked(libc.fchmodat(AT_FDCWD, b"f", int(a[0], 8), BAD_AT_FLAG)),
+        "syssetxattrat-badflag": lambda: setxattrat(AT_FDCWD, b"f", BAD_AT_FLAG, *a),
+        "syssetxattrat-short": lambda: setxattrat(AT_FDCWD, b"f", 0, *a, usize=8),
+        "syssetxattrat-tail": lambda: setxattrat(fd, b"", AT_EMPTY_PATH, *a, usize=24, tail=1),
+        "sysremovexattrat-badflag": lambda: sys_call("removexattrat", AT_FDCWD, b"f", BAD_AT_FLAG, a[0].encode()),
         "sysutimensat-null-nofollow": lambda: sys_call("utimensat", fd, None, times(*a), AT_SYMLINK_NOFOLLOW),
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
@@ -179,6 +198,15 @@ setfattr_py() { "$python3" -c 'import os, sys; os.setxattr(sys.argv[1], sys.argv
 pair "root: cp -p onto a hard-linked file" root 1 cp -p src f
 pair "root: cp --preserve=mode,ownership,timestamps,xattr" root 1 cp --preserve=mode,ownership,timestamps,xattr src f
 
+# setxattrat and removexattrat (Linux 6.13) on the descriptor (an empty or,
+# with AT_EMPTY_PATH, NULL path) and the path, and what they refuse.
+setup() { echo old >f && ln f g && setfattr_py f user.x 1 && setfattr_py f user.y 2; }
+pair "root: setxattrat and removexattrat" root 0 "$python3" -c "$prog" write syssetxattrat-fd:user.a:1 \
+    syssetxattrat-fdnull:user.n:3 syssetxattrat:user.b:2 syssetxattrat-long:user.l:4 sysremovexattrat-fd:user.x \
+    sysremovexattrat:user.y
+pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" write syssetxattrat-badflag:user.a:1 \
+    syssetxattrat-short:user.a:1 syssetxattrat-tail:user.a:1 sysremovexattrat-badflag:user.x
+
 # ---- as nobody: its own hard-linked file in its own directory ----
 setup() { chown nobody "$d" && echo old >f && chmod 644 f && ln f g && chown nobody:nogroup f; }
 pair "nobody: set-id bit after the write" nobody 1 "$python3" -c "$prog" write fchmod:4755 futimens:$t1:$t2 fstat
@@ -199,13 +227,17 @@ pair "nobody: cp -p of a read-only file onto a hard-linked file" nobody 1 cp -p 
 # times: EPERM, as plainly; "now" and user xattrs need write access only.
 setup() { chown nobody "$d" && echo old >f && chmod 666 f; }
 pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:600 sysfchmod:600 fchown:-1:65534 \
-    futimens:$t1:$t2 futimens-now fsetxattr:user.n:v fstat chmod:600 utime:$t1:$t2
+    futimens:$t1:$t2 futimens-now fsetxattr:user.n:v syssetxattrat-fd:user.m:w fstat chmod:600 utime:$t1:$t2
 
 # ---- not staged (a single link): the temp is the file the path shows, the
 # calls on it reach the replacement; what the kernel refuses changes nothing ----
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badflag:65534:65534 \
     sysfchownat-badflag:65534:65534 sysutimensat-badflag:$t1:$t2 sysfchmodat2-badflag:600
+setup() { echo old >f && setfattr_py f user.x 1 && setfattr_py f user.y 2; }
+pair "root, a single link: setxattrat and removexattrat" root 0 "$python3" -c "$prog" write syssetxattrat:user.b:2 \
+    syssetxattrat-fd:user.a:1 sysremovexattrat:user.y sysremovexattrat-fd:user.x syssetxattrat-badflag:user.c:1
+setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: fchmodat2 on the path and the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2:640 \
     sysfchmodat2-fd:4700 sysfchmodat2-nofollow:600
 

@@ -21,6 +21,7 @@
 #include "shim_entry.hpp"
 #include "sysio.hpp"
 
+#include <cstdint>
 #include <type_traits>
 
 #include <sys/time.h>
@@ -226,6 +227,44 @@ int sys_utimensat_call(Pass &&pass, int dirfd, const char *path, const struct ti
                        const void *caller) {
     if (path ? at_flags_refused(fl) : fl != 0) return static_cast<int>(pass());
     return times_at(pass, dirfd, path, ts, !(fl & AT_SYMLINK_NOFOLLOW), caller, names_dirfd(path, fl));
+}
+
+// The *at xattr calls (Linux 6.13) name the descriptor with AT_EMPTY_PATH
+// and an empty or NULL path.
+inline bool xattrat_names_dirfd(const char *path, int flags) { return (flags & AT_EMPTY_PATH) && (!path || !*path); }
+// setxattrat's argument block (<linux/xattr.h> from 6.13).
+struct XattrArgs {
+    uint64_t value;
+    uint32_t size;
+    uint32_t flags;
+};
+// Whether the kernel takes the `usize` bytes at args as a block: at least
+// the ones it knows, any beyond them zero (else EINVAL, E2BIG, EFAULT).
+inline bool xattr_args_taken(const XattrArgs *args, size_t usize) {
+    if (!args || usize < sizeof *args || usize > static_cast<size_t>(getpagesize())) return false;
+    const auto *tail = reinterpret_cast<const unsigned char *>(args);
+    for (size_t i = sizeof *args; i < usize; ++i)
+        if (tail[i]) return false;
+    return true;
+}
+template <class Pass>
+int setxattrat_call(Pass &&pass, int dirfd, const char *path, int fl, const char *name, const XattrArgs *args,
+                    size_t usize, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0 || at_flags_refused(fl) || !xattr_args_taken(args, usize))
+        return static_cast<int>(pass());
+    return meta_at(
+        pass,
+        [&] {
+            return set_xattr_change(name, reinterpret_cast<const void *>(static_cast<uintptr_t>(args->value)), args->size,
+                                    static_cast<int>(args->flags));
+        },
+        dirfd, path, !(fl & AT_SYMLINK_NOFOLLOW), caller, false, xattrat_names_dirfd(path, fl));
+}
+template <class Pass>
+int removexattrat_call(Pass &&pass, int dirfd, const char *path, int fl, const char *name, const void *caller) {
+    if (at_flags_refused(fl)) return static_cast<int>(pass());
+    return meta_at(pass, [&] { return remove_xattr_change(name); }, dirfd, path, !(fl & AT_SYMLINK_NOFOLLOW), caller,
+                   false, xattrat_names_dirfd(path, fl));
 }
 
 // By descriptor.

@@ -20,6 +20,10 @@
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
 #endif
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#define SYS_removexattrat 466
+#endif
 #endif
 
 namespace wrap_lockfile::shim {
@@ -173,6 +177,11 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_fsetxattr:
         return fsetxattr_fd(pass, fd, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), caller);
     case SYS_fremovexattr: return fremovexattr_fd(pass, fd, ptr<const char>(a[1]), caller);
+#ifdef SYS_setxattrat
+    case SYS_setxattrat:
+        return setxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), ptr<const XattrArgs>(a[4]), static_cast<size_t>(a[5]), caller);
+    case SYS_removexattrat: return removexattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), caller);
+#endif
     default: return pass();
     }
 }
