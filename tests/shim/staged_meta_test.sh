@@ -6,9 +6,12 @@
 # program's descriptor, their syscall() forms, the *at forms naming the
 # descriptor, and chmod/utime by path while it is pending must leave what a
 # plain run leaves: mode (set-id bits too), owner, explicit times, xattrs,
-# content, and the errno of every call (flags the kernel refuses too). Each
-# case runs twice in fresh directories, plainly and under the shim, as root
-# and as nobody, and everything is compared.
+# content, and the errno of every call (flags the kernel refuses too). So
+# must the same calls, stat, truncate and opens through the links into
+# /proc that name the descriptor (/proc/self/fd/N, /proc/PID/fd/N,
+# /dev/fd/N), staged or not. Each case runs twice in fresh directories,
+# plainly and under the shim, as root and as nobody, and everything is
+# compared.
 # Usage: staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR
 # Exit: 0 pass, 1 fail, 77 a check could not run (its SKIP line says why).
 usage="staged_meta_test.sh ATOMICALLY PRELOAD_OBJECT HELPER_DIR"
@@ -47,7 +50,32 @@ def setxattrat(dirfd, path, at_flags, name, value, usize=16, tail=0):
     buf = ctypes.create_string_buffer(value.encode(), len(value))
     block = XattrArgs(ctypes.addressof(buf), len(value), 0, tail)
     sys_call("setxattrat", dirfd, path, at_flags, name.encode(), ctypes.byref(block), usize)
+class Timeval(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]
+def utimes(path, atime, mtime):
+    tv = (Timeval * 2)(*[(int(t) // 10**9, int(t) % 10**9 // 1000) for t in (atime, mtime)])
+    checked(libc.utimes(path.encode(), tv))
 fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
+# The links into /proc that name the descriptor: the file it is open on.
+def link(form):
+    return {"self": "/proc/self/fd/%d" % fd, "pid": "/proc/%d/fd/%d" % (os.getpid(), fd), "dev": "/dev/fd/%d" % fd}[form]
+def link_stat(form):
+    st, fst = os.stat(link(form)), os.fstat(fd)
+    shown = lambda s: (s.st_dev, s.st_ino, s.st_nlink, oct(s.st_mode), s.st_uid, s.st_gid, s.st_size, s.st_mtime_ns)
+    print("  stat", shown(st) == shown(fst), *shown(st)[2:7])
+later = []  # descriptors and streams opened through a link, written after the first is closed
+def link_open(form, text):
+    later.append((os.open(link(form), os.O_WRONLY | os.O_APPEND), None, text.encode()))
+libc.fopen.restype = ctypes.c_void_p
+def link_fopen(form, text):
+    fp = libc.fopen(link(form).encode(), b"a")
+    if not fp:
+        checked(-1)
+    later.append((None, fp, text.encode()))
+def link_read(form):
+    r = os.open(link(form), os.O_RDONLY)
+    print("  read", os.read(r, 100))
+    os.close(r)
 for step in sys.argv[1:]:
     op, _, arg = step.partition(":")
     a = arg.split(":") if arg else []
@@ -89,6 +117,18 @@ for step in sys.argv[1:]:
         "syssetxattrat-tail": lambda: setxattrat(fd, b"", AT_EMPTY_PATH, *a, usize=24, tail=1),
         "sysremovexattrat-badflag": lambda: sys_call("removexattrat", AT_FDCWD, b"f", BAD_AT_FLAG, a[0].encode()),
         "sysutimensat-null-nofollow": lambda: sys_call("utimensat", fd, None, times(*a), AT_SYMLINK_NOFOLLOW),
+        "link-chmod": lambda: os.chmod(link(a[0]), int(a[1], 8)),
+        "link-chown": lambda: os.chown(link(a[0]), int(a[1]), int(a[2])),
+        "link-lchown": lambda: os.lchown(link(a[0]), int(a[1]), int(a[2])),
+        "link-utime": lambda: os.utime(link(a[0]), ns=(int(a[1]), int(a[2]))),
+        "link-utimes": lambda: utimes(link(a[0]), a[1], a[2]),
+        "link-setxattr": lambda: os.setxattr(link(a[0]), a[1], a[2].encode()),
+        "link-removexattr": lambda: os.removexattr(link(a[0]), a[1]),
+        "link-truncate": lambda: os.truncate(link(a[0]), int(a[1])),
+        "link-stat": lambda: link_stat(a[0]),
+        "link-read": lambda: link_read(a[0]),
+        "link-open": lambda: link_open(a[0], a[1] + "\n"),
+        "link-fopen": lambda: link_fopen(a[0], a[1] + "\n"),
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
     }
@@ -105,6 +145,17 @@ try:
     print("close ok")
 except OSError as e:
     print("close", e.errno)
+for w, stream, text in later:
+    try:
+        if stream is None:
+            os.write(w, text)
+            os.close(w)
+        else:
+            checked(libc.fputs(text, ctypes.c_void_p(stream)))
+            checked(libc.fclose(ctypes.c_void_p(stream)))
+        print("later write ok")
+    except OSError as e:
+        print("later write", e.errno)
 '
 
 # state FILE TIMES: what a run left in FILE (mode, owner, links, user
@@ -207,6 +258,22 @@ pair "root: setxattrat and removexattrat" root 0 "$python3" -c "$prog" write sys
 pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" write syssetxattrat-badflag:user.a:1 \
     syssetxattrat-short:user.a:1 syssetxattrat-tail:user.a:1 sysremovexattrat-badflag:user.x
 
+# The links into /proc that name the program's descriptor (/proc/self/fd/N,
+# /proc/PID/fd/N, /dev/fd/N) are the file it writes: the target. By them,
+# the calls by path act on it, stat shows what fstat shows, a read-open
+# reads what was written, and a write-open is one more descriptor of it,
+# whose writes after the first descriptor's close land in it too.
+setup() { echo old >f && chmod 644 f && ln f g && setfattr_py f user.x 1; }
+for form in self pid dev; do
+    pair "root: metadata calls through the $form link" root 1 "$python3" -c "$prog" write link-chmod:$form:4711 \
+        link-chown:$form:65534:65534 link-setxattr:$form:user.p:v link-removexattr:$form:user.x link-utime:$form:$t1:$t2 \
+        link-stat:$form
+done
+pair "root: utimes and lchown (the link itself) through a link" root 1 "$python3" -c "$prog" write link-utimes:self:$t2:$t1 \
+    link-lchown:dev:65534:65534 link-stat:dev
+pair "root: truncate, read-open and write-open through links" root 0 "$python3" -c "$prog" write link-truncate:self:4 \
+    link-read:dev link-open:pid:more link-fopen:self:stream link-stat:self
+
 # ---- as nobody: its own hard-linked file in its own directory ----
 setup() { chown nobody "$d" && echo old >f && chmod 644 f && ln f g && chown nobody:nogroup f; }
 pair "nobody: set-id bit after the write" nobody 1 "$python3" -c "$prog" write fchmod:4755 futimens:$t1:$t2 fstat
@@ -215,6 +282,8 @@ pair "nobody: set-id bit before the write (the write clears it)" nobody 0 "$pyth
 pair "nobody: fchmod 444 before the close" nobody 1 "$python3" -c "$prog" write futimens:$t1:$t2 fchmod:444
 pair "nobody: chmod and utime by path while pending" nobody 1 "$python3" -c "$prog" write chmod:4700 utime:$t1:$t2
 pair "nobody: fchown to root" nobody 0 "$python3" -c "$prog" write fchown:0:0 fchown:-1:65534
+pair "nobody: set-id bit through a link after the write" nobody 0 "$python3" -c "$prog" write link-chmod:self:4755 \
+    link-stat:self
 setup() {
     chown nobody "$d" && echo source >src && chown nobody:nogroup src && chmod 400 src &&
         touch -d '2001-02-03 04:05:06.5' src
@@ -228,6 +297,8 @@ pair "nobody: cp -p of a read-only file onto a hard-linked file" nobody 1 cp -p 
 setup() { chown nobody "$d" && echo old >f && chmod 666 f; }
 pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:600 sysfchmod:600 fchown:-1:65534 \
     futimens:$t1:$t2 futimens-now fsetxattr:user.n:v syssetxattrat-fd:user.m:w fstat chmod:600 utime:$t1:$t2
+pair "nobody: another user's file through a link" nobody 0 "$python3" -c "$prog" write link-chmod:self:600 \
+    link-chown:dev:-1:65534 link-utime:pid:$t1:$t2 link-setxattr:self:user.n:v link-stat:self
 
 # ---- not staged (a single link): the temp is the file the path shows, the
 # calls on it reach the replacement; what the kernel refuses changes nothing ----
@@ -240,6 +311,8 @@ pair "root, a single link: setxattrat and removexattrat" root 0 "$python3" -c "$
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: fchmodat2 on the path and the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2:640 \
     sysfchmodat2-fd:4700 sysfchmodat2-nofollow:600
+pair "root, a single link: through links" root 0 "$python3" -c "$prog" write link-chmod:self:600 link-stat:dev \
+    link-read:pid link-open:self:more link-truncate:dev:8
 
 # ---- the name swapped while pending: the file opened, never the one there ----
 # Plainly fchmod and the writes change the file opened (now only at g), and

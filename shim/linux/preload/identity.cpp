@@ -143,7 +143,37 @@ bool called_from_shim(const void *caller) {
     return c >= __ehdr_start && c < __etext;
 }
 
+namespace {
+
+// The record whose temp is dev/ino, copied into *out while valid.
+bool record_of_inode(dev_t dev, ino_t ino, Pending *out) {
+    int high = g_high.load(std::memory_order_acquire);
+    for (int i = 0; i < high; ++i) {
+        const Record &r = g_records[i];
+        uint32_t gen = r.gen.load(std::memory_order_acquire);
+        if (!gen || r.dev != dev || r.ino != ino) continue;
+        Pending found{r.fd.load(std::memory_order_acquire), i, gen, r.dev, r.ino, r.shown};
+        if (valid(r, gen) && r.gen.load(std::memory_order_acquire) == gen) {
+            *out = found;
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 bool find_pending(int dirfd, const char *path, bool follow, Pending *out) {
+    // A link into /proc naming an open file (/proc/self/fd/N, /dev/fd/N)
+    // names a pending one when it leads to its temp: without the shim it
+    // leads to the target.
+    if (follow && names_open_file(path)) {
+        struct stat st;
+        int saved = errno;
+        bool found = sys::fstatat(AT_FDCWD, path, &st, 0) == 0 && record_of_inode(st.st_dev, st.st_ino, out);
+        errno = saved;
+        return found;
+    }
     const char *base = path + base_offset(path);
     if (!*base) return false;
     // Cheap first: the last component against the pending targets' names.
@@ -208,26 +238,6 @@ bool supersede_pending(int dirfd, const char *path, bool *new_file) {
     identity_supersede(target);
     return true;
 }
-
-namespace {
-
-// The record whose temp is dev/ino, copied into *out while valid.
-bool record_of_inode(dev_t dev, ino_t ino, Pending *out) {
-    int high = g_high.load(std::memory_order_acquire);
-    for (int i = 0; i < high; ++i) {
-        const Record &r = g_records[i];
-        uint32_t gen = r.gen.load(std::memory_order_acquire);
-        if (!gen || r.dev != dev || r.ino != ino) continue;
-        Pending found{r.fd.load(std::memory_order_acquire), i, gen, r.dev, r.ino, r.shown};
-        if (valid(r, gen) && r.gen.load(std::memory_order_acquire) == gen) {
-            *out = found;
-            return true;
-        }
-    }
-    return false;
-}
-
-}  // namespace
 
 bool pending_inode(dev_t dev, ino_t ino, Shown *w) {
     Pending p;

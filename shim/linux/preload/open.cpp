@@ -71,11 +71,15 @@ bool join_inherited(const Pending &pend, int flags, int *out) {
 // more handle of the same entry, and the commit waits for the last close.
 // As two replacements, the second would start from the old file and the
 // last commit would drop the other's writes. Another thread's open waits
-// for the lock instead (threads serialize, docs/design.md "The shim").
+// for the lock instead (threads serialize, docs/design.md "The shim"),
+// unless it opens the pending file itself, not its path (`link`: a link
+// into /proc naming it): that is one more descriptor of it in any thread,
+// never a replacement of its own (opened plainly, it would write the temp
+// unseen, and a staged one's memfd is dropped at the commit).
 // done: the path names such a replacement, and *out is the descriptor, or
 // -1 with errno; busy: wait and ask again; none: open it on its own.
 enum class Join { none, done, busy };
-Join join_pending(const Paths &p, int flags, int *out) {
+Join join_pending(const Paths &p, int flags, bool link, int *out) {
     // Ours, its last descriptor just closed by another thread, which is
     // committing it: joining would commit it twice, and a replacement of
     // our own started before that commit has released the lock would nest
@@ -86,7 +90,8 @@ Join join_pending(const Paths &p, int flags, int *out) {
     // would be missed by both.
     if (g_replacements.count() == 0 && g_pending.load(std::memory_order_relaxed) == 0) return Join::none;
     Guard g;
-    if (Entry *e = g_replacements.by_key(p.norm); e && e->refs == 0 && e->opener == getpid()) return Join::busy;
+    if (Entry *e = link ? nullptr : g_replacements.by_key(p.norm); e && e->refs == 0 && e->opener == getpid())
+        return Join::busy;
     if (g_pending.load(std::memory_order_relaxed) == 0) return Join::none;
     Pending pend;
     if (!find_pending(AT_FDCWD, p.norm, !(flags & O_NOFOLLOW), &pend)) return Join::none;
@@ -96,12 +101,13 @@ Join join_pending(const Paths &p, int flags, int *out) {
     Entry *e = g_replacements.by_file(f);
     if (!e || e->opener != getpid()) return Join::none;
     if (e->refs == 0) return Join::busy;
-    if (!detail::file_locked_by_this_thread(f)) return Join::none;
+    if (!link && !detail::file_locked_by_this_thread(f)) return Join::none;
     // The name must still be the file the replacement looked at: renamed
     // away meanwhile (logrotate's mv), a new open of the name makes a new
     // file, as it does plainly; joined, its writes would go with the pending
-    // one, which its commit then refuses (ESTALE): dropped.
-    if (!detail::file_target_still_looked_at(f)) return Join::none;
+    // one, which its commit then refuses (ESTALE): dropped. (A /proc link
+    // names the open file itself, wherever its name went.)
+    if (!link && !detail::file_target_still_looked_at(f)) return Join::none;
     *out = -1;
     if (int e = refusal_of_existing(flags)) {
         errno = e;
@@ -135,6 +141,20 @@ Join join_pending(const Paths &p, int flags, int *out) {
     return Join::done;
 }
 
+// join_pending until it is done (true, *out as it leaves it) or finds
+// nothing to join (false).
+bool joined(const Paths &p, int flags, bool link, int *out) {
+    for (Join j; (j = join_pending(p, flags, link, out)) != Join::none;) {
+        if (j == Join::done) {
+            if (*out >= 0) log_line("wrap_lockfile: %s '%s'\n", "opened again, joining the pending replacement of", p.norm);
+            return true;
+        }
+        struct timespec wait{0, 1000000};  // another thread's commit of it: 1 ms
+        nanosleep(&wait, nullptr);
+    }
+    return false;
+}
+
 }  // namespace
 
 bool refuse_unbuildable(int rc, int dirfd, const char *path, bool link) {
@@ -156,19 +176,15 @@ rules::Kind classify(const Paths &p, char *final, size_t size) {
     return classify_link_target(p.raw, final, size);
 }
 
+bool open_through_link(const Paths &p, int flags, int *out) {
+    return g_pending.load(std::memory_order_relaxed) != 0 && names_open_file(p.norm) && joined(p, flags, true, out);
+}
+
 int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     // A replacement whose descriptor was closed unseen is committed before
     // this one looks at the file (appending to what it wrote, say).
     if (g_tracked.load(std::memory_order_acquire) != 0) commit_unseen_closes();
-    int joined;
-    for (Join j; (j = join_pending(p, flags, &joined)) != Join::none;) {
-        if (j == Join::done) {
-            if (joined >= 0) log_line("wrap_lockfile: %s '%s'\n", "opened again, joining the pending replacement of", p.norm);
-            return joined;
-        }
-        struct timespec wait{0, 1000000};  // another thread's commit of it: 1 ms
-        nanosleep(&wait, nullptr);
-    }
+    if (int fd; joined(p, flags, false, &fd)) return fd;
     wlf_write_options opt = g_config.options;
     opt.lock_only = kind == rules::kLockOnly;
     wlf_file *f = nullptr;
@@ -265,7 +281,10 @@ int open_write(int dirfd, const char *path, int flags, mode_t mode, OpenThunk op
             return refuse_unbuildable(rc, dirfd, path, true) ? -1 : served(open_with(flags));
         char final[WLF_PATH_MAX];
         kind = classify_link_target(p.raw, final, sizeof final);
-        if (kind == rules::kNone || kind == rules::kExclude) return served(open_with(flags));
+        if (kind == rules::kNone || kind == rules::kExclude) {
+            if (int joined; open_through_link(p, flags, &joined)) return joined;
+            return served(open_with(flags));
+        }
         return open_pending(p, kind, flags, mode);
     }
     if (int rc = have_paths ? 0 : make_paths(dirfd, path, &p))
@@ -278,7 +297,10 @@ int open_matched(int dirfd, const char *path, int flags, mode_t mode) {
     char final[WLF_PATH_MAX];
     if (int rc = make_paths(dirfd, path, &p)) return refuse_unbuildable(rc, dirfd, path, false) ? -1 : kNotMatched;
     rules::Kind kind = classify(p, final, sizeof final);
-    if (kind == rules::kNone || kind == rules::kExclude) return kNotMatched;
+    if (kind == rules::kNone || kind == rules::kExclude) {
+        int joined;
+        return open_through_link(p, flags, &joined) ? joined : kNotMatched;
+    }
     return open_pending(p, kind, flags, mode);
 }
 

@@ -24,5 +24,10 @@ rules::Kind classify(const Paths &p, char *final, size_t size);
 
 // Opens a pending replacement for an absolute path with a rule of `kind`.
 int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode);
+// A write-open of a link into /proc naming a file pending here
+// (/proc/self/fd/N, /dev/fd/N: names_open_file): true and *out the new
+// descriptor of that replacement (or -1 with errno), as for a second
+// write-open of its path; false when it names none.
+bool open_through_link(const Paths &p, int flags, int *out);
 
 }  // namespace wrap_lockfile::shim

@@ -21,4 +21,11 @@ int make_raw(int dirfd, const char *path, char *out, size_t size);
 // Both forms of `path` relative to `dirfd` (AT_FDCWD: the working directory).
 int make_paths(int dirfd, const char *path, Paths *p);
 
+// Whether `path` is spelled as a link into /proc that names an open file
+// (/proc/self/fd/N, /proc/thread-self/fd/N, /proc/PID/fd/N,
+// /proc/PID/task/TID/fd/N, /dev/fd/N, /dev/stdin, /dev/stdout,
+// /dev/stderr): the kernel follows it to the file open there, not to a
+// name. The text only; what it leads to is the caller's to look at.
+bool names_open_file(const char *path);
+
 }  // namespace wrap_lockfile::shim

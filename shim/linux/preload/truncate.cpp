@@ -21,9 +21,14 @@ int truncate_matched(const char *path, off_t length, bool *matched) {
         return -1;
     }
     rules::Kind kind = classify(p, final, sizeof final);
-    if (kind == rules::kNone || kind == rules::kExclude) return 0;
+    int fd;
+    if (kind == rules::kNone || kind == rules::kExclude) {
+        // A link into /proc naming a pending file: that replacement.
+        if (!open_through_link(p, O_WRONLY, &fd)) return 0;
+    } else {
+        fd = open_pending(p, kind, O_WRONLY, 0);
+    }
     *matched = true;
-    int fd = open_pending(p, kind, O_WRONLY, 0);
     if (fd < 0) return -1;
     int rc = sys::ftruncate(fd, length);
     if (rc != 0) poison(fd, errno);
