@@ -17,7 +17,9 @@
 #    descriptor (F_GETFL), and an O_DIRECT write the kernel refuses
 #    (unaligned) is refused under the shim too: new, existing (seeded),
 #    appended and hard-linked (staged) targets, on the test directory's file
-#    system and on /dev/shm, as a plain run gives; an O_SYNC or O_DSYNC
+#    system and on /dev/shm, as a plain run gives, and by a second open
+#    with O_DIRECT (a join) or F_SETFL, where a staged one refuses what
+#    its memfd would wrongly take; an O_SYNC or O_DSYNC
 #    open is committed with its fsyncs under WRAP_LOCKFILE_FSYNC=none; an
 #    O_DIRECT write onto a single-file bind mount (committed in place) ends
 #    as the plain run's, never half old.
@@ -359,6 +361,71 @@ PY
 else
     skip_check "O_DIRECT onto a bind mount" "needs root and unshare(1)"
 fi
+
+# O_DIRECT on a second descriptor of a pending file (a second open with it,
+# which joins the first), and by F_SETFL on the first. A replacement by
+# rename gives the kernel's answers (its temp lies beside the target), and
+# so does a staged (hard-linked) one's join on tmpfs (its memfd is tmpfs
+# too). Elsewhere the memfd would take the unaligned writes the target's
+# file system refuses (EINVAL on ext4): that join is refused with EINVAL and
+# a line on stderr, and nothing the kernel refused is written. F_SETFL on
+# the staged descriptor, a memfd without direct I/O, is refused (EINVAL) by
+# the kernel itself.
+cat >"$tmp/direct_join.py" <<'PY'
+import fcntl, os, sys
+path, how = sys.argv[1:3]
+fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"one\n")
+def write(tag, to, data):
+    try:
+        print(tag, os.write(to, data))
+    except OSError as e:
+        print(tag, "errno", e.errno)
+try:
+    if how == "join":
+        second = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_DIRECT)
+    else:
+        second = fd
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+    print(how, "ok")
+    write("unaligned write", second, b"two\n")
+    if second != fd:
+        os.close(second)
+except OSError as e:
+    print(how, "errno", e.errno)
+os.close(fd)
+print("content", open(path, "rb").read())
+PY
+refusing_fs=
+for base in "${flag_dirs[@]}"; do
+    for linked in "" 1; do
+        for how in join setfl; do
+            name="O_DIRECT $how in $base${linked:+, hard-linked}"
+            where=$(mktemp -d "$base/direct.XXXXXX") || exit 1
+            cd "$where" || exit 1
+            echo old >f.dat
+            [ -n "$linked" ] && ln f.dat other
+            "$python3" "$tmp/direct_join.py" f.dat $how >plain.out 2>&1
+            echo old >f.dat
+            shim launcher '*.dat' "$python3" "$tmp/direct_join.py" f.dat $how >shim.out 2>err
+            expect_status "$name" 0 $?
+            grep -qx 'unaligned write errno 22' plain.out && [ $how = join ] && refusing_fs=1
+            if [ -n "$linked" ] && { [ $how = setfl ] || grep -qx 'unaligned write errno 22' plain.out; }; then
+                grep -qx "$how errno 22" shim.out || fail "$name: O_DIRECT was not refused: $(tr '\n' ' ' <shim.out)"
+                grep -qxF "content b'old\none\n'" shim.out ||
+                    fail "$name: the file holds what the kernel refused: $(tr '\n' ' ' <shim.out)"
+                [ $how = setfl ] || grep -q "wrap_lockfile: .*f.dat.*O_DIRECT" err ||
+                    fail "$name: no line on stderr: $(cat err)"
+            else
+                cmp -s plain.out shim.out ||
+                    fail "$name: the shim run differs from the plain run: $(diff plain.out shim.out | tr '\n' ' ') $(cat err)"
+            fi
+            [ -n "$linked" ] && [ "$(ino f.dat)" != "$(ino other)" ] && fail "$name: f.dat lost its link"
+            cd "$tmp" && rm -rf "$where"
+        done
+    done
+done
+[ -n "$refusing_fs" ] || skip_check "O_DIRECT join refused" "no file system here refuses unaligned direct writes (${flag_dirs[*]})"
 
 # Durability: under WRAP_LOCKFILE_FSYNC=none a plain write-open commits with
 # no fsync; an O_SYNC or O_DSYNC open gets the temp's and the directory's.

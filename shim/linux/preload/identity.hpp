@@ -74,6 +74,13 @@ bool supersede_pending(int dirfd, const char *path, bool *new_file);
 // program's flags, at the number open(2) gives; -1 and errno (ENOENT: no
 // /proc; ESTALE: committed meanwhile, nothing opened).
 int open_pending_temp(const Pending &p, int flags);
+// A write-open of p's temp again with O_DIRECT (a join): true (errno
+// EINVAL, a line on stderr) when p is staged and its memfd would take what
+// the target's own file system refuses (unaligned direct writes): only a
+// target on the memfd's kind of file system (tmpfs) gets its answers from
+// it. A first open with O_DIRECT is written in place instead (the core's
+// begin_staged), which a join cannot be.
+bool direct_join_refused(const Pending &p);
 // What open(2) answers these flags on a regular file that exists (for the
 // program: on disk or not yet): EEXIST to O_CREAT|O_EXCL, ENOTDIR to
 // O_DIRECTORY; 0 to open it.

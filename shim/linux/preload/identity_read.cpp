@@ -7,10 +7,12 @@
 #include "identity_records.hpp"
 
 #include "handlers.hpp"
+#include "messages.hpp"
 
 #include "sysio.hpp"
 
 #include <fcntl.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -39,6 +41,25 @@ int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_wit
     // No /proc, or committed meanwhile: the file at the path, as before.
     if (fd < 0 && (errno == ENOENT || errno == ESTALE)) return open_with(flags);
     return fd;
+}
+
+bool direct_join_refused(const Pending &p) {
+    if (!p.shown.staged) return false;  // its temp lies beside the target
+    char name[WLF_PATH_MAX];
+    if (!pending_target(p, name, sizeof name)) name[0] = '\0';
+    // The target through the library's descriptor of it; by name when it
+    // has none (taken over across exec).
+    struct stat st;
+    const bool pinned =
+        p.shown.pinned >= 0 && sys::fstat(p.shown.pinned, &st) == 0 && same_inode(st, p.shown.dev, p.shown.ino);
+    struct statfs stage, target;
+    if (fstatfs(p.fd, &stage) == 0 && (pinned ? fstatfs(p.shown.pinned, &target) : statfs(name, &target)) == 0 &&
+        stage.f_type == target.f_type)
+        return false;
+    message("wrap_lockfile: cannot open '%s' with O_DIRECT while it is staged: %s\n", name,
+            "its copy in memory would take the unaligned writes the file refuses");
+    errno = EINVAL;
+    return true;
 }
 
 int refusal_of_existing(int flags) {

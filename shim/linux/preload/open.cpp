@@ -52,6 +52,7 @@ bool join_inherited(const Pending &pend, int flags, int *out) {
         errno = e;
         return true;
     }
+    if ((flags & O_DIRECT) && direct_join_refused(pend)) return true;
     int fd = served(open_pending_temp(pend, flags));
     if (fd < 0) return errno != ENOENT && errno != ESTALE;  // no /proc, or just committed: on its own
     if (fd < kMaxFds) {
@@ -113,6 +114,7 @@ Join join_pending(const Paths &p, int flags, bool link, int *out) {
         errno = e;
         return Join::done;
     }
+    if ((flags & O_DIRECT) && direct_join_refused(pend)) return Join::done;
     int fd = served(open_pending_temp(pend, flags));
     if (fd < 0 && errno == ENOENT) {
         // No /proc to open the temp again through: a second replacement
