@@ -103,6 +103,22 @@ int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stag
 // 0. 0 or ENOSPC.
 int staged_room(dev_t dev, ino_t ino, int pinned, const struct stat &stage);
 
+// An xattr read of the program's (getxattr, listxattr and their forms) as
+// data: the value of `name` into buf[size], or with no name the list of
+// names. What the kernel answers: the size (with size 0, the size needed),
+// or -1 and errno (ERANGE, ENODATA).
+struct MetaRead {
+    const char *name = nullptr;
+    void *buf = nullptr;
+    size_t size = 0;
+};
+// r of descriptor fd itself (a pending temp).
+ssize_t read_fd(int fd, const MetaRead &r);
+// r of a staged replacement's target, reached as staged_change reaches it
+// (`pinned` while it is the inode dev/ino, else `target` if its name still
+// holds that inode: ESTALE otherwise).
+ssize_t staged_read(const char *target, dev_t dev, ino_t ino, int pinned, const MetaRead &r);
+
 // For a forked child of a multi-threaded parent: the registry's mutex may
 // have been held by another thread at the fork.
 void lock_registry_after_fork();

@@ -6,7 +6,8 @@
 # program's descriptor, their syscall() forms, the *at forms naming the
 # descriptor, and chmod/utime by path while it is pending must leave what a
 # plain run leaves: mode (set-id bits too), owner, explicit times, xattrs,
-# content, and the errno of every call (flags the kernel refuses too). So
+# content, and the errno of every call (flags the kernel refuses too), and
+# the xattrs the program reads back must be the target's. So
 # must the same calls, stat, truncate and opens through the links into
 # /proc that name the descriptor (/proc/self/fd/N, /proc/PID/fd/N,
 # /dev/fd/N), staged or not. Each case runs twice in fresh directories,
@@ -27,7 +28,7 @@ chmod 711 "$tmp"  # nobody reaches its directories by absolute path
 prog='import ctypes, os, platform, sys
 libc = ctypes.CDLL(None, use_errno=True)
 # System call numbers, for the forms libc does not offer (or would refuse).
-NEW = {"fchmodat2": 452, "setxattrat": 463, "removexattrat": 466}  # the same on both
+NEW = {"fchmodat2": 452, "setxattrat": 463, "getxattrat": 464, "listxattrat": 465, "removexattrat": 466}  # the same on both
 NR = {"x86_64": dict(NEW, fchmod=91, fchownat=260, utimensat=280),
       "aarch64": dict(NEW, fchmod=52, fchownat=54, utimensat=88)}.get(platform.machine(), {})
 AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
@@ -50,6 +51,27 @@ def setxattrat(dirfd, path, at_flags, name, value, usize=16, tail=0):
     buf = ctypes.create_string_buffer(value.encode(), len(value))
     block = XattrArgs(ctypes.addressof(buf), len(value), 0, tail)
     sys_call("setxattrat", dirfd, path, at_flags, name.encode(), ctypes.byref(block), usize)
+# The xattrs a file shows, every way they are read: the names listed and
+# each value got (listxattrat and getxattrat when the kernel has them).
+def xattrs(how, target):
+    try:
+        if how == "fd" or how == "path" or how == "link":
+            where = {"fd": fd, "path": "f", "link": target}[how]
+            got = sorted((n, os.getxattr(where, n)) for n in os.listxattr(where) if n.startswith("user."))
+        else:
+            names = ctypes.create_string_buffer(4096)
+            n = libc.syscall(ctypes.c_long(NR["listxattrat"]), ctypes.c_long(fd), b"", ctypes.c_long(AT_EMPTY_PATH), names, ctypes.c_long(4096))
+            checked(n)
+            got = []
+            for name in sorted(x for x in names.raw[:n].split(b"\0") if x.startswith(b"user.")):
+                value = ctypes.create_string_buffer(256)
+                block = XattrArgs(ctypes.addressof(value), 256, 0, 0)
+                size = libc.syscall(ctypes.c_long(NR["getxattrat"]), ctypes.c_long(fd), b"", ctypes.c_long(AT_EMPTY_PATH), name, ctypes.byref(block), ctypes.c_long(16))
+                checked(size)
+                got.append((name.decode(), value.raw[:size]))
+        print("  xattrs", how, got)
+    except OSError as e:
+        print("  xattrs", how, e.errno)
 class Timeval(ctypes.Structure):
     _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]
 def utimes(path, atime, mtime):
@@ -88,6 +110,7 @@ for step in sys.argv[1:]:
         "futimens-now": lambda: os.utime(fd),
         "fsetxattr": lambda: os.setxattr(fd, a[0], a[1].encode()),
         "fremovexattr": lambda: os.removexattr(fd, a[0]),
+        "setxattr-path": lambda: os.setxattr("f", a[0], a[1].encode()),
         "chmod": lambda: os.chmod("f", int(a[0], 8)),
         "utime": lambda: os.utime("f", ns=(int(a[0]), int(a[1]))),
         # The *at forms naming the descriptor itself (an empty path with
@@ -129,6 +152,7 @@ for step in sys.argv[1:]:
         "link-read": lambda: link_read(a[0]),
         "link-open": lambda: link_open(a[0], a[1] + "\n"),
         "link-fopen": lambda: link_fopen(a[0], a[1] + "\n"),
+        "xattrs": lambda: [xattrs(how, link("self")) for how in ("fd", "path", "link", "at")],
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
     }
@@ -258,6 +282,12 @@ pair "root: setxattrat and removexattrat" root 0 "$python3" -c "$prog" write sys
 pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" write syssetxattrat-badflag:user.a:1 \
     syssetxattrat-short:user.a:1 syssetxattrat-tail:user.a:1 sysremovexattrat-badflag:user.x
 
+# What the program reads back of the xattrs, by descriptor (fgetxattr,
+# flistxattr, getxattrat and listxattrat with AT_EMPTY_PATH), by path and
+# through a link: the target's, as without the shim.
+pair "root: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
+    fremovexattr:user.x setxattr-path:user.b:2 xattrs
+
 # The links into /proc that name the program's descriptor (/proc/self/fd/N,
 # /proc/PID/fd/N, /dev/fd/N) are the file it writes: the target. By them,
 # the calls by path act on it, stat shows what fstat shows, a read-open
@@ -311,6 +341,10 @@ pair "root, a single link: setxattrat and removexattrat" root 0 "$python3" -c "$
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: fchmodat2 on the path and the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2:640 \
     sysfchmodat2-fd:4700 sysfchmodat2-nofollow:600
+setup() { echo old >f && setfattr_py f user.x 1; }
+pair "root, a single link: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
+    fremovexattr:user.x setxattr-path:user.b:2 xattrs
+setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: through links" root 0 "$python3" -c "$prog" write link-chmod:self:600 link-stat:dev \
     link-read:pid link-open:self:more link-truncate:dev:8
 

@@ -55,6 +55,17 @@ int change_path_fd(int fd, const MetaChange &c) {
     return r == 0 ? 0 : errno;
 }
 
+// The staged target dev/ino by its name, looked at and acted on through one
+// O_PATH descriptor of it: a file swapped in at the name (or a directory on
+// the way) is never touched. None when the name holds another file.
+sys::UniqueFd named_target(const char *target, dev_t dev, ino_t ino, struct stat *st) {
+    const char *base;
+    sys::UniqueFd dir(open_parent(target, &base));
+    sys::UniqueFd file(dir ? sys::openat(dir.get(), base, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1);
+    if (!file || sys::fstat(file.get(), st) != 0 || !same_file(*st, dev, ino)) return sys::UniqueFd();
+    return file;
+}
+
 // What the commit needs of c, on the staging file (see the top of this file).
 int carry_on_stage(int stage, const MetaChange &c, const struct stat &before, const struct stat &after) {
     struct stat st;
@@ -120,14 +131,9 @@ int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stag
         if (e) *why = "the change could not be kept for the in-place write at the close";
         return e;
     }
-    // None (taken over across exec): the name, looked at and acted on
-    // through one descriptor of it: a file swapped in at the name (or a
-    // directory on the way) is never touched.
-    const char *base;
-    sys::UniqueFd dir(open_parent(target, &base));
-    int fd = dir ? sys::openat(dir.get(), base, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
-    sys::UniqueFd file(fd);
-    if (!file || sys::fstat(file.get(), &before) != 0 || !same_file(before, dev, ino)) {
+    // None (taken over across exec): the name.
+    sys::UniqueFd file = named_target(target, dev, ino, &before);
+    if (!file) {
         *why = "the file it writes is no longer at its name";
         return ESTALE;
     }
@@ -174,6 +180,26 @@ int staged_room(dev_t dev, ino_t ino, int pinned, const struct stat &stage) {
     if (need > room) return ENOSPC;
     last = {target.st_dev, need, room - need};
     return 0;
+}
+
+ssize_t read_fd(int fd, const MetaRead &r) {
+    return r.name ? sys::call(SYS_fgetxattr, fd, sys::arg(r.name), sys::arg(r.buf), static_cast<long>(r.size))
+                  : sys::call(SYS_flistxattr, fd, sys::arg(r.buf), static_cast<long>(r.size));
+}
+
+ssize_t staged_read(const char *target, dev_t dev, ino_t ino, int pinned, const MetaRead &r) {
+    struct stat st;
+    if (pinned >= 0 && sys::fstat(pinned, &st) == 0 && same_file(st, dev, ino)) return read_fd(pinned, r);
+    sys::UniqueFd file = named_target(target, dev, ino, &st);
+    if (!file) {
+        errno = ESTALE;
+        return -1;
+    }
+    // An O_PATH descriptor reads nothing itself: through its /proc name.
+    const sys::ProcFdPath proc(file.get());
+    return r.name ? sys::call(SYS_getxattr, sys::arg(proc.c_str()), sys::arg(r.name), sys::arg(r.buf),
+                              static_cast<long>(r.size))
+                  : sys::call(SYS_listxattr, sys::arg(proc.c_str()), sys::arg(r.buf), static_cast<long>(r.size));
 }
 
 InPlaceTarget::~InPlaceTarget() {

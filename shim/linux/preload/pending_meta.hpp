@@ -14,7 +14,7 @@
 // F stays the inode on disk. Its metadata calls, by path and by descriptor
 // (fchmod, fchown, futimens, the xattr setters: cp -p), are made on F
 // itself, with the kernel's verdict, and kept across the in-place write
-// (the core's staged_meta.cpp).
+// (the core's staged_meta.cpp); its xattrs are read there too.
 // Included by handlers.hpp after identity.hpp.
 #pragma once
 
@@ -60,6 +60,12 @@ int staged_meta(const Pending &p, int stage, const MetaChange &c);
 // its record then (and *st, when given, fd's fstat).
 bool staged_pending_fd(int fd, Pending *out, struct stat *st = nullptr);
 
+using detail::MetaRead;
+// staged_meta.cpp: r of the staged replacement p's target (the core's
+// staged_read); -1 with errno (ESTALE, a line on stderr: its name no longer
+// holds the file written, or it was committed meanwhile).
+ssize_t staged_read_meta(const Pending &p, const MetaRead &r);
+
 // The descriptor forms (fchmod, fchown, futimens, the xattr setters) on a
 // staged replacement's descriptor, its staging memfd: c (made by `change`)
 // on the target, which the descriptor stands for. Anything else: the real
@@ -96,6 +102,33 @@ int meta_at(Pass &&pass, Change &&change, int dirfd, const char *path, bool foll
         return -1;
     }
     return 0;
+}
+
+// The reads (getxattr, listxattr, their l-, f- and *at forms): what the
+// pending file holds. A staged replacement's descriptor is its memfd, which
+// has none of the target's xattrs: they are read from the target, as
+// without the shim. A path naming a pending file: the temp's (the old file
+// at the name lacks what the program set since), or a staged target's.
+// Nothing pending: one relaxed load.
+template <class Pass>
+ssize_t read_meta_fd(Pass &&pass, int fd, const MetaRead &r, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0) return pass();
+    Pending p;
+    if (called_from_shim(caller) || !staged_pending_fd(fd, &p)) return pass();
+    return staged_read_meta(p, r);
+}
+template <class Pass>
+ssize_t read_meta_at(Pass &&pass, int dirfd, const char *path, bool follow, const MetaRead &r, const void *caller,
+                     bool self) {
+    if (self) return read_meta_fd(pass, dirfd, r, caller);
+    if (g_pending.load(std::memory_order_relaxed) == 0 || !path || !*path) return pass();
+    Pending p;
+    if (called_from_shim(caller) || !find_pending(dirfd, path, follow, &p)) return pass();
+    if (p.shown.staged) return staged_read_meta(p, r);
+    ssize_t n = detail::read_fd(p.fd, r);
+    // The record was live before and after: the descriptor was the temp.
+    if (!still_pending(p)) return pass();
+    return n;
 }
 
 // Times given explicitly (not "now") are the owner's to set.
@@ -265,6 +298,23 @@ int removexattrat_call(Pass &&pass, int dirfd, const char *path, int fl, const c
     if (at_flags_refused(fl)) return static_cast<int>(pass());
     return meta_at(pass, [&] { return remove_xattr_change(name); }, dirfd, path, !(fl & AT_SYMLINK_NOFOLLOW), caller,
                    false, xattrat_names_dirfd(path, fl));
+}
+// getxattrat reads into the block's value (its size), whose flags must be 0.
+template <class Pass>
+ssize_t getxattrat_call(Pass &&pass, int dirfd, const char *path, int fl, const char *name, const XattrArgs *args,
+                        size_t usize, const void *caller) {
+    if (g_pending.load(std::memory_order_relaxed) == 0 || at_flags_refused(fl) || !xattr_args_taken(args, usize) ||
+        args->flags != 0)
+        return pass();
+    const MetaRead r{name, reinterpret_cast<void *>(static_cast<uintptr_t>(args->value)), args->size};
+    return read_meta_at(pass, dirfd, path, !(fl & AT_SYMLINK_NOFOLLOW), r, caller, xattrat_names_dirfd(path, fl));
+}
+template <class Pass>
+ssize_t listxattrat_call(Pass &&pass, int dirfd, const char *path, int fl, char *list, size_t size,
+                         const void *caller) {
+    if (at_flags_refused(fl)) return pass();
+    return read_meta_at(pass, dirfd, path, !(fl & AT_SYMLINK_NOFOLLOW), MetaRead{nullptr, list, size}, caller,
+                        xattrat_names_dirfd(path, fl));
 }
 
 // By descriptor.

@@ -1,7 +1,7 @@
 // Metadata calls on a staged replacement (pending_meta.hpp): made by the
 // core on the target the replacement looked at under the lock
 // (core/src/posix/staged_meta.cpp); the record then shows the target's new
-// mode and owner.
+// mode and owner. Its xattrs are read there too.
 #include "handlers.hpp"
 #include "messages.hpp"
 
@@ -36,6 +36,19 @@ int staged_room(int fd) {
     struct stat stage;
     if (!staged_pending_fd(fd, &p, &stage)) return 0;
     return detail::staged_room(p.shown.dev, p.shown.ino, p.shown.pinned, stage);
+}
+
+ssize_t staged_read_meta(const Pending &p, const MetaRead &r) {
+    char target[WLF_PATH_MAX];
+    if (!pending_target(p, target, sizeof target)) {
+        message("wrap_lockfile: a metadata read of '%s' refused: %s\n", target, "it was committed meanwhile");
+        errno = ESTALE;
+        return -1;
+    }
+    ssize_t n = detail::staged_read(target, p.shown.dev, p.shown.ino, p.shown.pinned, r);
+    if (n < 0 && errno == ESTALE)
+        message("wrap_lockfile: a metadata read of '%s' refused: %s\n", target, "the file it writes is no longer at its name");
+    return n;
 }
 
 }  // namespace wrap_lockfile::shim

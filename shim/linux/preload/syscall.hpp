@@ -22,6 +22,8 @@
 #endif
 #ifndef SYS_setxattrat
 #define SYS_setxattrat 463
+#define SYS_getxattrat 464
+#define SYS_listxattrat 465
 #define SYS_removexattrat 466
 #endif
 #endif
@@ -177,7 +179,18 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_fsetxattr:
         return fsetxattr_fd(pass, fd, ptr<const char>(a[1]), ptr<const void>(a[2]), static_cast<size_t>(a[3]), static_cast<int>(a[4]), caller);
     case SYS_fremovexattr: return fremovexattr_fd(pass, fd, ptr<const char>(a[1]), caller);
+    case SYS_getxattr:
+    case SYS_lgetxattr:
+        return read_meta_at(pass, AT_FDCWD, path, nr == SYS_getxattr, MetaRead{ptr<const char>(a[1]), ptr<void>(a[2]), static_cast<size_t>(a[3])}, caller, false);
+    case SYS_fgetxattr: return read_meta_fd(pass, fd, MetaRead{ptr<const char>(a[1]), ptr<void>(a[2]), static_cast<size_t>(a[3])}, caller);
+    case SYS_listxattr:
+    case SYS_llistxattr:
+        return read_meta_at(pass, AT_FDCWD, path, nr == SYS_listxattr, MetaRead{nullptr, ptr<void>(a[1]), static_cast<size_t>(a[2])}, caller, false);
+    case SYS_flistxattr: return read_meta_fd(pass, fd, MetaRead{nullptr, ptr<void>(a[1]), static_cast<size_t>(a[2])}, caller);
 #ifdef SYS_setxattrat
+    case SYS_getxattrat:
+        return getxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), ptr<const XattrArgs>(a[4]), static_cast<size_t>(a[5]), caller);
+    case SYS_listxattrat: return listxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<char>(a[3]), static_cast<size_t>(a[4]), caller);
     case SYS_setxattrat:
         return setxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), ptr<const XattrArgs>(a[4]), static_cast<size_t>(a[5]), caller);
     case SYS_removexattrat: return removexattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), caller);
