@@ -152,6 +152,7 @@ for step in sys.argv[1:]:
         "link-read": lambda: link_read(a[0]),
         "link-open": lambda: link_open(a[0], a[1] + "\n"),
         "link-fopen": lambda: link_fopen(a[0], a[1] + "\n"),
+        "access": lambda: print("  access", [(where, os.access(where, m)) for where in ("f", link("self")) for m in (os.R_OK, os.W_OK, os.X_OK)]),
         "xattrs": lambda: [xattrs(how, link("self")) for how in ("fd", "path", "link", "at")],
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
         "swap": lambda: os.spawnvpe(os.P_WAIT, "mv", ["mv", "other", "f"], {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}),
@@ -285,6 +286,8 @@ pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" w
 # What the program reads back of the xattrs, by descriptor (fgetxattr,
 # flistxattr, getxattrat and listxattrat with AT_EMPTY_PATH), by path and
 # through a link: the target's, as without the shim.
+# access(2) answers for the target (its mode and owner), not the memfd.
+pair "root: access" root 0 "$python3" -c "$prog" write access fchmod:755 access
 pair "root: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
     fremovexattr:user.x setxattr-path:user.b:2 xattrs
 
@@ -310,6 +313,7 @@ pair "nobody: set-id bit after the write" nobody 1 "$python3" -c "$prog" write f
 pair "nobody: set-id bit by fchmodat2 after the write" nobody 0 "$python3" -c "$prog" write sysfchmodat2:4755 fstat
 pair "nobody: set-id bit before the write (the write clears it)" nobody 0 "$python3" -c "$prog" fchmod:4755 write
 pair "nobody: fchmod 444 before the close" nobody 1 "$python3" -c "$prog" write futimens:$t1:$t2 fchmod:444
+pair "nobody: access after fchmod" nobody 0 "$python3" -c "$prog" write access fchmod:444 access
 pair "nobody: chmod and utime by path while pending" nobody 1 "$python3" -c "$prog" write chmod:4700 utime:$t1:$t2
 pair "nobody: fchown to root" nobody 0 "$python3" -c "$prog" write fchown:0:0 fchown:-1:65534
 pair "nobody: set-id bit through a link after the write" nobody 0 "$python3" -c "$prog" write link-chmod:self:4755 \
@@ -327,6 +331,7 @@ pair "nobody: cp -p of a read-only file onto a hard-linked file" nobody 1 cp -p 
 setup() { chown nobody "$d" && echo old >f && chmod 666 f; }
 pair "nobody: another user's file" nobody 0 "$python3" -c "$prog" write fchmod:600 sysfchmod:600 fchown:-1:65534 \
     futimens:$t1:$t2 futimens-now fsetxattr:user.n:v syssetxattrat-fd:user.m:w fstat chmod:600 utime:$t1:$t2
+pair "nobody: access to another user's file" nobody 0 "$python3" -c "$prog" write access
 pair "nobody: another user's file through a link" nobody 0 "$python3" -c "$prog" write link-chmod:self:600 \
     link-chown:dev:-1:65534 link-utime:pid:$t1:$t2 link-setxattr:self:user.n:v link-stat:self
 

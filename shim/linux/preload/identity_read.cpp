@@ -93,10 +93,23 @@ FILE *fopen_pending_read(const char *path, const char *mode, Thunk pass) {
 }
 
 int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
-    const sys::ProcFdPath proc(p.fd);
+    // A staged replacement's temp is a memfd (mode 0777, ours): the target
+    // answers, through the library's descriptor of it, or by its name when
+    // there is none (taken over across exec).
+    int fd = p.fd;
+    char target[WLF_PATH_MAX];
+    const char *name = nullptr;
+    if (p.shown.staged) {
+        struct stat st;
+        if (p.shown.pinned >= 0 && sys::fstat(p.shown.pinned, &st) == 0 && same_inode(st, p.shown.dev, p.shown.ino))
+            fd = p.shown.pinned;
+        else if (pending_target(p, target, sizeof target))
+            name = target;
+    }
+    const sys::ProcFdPath proc(fd);
     int saved = errno;
-    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, proc.c_str(), mode, flags);
-    if ((r != 0 && errno == ENOENT) || !still_pending(p)) {
+    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, name ? name : proc.c_str(), mode, flags);
+    if ((r != 0 && errno == ENOENT && !name) || !still_pending(p)) {
         errno = saved;
         return static_cast<int>(pass());
     }
