@@ -6,8 +6,8 @@
 # program's descriptor, their syscall() forms, the *at forms naming the
 # descriptor, and chmod/utime by path while it is pending must leave what a
 # plain run leaves: mode (set-id bits too), owner, explicit times, xattrs,
-# content, and the errno of every call (flags the kernel refuses too), and
-# the xattrs the program reads back must be the target's. So
+# content, and the errno of every call (flags the kernel refuses too, and
+# NULL paths), and the xattrs the program reads back must be the target's. So
 # must the same calls, stat, truncate and opens through the links into
 # /proc that name the descriptor (/proc/self/fd/N, /proc/PID/fd/N,
 # /dev/fd/N), staged or not. Each case runs twice in fresh directories,
@@ -77,6 +77,12 @@ class Timeval(ctypes.Structure):
 def utimes(path, atime, mtime):
     tv = (Timeval * 2)(*[(int(t) // 10**9, int(t) % 10**9 // 1000) for t in (atime, mtime)])
     checked(libc.utimes(path.encode(), tv))
+def statx_null():
+    buf = ctypes.create_string_buffer(256)
+    checked(libc.statx(fd, None, AT_EMPTY_PATH, 0xfff, buf))
+    st = os.fstat(fd)
+    nlink, ino = int.from_bytes(buf.raw[16:20], "little"), int.from_bytes(buf.raw[32:40], "little")
+    print("  statx", nlink == st.st_nlink and ino == st.st_ino, nlink)
 fd = os.open("f", os.O_WRONLY | os.O_TRUNC)
 # The links into /proc that name the descriptor: the file it is open on.
 def link(form):
@@ -152,6 +158,12 @@ for step in sys.argv[1:]:
         "link-read": lambda: link_read(a[0]),
         "link-open": lambda: link_open(a[0], a[1] + "\n"),
         "link-fopen": lambda: link_fopen(a[0], a[1] + "\n"),
+        # NULL paths: the kernel answers EFAULT, and statx with AT_EMPTY_PATH
+        # (Linux 6.11) takes one for the descriptor.
+        "statx-null": lambda: statx_null(),
+        "null-paths": lambda: print("  null", [(call, getattr(libc, call)(None, *rest), ctypes.get_errno())
+                                   for call, rest in (("stat", (ctypes.create_string_buffer(256),)), ("chmod", (0o600,)),
+                                                      ("unlink", ()), ("truncate", (0,)), ("getxattr", (b"user.x", None, 0)))]),
         "access": lambda: print("  access", [(where, os.access(where, m)) for where in ("f", link("self")) for m in (os.R_OK, os.W_OK, os.X_OK)]),
         "xattrs": lambda: [xattrs(how, link("self")) for how in ("fd", "path", "link", "at")],
         "fstat": lambda: print("  fstat", oct(os.fstat(fd).st_mode), os.fstat(fd).st_uid, os.fstat(fd).st_gid),
@@ -286,6 +298,8 @@ pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" w
 # What the program reads back of the xattrs, by descriptor (fgetxattr,
 # flistxattr, getxattrat and listxattrat with AT_EMPTY_PATH), by path and
 # through a link: the target's, as without the shim.
+# NULL paths, with something pending: the kernel's answers.
+pair "root: NULL paths" root 0 "$python3" -c "$prog" write statx-null null-paths
 # access(2) answers for the target (its mode and owner), not the memfd.
 pair "root: access" root 0 "$python3" -c "$prog" write access fchmod:755 access
 pair "root: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
@@ -346,6 +360,7 @@ pair "root, a single link: setxattrat and removexattrat" root 0 "$python3" -c "$
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: fchmodat2 on the path and the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2:640 \
     sysfchmodat2-fd:4700 sysfchmodat2-nofollow:600
+pair "root, a single link: NULL paths" root 0 "$python3" -c "$prog" write statx-null null-paths
 setup() { echo old >f && setfattr_py f user.x 1; }
 pair "root, a single link: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
     fremovexattr:user.x setxattr-path:user.b:2 xattrs

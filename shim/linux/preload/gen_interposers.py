@@ -5,8 +5,9 @@ usage: gen_interposers.py TABLE OUT_CPP OUT_MAP
    or: gen_interposers.py --list TABLE      (prints the symbol names)
 
 Each wrapper resolves libc's function once (dlsym RTLD_NEXT, cached in an
-atomic), unpacks varargs as the table says, and hands over to the handler
-named in the table. The version script exports exactly these symbols.
+atomic), hides from the compiler what libc's headers claim of its pointer
+parameters (nonnull), unpacks varargs as the table says, and hands over to
+the handler named in the table. The version script exports exactly these symbols.
 """
 import sys
 
@@ -57,6 +58,11 @@ def emit_wrapper(r):
     out.append(f"static std::atomic<{name}_fn> real_{name}_ptr{{nullptr}};")
     out.append(f'extern "C" __attribute__((visibility("default"))) {ret} {name}({sig}) {{')
     out.append(f'    {name}_fn real = resolve(real_{name}_ptr, "{name}");')
+    # A NULL of the program's reaches the handlers as NULL, whatever libc's
+    # headers declare (thunk.hpp).
+    for p in filter(None, (x.strip() for x in params.split(","))):
+        if "*" in p or "[]" in p:
+            out.append(f"    forget_nonnull({param_names(p)[0]});")
     call_args = list(names)
     if va == "mode":
         out.append("    mode_t mode = 0;")

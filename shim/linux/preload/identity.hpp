@@ -165,8 +165,10 @@ int fstat_fd(Pass &&pass, St *buf, const void *caller) {
 // same call) when the path names a pending target, else the real call.
 template <class Pass, class ByFd, class St>
 int stat_at(Pass &&pass, ByFd &&by_fd, int dirfd, const char *path, int atflags, St *buf, const void *caller) {
-    if (g_pending.load(std::memory_order_relaxed) == 0 || !path) return pass();
-    if (!*path) return fstat_fd(pass, buf, caller);  // AT_EMPTY_PATH: the descriptor itself
+    if (g_pending.load(std::memory_order_relaxed) == 0) return pass();
+    // AT_EMPTY_PATH with an empty path, or (Linux 6.11) none: the descriptor itself.
+    if (!path) return atflags & AT_EMPTY_PATH ? fstat_fd(pass, buf, caller) : pass();
+    if (!*path) return fstat_fd(pass, buf, caller);
     Pending p;
     if (called_from_shim(caller) || !find_pending(dirfd, path, !(atflags & AT_SYMLINK_NOFOLLOW), &p)) return pass();
     int saved = errno;

@@ -1,7 +1,7 @@
 // The real call, type-erased for the out-of-line code: resolve() finds the
 // next definition of a libc symbol once; a Thunk is `pass` (the real call
 // with the program's arguments), an OpenThunk the real open with the flags
-// given.
+// given. forget_nonnull keeps a program's NULL what it is.
 #pragma once
 
 #include <dlfcn.h>
@@ -29,6 +29,16 @@ struct Thunk {
 template <class F>
 Thunk thunk(F &f) {
     return Thunk{[](void *p) -> long { return static_cast<long>((*static_cast<F *>(p))()); }, &f};
+}
+
+// A pointer the program passed, made a value the compiler knows nothing
+// about (each wrapper does this to its pointer parameters): libc's headers
+// declare many of them nonnull, which lets it fold the handlers' NULL
+// checks away, and a NULL the kernel answers with EFAULT (or that statx,
+// with AT_EMPTY_PATH, takes for the descriptor) then crashed the shim.
+template <class T>
+inline void forget_nonnull(T *&p) {
+    __asm__("" : "+r"(p));
 }
 
 // The real open with the flags given, for the out-of-line code.
