@@ -224,20 +224,20 @@ as_user() {
 # pair NAME WHO TIMES COMMAND...: `setup` (defined by the caller) then
 # COMMAND as WHO, plainly and under the shim (rule: $d/f); the program's
 # output, its exit status and the state of f and g must be the same.
-# $also_preload, when set, is preloaded in both runs (after the shim).
-also_preload=
+# $around, when set, is a command both runs are made through (env with
+# another LD_PRELOAD, which the launcher puts after the shim; no_syscalls).
+around=()
 pair() {
-    local name=$1 who=$2 times=$3 key=${1//[^A-Za-z0-9]/_} run out pre=()
+    local name=$1 who=$2 times=$3 key=${1//[^A-Za-z0-9]/_} run out
     shift 3
-    [ -n "$also_preload" ] && pre=(env LD_PRELOAD="$also_preload")
     for run in plain shim; do
         newdir "$key-$run"
         setup
         out=$tmp/$key-$run.out
         if [ $run = plain ]; then
-            as_user "$who" "${pre[@]}" "$@" >"$out" 2>&1
+            as_user "$who" "${around[@]}" "$@" >"$out" 2>&1
         else
-            as_user "$who" "${pre[@]}" "$atomically" --rule "$d/f" -- "$@" >"$out" 2>&1
+            as_user "$who" "${around[@]}" "$atomically" --rule "$d/f" -- "$@" >"$out" 2>&1
         fi
         echo "status $?" >>"$out"
         sed -i "s|$d|D|g" "$out"
@@ -271,9 +271,9 @@ pair "root: *at calls refused" root 0 "$python3" -c "$prog" write fchownat-badfl
 pair "root: fchmodat2 on the descriptor" root 0 "$python3" -c "$prog" write sysfchmodat2-fd:600 fchmodat-fd:640
 pair "root: fchmodat2 on the path" root 0 "$python3" -c "$prog" write sysfchmodat2:640
 pair "root: fchmodat2 on the path, AT_SYMLINK_NOFOLLOW" root 0 "$python3" -c "$prog" write sysfchmodat2-nofollow:604
-also_preload=$helpers/libfchmodat2_libc.so
+around=(env LD_PRELOAD="$helpers/libfchmodat2_libc.so")
 pair "root: glibc 2.39's fchmodat with AT_EMPTY_PATH" root 0 "$python3" -c "$prog" write fchmodat-fd:640 fchmodat-badflag:600
-also_preload=
+around=()
 
 # cp -p onto an existing hard-linked file: O_WRONLY|O_TRUNC, write, then
 # futimens, fchown, fchmod (and the xattrs) on its descriptor.
@@ -294,6 +294,12 @@ pair "root: setxattrat and removexattrat" root 0 "$python3" -c "$prog" write sys
     sysremovexattrat:user.y
 pair "root: setxattrat and removexattrat refused" root 0 "$python3" -c "$prog" write syssetxattrat-badflag:user.a:1 \
     syssetxattrat-short:user.a:1 syssetxattrat-tail:user.a:1 sysremovexattrat-badflag:user.x
+# A kernel without them (before 6.6 and 6.13; here a seccomp filter): ENOSYS
+# to the program, and nothing changed in its stead.
+around=("$helpers/no_syscalls" 452,463,464,465,466)
+pair "root: no fchmodat2 and xattr *at calls in the kernel" root 0 "$python3" -c "$prog" write sysfchmodat2-fd:600 \
+    sysfchmodat2:640 syssetxattrat-fd:user.a:1 syssetxattrat:user.b:2 sysremovexattrat:user.x xattrs
+around=()
 
 # What the program reads back of the xattrs, by descriptor (fgetxattr,
 # flistxattr, getxattrat and listxattrat with AT_EMPTY_PATH), by path and
@@ -364,6 +370,10 @@ pair "root, a single link: NULL paths" root 0 "$python3" -c "$prog" write statx-
 setup() { echo old >f && setfattr_py f user.x 1; }
 pair "root, a single link: xattrs read back" root 0 "$python3" -c "$prog" write xattrs fsetxattr:user.a:1 xattrs \
     fremovexattr:user.x setxattr-path:user.b:2 xattrs
+around=("$helpers/no_syscalls" 452,463,464,465,466)
+pair "root, a single link: no fchmodat2 and xattr *at calls in the kernel" root 0 "$python3" -c "$prog" write \
+    sysfchmodat2:640 syssetxattrat:user.b:2 sysremovexattrat:user.x xattrs
+around=()
 setup() { echo old >f && chmod 644 f; }
 pair "root, a single link: through links" root 0 "$python3" -c "$prog" write link-chmod:self:600 link-stat:dev \
     link-read:pid link-open:self:more link-truncate:dev:8

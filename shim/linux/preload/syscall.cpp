@@ -1,7 +1,8 @@
 // openat2(2) through syscall(): a write-open of a matched path becomes a
 // pending replacement like openat's, after the kernel has checked what the
 // program's RESOLVE_* flags forbid (the replacement itself is made by path
-// and would not honour them).
+// and would not honour them). And whether the kernel has the newer calls
+// the shim makes on a pending file in the program's stead.
 #include "syscall.hpp"
 
 #include "sysio.hpp"
@@ -10,6 +11,8 @@
 
 #include <linux/openat2.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 
 namespace wrap_lockfile::shim {
@@ -37,6 +40,31 @@ int resolution_allowed(syscall_fn real, long dirfd, const char *path, const open
 }
 
 }  // namespace
+
+bool kernel_has(Newer which) {
+    // Asked once each, with arguments the call refuses before it does
+    // anything (flags and sizes of -1): EINVAL, E2BIG, EFAULT or EBADF say
+    // it looked at them.
+    static constinit std::atomic<signed char> known[2]{};  // 0 not asked, 1 yes, -1 no
+    std::atomic<signed char> &k = known[static_cast<int>(which)];
+    signed char v = k.load(std::memory_order_relaxed);
+    if (v == 0) {
+        int saved = errno;
+        long nr = -1;  // none: ENOSYS
+#ifdef SYS_fchmodat2
+        if (which == Newer::fchmodat2) nr = SYS_fchmodat2;
+#endif
+#ifdef SYS_removexattrat
+        if (which == Newer::xattrat) nr = SYS_removexattrat;  // one of the four, all from 6.13
+#endif
+        bool looked = sys::call(nr, -1, -1, -1, -1, -1, -1) < 0 &&
+                      (errno == EINVAL || errno == E2BIG || errno == EFAULT || errno == EBADF);
+        errno = saved;
+        v = looked ? 1 : -1;
+        k.store(v, std::memory_order_relaxed);
+    }
+    return v > 0;
+}
 
 long openat2_call(syscall_fn real, const long *a) {
     const auto *path = ptr<const char>(a[1]);

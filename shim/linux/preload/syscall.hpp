@@ -36,6 +36,13 @@ using syscall_fn = long (*)(long, ...);
 // (syscall.cpp).
 long openat2_call(syscall_fn real, const long *a);
 
+// The system calls newer than some kernels the shim runs on, which it
+// makes on a pending file in the program's stead: whether this kernel
+// takes them (syscall.cpp), else the program's call gets its answer
+// (ENOSYS; a seccomp filter's EPERM).
+enum class Newer { fchmodat2, xattrat };
+bool kernel_has(Newer which);
+
 template <class T>
 inline T *ptr(long v) {
     return reinterpret_cast<T *>(v);
@@ -148,7 +155,9 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
 #endif
     case SYS_fchmodat: return chmod_at(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), true, caller);
 #ifdef SYS_fchmodat2
-    case SYS_fchmodat2: return fchmodat2_call(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), static_cast<int>(a[3]), caller);
+    case SYS_fchmodat2:
+        if (!kernel_has(Newer::fchmodat2)) return pass();
+        return fchmodat2_call(pass, fd, ptr<const char>(a[1]), static_cast<mode_t>(a[2]), static_cast<int>(a[3]), caller);
 #endif
     case SYS_fchmod: return fchmod_fd(pass, fd, static_cast<mode_t>(a[1]), caller);
     case SYS_fchown: return fchown_fd(pass, fd, static_cast<uid_t>(a[1]), static_cast<gid_t>(a[2]), caller);
@@ -189,11 +198,17 @@ long syscall_call(Pass &&pass, syscall_fn real, long nr, const long *a, const vo
     case SYS_flistxattr: return read_meta_fd(pass, fd, MetaRead{nullptr, ptr<void>(a[1]), static_cast<size_t>(a[2])}, caller);
 #ifdef SYS_setxattrat
     case SYS_getxattrat:
+        if (!kernel_has(Newer::xattrat)) return pass();
         return getxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), ptr<const XattrArgs>(a[4]), static_cast<size_t>(a[5]), caller);
-    case SYS_listxattrat: return listxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<char>(a[3]), static_cast<size_t>(a[4]), caller);
+    case SYS_listxattrat:
+        if (!kernel_has(Newer::xattrat)) return pass();
+        return listxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<char>(a[3]), static_cast<size_t>(a[4]), caller);
     case SYS_setxattrat:
+        if (!kernel_has(Newer::xattrat)) return pass();
         return setxattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), ptr<const XattrArgs>(a[4]), static_cast<size_t>(a[5]), caller);
-    case SYS_removexattrat: return removexattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), caller);
+    case SYS_removexattrat:
+        if (!kernel_has(Newer::xattrat)) return pass();
+        return removexattrat_call(pass, fd, ptr<const char>(a[1]), static_cast<int>(a[2]), ptr<const char>(a[3]), caller);
 #endif
     default: return pass();
     }
