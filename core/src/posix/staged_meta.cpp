@@ -55,6 +55,14 @@ int change_path_fd(int fd, const MetaChange &c) {
     return r == 0 ? 0 : errno;
 }
 
+// Whether `pinned`, the replacement's own descriptor of its target (held
+// since the look, begin_staged), is still the inode dev/ino: a commit in
+// another thread may have closed the number, and it may have been reused.
+// Its stat into *st.
+bool pinned_is_target(int pinned, dev_t dev, ino_t ino, struct stat *st) {
+    return pinned >= 0 && sys::fstat(pinned, st) == 0 && same_file(*st, dev, ino);
+}
+
 // The staged target dev/ino by its name, looked at and acted on through one
 // O_PATH descriptor of it: a file swapped in at the name (or a directory on
 // the way) is never touched. None when the name holds another file.
@@ -121,11 +129,9 @@ int staged_change(const char *target, dev_t dev, ino_t ino, int pinned, int stag
         return EPERM;
     }
     struct stat before;
-    // The target's own descriptor, held since the look (begin_staged): the
-    // inode the program opened, wherever its names are now, and never
-    // another that got its number. Checked first: a commit in another thread
-    // may have closed the number, and it may have been reused.
-    if (pinned >= 0 && sys::fstat(pinned, &before) == 0 && same_file(before, dev, ino)) {
+    // The target's own descriptor: the inode the program opened, wherever
+    // its names are now, and never another that got its number.
+    if (pinned_is_target(pinned, dev, ino, &before)) {
         if (int e = change_fd(pinned, c)) return e;
         int e = sys::fstat(pinned, after) != 0 ? errno : carry_on_stage(stage, c, before, *after);
         if (e) *why = "the change could not be kept for the in-place write at the close";
@@ -189,7 +195,7 @@ ssize_t read_fd(int fd, const MetaRead &r) {
 
 ssize_t staged_read(const char *target, dev_t dev, ino_t ino, int pinned, const MetaRead &r) {
     struct stat st;
-    if (pinned >= 0 && sys::fstat(pinned, &st) == 0 && same_file(st, dev, ino)) return read_fd(pinned, r);
+    if (pinned_is_target(pinned, dev, ino, &st)) return read_fd(pinned, r);
     sys::UniqueFd file = named_target(target, dev, ino, &st);
     if (!file) {
         errno = ESTALE;

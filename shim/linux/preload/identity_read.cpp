@@ -43,17 +43,27 @@ int open_pending_read(int dirfd, const char *path, int flags, OpenThunk open_wit
     return fd;
 }
 
+namespace {
+
+// A staged replacement's target through the library's own descriptor of it,
+// while that is still the target; else -1 (none: taken over across exec).
+int pinned_target(const Pending &p) {
+    struct stat st;
+    return p.shown.pinned >= 0 && sys::fstat(p.shown.pinned, &st) == 0 && same_inode(st, p.shown.dev, p.shown.ino)
+               ? p.shown.pinned
+               : -1;
+}
+
+}  // namespace
+
 bool direct_join_refused(const Pending &p) {
     if (!p.shown.staged) return false;  // its temp lies beside the target
     char name[WLF_PATH_MAX];
     if (!pending_target(p, name, sizeof name)) name[0] = '\0';
-    // The target through the library's descriptor of it; by name when it
-    // has none (taken over across exec).
-    struct stat st;
-    const bool pinned =
-        p.shown.pinned >= 0 && sys::fstat(p.shown.pinned, &st) == 0 && same_inode(st, p.shown.dev, p.shown.ino);
+    // The target through the library's descriptor of it, else by name.
+    const int pinned = pinned_target(p);
     struct statfs stage, target;
-    if (fstatfs(p.fd, &stage) == 0 && (pinned ? fstatfs(p.shown.pinned, &target) : statfs(name, &target)) == 0 &&
+    if (fstatfs(p.fd, &stage) == 0 && (pinned >= 0 ? fstatfs(pinned, &target) : statfs(name, &target)) == 0 &&
         stage.f_type == target.f_type)
         return false;
     message("wrap_lockfile: cannot open '%s' with O_DIRECT while it is staged: %s\n", name,
@@ -96,20 +106,14 @@ int access_pending(const Pending &p, int mode, int flags, Thunk pass) {
     // A staged replacement's temp is a memfd (mode 0777, ours): the target
     // answers, through the library's descriptor of it, or by its name when
     // there is none (taken over across exec).
-    int fd = p.fd;
+    const int fd = p.shown.staged ? pinned_target(p) : p.fd;
     char target[WLF_PATH_MAX];
-    const char *name = nullptr;
-    if (p.shown.staged) {
-        struct stat st;
-        if (p.shown.pinned >= 0 && sys::fstat(p.shown.pinned, &st) == 0 && same_inode(st, p.shown.dev, p.shown.ino))
-            fd = p.shown.pinned;
-        else if (pending_target(p, target, sizeof target))
-            name = target;
-    }
+    if (fd < 0 && !pending_target(p, target, sizeof target)) return static_cast<int>(pass());  // committed meanwhile
     const sys::ProcFdPath proc(fd);
     int saved = errno;
-    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, name ? name : proc.c_str(), mode, flags);
-    if ((r != 0 && errno == ENOENT && !name) || !still_pending(p)) {
+    int r = resolve(g_faccessat, "faccessat")(AT_FDCWD, fd < 0 ? target : proc.c_str(), mode, flags);
+    // No /proc, or committed meanwhile: the path, as before.
+    if ((r != 0 && errno == ENOENT && fd >= 0) || !still_pending(p)) {
         errno = saved;
         return static_cast<int>(pass());
     }
