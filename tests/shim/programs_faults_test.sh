@@ -25,11 +25,21 @@ start() {
     bg_pids+=($!)
 }
 
+# namespace_result NAME STATUS WHY: the exit status of a check's script in
+# a private mount namespace as the check's result (77: it could not run, WHY).
+namespace_result() {
+    case $2 in
+    0) ;;
+    77) skip_check "$1" "$3" ;;
+    *) fail "$1: see above (status $2)" ;;
+    esac
+}
+
 # ---- a full file system: the write error discards the replacement ----
 # A 256 KiB tmpfs in a private mount namespace (nothing leaks to the host)
 # holds a 10 KiB file; dd then tries to write 1 MiB over it.
 tmpfs_check() {
-    local mode=$1 t="ENOSPC/$1" rc
+    local mode=$1 t="ENOSPC/$1"
     newdir "enospc-$mode"
     mkdir mnt
     head -c 10240 /dev/urandom >ref
@@ -138,12 +148,7 @@ grep -qF "'$d/mnt/f' written in place, perhaps partly" ../lock-only.err ||
 ! grep -q "old content kept" ../lock-only.err || fail "lock-only: the shim said the old content was kept: $(cat ../lock-only.err)"
 exit $failed
 EOF
-    rc=$?
-    case $rc in
-    0) ;;
-    77) skip_check "$t" "cannot mount a tmpfs in a private mount namespace" ;;
-    *) fail "$t: see above (status $rc)" ;;
-    esac
+    namespace_result "$t" $? "cannot mount a tmpfs in a private mount namespace"
     [ -z "$(ls -A mnt)" ] || fail "$t: the tmpfs mount leaked out of its namespace"
 }
 if ! is_root; then
@@ -161,7 +166,7 @@ fi
 # memory; it used to be copied onto the full disk first, and the open failed
 # with ENOSPC.
 foreign_full_check() {
-    local t="ENOSPC/another user's file" rc
+    local t="ENOSPC/another user's file"
     newdir foreign-full
     mkdir mnt
     chmod 711 "$tmp" "$d"  # nobody reaches the mount by absolute path
@@ -189,12 +194,7 @@ done
     fail "exit, size, links, owner, inode, content, entries: $(cat "$d/shim.out") under the shim ($(cat "$d/shim.err")), $(cat "$d/plain.out") plainly"
 exit $failed
 EOF
-    rc=$?
-    case $rc in
-    0) ;;
-    77) skip_check "$t" "cannot mount a tmpfs in a private mount namespace" ;;
-    *) fail "$t: see above (status $rc)" ;;
-    esac
+    namespace_result "$t" $? "cannot mount a tmpfs in a private mount namespace"
 }
 if ! is_root || ! have unshare || ! have setpriv; then
     skip_check "ENOSPC/another user's file" "needs root, unshare(1) and setpriv(1)"
@@ -207,7 +207,7 @@ fi
 # itself) and moves the mtime: the commit gives both back, so the failed
 # write leaves the disk as full as it was and the target as it was.
 staged_ext4_check() {
-    local t="ENOSPC/staged ext4" rc
+    local t="ENOSPC/staged ext4"
     newdir staged-ext4
     mkdir mnt
     truncate -s 8M img
@@ -239,12 +239,7 @@ grep -qF "'$d/mnt/f' not replaced, old content kept" ../dd.err ||
     fail "the shim did not say it kept the old content: $(cat ../dd.err)"
 exit $failed
 EOF
-    rc=$?
-    case $rc in
-    0) ;;
-    77) skip_check "$t" "cannot loop-mount an ext4 image in a private mount namespace" ;;
-    *) fail "$t: see above (status $rc)" ;;
-    esac
+    namespace_result "$t" $? "cannot loop-mount an ext4 image in a private mount namespace"
 }
 if ! is_root; then
     skip_check "ENOSPC/staged ext4" "need root to loop-mount an ext4 image"

@@ -77,6 +77,18 @@ void drop_and_commit(int fd) {
     if (Entry *e = detach(fd)) commit(e);
 }
 
+void discard_detached(Entry *last) {
+    if (!last) return;
+    identity_remove(last->file, last->opener);
+    wlf_file *f;
+    {
+        Guard g;
+        mark_internal(last->file, false);
+        f = g_replacements.remove(last);
+    }
+    wlf_discard(f);
+}
+
 bool relocate_internal(int fd) {
     Guard g;
     if (fd < 0 || fd >= kMaxFds || g_fds[fd].load() != kInternal) return true;

@@ -160,5 +160,8 @@ void mark_internal(wlf_file *f, bool on);
 // Removes fd from the table; returns its entry if that was the last program
 // descriptor of a replacement this process opened (the caller commits it).
 Entry *detach(int fd);
+// Drops `last` (detach's answer, or nullptr) without committing it: its
+// records, its descriptors' marks, its table entry, and the replacement.
+void discard_detached(Entry *last);
 
 }  // namespace wrap_lockfile::shim

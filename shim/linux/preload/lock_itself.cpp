@@ -54,7 +54,7 @@ int open_target(const wlf_file *f, int fd) {
 void lock_file_itself(int fd) {
     int saved = errno;
     char target[WLF_PATH_MAX];
-    wlf_file *dropped = nullptr;
+    Entry *last;
     {
         Guard g;
         Entry *e = entry_of(g_fds[fd].load());
@@ -73,12 +73,9 @@ void lock_file_itself(int fd) {
         }
         sys::close(real);
         snprintf(target, sizeof target, "%s", target_of(e));
-        Entry *last = detach(fd);
-        identity_remove(last->file, last->opener);
-        mark_internal(last->file, false);
-        dropped = g_replacements.remove(last);
+        last = detach(fd);
     }
-    wlf_discard(dropped);
+    discard_detached(last);
     log_line("wrap_lockfile: '%s' is locked by the program: %s\n", target, "it has the file itself, not a replacement");
     errno = saved;
 }

@@ -31,16 +31,7 @@ FILE *fopen_matched(const char *path, const char *mode, bool *matched) {
         int e = errno;
         Entry *last = detach(fd);
         sys::close(fd);
-        if (last) {
-            identity_remove(last->file, last->opener);
-            wlf_file *f;
-            {
-                Guard g;
-                mark_internal(last->file, false);
-                f = g_replacements.remove(last);
-            }
-            wlf_discard(f);
-        }
+        discard_detached(last);
         errno = e;
     }
     return fp;
