@@ -72,9 +72,12 @@ for how in fail term kill; do
     cpids=$(awk '$1 == "pids" { $1 = ""; print }' "$report")
     for i in $(seq 100); do [ -e "$cdir" ] || break; sleep 0.1; done
     [ ! -e "$cdir" ] || fail "$how: the work directory $cdir (bricks, state) is left"
+    # The reaper waits for what it killed before it removes the directory:
+    # once that is gone, no daemon may run (gone, or a zombie nobody reaped).
     for p in $cpids; do
-        kill -0 "$p" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] \
-            && fail "$how: gluster process $p still runs: $(tr '\0' ' ' <"/proc/$p/cmdline")"
+        state=$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)
+        [ -n "$state" ] && [ "$state" != Z ] \
+            && fail "$how: gluster process $p still runs (state $state): $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
     done
     [ "$(echo "$cpids" | wc -w)" -ge 4 ] || fail "$how: expected glusterd, a brick and two clients, got pids: $cpids"
     if grep -q "$cdir" /proc/self/mountinfo; then fail "$how: a mount of $cdir is left"; fi

@@ -36,8 +36,18 @@ if [ -n "${WLF_GFS_REAP:-}" ]; then
     read -r main dir ns <<<"$WLF_GFS_REAP"
     while kill -0 "$main" 2>/dev/null; do sleep 0.5; done
     [ -d "$dir" ] || exit 0
+    killed=()
     for f in "$dir"/*/client-*.pid /run/gluster/vols/*/*.pid /run/gluster/shd/*/*.pid "$dir/glusterd.pid"; do
-        [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+        [ -f "$f" ] && p=$(cat "$f") && kill -KILL "$p" 2>/dev/null && killed+=("$p")
+    done
+    # SIGKILL is not the end yet: wait (10 s at most) until each has exited,
+    # so that once the directory is gone none of them runs.
+    for p in "${killed[@]}"; do
+        for _ in $(seq 100); do
+            state=$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)
+            [ -n "$state" ] && [ "$state" != Z ] || break
+            sleep 0.1
+        done
     done
     for m in "$dir"/*/m[ab]; do umount -l "$m" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
