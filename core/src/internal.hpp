@@ -53,6 +53,16 @@ int dup_kept(int fd, int floor);
 // fd, or fd itself when floor <= 0, fd >= floor, or there is no room above.
 int raise_fd(int fd, int floor);
 
+// The floor of the library's own descriptors in a program that has room
+// (RLIMIT_NOFILE of 1024 or more): well above the numbers it uses.
+inline constexpr int kDescriptorFloor = 768;
+
+// Whether n more descriptor numbers are free below the limit: asked by
+// taking them (copies of fd) and giving them back at once. For the rare
+// limit too small to keep the library's descriptors out of the program's
+// way (open_file.cpp, leaves_room).
+bool descriptors_free(int fd, int n);
+
 // ---- the clock (posix/clock.cpp, windows/clock.cpp) ----
 
 // Monotonic clock in nanoseconds.

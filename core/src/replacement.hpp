@@ -101,6 +101,17 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
 // given its metadata, renamed over it at commit.
 int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err);
 
+// Whether the program keeps `spare` free descriptor numbers beside those
+// the replacement holds. Asked only where the library's descriptors cannot
+// stay out of the program's way: a limit below 1024 when the shim was
+// loaded (its floor is three quarters of it) or lowered below the floor
+// since (the lock went lower). There a replacement that took the last
+// numbers would fail the program's next open or dup after its truncating
+// open: a shell then gives up the redirection and its close commits an
+// empty file (docs/design.md, "The shim", descriptor table). `fd`: any
+// open descriptor.
+bool leaves_room(const wlf_file *f, int fd, int spare);
+
 // The target's directory as a descriptor: above the floor for a replacement
 // that keeps it while pending (`keep`), anywhere for the moment of a commit;
 // `path_only`: an O_PATH descriptor (one nobody fsyncs).

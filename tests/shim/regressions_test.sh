@@ -50,6 +50,13 @@
 #     writing (flock, lockf: a lock file of its own) locks that file, which a
 #     plain process then finds locked; it locked the temp, which excluded
 #     nobody
+#  25 a descriptor limit that leaves no room for the replacement's own
+#     descriptors beside the program's (ulimit -n 4 to 8, lowered in the
+#     shell or before the shim was loaded): `echo new > f` writes f or
+#     fails at its open, f keeping its old content; the shell's next dup
+#     used to fail and its close commit f empty (replace, hard-linked,
+#     lock-only; flock and dotlock), and at 4 the lock file stayed (no descriptor left to
+#     remove it through). With room to spare (8) f is written, as plainly
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -549,6 +556,50 @@ for name, kind in (("old.lock", "flock"), ("new.lock", "lockf")):
     [ "$(stat -c %i old.lock)" = "$ino" ] || fail "24 own lock file: old.lock was replaced by a new inode"
     expect_entries "24 own lock file" "$d" new.lock old.lock
 fi
+
+# ---- 25: a descriptor limit with no room for the replacement ----
+newdir c25
+# Only 0, 1 and 2 open, whatever the test runner passed down, and no log
+# (the shim's log file is a descriptor too): the room counted below is then
+# the limit's.
+closefds='for p in /proc/self/fd/*; do p=${p##*/}; [ "$p" -gt 2 ] && eval "exec $p>&-"; done 2>/dev/null;'
+for kind in replace hard-linked lock-only dotlock dotlock-lock-only; do
+    backend=
+    [[ $kind = dotlock* ]] && backend=dotlock
+    for when in lowered at-load; do
+        for n in 4 5 6 7 8; do
+            what="25 ulimit -n $n ($when), $kind"
+            rm -f f f2
+            printf 'old\n' >f
+            [ $kind = hard-linked ] && ln f f2
+            rules=$d/f lock_only=
+            [[ $kind = *lock-only ]] && rules= lock_only=$d/f
+            if [ $when = lowered ]; then
+                WRAP_LOCKFILE_LOG= WRAP_LOCKFILE_LOCK_BACKEND=$backend WRAP_LOCKFILE_LOCK_ONLY=$lock_only run "$rules" bash -c "$closefds ulimit -n $n; echo new > f" 2>"$tmp/c25.err"
+            else
+                # The shim is loaded under the small limit (its floor 3/4 of it).
+                bash -c "$closefds ulimit -n $n; exec env LD_PRELOAD=$preload WRAP_LOCKFILE_LOG= WRAP_LOCKFILE_LOCK_BACKEND='$backend' WRAP_LOCKFILE_RULES='$rules' \
+                    WRAP_LOCKFILE_LOCK_ONLY='$lock_only' bash -c 'echo new > f'" 2>"$tmp/c25.err"
+            fi
+            rc=$?
+            contents f
+            if [ "$REPLY" = $'new\n' ]; then
+                [ "$rc" = 0 ] || fail "$what: f written, but exit $rc: $(cat "$tmp/c25.err")"
+            elif [ "$REPLY" = $'old\n' ]; then
+                [ "$rc" != 0 ] || fail "$what: f not written, but exit 0"
+                [ "$n" -lt 8 ] || fail "$what: refused with room to spare: $(cat "$tmp/c25.err")"
+            else
+                fail "$what: f holds '$(printf %q "$REPLY")' (exit $rc): $(cat "$tmp/c25.err")"
+            fi
+            if [ $kind = hard-linked ]; then
+                expect_entries "$what" "$d" f f2
+                [ "$(stat -c %h f)" = 2 ] || fail "$what: f lost its second link"
+            else
+                expect_entries "$what" "$d" f
+            fi
+        done
+    done
+done
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

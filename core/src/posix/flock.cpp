@@ -164,8 +164,18 @@ int remove_if_still_ours(const Held *h) {
     sys::UniqueFd own;
     if (dfd < 0) {
         own.reset(open_parent(h->path, &name));
-        if (!own) return errno == ENOENT ? 0 : errno;
-        dfd = own.get();
+        if (own) {
+            dfd = own.get();
+        } else if (errno == EMFILE || errno == ENFILE) {
+            // No descriptor left for the directory (a program at its
+            // limit): by path, rather than leaving our file behind for
+            // good. Only a rename of a directory above it between the two
+            // calls below could then point them at another directory.
+            dfd = AT_FDCWD;
+            name = h->path;
+        } else {
+            return errno == ENOENT ? 0 : errno;
+        }
     }
     struct stat st;
     StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)

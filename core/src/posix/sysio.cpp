@@ -60,6 +60,15 @@ int dup_kept(int fd, int floor) {
     return moved >= 0 ? moved : sys::fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
+bool descriptors_free(int fd, int n) {
+    int taken[2];
+    if (n > 2) n = 2;
+    int k = 0;
+    while (k < n && (taken[k] = sys::fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) ++k;
+    for (int i = 0; i < k; ++i) sys::close(taken[i]);
+    return k == n;
+}
+
 int raise_fd(int fd, int floor) {
     if (fd < 0 || floor <= 0 || fd >= floor) return fd;
     int moved = dup_above(fd, floor);

@@ -52,7 +52,7 @@ void load_options() {
     // Our descriptors live high up, so that the program still gets the
     // lowest free numbers and its dup2() to small fixed numbers is unaffected.
     struct rlimit rl;
-    int floor = 768;
+    int floor = detail::kDescriptorFloor;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
         floor = static_cast<int>(rl.rlim_cur * 3 / 4);
     g_config.fd_floor = floor;
