@@ -57,11 +57,11 @@ int raise_fd(int fd, int floor);
 // (RLIMIT_NOFILE of 1024 or more): well above the numbers it uses.
 inline constexpr int kDescriptorFloor = 768;
 
-// Whether n more descriptor numbers are free below the limit: asked by
-// taking them (copies of fd) and giving them back at once. For the rare
-// limit too small to keep the library's descriptors out of the program's
-// way (open_file.cpp, leaves_room).
-bool descriptors_free(int fd, int n);
+// Whether n (at most 3) more descriptor numbers are free below the limit:
+// asked by taking them (an O_PATH descriptor of / and copies) and giving
+// them back at once. For the rare limit too small to keep the library's
+// descriptors out of the program's way (replacement.hpp, leaves_room).
+bool descriptors_free(int n);
 
 // ---- the clock (posix/clock.cpp, windows/clock.cpp) ----
 

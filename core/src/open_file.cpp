@@ -249,7 +249,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         if (own < 0) return fail_and_destroy(f, err, errno, WLF_STEP_OPEN, "duplicate descriptor of", f->target);
         // Nothing is changed yet (a direct target's truncation asked first):
         // refused now rather than failing the program's next descriptor.
-        if (!detail::leaves_room(f, own, 1)) {
+        if (!detail::leaves_room(f, 1)) {
             sys::close(own);
             return fail_and_destroy(f, err, EMFILE, WLF_STEP_OPEN,
                                     "open (the descriptor limit leaves no room for the program's next descriptor)", f->target);

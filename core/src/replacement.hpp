@@ -108,9 +108,8 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
 // since (the lock went lower). There a replacement that took the last
 // numbers would fail the program's next open or dup after its truncating
 // open: a shell then gives up the redirection and its close commits an
-// empty file (docs/design.md, "The shim", descriptor table). `fd`: any
-// open descriptor.
-bool leaves_room(const wlf_file *f, int fd, int spare);
+// empty file (docs/design.md, "The shim", descriptor table).
+bool leaves_room(const wlf_file *f, int spare);
 
 // The target's directory as a descriptor: above the floor for a replacement
 // that keeps it while pending (`keep`), anywhere for the moment of a commit;

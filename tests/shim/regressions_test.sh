@@ -55,7 +55,7 @@
 #     shell or before the shim was loaded): `echo new > f` writes f or
 #     fails at its open, f keeping its old content; the shell's next dup
 #     used to fail and its close commit f empty (replace, hard-linked,
-#     lock-only; flock and dotlock), and at 4 the lock file stayed (no descriptor left to
+#     lock-only; flock and dotlock; a new file was left empty), and at 4 the lock file stayed (no descriptor left to
 #     remove it through). With room to spare (8) f is written, as plainly
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
@@ -563,14 +563,14 @@ newdir c25
 # (the shim's log file is a descriptor too): the room counted below is then
 # the limit's.
 closefds='for p in /proc/self/fd/*; do p=${p##*/}; [ "$p" -gt 2 ] && eval "exec $p>&-"; done 2>/dev/null;'
-for kind in replace hard-linked lock-only dotlock dotlock-lock-only; do
+for kind in replace hard-linked lock-only dotlock dotlock-lock-only new new-lock-only; do
     backend=
     [[ $kind = dotlock* ]] && backend=dotlock
     for when in lowered at-load; do
         for n in 4 5 6 7 8; do
             what="25 ulimit -n $n ($when), $kind"
             rm -f f f2
-            printf 'old\n' >f
+            [[ $kind = new* ]] || printf 'old\n' >f
             [ $kind = hard-linked ] && ln f f2
             rules=$d/f lock_only=
             [[ $kind = *lock-only ]] && rules= lock_only=$d/f
@@ -582,6 +582,12 @@ for kind in replace hard-linked lock-only dotlock dotlock-lock-only; do
                     WRAP_LOCKFILE_LOCK_ONLY='$lock_only' bash -c 'echo new > f'" 2>"$tmp/c25.err"
             fi
             rc=$?
+            if [[ $kind = new* ]] && [ ! -e f ]; then
+                [ "$rc" != 0 ] || fail "$what: f not created, but exit 0"
+                [ "$n" -lt 8 ] || fail "$what: refused with room to spare: $(cat "$tmp/c25.err")"
+                expect_entries "$what" "$d"
+                continue
+            fi
             contents f
             if [ "$REPLY" = $'new\n' ]; then
                 [ "$rc" = 0 ] || fail "$what: f written, but exit $rc: $(cat "$tmp/c25.err")"

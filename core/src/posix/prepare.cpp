@@ -169,7 +169,7 @@ void drop_temp(wlf_file *f) {
 
 namespace wrap_lockfile::detail {
 
-bool leaves_room(const wlf_file *f, int fd, int spare) {
+bool leaves_room(const wlf_file *f, int spare) {
     if (f->fd_floor <= 0) return true;
     bool cramped = f->fd_floor < detail::kDescriptorFloor;
     if (!cramped) {
@@ -180,7 +180,7 @@ bool leaves_room(const wlf_file *f, int fd, int spare) {
         cramped = lock_fd >= 0 ? lock_fd < f->fd_floor
                                : getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= static_cast<rlim_t>(f->fd_floor);
     }
-    return !cramped || detail::descriptors_free(fd, spare);
+    return !cramped || detail::descriptors_free(spare);
 }
 
 int begin_staged(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
@@ -247,22 +247,20 @@ int begin_direct(wlf_file *f, int kind, const char *path, mode_t mode, Seen *see
     // (else a file swapped in at its name or a directory on the way would
     // be truncated and written, one the program never opened).
     int flags = f->flags & ~(O_CLOEXEC | (f->existed ? O_TRUNC | O_CREAT : 0));
+    // Before the open creates or truncates anything: its descriptor, the
+    // copy the library keeps of it and one more for the program must fit.
+    if (!leaves_room(f, 3))
+        return fail(err, EMFILE, WLF_STEP_OPEN,
+                    "open (the descriptor limit leaves no room for the program's next descriptor)", f->target);
     f->fd = sys::open(f->target, flags | O_NOFOLLOW | f->fdflags, mode);
     if (f->fd < 0) return fail(err, errno, WLF_STEP_OPEN, "open", f->target);
     if (!f->existed) return 0;
     int e = detail::is_looked_at(f->fd, f, EAGAIN);
-    // Before the truncation: the copy the library keeps of this descriptor
-    // and one more for the program must still fit (leaves_room).
-    if (!e && !leaves_room(f, f->fd, 2)) e = EMFILE;
     if (!e && (f->flags & O_TRUNC) && sys::ftruncate(f->fd, 0) != 0) e = errno;
     if (e) {
         sys::close_quietly(f->fd);
         f->fd = -1;
-        return fail(err, e, WLF_STEP_OPEN,
-                    e == EAGAIN   ? "open (the file changed while it was locked)"
-                    : e == EMFILE ? "open (the descriptor limit leaves no room for the lock's and the program's next descriptors)"
-                                  : "open",
-                    f->target);
+        return fail(err, e, WLF_STEP_OPEN, e == EAGAIN ? "open (the file changed while it was locked)" : "open", f->target);
     }
     return 0;
 }

@@ -60,11 +60,12 @@ int dup_kept(int fd, int floor) {
     return moved >= 0 ? moved : sys::fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
-bool descriptors_free(int fd, int n) {
-    int taken[2];
-    if (n > 2) n = 2;
+bool descriptors_free(int n) {
+    int taken[3];
+    if (n > 3) n = 3;
     int k = 0;
-    while (k < n && (taken[k] = sys::fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) ++k;
+    while (k < n && (taken[k] = k == 0 ? sys::open("/", O_PATH | O_CLOEXEC) : sys::fcntl(taken[0], F_DUPFD_CLOEXEC, 0)) >= 0)
+        ++k;
     for (int i = 0; i < k; ++i) sys::close(taken[i]);
     return k == n;
 }
