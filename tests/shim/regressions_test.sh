@@ -57,6 +57,14 @@
 #     used to fail and its close commit f empty (replace, hard-linked,
 #     lock-only; flock and dotlock; a new file was left empty), and at 4 the lock file stayed (no descriptor left to
 #     remove it through). With room to spare (8) f is written, as plainly
+#  26 sparse content written over a hard-linked (staged, in place) target:
+#     cp --sparse=always of a 64 MiB file with 8 KiB of data, onto a sparse
+#     target and onto a dense one, allocates what plain cp does (the
+#     in-place write reserved and wrote all 64 MiB, ENOSPC where plain cp
+#     fits) and leaves the same content (zeros under the holes)
+#  27 an append to a sparse file (echo >> of 64 MiB with 4 KiB of data)
+#     where the seed cannot share extents (no reflink): the replacement
+#     keeps the holes (its copy wrote all 64 MiB of zeros)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -606,6 +614,54 @@ for kind in replace hard-linked lock-only dotlock dotlock-lock-only new new-lock
         done
     done
 done
+
+# ---- 26, 27: sparse content ----
+# Blocks allocated (stat %b, 512-byte units) and content under the shim and
+# plainly, side by side; the content's 8 KiB of data sits at 1 MiB and at
+# its end. Where the file system here keeps no holes at all, there is
+# nothing to compare.
+newdir c26
+truncate -s 64M probe
+if [ "$(stat -c %b probe)" -gt 1024 ]; then
+    skip_check "26, 27" "$d does not keep holes in a truncated file"
+else
+    sparse_src() {
+        truncate -s 64M "$1"
+        printf 'one\n' | dd of="$1" bs=4096 seek=256 conv=notrunc status=none
+        printf 'two\n' | dd of="$1" bs=4096 seek=16383 conv=notrunc status=none
+    }
+    for target in sparse dense; do
+        t="26 cp --sparse=always onto a hard-linked $target target"
+        for how in plain shim; do
+            newdir "c26-$target-$how"
+            sparse_src src
+            if [ $target = sparse ]; then truncate -s 32M f; else head -c 2M /dev/urandom >f; fi
+            ln f g
+            if [ $how = shim ]; then run "$d/f" cp --sparse=always src f 2>err; else cp --sparse=always src f 2>err; fi
+            echo "$? $(stat -c '%s %h' f) $(md5sum <f | cut -c1-12) $(ls -A | tr '\n' ' ')" >"$tmp/c26-$how.out"
+            stat -c %b f >"$tmp/c26-$how.blocks"
+            cmp -s f src || fail "$t ($how): f differs from src"
+        done
+        [ "$(cat "$tmp/c26-shim.out")" = "$(cat "$tmp/c26-plain.out")" ] ||
+            fail "$t: exit, size, links, content, entries: $(cat "$tmp/c26-shim.out") under the shim, $(cat "$tmp/c26-plain.out") plainly"
+        # The data's blocks and a little metadata: plain cp's and 64 KiB.
+        [ "$(cat "$tmp/c26-shim.blocks")" -le $(($(cat "$tmp/c26-plain.blocks") + 128)) ] ||
+            fail "$t: $(cat "$tmp/c26-shim.blocks") blocks under the shim, $(cat "$tmp/c26-plain.blocks") plainly"
+    done
+
+    t="27 echo >> a sparse file"
+    for how in plain shim; do
+        newdir "c27-$how"
+        sparse_src f
+        if [ $how = shim ]; then run "$d/f" bash -c 'echo three >> f' 2>err; else bash -c 'echo three >> f' 2>err; fi
+        echo "$? $(stat -c %s f) $(md5sum <f | cut -c1-12) $(ls -A | tr '\n' ' ')" >"$tmp/c27-$how.out"
+        stat -c %b f >"$tmp/c27-$how.blocks"
+    done
+    [ "$(cat "$tmp/c27-shim.out")" = "$(cat "$tmp/c27-plain.out")" ] ||
+        fail "$t: exit, size, content, entries: $(cat "$tmp/c27-shim.out") under the shim, $(cat "$tmp/c27-plain.out") plainly"
+    [ "$(cat "$tmp/c27-shim.blocks")" -le $(($(cat "$tmp/c27-plain.blocks") + 128)) ] ||
+        fail "$t: $(cat "$tmp/c27-shim.blocks") blocks under the shim, $(cat "$tmp/c27-plain.blocks") plainly"
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -100,9 +100,16 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     // The blocks first: a staged copy lives in memory, so the program's own
     // writes may not have met a full disk (staged_room only asks), and a copy
     // stopped by ENOSPC half way would leave the target truncated and torn.
-    if (int rc = detail::reserve_in_place(dst.fd.get(), size, nullptr))
+    // A sparse content (a program's seeks past the end, cp --sparse) gets
+    // blocks and writes for its data alone, its holes punched in the target.
+    struct stat src_st, dst_st;
+    if (sys::fstat(src, &src_st) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "stat staged content", f->target);
+    if (sys::fstat(dst.fd.get(), &dst_st) != 0) return fail(err, errno, WLF_STEP_RENAME, "stat", f->target);
+    if (int rc = detail::reserve_in_place(dst.fd.get(), size, &dst_st, src, &src_st))
         return fail(err, rc, WLF_STEP_RENAME, "reserve space for the in-place write of", f->target);
-    if (int rc = detail::copy_range(src, dst.fd.get())) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
+    int rc = detail::is_sparse(src_st) ? detail::copy_sparse(src, dst.fd.get(), size, dst_st.st_size)
+                                       : detail::copy_range(src, dst.fd.get());
+    if (rc) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
     if (sys::ftruncate(dst.fd.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
     if (f->staged) {
         if (int rc = detail::keep_staged_meta(src, &dst))

@@ -114,7 +114,7 @@ bool owner_not_ours(const wlf_file *f) {
 int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err) {
     detail::StaleRetry stale;
     for (;;) {
-        int rc = detail::seed_copy(seen->fd.get(), f->fd);
+        int rc = detail::seed_copy(seen->fd.get(), f->fd, f->st);
         if (rc == 0) return 0;
         if (!detail::is_stale_handle(rc, f->target) || !stale.again(ESTALE))
             return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);

@@ -88,22 +88,38 @@ int link_anonymous_as(int fd, const TempDir &dir, const char *name);
 // True when O_TMPFILE failed because the file system cannot do it.
 bool tmpfile_unsupported(int error);
 
-// Copies all of src into dst (both at offset 0; dst is empty): FICLONE where
-// the file system shares extents, else copy_file_range, else read/write.
-// Leaves dst's offset unspecified (the caller positions it). 0 or errno.
-int seed_copy(int src, int dst);
+// Whether a file of this stat has holes (fewer blocks than its size).
+bool is_sparse(const struct stat &st);
+
+// Copies all of src (whose stat is src_st) into dst (both at offset 0; dst
+// is empty): FICLONE where the file system shares extents, else
+// copy_file_range, else read/write; a sparse src by its data extents only,
+// its holes left holes in dst. Leaves both offsets unspecified (the caller
+// positions them). 0 or errno.
+int seed_copy(int src, int dst, const struct stat &src_st);
 
 // Copies the rest of src from its offset to dst at its offset with
 // copy_file_range, falling back to read/write. Returns 0 or errno.
 int copy_range(int src, int dst);
+
+// Copies src's first `size` bytes to dst at the same offsets by their data
+// extents alone (SEEK_DATA/SEEK_HOLE). dst_size < 0: dst is empty, and is
+// cut to `size` at the end. Else dst holds dst_size bytes of old content:
+// what lies under src's holes is punched out (zeros written where the file
+// system cannot punch); the caller cuts dst to size. Offsets unspecified.
+int copy_sparse(int src, int dst, off_t size, off_t dst_size);
+
 // Reserves `size` bytes of blocks from the start of fd, a target about to
 // be written in place (or a staged one being written in memory), its size
 // kept: readers still see the old content. `before` is fd's stat when the
 // caller has it. A reservation that fails gives back what it got and the
 // mtime it moved (ext4 moves both; the ctime stays moved). 0 where the file
 // system cannot reserve (a copy-on-write one may still need more blocks for
-// an overwrite); else 0 or errno (ENOSPC, EDQUOT, EFBIG).
-int reserve_in_place(int fd, off_t size, const struct stat *before);
+// an overwrite); else 0 or errno (ENOSPC, EDQUOT, EFBIG). With the
+// content's descriptor src and its stat, a sparse content gets blocks for
+// its data extents only.
+int reserve_in_place(int fd, off_t size, const struct stat *before, int src = -1,
+                     const struct stat *src_st = nullptr);
 
 // Gives `fd` the owner/group, extended attributes (ACLs, security labels;
 // unsupported or forbidden ones skipped) and mode of `st`, read from `src`

@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kChunk = 1 << 30;
 constexpr size_t kBuffer = 1 << 16;
+constexpr off_t kAll = static_cast<off_t>(~0ULL >> 1);
 
 #if WLF_HAVE_COPY_FILE_RANGE
 bool copy_range_unsupported(int e) {
@@ -25,12 +26,15 @@ bool copy_range_unsupported(int e) {
 }
 #endif
 
-int copy_by_read_write(int src, int dst) {
+size_t chunk(off_t left, size_t most) { return left < static_cast<off_t>(most) ? static_cast<size_t>(left) : most; }
+
+// Up to `len` bytes (or to src's end) from src's offset to dst's.
+int copy_by_read_write(int src, int dst, off_t len) {
     char *buf = static_cast<char *>(malloc(kBuffer));
     if (!buf) return ENOMEM;
     int rc = 0;
-    for (;;) {
-        ssize_t n = sys::read(src, buf, kBuffer);
+    while (len > 0) {
+        ssize_t n = sys::read(src, buf, chunk(len, kBuffer));
         if (n < 0) {
             if (errno == EINTR) continue;
             rc = errno;
@@ -41,43 +45,140 @@ int copy_by_read_write(int src, int dst) {
             rc = errno;
             break;
         }
+        len -= n;
     }
     free(buf);
     return rc;
 }
 
-}  // namespace
-
-int copy_range(int src, int dst) {
+// Up to `len` bytes (or to src's end) from src's offset to dst's:
+// copy_file_range, else read/write. 0 or errno.
+int copy_span(int src, int dst, off_t len) {
 #if !WLF_HAVE_COPY_FILE_RANGE
-    return copy_by_read_write(src, dst);
+    return copy_by_read_write(src, dst, len);
 #else
     bool first = true;
-    for (;;) {
-        ssize_t n = sys::copy_file_range(src, dst, kChunk);
+    while (len > 0) {
+        ssize_t n = sys::copy_file_range(src, dst, chunk(len, kChunk));
         if (n > 0) {
             first = false;
+            len -= n;
             continue;
         }
         if (n == 0) return 0;
         if (errno == EINTR) continue;
-        if (first && copy_range_unsupported(errno)) return copy_by_read_write(src, dst);
+        if (first && copy_range_unsupported(errno)) return copy_by_read_write(src, dst, len);
         return errno;
     }
+    return 0;
 #endif
 }
 
-int reserve_in_place(int fd, off_t size, const struct stat *before) {
+// The next data extent of fd at or after pos, as [*start, *end); *start
+// is -1 when only a hole (or nothing) is left. False with errno on a
+// failure. A file system without SEEK_DATA reports the whole file as data
+// (or refuses it: EINVAL, taken as data to the end).
+bool next_extent(int fd, off_t pos, off_t *start, off_t *end) {
+    off_t s = lseek(fd, pos, SEEK_DATA);
+    if (s < 0 && errno == EINVAL) {
+        *start = pos;
+        *end = kAll;
+        return true;
+    }
+    if (s < 0) {
+        if (errno != ENXIO) return false;
+        *start = *end = -1;
+        return true;
+    }
+    off_t e = lseek(fd, s, SEEK_HOLE);
+    if (e < 0) return false;
+    *start = s;
+    *end = e;
+    return true;
+}
+
+// Makes [off, off+len) of dst read as zeros without allocating: a punched
+// hole, or where the file system cannot punch, zeros written.
+int clear(int dst, off_t off, off_t len) {
+#if WLF_HAVE_FALLOCATE
+    if (sys::fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0) return 0;
+    if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) return errno;
+#endif
+    void *zeros = calloc(1, kBuffer);
+    if (!zeros) return ENOMEM;
+    int rc = 0;
+    while (len > 0) {
+        size_t n = chunk(len, kBuffer);
+        if (sys::pwrite_all(dst, zeros, n, off) != 0) {
+            rc = errno;
+            break;
+        }
+        off += static_cast<off_t>(n);
+        len -= static_cast<off_t>(n);
+    }
+    free(zeros);
+    return rc;
+}
+
+}  // namespace
+
+bool is_sparse(const struct stat &st) { return st.st_size > 0 && static_cast<off_t>(st.st_blocks) * 512 < st.st_size; }
+
+int copy_range(int src, int dst) { return copy_span(src, dst, kAll); }
+
+int copy_sparse(int src, int dst, off_t size, off_t dst_size) {
+    bool seed = dst_size < 0;
+    off_t pos = 0;
+    while (pos < size) {
+        off_t start, end;
+        if (!next_extent(src, pos, &start, &end)) return errno;
+        if (start < 0 || start > size) start = end = size;
+        if (end > size) end = size;
+        // What dst holds under src's hole is the old content: cleared.
+        if (!seed && start > pos && pos < dst_size) {
+            if (int rc = clear(dst, pos, (start < dst_size ? start : dst_size) - pos)) return rc;
+        }
+        if (start == end) break;
+        // A seed's dst is empty and grows as it is written: made as long as
+        // the hole first, so that a dst opened O_APPEND is written there too.
+        if ((seed && sys::ftruncate(dst, start) != 0) || lseek(src, start, SEEK_SET) < 0 ||
+            lseek(dst, start, SEEK_SET) < 0)
+            return errno;
+        if (int rc = copy_span(src, dst, end - start)) return rc;
+        pos = end;
+    }
+    if (seed && sys::ftruncate(dst, size) != 0) return errno;
+    return 0;
+}
+
+int reserve_in_place(int fd, off_t size, const struct stat *before, int src, const struct stat *src_st) {
 #if WLF_HAVE_FALLOCATE
     struct stat st;
     if (!before) {
         if (sys::fstat(fd, &st) != 0) return errno;
         before = &st;
     }
-    if (size <= static_cast<off_t>(before->st_blocks) * 512) return 0;  // blocks enough already
-    if (sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, size) == 0) return 0;
-    int e = errno;
-    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV) return 0;
+    bool sparse = src >= 0 && is_sparse(*src_st);
+    off_t needed = sparse ? static_cast<off_t>(src_st->st_blocks) * 512 : size;
+    if (needed <= static_cast<off_t>(before->st_blocks) * 512) return 0;  // blocks enough already
+    // The whole range, or for a sparse content only its data extents.
+    int e = 0;
+    off_t pos = 0;
+    while (pos < size) {
+        off_t start = 0, end = size;
+        if (sparse && !next_extent(src, pos, &start, &end)) {
+            e = errno;
+            break;
+        }
+        if (start < 0 || start >= size) break;
+        if (end > size) end = size;
+        if (sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, start, end - start) != 0) {
+            e = errno;
+            break;
+        }
+        pos = end;
+    }
+    if (e == 0 || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV) return 0;
     struct timespec times[2] = {{0, UTIME_OMIT}, before->st_mtim};
     (void)sys::ftruncate(fd, before->st_size);
     (void)sys::call(SYS_utimensat, fd, 0, sys::arg(times), 0);
@@ -86,15 +187,20 @@ int reserve_in_place(int fd, off_t size, const struct stat *before) {
     (void)fd;
     (void)size;
     (void)before;
+    (void)src;
+    (void)src_st;
     return 0;
 #endif
 }
 
-int seed_copy(int src, int dst) {
+int seed_copy(int src, int dst, const struct stat &src_st) {
 #if WLF_HAVE_FICLONE
     if (ioctl(dst, FICLONE, src) == 0) return 0;
 #endif
-    return copy_range(src, dst);
+    if (!is_sparse(src_st)) return copy_range(src, dst);
+    off_t size = lseek(src, 0, SEEK_END);
+    if (size < 0) return errno;
+    return copy_sparse(src, dst, size, -1);
 }
 
 }  // namespace wrap_lockfile::detail

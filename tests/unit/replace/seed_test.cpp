@@ -71,3 +71,40 @@ TEST(AtomicWriteSeed, AppendSharesExtentsOnXfsWithReflink) {
     EXPECT_EQ(read_file(mnt / "f"), old + "one more line\n");
     EXPECT_EQ(list_names(mnt), Names{"f"});
 }
+
+// Without reflinks the seed is a copy: of a sparse file's data extents only,
+// its holes left holes (a copy of every byte allocated all 64 MiB of zeros,
+// and failed with ENOSPC where the file's data fits). On tmpfs, which keeps
+// holes and shares no extents.
+TEST(AtomicWriteSeed, SparseFileKeepsItsHolesWithoutReflink) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "t");
+    ASSERT_EQ(do_mount("tmpfs", dir / "t", "tmpfs", 0, "size=16m"), 0);
+    MountGuard t(dir / "t");
+    fs::path p = dir / "t" / "f";
+    std::string data = pattern(8192, 9);
+    {
+        int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 1 << 20), static_cast<ssize_t>(data.size()));
+        ASSERT_EQ(::ftruncate(fd, 64 << 20), 0);
+        ::close(fd);
+    }
+    std::string want(64 << 20, '\0');
+    want.replace(1 << 20, data.size(), data);
+    for (const char *mode : {"a", "r+"}) {
+        SCOPED_TRACE(mode);
+        auto f = wl::atomic_write(p, mode);
+        if (std::string(mode) == "r+") f.seek(0, SEEK_END);
+        f.write(std::string(mode) + "\n");
+        f.commit();
+        want += std::string(mode) + "\n";
+        struct stat st = lstat_or_die(p);
+        EXPECT_EQ(st.st_size, static_cast<off_t>(want.size()));
+        // The data, the last block and tmpfs's rounding: far below 16 MiB.
+        EXPECT_LT(st.st_blocks * 512, 1 << 20);
+    }
+    EXPECT_EQ(read_file(p), want);
+    EXPECT_EQ(list_names(dir / "t"), Names{"f"});
+}
