@@ -65,6 +65,12 @@
 #  27 an append to a sparse file (echo >> of 64 MiB with 4 KiB of data)
 #     where the seed cannot share extents (no reflink): the replacement
 #     keeps the holes (its copy wrote all 64 MiB of zeros)
+#  28 a hard-linked (staged) target whose blocks all lie past its new
+#     content (8 MiB, data only in its last 2 MiB) on a nearly full tmpfs:
+#     `dd of=f bs=1M count=1` keeps f's old content whole and fails at its
+#     close (its plain run fits: O_TRUNC frees the old blocks). The
+#     reservation was skipped because the target had as many blocks as the
+#     new content's size, so the in-place write stopped at ENOSPC half way
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -661,6 +667,45 @@ else
         fail "$t: exit, size, content, entries: $(cat "$tmp/c27-shim.out") under the shim, $(cat "$tmp/c27-plain.out") plainly"
     [ "$(cat "$tmp/c27-shim.blocks")" -le $(($(cat "$tmp/c27-plain.blocks") + 128)) ] ||
         fail "$t: $(cat "$tmp/c27-shim.blocks") blocks under the shim, $(cat "$tmp/c27-plain.blocks") plainly"
+fi
+
+# ---- 28: a full disk and a target whose blocks lie past its new content ----
+if ! is_root || ! have unshare; then
+    skip_check "28" "needs root and unshare(1) for a small tmpfs"
+else
+    for how in plain shim; do
+        o=$tmp/c28-$how
+        mkdir -p "$o/mnt"
+        pre=()
+        [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$o/mnt/f" WRAP_LOCKFILE_FSYNC=none)
+        unshare -m --propagation private bash -c '
+            o=$1; shift
+            mount -t tmpfs -o size=4m tmpfs "$o/mnt" || exit 77
+            cd "$o/mnt" || exit 1
+            truncate -s 8M f && head -c 2M /dev/urandom | dd of=f bs=1M seek=6 conv=notrunc status=none && ln f g || exit 1
+            md5sum <f >../old.md5
+            head -c 1400K /dev/zero >fill
+            "$@" dd if=/dev/urandom of=f bs=1M count=1 status=none
+            echo $? >../rc
+            md5sum <f >../now.md5
+            stat -c "%s %h %i" f g >../stat
+            ls -A >../entries' sh "$o" "${pre[@]}" >"$o/out" 2>&1
+        echo "$?" >"$o/status"
+    done
+    o=$tmp/c28-shim
+    if [ "$(cat "$tmp/c28-plain/status")" = 77 ]; then
+        skip_check "28" "no tmpfs mount here: $(cat "$tmp/c28-plain/out")"
+    elif [ "$(cat "$tmp/c28-plain/rc")" != 0 ] || [ "$(head -c 7 "$tmp/c28-plain/stat")" != 1048576 ]; then
+        fail "28 full disk: the plain run did not fit (exit $(cat "$tmp/c28-plain/rc"), $(cat "$tmp/c28-plain/stat")): $(cat "$tmp/c28-plain/out")"
+    elif cmp -s "$o/old.md5" "$o/now.md5"; then
+        [ "$(cat "$o/rc")" != 0 ] || fail "28 full disk: f kept its old content, but dd exited 0"
+        [ "$(awk '{print $1, $2}' "$o/stat" | sort -u)" = "8388608 2" ] || fail "28 full disk: f and g: $(cat "$o/stat")"
+    elif [ "$(head -c 7 "$o/stat")" = 1048576 ]; then
+        [ "$(cat "$o/rc")" = 0 ] || fail "28 full disk: f written, but dd exited $(cat "$o/rc")"
+    else
+        fail "28 full disk: f torn ($(cat "$o/stat" | tr '\n' ' '), exit $(cat "$o/rc")): $(cat "$o/out")"
+    fi
+    [ "$(cat "$o/entries" 2>/dev/null)" = $'f\nfill\ng' ] || fail "28 full disk: entries $(tr '\n' ' ' <"$o/entries" 2>/dev/null)"
 fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

@@ -158,9 +158,11 @@ int reserve_in_place(int fd, off_t size, const struct stat *before, int src, con
         if (sys::fstat(fd, &st) != 0) return errno;
         before = &st;
     }
+    // Blocks enough already: the new content lies within what the target
+    // holds without holes (a block count alone says nothing of where the
+    // blocks are: a sparse target's may all lie past the new content's).
+    if (size <= before->st_size && !is_sparse(*before)) return 0;
     bool sparse = src >= 0 && is_sparse(*src_st);
-    off_t needed = sparse ? static_cast<off_t>(src_st->st_blocks) * 512 : size;
-    if (needed <= static_cast<off_t>(before->st_blocks) * 512) return 0;  // blocks enough already
     // The whole range, or for a sparse content only its data extents.
     int e = 0;
     off_t pos = 0;
