@@ -71,6 +71,12 @@
 #     close (its plain run fits: O_TRUNC frees the old blocks). The
 #     reservation was skipped because the target had as many blocks as the
 #     new content's size, so the in-place write stopped at ENOSPC half way
+#  29 the same full disk, the commit left to the program's exit (python,
+#     f still open, sys.exit(0) or os._exit(0)): old content kept, and the
+#     exit status 1 (it was 0: a script testing $? took the write as done)
+#  30 quick_exit(0) with a replacement pending: committed, as the plain
+#     run's write is in the file (libc's quick_exit calls its own _exit,
+#     unseen: the replacement was dropped)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -669,44 +675,79 @@ else
         fail "$t: $(cat "$tmp/c27-shim.blocks") blocks under the shim, $(cat "$tmp/c27-plain.blocks") plainly"
 fi
 
-# ---- 28: a full disk and a target whose blocks lie past its new content ----
-if ! is_root || ! have unshare; then
-    skip_check "28" "needs root and unshare(1) for a small tmpfs"
-else
-    for how in plain shim; do
-        o=$tmp/c28-$how
-        mkdir -p "$o/mnt"
-        pre=()
-        [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$o/mnt/f" WRAP_LOCKFILE_FSYNC=none)
-        unshare -m --propagation private bash -c '
-            o=$1; shift
-            mount -t tmpfs -o size=4m tmpfs "$o/mnt" || exit 77
-            cd "$o/mnt" || exit 1
-            truncate -s 8M f && head -c 2M /dev/urandom | dd of=f bs=1M seek=6 conv=notrunc status=none && ln f g || exit 1
-            md5sum <f >../old.md5
-            head -c 1400K /dev/zero >fill
-            "$@" dd if=/dev/urandom of=f bs=1M count=1 status=none
-            echo $? >../rc
-            md5sum <f >../now.md5
-            stat -c "%s %h %i" f g >../stat
-            ls -A >../entries' sh "$o" "${pre[@]}" >"$o/out" 2>&1
-        echo "$?" >"$o/status"
-    done
-    o=$tmp/c28-shim
-    if [ "$(cat "$tmp/c28-plain/status")" = 77 ]; then
-        skip_check "28" "no tmpfs mount here: $(cat "$tmp/c28-plain/out")"
-    elif [ "$(cat "$tmp/c28-plain/rc")" != 0 ] || [ "$(head -c 7 "$tmp/c28-plain/stat")" != 1048576 ]; then
-        fail "28 full disk: the plain run did not fit (exit $(cat "$tmp/c28-plain/rc"), $(cat "$tmp/c28-plain/stat")): $(cat "$tmp/c28-plain/out")"
-    elif cmp -s "$o/old.md5" "$o/now.md5"; then
-        [ "$(cat "$o/rc")" != 0 ] || fail "28 full disk: f kept its old content, but dd exited 0"
-        [ "$(awk '{print $1, $2}' "$o/stat" | sort -u)" = "8388608 2" ] || fail "28 full disk: f and g: $(cat "$o/stat")"
+# ---- 28, 29: a full disk and a target whose blocks lie past its new content ----
+# full_disk_run DIR PROGRAM [ARG]...: in a private 4 MiB tmpfs, f is 8 MiB
+# with data in its last 2 MiB and a second link g, and 648 KiB are free;
+# PROGRAM runs there (1 MiB of new content fits only once O_TRUNC has freed
+# f's blocks). DIR gets rc, old.md5, now.md5, stat (f and g), entries; DIR/status
+# is 77 when no tmpfs could be mounted.
+full_disk_run() {
+    local o=$1
+    shift
+    mkdir -p "$o/mnt"
+    unshare -m --propagation private bash -c '
+        o=$1; shift
+        mount -t tmpfs -o size=4m tmpfs "$o/mnt" || exit 77
+        cd "$o/mnt" || exit 1
+        truncate -s 8M f && head -c 2M /dev/urandom | dd of=f bs=1M seek=6 conv=notrunc status=none && ln f g || exit 1
+        md5sum <f >../old.md5
+        head -c 1400K /dev/zero >fill
+        "$@"
+        echo $? >../rc
+        md5sum <f >../now.md5
+        stat -c "%s %h %i" f g >../stat
+        ls -A >../entries' sh "$o" "$@" >"$o/out" 2>&1
+    echo "$?" >"$o/status"
+}
+# full_disk_check NAME DIR: f either kept its old content whole and the
+# program failed, or holds 1 MiB and the program succeeded; nothing left.
+full_disk_check() {
+    local t=$1 o=$2
+    if cmp -s "$o/old.md5" "$o/now.md5"; then
+        [ "$(cat "$o/rc")" != 0 ] || fail "$t: f kept its old content, but the program exited 0"
+        [ "$(awk '{print $1, $2}' "$o/stat" | sort -u)" = "8388608 2" ] || fail "$t: f and g: $(cat "$o/stat")"
     elif [ "$(head -c 7 "$o/stat")" = 1048576 ]; then
-        [ "$(cat "$o/rc")" = 0 ] || fail "28 full disk: f written, but dd exited $(cat "$o/rc")"
+        [ "$(cat "$o/rc")" = 0 ] || fail "$t: f written, but the program exited $(cat "$o/rc")"
     else
-        fail "28 full disk: f torn ($(cat "$o/stat" | tr '\n' ' '), exit $(cat "$o/rc")): $(cat "$o/out")"
+        fail "$t: f torn ($(tr '\n' ' ' <"$o/stat"), exit $(cat "$o/rc")): $(cat "$o/out")"
     fi
-    [ "$(cat "$o/entries" 2>/dev/null)" = $'f\nfill\ng' ] || fail "28 full disk: entries $(tr '\n' ' ' <"$o/entries" 2>/dev/null)"
+    [ "$(cat "$o/entries" 2>/dev/null)" = $'f\nfill\ng' ] || fail "$t: entries $(tr '\n' ' ' <"$o/entries" 2>/dev/null)"
+}
+if ! is_root || ! have unshare; then
+    skip_check "28, 29" "needs root and unshare(1) for a small tmpfs"
+else
+    full_disk_run "$tmp/c28-plain" dd if=/dev/urandom of=f bs=1M count=1 status=none
+    full_disk_run "$tmp/c28-shim" env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$tmp/c28-shim/mnt/f" WRAP_LOCKFILE_FSYNC=none \
+        dd if=/dev/urandom of=f bs=1M count=1 status=none
+    if [ "$(cat "$tmp/c28-plain/status")" = 77 ]; then
+        skip_check "28, 29" "no tmpfs mount here: $(cat "$tmp/c28-plain/out")"
+    else
+        [ "$(cat "$tmp/c28-plain/rc")" = 0 ] && [ "$(head -c 7 "$tmp/c28-plain/stat")" = 1048576 ] ||
+            fail "28 full disk: the plain run did not fit (exit $(cat "$tmp/c28-plain/rc"), $(cat "$tmp/c28-plain/stat")): $(cat "$tmp/c28-plain/out")"
+        full_disk_check "28 full disk, dd" "$tmp/c28-shim"
+        # 29: the commit at exit, with f still open: through exit() and _exit().
+        for how in 'sys.exit(0)' 'os._exit(0)'; do
+            o=$tmp/c29-${how%%(*}
+            full_disk_run "$o" env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$o/mnt/f" WRAP_LOCKFILE_FSYNC=none \
+                python3 -c "import os, sys; fd = os.open('f', os.O_WRONLY | os.O_TRUNC); os.write(fd, os.urandom(1 << 20)); $how"
+            full_disk_check "29 full disk, commit at $how" "$o"
+        done
+    fi
 fi
+
+# ---- 30: quick_exit with a replacement pending ----
+# libc's quick_exit calls its own _exit, which the shim does not see: the
+# replacement was dropped, where the plain run's write is in the file.
+for how in plain shim; do
+    newdir "c30-$how"
+    printf 'old\n' >f
+    pre=()
+    [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$d/f")
+    "${pre[@]}" python3 -c 'import ctypes, os; fd = os.open("f", os.O_WRONLY | os.O_TRUNC); os.write(fd, b"new\n"); ctypes.CDLL(None).quick_exit(0)' 2>err
+    echo "$? $(cat f) $(ls -A | tr '\n' ' ')" >"$tmp/c30-$how.out"
+done
+[ "$(cat "$tmp/c30-shim.out")" = "$(cat "$tmp/c30-plain.out")" ] ||
+    fail "30 quick_exit: exit, content, entries: $(cat "$tmp/c30-shim.out") under the shim, $(cat "$tmp/c30-plain.out") plainly"
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

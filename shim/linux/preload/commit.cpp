@@ -96,11 +96,11 @@ int commit_pending_at(int dirfd, const char *path) {
     return commit(e);
 }
 
-void commit_at_exit(Entry *e) {
+bool commit_at_exit(Entry *e) {
     const char *target = target_of(e);
     if (identity_superseded(e->file)) {
         detail::file_abandon(e->file);  // the program's own rename is F now (see commit)
-        return;
+        return true;
     }
     if (g_children.load(std::memory_order_relaxed) && wlf_file_kind(e->file) == WLF_COMMIT_RENAME) {
         int own, lock_fd, dir_fd;
@@ -117,9 +117,10 @@ void commit_at_exit(Entry *e) {
         const char *name = strerrorname_np(rc);
         snprintf(why, sizeof why, "%s failed (%s)", err.op && *err.op ? err.op : "commit", name ? name : "error");
         message(failure_format(err.step, true), target, why);
-        return;
+        return false;
     }
     log_line("wrap_lockfile: committed '%s'%s\n", target, kind == WLF_COMMIT_IN_PLACE ? " (in place, not atomic)" : "");
+    return true;
 }
 
 // A child's write error on the temp behind an inherited descriptor

@@ -13,7 +13,8 @@ namespace wrap_lockfile::shim {
 int commit(Entry *e);
 
 // One replacement at _exit, with both mutexes held: what commit() does,
-// through the core's entry that frees nothing. Async-signal-safe.
-void commit_at_exit(Entry *e);
+// through the core's entry that frees nothing. Async-signal-safe. False
+// when it failed (and said so).
+bool commit_at_exit(Entry *e);
 
 }  // namespace wrap_lockfile::shim

@@ -80,9 +80,18 @@ int rename_locked(int fromdir, const char *from, int todir, const char *to, Thun
 enum class ExecLookup { path, search, fd };
 char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared);
 void exec_failed(char *const *newenv);
-// lifecycle.cpp: _exit/_Exit in the opener: commit without flushing stdio or
-// freeing anything, or (the shim busy) abandon; async-signal-safe.
-void exit_pending();
+// lifecycle.cpp: _exit/_Exit/quick_exit in the opener: commit without
+// flushing stdio or freeing anything, or (the shim busy) abandon;
+// async-signal-safe. False when a replacement was not committed.
+bool exit_pending();
+// lifecycle.cpp: exit() remembers its status for the commit at normal exit
+// (the destructor), which cannot see it otherwise.
+void note_exit_status(int status);
+// lifecycle.cpp: the status a process leaving with `status` gets when its
+// commits at exit failed: 1 for 0, so that a caller testing $? learns that
+// what the program wrote is not in the file; any other status is kept (it
+// already says failure, in the program's own terms). Says so on stderr.
+int status_after_failed_commit(int status);
 // dir_sync.cpp: the directory fsyncs durability batch deferred, at _exit
 // (async-signal-safe) and exec; one load when there are none.
 void exit_dir_syncs();
@@ -307,14 +316,24 @@ int locked_rename(Pass &&pass, int fromdir, const char *from, int todir, const c
     return rename_locked(fromdir, from, todir, to, thunk(pass));
 }
 
-// _exit/_Exit skip the destructor that commits: without this, what the
-// program wrote with write() (what a plain _exit leaves in the file) would
-// be dropped (dash leaves through _exit: `sh -c 'exec > f; echo new'`).
-// stdio is not flushed, as by a plain _exit. Async-signal-safe.
+// _exit/_Exit (and quick_exit, whose own call of _exit is inside libc) skip
+// the destructor that commits: without this, what the program wrote with
+// write() (what a plain _exit leaves in the file) would be dropped (dash
+// leaves through _exit: `sh -c 'exec > f; echo new'`). stdio is not
+// flushed, as by a plain _exit. A failed commit makes status 0 a failure
+// (pass() reads `status`). Async-signal-safe.
 template <class Pass>
-[[noreturn]] void exit_now(Pass &&pass) {
-    if (g_tracked.load(std::memory_order_acquire) > 0) exit_pending();
+[[noreturn]] void exit_now(int &status, Pass &&pass) {
+    if (g_tracked.load(std::memory_order_acquire) > 0 && !exit_pending()) status = status_after_failed_commit(status);
     exit_dir_syncs();
+    pass();
+    __builtin_unreachable();
+}
+
+// exit(): its status, for the destructor's commits (lifecycle.cpp).
+template <class Pass>
+[[noreturn]] void exit_normally(int status, Pass &&pass) {
+    note_exit_status(status);
     pass();
     __builtin_unreachable();
 }

@@ -11,12 +11,15 @@
 #include "preload_config.hpp"
 
 #include "handoff.hpp"
+#include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 
@@ -25,6 +28,12 @@ namespace wrap_lockfile::shim {
 namespace {
 
 pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+// The status given to exit(), and by which process (a vfork child's exit
+// writes its parent's memory; a parent returning from main calls libc's
+// exit from inside libc, unseen: its status stays unknown).
+std::atomic<pid_t> g_exit_pid{0};
+std::atomic<int> g_exit_status{0};
 
 void after_fork_child() {
     // The child inherits descriptors, not the duty to commit: it only
@@ -53,7 +62,18 @@ void init_once() {
 
 void init_slow() { pthread_once(&g_once, init_once); }
 
-void exit_pending() {
+void note_exit_status(int status) {
+    g_exit_status.store(status, std::memory_order_relaxed);
+    g_exit_pid.store(getpid(), std::memory_order_release);
+}
+
+int status_after_failed_commit(int status) {
+    if (status != 0) return status;
+    message("wrap_lockfile: exit status 1, not 0: what the program wrote is not all in place (above)%s%s\n", "", "");
+    return 1;
+}
+
+bool exit_pending() {
     // A vfork child has another pid and its parent's memory: it finds no
     // entry of its own and touches nothing.
     pid_t me = getpid();
@@ -63,7 +83,8 @@ void exit_pending() {
         Entry *e = entry_of(g_fds[fd].load(std::memory_order_acquire));
         mine = e && e->opener == me;
     }
-    if (!mine) return;
+    if (!mine) return true;
+    bool all = true;
     // _exit may run in a signal handler: never wait for a mutex. This thread
     // interrupted inside the shim (its own g_mutex is recursive, so trylock
     // would succeed), or another thread holding either mutex: abandon, as a
@@ -75,15 +96,17 @@ void exit_pending() {
         if (!e || e->opener != me) continue;
         g_replacements.unlist(e);  // a vfork child never gets here
         if (registry_locked) {
-            commit_at_exit(e);
+            all = commit_at_exit(e) && all;
             continue;
         }
         detail::file_abandon(e->file);
+        all = false;
         message("wrap_lockfile: _exit while the shim was busy: '%s' not replaced, old content kept\n",
                 target_of(e), "");
     }
     if (registry_locked) detail::lock_registry_unlock();
     if (shim_locked) pthread_mutex_unlock(&g_mutex);
+    return all;
 }
 
 }  // namespace wrap_lockfile::shim
@@ -103,6 +126,7 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
     if (g_fds[1].load() == kInherited && ferror(stdout)) report_child_error(1, EIO);
     if (g_fds[2].load() == kInherited && ferror(stderr)) report_child_error(2, EIO);
     pid_t me = getpid();
+    bool all = true;
     for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
         Entry *e;
         {
@@ -116,7 +140,15 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
         FILE *std_stream = fd == 1 ? stdout : fd == 2 ? stderr : nullptr;
         if ((e->stream && ferror(e->stream)) || (std_stream && ferror(std_stream)))
             wlf_file_poison(e->file, EIO);
-        commit(e);
+        all = commit(e) == 0 && all;
     }
     sync_deferred_dirs();  // what these commits deferred (batch)
+    // A failed commit turns exit(0) into a failure. The status is known
+    // only from exit() called by the program itself; the libraries whose
+    // destructors have not run yet (libc's) need nothing more: stdio was
+    // flushed above.
+    if (!all && g_exit_pid.load(std::memory_order_acquire) == me) {
+        int status = g_exit_status.load(std::memory_order_relaxed);
+        if (status == 0) wrap_lockfile::sys::call(SYS_exit_group, status_after_failed_commit(status));
+    }
 }
