@@ -77,6 +77,9 @@
 #  30 quick_exit(0) with a replacement pending: committed, as the plain
 #     run's write is in the file (libc's quick_exit calls its own _exit,
 #     unseen: the replacement was dropped)
+#  31 another user's file at the per-target temp name (".f._pending~~") in a
+#     sticky 1777 directory stays when root writes f: it was taken for a
+#     leftover of a killed holder (a regular file with one link) and removed
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -748,6 +751,23 @@ for how in plain shim; do
 done
 [ "$(cat "$tmp/c30-shim.out")" = "$(cat "$tmp/c30-plain.out")" ] ||
     fail "30 quick_exit: exit, content, entries: $(cat "$tmp/c30-shim.out") under the shim, $(cat "$tmp/c30-plain.out") plainly"
+
+# ---- 31: another user's file at the per-target temp name ----
+if ! is_root; then
+    skip_check "31" "needs root to plant a file as nobody"
+else
+    sd=$(mktemp -d /tmp/wlf-c31.XXXXXX) || exit 1
+    chmod 1777 "$sd"
+    printf 'old\n' >"$sd/f"
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c "echo foreign > '$sd/.f._pending~~'" ||
+        fail "31 foreign temp name: nobody could not write the file"
+    (cd "$sd" && WRAP_LOCKFILE_LOG= run "$sd/f" bash -c 'echo new > f') 2>"$tmp/c31.err" ||
+        fail "31 foreign temp name: the write failed: $(cat "$tmp/c31.err")"
+    expect_content "31 foreign temp name" "$sd/f" $'new\n'
+    expect_content "31 foreign temp name" "$sd/.f._pending~~" $'foreign\n'
+    expect_entries "31 foreign temp name" "$sd" .f._pending~~ f
+    rm -rf "$sd"
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

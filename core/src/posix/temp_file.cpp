@@ -87,11 +87,15 @@ std::atomic<int> g_pending_per_target{0};
 // a nested replacement of the same target in this thread (or, since only a
 // count is kept, any pending one). A leftover is removed (a regular file
 // with one link only, as ours were: a link to somebody's file, a directory
-// or a symlink is left alone) and true returned: try the name again.
+// or a symlink is left alone) and true returned: try the name again. Only
+// one of our own uid's: another user's file at that name (root writing in a
+// sticky /tmp directory may unlink anybody's) was not made by a holder of
+// this lock as far as we can know, and a plain open would never remove it.
 bool clear_leftover(const TempDir &dir, const char *name) {
     if (g_pending_per_target.load(std::memory_order_relaxed) > 0) return false;
     struct stat st;
-    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        st.st_uid != geteuid())
         return false;
     return unlinkat(dir.fd, name, 0) == 0 || errno == ENOENT;
 }
