@@ -80,6 +80,21 @@ int open_in_place(wlf_file *f, detail::InPlaceTarget *out, wlf_error *err) {
     return 0;
 }
 
+// After the in-place write (or none, `written` false): a staged target gets
+// back the times and set-id bits the program's metadata calls set, and what
+// was written is flushed and closed.
+int finish_in_place(wlf_file *f, int src, detail::InPlaceTarget *dst, bool written, wlf_error *err) {
+    if (f->staged) {
+        if (int rc = detail::keep_staged_meta(src, dst))
+            return fail(err, rc, WLF_STEP_IN_PLACE, "restore the times and mode set", f->target);
+    }
+    if (written && f->durability != WLF_DURABILITY_NONE && sys::fsync(dst->fd.get()) != 0)
+        return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
+    int fd = dst->fd.release();
+    if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
+    return 0;
+}
+
 // Copies the whole staged content into the target, then cuts it to size;
 // a staged one then gets back what the program's metadata calls set and
 // the write undid (staged_meta.cpp).
@@ -105,20 +120,24 @@ int write_in_place(wlf_file *f, int src, wlf_error *err) {
     struct stat src_st, dst_st;
     if (sys::fstat(src, &src_st) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "stat staged content", f->target);
     if (sys::fstat(dst.fd.get(), &dst_st) != 0) return fail(err, errno, WLF_STEP_RENAME, "stat", f->target);
+    // Nothing to write: the target already holds exactly this content (an
+    // open for writing that wrote nothing: `true >> f`, `exec 9>>f` for a
+    // lock). A rewrite would move its mtime, and the kernel would clear its
+    // file capability and set-id bits, all of which the plain open leaves.
+    // (A program's rewrite of identical bytes then leaves them too.) The
+    // target is read through a descriptor of its own (ours writes only);
+    // where it cannot be read, it is written.
+    if (dst_st.st_size == size) {
+        sys::UniqueFd reader(sys::open(sys::ProcFdPath(dst.fd.get()).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+        if (reader && detail::same_content(src, reader.get(), size)) return finish_in_place(f, src, &dst, false, err);
+    }
     if (int rc = detail::reserve_in_place(dst.fd.get(), size, &dst_st, src, &src_st))
         return fail(err, rc, WLF_STEP_RENAME, "reserve space for the in-place write of", f->target);
     int rc = detail::is_sparse(src_st) ? detail::copy_sparse(src, dst.fd.get(), size, dst_st.st_size)
                                        : detail::copy_range(src, dst.fd.get());
     if (rc) return fail(err, rc, WLF_STEP_IN_PLACE, "write in place", f->target);
     if (sys::ftruncate(dst.fd.get(), size) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "truncate in place", f->target);
-    if (f->staged) {
-        if (int rc = detail::keep_staged_meta(src, &dst))
-            return fail(err, rc, WLF_STEP_IN_PLACE, "restore the times and mode set", f->target);
-    }
-    if (f->durability != WLF_DURABILITY_NONE && sys::fsync(dst.fd.get()) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "fsync", f->target);
-    int fd = dst.fd.release();
-    if (sys::close(fd) != 0) return fail(err, errno, WLF_STEP_IN_PLACE, "close", f->target);
-    return 0;
+    return finish_in_place(f, src, &dst, true, err);
 }
 
 // A new target opened with O_EXCL, from a named temp: named without ever

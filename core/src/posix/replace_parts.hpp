@@ -88,6 +88,10 @@ int link_anonymous_as(int fd, const TempDir &dir, const char *name);
 // True when O_TMPFILE failed because the file system cannot do it.
 bool tmpfile_unsupported(int error);
 
+// Whether descriptors a and b (both readable) hold the same first `size`
+// bytes; false also when either cannot be read.
+bool same_content(int a, int b, off_t size);
+
 // Whether a file of this stat has holes (fewer blocks than its size).
 bool is_sparse(const struct stat &st);
 

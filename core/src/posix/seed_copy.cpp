@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 namespace wrap_lockfile::detail {
 
@@ -121,6 +122,33 @@ int clear(int dst, off_t off, off_t len) {
 }
 
 }  // namespace
+
+bool same_content(int a, int b, off_t size) {
+    if (size == 0) return true;
+    char *buf = static_cast<char *>(malloc(2 * kBuffer));
+    if (!buf) return false;
+    bool same = true;
+    for (off_t off = 0; same && off < size;) {
+        size_t want = chunk(size - off, kBuffer);
+        ssize_t n = sys::pread(a, buf, want, off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            same = false;
+            break;
+        }
+        size_t got = 0;
+        while (got < static_cast<size_t>(n)) {
+            ssize_t m = sys::pread(b, buf + kBuffer + got, static_cast<size_t>(n) - got, off + static_cast<off_t>(got));
+            if (m < 0 && errno == EINTR) continue;
+            if (m <= 0) break;
+            got += static_cast<size_t>(m);
+        }
+        same = got == static_cast<size_t>(n) && memcmp(buf, buf + kBuffer, got) == 0;
+        off += n;
+    }
+    free(buf);
+    return same;
+}
 
 bool is_sparse(const struct stat &st) { return st.st_size > 0 && static_cast<off_t>(st.st_blocks) * 512 < st.st_size; }
 
