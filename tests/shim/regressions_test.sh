@@ -80,6 +80,10 @@
 #  31 another user's file at the per-target temp name (".f._pending~~") in a
 #     sticky 1777 directory stays when root writes f: it was taken for a
 #     leftover of a killed holder (a regular file with one link) and removed
+#  32 as 28, but the target's holes are hidden by blocks preallocated past
+#     its end (fallocate -n: 4 MiB, data in its last 1 MiB, 3 MiB past the
+#     end): its block count says dense, so the reservation was skipped and
+#     the in-place write stopped at ENOSPC half way (f torn)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -683,32 +687,34 @@ fi
 # with data in its last 2 MiB and a second link g, and 648 KiB are free;
 # PROGRAM runs there (1 MiB of new content fits only once O_TRUNC has freed
 # f's blocks). DIR gets rc, old.md5, now.md5, stat (f and g), entries; DIR/status
-# is 77 when no tmpfs could be mounted.
+# is 77 when no tmpfs could be mounted. $layout, when set, is another
+# (tmpfs size in MiB, then the commands that make f and fill the disk).
+full_disk_layout='4 truncate -s 8M f && head -c 2M /dev/urandom | dd of=f bs=1M seek=6 conv=notrunc status=none && ln f g &&
+    md5sum <f >../old.md5 && head -c 1400K /dev/zero >fill'
 full_disk_run() {
-    local o=$1
+    local o=$1 layout=${layout:-$full_disk_layout}
     shift
     mkdir -p "$o/mnt"
     unshare -m --propagation private bash -c '
-        o=$1; shift
-        mount -t tmpfs -o size=4m tmpfs "$o/mnt" || exit 77
+        o=$1 size=$2 setup=$3; shift 3
+        mount -t tmpfs -o size=${size}m tmpfs "$o/mnt" || exit 77
         cd "$o/mnt" || exit 1
-        truncate -s 8M f && head -c 2M /dev/urandom | dd of=f bs=1M seek=6 conv=notrunc status=none && ln f g || exit 1
-        md5sum <f >../old.md5
-        head -c 1400K /dev/zero >fill
+        eval "$setup" || exit 77
         "$@"
         echo $? >../rc
         md5sum <f >../now.md5
         stat -c "%s %h %i" f g >../stat
-        ls -A >../entries' sh "$o" "$@" >"$o/out" 2>&1
+        ls -A >../entries' sh "$o" "${layout%% *}" "${layout#* }" "$@" >"$o/out" 2>&1
     echo "$?" >"$o/status"
 }
-# full_disk_check NAME DIR: f either kept its old content whole and the
-# program failed, or holds 1 MiB and the program succeeded; nothing left.
+# full_disk_check NAME DIR [OLD_SIZE]: f either kept its old content (of
+# OLD_SIZE bytes, 8 MiB by default) whole and the program failed, or holds
+# 1 MiB and the program succeeded; nothing left.
 full_disk_check() {
-    local t=$1 o=$2
+    local t=$1 o=$2 old=${3:-8388608}
     if cmp -s "$o/old.md5" "$o/now.md5"; then
         [ "$(cat "$o/rc")" != 0 ] || fail "$t: f kept its old content, but the program exited 0"
-        [ "$(awk '{print $1, $2}' "$o/stat" | sort -u)" = "8388608 2" ] || fail "$t: f and g: $(cat "$o/stat")"
+        [ "$(awk '{print $1, $2}' "$o/stat" | sort -u)" = "$old 2" ] || fail "$t: f and g: $(cat "$o/stat")"
     elif [ "$(head -c 7 "$o/stat")" = 1048576 ]; then
         [ "$(cat "$o/rc")" = 0 ] || fail "$t: f written, but the program exited $(cat "$o/rc")"
     else
@@ -735,6 +741,21 @@ else
                 python3 -c "import os, sys; fd = os.open('f', os.O_WRONLY | os.O_TRUNC); os.write(fd, os.urandom(1 << 20)); $how"
             full_disk_check "29 full disk, commit at $how" "$o"
         done
+        # 32: f's holes hidden behind blocks preallocated past its end.
+        layout='6 truncate -s 4M f && head -c 1M /dev/urandom | dd of=f bs=1M seek=3 conv=notrunc status=none &&
+            fallocate -n -o 4M -l 3M f && ln f g && md5sum <f >../old.md5 && head -c 1536K /dev/zero >fill'
+        for how in plain shim; do
+            pre=()
+            [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$tmp/c32-$how/mnt/f" WRAP_LOCKFILE_FSYNC=none)
+            layout=$layout full_disk_run "$tmp/c32-$how" "${pre[@]}" dd if=/dev/urandom of=f bs=1M count=1 status=none
+        done
+        if [ "$(cat "$tmp/c32-plain/status")" = 77 ]; then
+            skip_check "32" "no fallocate -n here: $(cat "$tmp/c32-plain/out")"
+        else
+            [ "$(cat "$tmp/c32-plain/rc")" = 0 ] && [ "$(head -c 7 "$tmp/c32-plain/stat")" = 1048576 ] ||
+                fail "32 full disk, preallocated: the plain run did not fit (exit $(cat "$tmp/c32-plain/rc"), $(cat "$tmp/c32-plain/stat")): $(cat "$tmp/c32-plain/out")"
+            full_disk_check "32 full disk, preallocated past the end" "$tmp/c32-shim" 4194304
+        fi
     fi
 fi
 

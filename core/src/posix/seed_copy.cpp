@@ -121,6 +121,19 @@ int clear(int dst, off_t off, off_t len) {
     return rc;
 }
 
+#if WLF_HAVE_FALLOCATE
+// Whether fd has a hole (or an unwritten extent, which SEEK_HOLE may
+// report as one) before `size`; true where that cannot be told. fd's offset
+// is kept.
+bool has_hole_before(int fd, off_t size) {
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    if (cur < 0) return true;
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    if (lseek(fd, cur, SEEK_SET) < 0) return true;
+    return hole < size;
+}
+#endif
+
 }  // namespace
 
 bool same_content(int a, int b, off_t size) {
@@ -188,8 +201,10 @@ int reserve_in_place(int fd, off_t size, const struct stat *before, int src, con
     }
     // Blocks enough already: the new content lies within what the target
     // holds without holes (a block count alone says nothing of where the
-    // blocks are: a sparse target's may all lie past the new content's).
-    if (size <= before->st_size && !is_sparse(*before)) return 0;
+    // blocks are: a sparse target's may all lie past the new content's, and
+    // blocks preallocated past the end, fallocate's KEEP_SIZE or XFS's
+    // speculative ones, make a target with holes look dense).
+    if (size <= before->st_size && !is_sparse(*before) && !has_hole_before(fd, size)) return 0;
     bool sparse = src >= 0 && is_sparse(*src_st);
     // The whole range, or for a sparse content only its data extents.
     int e = 0;
