@@ -209,6 +209,16 @@ int reserve_in_place(int fd, off_t size, const struct stat *before, int src, con
     // The whole range, or for a sparse content only its data extents.
     int e = 0;
     off_t pos = 0;
+    // Where the file system cannot punch holes (a punch past the end, which
+    // changes nothing, says so), copy_sparse writes zeros under the
+    // content's holes within the target's old size: blocks for those too,
+    // or its zeros could meet ENOSPC half way through the target.
+    off_t zeroed = sparse ? (size < before->st_size ? size : before->st_size) : 0;
+    if (zeroed > 0 && sys::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, before->st_size, 1) != 0 &&
+        (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) &&
+        sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, zeroed) != 0)
+        e = errno;
+    if (e) pos = size;
     while (pos < size) {
         off_t start = 0, end = size;
         if (sparse && !next_extent(src, pos, &start, &end)) {

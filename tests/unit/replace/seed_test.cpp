@@ -108,3 +108,61 @@ TEST(AtomicWriteSeed, SparseFileKeepsItsHolesWithoutReflink) {
     EXPECT_EQ(read_file(p), want);
     EXPECT_EQ(list_names(dir / "t"), Names{"f"});
 }
+
+// A file system that reserves blocks (fallocate KEEP_SIZE) but cannot punch
+// holes (seccomp refuses FALLOC_FL_PUNCH_HOLE): a staged in-place commit of
+// sparse content writes zeros under its holes, in the target's holes too.
+// Those need blocks, which the reservation must take first, or the zeros
+// meet ENOSPC half way and the target is left torn. (Its plain run fits:
+// O_TRUNC frees the old blocks.)
+TEST(AtomicWriteSeed, SparseInPlaceWithoutPunchReservesTheZeros) {
+    REQUIRE_PRIVATE_MOUNTS();
+    TempDir dir;
+    fs::create_directory(dir / "t");
+    ASSERT_EQ(do_mount("tmpfs", dir / "t", "tmpfs", 0, "size=4m"), 0);
+    MountGuard t(dir / "t");
+    fs::path p = dir / "t" / "f";
+    std::string old = pattern(512 << 10, 3);
+    {
+        int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, old.data(), old.size(), (8 << 20) - (512 << 10)), static_cast<ssize_t>(old.size()));
+        ::close(fd);
+    }
+    ASSERT_EQ(::link(p.c_str(), (dir / "t" / "g").c_str()), 0);
+    {
+        int fd = ::open((dir / "t" / "fill").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        std::string fill(2 << 20, 'x');
+        ASSERT_EQ(::write(fd, fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
+        ::close(fd);
+    }
+    std::string before = read_file(p);
+    std::string data = pattern(1 << 20, 4);
+    std::string want(8 << 20, '\0');
+    want.replace(0, 4, "head");
+    want.replace(7 << 20, data.size(), data);
+    int seccomp = -1;
+    bool committed = false;
+    std::thread th([&] {
+        seccomp = wlf_test::fail_syscall_in_this_thread(__NR_fallocate, EOPNOTSUPP, 1, FALLOC_FL_PUNCH_HOLE);
+        if (seccomp != 0) return;
+        try {
+            auto f = wl::atomic_write(p, "w");
+            f.write("head");
+            f.seek(7 << 20, SEEK_SET);
+            f.write(data);
+            f.commit();
+            committed = true;
+        } catch (const std::exception &) {
+        }
+    });
+    th.join();
+    if (seccomp != 0) GTEST_SKIP() << "no seccomp filter here: " << strerror(seccomp);
+    std::string now = read_file(p);
+    if (committed)
+        EXPECT_TRUE(now == want) << "committed, but the content differs";
+    else
+        EXPECT_TRUE(now == before) << "failed, and the old content is gone (" << now.size() << " bytes)";
+    EXPECT_EQ(lstat_or_die(p).st_nlink, 2u);
+}
