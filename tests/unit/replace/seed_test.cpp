@@ -116,6 +116,7 @@ TEST(AtomicWriteSeed, SparseFileKeepsItsHolesWithoutReflink) {
 // meet ENOSPC half way and the target is left torn. (Its plain run fits:
 // O_TRUNC frees the old blocks.)
 TEST(AtomicWriteSeed, SparseInPlaceWithoutPunchReservesTheZeros) {
+    REQUIRE_BUILD_FEATURE(WLF_HAVE_FALLOCATE, "fallocate (the reservation)");
     REQUIRE_PRIVATE_MOUNTS();
     TempDir dir;
     fs::create_directory(dir / "t");
