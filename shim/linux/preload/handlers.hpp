@@ -338,6 +338,22 @@ template <class Pass>
     __builtin_unreachable();
 }
 
+// __libc_start_main: the program's main, run through main_noting_status
+// (lifecycle.cpp), which notes what it returns: libc passes that to its
+// own exit, which the exit interposer never sees. pass() reads `main`.
+using MainFn = int (*)(int, char **, char **);
+using VoidFn = void (*)(void);
+extern MainFn g_program_main;
+int main_noting_status(int argc, char **argv, char **envp);
+template <class Pass>
+int start_main(MainFn &main, Pass &&pass) {
+    if (main) {
+        g_program_main = main;
+        main = main_noting_status;
+    }
+    return pass();
+}
+
 template <class Exec>
 int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &&exec) {
     bool prepared = false;

@@ -62,13 +62,21 @@ void init_once() {
 
 void init_slow() { pthread_once(&g_once, init_once); }
 
+MainFn g_program_main = nullptr;
+
+int main_noting_status(int argc, char **argv, char **envp) {
+    int status = g_program_main(argc, argv, envp);
+    note_exit_status(status);
+    return status;
+}
+
 void note_exit_status(int status) {
     g_exit_status.store(status, std::memory_order_relaxed);
     g_exit_pid.store(getpid(), std::memory_order_release);
 }
 
 int status_after_failed_commit(int status) {
-    if (status != 0) return status;
+    if ((status & 0377) != 0) return status;  // what the parent sees
     message("wrap_lockfile: exit status 1, not 0: what the program wrote is not all in place (above)%s%s\n", "", "");
     return 1;
 }
@@ -149,6 +157,6 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
     // flushed above.
     if (!all && g_exit_pid.load(std::memory_order_acquire) == me) {
         int status = g_exit_status.load(std::memory_order_relaxed);
-        if (status == 0) wrap_lockfile::sys::call(SYS_exit_group, status_after_failed_commit(status));
+        if ((status & 0377) == 0) wrap_lockfile::sys::call(SYS_exit_group, status_after_failed_commit(status));
     }
 }
