@@ -98,12 +98,19 @@ bool next_extent(int fd, off_t pos, off_t *start, off_t *end) {
     return true;
 }
 
+#if WLF_HAVE_FALLOCATE
+// Whether fallocate's error means this file system (or kernel, or seccomp
+// profile) does not do that mode, not that it failed: EOPNOTSUPP, ENOSYS,
+// EINVAL (a mode it does not know), ENODEV (not a regular file there).
+bool fallocate_unsupported(int e) { return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV; }
+#endif
+
 // Makes [off, off+len) of dst read as zeros without allocating: a punched
 // hole, or where the file system cannot punch, zeros written.
 int clear(int dst, off_t off, off_t len) {
 #if WLF_HAVE_FALLOCATE
     if (sys::fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0) return 0;
-    if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) return errno;
+    if (!fallocate_unsupported(errno)) return errno;
 #endif
     void *zeros = calloc(1, kBuffer);
     if (!zeros) return ENOMEM;
@@ -215,7 +222,7 @@ int reserve_in_place(int fd, off_t size, const struct stat *before, int src, con
     // or its zeros could meet ENOSPC half way through the target.
     off_t zeroed = sparse ? (size < before->st_size ? size : before->st_size) : 0;
     if (zeroed > 0 && sys::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, before->st_size, 1) != 0 &&
-        (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) &&
+        fallocate_unsupported(errno) &&
         sys::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, zeroed) != 0)
         e = errno;
     if (e) pos = size;
@@ -233,7 +240,7 @@ int reserve_in_place(int fd, off_t size, const struct stat *before, int src, con
         }
         pos = end;
     }
-    if (e == 0 || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV) return 0;
+    if (e == 0 || fallocate_unsupported(e)) return 0;
     struct timespec times[2] = {{0, UTIME_OMIT}, before->st_mtim};
     (void)sys::ftruncate(fd, before->st_size);
     (void)sys::call(SYS_utimensat, fd, 0, sys::arg(times), 0);
