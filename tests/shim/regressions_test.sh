@@ -86,6 +86,11 @@
 #     its end (fallocate -n: 4 MiB, data in its last 1 MiB, 3 MiB past the
 #     end): its block count says dense, so the reservation was skipped and
 #     the in-place write stopped at ENOSPC half way (f torn)
+#  33 a shell's redirection when no descriptor number is free (limit 16,
+#     every number taken): the dup2 onto the shim's lock fails (EMFILE; its
+#     lock has nowhere to go), and the close of the file opened for it,
+#     nothing written, keeps the target's old content (it committed an
+#     empty file)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -793,6 +798,20 @@ else
     expect_entries "31 foreign temp name" "$sd" .f._pending~~ f
     rm -rf "$sd"
 fi
+
+# ---- 33: dup2 onto the shim's lock with no number free ----
+t="33 dup2 with no free number"
+newdir c33
+printf 'other content\n' >other.dat
+printf 'old target\n' >target.txt
+run '*.txt' "$helpers/dup2_onto_shim_fd" full >out 2>err
+rc=$?
+[ $rc -eq 0 ] || fail "$t: exit $rc (14: the dup2 found room), $(cat out) $(cat err)"
+[ "$(cat out)" = "dup2 -1 EMFILE close -1" ] || fail "$t: '$(cat out)', want the dup2 refused and the close failed"
+expect_content "$t" target.txt $'old target\n'
+expect_content "$t" other.dat $'other content\n'
+rm -f out err
+expect_entries "$t" "$d" other.dat target.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -13,6 +13,8 @@
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -124,6 +126,11 @@ void poison(int fd, int error) {
     Guard g;
     if (g_fds[fd].load() == kInherited) report_child_error(fd, error);
     if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
+}
+
+void poison_if_empty(int fd, int error) {
+    struct stat st;
+    if (sys::fstat(fd, &st) == 0 && st.st_size == 0) poison(fd, error);
 }
 
 void note_stream(int fd, FILE *stream) {

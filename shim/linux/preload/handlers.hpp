@@ -205,6 +205,12 @@ void closefrom_fds(Pass &&pass, int lowfd) {
     close_range_tracked(static_cast<unsigned>(lowfd), ~0u, 0);
 }
 
+// A descriptor of the shim's own (a lock, a kept copy of a temp), which the
+// program never opened.
+inline bool internal_fd(int fd) {
+    return fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) == kInternal;
+}
+
 template <class Pass>
 int dup_fd(Pass &&pass, int fd) {
     int r = served(pass());
@@ -216,7 +222,18 @@ template <class Pass>
 int dup_onto(Pass &&pass, int fd, int fd2) {
     if (fd != fd2) dirfd_forget(fd2);
     if (!tracked(fd) && !tracked(fd2)) return pass();
-    if (fd != fd2 && tracked(fd2) && g_fds[fd2].load() == kInternal && !relocate_internal(fd2)) return -1;
+    if (fd != fd2 && internal_fd(fd2) && !relocate_internal(fd2)) {
+        // Refused, where the kernel would have done it (it needs no new
+        // number). A shell then closes the file it opened for the
+        // redirection, nothing written, and its truncating open would
+        // commit an empty file: a replacement that holds nothing is
+        // poisoned instead, dropped at that close, and the target keeps its
+        // content. One that holds the program's writes is left to commit.
+        int saved = errno;
+        if (tracked(fd)) poison_if_empty(fd, saved);
+        errno = saved;
+        return -1;
+    }
     int r = pass();
     if (r < 0 || fd == fd2) return r;
     int saved = errno;
