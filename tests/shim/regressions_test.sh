@@ -91,6 +91,11 @@
 #     lock has nowhere to go), and the close of the file opened for it,
 #     nothing written, keeps the target's old content (it committed an
 #     empty file)
+#  34 the shim's own descriptors look closed to the calls a program asks
+#     whether a number is open with (fcntl F_GETFD/F_DUPFD, dup, dup2 from
+#     it: EBADF, as without the shim): they succeeded and handed the
+#     program copies of the lock and the temp (dash, saving a number before
+#     a redirection onto it under a small limit, then failed the redirection)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -812,6 +817,18 @@ expect_content "$t" target.txt $'old target\n'
 expect_content "$t" other.dat $'other content\n'
 rm -f out err
 expect_entries "$t" "$d" other.dat target.txt
+
+# ---- 34: the shim's own descriptors look closed ----
+t="34 the shim's descriptors look closed"
+newdir c34
+printf 'old target\n' >target.txt
+run '*.txt' "$helpers/dup2_onto_shim_fd" probe >out 2>err
+rc=$?
+[ $rc -eq 0 ] || fail "$t: exit $rc: $(cat err)"
+grep -qx closed out || fail "$t: $(tr '\n' ' ' <out)"
+expect_content "$t" target.txt ""
+rm -f out err
+expect_entries "$t" "$d" target.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -206,13 +206,23 @@ void closefrom_fds(Pass &&pass, int lowfd) {
 }
 
 // A descriptor of the shim's own (a lock, a kept copy of a temp), which the
-// program never opened.
+// program never opened: the calls that name it fail as on a number that is
+// not open (EBADF), as they would without the shim. A program that probes a
+// number before using it (dash saves a descriptor with fcntl(F_DUPFD) before
+// a redirection onto it, and takes EBADF for "nothing to save") sees it free,
+// and no dup() of it can hand the program our lock or our temp.
 inline bool internal_fd(int fd) {
     return fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) == kInternal;
 }
 
+inline int not_open() {
+    errno = EBADF;
+    return -1;
+}
+
 template <class Pass>
 int dup_fd(Pass &&pass, int fd) {
+    if (internal_fd(fd)) return not_open();
     int r = served(pass());
     if (r >= 0 && tracked(fd)) attach(r, fd);
     return r;
@@ -222,6 +232,7 @@ template <class Pass>
 int dup_onto(Pass &&pass, int fd, int fd2) {
     if (fd != fd2) dirfd_forget(fd2);
     if (!tracked(fd) && !tracked(fd2)) return pass();
+    if (internal_fd(fd)) return not_open();
     if (fd != fd2 && internal_fd(fd2) && !relocate_internal(fd2)) {
         // Refused, where the kernel would have done it (it needs no new
         // number). A shell then closes the file it opened for the
@@ -255,6 +266,7 @@ auto lock_fd(Pass &&pass, int fd) -> decltype(pass()) {
 
 template <class Pass>
 int fcntl_fd(Pass &&pass, int fd, int cmd) {
+    if (internal_fd(fd)) return not_open();
     if ((cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && tracked(fd))
         lock_file_itself(fd);
     int r = pass();

@@ -1,4 +1,5 @@
-/* dup2_onto_shim_fd temp|lock|full (regressions_test.sh, checks 6 and 33):
+/* dup2_onto_shim_fd temp|lock|full|probe (regressions_test.sh, checks 6,
+ * 33 and 34):
  * opens other.dat and target.txt (matched, O_TRUNC), finds the shim's own
  * descriptor for the temp ("temp": same inode as the program's fd) or the
  * lock ("lock", "full": a link ending in target.txt.lock), and dup2()s the
@@ -12,6 +13,11 @@
  * number, which the kernel would do (it needs no new number) and the shim
  * cannot: its lock has nowhere to go.
  * Prints "dup2 <result> <errno> close <result>" for full.
+ * probe: the lock's and the temp's numbers (from 700 up), which the program
+ * never opened, asked as a program asks whether a number is open:
+ * fcntl(F_GETFD), fcntl(F_DUPFD), dup, dup2 from it; prints
+ * "<call> <result> <errno>" for each, "closed" when all failed with EBADF
+ * as on a number that is not open.
  * Exit: 0; 11 when no such descriptor was found; 10, 12, 13 a call failed;
  * 14 (full) the dup2 succeeded: a number was free after all. */
 #include <dirent.h>
@@ -27,9 +33,41 @@ static int ends_with(const char *s, const char *tail) {
     size_t len = strlen(s), t = strlen(tail);
     return len >= t && strcmp(s + len - t, tail) == 0;
 }
+static int report(const char *call, int r, int *closed) {
+    int err = r < 0 ? errno : 0;
+    printf("%s %d %s\n", call, r, err ? strerrorname_np(err) : "0");
+    if (r >= 0 || err != EBADF) *closed = 0;
+    return r;
+}
+static int probe(void) {
+    int fd = open("target.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { perror("open"); return 10; }
+    struct stat me, st;
+    fstat(fd, &me);
+    int found = 0, closed = 1;
+    for (int n = 700; n < 1024; ++n) {
+        char p[64], l[4096];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", n);
+        ssize_t k = readlink(p, l, sizeof l - 1);
+        if (k <= 0) continue;
+        l[k] = 0;
+        if (!ends_with(l, "target.txt.lock") && !(stat(p, &st) == 0 && st.st_ino == me.st_ino && st.st_dev == me.st_dev))
+            continue;
+        ++found;
+        report("F_GETFD", fcntl(n, F_GETFD), &closed);
+        report("F_DUPFD", fcntl(n, F_DUPFD, 10), &closed);
+        report("dup", dup(n), &closed);
+        report("dup2", dup2(n, 100), &closed);
+    }
+    if (found != 2) { fprintf(stderr, "found %d of the shim's 2 descriptors\n", found); return 11; }
+    if (closed) printf("closed\n");
+    close(fd);
+    return 0;
+}
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     int full = strcmp(argv[1], "full") == 0;
+    if (strcmp(argv[1], "probe") == 0) return probe();
     int lock = full || strcmp(argv[1], "lock") == 0;
     if (full) {
         struct rlimit rl = {16, 16};
