@@ -96,6 +96,11 @@
 #     it: EBADF, as without the shim): they succeeded and handed the
 #     program copies of the lock and the temp (dash, saving a number before
 #     a redirection onto it under a small limit, then failed the redirection)
+#  35 dash under ulimit -n 14 redirecting a group's stdout and stderr to two
+#     matched files: the shim's descriptors take the numbers dash saves its
+#     own at (10 and up), the second redirection fails with EMFILE, and the
+#     first file, opened with O_TRUNC, nothing written, was committed empty
+#     (both files lost their content; plain dash writes both)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -829,6 +834,23 @@ grep -qx closed out || fail "$t: $(tr '\n' ' ' <out)"
 expect_content "$t" target.txt ""
 rm -f out err
 expect_entries "$t" "$d" target.txt
+
+# ---- 35: a redirection that fails for want of descriptors ----
+# The plain run writes both files. Under the shim each file holds what the
+# plain run wrote or its old content, never an empty file.
+t="35 redirection out of descriptors"
+newdir c35
+printf 'olda\n' >a.txt
+printf 'oldb\n' >b.txt
+# Only 0, 1 and 2 open, as under meson: which redirection fails depends on
+# the numbers that are free.
+run '*.txt' python3 -c 'import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])' \
+    dash -c 'ulimit -n 14; { echo A; echo B >&2; } >a.txt 2>b.txt' 2>"$tmp/c35.err"
+contents a.txt
+[ "$REPLY" = $'A\n' ] || [ "$REPLY" = $'olda\n' ] || fail "$t: a.txt holds '$(printf %q "$REPLY")', want 'A' or its old content"
+contents b.txt
+[ "$REPLY" = $'B\n' ] || [ "$REPLY" = $'oldb\n' ] || fail "$t: b.txt holds '$(printf %q "$REPLY")', want 'B' or its old content"
+expect_entries "$t" "$d" a.txt b.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -4,8 +4,11 @@
 #include "messages.hpp"
 
 #include "handoff.hpp"
+#include "sysio.hpp"
 
 #include <wrap_lockfile/wrap_lockfile.h>
+
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -26,6 +29,25 @@ const char *failure_format(int step, bool at_exit) {
         return at_exit ? "wrap_lockfile: '%s' not replaced at _exit, old content kept: %s\n"
                        : "wrap_lockfile: '%s' not replaced, old content kept: %s\n";
     }
+}
+
+// A replacement the program met EMFILE over while it held nothing
+// (fd_table.cpp, note_crowded) and that still holds nothing is not
+// committed over a target with content: an empty file would take the place
+// of the content a shell's failed redirection never wrote. Poisoned, the
+// target keeps its content and the close fails. A new or empty target is
+// committed: nothing is lost. Async-signal-safe (commit_at_exit).
+void refuse_if_still_empty(Entry *e, const char *target) {
+    if (!e->crowded || (wlf_file_kind(e->file) != WLF_COMMIT_RENAME && !detail::file_staged(e->file))) return;
+    struct stat st;
+    if (!detail::file_old_target(e->file, &st) || st.st_size == 0) return;
+    int own, lock_fd, dir_fd;
+    detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
+    if (own < 0 || sys::fstat(own, &st) != 0 || st.st_size != 0) return;
+    message("wrap_lockfile: '%s' is still empty after the program ran out of descriptors (EMFILE), which the shim's "
+            "own may have taken%s\n",
+            target, ": not committing the empty file");
+    wlf_file_poison(e->file, EMFILE);
 }
 
 }  // namespace
@@ -69,6 +91,7 @@ int commit(Entry *e) {
         detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
         if (int error = child_error(own)) wlf_file_poison(e->file, error);
     }
+    refuse_if_still_empty(e, target);
     wlf_error err;  // filled on failure; not cleared (4 KiB) on the hot path
     err.code = 0;
     int kind = 0;
@@ -107,6 +130,7 @@ bool commit_at_exit(Entry *e) {
         detail::file_descriptors(e->file, &own, &lock_fd, &dir_fd);
         if (int error = child_error(own)) wlf_file_poison(e->file, error);
     }
+    refuse_if_still_empty(e, target);
     wlf_error err;
     err.code = 0;
     err.op = "";

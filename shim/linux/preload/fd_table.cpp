@@ -128,6 +128,31 @@ void poison(int fd, int error) {
     if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
 }
 
+// The program met EMFILE (an open, dup or fcntl(F_DUPFD) of its failed, or
+// a matched open the shim refused for want of room). The shim's own
+// descriptors may be what took the numbers: a shell whose next redirection
+// or descriptor save fails so closes the file it just opened with O_TRUNC,
+// nothing written, and the replacement would commit an empty file where the
+// plain run writes it. Every replacement of this process that holds
+// nothing yet is marked; commit.cpp keeps one from committing if it still
+// holds nothing then (the target keeps its content, the close fails). A
+// failure path only: the walk costs nothing to a program that has room.
+void note_crowded() {
+    if (g_tracked.load(std::memory_order_acquire) == 0) return;
+    int saved = errno;
+    {
+        Guard g;
+        const pid_t me = getpid();
+        int end = g_fd_end.load(std::memory_order_acquire);
+        for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
+            Entry *e = entry_of(g_fds[fd].load());
+            struct stat st;
+            if (e && !e->crowded && e->opener == me && sys::fstat(fd, &st) == 0 && st.st_size == 0) e->crowded = true;
+        }
+    }
+    errno = saved;
+}
+
 void poison_if_empty(int fd, int error) {
     struct stat st;
     if (sys::fstat(fd, &st) == 0 && st.st_size == 0) poison(fd, error);

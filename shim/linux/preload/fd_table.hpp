@@ -61,8 +61,14 @@ void reclaim(int fd);
 // A descriptor an interposed open or dup returns, served clean (docs/design.md, "Unseen lifetimes":
 // a number reused after an unseen close must not drop the earlier
 // replacement). One table load when the number is not listed.
+// A failure with EMFILE is noted (note_crowded).
+void note_crowded();
 inline int served(int fd) {
-    if (fd >= 0 && fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
+    if (fd >= 0) {
+        if (fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
+    } else if (errno == EMFILE) {
+        note_crowded();
+    }
     return fd;
 }
 
@@ -133,8 +139,11 @@ struct FdIndex {
     static int end() { return g_fd_end.load(std::memory_order_acquire); }
 };
 
-struct StreamOf {
+struct PerReplacement {
     FILE *stream;  // the stdio stream fopen() made for it, if any
+    // The program met EMFILE while this replacement held nothing
+    // (note_crowded): kept from committing if it still holds nothing.
+    bool crowded;
 };
 
 // The pending replacements (shim/common/pending_registry.hpp), keyed by the
@@ -143,7 +152,7 @@ struct StreamOf {
 // before the table is full. An entry commit() is working on stays in the
 // table, unlisted, until commit() returns (its file may be freed by then):
 // the walks here go by descriptor, reaching listed entries only.
-using Registry = pending::PendingRegistry<int, pid_t, ShimLock, pending::IndexedHandles<FdIndex>, kMaxFds, StreamOf>;
+using Registry = pending::PendingRegistry<int, pid_t, ShimLock, pending::IndexedHandles<FdIndex>, kMaxFds, PerReplacement>;
 using Entry = Registry::Entry;
 extern constinit Registry g_replacements;
 

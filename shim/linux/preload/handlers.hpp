@@ -126,10 +126,13 @@ int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t
         return served(open_pending_read(dirfd, path, flags, open_thunk(open_with)));
     }
     if (!path || !active()) return served(open_with(flags));
-    return open_write(dirfd, path, flags, mode, open_thunk(open_with));
+    int fd = open_write(dirfd, path, flags, mode, open_thunk(open_with));
+    if (fd < 0 && errno == EMFILE) note_crowded();
+    return fd;
 }
 
 inline FILE *served_stream(FILE *fp) {
+    if (!fp && errno == EMFILE) note_crowded();
     if (fp && g_tracked.load(std::memory_order_acquire) != 0) served(fileno(fp));
     return fp;
 }
@@ -145,7 +148,9 @@ FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
     if (!active()) return served_stream(pass());
     bool matched = false;
     FILE *fp = fopen_matched(path, mode, &matched);
-    return matched ? fp : served_stream(pass());
+    if (!matched) return served_stream(pass());
+    if (!fp && errno == EMFILE) note_crowded();
+    return fp;
 }
 
 template <class Pass>
@@ -270,9 +275,9 @@ int fcntl_fd(Pass &&pass, int fd, int cmd) {
     if ((cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && tracked(fd))
         lock_file_itself(fd);
     int r = pass();
-    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
         served(r);
-        if (tracked(fd)) attach(r, fd);
+        if (r >= 0 && tracked(fd)) attach(r, fd);
     }
     return r;
 }
