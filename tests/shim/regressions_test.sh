@@ -101,6 +101,9 @@
 #     own at (10 and up), the second redirection fails with EMFILE, and the
 #     first file, opened with O_TRUNC, nothing written, was committed empty
 #     (both files lost their content; plain dash writes both)
+#  36 bash writes d/f.txt through a descriptor while the directory is
+#     renamed (mv d d2): our lock file stayed behind as d2/f.txt.lock, which
+#     git and others take for a lock held
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -851,6 +854,17 @@ contents a.txt
 contents b.txt
 [ "$REPLY" = $'B\n' ] || [ "$REPLY" = $'oldb\n' ] || fail "$t: b.txt holds '$(printf %q "$REPLY")', want 'B' or its old content"
 expect_entries "$t" "$d" a.txt b.txt
+
+# ---- 36: the directory renamed while a write is pending ----
+t="36 directory renamed while pending"
+newdir c36
+mkdir d
+printf 'old\n' >d/f.txt
+run '*.txt' bash -c 'exec 3>d/f.txt; mv d d2; echo new >&3; exec 3>&-' 2>"$tmp/c36.err"
+contents d2/f.txt
+[ "$REPLY" = $'new\n' ] || [ "$REPLY" = $'old\n' ] || fail "$t: d2/f.txt holds '$(printf %q "$REPLY")'"
+expect_entries "$t" "$d/d2" f.txt
+expect_entries "$t" "$d" d2
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

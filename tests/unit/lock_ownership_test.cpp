@@ -331,7 +331,8 @@ static int flock_of(const fs::path &target, wlf_lock **lock, wlf_error *err) {
 // at the path in between (ours renamed away, another put there holding
 // somebody's f.lock) keeps their file, and ours goes from where it is.
 // Swapped before the check, the directory opened at the path does not hold
-// ours: the check says so, and nothing is removed anywhere.
+// ours: the check says so, their file stays, and ours goes from where its
+// directory went (its name from /proc/self/fd, checked as the path is).
 TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
     for (bool swap_before_check : {false, true}) {
         SCOPED_TRACE(swap_before_check ? "swapped before the check" : "swapped after the check");
@@ -341,7 +342,6 @@ TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
         wlf_lock *lock = nullptr;
         wlf_error err{};
         ASSERT_EQ(flock_of(d / "f", &lock, &err), 0) << err.op;
-        ino_t ours = lstat_or_die(d / "f.lock").st_ino;
         auto swap = [&] {
             fs::rename(d, moved);
             fs::create_directory(d);
@@ -356,10 +356,7 @@ TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
         EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
         EXPECT_EQ(read_file(d / "f.lock"), "theirs\n");
         EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);
-        if (swap_before_check)
-            EXPECT_EQ(lstat_or_die(moved / "f.lock").st_ino, ours) << "not found at its path: left alone";
-        else
-            EXPECT_FALSE(fs::exists(moved / "f.lock")) << "ours stays behind";
+        EXPECT_FALSE(fs::exists(moved / "f.lock")) << "ours stays behind";
         ::close(dfd);
     }
 }
@@ -367,7 +364,8 @@ TEST(LockOwnership, ReleaseRemovesOursThroughTheDirectoryTheCommitChecked) {
 // The directory descriptor the commit's check went through is the
 // program's number as much as ours: a thread that closes it and opens
 // another directory gets that number. The release then finds no lock file
-// of ours through it and removes nothing there (ours stays behind).
+// of ours through it and removes nothing there; ours goes from its own
+// directory (found again by its name in /proc/self/fd).
 TEST(LockOwnership, ReleaseThroughAReusedDirectoryNumberRemovesNothingThere) {
     TempDir dir;
     fs::path a = dir / "a", b = dir / "b";
@@ -388,6 +386,31 @@ TEST(LockOwnership, ReleaseThroughAReusedDirectoryNumberRemovesNothingThere) {
     EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
     EXPECT_EQ(read_file(b / "f.lock"), "theirs\n");
     EXPECT_EQ(lstat_or_die(b / "f.lock").st_ino, theirs);
-    EXPECT_TRUE(fs::exists(a / "f.lock")) << "not found through the descriptor: left alone";
+    EXPECT_FALSE(fs::exists(a / "f.lock")) << "ours stays behind";
     ::close(dfd);
+}
+
+// The directory of a held lock is renamed (`mv d d2` while a replacement of
+// d/f is pending): the release finds nothing at the path and removes ours
+// from where it went, where d2/f.lock stayed for good (git and others take
+// an X.lock for a lock held). One that was written meanwhile is somebody's
+// data and stays.
+TEST(LockOwnership, ReleaseRemovesOursFromWhereItsDirectoryWent) {
+    for (bool written : {false, true}) {
+        SCOPED_TRACE(written ? "written meanwhile" : "as we left it");
+        TempDir dir;
+        fs::path d = dir / "d", moved = dir / "d2";
+        fs::create_directory(d);
+        wlf_lock *lock = nullptr;
+        wlf_error err{};
+        ASSERT_EQ(flock_of(d / "f", &lock, &err), 0) << err.op;
+        fs::rename(d, moved);
+        if (written) write_file(moved / "f.lock", "theirs now\n");
+        EXPECT_EQ(wlf_lock_release(lock, &err), 0) << err.op;
+        EXPECT_FALSE(fs::exists(d)) << "nothing made at the old path";
+        if (written)
+            EXPECT_EQ(read_file(moved / "f.lock"), "theirs now\n");
+        else
+            EXPECT_EQ(wlf_test::list_names(moved), Names{}) << "ours stays behind";
+    }
 }

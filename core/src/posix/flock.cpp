@@ -158,6 +158,59 @@ const char *lock_at_name(const Held *h) {
     return slash ? slash + 1 : h->path;
 }
 
+namespace {
+
+// Removes `name` in dfd if it is still h's file, unchanged since we wrote
+// it. 0 (removed, or somebody's: left) or errno; *gone: no file of ours is
+// at that name (nothing there, or another inode).
+int remove_ours_at(int dfd, const char *name, const Held *h, bool *gone) {
+    struct stat st;
+    StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
+    while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+            *gone = true;
+            return 0;
+        }
+        if (!stale.again(errno)) return errno;
+    }
+    if (st.st_dev != h->dev || st.st_ino != h->ino) {  // somebody else's now
+        *gone = true;
+        return 0;
+    }
+    if (st.st_size != h->size || st.st_mtim.tv_sec != h->mtime.tv_sec || st.st_mtim.tv_nsec != h->mtime.tv_nsec)
+        return 0;  // written since: somebody's data
+    return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
+}
+
+// h's file's name now, from /proc/self/fd: its directory may have been
+// renamed since it was locked (`mv d d2` with a replacement of d/f
+// pending). False without /proc, for a dotlock (no descriptor), or with no
+// name left (removed).
+bool name_now(const Held *h, char *out, size_t size) {
+    if (h->fd < 0) return false;
+    ssize_t n = readlink(sys::ProcFdPath(h->fd).c_str(), out, size - 1);
+    if (n <= 0 || static_cast<size_t>(n) >= size - 1 || out[0] != '/') return false;
+    out[n] = '\0';
+    static constexpr char kDeleted[] = " (deleted)";
+    size_t len = static_cast<size_t>(n), d = sizeof kDeleted - 1;
+    return !(len > d && strcmp(out + len - d, kDeleted) == 0);
+}
+
+// Our file, where the path no longer leads to it (name_now): d2/f.lock
+// would stay for good, where git and others take an X.lock for a lock
+// held. Checked there as at the path; without a name, nothing is removed.
+int remove_where_it_went(const Held *h) {
+    char now[WLF_PATH_MAX];
+    if (!name_now(h, now, sizeof now)) return 0;
+    const char *name = nullptr;
+    sys::UniqueFd dir(open_parent(now, &name));
+    if (!dir) return 0;
+    bool gone = false;
+    return remove_ours_at(dir.get(), name, h, &gone);
+}
+
+}  // namespace
+
 int remove_if_still_ours(const Held *h) {
     int dfd = h->at_dir;
     const char *name = lock_at_name(h);
@@ -174,17 +227,12 @@ int remove_if_still_ours(const Held *h) {
             dfd = AT_FDCWD;
             name = h->path;
         } else {
-            return errno == ENOENT ? 0 : errno;
+            return errno == ENOENT ? remove_where_it_went(h) : errno;
         }
     }
-    struct stat st;
-    StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
-    while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        if (errno == ENOENT || !stale.again(errno)) return errno == ENOENT ? 0 : errno;
-    if (st.st_dev != h->dev || st.st_ino != h->ino) return 0;  // somebody else's now
-    if (st.st_size != h->size || st.st_mtim.tv_sec != h->mtime.tv_sec || st.st_mtim.tv_nsec != h->mtime.tv_nsec)
-        return 0;  // written since: somebody's data
-    return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
+    bool gone = false;
+    int rc = remove_ours_at(dfd, name, h, &gone);
+    return gone ? remove_where_it_went(h) : rc;
 }
 
 // Whether the release removes h's file (while its path still names it): a
