@@ -43,6 +43,12 @@ bool lock_has_file(const wlf_lock *lock);
 // Known where the backend was chosen by WLF_LOCK_AUTO (the shim's default).
 bool lock_dir_append_only(const wlf_lock *lock);
 bool lock_file_still_ours(const wlf_lock *lock, int dir_fd);
+// The directory the lock file's name is in now, opened (O_PATH when
+// path_only), or -1: where the commit finds it when the path no longer
+// leads there (the directory renamed while the lock was held). From
+// /proc/self/fd (posix/flock.cpp); -1 without /proc, for a dotlock, or with
+// no name left. The caller checks it (lock_file_still_ours).
+int lock_file_dir_now(const wlf_lock *lock, bool path_only);
 
 // wlf_lock_release for a caller that knows it is the process that locked
 // (spares the getpid that keeps forked children from releasing).

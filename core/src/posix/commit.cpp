@@ -178,13 +178,30 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     // would receive the new content over its own file, and lose its f.lock.
     // Without fsync an O_PATH descriptor is enough.
     bool by_path = f->dir_fd < 0;
+    const bool path_only = f->durability == WLF_DURABILITY_NONE;
     if (by_path) {
-        if (int rc = open_dir(f, false, err, f->durability == WLF_DURABILITY_NONE)) return rc;
+        if (int rc = open_dir(f, false, err, path_only)) {
+            // Renamed while pending (`mv d d2`): where the lock file went.
+            if (rc != ENOENT || !detail::lock_has_file(f->lock) ||
+                (f->dir_fd = detail::lock_file_dir_now(f->lock, path_only)) < 0)
+                return rc;
+        }
     }
     // A directory held since the open (a named temp) is checked too: it was
-    // opened after the lock, by path, and may not be the lock's.
-    if (detail::lock_has_file(f->lock) && !detail::lock_file_still_ours(f->lock, f->dir_fd))
-        return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
+    // opened after the lock, by path, and may not be the lock's. One the
+    // path leads to no longer holds our lock file when ours was renamed (and
+    // perhaps another put at its name): the lock file's directory is then
+    // the one the program's file went with, as a named temp's held
+    // descriptor follows it, and the commit goes there, checked the same way.
+    if (detail::lock_has_file(f->lock) && !detail::lock_file_still_ours(f->lock, f->dir_fd)) {
+        int moved = by_path ? detail::lock_file_dir_now(f->lock, path_only) : -1;
+        if (moved < 0 || !detail::lock_file_still_ours(f->lock, moved)) {
+            if (moved >= 0) sys::close(moved);
+            return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the directory was renamed or replaced meanwhile)", f->target);
+        }
+        sys::close(f->dir_fd);
+        f->dir_fd = moved;
+    }
     if (!detail::file_target_still_looked_at(f))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the file was replaced or removed meanwhile)", f->target);
     // A new target is linked straight to its name: no temp name, no

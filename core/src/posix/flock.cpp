@@ -235,6 +235,15 @@ int remove_if_still_ours(const Held *h) {
     return gone ? remove_where_it_went(h) : rc;
 }
 
+int lock_file_dir_now(const wlf_lock *lock, bool path_only) {
+    char now[WLF_PATH_MAX], dir[WLF_PATH_MAX];
+    const char *base = nullptr;
+    if (!lock || !lock->held || !name_now(lock->held, now, sizeof now) ||
+        split_dir_base(now, dir, sizeof dir, &base) != 0)
+        return -1;
+    return sys::open(dir, (path_only ? O_PATH : O_RDONLY) | O_DIRECTORY | O_CLOEXEC);
+}
+
 // Whether the release removes h's file (while its path still names it): a
 // dotlock always, a flock file if it is ours and not kept.
 bool removes_file(const Held *h) {

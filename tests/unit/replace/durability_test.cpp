@@ -61,39 +61,60 @@ TEST(AtomicWriteDurability, AbsolutePathKeepsNoDirectoryDescriptor) {
     }
 }
 
-// The target's directory is renamed and a new one put at its path while a
-// write is pending. The directory is reached by path (full opens it only at
-// commit): the commit is refused (ESTALE) rather than landing in a
-// directory that was never locked; the old file stays. The lock file
-// somebody keeps in the new directory is neither removed nor written.
-TEST(AtomicWriteDurability, DirectoryReplacedWhilePendingNeverTakesTheCommit) {
+// The target's directory is renamed (`mv d d2`), and perhaps a new one put
+// at its path, while a write is pending. The directory is reached by path
+// (full opens it only at commit): the commit never lands in a new
+// directory, which was never locked; the lock file somebody keeps there is
+// neither removed nor written. It goes where the locked directory went (our
+// lock file is there, found by its name in /proc/self/fd): the file the
+// caller opened went with it, as a plain program's writes would, and the
+// commit there is checked as at the path (the lock file still ours, the
+// target still the file looked at). Without /proc the commit is refused
+// (ESTALE), the old file stays.
+TEST(AtomicWriteDurability, DirectoryRenamedWhilePendingTakesTheCommitWhereItWent) {
     REQUIRE_BUILD_FEATURE(WLF_HAVE_O_TMPFILE, "O_TMPFILE (a named temp is reached through the directory)");
-    for (int durability : {WLF_DURABILITY_FULL, WLF_DURABILITY_NONE}) {
-        SCOPED_TRACE(durability == WLF_DURABILITY_FULL ? "full" : "none");
-        TempDir dir;
-        fs::path d = dir / "d", old = dir / "d.old";
-        fs::create_directory(d);
-        write_file(d / "f", "old");
-        wlf_write_options opt;
-        wlf_write_options_init(&opt);
-        opt.durability = durability;
-        wlf_file *f = nullptr;
-        wlf_error err{};
-        ASSERT_EQ(wlf_open_flags((d / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), 0)
-            << err.op;
-        ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
-        fs::rename(d, old);
-        fs::create_directory(d);
-        write_file(d / "f.lock", "other\n");
-        ino_t theirs = lstat_or_die(d / "f.lock").st_ino;
-        int rc = wlf_commit(f, nullptr, &err);
-        EXPECT_EQ(rc, ESTALE);
-        EXPECT_EQ(read_file(old / "f"), "old");
-        EXPECT_EQ(list_names(d), Names{"f.lock"});
-        EXPECT_EQ(read_file(d / "f.lock"), "other\n");
-        EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);
-        // Ours could not be removed by its (now foreign) path; no temp either way.
-        for (const auto &n : list_names(old)) EXPECT_TRUE(n == "f" || n == "f.lock") << n;
+    const bool proc = fs::exists("/proc/self/fd");
+    for (bool replaced : {true, false}) {
+        for (int durability : {WLF_DURABILITY_FULL, WLF_DURABILITY_NONE}) {
+            SCOPED_TRACE(std::string(replaced ? "replaced" : "renamed") +
+                         (durability == WLF_DURABILITY_FULL ? ", full" : ", none"));
+            TempDir dir;
+            fs::path d = dir / "d", moved = dir / "d2";
+            fs::create_directory(d);
+            write_file(d / "f", "old");
+            wlf_write_options opt;
+            wlf_write_options_init(&opt);
+            opt.durability = durability;
+            wlf_file *f = nullptr;
+            wlf_error err{};
+            ASSERT_EQ(wlf_open_flags((d / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_TRUNCATE, 0666, &opt, &f, &err), 0)
+                << err.op;
+            ASSERT_EQ(::write(wlf_file_fd(f), "new", 3), 3);
+            fs::rename(d, moved);
+            ino_t theirs = 0;
+            if (replaced) {
+                fs::create_directory(d);
+                write_file(d / "f.lock", "other\n");
+                theirs = lstat_or_die(d / "f.lock").st_ino;
+            }
+            int rc = wlf_commit(f, nullptr, &err);
+            if (replaced) {
+                EXPECT_EQ(list_names(d), Names{"f.lock"});
+                EXPECT_EQ(read_file(d / "f.lock"), "other\n");
+                EXPECT_EQ(lstat_or_die(d / "f.lock").st_ino, theirs);
+            } else {
+                EXPECT_FALSE(fs::exists(d)) << "made at the old path";
+            }
+            if (proc) {
+                EXPECT_EQ(rc, 0) << err.op;
+                EXPECT_EQ(read_file(moved / "f"), "new");
+                EXPECT_EQ(list_names(moved), Names{"f"}) << "our lock file or a temp stays behind";
+            } else {
+                EXPECT_EQ(rc, ESTALE);
+                EXPECT_EQ(read_file(moved / "f"), "old");
+                for (const auto &n : list_names(moved)) EXPECT_TRUE(n == "f" || n == "f.lock") << n;
+            }
+        }
     }
 }
 
