@@ -42,9 +42,17 @@ struct NotRegularFile : std::runtime_error {
     explicit NotRegularFile(const std::string &path) : std::runtime_error(path) {}
 };
 
+// A file name as Python spells it: os.fsdecode's str (a name that is not
+// UTF-8 keeps its bytes as surrogates, as open(b'...') and os.listdir do).
+py::object fs_name(const std::string &name) {
+    PyObject *s = PyUnicode_DecodeFSDefaultAndSize(name.data(), static_cast<Py_ssize_t>(name.size()));
+    if (s == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(s);
+}
+
 void raise_lock_error(PyObject *cls, const wl::LockError &e, pid_t holder) {
     py::object holder_obj = holder > 0 ? py::object(py::int_(holder)) : py::object(py::none());
-    py::object exc = py::reinterpret_borrow<py::object>(cls)(e.what(), e.code().value(), e.path(), holder_obj);
+    py::object exc = py::reinterpret_borrow<py::object>(cls)(fs_name(e.what()), e.code().value(), fs_name(e.path()), holder_obj);
     PyErr_SetObject(cls, exc.ptr());
 }
 
@@ -53,7 +61,7 @@ void raise_os_error(const wl::Error &e) {
     std::string strerror = std::strerror(code);
     if (!e.op().empty()) strerror += " (" + e.op() + ")";
     // OSError(errno, ...) picks the subclass: FileNotFoundError, FileExistsError, PermissionError...
-    py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(code, strerror, e.path());
+    py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(code, fs_name(strerror), fs_name(e.path()));
     exc.attr("op") = e.op();
     // What to decide by (op is words for people): "open", "rename", "fsync_dir"...
     exc.attr("step") = wlf_step_name(static_cast<int>(e.step()));
@@ -72,7 +80,7 @@ void translate(std::exception_ptr p) {
     } catch (const wl::Error &e) {
         raise_os_error(e);
     } catch (const NotRegularFile &e) {
-        std::string message = "Works only on files, not " + py::repr(py::str(e.what())).cast<std::string>();
+        std::string message = "Works only on files, not " + py::repr(fs_name(e.what())).cast<std::string>();
         PyErr_SetString(PyExc_RuntimeError, message.c_str());
     }
 }
@@ -166,7 +174,7 @@ public:
     bool is_opener() const { return getpid() == opener_; }
     bool pending() const { return file_ && file_->pending(); }
     int fd() const { return live().fd(); }
-    std::string target() const { return live().target().string(); }
+    py::object target() const { return fs_name(live().target().string()); }
     std::string kind() const { return kind_name(live().kind()); }
 
     wl::AtomicFile &live() const {
@@ -225,7 +233,7 @@ PYBIND11_MODULE(_wrap_lockfile, m) {
              py::arg("backend") = "flock")
         .def("release", &wl::FileLock::release, "Release now (unlink the lock file first unless kept).")
         .def_property_readonly("held", &wl::FileLock::held)
-        .def_property_readonly("path", [](const wl::FileLock &l) { return l.lock_path().string(); });
+        .def_property_readonly("path", [](const wl::FileLock &l) { return fs_name(l.lock_path().string()); });
 
     py::class_<File>(m, "File", "A pending atomic replacement: write through fd, then commit() or discard().")
         .def(py::init([](const std::filesystem::path &path, const std::string &mode, bool use_lock,

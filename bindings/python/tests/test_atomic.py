@@ -254,3 +254,25 @@ def test_durability_batch_and_sync_pending(d):
     with pytest.raises(ValueError):
         with w.atomic_write(os.path.join(d, "x"), durability="later"):
             pass
+
+
+def test_paths_that_are_not_utf8(d):
+    # A file name is bytes on Linux: open(b'\xff') works, and so must a
+    # replacement of it, its errors and its lock's errors (the name as
+    # os.fsdecode gives it).
+    t = os.path.join(os.fsencode(d), b"caf\xe9")
+    name = os.fsdecode(t)
+    with w.atomic_write(t) as f:
+        assert f.name == name
+        f.write("new")
+    assert read(t) == "new"
+    with pytest.raises(FileNotFoundError) as info:
+        with w.atomic_write(t + b".missing", "r+"):
+            pass
+    assert info.value.filename == name + ".missing"
+    with w.mylockfile(t):
+        with pytest.raises(w.AlreadyLocked) as locked:
+            with w.mylockfile(t, timeout=0):
+                pass
+    assert locked.value.filename == name + ".lock"
+    assert entries(os.fsencode(d)) == [b"caf\xe9"]
