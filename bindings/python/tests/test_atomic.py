@@ -276,3 +276,28 @@ def test_paths_that_are_not_utf8(d):
                 pass
     assert locked.value.filename == name + ".lock"
     assert entries(os.fsencode(d)) == [b"caf\xe9"]
+
+
+def test_file_object_that_outlives_its_writer_never_writes_into_another_file(d):
+    # f = atomic_write(t).__enter__(): the writer is garbage at once. f's
+    # descriptor must not be closed under it, or the next open() reuses the
+    # number and f's buffered writes land in that other file.
+    import gc
+    t = os.path.join(d, "t")
+    put(t, "old")
+    f = w.atomic_write(t).__enter__()
+    gc.collect()
+    others = [os.open(os.path.join(d, "other%d" % i), os.O_WRONLY | os.O_CREAT, 0o644) for i in range(8)]
+    try:
+        f.write("the writer's content")
+        f.close()
+    finally:
+        for fd in others:
+            os.close(fd)
+    for i in range(8):
+        assert read(os.path.join(d, "other%d" % i)) == ""
+    del f
+    gc.collect()
+    assert read(t) == "old"  # never committed: discarded, nothing left
+    assert entries(d) == sorted(["t"] + ["other%d" % i for i in range(8)])
+    assert not held_elsewhere(t)

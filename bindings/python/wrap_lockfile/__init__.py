@@ -338,6 +338,10 @@ class atomic_write_no_lock:
                      self.errors if text else None, self.newline if text else None, closefd=False)
             raw = f if isinstance(f, io.FileIO) else (f.buffer.raw if isinstance(f, io.TextIOWrapper) else f.raw)
             raw.name = core.target
+            # The descriptor is the core's (closefd=False): while any layer of
+            # f can still flush into it, it must stay open, or a later open()
+            # given the same number would get f's writes.
+            raw._wrap_lockfile_file = core
         except BaseException:
             core.discard()
             raise
