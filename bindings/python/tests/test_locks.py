@@ -182,6 +182,38 @@ def test_untimed_wait_is_interrupted_by_a_signal_handler_that_raises(d):
     assert calls[0] == 1
 
 
+@pytest.mark.parametrize("how", ["lock", "atomic_write", "content"])
+def test_timed_wait_is_interrupted_by_a_signal_handler_that_raises(d, how):
+    # The seed polls in Python (time.sleep): Ctrl-C ends a wait with a
+    # timeout too, long before the timeout, and nothing is written.
+    f = os.path.join(d, "f")
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    waits = {
+        "lock": lambda: w.mylockfile(f, timeout=60).acquire(),
+        "atomic_write": lambda: w.atomic_write(f, lock_timeout=60).__enter__().write("new"),
+        "content": lambda: w.atomic_write_content_with_lock(f, "new", timeout=60),
+    }
+    with w.mylockfile(f):
+        old = signal.signal(signal.SIGALRM, handler)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            start = time.monotonic()
+            with pytest.raises(Interrupted):
+                waits[how]()
+            assert time.monotonic() - start < 30
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    assert entries(d) == []
+    assert not held_elsewhere(f)
+
+
 def test_forked_child_does_not_release_the_parents_lock(d):
     f = os.path.join(d, "f")
     lock = w.mylockfile(f)

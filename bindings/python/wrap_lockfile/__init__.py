@@ -64,15 +64,23 @@ def _refuse_non_file(path: str) -> None:
         raise RuntimeError("Works only on files, not %r" % path)
 
 
-# ---- waiting from asyncio ----------------------------------------------------
+# ---- waiting in slices ---------------------------------------------------------
 
-# A wait from asyncio runs in a thread of its own, in slices of this many
-# seconds, so that a cancelled task's thread gives up within one slice.
+# A timed wait runs in slices of this many seconds: between two of them the
+# interpreter runs its signal handlers (Ctrl-C raises KeyboardInterrupt within
+# a slice, as in the seed's polling loop), and a wait from asyncio (in a thread
+# of its own) sees that its task was cancelled.
 _SLICE = 0.1
 
 
+def _timeout_error(e: LockTimeout, timeout: float) -> LockTimeout:
+    holder = " held by pid %d" % e.holder if e.holder else ""
+    return LockTimeout("wrap_lockfile: timed out after %g s waiting for lock%s %r" % (timeout, holder, e.filename),
+                       e.errno, e.filename, e.holder)
+
+
 def _call_sliced(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
-                 cancelled: threading.Event) -> Optional[_T]:
+                 cancelled: Optional[threading.Event]) -> Optional[_T]:
     """call(t) with lock timeouts t of at most _SLICE until it succeeds,
     `timeout` expires (LockTimeout) or `cancelled` is set (None)."""
     if not sliced or (timeout is not None and timeout <= 0):
@@ -84,10 +92,17 @@ def _call_sliced(call: Callable[[Optional[float]], _T], timeout: Optional[float]
             return call(max(left, 1e-6))
         except LockTimeout as e:
             if deadline is not None and time.monotonic() >= deadline:
-                raise LockTimeout("Timeout waiting for lock on %s after %g seconds" % (e.filename, timeout),
-                                  e.errno, e.filename, e.holder) from None
-        if cancelled.is_set():
+                raise _timeout_error(e, timeout) from None
+        if cancelled is not None and cancelled.is_set():
             return None
+
+
+def _wait(call: Callable[[Optional[float]], _T], timeout: Optional[float]) -> _T:
+    """call(timeout), a timed wait in slices (see _SLICE). An untimed wait is
+    one call: the core returns to run the signal handlers (without_gil)."""
+    if timeout is None or timeout <= 0:
+        return call(timeout)
+    return _call_sliced(call, timeout, True, None)  # type: ignore[return-value]
 
 
 async def _wait_in_thread(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
@@ -180,7 +195,7 @@ class FcntlFileLock(threading.local):
 
     def acquire(self) -> None:
         """Take the lock (see the class for the timeout)."""
-        self._held.append(self._acquire(self.timeout))
+        self._held.append(_wait(self._acquire, _timeout(self.timeout)))
 
     def release(self) -> None:
         """Release the lock taken last by this object in this thread."""
@@ -283,7 +298,8 @@ def atomic_write_content_with_lock(filepath: PathType, content: Union[str, bytes
     path = os.path.abspath(filepath)
     _refuse_non_file(os.fsdecode(path))
     data = content.encode(_text_encoding()) if isinstance(content, str) else content
-    _core.write_content(path, data, use_lock, _timeout(timeout), temp_suffix, durability, keep_lock_file)
+    _wait(lambda t: _core.write_content(path, data, use_lock, t, temp_suffix, durability, keep_lock_file),
+          _timeout(timeout) if use_lock else None)
 
 
 class atomic_write_no_lock:
@@ -350,7 +366,8 @@ class atomic_write_no_lock:
 
     def __enter__(self) -> IO[Any]:
         self._check()
-        return self._file_object(self._open_core(_timeout(self.lock_timeout)))
+        timeout = _timeout(self.lock_timeout)
+        return self._file_object(_wait(self._open_core, timeout) if self._use_lock else self._open_core(timeout))
 
     def _finish(self, exc_type: Any) -> Optional[_core.File]:
         """Closes the file object; returns the core file to commit, or None."""
