@@ -1,5 +1,6 @@
 """Writes through symbolic links: the lock and the replacement are the final target's, links are
 kept."""
+import errno
 import os
 import pwd
 import shutil
@@ -136,3 +137,61 @@ def _modes_through(link, target):
             with w.atomic_write_lock(link, mode=exclusive):
                 pass
     assert entries(os.path.dirname(target)) == ["afile"]
+
+
+def _write_all_ways(path, content):
+    """Each writer's outcome on path: None, or the exception's type and errno."""
+    def content_with_lock():
+        w.atomic_write_content_with_lock(path, content)
+
+    def writer(cls):
+        def run():
+            with cls(path) as f:
+                f.write(content)
+        return run
+
+    outcomes = []
+    for how in (content_with_lock, writer(w.atomic_write_lock), writer(w.atomic_write_no_lock)):
+        try:
+            how()
+            outcomes.append(None)
+        except (OSError, w.LockError) as e:
+            outcomes.append((type(e), e.errno))
+    return outcomes
+
+
+def test_dot_dot_after_a_symlink_is_the_kernels_not_a_lexical_one(d):
+    # open(2) resolves 'link/..' to the link target's parent: the file written
+    # is the one open() would write, never the one beside the link.
+    os.makedirs(os.path.join(d, "real", "sub"))
+    beside, far = os.path.join(d, "t"), os.path.join(d, "real", "t")
+    put(beside, "beside")
+    put(far, "far")
+    os.symlink(os.path.join("real", "sub"), os.path.join(d, "link"))
+    path = os.path.join(d, "link", "..", "t")
+    with open(path) as f:
+        assert f.read() == "far"
+    assert _write_all_ways(path, "new") == [None, None, None]
+    assert read(far) == "new" and read(beside) == "beside"
+    with w.atomic_write(path, "a") as f:
+        assert f.name == far
+        f.write("+")
+    assert read(far) == "new+" and read(beside) == "beside"
+    assert entries(os.path.join(d, "real")) == ["sub", "t"]
+
+
+@pytest.mark.parametrize("name", ["t/", "missing/../t", ""])
+def test_paths_the_kernel_refuses_are_refused(d, name):
+    # open('t/', 'w') is EISDIR or ENOTDIR, open('missing/../t') ENOENT,
+    # open('') ENOENT: not a write of 't' (a lock on 'missing/../t.lock' is
+    # LockFailed, ENOENT).
+    t = os.path.join(d, "t")
+    put(t, "old")
+    path = os.path.join(d, name) if name else name
+    with pytest.raises(OSError) as plain:
+        open(path, "w")
+    outcomes = _write_all_ways(path, "new")
+    assert all(o is not None and o[1] in (errno.EISDIR, errno.ENOTDIR, errno.ENOENT) for o in outcomes), outcomes
+    assert read(t) == "old"
+    assert entries(d) == ["t"]
+    assert plain.value.errno in (errno.EISDIR, errno.ENOTDIR, errno.ENOENT)

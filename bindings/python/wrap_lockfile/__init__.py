@@ -11,6 +11,7 @@ directory, the verified lock-file cleanup); README sections "Python" and
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import locale
 import os
@@ -52,6 +53,27 @@ def sync_pending() -> None:
 
 def _timeout(value: Optional[float]) -> Optional[float]:
     return None if value is None else float(value)
+
+
+def _absolute(path: PathType) -> Union[str, bytes]:
+    """The path made absolute (a later chdir moves nothing) and otherwise as
+    given: not os.path.abspath, whose lexical '..' and dropped trailing '/'
+    would name another file than open(2) does ('link/../t', 't/')."""
+    path = os.fspath(path)
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    if os.path.isabs(path):
+        return path
+    return os.path.join(os.getcwdb() if isinstance(path, bytes) else os.getcwd(), path)
+
+
+def _clean_name(target: str) -> str:
+    """The final target's name without '..' components, which name what the
+    kernel makes of them (after a symlink: the link target's parent)."""
+    if ".." not in target.split(os.sep):
+        return target
+    directory, base = os.path.split(target)
+    return os.path.join(os.path.realpath(directory), base)
 
 
 def _refuse_non_file(path: str) -> None:
@@ -295,7 +317,7 @@ def atomic_write_content_with_lock(filepath: PathType, content: Union[str, bytes
     a temporary file where the file system has no O_TMPFILE.
     Raises LockTimeout / AlreadyLocked / LockFailed, OSError (the target is
     then as it was), RuntimeError for a directory, FIFO, socket or device."""
-    path = os.path.abspath(filepath)
+    path = _absolute(filepath)
     _refuse_non_file(os.fsdecode(path))
     data = content.encode(_text_encoding()) if isinstance(content, str) else content
     _wait(lambda t: _core.write_content(path, data, use_lock, t, temp_suffix, durability, keep_lock_file),
@@ -322,7 +344,7 @@ class atomic_write_no_lock:
     def __init__(self, filename: PathType, mode: str = "w", buffering: int = -1, encoding: Optional[str] = None,
                  errors: Optional[str] = None, newline: Optional[str] = None, closefd: bool = True, *,
                  durability: str = "full", keep_lock_file: bool = False, hard_links: str = "keep") -> None:
-        self.filename = os.path.abspath(filename)
+        self.filename = _absolute(filename)
         self.mode = mode
         self.mode_behaviour = open_modes_behaviour(mode)
         self.buffering = buffering
@@ -353,7 +375,7 @@ class atomic_write_no_lock:
             f = open(core.fd, self.mode, self.buffering, self.encoding if text else None,
                      self.errors if text else None, self.newline if text else None, closefd=False)
             raw = f if isinstance(f, io.FileIO) else (f.buffer.raw if isinstance(f, io.TextIOWrapper) else f.raw)
-            raw.name = core.target
+            raw.name = _clean_name(core.target)
             # The descriptor is the core's (closefd=False): while any layer of
             # f can still flush into it, it must stay open, or a later open()
             # given the same number would get f's writes.
