@@ -12,6 +12,8 @@
 
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
+#include "lock_internal.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -273,6 +275,19 @@ PYBIND11_MODULE(_wrap_lockfile, m) {
         py::arg("path"), py::arg("content"), py::arg("use_lock") = true, py::arg("timeout") = py::none(),
         py::arg("temp_suffix") = "~~", py::arg("durability") = "full", py::arg("keep_lock_file") = false,
         py::arg("backend") = "flock", "Replace path with the bytes of content; returns the commit kind.");
+
+    m.def(
+        "lock_file_name",
+        [](const std::filesystem::path &name) {
+            // lock_path_of of "/<name>": the directory entry alone.
+            std::string absolute = "/" + name.string();
+            char path[WLF_PATH_MAX];
+            if (name.string().find('/') != std::string::npos ||
+                wl::detail::lock_path_of(absolute.c_str(), path, sizeof path) != 0)
+                return fs_name(name.string() + ".lock");
+            return fs_name(path + 1);
+        },
+        py::arg("name"), "The lock file's name for a file name (no '/'): '<name>.lock', shortened where NAME_MAX needs it.");
 
     m.def("sync_pending", [] { without_gil([] { wl::sync_pending(); }); },
           "durability='batch': fsync, once each, the directories that commits since the last call renamed into.");

@@ -315,3 +315,19 @@ def test_private_backend_names_are_checked(d):
     with pytest.raises(ValueError, match="backend"):
         core.Lock(os.path.join(d, "f"), backend="fcntl")
     assert entries(d) == []
+
+
+@pytest.mark.parametrize("length", [250, 251, 255])
+def test_lockfile_attribute_names_the_lock_file_of_a_long_name(d, length):
+    # README "Locks": a name of 251 to 255 bytes has a shortened lock file;
+    # lock.lockfile (and the AlreadyLocked it causes) name that very file.
+    f = os.path.join(d, "é" * 5 + "L" * (length - 10))
+    assert len(os.fsencode(os.path.basename(f))) == length
+    with w.mylockfile(f) as lock:
+        assert entries(d) == [os.path.basename(lock.lockfile)]
+        assert os.path.exists(lock.lockfile)
+        with pytest.raises(w.AlreadyLocked) as info:
+            w.mylockfile(f, timeout=0).acquire()
+        assert info.value.filename == lock.lockfile
+    assert (length <= 250) == (lock.lockfile == f + ".lock")
+    assert entries(d) == []

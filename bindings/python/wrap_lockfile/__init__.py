@@ -76,6 +76,14 @@ def _clean_name(target: str) -> str:
     return os.path.join(os.path.realpath(directory), base)
 
 
+def _lock_file(filename: PathType) -> str:
+    """filename + '.lock', as the core names it: a name of 251 to 255 bytes
+    has a shortened lock file (README "Locks")."""
+    name = os.fsdecode(filename)
+    base = os.path.basename(name)
+    return name[:len(name) - len(base)] + _core.lock_file_name(base) if base else name + ".lock"
+
+
 def _refuse_non_file(path: str) -> None:
     """The seed's check, before anything is locked, created or written."""
     try:
@@ -208,7 +216,7 @@ class FcntlFileLock(threading.local):
 
     def __init__(self, filename: PathType, timeout: Optional[float] = None) -> None:
         self.filename = filename
-        self.lockfile = os.fsdecode(filename) + ".lock"
+        self.lockfile = _lock_file(filename)
         self.timeout = timeout
         self._held: List[_core.Lock] = []
 
