@@ -79,3 +79,15 @@ def test_proc_files_are_refused_unwritten():
         w.atomic_write_content_with_lock("/proc/self/comm", "renamed", use_lock=False)
     with open("/proc/self/comm") as f:
         assert f.read() == before
+
+
+@pytest.mark.parametrize("writer", [w.atomic_write_no_lock, w.atomic_write_lock])
+def test_writers_refuse_read_only_modes_and_non_files_when_constructed(d, writer):
+    # The seed's __init__ raises these, before any `with`: code that
+    # constructs a writer in a try block relies on it.
+    for mode in ("r", "rb", "rt"):
+        with pytest.raises(ValueError, match="read-only mode"):
+            writer(os.path.join(d, "t"), mode)
+    with pytest.raises(RuntimeError, match=r"^Works only on files, not '%s'$" % d):
+        writer(d)
+    assert entries(d) == []

@@ -366,6 +366,7 @@ class atomic_write_no_lock:
         self.hard_links = hard_links
         self.kind: Optional[str] = None  # after the commit: 'rename', or 'in_place' (not atomic)
         self._pending: List[tuple] = []  # (core file, file object) per nested entry
+        self._check()  # as the seed's __init__; again at each entry
 
     def _open_core(self, timeout: Optional[float]) -> _core.File:
         return _core.File(self.filename, self.mode, self._use_lock, timeout, "~~", self.durability,
