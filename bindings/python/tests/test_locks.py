@@ -331,3 +331,29 @@ def test_lockfile_attribute_names_the_lock_file_of_a_long_name(d, length):
         assert info.value.filename == lock.lockfile
     assert (length <= 250) == (lock.lockfile == f + ".lock")
     assert entries(d) == []
+
+
+def test_exit_without_the_lock_is_a_clear_error_and_releases_nothing(d):
+    # The object is thread-local: __exit__ in a thread that did not enter
+    # names the lock (it was an IndexError) and leaves the holder's lock alone.
+    f = os.path.join(d, "f")
+    lock = w.mylockfile(f)
+    lock.__enter__()
+    errors = []
+
+    def other_thread():
+        for end in (lambda: lock.__exit__(None, None, None), lock.release):
+            try:
+                end()
+            except BaseException as e:
+                errors.append(e)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join(30)
+    assert [type(e) for e in errors] == [RuntimeError, RuntimeError]
+    assert all(lock.lockfile in str(e) for e in errors)
+    assert held_elsewhere(f)
+    lock.__exit__(None, None, None)
+    assert not held_elsewhere(f)
+    assert entries(d) == []

@@ -227,11 +227,15 @@ class FcntlFileLock(threading.local):
         """Take the lock (see the class for the timeout)."""
         self._held.append(_wait(self._acquire, _timeout(self.timeout)))
 
+    def _pop(self, what: str) -> _core.Lock:
+        if not self._held:
+            raise RuntimeError("wrap_lockfile: %s of a lock that is not held (by this object, in this thread): %r"
+                               % (what, self.lockfile))
+        return self._held.pop()
+
     def release(self) -> None:
         """Release the lock taken last by this object in this thread."""
-        if not self._held:
-            raise RuntimeError("wrap_lockfile: release() of a lock that is not held: %r" % self.lockfile)
-        self._held.pop().release()
+        self._pop("release()").release()
 
     def is_locked(self) -> bool:
         """Whether this object holds the lock in this thread."""
@@ -242,7 +246,7 @@ class FcntlFileLock(threading.local):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        lock = self._held.pop()
+        lock = self._pop("__exit__")
         try:
             lock.release()
         except LockError:
