@@ -91,3 +91,13 @@ def test_writers_refuse_read_only_modes_and_non_files_when_constructed(d, writer
     with pytest.raises(RuntimeError, match=r"^Works only on files, not '%s'$" % d):
         writer(d)
     assert entries(d) == []
+
+
+def test_a_temp_suffix_that_cannot_be_a_name_is_refused(d):
+    t = os.path.join(d, "t")
+    with pytest.raises(ValueError, match="temp_suffix"):
+        w.atomic_write_content_with_lock(t, "x", temp_suffix="~\0~")
+    with pytest.raises(OSError) as info:
+        w.atomic_write_content_with_lock(t, "x", temp_suffix="/x")
+    assert info.value.errno == errno.EINVAL
+    assert entries(d) == []

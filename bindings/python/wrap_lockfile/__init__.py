@@ -330,6 +330,8 @@ def atomic_write_content_with_lock(filepath: PathType, content: Union[str, bytes
     Raises LockTimeout / AlreadyLocked / LockFailed, OSError (the target is
     then as it was), RuntimeError for a directory, FIFO, socket or device."""
     path = _absolute(filepath)
+    if "\0" in temp_suffix:  # as a path's: the C string would end there
+        raise ValueError("wrap_lockfile: embedded null byte in temp_suffix %r" % temp_suffix)
     _refuse_non_file(os.fsdecode(path))
     data = content.encode(_text_encoding()) if isinstance(content, str) else content
     _wait(lambda t: _core.write_content(path, data, use_lock, t, temp_suffix, durability, keep_lock_file),
