@@ -101,3 +101,20 @@ def test_a_temp_suffix_that_cannot_be_a_name_is_refused(d):
         w.atomic_write_content_with_lock(t, "x", temp_suffix="/x")
     assert info.value.errno == errno.EINVAL
     assert entries(d) == []
+
+
+@pytest.mark.parametrize("mode", ["x", "xb", "x+"])
+def test_exclusive_modes_on_non_files_are_refused_as_non_files(d, mode):
+    # DESIGN/README: a directory, FIFO, socket or device (or a symlink to
+    # one) raises RuntimeError, whatever the mode (the seed checks before
+    # looking at the mode); a dangling symlink stays FileExistsError.
+    sock, targets = _special_targets(d)
+    try:
+        before = entries(d)
+        for target in targets:
+            with pytest.raises(RuntimeError, match=r"^Works only on files, not '%s'$" % target):
+                with w.atomic_write(target, mode) as f:
+                    f.write(b"x" if "b" in mode else "x")
+            assert entries(d) == before
+    finally:
+        sock.close()

@@ -381,8 +381,9 @@ class atomic_write_no_lock:
     def _check(self) -> None:
         if not self.mode_behaviour.write:
             raise ValueError("atomic_write_no_lock does not support read-only mode: %r" % self.mode)
-        if not self.mode_behaviour.exclusive:  # 'x' on anything that exists: FileExistsError
-            _refuse_non_file(os.fsdecode(self.filename))
+        # Whatever the mode, as the seed: 'x' on a directory is RuntimeError
+        # too ('x' on a regular file or a dangling symlink: FileExistsError).
+        _refuse_non_file(os.fsdecode(self.filename))
 
     def _file_object(self, core: _core.File) -> IO[Any]:
         text = self.mode_behaviour.text
