@@ -94,6 +94,9 @@ def test_name_is_the_final_target_in_its_directory(d):
     rel = os.path.relpath(os.path.join(d, "n.txt"))
     with w.atomic_write(rel) as f:  # relative paths are absolute afterwards
         assert f.name == os.path.join(d, "n.txt")
+    for spelling in ("./n.txt", ".//n.txt", "real/../n.txt"):
+        with w.atomic_write(os.path.join(d, spelling)) as f:
+            assert f.name == os.path.join(d, "n.txt")
 
 
 def test_permissions_are_kept_and_new_files_follow_the_umask(d):

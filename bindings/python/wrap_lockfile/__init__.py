@@ -68,10 +68,11 @@ def _absolute(path: PathType) -> Union[str, bytes]:
 
 
 def _clean_name(target: str) -> str:
-    """The final target's name without '..' components, which name what the
-    kernel makes of them (after a symlink: the link target's parent)."""
+    """The final target's name without '.', '//' and '..' components; a
+    '..' names what the kernel makes of it (after a symlink: the link
+    target's parent)."""
     if ".." not in target.split(os.sep):
-        return target
+        return os.path.normpath(target)  # without '..' it only drops '.' and '//': the same file
     directory, base = os.path.split(target)
     return os.path.join(os.path.realpath(directory), base)
 
