@@ -13,6 +13,7 @@
 #include <wrap_lockfile/wrap_lockfile.hpp>
 
 #include "lock_internal.hpp"
+#include "replace_parts.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,13 +155,27 @@ const char *kind_name(wl::CommitKind kind) {
     return "unknown";
 }
 
+// The core writes a FIFO, device, /proc or /sys file straight through, and
+// opens it with the mode's O_TRUNC to do so: refuse one before the core
+// opens it (a regular file behind /dev/stdout, /proc/self/fd/N is
+// truncated by that open), by the core's own tests of the path.
+void refuse_pseudo(const std::filesystem::path &path) {
+    char final[WLF_PATH_MAX];
+    bool exists = false, via_proc = false;
+    struct stat st {};
+    if (wl::detail::resolve_target(path.c_str(), false, final, sizeof final, &exists, &st, &via_proc) != 0)
+        return;  // the core's open reports it
+    if (via_proc || (exists && (!S_ISREG(st.st_mode) || wl::detail::is_pseudo_fs(final))))
+        throw NotRegularFile(path.string());
+}
+
 // One pending replacement. The process that opened it is the only one that
 // commits or discards it: a forked child's copy lets go of nothing (the
 // parent's named temp and lock stay the parent's).
 class File {
 public:
     File(const std::filesystem::path &path, const std::string &mode, const wl::WriteOptions &options)
-        : opener_(getpid()), file_(std::make_unique<wl::AtomicFile>(path, mode, options)) {
+        : opener_(getpid()), file_((refuse_pseudo(path), std::make_unique<wl::AtomicFile>(path, mode, options))) {
         if (file_->kind() == wl::CommitKind::passthrough) {
             std::string target = file_->target().string();
             file_.reset();

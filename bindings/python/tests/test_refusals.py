@@ -8,7 +8,7 @@ import stat
 import pytest
 
 import wrap_lockfile as w
-from conftest import entries, read
+from conftest import entries, put, read
 
 
 def test_os_errors_carry_errno_filename_and_step(d):
@@ -118,3 +118,26 @@ def test_exclusive_modes_on_non_files_are_refused_as_non_files(d, mode):
             assert entries(d) == before
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("mode", ["w", "wb", "w+"])
+def test_a_link_into_proc_is_refused_before_its_file_is_opened(d, mode):
+    # /dev/stdout -> /proc/self/fd/1 -> a log file: RuntimeError as README
+    # says, and the log keeps every byte (the core's write-through open,
+    # O_TRUNC included, came first and emptied it).
+    log = os.path.join(d, "log")
+    put(log, "precious log\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        link = os.path.join(d, "stdout")
+        os.symlink("/proc/self/fd/%d" % fd, link)
+        with pytest.raises(RuntimeError, match=r"^Works only on files, not "):
+            w.atomic_write_content_with_lock(link, "x")
+        for writer in (w.atomic_write_no_lock, w.atomic_write_lock):
+            with pytest.raises(RuntimeError, match=r"^Works only on files, not "):
+                with writer(link, mode) as f:
+                    f.write(b"x" if "b" in mode else "x")
+        assert read(log) == "precious log\n"
+        assert entries(d) == ["log", "stdout"]
+    finally:
+        os.close(fd)
