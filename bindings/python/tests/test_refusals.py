@@ -141,3 +141,26 @@ def test_a_link_into_proc_is_refused_before_its_file_is_opened(d, mode):
         assert entries(d) == ["log", "stdout"]
     finally:
         os.close(fd)
+
+
+def test_a_proc_fd_link_named_directly_is_refused_like_one_reached_by_a_link(d):
+    # /proc/self/fd/N names an open file, not a path: open() writes that
+    # inode, even a deleted one. Its link text ('<path> (deleted)') is not
+    # a name to replace: that wrote, or replaced, a file of that name.
+    x = os.path.join(d, "x")
+    fd = os.open(x, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"old")
+        os.unlink(x)
+        put(x + " (deleted)", "precious")  # somebody's file, named like the link text
+        path = "/proc/self/fd/%d" % fd
+        with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/self/fd/"):
+            w.atomic_write_content_with_lock(path, "new")
+        with pytest.raises(RuntimeError, match=r"^Works only on files, not '/proc/self/fd/"):
+            with w.atomic_write_no_lock(path) as f:
+                f.write("new")
+        assert os.pread(fd, 10, 0) == b"old"
+        assert read(x + " (deleted)") == "precious"
+        assert entries(d) == ["x (deleted)"]
+    finally:
+        os.close(fd)

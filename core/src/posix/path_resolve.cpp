@@ -48,6 +48,14 @@ int resolve_target(const char *path, bool nofollow, char *final, size_t size, bo
             return join(final, size, cur, "");
         }
         if (nofollow && hop == 0) return ELOOP;
+        // A /proc link named directly (/proc/self/fd/N) is as one reached
+        // through a link: its text ("<path> (deleted)", "pipe:[N]") is no
+        // path to replace.
+        if (hop == 0 && strncmp(cur, "/proc/", 6) == 0) {
+            *via_proc = true;
+            *exists = true;
+            return join(final, size, path, "");
+        }
         char link[WLF_PATH_MAX];
         ssize_t n = readlink(cur, link, sizeof link - 1);
         if (n < 0) return errno;

@@ -17,8 +17,9 @@ namespace wrap_lockfile::detail {
 // relative to the link's directory) into final[size]. `exists` tells whether
 // the final target exists; `st` is its lstat then. With `nofollow`, a symlink
 // at `path` itself gives ELOOP, like open(O_NOFOLLOW). A chain that leads
-// into /proc (/dev/stderr, /proc/self/fd/N) sets *via_proc and gives `path`
-// itself as the final target: such files are written through, never replaced.
+// into /proc (/dev/stderr), or a /proc link named directly (/proc/self/fd/N),
+// sets *via_proc and gives `path` itself as the final target: such files are
+// written through, never replaced.
 int resolve_target(const char *path, bool nofollow, char *final, size_t size, bool *exists,
                    struct stat *st, bool *via_proc);
 
