@@ -105,6 +105,10 @@
 #     renamed (mv d d2): d2/f.txt gets the write, as plainly (the commit was
 #     refused, ESTALE, and the write dropped), and our lock file does not
 #     stay behind as d2/f.txt.lock, which git and others take for a lock held
+#  37 as 33, but the program goes on writing into the file whose dup2 was
+#     refused (the plain run's dup2 succeeds and the write lands): the
+#     write is committed at its close (the refused dup2 poisoned the
+#     replacement, and the close dropped the line the program wrote)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -865,6 +869,19 @@ run '*.txt' bash -c 'exec 3>d/f.txt; mv d d2; echo new >&3; exec 3>&-' 2>"$tmp/c
 expect_content "$t" d2/f.txt $'new\n'
 expect_entries "$t" "$d/d2" f.txt
 expect_entries "$t" "$d" d2
+# ---- 37: writes after a dup2 refused with no number free ----
+t="37 writes after a refused dup2"
+newdir c37
+printf 'other content\n' >other.dat
+printf 'old target\n' >target.txt
+run '*.txt' "$helpers/dup2_onto_shim_fd" full-write >out 2>err
+rc=$?
+[ $rc -eq 0 ] || fail "$t: exit $rc (14: the dup2 found room), $(cat out) $(cat err)"
+[ "$(cat out)" = "dup2 -1 EMFILE close 0" ] || fail "$t: '$(cat out)', want the dup2 refused and the close to succeed"
+expect_content "$t" target.txt $'new content\n'
+expect_content "$t" other.dat $'other content\n'
+rm -f out err
+expect_entries "$t" "$d" other.dat target.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

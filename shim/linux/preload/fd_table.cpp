@@ -153,11 +153,6 @@ void note_crowded() {
     errno = saved;
 }
 
-void poison_if_empty(int fd, int error) {
-    struct stat st;
-    if (sys::fstat(fd, &st) == 0 && st.st_size == 0) poison(fd, error);
-}
-
 void note_stream(int fd, FILE *stream) {
     if (fd < 0 || fd >= kMaxFds) return;
     Guard g;

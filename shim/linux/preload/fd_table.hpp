@@ -78,9 +78,6 @@ void drop_and_commit(int fd);
 // False (errno set, a line on stderr) when there is no room to move it.
 bool relocate_internal(int fd);
 void poison(int fd, int error);
-// poison(), only where fd's replacement holds nothing yet (its temp is
-// empty): the program meant nothing it did so far to land.
-void poison_if_empty(int fd, int error);
 // Remembers the stdio stream over a tracked descriptor: at exit its error
 // flag is the only trace of a failed buffered write.
 void note_stream(int fd, FILE *stream);

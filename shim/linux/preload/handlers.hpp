@@ -242,12 +242,12 @@ int dup_onto(Pass &&pass, int fd, int fd2) {
         // Refused, where the kernel would have done it (it needs no new
         // number). A shell then closes the file it opened for the
         // redirection, nothing written, and its truncating open would
-        // commit an empty file: a replacement that holds nothing is
-        // poisoned instead, dropped at that close, and the target keeps its
-        // content. One that holds the program's writes is left to commit.
-        int saved = errno;
-        if (tracked(fd)) poison_if_empty(fd, saved);
-        errno = saved;
+        // commit an empty file: as for any EMFILE the program meets, the
+        // replacements that hold nothing are marked (note_crowded), and one
+        // still empty at its commit keeps the target's content. One the
+        // program writes into after all (it goes on with the descriptor)
+        // commits what it wrote.
+        note_crowded();
         return -1;
     }
     int r = pass();

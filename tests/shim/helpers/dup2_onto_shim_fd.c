@@ -1,5 +1,5 @@
-/* dup2_onto_shim_fd temp|lock|full|probe (regressions_test.sh, checks 6,
- * 33 and 34):
+/* dup2_onto_shim_fd temp|lock|full|full-write|probe (regressions_test.sh,
+ * checks 6, 33, 34 and 36):
  * opens other.dat and target.txt (matched, O_TRUNC), finds the shim's own
  * descriptor for the temp ("temp": same inode as the program's fd) or the
  * lock ("lock", "full": a link ending in target.txt.lock), and dup2()s the
@@ -13,6 +13,9 @@
  * number, which the kernel would do (it needs no new number) and the shim
  * cannot: its lock has nowhere to go.
  * Prints "dup2 <result> <errno> close <result>" for full.
+ * full-write: as full, but the program goes on after the refused dup2 and
+ * writes "new content\n" into target.txt's descriptor before closing it
+ * (the plain run's dup2 succeeds and the file ends up with that line).
  * probe: the lock's and the temp's numbers (from 700 up), which the program
  * never opened, asked as a program asks whether a number is open:
  * fcntl(F_GETFD), fcntl(F_DUPFD), dup, dup2 from it; prints
@@ -66,7 +69,8 @@ static int probe(void) {
 }
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
-    int full = strcmp(argv[1], "full") == 0;
+    int full_write = strcmp(argv[1], "full-write") == 0;
+    int full = full_write || strcmp(argv[1], "full") == 0;
     if (strcmp(argv[1], "probe") == 0) return probe();
     int lock = full || strcmp(argv[1], "lock") == 0;
     if (full) {
@@ -104,6 +108,7 @@ int main(int argc, char **argv) {
         }
         int r = dup2(fd, victim);
         int err = r < 0 ? errno : 0;
+        if (full_write && write(fd, "new content\n", 12) != 12) return 12;
         int c = close(fd);
         printf("dup2 %d %s close %d\n", r, err ? strerrorname_np(err) : "0", c);
         return r < 0 ? 0 : 14;
