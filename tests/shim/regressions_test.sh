@@ -109,6 +109,11 @@
 #     refused (the plain run's dup2 succeeds and the write lands): the
 #     write is committed at its close (the refused dup2 poisoned the
 #     replacement, and the close dropped the line the program wrote)
+#  38 an exec into an image that does not load the shim (an environment
+#     without LD_PRELOAD) after the program met EMFILE: the replacement on
+#     its stdout, empty, is committed before the exec and the new image
+#     writes into the file (it was refused as still empty, and what the new
+#     image wrote went into the discarded temp: exit 0, old content)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -882,6 +887,30 @@ expect_content "$t" target.txt $'new content\n'
 expect_content "$t" other.dat $'other content\n'
 rm -f out err
 expect_entries "$t" "$d" other.dat target.txt
+
+# ---- 38: exec without the shim after an EMFILE ----
+t="38 exec without the shim after EMFILE"
+newdir c38
+printf 'old\n' >a.txt
+run '*.txt' "$python3" -c '
+import errno, os, resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+fd = os.open("a.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.dup2(fd, 1)
+os.close(fd)
+fds = []
+try:
+    while True:
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+for f in fds:
+    os.close(f)
+os.execve("/bin/sh", ["sh", "-c", "echo hello"], {"PATH": "/usr/bin:/bin"})
+' 2>"$tmp/c38.err"
+expect_status "$t" 0 $?
+expect_content "$t" a.txt $'hello\n'
+expect_entries "$t" "$d" a.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -144,6 +144,23 @@ void set_cloexec(wlf_file *f, bool on) {
     if (lock_fd >= 0) sys::fcntl(lock_fd, F_SETFD, on ? FD_CLOEXEC : 0);
 }
 
+// Commits e now, before an exec nobody after which would commit it. A
+// descriptor of it the new image inherits (not close-on-exec) writes into
+// the file committed here: its being empty now says nothing of what the
+// program means it to hold, and the mark an EMFILE left on it
+// (note_crowded) must not keep it from committing, or what the new image
+// writes would go into a temp nobody commits.
+void commit_before_exec(Entry *e) {
+    int end = g_fd_end.load(std::memory_order_relaxed);
+    for (int fd = 0; fd < end && e->crowded; ++fd) {
+        if (entry_of(g_fds[fd].load()) != e) continue;
+        int fdflags = sys::fcntl(fd, F_GETFD);
+        if (fdflags >= 0 && !(fdflags & FD_CLOEXEC)) e->crowded = false;
+    }
+    g_replacements.unlist(e);
+    commit(e);
+}
+
 // A growing string (malloc'd); `ok` turns false on allocation failure.
 struct Text {
     char *data = nullptr;
@@ -236,9 +253,8 @@ char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how
             // What the new image writes through an inherited descriptor then
             // goes straight into the (already replaced) file.
             free(token.data);
-            g_replacements.unlist(e);
             g_handoff.entries[i] = nullptr;
-            commit(e);
+            commit_before_exec(e);
             continue;
         }
         if (exported++) var.add(";");
@@ -256,8 +272,7 @@ char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how
             Entry *e = g_handoff.entries[i];
             if (!e) continue;
             set_cloexec(e->file, true);
-            g_replacements.unlist(e);
-            commit(e);
+            commit_before_exec(e);
         }
         free(var.data);
         free(g_handoff.entries);
