@@ -114,6 +114,11 @@
 #     its stdout, empty, is committed before the exec and the new image
 #     writes into the file (it was refused as still empty, and what the new
 #     image wrote went into the discarded temp: exit 0, old content)
+#  39 a child (os.fork, subprocess.Popen, os.posix_spawn) given the
+#     descriptor of a replacement the opener met EMFILE over writes into it
+#     after the opener's last close: its write lands in the file (the
+#     opener's close refused the replacement as still empty, its close
+#     failed, and what the child wrote went into the discarded temp)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -911,6 +916,48 @@ os.execve("/bin/sh", ["sh", "-c", "echo hello"], {"PATH": "/usr/bin:/bin"})
 expect_status "$t" 0 $?
 expect_content "$t" a.txt $'hello\n'
 expect_entries "$t" "$d" a.txt
+
+# ---- 39: a child writes after the opener's last close ----
+for how in fork popen spawn; do
+    t="39 a child ($how) writes after the last close"
+    newdir "c39$how"
+    printf 'old\n' >a.txt
+    run '*.txt' "$python3" -c '
+import errno, os, resource, subprocess, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+f = open("a.txt", "w")
+fds = []
+try:
+    while True:
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+for x in fds:
+    os.close(x)
+r, w = os.pipe()
+child = ["sh", "-c", "read x; echo hello"]
+if sys.argv[1] == "fork":
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 3)
+        os.write(f.fileno(), b"hello\n")
+        os._exit(0)
+elif sys.argv[1] == "popen":
+    pid = subprocess.Popen(child, stdin=r, stdout=f).pid
+else:
+    pid = os.posix_spawnp("sh", child, os.environ, file_actions=[
+        (os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_DUP2, f.fileno(), 1)])
+os.close(r)
+f.close()  # the opener last close: the child has written nothing yet
+os.write(w, b"go\n")
+os.close(w)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+' "$how" 2>"$tmp/c39.err"
+    expect_status "$t" 0 $?
+    expect_content "$t" a.txt $'hello\n'
+    expect_entries "$t" "$d" a.txt
+done
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -145,18 +145,9 @@ void set_cloexec(wlf_file *f, bool on) {
 }
 
 // Commits e now, before an exec nobody after which would commit it. A
-// descriptor of it the new image inherits (not close-on-exec) writes into
-// the file committed here: its being empty now says nothing of what the
-// program means it to hold, and the mark an EMFILE left on it
-// (note_crowded) must not keep it from committing, or what the new image
-// writes would go into a temp nobody commits.
+// descriptor of it the new image inherits writes into the file committed
+// here (exec_prepare called note_shared: being empty now is no refusal).
 void commit_before_exec(Entry *e) {
-    int end = g_fd_end.load(std::memory_order_relaxed);
-    for (int fd = 0; fd < end && e->crowded; ++fd) {
-        if (entry_of(g_fds[fd].load()) != e) continue;
-        int fdflags = sys::fcntl(fd, F_GETFD);
-        if (fdflags >= 0 && !(fdflags & FD_CLOEXEC)) e->crowded = false;
-    }
     g_replacements.unlist(e);
     commit(e);
 }
@@ -191,6 +182,10 @@ Handoff g_handoff;  // what exec_prepare exported, for exec_failed
 char *const *exec_prepare(char *const *envp, const char *program, ExecLookup how, bool *prepared) {
     Guard g;
     commit_unseen_closes();
+    // What the new image (or, from a vfork child, whose memory is its
+    // parent's, the opener's) inherits may be written after the last close
+    // the opener sees.
+    note_shared(true);
     collect(&g_handoff);
     // Inherited descriptors go along as "i:<fd>.<fd>...", so that the new
     // image still reports their write errors to the opener. A vfork child

@@ -147,7 +147,31 @@ void note_crowded() {
         for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
             Entry *e = entry_of(g_fds[fd].load());
             struct stat st;
-            if (e && !e->crowded && e->opener == me && sys::fstat(fd, &st) == 0 && st.st_size == 0) e->crowded = true;
+            if (e && !e->crowded && !e->shared && e->opener == me && sys::fstat(fd, &st) == 0 && st.st_size == 0)
+                e->crowded = true;
+        }
+    }
+    errno = saved;
+}
+
+void note_shared(bool inheritable_only) {
+    if (g_tracked.load(std::memory_order_acquire) == 0) return;
+    int saved = errno;
+    {
+        Guard g;
+        const pid_t me = getpid();
+        int end = g_fd_end.load(std::memory_order_acquire);
+        for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
+            Entry *e = entry_of(g_fds[fd].load());
+            if (!e || e->shared) continue;
+            // Another's (a vfork child's view of its parent's): the child's
+            // own dup2()s onto 0-2 are not listed for it.
+            if (inheritable_only && e->opener == me) {
+                int fdflags = sys::fcntl(fd, F_GETFD);
+                if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
+            }
+            e->shared = true;
+            e->crowded = false;
         }
     }
     errno = saved;

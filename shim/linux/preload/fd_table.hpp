@@ -63,6 +63,14 @@ void reclaim(int fd);
 // replacement). One table load when the number is not listed.
 // A failure with EMFILE is noted (note_crowded).
 void note_crowded();
+// A child may take descriptors of the pending replacements along (a fork,
+// a spawn; an exec in a vfork child, whose memory is its parent's): what it
+// writes after the opener's last close must land, so they are never kept
+// from committing for being empty (note_crowded). inheritable_only (an
+// exec): of this process's own, only those with a descriptor open across
+// the exec; another process's (a vfork child's view of its parent's, whose
+// dup2()s onto 0-2 are not listed for it) all.
+void note_shared(bool inheritable_only);
 inline int served(int fd) {
     if (fd >= 0) {
         if (fd < kMaxFds && g_fds[fd].load(std::memory_order_acquire) != 0) reclaim(fd);
@@ -141,6 +149,10 @@ struct PerReplacement {
     // The program met EMFILE while this replacement held nothing
     // (note_crowded): kept from committing if it still holds nothing.
     bool crowded;
+    // Another process may hold a descriptor of it (note_shared): what that
+    // one writes after the opener's last close lands in the committed
+    // file, so being empty then says nothing, and it is never marked.
+    bool shared;
 };
 
 // The pending replacements (shim/common/pending_registry.hpp), keyed by the

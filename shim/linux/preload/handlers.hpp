@@ -388,6 +388,14 @@ int start_main(MainFn &main, Pass &&pass) {
     return pass();
 }
 
+// posix_spawn, popen, system: the child libc makes may write into a pending
+// replacement after the opener's last close (fd_table.hpp, note_shared).
+template <class Pass>
+auto spawn_call(Pass &&pass) -> decltype(pass()) {
+    note_shared(false);
+    return pass();
+}
+
 template <class Exec>
 int exec_with_env(char *const *envp, const char *program, ExecLookup how, Exec &&exec) {
     bool prepared = false;

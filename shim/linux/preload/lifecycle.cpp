@@ -54,7 +54,10 @@ void init_once() {
     load_config();
     import_pending();
     identity_import();
-    pthread_atfork(nullptr, [] { g_children.store(true, std::memory_order_relaxed); }, after_fork_child);
+    // Before the fork, so that no other thread's last close can refuse a
+    // replacement as empty while the child already holds it.
+    pthread_atfork([] { note_shared(false); }, [] { g_children.store(true, std::memory_order_relaxed); },
+                   after_fork_child);
     g_state.store(g_config.rules.count > 0 ? 2 : 1, std::memory_order_release);
 }
 
