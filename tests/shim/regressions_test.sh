@@ -119,6 +119,11 @@
 #     after the opener's last close: its write lands in the file (the
 #     opener's close refused the replacement as still empty, its close
 #     failed, and what the child wrote went into the discarded temp)
+#  40 a program that lowers its open-file limit below the shim's
+#     descriptors, meets EMFILE on its own opens, and then closes the file
+#     it opened with O_TRUNC, meaning it empty: the file is emptied, as by
+#     the plain run (the shim's descriptors took none of its numbers, yet
+#     the close failed and the file kept its old content)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -958,6 +963,34 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     expect_content "$t" a.txt $'hello\n'
     expect_entries "$t" "$d" a.txt
 done
+
+# ---- 40: an EMFILE the shim's descriptors had no part in ----
+t="40 EMFILE below the shim's descriptors"
+newdir c40
+printf 'old\n' >a.txt
+# The shim's descriptors from 768 up (a limit of 1024 at its load), the
+# program's limit then 64.
+if (ulimit -Sn 1024) 2>/dev/null; then
+    run '*.txt' bash -c 'ulimit -Sn 1024; exec "$0" -c "$1"' "$python3" '
+import errno, os, resource
+fd = os.open("a.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+fds = []
+try:
+    while True:
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+for x in fds:
+    os.close(x)
+os.close(fd)
+' 2>"$tmp/c40.err"
+    expect_status "$t" 0 $?
+    expect_content "$t" a.txt ""
+    expect_entries "$t" "$d" a.txt
+else
+    skip_check "$t" "no open-file limit of 1024 to be had"
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

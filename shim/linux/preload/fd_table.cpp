@@ -13,6 +13,7 @@
 
 #include <wrap_lockfile/wrap_lockfile.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -137,13 +138,30 @@ void poison(int fd, int error) {
 // nothing yet is marked; commit.cpp keeps one from committing if it still
 // holds nothing then (the target keeps its content, the close fails). A
 // failure path only: the walk costs nothing to a program that has room.
-void note_crowded() {
+// by_shim false (an EMFILE the kernel gave the program's own call): only
+// when one of the shim's descriptors sits below the open-file limit, where
+// the plain run would have had that number free; above it (a limit the
+// program lowered since they were opened) they took nothing, the plain run
+// meets the same EMFILE, and an empty file it then leaves is its own.
+void note_crowded(bool by_shim) {
     if (g_tracked.load(std::memory_order_acquire) == 0) return;
     int saved = errno;
     {
         Guard g;
         const pid_t me = getpid();
         int end = g_fd_end.load(std::memory_order_acquire);
+        if (!by_shim) {
+            struct rlimit rl;
+            int below = end;
+            if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < static_cast<rlim_t>(end))
+                below = static_cast<int>(rl.rlim_cur);
+            bool took = false;
+            for (int fd = 0; fd < below && fd < kMaxFds && !took; ++fd) took = g_fds[fd].load() == kInternal;
+            if (!took) {
+                errno = saved;
+                return;
+            }
+        }
         for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
             Entry *e = entry_of(g_fds[fd].load());
             struct stat st;

@@ -61,8 +61,9 @@ void reclaim(int fd);
 // A descriptor an interposed open or dup returns, served clean (docs/design.md, "Unseen lifetimes":
 // a number reused after an unseen close must not drop the earlier
 // replacement). One table load when the number is not listed.
-// A failure with EMFILE is noted (note_crowded).
-void note_crowded();
+// A failure with EMFILE is noted (note_crowded). by_shim: the shim's own
+// refusal (a matched open, a dup2 onto its descriptor), not the kernel's.
+void note_crowded(bool by_shim = false);
 // A child may take descriptors of the pending replacements along (a fork,
 // a spawn; an exec in a vfork child, whose memory is its parent's): what it
 // writes after the opener's last close must land, so they are never kept

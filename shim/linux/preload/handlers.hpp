@@ -127,7 +127,7 @@ int open_at(OpenWith &&open_with, int dirfd, const char *path, int flags, mode_t
     }
     if (!path || !active()) return served(open_with(flags));
     int fd = open_write(dirfd, path, flags, mode, open_thunk(open_with));
-    if (fd < 0 && errno == EMFILE) note_crowded();
+    if (fd < 0 && errno == EMFILE) note_crowded(true);
     return fd;
 }
 
@@ -149,7 +149,7 @@ FILE *fopen_path(Pass &&pass, const char *path, const char *mode) {
     bool matched = false;
     FILE *fp = fopen_matched(path, mode, &matched);
     if (!matched) return served_stream(pass());
-    if (!fp && errno == EMFILE) note_crowded();
+    if (!fp && errno == EMFILE) note_crowded(true);
     return fp;
 }
 
@@ -247,7 +247,7 @@ int dup_onto(Pass &&pass, int fd, int fd2) {
         // still empty at its commit keeps the target's content. One the
         // program writes into after all (it goes on with the descriptor)
         // commits what it wrote.
-        note_crowded();
+        note_crowded(true);
         return -1;
     }
     int r = pass();
