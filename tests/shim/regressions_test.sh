@@ -124,6 +124,10 @@
 #     it opened with O_TRUNC, meaning it empty: the file is emptied, as by
 #     the plain run (the shim's descriptors took none of its numbers, yet
 #     the close failed and the file kept its old content)
+#  41 as 39, the child forked by the image before an exec, the replacement
+#     handed over to the new image (WRAP_LOCKFILE_PENDING), which meets
+#     EMFILE and closes it: the child's later write lands (the new image
+#     refused it as still empty)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -991,6 +995,53 @@ os.close(fd)
 else
     skip_check "$t" "no open-file limit of 1024 to be had"
 fi
+
+# ---- 41: a child of the image before an exec writes after the last close ----
+t="41 a child of the image before exec writes after the last close"
+newdir c41
+printf 'old\n' >a.txt
+# Run as itself twice: the first image opens a.txt on fd 1, forks the child
+# (waiting on a pipe), and execs the second, which meets EMFILE and closes
+# fd 1 before it lets the child write.
+printf '%s\n' '
+import errno, os, resource, sys
+if len(sys.argv) == 1:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    r, w = os.pipe()
+    fd = os.open("a.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.close(fd)
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 3)
+        os.write(1, b"hello\n")
+        os._exit(0)
+    os.close(r)
+    os.set_inheritable(w, True)
+    os.execv(sys.executable, [sys.executable, sys.argv[0], str(w), str(pid)])
+w, pid = int(sys.argv[1]), int(sys.argv[2])
+fds = []
+try:
+    while True:
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+for x in fds:
+    os.close(x)
+try:
+    os.close(1)  # the last close: the child has written nothing yet
+finally:
+    os.write(w, b"go\n")
+    os.close(w)
+    st = os.waitpid(pid, 0)[1]
+sys.exit(os.waitstatus_to_exitcode(st))
+' >handed.py
+run 'a.txt' "$python3" handed.py 2>"$tmp/c41.err"
+expect_status "$t" 0 $?
+expect_content "$t" a.txt $'hello\n'
+rm -f handed.py
+expect_entries "$t" "$d" a.txt
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

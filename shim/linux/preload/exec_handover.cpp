@@ -61,6 +61,10 @@ void import_pending() {
             if (!e) {
                 wlf_discard(f);
             } else {
+                // The image before may have handed its descriptors to
+                // children, which may write after our last close: never
+                // refused as still empty (fd_table.hpp, note_shared).
+                e->shared = true;
                 identity_add(f, nullptr, nullptr, me);
                 Guard g;
                 mark_internal(f, true);
