@@ -95,7 +95,10 @@
 #     whether a number is open with (fcntl F_GETFD/F_DUPFD, dup, dup2 from
 #     it: EBADF, as without the shim): they succeeded and handed the
 #     program copies of the lock and the temp (dash, saving a number before
-#     a redirection onto it under a small limit, then failed the redirection)
+#     a redirection onto it under a small limit, then failed the redirection);
+#     nor can a write, ftruncate or close through such a stale number reach
+#     them (a write went into the lock file, which then stayed behind as
+#     somebody's data, and into the temp; close returned 0)
 #  35 dash under ulimit -n 14 redirecting a group's stdout and stderr to two
 #     matched files: the shim's descriptors take the numbers dash saves its
 #     own at (10 and up), the second redirection fails with EMFILE, and the
@@ -858,7 +861,7 @@ run '*.txt' "$helpers/dup2_onto_shim_fd" probe >out 2>err
 rc=$?
 [ $rc -eq 0 ] || fail "$t: exit $rc: $(cat err)"
 grep -qx closed out || fail "$t: $(tr '\n' ' ' <out)"
-expect_content "$t" target.txt ""
+expect_content "$t" target.txt $'new content\n'
 rm -f out err
 expect_entries "$t" "$d" target.txt
 

@@ -20,8 +20,12 @@ namespace wrap_lockfile::shim {
 int close_tracked(int fd, Thunk pass) {
     uintptr_t v = g_fds[fd].load(std::memory_order_acquire);
     // Programs that close every descriptor (daemons, closefrom loops) must
-    // not take the lock or the temp away from under a pending replacement.
-    if (v == kInternal) return 0;
+    // not take the lock or the temp away from under a pending replacement:
+    // to them the number is not open (EBADF), as without the shim.
+    if (v == kInternal) {
+        errno = EBADF;
+        return -1;
+    }
     Entry *e;
     {
         Guard g;

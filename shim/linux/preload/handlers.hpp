@@ -211,8 +211,9 @@ void closefrom_fds(Pass &&pass, int lowfd) {
 }
 
 // A descriptor of the shim's own (a lock, a kept copy of a temp), which the
-// program never opened: the calls that name it fail as on a number that is
-// not open (EBADF), as they would without the shim. A program that probes a
+// program never opened: the calls that name it (fcntl, dup, a dup2 from it,
+// the writes, ftruncate, close) fail as on a number that is not open
+// (EBADF), as they would without the shim. A program that probes a
 // number before using it (dash saves a descriptor with fcntl(F_DUPFD) before
 // a redirection onto it, and takes EBADF for "nothing to save") sees it free,
 // and no dup() of it can hand the program our lock or our temp.
@@ -288,6 +289,8 @@ inline bool is_media_error(int e) { return e == EIO || e == ENOSPC || e == EDQUO
 // poisons it: its content is not what the program meant.
 template <class Pass>
 auto change_fd(Pass &&pass, int fd) -> decltype(pass()) {
+    // Not into our lock or our copy of a temp through a stale number.
+    if (internal_fd(fd)) return not_open();
     auto r = pass();
     if (r < 0 && is_media_error(errno) && tracked(fd)) {
         int saved = errno;

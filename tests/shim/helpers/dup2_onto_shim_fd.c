@@ -18,7 +18,8 @@
  * (the plain run's dup2 succeeds and the file ends up with that line).
  * probe: the lock's and the temp's numbers (from 700 up), which the program
  * never opened, asked as a program asks whether a number is open:
- * fcntl(F_GETFD), fcntl(F_DUPFD), dup, dup2 from it; prints
+ * fcntl(F_GETFD), fcntl(F_DUPFD), dup, dup2 from it, and the calls that
+ * would change it (write, ftruncate, close); prints
  * "<call> <result> <errno>" for each, "closed" when all failed with EBADF
  * as on a number that is not open.
  * Exit: 0; 11 when no such descriptor was found; 10, 12, 13 a call failed;
@@ -61,9 +62,13 @@ static int probe(void) {
         report("F_DUPFD", fcntl(n, F_DUPFD, 10), &closed);
         report("dup", dup(n), &closed);
         report("dup2", dup2(n, 100), &closed);
+        report("write", (int)write(n, "stale\n", 6), &closed);
+        report("ftruncate", ftruncate(n, 0), &closed);
+        report("close", close(n), &closed);
     }
     if (found != 2) { fprintf(stderr, "found %d of the shim's 2 descriptors\n", found); return 11; }
     if (closed) printf("closed\n");
+    if (write(fd, "new content\n", 12) != 12) return 12;
     close(fd);
     return 0;
 }
