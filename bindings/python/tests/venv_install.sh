@@ -43,7 +43,7 @@ files = [str(p) for p in md.files("wrap_lockfile")]
 bad = [p for p in files if not (p.startswith("wrap_lockfile/") or p.startswith("wrap_lockfile-"))]
 assert not bad, "pip installed more than the package: %s" % bad
 names = {os.path.basename(p) for p in files}
-for need in ("__init__.py", "_errors.py", "_wrap_lockfile.pyi", "py.typed"):
+for need in ("__init__.py", "_errors.py", "_modes.py", "_paths.py", "_waiting.py", "_wrap_lockfile.pyi", "py.typed"):
     assert need in names, "missing %s in %s" % (need, files)
 assert any(n.startswith("_wrap_lockfile.") and n.endswith(".so") for n in names), files
 for banned in ("libwrap_lockfile", "wrap_lockfile.h", "preload", "atomically", ".pc"):

@@ -10,18 +10,17 @@ directory, the verified lock-file cleanup); README sections "Python" and
 """
 from __future__ import annotations
 
-import asyncio
-import errno
 import io
 import locale
 import os
-import stat
 import threading
-import time
-from typing import IO, Any, Callable, List, Optional, TypeVar, Union
+from typing import IO, Any, List, Optional, Union
 
 from ._errors import AlreadyLocked, LockError, LockFailed, LockTimeout
 from . import _wrap_lockfile as _core
+from ._modes import ModeBehavior, open_modes_behaviour
+from ._paths import PathType, _absolute, _clean_name, _lock_file, _refuse_non_file
+from ._waiting import _finish_in_executor, _timeout, _wait, _wait_in_thread
 
 __version__: str = _core.__version__
 
@@ -32,8 +31,6 @@ __all__ = [
     "ModeBehavior", "open_modes_behaviour", "sync_pending",
 ]
 
-PathType = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-_T = TypeVar("_T")
 
 # The seed's flag for "locks are flock(2) on '<file>.lock'"; here they always are.
 HAVE_FCNTL = True
@@ -49,155 +46,6 @@ def sync_pending() -> None:
     the last call renamed into (also done at normal interpreter exit). A
     failure raises OSError (errno, the directory, step 'fsync_dir')."""
     _core.sync_pending()
-
-
-def _timeout(value: Optional[float]) -> Optional[float]:
-    return None if value is None else float(value)
-
-
-def _absolute(path: PathType) -> Union[str, bytes]:
-    """The path made absolute (a later chdir moves nothing) and otherwise as
-    given: not os.path.abspath, whose lexical '..' and dropped trailing '/'
-    would name another file than open(2) does ('link/../t', 't/')."""
-    path = os.fspath(path)
-    if not path:
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-    if os.path.isabs(path):
-        return path
-    return os.path.join(os.getcwdb() if isinstance(path, bytes) else os.getcwd(), path)
-
-
-def _clean_name(target: str) -> str:
-    """The final target's name without '.', '//' and '..' components; a
-    '..' names what the kernel makes of it (after a symlink: the link
-    target's parent)."""
-    if ".." not in target.split(os.sep):
-        return os.path.normpath(target)  # without '..' it only drops '.' and '//': the same file
-    directory, base = os.path.split(target)
-    return os.path.join(os.path.realpath(directory), base)
-
-
-def _lock_file(filename: PathType) -> str:
-    """filename + '.lock', as the core names it: a name of 251 to 255 bytes
-    has a shortened lock file (README "Locks")."""
-    name = os.fsdecode(filename)
-    base = os.path.basename(name)
-    return name[:len(name) - len(base)] + _core.lock_file_name(base) if base else name + ".lock"
-
-
-def _refuse_non_file(path: str) -> None:
-    """The seed's check, before anything is locked, created or written."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return  # missing (or unreachable): the core decides, under the lock
-    if not stat.S_ISREG(st.st_mode):
-        raise RuntimeError("Works only on files, not %r" % path)
-
-
-# ---- waiting in slices ---------------------------------------------------------
-
-# A timed wait runs in slices of this many seconds: between two of them the
-# interpreter runs its signal handlers (Ctrl-C raises KeyboardInterrupt within
-# a slice, as in the seed's polling loop), and a wait from asyncio (in a thread
-# of its own) sees that its task was cancelled.
-_SLICE = 0.1
-
-
-def _timeout_error(e: LockTimeout, timeout: float) -> LockTimeout:
-    holder = " held by pid %d" % e.holder if e.holder else ""
-    return LockTimeout("wrap_lockfile: timed out after %g s waiting for lock%s %r" % (timeout, holder, e.filename),
-                       e.errno, e.filename, e.holder)
-
-
-def _call_sliced(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
-                 cancelled: Optional[threading.Event]) -> Optional[_T]:
-    """call(t) with lock timeouts t of at most _SLICE until it succeeds,
-    `timeout` expires (LockTimeout) or `cancelled` is set (None)."""
-    if not sliced or (timeout is not None and timeout <= 0):
-        return call(timeout)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-        try:
-            return call(max(left, 1e-6))
-        except LockTimeout as e:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise _timeout_error(e, timeout) from None
-        if cancelled is not None and cancelled.is_set():
-            return None
-
-
-def _wait(call: Callable[[Optional[float]], _T], timeout: Optional[float]) -> _T:
-    """call(timeout), a timed wait in slices (see _SLICE). An untimed wait is
-    one call: the core returns to run the signal handlers (without_gil)."""
-    if timeout is None or timeout <= 0:
-        return call(timeout)
-    return _call_sliced(call, timeout, True, None)  # type: ignore[return-value]
-
-
-async def _wait_in_thread(call: Callable[[Optional[float]], _T], timeout: Optional[float], sliced: bool,
-                          undo: Callable[[_T], None]) -> _T:
-    """Runs a blocking acquisition without blocking the event loop.
-
-    A thread of its own per wait, not the loop's executor: waiters queued in
-    the executor could keep the holder's commit (which needs the executor)
-    from ever running. If the task is cancelled, the thread stops within one
-    slice and whatever it still acquired is undone.
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future = loop.create_future()
-    cancelled = threading.Event()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if fut.cancelled():
-            if ok and value is not None:
-                undo(value)
-        elif ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-
-    def run() -> None:
-        try:
-            outcome = (True, _call_sliced(call, timeout, sliced, cancelled))
-        except BaseException as e:  # handed to the awaiting task
-            outcome = (False, e)
-        try:
-            loop.call_soon_threadsafe(deliver, *outcome)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            if outcome[0] and outcome[1] is not None:
-                undo(outcome[1])
-
-    threading.Thread(target=run, name="wrap_lockfile wait", daemon=True).start()
-    try:
-        return await fut
-    except asyncio.CancelledError:
-        cancelled.set()
-        # Cancelled after the thread delivered but before this task resumed.
-        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is not None:
-            undo(fut.result())
-        raise
-
-
-async def _finish_in_executor(fn: Callable[[], _T]) -> _T:
-    """Runs fn (a commit) in the loop's executor and waits for its outcome
-    even when cancelled meanwhile: a commit cannot be stopped halfway, and its
-    errors must not be lost. The cancellation is raised after it finished."""
-    fut = asyncio.get_running_loop().run_in_executor(None, fn)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(fut)
-            break
-        except asyncio.CancelledError:
-            cancelled = True
-            if fut.done():
-                result = fut.result()  # raises the commit's own error
-                break
-    if cancelled:
-        raise asyncio.CancelledError()
-    return result
 
 
 # ---- locks -----------------------------------------------------------------
@@ -269,46 +117,6 @@ class FcntlFileLock(threading.local):
 
 # The seed's name for its lock class.
 mylockfile = FcntlFileLock
-
-
-# ---- open modes (the later upstream's helper) -------------------------------
-
-class ModeBehavior:
-    """What an open() mode does: read, write, append, truncate, create, must_exist, binary, exclusive."""
-
-    def __init__(self, read: bool = False, write: bool = False, append: bool = False, truncate: bool = False,
-                 create: bool = False, must_exist: bool = False, binary: bool = False,
-                 exclusive: bool = False) -> None:
-        self.read = read
-        self.write = write
-        self.append = append
-        self.truncate = truncate
-        self.create = create
-        self.must_exist = must_exist
-        self.binary = binary
-        self.exclusive = exclusive
-
-    @property
-    def text(self) -> bool:
-        return not self.binary
-
-    def __repr__(self) -> str:
-        return "ModeBehavior(%s)" % ", ".join("%s=%s" % kv for kv in self.__dict__.items() if kv[1])
-
-
-def open_modes_behaviour(mode: str) -> ModeBehavior:
-    """The behaviour of an open() mode; ValueError for an invalid one."""
-    binary = "b" in mode
-    base = mode.replace("b", "").replace("t", "")
-    if binary and "t" in mode:
-        raise ValueError("Invalid file mode: '%s'. Cannot specify both 'b' and 't'" % mode)
-    allowed = ("r", "r+", "w", "w+", "a", "a+", "x", "x+")
-    if base not in allowed:
-        raise ValueError("Invalid file mode: '%s'. Valid modes are: %s (with optional 'b' or 't')"
-                         % (mode, ", ".join(allowed)))
-    return ModeBehavior(read="+" in base or base == "r", write=base != "r", append="a" in base,
-                        truncate="w" in base, create=base not in ("r", "r+"), must_exist="r" in base,
-                        binary=binary, exclusive="x" in base)
 
 
 # ---- atomic replacement ------------------------------------------------------
