@@ -129,6 +129,39 @@ void poison(int fd, int error) {
     if (Entry *e = entry_of(g_fds[fd].load())) wlf_file_poison(e->file, error);
 }
 
+namespace {
+
+// fn(fd, entry) for each descriptor that reaches a pending replacement,
+// under the mutex, errno kept; nothing while nothing is tracked.
+template <class Fn>
+void each_listed(Fn &&fn) {
+    if (g_tracked.load(std::memory_order_acquire) == 0) return;
+    int saved = errno;
+    {
+        Guard g;
+        int end = g_fd_end.load(std::memory_order_acquire);
+        for (int fd = 0; fd < end && fd < kMaxFds; ++fd)
+            if (Entry *e = entry_of(g_fds[fd].load())) fn(fd, e);
+    }
+    errno = saved;
+}
+
+// Whether one of the shim's own descriptors sits below the open-file limit
+// (where the plain run would have had that number free). errno kept.
+bool ours_below_limit() {
+    int saved = errno;
+    int below = g_fd_end.load(std::memory_order_acquire);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < static_cast<rlim_t>(below))
+        below = static_cast<int>(rl.rlim_cur);
+    errno = saved;
+    for (int fd = 0; fd < below && fd < kMaxFds; ++fd)
+        if (g_fds[fd].load(std::memory_order_acquire) == kInternal) return true;
+    return false;
+}
+
+}  // namespace
+
 // The program met EMFILE (an open, dup or fcntl(F_DUPFD) of its failed, or
 // a matched open the shim refused for want of room). The shim's own
 // descriptors may be what took the numbers: a shell whose next redirection
@@ -144,55 +177,28 @@ void poison(int fd, int error) {
 // program lowered since they were opened) they took nothing, the plain run
 // meets the same EMFILE, and an empty file it then leaves is its own.
 void note_crowded(bool by_shim) {
-    if (g_tracked.load(std::memory_order_acquire) == 0) return;
-    int saved = errno;
-    {
-        Guard g;
-        const pid_t me = getpid();
-        int end = g_fd_end.load(std::memory_order_acquire);
-        if (!by_shim) {
-            struct rlimit rl;
-            int below = end;
-            if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < static_cast<rlim_t>(end))
-                below = static_cast<int>(rl.rlim_cur);
-            bool took = false;
-            for (int fd = 0; fd < below && fd < kMaxFds && !took; ++fd) took = g_fds[fd].load() == kInternal;
-            if (!took) {
-                errno = saved;
-                return;
-            }
-        }
-        for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
-            Entry *e = entry_of(g_fds[fd].load());
-            struct stat st;
-            if (e && !e->crowded && !e->shared && e->opener == me && sys::fstat(fd, &st) == 0 && st.st_size == 0)
-                e->crowded = true;
-        }
-    }
-    errno = saved;
+    if (g_tracked.load(std::memory_order_acquire) == 0 || (!by_shim && !ours_below_limit())) return;
+    const pid_t me = getpid();
+    each_listed([me](int fd, Entry *e) {
+        struct stat st;
+        if (!e->crowded && !e->shared && e->opener == me && sys::fstat(fd, &st) == 0 && st.st_size == 0)
+            e->crowded = true;
+    });
 }
 
 void note_shared(bool inheritable_only) {
-    if (g_tracked.load(std::memory_order_acquire) == 0) return;
-    int saved = errno;
-    {
-        Guard g;
-        const pid_t me = getpid();
-        int end = g_fd_end.load(std::memory_order_acquire);
-        for (int fd = 0; fd < end && fd < kMaxFds; ++fd) {
-            Entry *e = entry_of(g_fds[fd].load());
-            if (!e || e->shared) continue;
-            // Another's (a vfork child's view of its parent's): the child's
-            // own dup2()s onto 0-2 are not listed for it.
-            if (inheritable_only && e->opener == me) {
-                int fdflags = sys::fcntl(fd, F_GETFD);
-                if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
-            }
-            e->shared = true;
-            e->crowded = false;
+    const pid_t me = getpid();
+    each_listed([me, inheritable_only](int fd, Entry *e) {
+        if (e->shared) return;
+        // Another's (a vfork child's view of its parent's): the child's own
+        // dup2()s onto 0-2 are not listed for it.
+        if (inheritable_only && e->opener == me) {
+            int fdflags = sys::fcntl(fd, F_GETFD);
+            if (fdflags < 0 || (fdflags & FD_CLOEXEC)) return;
         }
-    }
-    errno = saved;
+        e->shared = true;
+        e->crowded = false;
+    });
 }
 
 void note_stream(int fd, FILE *stream) {
