@@ -839,19 +839,27 @@ else
     rm -rf "$sd"
 fi
 
+# refused_dup2 NAME DIR MODE OUT CONTENT: dup2_onto_shim_fd MODE (full,
+# full-write) in a new DIR; its report must be OUT and target.txt must hold
+# CONTENT, other.dat unchanged, nothing else left.
+refused_dup2() {
+    local t=$1 rc
+    newdir "$2"
+    printf 'other content\n' >other.dat
+    printf 'old target\n' >target.txt
+    run '*.txt' "$helpers/dup2_onto_shim_fd" "$3" >out 2>err
+    rc=$?
+    [ $rc -eq 0 ] || fail "$t: exit $rc (14: the dup2 found room), $(cat out) $(cat err)"
+    [ "$(cat out)" = "$4" ] || fail "$t: '$(cat out)', want '$4'"
+    expect_content "$t" target.txt "$5"
+    expect_content "$t" other.dat $'other content\n'
+    rm -f out err
+    expect_entries "$t" "$d" other.dat target.txt
+}
+
 # ---- 33: dup2 onto the shim's lock with no number free ----
-t="33 dup2 with no free number"
-newdir c33
-printf 'other content\n' >other.dat
-printf 'old target\n' >target.txt
-run '*.txt' "$helpers/dup2_onto_shim_fd" full >out 2>err
-rc=$?
-[ $rc -eq 0 ] || fail "$t: exit $rc (14: the dup2 found room), $(cat out) $(cat err)"
-[ "$(cat out)" = "dup2 -1 EMFILE close -1" ] || fail "$t: '$(cat out)', want the dup2 refused and the close failed"
-expect_content "$t" target.txt $'old target\n'
-expect_content "$t" other.dat $'other content\n'
-rm -f out err
-expect_entries "$t" "$d" other.dat target.txt
+# The dup2 is refused and the close fails: nothing written, old content kept.
+refused_dup2 "33 dup2 with no free number" c33 full "dup2 -1 EMFILE close -1" $'old target\n'
 
 # ---- 34: the shim's own descriptors look closed ----
 t="34 the shim's descriptors look closed"
@@ -891,19 +899,10 @@ run '*.txt' bash -c 'exec 3>d/f.txt; mv d d2; echo new >&3; exec 3>&-' 2>"$tmp/c
 expect_content "$t" d2/f.txt $'new\n'
 expect_entries "$t" "$d/d2" f.txt
 expect_entries "$t" "$d" d2
+
 # ---- 37: writes after a dup2 refused with no number free ----
-t="37 writes after a refused dup2"
-newdir c37
-printf 'other content\n' >other.dat
-printf 'old target\n' >target.txt
-run '*.txt' "$helpers/dup2_onto_shim_fd" full-write >out 2>err
-rc=$?
-[ $rc -eq 0 ] || fail "$t: exit $rc (14: the dup2 found room), $(cat out) $(cat err)"
-[ "$(cat out)" = "dup2 -1 EMFILE close 0" ] || fail "$t: '$(cat out)', want the dup2 refused and the close to succeed"
-expect_content "$t" target.txt $'new content\n'
-expect_content "$t" other.dat $'other content\n'
-rm -f out err
-expect_entries "$t" "$d" other.dat target.txt
+# The dup2 is refused, the write after it lands: the close succeeds.
+refused_dup2 "37 writes after a refused dup2" c37 full-write "dup2 -1 EMFILE close 0" $'new content\n'
 
 # ---- 38: exec without the shim after an EMFILE ----
 t="38 exec without the shim after EMFILE"

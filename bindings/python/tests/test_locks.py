@@ -1,4 +1,5 @@
 """mylockfile / FcntlFileLock: timeouts, exclusion, lock-file cleanup, GIL, signals, fork."""
+import contextlib
 import errno
 import os
 import signal
@@ -149,14 +150,28 @@ def test_gil_is_released_while_waiting_for_a_lock(d):
     assert ticks[0] - before > 50, ticks[0] - before
 
 
+class Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted()
+
+
+@contextlib.contextmanager
+def _sigalrm(handler, after):
+    """SIGALRM runs handler `after` seconds from now; put back on the way out."""
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, after)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_untimed_wait_is_interrupted_by_a_signal_handler_that_raises(d):
     f = os.path.join(d, "f")
-
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum, frame):
-        raise Interrupted()
 
     calls = [0]
 
@@ -164,21 +179,15 @@ def test_untimed_wait_is_interrupted_by_a_signal_handler_that_raises(d):
         calls[0] += 1
 
     with w.mylockfile(f):
-        old = signal.signal(signal.SIGALRM, handler)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with _sigalrm(_raise_interrupted, 0.1):
             start = time.monotonic()
             with pytest.raises(Interrupted):
                 w.mylockfile(f).acquire()  # like fcntl.flock: Ctrl-C gets through
             assert time.monotonic() - start < 5
-            # A handler that does not raise: the wait goes on (PEP 475).
-            signal.signal(signal.SIGALRM, counting)
-            signal.setitimer(signal.ITIMER_REAL, 0.05)
+        # A handler that does not raise: the wait goes on (PEP 475).
+        with _sigalrm(counting, 0.05):
             with pytest.raises(w.LockTimeout):
                 w.mylockfile(f, timeout=0.3).acquire()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
     assert calls[0] == 1
 
 
@@ -187,29 +196,17 @@ def test_timed_wait_is_interrupted_by_a_signal_handler_that_raises(d, how):
     # The seed polls in Python (time.sleep): Ctrl-C ends a wait with a
     # timeout too, long before the timeout, and nothing is written.
     f = os.path.join(d, "f")
-
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum, frame):
-        raise Interrupted()
-
     waits = {
         "lock": lambda: w.mylockfile(f, timeout=60).acquire(),
         "atomic_write": lambda: w.atomic_write(f, lock_timeout=60).__enter__().write("new"),
         "content": lambda: w.atomic_write_content_with_lock(f, "new", timeout=60),
     }
     with w.mylockfile(f):
-        old = signal.signal(signal.SIGALRM, handler)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with _sigalrm(_raise_interrupted, 0.1):
             start = time.monotonic()
             with pytest.raises(Interrupted):
                 waits[how]()
             assert time.monotonic() - start < 30
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
     assert entries(d) == []
     assert not held_elsewhere(f)
 
