@@ -184,16 +184,15 @@ int remove_ours_at(int dfd, const char *name, const Held *h, bool *gone) {
 
 // h's file's name now, from /proc/self/fd: its directory may have been
 // renamed since it was locked (`mv d d2` with a replacement of d/f
-// pending). False without /proc, for a dotlock (no descriptor), or with no
-// name left (removed).
+// pending). False without /proc or for a dotlock (no descriptor). A removed
+// file's name ends in " (deleted)": its callers' checks of our inode at
+// that name find nothing there.
 bool name_now(const Held *h, char *out, size_t size) {
     if (h->fd < 0) return false;
     ssize_t n = readlink(sys::ProcFdPath(h->fd).c_str(), out, size - 1);
     if (n <= 0 || static_cast<size_t>(n) >= size - 1 || out[0] != '/') return false;
     out[n] = '\0';
-    static constexpr char kDeleted[] = " (deleted)";
-    size_t len = static_cast<size_t>(n), d = sizeof kDeleted - 1;
-    return !(len > d && strcmp(out + len - d, kDeleted) == 0);
+    return true;
 }
 
 // Our file, where the path no longer leads to it (name_now): d2/f.lock
