@@ -6,7 +6,7 @@
 //          then wlf_sync_pending(), then "mark committed" into the faultfs
 //          CONTROL file, then _exit(0): what was durable before the exit
 //          (the exit-time sync does not run)
-// OPTIONS: --timeout SECONDS, --fsync full|batch|none, --lock-only (locked
+// OPTIONS: --timeout SECONDS, --backend flock|dotlock|auto, --fsync full|batch|none, --lock-only (locked
 // writes in place, no replacement)
 // Prints "ok" and exits 0, or "error: <message> errno=N NAME step=STEP"
 // (wlf_step_name: lock, open, temp, write, fsync, rename, fsync_dir...) and exits 1;
@@ -25,7 +25,7 @@
 namespace {
 
 int usage() {
-    fprintf(stderr, "usage: driver [--timeout SECONDS] [--fsync full|batch|none] [--lock-only] {write|append} PATH CONTENT\n"
+    fprintf(stderr, "usage: driver [--timeout SECONDS] [--backend flock|dotlock|auto] [--fsync full|batch|none] [--lock-only] {write|append} PATH CONTENT\n"
                     "       driver [OPTIONS] write-all CONTENT PATH...\n"
                     "       driver [OPTIONS] write-sync-exit CONTROL CONTENT PATH...\n");
     return 2;
@@ -78,6 +78,11 @@ int main(int argc, char **argv) {
             if (*end || end == argv[i + 1]) return usage();
             opt.lock.has_timeout = 1;
             opt.lock.timeout = t;
+        } else if (strcmp(argv[i], "--backend") == 0) {
+            std::string_view v = argv[i + 1];
+            opt.lock.backend = v == "flock" ? WLF_LOCK_FLOCK : v == "dotlock" ? WLF_LOCK_DOTLOCK
+                               : v == "auto" ? WLF_LOCK_AUTO : -1;
+            if (opt.lock.backend < 0) return usage();
         } else if (strcmp(argv[i], "--fsync") == 0) {
             std::string_view v = argv[i + 1];
             opt.durability = v == "full" ? WLF_DURABILITY_FULL : v == "batch" ? WLF_DURABILITY_BATCH

@@ -231,6 +231,30 @@ done
 dump_log | grep -Eq ' fault=killed( |$)' || fail "kill: no fault=killed in the log"
 dump_log | grep -Eq ' fault=killed-after( |$)' || fail "kill: no fault=killed-after in the log"
 
+# --- a held dotlock whose lookups answer a stale handle ------------------------
+# A shared file system's client answers ESTALE, or EBADFD (GlusterFS's FUSE
+# client), for a lock file that its holder on another client removed between
+# the lookup and the attributes. A waiter takes that as "not free yet", as
+# it takes ENOENT: here the lookups of a live holder's lock (liblockfile's
+# "<pid>" of this shell) answer so three times in a row, and the waiter
+# reports the lock held when its timeout ends; nothing else is touched.
+n=$((n + 1)); d=stale
+mkdir "$mnt/$d" && printf old >"$mnt/$d/f" && echo $$ >"$mnt/$d/f.lock" || exit 1
+for e in EBADFD ESTALE; do
+    ctl "fault getattr $d/f.lock $e count=3"
+    out=$("$driver" --backend dotlock --timeout 0.3 write "$mnt/$d/f" new 2>&1); rc=$?
+    ctl clear
+    [ $rc -eq 1 ] && [[ "$out" == *" ETIMEDOUT step=lock"* ]] ||
+        fail "stale $e: a held dotlock's stale lookup is not a wait that times out: $out"
+done
+expect_content "$backing/$d/f" old "stale"
+expect_content "$backing/$d/f.lock" "$$
+" "stale lock"
+rm "$mnt/$d/f.lock"
+out=$("$driver" --backend dotlock --timeout 0 write "$mnt/$d/f" new 2>&1) || fail "stale: free lock not taken: $out"
+expect_content "$backing/$d/f" new "stale"
+expect_only "$backing/$d" "stale" f
+
 # --- delay: a second writer meets the lock ------------------------------------
 # Threaded, so the first writer's delayed fsync holds up nobody else. The
 # second writer (timeout 0) starts once faultfs has logged that the first is

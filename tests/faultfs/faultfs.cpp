@@ -6,8 +6,9 @@
 // Control file at the mount root, /.faultfs-control (not listed by readdir):
 // each written line takes effect before write(2) returns:
 //   fault OP GLOB ERRNO [nth=N] [count=N] [after] [short=N] [delay=MS] [kill] [drop]
-//       OP: an operation name below, "setattr" (chmod/chown/truncate/utimens)
-//       or "*"; GLOB: fnmatch(3) without flags on the path relative to the
+//       OP: an operation name below, "setattr" (chmod/chown/truncate/utimens),
+//       "getattr" (every lookup and stat: the error is returned, nothing
+//       logged; "*" does not include it) or "*"; GLOB: fnmatch(3) without flags on the path relative to the
 //       mount ("." for the root; for rename either name); ERRNO: EIO, 5 or OK.
 //       The rule fires on its nth match (default 1) and then for count
 //       matches (default: every one). By default the operation is not done,
@@ -112,6 +113,7 @@ const std::map<std::string_view, int> kErrnos = {
     {"EPERM", EPERM},  {"EBUSY", EBUSY},   {"EXDEV", EXDEV},   {"EROFS", EROFS},   {"ENOENT", ENOENT},
     {"EEXIST", EEXIST}, {"EFBIG", EFBIG},  {"EINTR", EINTR},   {"ENOMEM", ENOMEM}, {"EAGAIN", EAGAIN},
     {"ENOLCK", ENOLCK}, {"EMFILE", EMFILE}, {"ENAMETOOLONG", ENAMETOOLONG}, {"EINVAL", EINVAL},
+    {"ESTALE", ESTALE}, {"EBADFD", EBADFD},
 };
 
 std::string errno_name(int e) {
@@ -207,7 +209,8 @@ struct Fault {
 Fault match(const char *op, const std::string &path, const std::string &path2 = {}) {
     static const char *const setattr_ops[] = {"chmod", "chown", "truncate", "utimens"};
     for (Rule &r : g_rules) {
-        bool op_ok = r.op == "*" || r.op == op;
+        // "*" leaves getattr alone: every step looks its files up.
+        bool op_ok = (r.op == "*" && strcmp(op, "getattr") != 0) || r.op == op;
         if (r.op == "setattr")
             for (const char *s : setattr_ops) op_ok = op_ok || strcmp(s, op) == 0;
         if (!op_ok) continue;
@@ -399,6 +402,7 @@ int ffs_getattr(const char *path, struct stat *st, fuse_file_info *fi) {
         st->st_gid = getgid();
         return 0;
     }
+    if (Fault f = match("getattr", path ? rel(path) : handle(fi)->path); f.fire && f.error) return -f.error;
     int rc = fi ? fstat(handle(fi)->fd, st) : fstatat(g_backing, rel(path).c_str(), st, AT_SYMLINK_NOFOLLOW);
     return rc == 0 ? 0 : -errno;
 }

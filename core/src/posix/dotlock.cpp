@@ -216,8 +216,12 @@ int try_link(void *ctx) {
         if (lstat(a->path, &lock) != 0) {
             // Neither we nor anybody holds it, or a cache lied: a few times is
             // the cache's, more is an error (liblockfile gives up likewise).
-            if ((errno == ENOENT || errno == ESTALE) && ++a->lookups_failed <= 50) return EWOULDBLOCK;
-            return errno;
+            // A holder's release on another client between the lookup and
+            // the attributes leaves a stale handle: ESTALE, or GlusterFS's
+            // EBADFD (is_stale_handle).
+            int e = errno;
+            if ((e == ENOENT || is_stale_handle(e, a->path)) && ++a->lookups_failed <= 50) return EWOULDBLOCK;
+            return e;
         }
         a->lookups_failed = 0;
         if (linked || (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino)) {
