@@ -63,11 +63,19 @@ run() {
         for i in $(seq "$per"); do
             m=$(gfs_mount "$vol" "$c")
             "$client" count "$backend" "$m/$dir/data" "$m/$dir/counter" "$log" "$n" \
-                2> >(sed "s/^/  [$vol $backend $c$i] /" >&2) &
-            pids+=($!)
+                2>"$gfs_dir/client-$vol-$backend-$c$i.err" &
+            pids+=("$!:$c$i")
         done
     done
-    for i in "${pids[@]}"; do wait "$i" || dead=$((dead + 1)); done
+    # A process that died says why on the report's first lines (stdout),
+    # not in a stderr that a long report cuts.
+    local p rc
+    for p in "${pids[@]}"; do
+        wait "${p%%:*}" && continue
+        rc=$?
+        dead=$((dead + 1))
+        fail "$vol/$backend: process ${p#*:} exited $rc: $(tail -n 3 "$gfs_dir/client-$vol-$backend-${p#*:}.err" | tr '\n' ' ')"
+    done
     t1=$(date +%s%N)
     expect=$((2 * per * n))
     local va vb ov enters
