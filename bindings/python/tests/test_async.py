@@ -1,5 +1,6 @@
 """async with mylockfile(...) / atomic_write(...): waits that do not block the event loop."""
 import asyncio
+import errno
 import os
 import threading
 import time
@@ -211,3 +212,45 @@ def test_cancel_during_the_commit_lets_it_finish_then_cancels(d):
     assert os.path.getsize(t) == 8 << 20  # committed all the same
     assert entries(d) == ["t"]
     assert not held_elsewhere(t)
+
+
+def test_one_writer_entered_by_two_tasks_commits_each_ones_own_content(d):
+    # Each exit ends its own task's entry: before, task a's exit ended task
+    # b's entry, committing the half b had written and closing b's file.
+    t = os.path.join(d, "t")
+    with open(t, "w") as f:
+        f.write("old")
+    writer = w.atomic_write_no_lock(t)
+
+    async def main():
+        a_in, b_in, a_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        seen = {}
+
+        async def a():
+            async with writer as f:
+                f.write("from a")
+                a_in.set()
+                await b_in.wait()
+            with open(t) as f:
+                seen["after a"] = f.read()
+            a_out.set()
+
+        async def b():
+            await a_in.wait()
+            with pytest.raises(OSError) as refused:
+                async with writer as f:
+                    f.write("from b, ")
+                    b_in.set()
+                    await a_out.wait()
+                    f.write("whole")
+            # Unlocked, b's replacement began before a's commit: it is
+            # refused (the target changed meanwhile), not a lost update.
+            seen["b refused"] = refused.value.errno
+            with open(t) as f:
+                seen["after b"] = f.read()
+
+        await asyncio.gather(a(), b())
+        return seen
+
+    assert run(main()) == {"after a": "from a", "b refused": errno.ESTALE, "after b": "from a"}
+    assert entries(d) == ["t"]

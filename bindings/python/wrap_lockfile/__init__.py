@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import locale
 import os
+import sys
 import threading
 from typing import IO, Any, List, Optional, Union
 
@@ -180,7 +181,7 @@ class atomic_write_no_lock:
         self.keep_lock_file = keep_lock_file
         self.hard_links = hard_links
         self.kind: Optional[str] = None  # after the commit: 'rename', or 'in_place' (not atomic)
-        self._pending: List[tuple] = []  # (core file, file object) per nested entry
+        self._pending: List[tuple] = []  # (entrant, core file, file object) per entry
         self._check()  # as the seed's __init__; again at each entry
 
     def _open_core(self, timeout: Optional[float]) -> _core.File:
@@ -208,7 +209,7 @@ class atomic_write_no_lock:
         except BaseException:
             core.discard()
             raise
-        self._pending.append((core, f))
+        self._pending.append((_entrant(), core, f))
         return f
 
     def __enter__(self) -> IO[Any]:
@@ -218,7 +219,7 @@ class atomic_write_no_lock:
 
     def _finish(self, exc_type: Any) -> Optional[_core.File]:
         """Closes the file object; returns the core file to commit, or None."""
-        core, f = self._pending.pop()
+        core, f = self._pop_entry()
         if not core.is_opener:  # a forked child: the replacement is its parent's
             _close_quietly(f)
             return None
@@ -232,6 +233,23 @@ class atomic_write_no_lock:
             core.discard()
             raise
         return core
+
+    def _pop_entry(self) -> tuple:
+        # One object entered by two threads or tasks at once: each exit
+        # ends its own entry (the last one of this thread or task), never
+        # the other's temp with what that one has written so far. An exit
+        # from elsewhere ends the entry only when it is the only one.
+        me = _entrant()
+        for i in range(len(self._pending) - 1, -1, -1):
+            if _same_entrant(self._pending[i][0], me):
+                break
+        else:
+            if len(self._pending) != 1:
+                raise RuntimeError("wrap_lockfile: __exit__ of %r by a thread or task that did not enter it, "
+                                   "with %d entries pending" % (self.filename, len(self._pending)))
+            i = 0
+        _, core, f = self._pending.pop(i)
+        return core, f
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         core = self._finish(exc_type)
@@ -250,6 +268,23 @@ class atomic_write_no_lock:
         if core is not None:
             self.kind = await _finish_in_executor(core.commit)
         return False
+
+
+def _entrant() -> tuple:
+    """Who enters a writer: this thread, and its running asyncio task if any
+    (asyncio is looked up, not imported: without it there is no task)."""
+    task = None
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running event loop in this thread
+            pass
+    return (threading.get_ident(), task)
+
+
+def _same_entrant(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and a[1] is b[1]
 
 
 def _close_quietly(f: IO[Any]) -> None:
