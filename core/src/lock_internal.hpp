@@ -75,12 +75,17 @@ pid_t lock_file_holder(const char *lock_path);
 // writes the same file waits for that child, which would wait for the
 // parent's lock forever. With this set (by the shim, for its process), a
 // flock lock found held by a process this one descends from is not waited
-// for: EDEADLK (step WLF_STEP_LOCK) at once. The library's own API waits,
-// as a lock must.
+// for: EDEADLK (step WLF_STEP_LOCK) at once; nor is one this very process
+// holds through a descriptor of the program's own (lock_file_held_by_program,
+// shim_entry.hpp). The library's own API waits, as a lock must.
 void lock_refuse_ancestor_holders();
-// With that policy set: whether the process holding `lock_path`'s lock is
-// an ancestor of this one.
-bool lock_held_by_ancestor(const char *lock_path);
+// With that policy set, for a flock found held: the op of the EDEADLK when
+// waiting for `lock_path`'s lock would be for ever (its holder is this
+// program itself, or a process this one descends from), else nullptr.
+const char *lock_wait_never_ends(const char *lock_path);
+// Counts the library's locks of this process (held, being taken or
+// released): lock.cpp's acquire and release, lock_adopt.
+void lock_activity_add(int n);
 
 // The program is about to dup2() onto descriptor `from`, which the lock
 // owns: it uses `to`, a copy the caller made, from now on.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <ctime>
 
@@ -135,12 +136,22 @@ void file_relocate_fd(wlf_file *f, int from, int to);
 // it). Nothing is freed; only async-signal-safe system calls; idempotent.
 void file_abandon(wlf_file *f);
 
-// Whether `target`'s lock file is flock()ed by this very process through an
-// open file description the library does not hold: the program's own lock
-// (git-style `X.lock` it then renames onto X). The shim's rename, which
-// locks X.lock, would wait for it forever. One lstat and a read of
-// /proc/locks (false when that cannot be read).
-bool lock_held_by_program(const char *target);
+// Whether the lock file at `lock_path` (wlf_error's path at the lock step)
+// is flock()ed through an open file description of this very process's
+// descriptors that the library does not hold: the program's own lock (it
+// flock()ed X.lock, or flock(1) did on the shell's `9>>X.lock`, then it
+// writes or renames onto X). The shim, which locks X.lock, would wait for
+// it forever. An lstat and a read of /proc/self/fdinfo (false when that
+// cannot be read).
+bool lock_file_held_by_program(const char *lock_path);
+// The op of the EDEADLK that a lock acquisition under the shim's policy
+// (lock_refuse_ancestor_holders) gives when the program holds the lock
+// itself, through a description of its own, and the library holds no other
+// lock in the process: the shim then writes or renames without our lock.
+extern const char kLockHeldByProgram[];
+inline bool held_by_program(int rc, const wlf_error &err) {
+    return rc == EDEADLK && err.step == WLF_STEP_LOCK && err.op == kLockHeldByProgram;
+}
 
 // For the shim's _exit/_Exit in the opener: commits f like wlf_commit (the
 // same steps, the same error in *err), then removes a failed commit's named

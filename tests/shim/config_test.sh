@@ -51,14 +51,16 @@ for t in 0x10 1e1 ' 2' 1. 10000000000; do
     expect_one_line "timeout '$t'" err WRAP_LOCKFILE_TIMEOUT "'$t'"
 done
 # Ignored, not read as 0.1 s (as strtod did): the writer still waits for the holder.
+# The writers get no descriptor of the holder's (9>&-): one that holds the
+# lock's description holds the lock itself and does not wait for it.
 echo old >out.txt
 exec 9>out.txt.lock
 flock 9
 WRAP_LOCKFILE_TIMEOUT=1e-1 WRAP_LOCKFILE_RULES='*.txt' LD_PRELOAD=$preload \
-    timeout 1 sh -c 'echo new >out.txt' 2>/dev/null
+    timeout 1 sh -c 'echo new >out.txt' 9>&- 2>/dev/null
 expect_status "timeout 1e-1 ignored: the writer waits" 124 $?
 WRAP_LOCKFILE_TIMEOUT=0.1 WRAP_LOCKFILE_RULES='*.txt' LD_PRELOAD=$preload \
-    timeout 10 sh -c 'echo new >out.txt' 2>/dev/null
+    timeout 10 sh -c 'echo new >out.txt' 9>&- 2>/dev/null
 expect_status "timeout 0.1: the writer gives up" 2 $?
 exec 9>&-
 expect_content "timeouts" out.txt $'old\n'

@@ -131,6 +131,12 @@
 #     handed over to the new image (WRAP_LOCKFILE_PENDING), which meets
 #     EMFILE and closes it: the child's later write lands (the new image
 #     refused it as still empty)
+#  42 flock(1)'s idiom on the matched target's own lock file,
+#     `( flock 9; echo new > f ) 9>>f.lock`, and a program that flock()s
+#     f.lock itself (exclusive or shared): f is replaced under the
+#     program's own lock, which another writer meets (it used to wait for
+#     that lock, held by the waiting process's own descriptor, for ever); a
+#     rename onto f likewise
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1044,6 +1050,49 @@ expect_status "$t" 0 $?
 expect_content "$t" a.txt $'hello\n'
 rm -f handed.py
 expect_entries "$t" "$d" a.txt
+
+# ---- 42: the program holds the target's lock itself ----
+t="42 the program flocks f.lock itself"
+newdir c42
+printf 'old\n' >f
+mkfifo reached go
+ino=$(stat -c %i f)
+# bash's subshell opens f.lock on 9, flock(1) (gone by then) locks it;
+# inside that section the subshell writes f, says so and waits.
+limit=30 run "$d/f" bash -c '( flock 9; echo new > f; echo written >reached; read -r x <go ) 9>>f.lock' &
+holder=$!
+if await reached "$t"; then
+    expect_content "$t" f $'new\n'
+    [ "$(stat -c %i f)" != "$ino" ] || fail "$t: f was written in place, not replaced"
+    # Another writer meets the program's lock (it excludes, as plainly).
+    WRAP_LOCKFILE_TIMEOUT=0 run "$d/f" sh -c 'echo other > f' 2>"$tmp/c42.err"
+    [ $? -ne 0 ] || fail "$t: a second writer got past the program's lock"
+    expect_content "$t" f $'new\n'
+    signal go
+fi
+wait $holder
+expect_status "$t" 0 $?
+expect_content "$t" f $'new\n'
+# A program that flock()s f.lock through its own descriptor, then writes and
+# renames onto f (python: open, flock, write f, a temp renamed over f).
+run "$d/f" "$python3" -c '
+import fcntl, os
+fd = os.open("f.lock", os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+with open("f", "w") as f:
+    f.write("python\n")
+with open("f.tmp", "w") as f:
+    f.write("renamed\n")
+os.rename("f.tmp", "f")
+' 2>"$tmp/c42.err"
+expect_status "$t (python)" 0 $?
+expect_content "$t (python)" f $'renamed\n'
+# Held shared (flock -s): ours would wait for it as long.
+run "$d/f" bash -c '( flock -s 9; echo shared > f ) 9>>f.lock' 2>"$tmp/c42.err"
+expect_status "$t (shared)" 0 $?
+expect_content "$t (shared)" f $'shared\n'
+rm -f reached go
+expect_entries "$t" "$d" f f.lock
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -10,6 +10,7 @@
 
 #include "build_features.hpp"
 #include "lock_internal.hpp"
+#include "shim_entry.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -287,6 +289,42 @@ TEST(LockOwnership, HolderPidComesFromProcLocks) {
     EXPECT_EQ(wlf_lock_holder(target.c_str()), 0);
     EXPECT_TRUE(same_file(before, lstat_or_die(lock)));
     EXPECT_EQ(read_file(lock), "# not a pid\n");
+}
+
+// The program's own flock on X.lock, through a description of its own
+// descriptors, is told from the library's and from another process's,
+// whoever called flock() (flock(1) has exited: /proc/locks names it).
+TEST(LockOwnership, HeldByProgramMeansThroughOneOfItsOwnDescriptions) {
+    TempDir dir;
+    fs::path target = dir / "app.conf", lock = lock_of(target);
+    write_file(lock, "");
+    EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));  // nobody holds it
+    for (int how : {LOCK_EX, LOCK_SH}) {
+        int fd = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        // Locked by a child through the inherited description, as flock(1) does.
+        pid_t child = fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) _exit(flock(fd, how) == 0 ? 0 : 1);
+        int status = 0;
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        EXPECT_TRUE(wl::detail::lock_file_held_by_program(lock.c_str())) << how;
+        // Another file description of ours that holds nothing is not it.
+        ASSERT_EQ(flock(fd, LOCK_UN), 0);
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str())) << how;
+        close(fd);
+    }
+    {
+        wlf_test::FlockHolder other(lock);  // another process's
+        ASSERT_TRUE(other.locked());
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));
+        EXPECT_EQ(other.release(), 0);
+    }
+    {
+        wl::FileLock ours(target, opts(0.0));  // the library's, in this process
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));
+    }
 }
 
 // A dotlock is broken as stale only when it is one (liblockfile's

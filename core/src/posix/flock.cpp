@@ -78,12 +78,14 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
         }
         sys::UniqueFd fd(raw);
         int rc;
-        // Held by a process this one descends from (the shim's policy,
-        // lock_refuse_ancestor_holders): not waited for.
+        // Held by this program itself or by a process this one descends
+        // from (the shim's policy, lock_refuse_ancestor_holders): not
+        // waited for.
+        const char *never = nullptr;
         if (flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             rc = 0;
-        } else if (errno == EWOULDBLOCK && detail::lock_held_by_ancestor(path)) {
-            return fail(err, EDEADLK, WLF_STEP_LOCK, "lock (held by a process this one descends from)", path);
+        } else if (errno == EWOULDBLOCK && (never = detail::lock_wait_never_ends(path))) {
+            return fail(err, EDEADLK, WLF_STEP_LOCK, never, path);
         } else if (!opt->has_timeout) {
             while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR && !opt->interruptible) {
             }

@@ -17,6 +17,7 @@
 #include "sysio.hpp"
 #include "wlf_config.h"
 
+#include <dirent.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -160,28 +161,85 @@ bool word_is(const char *w, size_t n, const char *lit) { return n == strlen(lit)
 // One line of /proc/locks (fs/locks.c lock_get_status):
 //   "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
 // with "-> " after the id for a waiter. The device is the superblock's,
-// major:minor in hex; the inode is decimal.
-pid_t holder_in_line(const char *s, const char *end, unsigned maj, unsigned min, unsigned long long ino) {
+// major:minor in hex; the inode is decimal. Whether it is a granted
+// flock on (maj:min, ino), exclusive (WRITE) unless `shared_too`; its
+// locker's pid into *pid (0 where that pid is not visible in our pid
+// namespace).
+bool flock_line(const char *s, const char *end, unsigned maj, unsigned min, unsigned long long ino, bool shared_too,
+                pid_t *pid) {
     const char *w;
     size_t n;
-    if (!next_word(&s, end, &w, &n) || w[n - 1] != ':') return 0;  // the id
-    if (!next_word(&s, end, &w, &n) || !word_is(w, n, "FLOCK")) return 0;  // "->" (a waiter) or another kind
-    if (!next_word(&s, end, &w, &n)) return 0;                             // ADVISORY
-    if (!next_word(&s, end, &w, &n) || !word_is(w, n, "WRITE")) return 0;
-    if (!next_word(&s, end, &w, &n)) return 0;
+    if (!next_word(&s, end, &w, &n) || w[n - 1] != ':') return false;  // the id
+    if (!next_word(&s, end, &w, &n) || !word_is(w, n, "FLOCK")) return false;  // "->" (a waiter) or another kind
+    if (!next_word(&s, end, &w, &n)) return false;                             // ADVISORY
+    if (!next_word(&s, end, &w, &n) || !(word_is(w, n, "WRITE") || (shared_too && word_is(w, n, "READ"))))
+        return false;
+    if (!next_word(&s, end, &w, &n)) return false;
     const char *q = w;
-    unsigned long long pid, dmaj, dmin, dino;
-    if (!parse_number(&q, w + n, 10, &pid) || q != w + n || pid == 0 || pid > 0x7fffffff) return 0;
-    if (!next_word(&s, end, &w, &n)) return 0;
+    unsigned long long locker, dmaj, dmin, dino;
+    if (!parse_number(&q, w + n, 10, &locker) || q != w + n || locker > 0x7fffffff) return false;
+    if (!next_word(&s, end, &w, &n)) return false;
     q = w;
     const char *wend = w + n;
-    if (!parse_number(&q, wend, 16, &dmaj) || q == wend || *q++ != ':') return 0;
-    if (!parse_number(&q, wend, 16, &dmin) || q == wend || *q++ != ':') return 0;
-    if (!parse_number(&q, wend, 10, &dino) || q != wend) return 0;
-    return dmaj == maj && dmin == min && dino == ino ? static_cast<pid_t>(pid) : 0;
+    if (!parse_number(&q, wend, 16, &dmaj) || q == wend || *q++ != ':') return false;
+    if (!parse_number(&q, wend, 16, &dmin) || q == wend || *q++ != ':') return false;
+    if (!parse_number(&q, wend, 10, &dino) || q != wend) return false;
+    *pid = static_cast<pid_t>(locker);
+    return dmaj == maj && dmin == min && dino == ino;
+}
+
+pid_t holder_in_line(const char *s, const char *end, unsigned maj, unsigned min, unsigned long long ino) {
+    pid_t pid = 0;
+    return flock_line(s, end, maj, min, ino, false, &pid) ? pid : 0;
+}
+
+// Whether /proc/self/fdinfo/<name> (opened through `dir`) lists a flock
+// (shared or exclusive) on (maj:min, ino): it shows the locks of that
+// descriptor's own open file description, each as a /proc/locks line after
+// "lock:\t" (fs/locks.c show_fd_locks).
+bool fdinfo_has_flock(int dir, const char *name, unsigned maj, unsigned min, unsigned long long ino) {
+    sys::UniqueFd fd(sys::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) return false;
+    char buf[4096];
+    ssize_t n = sys::read(fd.get(), buf, sizeof buf);
+    if (n <= 0) return false;
+    static constexpr char kPrefix[] = "lock:\t";
+    const char *end = buf + n;
+    for (const char *line = buf, *nl; line < end; line = nl + 1) {
+        nl = static_cast<const char *>(memchr(line, '\n', static_cast<size_t>(end - line)));
+        if (!nl) nl = end;
+        pid_t pid;
+        if (static_cast<size_t>(nl - line) > sizeof kPrefix - 1 && memcmp(line, kPrefix, sizeof kPrefix - 1) == 0 &&
+            flock_line(line + sizeof kPrefix - 1, nl, maj, min, ino, true, &pid))
+            return true;
+    }
+    return false;
 }
 
 }  // namespace
+
+bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
+    sys::UniqueFd dir(sys::open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return false;
+    const unsigned maj = major(dev), min = minor(dev);
+    alignas(struct dirent64) char buf[4096];
+    for (;;) {
+        ssize_t n = getdents64(dir.get(), buf, sizeof buf);
+        if (n <= 0) return false;
+        for (ssize_t off = 0; off < n;) {
+            const auto *d = reinterpret_cast<const struct dirent64 *>(buf + off);
+            off += d->d_reclen;
+            const char *q = d->d_name;
+            unsigned long long num;
+            if (!parse_number(&q, d->d_name + strlen(d->d_name), 10, &num) || *q || num > 0x7fffffff) continue;
+            int fd = static_cast<int>(num);
+            struct stat st;
+            if (fd == dir.get() || fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
+            if (fdinfo_has_flock(dir.get(), d->d_name, maj, min, static_cast<unsigned long long>(ino)))
+                return true;
+        }
+    }
+}
 
 pid_t flock_holder(dev_t dev, ino_t ino) {
     sys::UniqueFd fd(sys::open("/proc/locks", O_RDONLY | O_CLOEXEC | O_NOCTTY));
@@ -209,6 +267,7 @@ pid_t flock_holder(dev_t dev, ino_t ino) {
 #else
 // No /proc/locks to read: the holder is not known.
 pid_t flock_holder(dev_t, ino_t) { return 0; }
+bool flock_held_by_own_descriptor(dev_t, ino_t) { return false; }
 #endif
 
 }  // namespace wrap_lockfile::detail

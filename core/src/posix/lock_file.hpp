@@ -34,6 +34,14 @@ bool lock_file_is_marked(const struct stat &st);
 // (dev, ino), as /proc/locks shows it; 0 when unknown.
 pid_t flock_holder(dev_t dev, ino_t ino);
 
+// Whether one of this process's descriptors is an open file description
+// holding a flock (shared or exclusive: either way ours waits for it for
+// ever) on (dev, ino), whoever took it: /proc/locks
+// names only the process that called flock(), and flock(1) has exited by
+// the time the shell that opened `9>>X.lock` for it writes X. Reads
+// /proc/self/fdinfo (false without it).
+bool flock_held_by_own_descriptor(dev_t dev, ino_t ino);
+
 // What a dotlock path holds that is not a lock file: nullptr for a regular
 // file (of any link count: link() protocols pass through two), else the op
 // for ENOLCK as lock_file_open gives it.

@@ -67,6 +67,7 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->committed_ino = 0;
     h->next = nullptr;
     detail::registry_add(h);
+    detail::lock_activity_add(1);
     handle->held = h;
     *out = handle;
     return 0;
@@ -82,16 +83,12 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 
-bool wrap_lockfile::detail::lock_held_by_program(const char *target) {
-    char path[WLF_PATH_MAX];
-    if (!target || detail::lock_path_of(target, path, sizeof path) != 0) return false;
+bool wrap_lockfile::detail::lock_file_held_by_program(const char *lock_path) {
     struct stat st;
-    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-    const pid_t me = getpid();
-    if (detail::flock_holder(st.st_dev, st.st_ino) != me) return false;
+    if (lstat(lock_path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
     // Held by this process, but maybe by the library itself (another
     // thread's pending replacement): then the wait is a real one.
-    return !detail::registry_holds(st.st_dev, st.st_ino);
+    return !detail::registry_holds(st.st_dev, st.st_ino) && detail::flock_held_by_own_descriptor(st.st_dev, st.st_ino);
 }
 
 void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {

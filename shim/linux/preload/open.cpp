@@ -195,12 +195,17 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     int user = -1;
     int rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,
                                &err);
-    if (rc == EDEADLK && err.step == WLF_STEP_LOCK && opt.lock_only) {
-        // Locked by a process this one descends from (a log the parent
-        // holds open while its child appends to it): in place under the
-        // parent's lock, as the two share the file without the shim.
-        log_line("wrap_lockfile: '%s' is locked by a process this one descends from: %s\n", p.norm,
-                 "writing it in place under that lock");
+    bool own = detail::held_by_program(rc, err);
+    if (own || (rc == EDEADLK && err.step == WLF_STEP_LOCK && opt.lock_only)) {
+        // Locked by this program itself (`( flock 9; cmd > X ) 9>>X.lock`):
+        // it serializes its own writes of X, which go ahead without our lock,
+        // replaced as ever. Locked by a process this one descends from (a
+        // log the parent holds open while its child appends to it): in
+        // place under the parent's lock, as the two share the file without
+        // the shim.
+        log_line("wrap_lockfile: '%s' is locked by %s\n", p.norm,
+                 own ? "this program itself: writing it without our lock"
+                     : "a process this one descends from: writing it in place under that lock");
         opt.use_lock = 0;
         err.code = 0;
         rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,

@@ -50,7 +50,7 @@ int rename_locked(int fromdir, const char *from, int todir, const char *to, Thun
     once.has_timeout = 1;
     once.timeout = 0;
     int rc = wlf_lock_acquire(target, &once, &lock, &err);
-    if (rc == EWOULDBLOCK && detail::lock_held_by_program(target)) {
+    if (detail::held_by_program(rc, err)) {
         log_line("wrap_lockfile: '%s' is locked by this program itself: renaming without the lock%s\n", target, "");
         return rename_now();
     }
