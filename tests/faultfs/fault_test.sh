@@ -268,10 +268,7 @@ mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
 ctl reset-log "fault fsync $d/*~~ OK delay=2000"
 "$driver" write "$mnt/$d/f" first >"$tmp/first.out" 2>&1 &
 first=$!
-for i in $(seq 250); do
-    dump_log | grep -q " delay path=$d/.f.*~~ op=fsync " && break
-    sleep 0.02
-done
+await_delay "$d/.f.*~~" fsync
 ctl "mark second-start"
 out=$("$driver" --timeout 0 write "$mnt/$d/f" second 2>&1); rc=$?
 ctl "mark second-end"
@@ -290,6 +287,35 @@ grep -q " fsync path=$d/.f.*~~ .* fault=delayed" "$tmp/delay.log" || fail "delay
 expect_content "$backing/$d/f" first "delay"
 expect_only "$backing/$d" "delay" f
 out=$("$driver" --timeout 0 write "$mnt/$d/f" again 2>&1) || fail "delay: lock not free afterwards: $out"
+
+# --- a target replaced meanwhile, its lookup at the commit stale --------------
+# A writer that does not lock renames another file over the target while
+# the replacement is pending (here: in the backing directory, while the
+# first writer sleeps in its temp's fsync), and the commit's look at the
+# target answers a stale handle (EBADFD from GlusterFS, ESTALE): that is no
+# sign of the file looked at under the lock. Looked at again, it is not:
+# the commit fails with ESTALE and the other writer's file stays
+# (docs/design.md, step 7).
+# As many faults as the commit's one fstatat meets: the kernel looks a name
+# up twice, and once more after ESTALE (retry_estale).
+for fault in EBADFD:2 ESTALE:3; do
+    e=${fault%:*}
+    n=$((n + 1)); d=stale-commit-$e
+    mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+    ctl reset-log "fault fsync $d/*~~ OK delay=500"
+    "$driver" write "$mnt/$d/f" new >"$tmp/stale-commit.out" 2>&1 &
+    writer=$!
+    await_delay "$d/.f.*~~" fsync
+    printf theirs >"$backing/$d/g" && mv "$backing/$d/g" "$backing/$d/f" || exit 1
+    ctl "fault getattr $d/f $e count=${fault#*:}"
+    wait $writer; rc=$?
+    ctl clear
+    out=$(cat "$tmp/stale-commit.out")
+    [ $rc -eq 1 ] && [[ "$out" == *" ESTALE step=rename" ]] ||
+        fail "stale commit $e: a replaced target's stale lookup is not a refused commit: exit $rc: $out"
+    expect_content "$backing/$d/f" theirs "stale commit $e"
+    expect_only "$backing/$d" "stale commit $e" f
+done
 
 # Faultfs itself must have stayed up throughout.
 kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"

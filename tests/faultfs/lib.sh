@@ -69,6 +69,18 @@ ctl() {
 }
 dump_log() { cat "$mnt/.faultfs-control"; }
 
+# await_delay PATH OP: until faultfs logs that an OP on PATH (a grep pattern,
+# relative to the mount) is sleeping in its delay (5 s at most).
+await_delay() {
+    local i
+    for i in $(seq 250); do
+        dump_log | grep -q " delay path=$1 op=$2 " && return 0
+        sleep 0.02
+    done
+    fail "$1: the writer never reached the delayed $2"
+    return 1
+}
+
 # expect_content FILE CONTENT WHAT: byte-for-byte, read from the backing side.
 expect_content() {
     local got

@@ -16,17 +16,6 @@ driver=$(realpath "$2") || exit 1
 
 mount_faultfs threaded
 
-# await_delay DIR OP: until faultfs logs that an OP on DIR/f is sleeping.
-await_delay() {
-    local i
-    for i in $(seq 250); do
-        dump_log | grep -q " delay path=$1/f op=$2 " && return 0
-        sleep 0.02
-    done
-    fail "$1: the writer never reached the delayed $2"
-    return 1
-}
-
 n=0
 for how in symlink rename; do
     n=$((n + 1)); d=lock-only-$how
@@ -34,7 +23,7 @@ for how in symlink rename; do
     ctl reset-log "fault flush $d/f OK delay=3000 count=1"
     "$driver" --lock-only write "$mnt/$d/f" new >"$tmp/$d.out" 2>&1 &
     writer=$!
-    if await_delay "$d" flush; then
+    if await_delay "$d/f" flush; then
         mv "$mnt/$d/f" "$mnt/$d/judged"
         if [ $how = symlink ]; then ln -s victim "$mnt/$d/f"; else cp "$mnt/$d/victim" "$mnt/$d/f"; fi
     fi

@@ -267,15 +267,22 @@ int commit_rename(wlf_file *f, wlf_error *err) {
 // swapped in before the look and back before the commit (the look saw
 // another directory's file, perhaps somebody's secret) gives nothing of
 // that file to this one. A shared file system's cache may miss the name
-// for a moment (shared_fs.hpp): only a file seen there counts. A nested
+// for a moment (shared_fs.hpp): only a file seen there counts. A stale
+// handle (ESTALE, GlusterFS's EBADFD) is what a client answers for a file
+// another client replaced: looked at again (bounded), and where the answer
+// never comes, not committed. A nested
 // replacement of the same target under the same lock that committed first
 // put its own file there: that one is replaced (the last commit wins).
 // Identities only: straight to the kernel (sysio.hpp).
 bool detail::file_target_still_looked_at(const wlf_file *f) {
     if (!f->existed) return true;
     struct stat now;
-    if (sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno != ENOENT || detail::is_shared_fs_parent(f->target);
+    detail::StaleRetry stale;
+    while (sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+        int e = errno;
+        if (!detail::is_stale_handle(e, f->target)) return e != ENOENT || detail::is_shared_fs_parent(f->target);
+        if (!stale.again(ESTALE)) return false;
+    }
     return (now.st_dev == f->st.st_dev && now.st_ino == f->st.st_ino) ||
            detail::lock_last_commit_was(f->lock, now.st_dev, now.st_ino);
 }
