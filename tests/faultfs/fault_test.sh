@@ -317,6 +317,31 @@ for fault in EBADFD:2 ESTALE:3; do
     expect_only "$backing/$d" "stale commit $e" f
 done
 
+# --- the lock's choice meets a stale directory ---------------------------------
+# Mounted as fuse.sshfs, where the lock choice (WLF_LOCK_AUTO) takes a
+# dotlock: flock would stay on this client (README "Shared file systems").
+# The choice looks at the lock file's directory; a stale handle there
+# (EBADFD from GlusterFS, ESTALE) is no answer about the mount. Taken for
+# "cannot be told" (flock), the writer's probe locked a lock file of its
+# own with flock, which stays on a shared file system: every dotlock
+# writer after it took that file for a lock held, for good.
+kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"
+unmount
+mount_faultfs subtype=sshfs
+for fault in EBADFD:2 ESTALE:3; do
+    e=${fault%:*}
+    n=$((n + 1)); d=stale-choice-$e
+    mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+    ctl "fault getattr $d $e count=${fault#*:}"
+    out=$("$driver" --backend auto --timeout 0 write "$mnt/$d/f" new 2>&1) || fail "stale choice $e: $out"
+    ctl clear
+    expect_content "$backing/$d/f" new "stale choice $e"
+    [ ! -e "$backing/$d/f.lock" ] || fail "stale choice $e: a lock file stayed on a dotlock mount"
+    out=$("$driver" --backend dotlock --timeout 0 write "$mnt/$d/f" again 2>&1) ||
+        fail "stale choice $e: the next dotlock writer: $out"
+    expect_content "$backing/$d/f" again "stale choice $e, the next dotlock writer"
+done
+
 # Faultfs itself must have stayed up throughout.
 kill -0 "$fs_pid" 2>/dev/null || fail "faultfs died: $(cat "$tmp/faultfs.log")"
 [ $failures -eq 0 ] || { echo "$failures failure(s)"; exit 1; }

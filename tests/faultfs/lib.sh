@@ -41,11 +41,18 @@ trap cleanup EXIT
 # Single-threaded (-s) so the log is in one deterministic order; never under
 # the shim, whose rules would otherwise apply to the backing files.
 # mount_faultfs threaded: without -s, so a delayed request does not hold up
-# the others (the log is then in completion order).
+# the others (the log is then in completion order). subtype=NAME: the mount
+# shows as fuse.NAME in mountinfo (subtype=sshfs: one the lock choice
+# WLF_LOCK_AUTO takes dotlock on).
 mount_faultfs() {
-    local single=-s
-    [ "${1:-}" = threaded ] && single=
-    env -u LD_PRELOAD "$faultfs" "$backing" "$mnt" -f $single -o fsname=faultfs,subtype=faultfs \
+    local single=-s subtype=faultfs arg
+    for arg in "$@"; do
+        case $arg in
+        threaded) single= ;;
+        subtype=*) subtype=${arg#subtype=} ;;
+        esac
+    done
+    env -u LD_PRELOAD "$faultfs" "$backing" "$mnt" -f $single -o fsname=faultfs,subtype=$subtype \
         >"$tmp/faultfs.log" 2>&1 &
     fs_pid=$!
     local i

@@ -4,6 +4,7 @@
 #include "mount_info.hpp"
 
 #include "internal.hpp"
+#include "shared_fs.hpp"
 #include "sysio.hpp"
 
 #include <fcntl.h>
@@ -254,8 +255,16 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known,
     // (since Linux 5.8), which tells bind mounts, btrfs subvolumes and
     // overlayfs apart where the device number alone may not.
     // Straight to the kernel (sysio.hpp): the shim interposes statx.
+    // A stale handle of the directory (ESTALE, GlusterFS's EBADFD) says
+    // nothing about the mount: taken for "cannot be told", a dotlock mount
+    // would get a flock that excludes no other client, and the probe's own
+    // lock file would stay there, a dotlock held for good (shared_fs.hpp;
+    // EBADFD is judged by the file system that holds the directory).
     struct statx sx;
-    if (sys::call(SYS_statx, AT_FDCWD, sys::arg(dir), 0, STATX_MNT_ID, sys::arg(&sx)) != 0) return WLF_LOCK_FLOCK;
+    StaleRetry stale;
+    while (sys::call(SYS_statx, AT_FDCWD, sys::arg(dir), 0, STATX_MNT_ID, sys::arg(&sx)) != 0) {
+        if (!is_stale_handle(errno, dir) || !stale.again(ESTALE)) return WLF_LOCK_FLOCK;
+    }
     *dir_append_only = (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_APPEND) != 0;
     Want w{(sx.stx_mask & STATX_MNT_ID) ? static_cast<unsigned long>(sx.stx_mnt_id) : 0, sx.stx_dev_major,
            sx.stx_dev_minor, false, false};
