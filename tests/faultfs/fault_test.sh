@@ -255,6 +255,27 @@ out=$("$driver" --backend dotlock --timeout 0 write "$mnt/$d/f" new 2>&1) || fai
 expect_content "$backing/$d/f" new "stale"
 expect_only "$backing/$d" "stale" f
 
+# --- a dotlock's own files answer a stale handle ------------------------------
+# Any one lookup of the lock file or of the writer's dotlock temporary
+# (".lk<pid>...") answering a stale handle twice (the kernel looks a name
+# up twice): the writer (one try) may succeed or fail, but it leaves
+# neither file behind, and the old or the new content whole. Before, a
+# stale look right after the writer's link() made it report the lock held
+# (or the error) with its lock file left in place, where a live writer's
+# blocks every other one; a stale create or unlink of the temporary left
+# the temporary; and a stale unlink at the release left the lock file.
+for glob in f.lock '.lk*'; do
+    for nth in $(seq 10); do
+        n=$((n + 1)); d=stale-dotlock-$n
+        mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+        ctl "fault getattr $d/$glob EBADFD nth=$nth count=2"
+        out=$("$driver" --backend dotlock --timeout 0 write "$mnt/$d/f" new 2>&1); rc=$?
+        ctl clear
+        expect_content "$backing/$d/f" "$([ $rc -eq 0 ] && echo new || echo old)" "stale dotlock $glob nth=$nth: $out"
+        expect_only "$backing/$d" "stale dotlock $glob nth=$nth: $out" f
+    done
+done
+
 # --- delay: a second writer meets the lock ------------------------------------
 # Threaded, so the first writer's delayed fsync holds up nobody else. The
 # second writer (timeout 0) starts once faultfs has logged that the first is

@@ -197,6 +197,15 @@ bool break_if_stale(const char *path, const char *probe) {
     return unlinkat(dfd.get(), name, 0) == 0;
 }
 
+// Removes a name of our own (our temporary, or the lock we linked); a stale
+// handle (shared_fs.hpp) is asked again, bounded: the name stays otherwise,
+// for good.
+void remove_own(const char *path) {
+    StaleRetry stale;
+    while (unlink(path) != 0 && is_stale_handle(errno, path) && stale.again(ESTALE)) {
+    }
+}
+
 struct Attempt {
     const char *path;
     const char *tmp;
@@ -206,14 +215,53 @@ struct Attempt {
     const char *op;  // for ENOLCK: what is in the way
 };
 
+// The lock file, as its path shows it (the release compares that), into
+// *lock, after a link() that succeeded (`linked`) or answered a stale
+// handle, which may come after the link was made (a client's look at what
+// it linked). A stale answer here is the cache's: nobody else removes a
+// live holder's lock, so it is asked again (bounded, shared_fs.hpp), not
+// taken for "not ours yet" with our file in place, where it would block
+// every other locker for as long as we live. Without an answer a link that
+// succeeded is undone: 0 or the errno.
+int look_after_link(const Attempt *a, bool linked, struct stat *lock) {
+    StaleRetry stale;
+    while (lstat(a->path, lock) != 0) {
+        int e = errno;
+        bool cached = is_stale_handle(e, a->path) || (e == ENOENT && is_shared_fs_parent(a->path));
+        if (!cached || !stale.again(e)) {
+            if (linked && e != ENOENT) remove_own(a->path);
+            return e;
+        }
+    }
+    return 0;
+}
+
 int try_link(void *ctx) {
     auto *a = static_cast<Attempt *>(ctx);
     for (int round = 0; round < 2; ++round) {
-        // Success is believed; a failure may be a lost reply of a success (NFS).
+        // Success is believed; a failure may be a lost reply of a success
+        // (NFS), or a stale look after it: decided by the inodes.
         bool linked = sys::linkat(AT_FDCWD, a->tmp, AT_FDCWD, a->path, 0) == 0;
+        bool maybe_linked = linked || is_stale_handle(errno, a->path);
         struct stat mine, lock;
-        if (lstat(a->tmp, &mine) != 0) return errno;
-        if (lstat(a->path, &lock) != 0) {
+        if (maybe_linked) {
+            // ENOENT: removed under us (by a breaker that judged us dead),
+            // or never made: try again, a few times (as below).
+            int e = look_after_link(a, linked, &lock);
+            if (e == ENOENT) return ++a->lookups_failed <= 50 ? EWOULDBLOCK : e;
+            if (e) return e;
+            if (linked) {
+                a->seen = lock;
+                return 0;
+            }
+        }
+        if (lstat(a->tmp, &mine) != 0) {
+            // Our temporary's stale handle: as the lock's, below.
+            int e = errno;
+            if (is_stale_handle(e, a->tmp) && ++a->lookups_failed <= 50) return EWOULDBLOCK;
+            return e;
+        }
+        if (!maybe_linked && lstat(a->path, &lock) != 0) {
             // Neither we nor anybody holds it, or a cache lied: a few times is
             // the cache's, more is an error (liblockfile gives up likewise).
             // A holder's release on another client between the lookup and
@@ -224,7 +272,7 @@ int try_link(void *ctx) {
             return e;
         }
         a->lookups_failed = 0;
-        if (linked || (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino)) {
+        if (lock.st_dev == mine.st_dev && lock.st_ino == mine.st_ino) {
             // The lock file as its path shows it (the release compares that).
             a->seen = lock;
             return 0;
@@ -266,21 +314,27 @@ int dotlock_acquire(const char *path, const wlf_lock_options *opt, struct stat *
     int fd = sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     // Errors name the lock file, not the temporary: that is the file the
     // user knows (callers classify by the step, WLF_STEP_LOCK, not by name).
-    if (fd < 0) return fail(err, errno, WLF_STEP_LOCK, "create dotlock temporary", path);
+    if (fd < 0) {
+        // A stale handle may come after the file was made (a client's look
+        // at what it created): the name is ours alone, so it goes.
+        int e = errno;
+        if (is_stale_handle(e, tmp)) remove_own(tmp);
+        return fail(err, e, WLF_STEP_LOCK, "create dotlock temporary", path);
+    }
     int wrc = write_content(fd);
     if (sys::close(fd) != 0 && wrc == 0) wrc = errno;
     if (wrc != 0) {
-        unlink(tmp);
+        remove_own(tmp);
         return fail(err, wrc, WLF_STEP_LOCK, "write dotlock temporary", path);
     }
     char probe[WLF_PATH_MAX];
     if (snprintf(probe, sizeof probe, "%s.b", tmp) >= static_cast<int>(sizeof probe)) {
-        unlink(tmp);
+        remove_own(tmp);
         return fail(err, ENAMETOOLONG, WLF_STEP_LOCK, "lock path", path);
     }
     Attempt a{path, tmp, probe, {}, 0, nullptr};
     int rc = poll_until(try_link, &a, opt->has_timeout != 0, opt->timeout);
-    unlink(tmp);
+    remove_own(tmp);
     if (rc == EWOULDBLOCK || rc == ETIMEDOUT) return fail(err, rc, WLF_STEP_LOCK, "lock", path);
     if (rc == ENOLCK && a.op) return fail(err, rc, WLF_STEP_LOCK, a.op, path);
     if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "dotlock", path);

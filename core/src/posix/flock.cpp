@@ -168,20 +168,25 @@ namespace {
 int remove_ours_at(int dfd, const char *name, const Held *h, bool *gone) {
     struct stat st;
     StaleRetry stale;  // a shared file system's cached handle (shared_fs.hpp)
-    while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) {
+    for (;;) {
+        while (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) {
+                *gone = true;
+                return 0;
+            }
+            if (!stale.again(errno)) return errno;
+        }
+        if (st.st_dev != h->dev || st.st_ino != h->ino) {  // somebody else's now
             *gone = true;
             return 0;
         }
+        if (st.st_size != h->size || st.st_mtim.tv_sec != h->mtime.tv_sec || st.st_mtim.tv_nsec != h->mtime.tv_nsec)
+            return 0;  // written since: somebody's data
+        if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
+        // The unlink's own look at the name may be stale too: looked at
+        // again, then removed only if it is still ours.
         if (!stale.again(errno)) return errno;
     }
-    if (st.st_dev != h->dev || st.st_ino != h->ino) {  // somebody else's now
-        *gone = true;
-        return 0;
-    }
-    if (st.st_size != h->size || st.st_mtim.tv_sec != h->mtime.tv_sec || st.st_mtim.tv_nsec != h->mtime.tv_nsec)
-        return 0;  // written since: somebody's data
-    return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
 }
 
 // h's file's name now, from /proc/self/fd: its directory may have been
