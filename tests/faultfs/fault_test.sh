@@ -276,6 +276,24 @@ for glob in f.lock '.lk*'; do
     done
 done
 
+# --- a flock lock file answers a stale handle -----------------------------------
+# The same for the flock backend, whose lock file stays on a shared file
+# system (faultfs is FUSE): any one lookup or stat of the existing f.lock
+# answering EBADFD twice is retried, at the lock and at the commit's check
+# that the lock file is still ours, and the write succeeds. Before, a stale
+# fstat or lstat of the locked file failed the lock, and a stale look at
+# the commit failed it as "the directory was renamed or replaced".
+for nth in $(seq 12); do
+    n=$((n + 1)); d=stale-flock-$n
+    mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+    "$driver" --backend flock write "$mnt/$d/f" old >/dev/null || fail "stale flock nth=$nth: setup write"
+    ctl "fault getattr $d/f.lock EBADFD nth=$nth count=2"
+    out=$("$driver" --backend flock --timeout 0 write "$mnt/$d/f" new 2>&1) || fail "stale flock nth=$nth: $out"
+    ctl clear
+    expect_content "$backing/$d/f" new "stale flock nth=$nth"
+    expect_only "$backing/$d" "stale flock nth=$nth" f
+done
+
 # --- delay: a second writer meets the lock ------------------------------------
 # Threaded, so the first writer's delayed fsync holds up nobody else. The
 # second writer (timeout 0) starts once faultfs has logged that the first is

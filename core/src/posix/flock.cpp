@@ -104,14 +104,16 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
             writable = true;
             continue;
         }
-        if (rc == ESTALE && stale.again(rc)) continue;  // unlinked by another client
+        // Unlinked or replaced by another client: ESTALE, GlusterFS's EBADFD.
+        if (detail::is_stale_handle(rc, path) && stale.again(ESTALE)) continue;
         if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "flock", path);
 
         struct stat fs, ps;
         uint64_t mount = 0;
         if (detail::fstat_with_mount(fd.get(), &fs, &mount) != 0) {
-            if (errno == ESTALE && stale.again(ESTALE)) continue;
-            return fail(err, errno, WLF_STEP_LOCK, "fstat lock file", path);
+            int e = errno;
+            if (detail::is_stale_handle(e, path) && stale.again(ESTALE)) continue;
+            return fail(err, e, WLF_STEP_LOCK, "fstat lock file", path);
         }
         // Released and unlinked between our open and our flock: retry.
         if (fs.st_nlink == 0) continue;
@@ -124,9 +126,10 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
         // compare it with what the path names now.
         if (!created) {
             if (lstat(path, &ps) != 0) {
-                if (errno == ENOENT) continue;  // released and unlinked under us: retry
-                if (errno == ESTALE && stale.again(ESTALE)) continue;
-                return fail(err, errno, WLF_STEP_LOCK, "stat lock file", path);
+                int e = errno;
+                if (e == ENOENT) continue;  // released and unlinked under us: retry
+                if (detail::is_stale_handle(e, path) && stale.again(ESTALE)) continue;
+                return fail(err, e, WLF_STEP_LOCK, "stat lock file", path);
             }
             if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
         }
@@ -147,11 +150,15 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
 // Whether h's path still names the file we hold: after its directory was
 // renamed or replaced it may name somebody else's lock file, which must not
 // be removed.
-// (Through h->at_dir when set: its name in that directory.)
+// (Through h->at_dir when set: its name in that directory.) A stale handle
+// (shared_fs.hpp) is no answer: asked again, bounded.
 bool still_at_path(const Held *h) {
     struct stat st;
-    return fstatat(lock_at_fd(h), lock_at_name(h), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == h->dev &&
-           st.st_ino == h->ino;
+    StaleRetry stale;
+    while (fstatat(lock_at_fd(h), lock_at_name(h), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (!is_stale_handle(errno, h->path) || !stale.again(ESTALE)) return false;
+    }
+    return st.st_dev == h->dev && st.st_ino == h->ino;
 }
 
 const char *lock_at_name(const Held *h) {
