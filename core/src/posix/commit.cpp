@@ -205,16 +205,36 @@ int commit_rename(wlf_file *f, wlf_error *err) {
     if (!detail::file_target_still_looked_at(f))
         return fail(err, ESTALE, WLF_STEP_RENAME, "commit (the file was replaced or removed meanwhile)", f->target);
     // A new target is linked straight to its name: no temp name, no
-    // rename. Something there now (made by a writer that does not lock)
-    // is replaced as any existing target is, unless the program asked for
-    // O_EXCL: then that file stays and the commit fails, as its open would
-    // have (git's index.lock, a shell's noclobber).
+    // rename. Something there now (made by a writer that does not lock) is
+    // replaced as any existing target is when the program's open truncates
+    // (O_TRUNC: the plain open would have emptied it). Otherwise it stays
+    // and the commit fails: with O_EXCL as its open would have (git's
+    // index.lock, a shell's noclobber), with EEXIST; an append or a write
+    // without O_TRUNC would have kept its content (appended to it, written
+    // over a part), which a replacement loses: ESTALE. A file this very
+    // lock's last commit put there (a nested replacement's) is replaced.
     bool linked = false;
     const bool exclusive = !f->existed && (f->flags & O_CREAT) && (f->flags & O_EXCL);
+    const bool keeps_content = !f->existed && !exclusive && !(f->flags & O_TRUNC);
+    auto refuse_newcomer = [&](int rc, const char *what) {
+        if (rc == EEXIST && exclusive)
+            return fail(err, rc, WLF_STEP_RENAME, "name new file (O_EXCL: created meanwhile by another writer)", f->target);
+        if (rc == EEXIST)
+            return fail(err, ESTALE, WLF_STEP_RENAME,
+                        "commit (a file was created meanwhile by another writer; this open without O_TRUNC would "
+                        "have kept its content)",
+                        f->target);
+        return fail(err, rc, WLF_STEP_RENAME, what, f->target);
+    };
+    auto ours_there = [&] {
+        struct stat now;
+        return sys::fstatat(at_fd(f), at_base(f), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+               detail::lock_last_commit_was(f->lock, now.st_dev, now.st_ino);
+    };
     if (f->anonymous && !f->existed) {
         int rc = detail::link_anonymous_as(f->fd, detail::TempDir{at_fd(f), "", 0}, at_base(f));
-        if (rc != 0 && (rc != EEXIST || exclusive))
-            return fail(err, rc, WLF_STEP_RENAME, rc == EEXIST ? "link new file (O_EXCL: created meanwhile by another writer)" : "link new file", f->target);
+        if (rc != 0 && (rc != EEXIST || exclusive || (keeps_content && !ours_there())))
+            return refuse_newcomer(rc, "link new file");
         linked = rc == 0;
     }
     if (f->anonymous && !linked) {
@@ -223,9 +243,9 @@ int commit_rename(wlf_file *f, wlf_error *err) {
             return fail(err, rc, WLF_STEP_RENAME, "name temporary file for", f->target);
     }
     f->anonymous = false;
-    if (exclusive && !linked) {
+    if ((exclusive || keeps_content) && !linked && (exclusive || !ours_there())) {
         int rc = name_exclusively(f);
-        if (rc) return fail(err, rc, WLF_STEP_RENAME, rc == EEXIST ? "name new file (O_EXCL: created meanwhile by another writer)" : "name new file", f->target);
+        if (rc) return refuse_newcomer(rc, "name new file");
         linked = true;
     }
     int fd = f->fd;

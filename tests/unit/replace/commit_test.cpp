@@ -174,6 +174,36 @@ TEST(AtomicWriteCommit, ExclusiveNewFileNeverReplacesOneCreatedMeanwhile) {
     }
 }
 
+// A new file opened without O_TRUNC (an append, a plain write): a file that
+// a writer which does not lock creates at the name before the commit keeps
+// its content, which the plain open would have kept (appending to it), and
+// the commit fails with ESTALE. With O_TMPFILE and with a named temp.
+TEST(AtomicWriteCommit, NewFileWithoutTruncateNeverReplacesOneCreatedMeanwhile) {
+    for (int how : {static_cast<int>(WLF_OPEN_APPEND), 0}) {
+        for (bool named : {false, true}) {
+            SCOPED_TRACE(std::string(how ? "append" : "write") + (named ? ", named temp" : ", O_TMPFILE"));
+            TempDir dir;
+            int filter_rc = 0, open_rc = -1, commit_rc = -1;
+            std::thread t([&] {
+                if (named && (filter_rc = deny_o_tmpfile_in_this_thread()) != 0) return;
+                wlf_file *f = nullptr;
+                open_rc = wlf_open_flags((dir / "f").c_str(), WLF_OPEN_WRITE | WLF_OPEN_CREATE | how, 0644, nullptr, &f,
+                                         nullptr);
+                if (open_rc != 0) return;
+                if (::write(wlf_file_fd(f), "ours", 4) != 4) wlf_file_poison(f, errno);
+                write_file(dir / "f", "theirs");
+                commit_rc = wlf_commit(f, nullptr, nullptr);
+            });
+            t.join();
+            if (filter_rc != 0) GTEST_SKIP() << "cannot install a seccomp filter: " << std::strerror(filter_rc);
+            ASSERT_EQ(open_rc, 0) << std::strerror(open_rc);
+            EXPECT_EQ(commit_rc, ESTALE);
+            EXPECT_EQ(read_file(dir / "f"), "theirs");
+            EXPECT_EQ(list_names(dir.path()), Names{"f"});
+        }
+    }
+}
+
 // A writer that does not lock renames its file over the target, or removes
 // the target, before the commit: without the library the caller's writes
 // went to the file that was orphaned, so its file stays (or the name stays
