@@ -137,6 +137,10 @@
 #     program's own lock, which another writer meets (it used to wait for
 #     that lock, held by the waiting process's own descriptor, for ever); a
 #     rename onto f likewise
+#  43 as 42, the lock's holder runs two appenders of f at once (both hold
+#     its description: `( flock 9; a >> f & b >> f; wait ) 9>>f.lock`):
+#     both lines land, as plainly (each appended to a copy of the old f,
+#     without our lock, and the second commit dropped the first one's line)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1092,6 +1096,37 @@ run "$d/f" bash -c '( flock -s 9; echo shared > f ) 9>>f.lock' 2>"$tmp/c42.err"
 expect_status "$t (shared)" 0 $?
 expect_content "$t (shared)" f $'shared\n'
 rm -f reached go
+expect_entries "$t" "$d" f f.lock
+
+# ---- 43: two appenders under the program's own lock ----
+t="43 two appenders under the program's own lock"
+newdir c43
+printf 'old\n' >f
+# Each opens f for appending, says so (opened.a, opened.b), and writes its
+# line once both have it open.
+append='
+import os, sys, time
+f = open("f", "a")
+open("opened." + sys.argv[1], "w").close()
+while not os.path.exists("go"):
+    time.sleep(0.01)
+f.write(sys.argv[1] + "\n")
+f.close()
+'
+run "$d/f" bash -c '( flock 9; "$0" -c "$1" a & "$0" -c "$1" b & wait ) 9>>f.lock' \
+    "$python3" "$append" 2>"$tmp/c43.err" &
+writers=$!
+for i in $(seq 500); do
+    [ -e opened.a ] && [ -e opened.b ] && break
+    sleep 0.02
+done
+: >go
+wait $writers
+expect_status "$t" 0 $?
+contents f
+[ "$REPLY" = $'old\na\nb\n' ] || [ "$REPLY" = $'old\nb\na\n' ] ||
+    fail "$t: f holds '$(printf %q "$REPLY")', want old and both lines"
+rm -f go opened.a opened.b
 expect_entries "$t" "$d" f f.lock
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"

@@ -198,14 +198,21 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
     bool own = detail::held_by_program(rc, err);
     if (own || (rc == EDEADLK && err.step == WLF_STEP_LOCK && opt.lock_only)) {
         // Locked by this program itself (`( flock 9; cmd > X ) 9>>X.lock`):
-        // it serializes its own writes of X, which go ahead without our lock,
-        // replaced as ever. Locked by a process this one descends from (a
-        // log the parent holds open while its child appends to it): in
-        // place under the parent's lock, as the two share the file without
-        // the shim.
+        // its writes of X go ahead without our lock. One that truncates is
+        // replaced as ever; one that keeps the content (an append) is made
+        // in place: the lock's description may be held by several of the
+        // program's processes at once (`( flock 9; a >> X & b >> X; wait )`),
+        // and two copies of the old X, each appended to, would drop one
+        // line at the second commit (README "holds the file's lock
+        // itself"). Locked by a process this one descends from (a log the
+        // parent holds open while its child appends to it): in place under
+        // the parent's lock, as the two share the file without the shim.
+        const bool in_place = !own || !(flags & O_TRUNC);
         log_line("wrap_lockfile: '%s' is locked by %s\n", p.norm,
-                 own ? "this program itself: writing it without our lock"
-                     : "a process this one descends from: writing it in place under that lock");
+                 !own       ? "a process this one descends from: writing it in place under that lock"
+                 : in_place ? "this program itself: writing it in place without our lock"
+                            : "this program itself: writing it without our lock");
+        if (own && in_place) opt.lock_only = 1;
         opt.use_lock = 0;
         err.code = 0;
         rc = detail::file_open(p.raw, flags & detail::kSupportedOpenFlags, mode, &opt, g_config.fd_floor, &f, &user,
@@ -259,7 +266,7 @@ int open_pending(const Paths &p, rules::Kind kind, int flags, mode_t mode) {
         return -1;
     }
     identity_add(f, p.norm, p.raw, opener);
-    log_line("wrap_lockfile: %s '%s'\n", kind == rules::kLockOnly ? "locked" : "replacing", p.norm);
+    log_line("wrap_lockfile: %s '%s'\n", opt.lock_only ? "locked" : "replacing", p.norm);
     return user;
 }
 
