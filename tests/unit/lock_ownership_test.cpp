@@ -309,7 +309,9 @@ TEST(LockOwnership, HeldByProgramMeansThroughOneOfItsOwnDescriptions) {
         int status = 0;
         ASSERT_EQ(waitpid(child, &status, 0), child);
         ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        EXPECT_TRUE(wl::detail::lock_file_held_by_program(lock.c_str())) << how;
+        // Without /proc (the portable build) it cannot be told: false, as the
+        // shim then waits as before.
+        EXPECT_EQ(wl::detail::lock_file_held_by_program(lock.c_str()), WLF_HAVE_PROC != 0) << how;
         // Another file description of ours that holds nothing is not it.
         ASSERT_EQ(flock(fd, LOCK_UN), 0);
         EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str())) << how;
