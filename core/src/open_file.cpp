@@ -183,7 +183,7 @@ int open_file(const char *path, int flags, mode_t mode, const wlf_write_options 
         do {
             rc = detail::resolve_target(path, (flags & O_NOFOLLOW) || exclusive, f->target, sizeof f->target,
                                         &f->existed, &f->st, &via_proc);
-        } while (detail::is_stale_handle(rc, path) && stale.again(ESTALE));
+        } while (stale.again_if_stale(rc, path));
         if (rc == ELOOP && exclusive && !(flags & O_NOFOLLOW)) rc = EEXIST;
         if (rc) return fail_and_destroy(f, err, rc, WLF_STEP_OPEN, "resolve", path);
 

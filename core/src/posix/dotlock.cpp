@@ -202,7 +202,7 @@ bool break_if_stale(const char *path, const char *probe) {
 // for good.
 void remove_own(const char *path) {
     StaleRetry stale;
-    while (unlink(path) != 0 && is_stale_handle(errno, path) && stale.again(ESTALE)) {
+    while (unlink(path) != 0 && stale.again_if_stale(errno, path)) {
     }
 }
 

@@ -105,14 +105,14 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
             continue;
         }
         // Unlinked or replaced by another client: ESTALE, GlusterFS's EBADFD.
-        if (detail::is_stale_handle(rc, path) && stale.again(ESTALE)) continue;
+        if (stale.again_if_stale(rc, path)) continue;
         if (rc != 0) return fail(err, rc, WLF_STEP_LOCK, "flock", path);
 
         struct stat fs, ps;
         uint64_t mount = 0;
         if (detail::fstat_with_mount(fd.get(), &fs, &mount) != 0) {
             int e = errno;
-            if (detail::is_stale_handle(e, path) && stale.again(ESTALE)) continue;
+            if (stale.again_if_stale(e, path)) continue;
             return fail(err, e, WLF_STEP_LOCK, "fstat lock file", path);
         }
         // Released and unlinked between our open and our flock: retry.
@@ -128,7 +128,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
             if (lstat(path, &ps) != 0) {
                 int e = errno;
                 if (e == ENOENT) continue;  // released and unlinked under us: retry
-                if (detail::is_stale_handle(e, path) && stale.again(ESTALE)) continue;
+                if (stale.again_if_stale(e, path)) continue;
                 return fail(err, e, WLF_STEP_LOCK, "stat lock file", path);
             }
             if (fs.st_dev != ps.st_dev || fs.st_ino != ps.st_ino) continue;
@@ -156,7 +156,7 @@ bool still_at_path(const Held *h) {
     struct stat st;
     StaleRetry stale;
     while (fstatat(lock_at_fd(h), lock_at_name(h), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (!is_stale_handle(errno, h->path) || !stale.again(ESTALE)) return false;
+        if (!stale.again_if_stale(errno, h->path)) return false;
     }
     return st.st_dev == h->dev && st.st_ino == h->ino;
 }

@@ -263,7 +263,7 @@ int auto_lock_backend(const char *lock_path, const char *mountinfo, bool *known,
     struct statx sx;
     StaleRetry stale;
     while (sys::call(SYS_statx, AT_FDCWD, sys::arg(dir), 0, STATX_MNT_ID, sys::arg(&sx)) != 0) {
-        if (!is_stale_handle(errno, dir) || !stale.again(ESTALE)) return WLF_LOCK_FLOCK;
+        if (!stale.again_if_stale(errno, dir)) return WLF_LOCK_FLOCK;
     }
     *dir_append_only = (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_APPEND) != 0;
     Want w{(sx.stx_mask & STATX_MNT_ID) ? static_cast<unsigned long>(sx.stx_mnt_id) : 0, sx.stx_dev_major,

@@ -116,7 +116,7 @@ int seed(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_error *err)
     for (;;) {
         int rc = detail::seed_copy(seen->fd.get(), f->fd, f->st);
         if (rc == 0) return 0;
-        if (!detail::is_stale_handle(rc, f->target) || !stale.again(ESTALE))
+        if (!stale.again_if_stale(rc, f->target))
             return fail(err, rc, WLF_STEP_TEMP, "copy current content", f->target);
         if (sys::ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) < 0)
             return fail(err, errno, WLF_STEP_TEMP, "copy current content", f->target);
@@ -138,7 +138,7 @@ int give_target_attrs(wlf_file *f, const char *path, mode_t mode, bool want_read
     for (;;) {
         int rc = detail::read_inode_attrs(seen->fd.get(), f->st.st_dev, &attrs);
         if (rc == 0) break;
-        if (!detail::is_stale_handle(rc, f->target) || !stale.again(ESTALE))
+        if (!stale.again_if_stale(rc, f->target))
             return fail(err, rc, WLF_STEP_TEMP, "read inode flags of", f->target);
         if ((rc = stat_target(f, true)) != 0) return fail(err, rc, WLF_STEP_TEMP, "stat", f->target);
         seen->fd.reset(-1);
@@ -355,7 +355,7 @@ int begin_rename(wlf_file *f, const char *path, mode_t mode, Seen *seen, wlf_err
         bool owner_kept;
         int rc = detail::copy_metadata(seen->fd.get(), f->st, f->fd, &temp_st, &op, &owner_kept);
         detail::StaleRetry stale;  // as in seed(): the version another client replaced
-        while (detail::is_stale_handle(rc, f->target) && stale.again(ESTALE)) {
+        while (stale.again_if_stale(rc, f->target)) {
             if ((rc = stat_target(f, true)) != 0) break;
             seen->fd.reset(-1);
             if ((rc = look_as_program(f, path, mode, seeded, seen, err))) return rc;

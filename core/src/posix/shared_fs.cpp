@@ -97,6 +97,8 @@ bool is_stale_handle(int err, const char *path) {
     return err == ESTALE || (err == EBADFD && is_shared_fs_parent(path));
 }
 
+bool StaleRetry::again_if_stale(int err, const char *path) { return is_stale_handle(err, path) && again(ESTALE); }
+
 bool StaleRetry::again(int err) {
     // GlusterFS's FUSE client answers EBADFD for an inode whose handle the
     // other client's replacement made stale: the same case as ESTALE.

@@ -40,6 +40,9 @@ bool is_stale_handle(int err, const char *path);
 class StaleRetry {
 public:
     bool again(int err);
+    // The same for a stale handle only (is_stale_handle: ESTALE, or EBADFD
+    // on a shared file system holding `path`): false for any other err.
+    bool again_if_stale(int err, const char *path);
 
 private:
     int64_t start_ = 0;
