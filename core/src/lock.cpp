@@ -70,17 +70,8 @@ int dotlock_release(Held *h, wlf_error *err) {
 
 std::atomic<bool> g_warned_none{false};
 
-// The library's own locks in this process: held, or being taken or
-// released. A flock found held through a description of this process's own
-// descriptors is the program's only while the acquisition asking is the
-// one lock of the library's here (lock_wait_never_ends): else it may be
-// another thread's, between its flock() and its registry entry, or between
-// its registry drop and its unlock, or a forked parent's.
-std::atomic<int> g_lock_activity{0};
 
 }  // namespace
-
-void wrap_lockfile::detail::lock_activity_add(int n) { g_lock_activity.fetch_add(n, std::memory_order_acq_rel); }
 
 int wrap_lockfile::detail::lock_path_of(const char *target, char *dst, size_t size) {
     // Absolute, so that a chdir before the release does not make it remove
@@ -192,11 +183,9 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
         detail::Recycled<wlf_lock>::give(handle);
         return EINVAL;
     }
-    detail::lock_activity_add(1);  // until the release (below: until a failure)
     int rc = backend == WLF_LOCK_FLOCK ? flock_acquire(path, opt, fd_floor, h, probe, err)
                                        : dotlock_acquire(path, opt, h, err);
     if (rc != 0) {
-        detail::lock_activity_add(-1);
         detail::Recycled<Held>::give(h);
         detail::Recycled<wlf_lock>::give(handle);
         return rc;
@@ -213,7 +202,6 @@ int acquire(const char *target, const wlf_lock_options *opt_in, int fd_floor, bo
             opt->backend == WLF_LOCK_AUTO && detail::auto_lock_backend(path) == WLF_LOCK_DOTLOCK;
         if (dotlock_mount || !h->shared) h->keep = false;
         flock_release(h, nullptr);
-        detail::lock_activity_add(-1);
         detail::Recycled<Held>::give(h);
         detail::Recycled<wlf_lock>::give(handle);
         return EAGAIN;
@@ -282,7 +270,10 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
     if (!h) return 0;
     if (!known_owner && h->owner_pid != getpid()) {
         // Forked copy of a parent's handle: the parent still holds the lock.
-        if (h->fd >= 0) sys::close(h->fd);
+        if (h->fd >= 0) {
+            sys::close(h->fd);
+            detail::lock_fd_unmark(h->fd);
+        }
         return 0;
     }
     if (!registry_drop(h)) {
@@ -292,7 +283,6 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
         return 0;
     }
     int rc = h->backend == WLF_LOCK_FLOCK ? flock_release(h, err) : dotlock_release(h, err);
-    detail::lock_activity_add(-1);
     detail::Recycled<Held>::give(h);
     return rc;
 }
@@ -359,12 +349,9 @@ void wrap_lockfile::detail::lock_refuse_ancestor_holders() { g_refuse_ancestor_h
 const char wrap_lockfile::detail::kLockHeldByProgram[] =
     "lock (held by this program itself, through a descriptor of its own)";
 
-const char *wrap_lockfile::detail::lock_wait_never_ends(const char *lock_path) {
+const char *wrap_lockfile::detail::lock_wait_never_ends(const char *lock_path, int fd) {
     if (!g_refuse_ancestor_holders.load(std::memory_order_relaxed)) return nullptr;
-    // The asking acquisition is the library's one lock here: a description
-    // that holds it is the program's (g_lock_activity).
-    if (g_lock_activity.load(std::memory_order_acquire) == 1 && detail::lock_file_held_by_program(lock_path))
-        return kLockHeldByProgram;
+    if (detail::lock_file_held_by_program(fd)) return kLockHeldByProgram;
     pid_t h = detail::lock_file_holder(lock_path);
     if (h <= 0) return nullptr;
     pid_t p = getppid();

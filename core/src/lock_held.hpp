@@ -52,8 +52,6 @@ bool registry_in_use();
 // The record of this process for the locked descriptor fd on (dev, ino),
 // with one more reference (depth++); nullptr if there is none.
 Held *registry_share(int fd, dev_t dev, ino_t ino);
-// Whether a lock of this process's library is on (dev, ino).
-bool registry_holds(dev_t dev, ino_t ino);
 
 // ---- the flock backend (posix/flock.cpp) ----
 

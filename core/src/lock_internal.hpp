@@ -79,13 +79,11 @@ pid_t lock_file_holder(const char *lock_path);
 // holds through a descriptor of the program's own (lock_file_held_by_program,
 // shim_entry.hpp). The library's own API waits, as a lock must.
 void lock_refuse_ancestor_holders();
-// With that policy set, for a flock found held: the op of the EDEADLK when
-// waiting for `lock_path`'s lock would be for ever (its holder is this
-// program itself, or a process this one descends from), else nullptr.
-const char *lock_wait_never_ends(const char *lock_path);
-// Counts the library's locks of this process (held, being taken or
-// released): lock.cpp's acquire and release, lock_adopt.
-void lock_activity_add(int n);
+// With that policy set, for a flock refused to `fd` (our descriptor of the
+// lock file at `lock_path`): the op of the EDEADLK when waiting would be
+// for ever (its holder is this program itself, or a process this one
+// descends from), else nullptr.
+const char *lock_wait_never_ends(const char *lock_path, int fd);
 
 // The program is about to dup2() onto descriptor `from`, which the lock
 // owns: it uses `to`, a copy the caller made, from now on.

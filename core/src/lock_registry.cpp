@@ -66,14 +66,6 @@ Held *registry_share(int fd, dev_t dev, ino_t ino) {
         [&](const Held &h) { return h.fd == fd && h.dev == dev && h.ino == ino && h.owner_pid == pid; });
 }
 
-bool registry_holds(dev_t dev, ino_t ino) {
-    RegistryGuard g;
-    const pid_t me = getpid();
-    for (const Held *h = g_registry.head; h; h = h->next)
-        if (h->dev == dev && h->ino == ino && h->owner_pid == me) return true;
-    return false;
-}
-
 void lock_registry_after_fork() { reset_registry_mutex(); }
 bool lock_registry_trylock() { return pthread_mutex_trylock(&g_registry_mutex) == 0; }
 void lock_registry_unlock() { pthread_mutex_unlock(&g_registry_mutex); }

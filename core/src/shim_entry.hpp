@@ -136,18 +136,22 @@ void file_relocate_fd(wlf_file *f, int from, int to);
 // it). Nothing is freed; only async-signal-safe system calls; idempotent.
 void file_abandon(wlf_file *f);
 
-// Whether the lock file at `lock_path` (wlf_error's path at the lock step)
-// is flock()ed through an open file description of this very process's
-// descriptors that the library does not hold: the program's own lock (it
+// Whether the lock file that `fd` (a descriptor of ours whose flock was
+// refused) is open on is flock()ed through an open file description of
+// this very process's descriptors that the library does not hold (none it
+// marked, lock_file.hpp lock_fd_mark): the program's own lock (it
 // flock()ed X.lock, or flock(1) did on the shell's `9>>X.lock`, then it
 // writes or renames onto X). The shim, which locks X.lock, would wait for
-// it forever. An lstat and a read of /proc/self/fdinfo (false when that
+// it forever. An fstat and a read of /proc/self/fdinfo (false when that
 // cannot be read).
-bool lock_file_held_by_program(const char *lock_path);
+bool lock_file_held_by_program(int fd);
+// The shim closed `fd` after moving it aside (relocate_internal): it no
+// longer refers to a description of the library's locks.
+void lock_fd_closed(int fd);
 // The op of the EDEADLK that a lock acquisition under the shim's policy
 // (lock_refuse_ancestor_holders) gives when the program holds the lock
-// itself, through a description of its own, and the library holds no other
-// lock in the process: the shim then writes or renames without our lock.
+// itself, through a description of its own: the shim then writes or
+// renames without our lock.
 extern const char kLockHeldByProgram[];
 inline bool held_by_program(int rc, const wlf_error &err) {
     return rc == EDEADLK && err.step == WLF_STEP_LOCK && err.op == kLockHeldByProgram;

@@ -141,6 +141,11 @@
 #     its description: `( flock 9; a >> f & b >> f; wait ) 9>>f.lock`):
 #     both lines land, as plainly (each appended to a copy of the old f,
 #     without our lock, and the second commit dropped the first one's line)
+#  44 as 42 while the shim holds another lock of the program's: a shell
+#     with g's replacement pending on a descriptor (`exec 3>g`) writes f
+#     under its own lock on f.lock: f and g are both written, as plainly
+#     (it waited for its own lock for ever: the check was off while the
+#     library held any other lock in the process)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1128,6 +1133,18 @@ contents f
     fail "$t: f holds '$(printf %q "$REPLY")', want old and both lines"
 rm -f go opened.a opened.b
 expect_entries "$t" "$d" f f.lock
+
+# ---- 44: the program's own lock while the shim holds another ----
+t="44 the program's own lock while another replacement is pending"
+newdir c44
+printf 'old\n' >f
+printf 'old g\n' >g
+limit=10 run "$d/[fg]" bash -c 'exec 3>g; echo pending >&3; ( flock 9; echo new > f ) 9>>f.lock; echo more >&3; exec 3>&-' \
+    2>"$tmp/c44.err"
+expect_status "$t" 0 $?
+expect_content "$t" f $'new\n'
+expect_content "$t" g $'pending\nmore\n'
+expect_entries "$t" "$d" f f.lock g
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

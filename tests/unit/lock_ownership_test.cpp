@@ -298,7 +298,10 @@ TEST(LockOwnership, HeldByProgramMeansThroughOneOfItsOwnDescriptions) {
     TempDir dir;
     fs::path target = dir / "app.conf", lock = lock_of(target);
     write_file(lock, "");
-    EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));  // nobody holds it
+    // The descriptor whose flock was refused, as the acquisition asks with it.
+    const int asking = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(asking, 0);
+    EXPECT_FALSE(wl::detail::lock_file_held_by_program(asking));  // nobody holds it
     for (int how : {LOCK_EX, LOCK_SH}) {
         int fd = open(lock.c_str(), O_RDONLY | O_CLOEXEC);
         ASSERT_GE(fd, 0);
@@ -311,22 +314,71 @@ TEST(LockOwnership, HeldByProgramMeansThroughOneOfItsOwnDescriptions) {
         ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         // Without /proc (the portable build) it cannot be told: false, as the
         // shim then waits as before.
-        EXPECT_EQ(wl::detail::lock_file_held_by_program(lock.c_str()), WLF_HAVE_PROC != 0) << how;
+        EXPECT_EQ(wl::detail::lock_file_held_by_program(asking), WLF_HAVE_PROC != 0) << how;
         // Another file description of ours that holds nothing is not it.
         ASSERT_EQ(flock(fd, LOCK_UN), 0);
-        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str())) << how;
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(asking)) << how;
         close(fd);
     }
     {
         wlf_test::FlockHolder other(lock);  // another process's
         ASSERT_TRUE(other.locked());
-        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(asking));
         EXPECT_EQ(other.release(), 0);
     }
-    {
-        wl::FileLock ours(target, opts(0.0));  // the library's, in this process
-        EXPECT_FALSE(wl::detail::lock_file_held_by_program(lock.c_str()));
+    for (bool nesting : {true, false}) {
+        // The library's, in this process: in its registry, or (a lock of its
+        // own, as the Python binding takes them) not; the same holds for
+        // another thread's lock between its flock() and its registry entry.
+        wl::LockOptions o = opts(0.0);
+        o.nesting = nesting;
+        wl::FileLock ours(target, o);
+        EXPECT_FALSE(wl::detail::lock_file_held_by_program(asking)) << nesting;
     }
+    close(asking);
+}
+
+// The shim's policy (lock_refuse_ancestor_holders) in a child of its own:
+// the program's own flock on X.lock is told apart from the library's locks
+// whatever other locks the library holds meanwhile, so a program that
+// writes Y under the shim and then X under its own lock on X.lock
+// (`exec 3>Y; ( flock 9; cmd > X ) 9>>X.lock`) is not kept waiting for
+// itself; a lock the library holds on X itself is still waited for.
+TEST(LockOwnership, HeldByProgramWhateverElseTheLibraryHolds) {
+    TempDir dir;
+    fs::path x = dir / "x.conf", y = dir / "y.conf";
+    Child policy([&] {
+        wl::detail::lock_refuse_ancestor_holders();
+        auto acquire = [&](double timeout, wlf_error *err) {
+            wlf_lock_options o;
+            wlf_lock_options_init(&o);
+            o.has_timeout = 1;
+            o.timeout = timeout;
+            o.backend = WLF_LOCK_FLOCK;
+            wlf_lock *l = nullptr;
+            int rc = wlf_lock_acquire(x.c_str(), &o, &l, err);
+            if (rc == 0) wlf_lock_release(l, nullptr);
+            return rc;
+        };
+        wl::FileLock other(y, opts(0.0));  // the library's lock on another file
+        int own = open(lock_of(x).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (own < 0 || flock(own, LOCK_EX) != 0) return 10;
+        wlf_error err{};
+        // Without /proc (the portable build) it cannot be told: waited for.
+        if (!WLF_HAVE_PROC) {
+            if (acquire(0.2, &err) != ETIMEDOUT) return 13;
+        } else if (acquire(5.0, &err) != EDEADLK || !wl::detail::held_by_program(EDEADLK, err)) {
+            return 11;
+        }
+        close(own);
+        // The library's own lock on x, not in its registry: waited for.
+        wl::LockOptions o = opts(0.0);
+        o.nesting = false;
+        wl::FileLock ours(x, o);
+        if (acquire(0.2, &err) != ETIMEDOUT) return 12;
+        return 0;
+    });
+    EXPECT_EQ(policy.wait(), 0);
 }
 
 // A dotlock is broken as stale only when it is one (liblockfile's

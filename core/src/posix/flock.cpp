@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 using namespace wrap_lockfile;
 using detail::fail;
@@ -33,6 +34,35 @@ int flock_try(void *ctx) {
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
     return errno == EWOULDBLOCK ? EWOULDBLOCK : errno;
 }
+
+// The lock file's descriptor while it is being locked: marked the whole time
+// it is open (lock_fd_mark), unmarked after its close.
+class MarkedFd {
+  public:
+    explicit MarkedFd(int fd) : fd_(fd) { detail::lock_fd_mark(fd_); }
+    MarkedFd(const MarkedFd &) = delete;
+    MarkedFd &operator=(const MarkedFd &) = delete;
+    ~MarkedFd() {
+        if (fd_ < 0) return;
+        sys::close(fd_);
+        detail::lock_fd_unmark(fd_);
+    }
+    int get() const { return fd_; }
+    // Above `floor` (raise_fd), still marked: the copy before the original goes.
+    int release_above(int floor) {
+        int fd = std::exchange(fd_, -1);
+        if (floor <= 0 || fd >= floor) return fd;
+        int moved = detail::dup_above(fd, floor);
+        if (moved < 0) return fd;
+        detail::lock_fd_mark(moved);
+        sys::close(fd);
+        detail::lock_fd_unmark(fd);
+        return moved;
+    }
+
+  private:
+    int fd_;
+};
 
 // ---- shared file systems (README "Shared file systems") ----
 
@@ -76,7 +106,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
             if (retry_cached_lookup(stale, rc, path)) continue;
             return fail(err, rc, WLF_STEP_LOCK, op, path);
         }
-        sys::UniqueFd fd(raw);
+        MarkedFd fd(raw);
         int rc;
         // Held by this program itself or by a process this one descends
         // from (the shim's policy, lock_refuse_ancestor_holders): not
@@ -84,7 +114,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
         const char *never = nullptr;
         if (flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
             rc = 0;
-        } else if (errno == EWOULDBLOCK && (never = detail::lock_wait_never_ends(path))) {
+        } else if (errno == EWOULDBLOCK && (never = detail::lock_wait_never_ends(path, fd.get()))) {
             return fail(err, EDEADLK, WLF_STEP_LOCK, never, path);
         } else if (!opt->has_timeout) {
             while ((rc = flock(fd.get(), LOCK_EX)) != 0 && errno == EINTR && !opt->interruptible) {
@@ -140,7 +170,7 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
                    : detail::lock_file_is_marked(fs) ? LockFileOwner::stale
                                                      : LockFileOwner::foreign;
         keep_on_shared_fs(fd.get(), mount, h);
-        h->fd = detail::raise_fd(fd.release(), fd_floor);
+        h->fd = fd.release_above(fd_floor);
         note_lock_file(h, fs);
         h->mount = mount;
         return 0;
@@ -279,6 +309,7 @@ int flock_release(Held *h, wlf_error *err) {
     // descriptor must not keep the lock alive.
     flock(h->fd, LOCK_UN);
     sys::close(h->fd);
+    detail::lock_fd_unmark(h->fd);
     return rc;
 }
 

@@ -21,7 +21,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace wrap_lockfile::detail {
@@ -122,6 +124,39 @@ bool lock_file_is_marked(const struct stat &st) {
            st.st_uid == geteuid();
 }
 
+namespace {
+// One bit per descriptor number below kMarkedFds (8 KiB, untouched pages
+// cost nothing); a count of the marked ones above it.
+constexpr int kMarkedFds = 1 << 16;
+std::atomic<uint64_t> g_marked[kMarkedFds / 64];
+std::atomic<int> g_marked_above{0};
+}  // namespace
+
+void lock_fd_mark(int fd) {
+    if (fd < 0) return;
+    if (fd >= kMarkedFds) {
+        g_marked_above.fetch_add(1, std::memory_order_acq_rel);
+        return;
+    }
+    g_marked[fd / 64].fetch_or(uint64_t{1} << (fd % 64), std::memory_order_acq_rel);
+}
+
+void lock_fd_unmark(int fd) {
+    if (fd < 0) return;
+    if (fd >= kMarkedFds) {
+        g_marked_above.fetch_sub(1, std::memory_order_acq_rel);
+        return;
+    }
+    g_marked[fd / 64].fetch_and(~(uint64_t{1} << (fd % 64)), std::memory_order_acq_rel);
+}
+
+bool lock_fd_marked(int fd) {
+    return fd >= 0 && fd < kMarkedFds &&
+           (g_marked[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+}
+
+bool lock_fds_all_marked() { return g_marked_above.load(std::memory_order_acquire) == 0; }
+
 #if WLF_HAVE_PROC
 namespace {
 
@@ -219,6 +254,7 @@ bool fdinfo_has_flock(int dir, const char *name, unsigned maj, unsigned min, uns
 }  // namespace
 
 bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
+    if (!lock_fds_all_marked()) return false;
     sys::UniqueFd dir(sys::open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) return false;
     const unsigned maj = major(dev), min = minor(dev);
@@ -234,7 +270,8 @@ bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
             if (!parse_number(&q, d->d_name + strlen(d->d_name), 10, &num) || *q || num > 0x7fffffff) continue;
             int fd = static_cast<int>(num);
             struct stat st;
-            if (fd == dir.get() || fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
+            if (fd == dir.get() || lock_fd_marked(fd) || fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino)
+                continue;
             if (fdinfo_has_flock(dir.get(), d->d_name, maj, min, static_cast<unsigned long long>(ino)))
                 return true;
         }

@@ -34,12 +34,26 @@ bool lock_file_is_marked(const struct stat &st);
 // (dev, ino), as /proc/locks shows it; 0 when unknown.
 pid_t flock_holder(dev_t dev, ino_t ino);
 
-// Whether one of this process's descriptors is an open file description
-// holding a flock (shared or exclusive: either way ours waits for it for
-// ever) on (dev, ino), whoever took it: /proc/locks
-// names only the process that called flock(), and flock(1) has exited by
-// the time the shell that opened `9>>X.lock` for it writes X. Reads
-// /proc/self/fdinfo (false without it).
+// The descriptors of this process that refer to a description the
+// library's own flock locks use, held or being taken, moved or released
+// (in any thread; a forked child inherits the marks with the descriptors).
+// A descriptor is marked before its description can hold a flock (right
+// after its open, or before its copy is made) and unmarked only once the
+// number no longer refers to it (after its close), so at no moment does a
+// description of ours holding a flock sit at an unmarked number. A number
+// past the table cannot be marked: while one is open, no description is
+// judged the program's (lock_fds_all_marked).
+void lock_fd_mark(int fd);
+void lock_fd_unmark(int fd);
+bool lock_fd_marked(int fd);
+bool lock_fds_all_marked();
+
+// Whether one of this process's descriptors that is not the library's
+// (lock_fd_mark) is an open file description holding a flock (shared or
+// exclusive: either way ours waits for it for ever) on (dev, ino), whoever
+// took it: /proc/locks names only the process that called flock(), and
+// flock(1) has exited by the time the shell that opened `9>>X.lock` for it
+// writes X. Reads /proc/self/fdinfo (false without it).
 bool flock_held_by_own_descriptor(dev_t dev, ino_t ino);
 
 // What a dotlock path holds that is not a lock file: nullptr for a regular

@@ -5,6 +5,7 @@
 #include "handoff.hpp"
 #include "internal.hpp"
 #include "lock_held.hpp"
+#include "lock_file.hpp"
 #include "lock_internal.hpp"
 #include "shim_entry.hpp"
 
@@ -66,8 +67,8 @@ int wrap_lockfile::detail::lock_adopt(int fd, const char *lock_path, bool keep, 
     h->committed_dev = 0;
     h->committed_ino = 0;
     h->next = nullptr;
+    detail::lock_fd_mark(fd);  // inherited holding the flock; nothing asked since the exec
     detail::registry_add(h);
-    detail::lock_activity_add(1);
     handle->held = h;
     *out = handle;
     return 0;
@@ -83,13 +84,17 @@ void wrap_lockfile::detail::lock_abandon(const wlf_lock *lock) {
     if (h->fd >= 0) flock(h->fd, LOCK_UN);
 }
 
-bool wrap_lockfile::detail::lock_file_held_by_program(const char *lock_path) {
+bool wrap_lockfile::detail::lock_file_held_by_program(int fd) {
+    // The inode whose flock was refused, not whatever the path names by now.
+    // A description of the library's (another thread's pending replacement,
+    // even one between its flock and its registry entry) is marked, and
+    // skipped: then the wait is a real one.
     struct stat st;
-    if (lstat(lock_path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-    // Held by this process, but maybe by the library itself (another
-    // thread's pending replacement): then the wait is a real one.
-    return !detail::registry_holds(st.st_dev, st.st_ino) && detail::flock_held_by_own_descriptor(st.st_dev, st.st_ino);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    return detail::flock_held_by_own_descriptor(st.st_dev, st.st_ino);
 }
+
+void wrap_lockfile::detail::lock_fd_closed(int fd) { detail::lock_fd_unmark(fd); }
 
 void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
     Held *h = lock ? lock->held : nullptr;
@@ -105,5 +110,13 @@ void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
 }
 
 void wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
-    if (lock && lock->held && lock->held->fd == from) lock->held->fd = to;
+    if (!lock || !lock->held || lock->held->fd != from) return;
+    // `to` is marked before `from` stops being ours: `from` is unmarked by
+    // lock_fd_closed after its close; here only when it is already the
+    // program's (closed behind our back, to < 0).
+    if (to >= 0)
+        detail::lock_fd_mark(to);
+    else
+        detail::lock_fd_unmark(from);
+    lock->held->fd = to;
 }

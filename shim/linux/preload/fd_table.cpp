@@ -120,6 +120,7 @@ bool relocate_internal(int fd) {
     set_slot(fd, 0);
     identity_relocate(fd, moved);
     sys::close(fd);
+    detail::lock_fd_closed(fd);  // a lock's number is unmarked only now (lock_relocate_fd)
     return true;
 }
 
