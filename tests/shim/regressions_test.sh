@@ -146,6 +146,10 @@
 #     under its own lock on f.lock: f and g are both written, as plainly
 #     (it waited for its own lock for ever: the check was off while the
 #     library held any other lock in the process)
+#  45 a program whose stdio write met a full disk (tr under bash, which
+#     opens the redirection in the child it execs: that image commits):
+#     its fclose() and the shim's line say ENOSPC, as the write did; they
+#     said "Input/output error" (a stream's error flag carries no errno)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1145,6 +1149,36 @@ expect_status "$t" 0 $?
 expect_content "$t" f $'new\n'
 expect_content "$t" g $'pending\nmore\n'
 expect_entries "$t" "$d" f f.lock g
+
+# ---- 45: a stdio write that met a full disk ----
+t="45 a stdio write that met a full disk"
+if ! is_root || ! have unshare; then
+    skip_check "45" "needs root and unshare(1) for a small tmpfs"
+else
+    # 1 MiB: f's 300 KiB and 300 KiB of fill leave room for the new 600 KiB
+    # only once O_TRUNC has freed f's blocks (plainly), not beside them.
+    head -c 600K /dev/zero | tr '\0' a >"$tmp/c45.src"
+    for how in plain shim; do
+        pre=()
+        [ $how = shim ] && pre=(env LD_PRELOAD="$preload" WRAP_LOCKFILE_RULES="$tmp/c45-$how/mnt/f" WRAP_LOCKFILE_FSYNC=none)
+        layout='1 head -c 300K /dev/urandom >f && md5sum <f >../old.md5 && head -c 300K /dev/zero >fill' \
+            full_disk_run "$tmp/c45-$how" "${pre[@]}" bash -c 'tr a b <"$0" >f' "$tmp/c45.src"
+    done
+    if [ "$(cat "$tmp/c45-plain/status")" = 77 ]; then
+        skip_check "45" "no tmpfs mount here: $(cat "$tmp/c45-plain/out")"
+    else
+        [ "$(cat "$tmp/c45-plain/rc")" = 0 ] && [ "$(cut -d' ' -f1 "$tmp/c45-plain/stat")" = 614400 ] ||
+            fail "$t: the plain run did not fit (exit $(cat "$tmp/c45-plain/rc")): $(cat "$tmp/c45-plain/out")"
+        o=$tmp/c45-shim
+        [ "$(cat "$o/rc")" != 0 ] || fail "$t: exit 0 under the shim"
+        cmp -s "$o/old.md5" "$o/now.md5" || fail "$t: f lost its old content"
+        [ "$(cat "$o/entries")" = $'f\nfill' ] || fail "$t: entries $(tr '\n' ' ' <"$o/entries")"
+        # tr reports its fclose()'s errno (the commit's), and the shim its own.
+        grep -q "Input/output error" "$o/out" && fail "$t: reported as an I/O error: $(cat "$o/out")"
+        [ "$(grep -c "No space left on device" "$o/out")" -ge 3 ] ||
+            fail "$t: ENOSPC not reported by the write, the close and the shim: $(cat "$o/out")"
+    fi
+fi
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

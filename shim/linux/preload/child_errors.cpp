@@ -17,11 +17,27 @@
 
 namespace wrap_lockfile::shim {
 
+namespace {
+
+// The errno a mark carries (1..4095), else 0: a program that sets the
+// sticky bit and an access time of exactly 1970-01-01 (touch -d @0, cp -p,
+// tar -x of such a file) has written nothing wrong.
+int mark_of(const struct stat &st) {
+    if (!(st.st_mode & S_ISVTX) || st.st_atim.tv_sec != 0) return 0;
+    long e = st.st_atim.tv_nsec;
+    return e > 0 && e < 4096 ? static_cast<int>(e) : 0;
+}
+
+}  // namespace
+
 void report_child_error(int fd, int error) {
     struct stat st;
     // Only an unnamed temp: once committed (linked) it is the user's file,
     // whose mode and times are not ours to touch.
     if (sys::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0) return;
+    // The first error stays: a write()'s ENOSPC is more than the EIO that a
+    // stream's error flag says later.
+    if (mark_of(st)) return;
     int saved = errno;
     struct timespec times[2] = {{0, error > 0 && error < 4096 ? error : EIO}, {0, UTIME_OMIT}};
     (void)sys::call(SYS_fchmod, fd, static_cast<long>((st.st_mode & 07777) | S_ISVTX));
@@ -31,12 +47,7 @@ void report_child_error(int fd, int error) {
 
 int child_error(int fd) {
     struct stat st;
-    if (sys::fstat(fd, &st) != 0 || !(st.st_mode & S_ISVTX) || st.st_atim.tv_sec != 0) return 0;
-    // Only what report_child_error writes (an errno in 1..4095): a program
-    // that sets the sticky bit and an access time of exactly 1970-01-01
-    // (touch -d @0, cp -p, tar -x of such a file) has written nothing wrong.
-    long e = st.st_atim.tv_nsec;
-    return e > 0 && e < 4096 ? static_cast<int>(e) : 0;
+    return sys::fstat(fd, &st) == 0 ? mark_of(st) : 0;
 }
 
 }  // namespace wrap_lockfile::shim

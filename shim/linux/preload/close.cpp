@@ -43,9 +43,13 @@ int close_tracked(int fd, Thunk pass) {
 }
 
 int fclose_tracked(FILE *stream, int fd, Thunk pass) {
+    const int left = errno;  // the failed stdio write's, if one failed (stream_error)
     if (g_fds[fd].load(std::memory_order_acquire) == kInherited) {
         // stdio's own writes bypass write(): its flags are the trace.
-        if (fflush(stream) != 0 || ferror(stream)) report_child_error(fd, errno ? errno : EIO);
+        if (fflush(stream) != 0)
+            report_child_error(fd, errno ? errno : EIO);
+        else if (ferror(stream))
+            report_child_error(fd, stream_error(left));
         detach(fd);
         return static_cast<int>(pass());
     }
@@ -56,7 +60,7 @@ int fclose_tracked(FILE *stream, int fd, Thunk pass) {
     if (fflush(stream) != 0)
         wlf_file_poison(e->file, errno ? errno : EIO);
     else if (ferror(stream))
-        wlf_file_poison(e->file, EIO);
+        wlf_file_poison(e->file, stream_error(left));
     {
         Guard g;
         if (e->stream == stream) e->stream = nullptr;  // about to be freed

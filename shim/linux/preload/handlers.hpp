@@ -284,6 +284,11 @@ int fcntl_fd(Pass &&pass, int fd, int cmd) {
 }
 
 inline bool is_media_error(int e) { return e == EIO || e == ENOSPC || e == EDQUOT || e == EFBIG; }
+// The error of a stream whose error flag is set: libc's own writes from its
+// buffers never pass through our write(), so the errno it left (`saved`,
+// read before anything else could change it) names the failure when it is
+// one a write gives (a full disk: ENOSPC, not "Input/output error"); else EIO.
+inline int stream_error(int saved) { return is_media_error(saved) ? saved : EIO; }
 
 // A failed call that changes a pending replacement's data (or syncs it)
 // poisons it: its content is not what the program meant.
@@ -332,7 +337,7 @@ void clearerr_stream(Pass &&pass, FILE *stream) {
         int fd = fileno(stream);
         if (tracked(fd) && ferror(stream)) {
             int saved = errno;
-            poison(fd, is_media_error(saved) ? saved : EIO);
+            poison(fd, stream_error(saved));
             errno = saved;
         }
     }

@@ -131,11 +131,12 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
     // Replacements handed over by exec count even when this image has no
     // rules of its own.
     if (g_tracked.load() == 0) return;
+    const int left = errno;  // a failed stdio write's (stream_error)
     fflush(nullptr);
     // A child's stdout or stderr that is another process's pending temp:
     // a failed buffered write is reported to the opener.
-    if (g_fds[1].load() == kInherited && ferror(stdout)) report_child_error(1, EIO);
-    if (g_fds[2].load() == kInherited && ferror(stderr)) report_child_error(2, EIO);
+    if (g_fds[1].load() == kInherited && ferror(stdout)) report_child_error(1, stream_error(left));
+    if (g_fds[2].load() == kInherited && ferror(stderr)) report_child_error(2, stream_error(left));
     pid_t me = getpid();
     bool all = true;
     for (int fd = 0; fd < kMaxFds && g_tracked.load() > 0; ++fd) {
@@ -150,7 +151,7 @@ __attribute__((destructor)) static void wrap_lockfile_shim_fini() {
         // write(); the stream's error flag is the only trace of a failure.
         FILE *std_stream = fd == 1 ? stdout : fd == 2 ? stderr : nullptr;
         if ((e->stream && ferror(e->stream)) || (std_stream && ferror(std_stream)))
-            wlf_file_poison(e->file, EIO);
+            wlf_file_poison(e->file, stream_error(left));
         all = commit(e) == 0 && all;
     }
     sync_deferred_dirs();  // what these commits deferred (batch)
