@@ -86,8 +86,9 @@ void lock_refuse_ancestor_holders();
 const char *lock_wait_never_ends(const char *lock_path, int fd);
 
 // The program is about to dup2() onto descriptor `from`, which the lock
-// owns: it uses `to`, a copy the caller made, from now on.
-void lock_relocate_fd(wlf_lock *lock, int from, int to);
+// owns: it uses `to`, a copy the caller made, from now on. Whether `from`
+// was the lock's (then lock_fd_closed(from) follows its close).
+bool lock_relocate_fd(wlf_lock *lock, int from, int to);
 
 // For the shim's _exit/_Exit (file_abandon, file_commit_at_exit): removes
 // the lock file (only while it still names the inode this process holds)

@@ -172,9 +172,9 @@ void detail::file_abandon(wlf_file *f) {
     detail::lock_abandon(f->lock);
 }
 
-void detail::file_relocate_fd(wlf_file *f, int from, int to) {
+bool detail::file_relocate_fd(wlf_file *f, int from, int to) {
     if (f->fd == from) f->fd = to;
     if (f->dir_fd == from) f->dir_fd = to;
     if (f->target_fd == from) f->target_fd = to;
-    detail::lock_relocate_fd(f->lock, from, to);
+    return detail::lock_relocate_fd(f->lock, from, to);
 }

@@ -125,8 +125,11 @@ ssize_t staged_read(const char *target, dev_t dev, ino_t ino, int pinned, const 
 void lock_registry_after_fork();
 
 // The program is about to dup2() onto descriptor `from`, which f (or its
-// lock) owns: f uses `to`, a copy the caller made, from now on.
-void file_relocate_fd(wlf_file *f, int from, int to);
+// lock) owns: f uses `to`, a copy the caller made, from now on. True when
+// `from` was f's lock descriptor: the caller made the copy between
+// lock_fd_copying(true) and lock_fd_copying(false), and calls
+// lock_fd_closed(from) once it has closed `from`.
+bool file_relocate_fd(wlf_file *f, int from, int to);
 
 // For the shim's _exit/_Exit: the process ends now without committing; the
 // kernel drops the temp's inode and the lock with it, but not the names a
@@ -145,8 +148,11 @@ void file_abandon(wlf_file *f);
 // it forever. An fstat and a read of /proc/self/fdinfo (false when that
 // cannot be read).
 bool lock_file_held_by_program(int fd);
-// The shim closed `fd` after moving it aside (relocate_internal): it no
-// longer refers to a description of the library's locks.
+// The shim copies one of its descriptors aside for a dup2 (relocate_internal):
+// a lock's copy holds the flock before file_relocate_fd marks it, so the
+// copy is bracketed by lock_fd_copying(true) and (false); after its close,
+// a lock's old number is unmarked by lock_fd_closed (lock_file.hpp).
+void lock_fd_copying(bool begin);
 void lock_fd_closed(int fd);
 // The op of the EDEADLK that a lock acquisition under the shim's policy
 // (lock_refuse_ancestor_holders) gives when the program holds the lock

@@ -150,6 +150,11 @@
 #     opens the redirection in the child it execs: that image commits):
 #     its fclose() and the shim's line say ENOSPC, as the write did; they
 #     said "Input/output error" (a stream's error flag carries no errno)
+#  46 threads appending to one file while others rewrite their own: no
+#     append is lost (the library's lock of one thread, at a number another
+#     thread had just closed, or copied above the floor and not yet marked,
+#     was taken for the program's own lock, and an append went in place
+#     without our lock)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1179,6 +1184,20 @@ else
             fail "$t: ENOSPC not reported by the write, the close and the shim: $(cat "$o/out")"
     fi
 fi
+
+# ---- 46: the library's locks of other threads are never the program's ----
+t="46 threads appending while others rewrite"
+newdir c46
+for round in 1 2 3; do
+    rm -f x y*
+    limit=60 run "$d/*" "$helpers/thread_appends" "$d" 200 4 6 2>"$tmp/c46.err"
+    expect_status "$t (round $round)" 0 $?
+    for id in 0 1 2 3; do
+        got=$(grep -c "^$id " x 2>/dev/null)
+        [ "$got" = 200 ] || fail "$t (round $round): thread $id has $got of its 200 lines in x"
+    done
+done
+expect_entries "$t" "$d" x y0 y1 y2 y3 y4 y5
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -36,7 +36,8 @@ int flock_try(void *ctx) {
 }
 
 // The lock file's descriptor while it is being locked: marked the whole time
-// it is open (lock_fd_mark), unmarked after its close.
+// it is open (lock_fd_mark), unmarked after its close; its copy above the
+// floor likewise.
 class MarkedFd {
   public:
     explicit MarkedFd(int fd) : fd_(fd) { detail::lock_fd_mark(fd_); }
@@ -52,9 +53,12 @@ class MarkedFd {
     int release_above(int floor) {
         int fd = std::exchange(fd_, -1);
         if (floor <= 0 || fd >= floor) return fd;
+        // The copy holds the flock from the dup on, before it can be marked.
+        detail::lock_fd_copy_begin();
         int moved = detail::dup_above(fd, floor);
+        if (moved >= 0) detail::lock_fd_mark(moved);
+        detail::lock_fd_copy_end();
         if (moved < 0) return fd;
-        detail::lock_fd_mark(moved);
         sys::close(fd);
         detail::lock_fd_unmark(fd);
         return moved;

@@ -18,6 +18,7 @@
 #include "wlf_config.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -125,37 +126,56 @@ bool lock_file_is_marked(const struct stat &st) {
 }
 
 namespace {
-// One bit per descriptor number below kMarkedFds (8 KiB, untouched pages
-// cost nothing); a count of the marked ones above it.
+// How many of the library's lock descriptions sit at each number below
+// kMarkedFds (a count, not a bit: a number closed by one thread and not yet
+// unmarked may already be another thread's new lock), the count of those
+// above it, the copies being made, and a sequence that every change of
+// these moves (lock_file.hpp). 128 KiB; untouched pages cost nothing.
 constexpr int kMarkedFds = 1 << 16;
-std::atomic<uint64_t> g_marked[kMarkedFds / 64];
+std::atomic<uint16_t> g_marks[kMarkedFds];
 std::atomic<int> g_marked_above{0};
+std::atomic<int> g_copying{0};
+std::atomic<unsigned> g_mark_seq{0};
+
+void bump() { g_mark_seq.fetch_add(1, std::memory_order_seq_cst); }
 }  // namespace
 
 void lock_fd_mark(int fd) {
     if (fd < 0) return;
-    if (fd >= kMarkedFds) {
-        g_marked_above.fetch_add(1, std::memory_order_acq_rel);
-        return;
-    }
-    g_marked[fd / 64].fetch_or(uint64_t{1} << (fd % 64), std::memory_order_acq_rel);
+    if (fd >= kMarkedFds)
+        g_marked_above.fetch_add(1, std::memory_order_seq_cst);
+    else
+        g_marks[fd].fetch_add(1, std::memory_order_seq_cst);
+    bump();
 }
 
 void lock_fd_unmark(int fd) {
     if (fd < 0) return;
+    // The sequence first: a scan that still saw this description's flock
+    // and then finds the count gone has seen the sequence move as well.
+    bump();
     if (fd >= kMarkedFds) {
-        g_marked_above.fetch_sub(1, std::memory_order_acq_rel);
+        g_marked_above.fetch_sub(1, std::memory_order_seq_cst);
         return;
     }
-    g_marked[fd / 64].fetch_and(~(uint64_t{1} << (fd % 64)), std::memory_order_acq_rel);
+    uint16_t n = g_marks[fd].load(std::memory_order_seq_cst);
+    while (n > 0 && !g_marks[fd].compare_exchange_weak(n, static_cast<uint16_t>(n - 1), std::memory_order_seq_cst)) {
+    }
 }
 
-bool lock_fd_marked(int fd) {
-    return fd >= 0 && fd < kMarkedFds &&
-           (g_marked[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+void lock_fd_copy_begin() {
+    g_copying.fetch_add(1, std::memory_order_seq_cst);
+    bump();
 }
 
-bool lock_fds_all_marked() { return g_marked_above.load(std::memory_order_acquire) == 0; }
+void lock_fd_copy_end() {
+    bump();
+    g_copying.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+namespace {
+[[maybe_unused]] bool lock_fd_marked(int fd) { return fd >= 0 && fd < kMarkedFds && g_marks[fd].load(std::memory_order_seq_cst) != 0; }
+}  // namespace
 
 #if WLF_HAVE_PROC
 namespace {
@@ -253,15 +273,20 @@ bool fdinfo_has_flock(int dir, const char *name, unsigned maj, unsigned min, uns
 
 }  // namespace
 
-bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
-    if (!lock_fds_all_marked()) return false;
+namespace {
+
+enum class Scan { program, none, changed };
+
+// One pass over /proc/self/fdinfo: a descriptor on (dev, ino) whose
+// description holds a flock and that is not the library's.
+Scan scan_own_descriptors(dev_t dev, ino_t ino) {
     sys::UniqueFd dir(sys::open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) return false;
+    if (!dir) return Scan::none;
     const unsigned maj = major(dev), min = minor(dev);
     alignas(struct dirent64) char buf[4096];
     for (;;) {
         ssize_t n = getdents64(dir.get(), buf, sizeof buf);
-        if (n <= 0) return false;
+        if (n <= 0) return Scan::none;
         for (ssize_t off = 0; off < n;) {
             const auto *d = reinterpret_cast<const struct dirent64 *>(buf + off);
             off += d->d_reclen;
@@ -270,12 +295,34 @@ bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
             if (!parse_number(&q, d->d_name + strlen(d->d_name), 10, &num) || *q || num > 0x7fffffff) continue;
             int fd = static_cast<int>(num);
             struct stat st;
-            if (fd == dir.get() || lock_fd_marked(fd) || fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino)
-                continue;
-            if (fdinfo_has_flock(dir.get(), d->d_name, maj, min, static_cast<unsigned long long>(ino)))
-                return true;
+            if (fd == dir.get() || fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) continue;
+            // The mark is read after the flock was seen: a description of
+            // ours holding it was marked then (marked before its flock,
+            // unmarked after its close), and is still, unless the sequence
+            // moved meanwhile.
+            if (fdinfo_has_flock(dir.get(), d->d_name, maj, min, static_cast<unsigned long long>(ino)) &&
+                !lock_fd_marked(fd))
+                return Scan::program;
         }
     }
+}
+
+}  // namespace
+
+bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
+    // A seqlock read: an answer counts only if no lock descriptor of the
+    // library was marked, unmarked or copied while it was looked for. Asked
+    // again a few times; then no: the lock is waited for.
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        if (attempt > 0) sched_yield();
+        const unsigned before = g_mark_seq.load(std::memory_order_seq_cst);
+        if (g_copying.load(std::memory_order_seq_cst) != 0 || g_marked_above.load(std::memory_order_seq_cst) != 0)
+            continue;
+        Scan found = scan_own_descriptors(dev, ino);
+        if (g_mark_seq.load(std::memory_order_seq_cst) != before) continue;
+        return found == Scan::program;
+    }
+    return false;
 }
 
 pid_t flock_holder(dev_t dev, ino_t ino) {

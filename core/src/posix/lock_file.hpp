@@ -36,17 +36,19 @@ pid_t flock_holder(dev_t dev, ino_t ino);
 
 // The descriptors of this process that refer to a description the
 // library's own flock locks use, held or being taken, moved or released
-// (in any thread; a forked child inherits the marks with the descriptors).
-// A descriptor is marked before its description can hold a flock (right
-// after its open, or before its copy is made) and unmarked only once the
-// number no longer refers to it (after its close), so at no moment does a
-// description of ours holding a flock sit at an unmarked number. A number
-// past the table cannot be marked: while one is open, no description is
-// judged the program's (lock_fds_all_marked).
+// (in any thread; a forked child inherits the marks with the descriptors),
+// counted by number. A descriptor is marked before its description can
+// hold a flock (right after its open) and unmarked only once the number no
+// longer refers to it (after its close), so a description of ours that
+// holds a flock always sits at a marked number, except a copy just made
+// (dup), which is marked between lock_fd_copy_begin and lock_fd_copy_end.
+// flock_held_by_own_descriptor answers only from a look during which none
+// of this changed, and no copy was being made; while a lock of ours sits
+// at a number past the table (65535), it answers no.
 void lock_fd_mark(int fd);
 void lock_fd_unmark(int fd);
-bool lock_fd_marked(int fd);
-bool lock_fds_all_marked();
+void lock_fd_copy_begin();
+void lock_fd_copy_end();
 
 // Whether one of this process's descriptors that is not the library's
 // (lock_fd_mark) is an open file description holding a flock (shared or

@@ -95,6 +95,12 @@ bool wrap_lockfile::detail::lock_file_held_by_program(int fd) {
 }
 
 void wrap_lockfile::detail::lock_fd_closed(int fd) { detail::lock_fd_unmark(fd); }
+void wrap_lockfile::detail::lock_fd_copying(bool begin) {
+    if (begin)
+        detail::lock_fd_copy_begin();
+    else
+        detail::lock_fd_copy_end();
+}
 
 void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
     Held *h = lock ? lock->held : nullptr;
@@ -109,14 +115,15 @@ void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
     lock_abandon(lock);
 }
 
-void wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
-    if (!lock || !lock->held || lock->held->fd != from) return;
-    // `to` is marked before `from` stops being ours: `from` is unmarked by
-    // lock_fd_closed after its close; here only when it is already the
-    // program's (closed behind our back, to < 0).
+bool wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
+    if (!lock || !lock->held || lock->held->fd != from) return false;
+    // `to` is marked here, inside the caller's lock_fd_copy_begin/end;
+    // `from` is unmarked by lock_fd_closed after its close, or here when it
+    // is already the program's (closed behind our back, to < 0).
     if (to >= 0)
         detail::lock_fd_mark(to);
     else
         detail::lock_fd_unmark(from);
     lock->held->fd = to;
+    return true;
 }
