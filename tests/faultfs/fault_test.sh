@@ -294,6 +294,22 @@ for nth in $(seq 12); do
     expect_only "$backing/$d" "stale flock nth=$nth" f
 done
 
+# --- a flock lock file hidden by a cached negative entry ---------------------
+# For half a second every lookup and stat of the existing f.lock answers
+# ENOENT, as a shared file system's cached negative entry does until the
+# cache times out, while O_EXCL finds the file (EEXIST). The lock waits
+# that out and the write succeeds. Before, the open's 1000 tries in a row
+# were over within milliseconds: ENOLCK, "lock file keeps changing".
+n=$((n + 1)); d=negative
+mkdir "$mnt/$d" && printf old >"$mnt/$d/f" || exit 1
+"$driver" --backend flock write "$mnt/$d/f" old >/dev/null || fail "negative entry: setup write"
+[ -e "$backing/$d/f.lock" ] || fail "negative entry: no lock file kept on faultfs (a FUSE mount)"
+ctl "fault getattr $d/f.lock ENOENT for=500"
+out=$("$driver" --backend flock write "$mnt/$d/f" new 2>&1) || fail "negative entry: $out"
+ctl clear
+expect_content "$backing/$d/f" new "negative entry"
+expect_only "$backing/$d" "negative entry" f
+
 # --- delay: a second writer meets the lock ------------------------------------
 # Threaded, so the first writer's delayed fsync holds up nobody else. The
 # second writer (timeout 0) starts once faultfs has logged that the first is

@@ -5,13 +5,15 @@
 //
 // Control file at the mount root, /.faultfs-control (not listed by readdir):
 // each written line takes effect before write(2) returns:
-//   fault OP GLOB ERRNO [nth=N] [count=N] [after] [short=N] [delay=MS] [kill] [drop]
+//   fault OP GLOB ERRNO [nth=N] [count=N] [for=MS] [after] [short=N] [delay=MS] [kill] [drop]
 //       OP: an operation name below, "setattr" (chmod/chown/truncate/utimens),
 //       "getattr" (every lookup and stat: the error is returned, nothing
 //       logged; "*" does not include it) or "*"; GLOB: fnmatch(3) without flags on the path relative to the
 //       mount ("." for the root; for rename either name); ERRNO: EIO, 5 or OK.
 //       The rule fires on its nth match (default 1) and then for count
-//       matches (default: every one). By default the operation is not done,
+//       matches (default: every one); with for=MS only during the MS
+//       milliseconds after the rule was set (as a cache's stale answer
+//       lasts until the cache times out). By default the operation is not done,
 //       so a failing fsync does not sync; with "after" it is done and the
 //       error returned anyway. short=N makes a write store at most N bytes
 //       and report that count (ERRNO OK).
@@ -78,6 +80,7 @@ struct Rule {
     int error = 0;
     long nth = 1;
     long count = -1;  // < 0: unlimited
+    std::chrono::steady_clock::time_point until{};  // for=MS: the end; default: none
     bool after = false;
     long short_len = -1;
     long delay_ms = -1;
@@ -217,6 +220,8 @@ Fault match(const char *op, const std::string &path, const std::string &path2 = 
         bool path_ok = fnmatch(r.glob.c_str(), path.c_str(), 0) == 0 ||
                        (!path2.empty() && fnmatch(r.glob.c_str(), path2.c_str(), 0) == 0);
         if (!path_ok) continue;
+        if (r.until != std::chrono::steady_clock::time_point{} && std::chrono::steady_clock::now() >= r.until)
+            continue;
         ++r.seen;
         if (r.seen < r.nth || (r.count >= 0 && r.seen >= r.nth + r.count)) continue;
         Fault f{true, r.error, r.after, r.short_len, r.kill, r.drop};
@@ -340,6 +345,10 @@ int control_line(const std::string &line) {
             if (parse_long(w.substr(4), &r.nth) != 0 || r.nth < 1) return -EINVAL;
         } else if (w.starts_with("count=")) {
             if (parse_long(w.substr(6), &r.count) != 0 || r.count < 0) return -EINVAL;
+        } else if (w.starts_with("for=")) {
+            long ms = 0;
+            if (parse_long(w.substr(4), &ms) != 0 || ms < 1) return -EINVAL;
+            r.until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
         } else if (w.starts_with("short=")) {
             if (parse_long(w.substr(6), &r.short_len) != 0 || r.short_len < 0) return -EINVAL;
         } else if (w.starts_with("delay=")) {

@@ -14,6 +14,8 @@
 // The holder's pid is not written anywhere: /proc/locks lists every flock.
 #include "lock_file.hpp"
 
+#include "internal.hpp"
+
 #include "sysio.hpp"
 #include "wlf_config.h"
 
@@ -34,8 +36,14 @@ namespace {
 constexpr int kOpenFlags = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 constexpr mode_t kMarkerMode = 0666 | S_ISVTX;
 // A path that keeps changing between our create, lstat and open (a busy
-// holder creating and removing it) is retried; this bounds a hostile loop.
+// holder creating and removing it) is retried at once a few times, then
+// with a growing sleep (1 to 25 ms): a shared file system's cached
+// negative entry (O_EXCL says EEXIST, lstat ENOENT) lasts until the cache
+// times out, and 1000 tries in a row were over in milliseconds. These
+// bound a hostile loop.
 constexpr int kMaxOpenRetries = 1000;
+constexpr int kQuickOpenRetries = 8;
+constexpr int64_t kMaxChangingNs = 2000000000;  // 2 s of sleeps in all
 
 // Hard links are counted up to a few; the count is part of the message.
 const char *const kLinkOps[] = {
@@ -71,7 +79,15 @@ const char *dotlock_refusal(const struct stat &st) { return kind_refusal(st.st_m
 
 int lock_file_open(const char *path, bool create_only, bool writable, int *fd, bool *created, const char **op) {
     *op = "open lock file";
+    int64_t backoff = 1000000, slept = 0;
     for (int attempt = 0; attempt < kMaxOpenRetries; ++attempt) {
+        if (attempt >= kQuickOpenRetries) {
+            if (slept >= kMaxChangingNs) break;
+            int64_t delay = backoff / 2 + static_cast<int64_t>(random_u64() % static_cast<uint64_t>(backoff));
+            sleep_ns(delay);
+            slept += delay;
+            if (backoff < 25000000) backoff *= 2;
+        }
         int raw = sys::open(path, O_RDWR | O_CREAT | O_EXCL | kOpenFlags, kMarkerMode);
         if (raw >= 0) {
             *fd = raw;
