@@ -155,6 +155,12 @@
 #     thread had just closed, or copied above the floor and not yet marked,
 #     was taken for the program's own lock, and an append went in place
 #     without our lock)
+#  47 a vfork child that dup2()s onto the shim's lock descriptor of its
+#     parent's pending replacement: the parent keeps its lock (another
+#     thread's write waits for it and lands after it) and releases it
+#     (the child's move aside pointed the parent's lock at a copy only the
+#     child had: the other thread wrote as if under the program's own lock
+#     and its content was lost, and the parent's lock descriptor leaked)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1198,6 +1204,14 @@ for round in 1 2 3; do
     done
 done
 expect_entries "$t" "$d" x y0 y1 y2 y3 y4 y5
+
+# ---- 47: a vfork child's dup2 onto the parent's lock descriptor ----
+t="47 a vfork child's dup2 onto the shim's lock descriptor"
+newdir c47
+limit=30 run "$d/*" "$helpers/vfork_dup2" "$d" 2>"$tmp/c47.err"
+expect_status "$t" 0 $?
+expect_content "$t" x $'two\n'
+expect_entries "$t" "$d" x
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

@@ -43,6 +43,9 @@ int close_range_tracked(unsigned first, unsigned last, int flags);
 // child_errors.cpp: a child marks the temp behind an inherited descriptor
 // with its write error; the opener reads the mark at commit (0: none).
 void report_child_error(int fd, int error);
+// lifecycle.cpp: whether this is a vfork child (another pid in the memory
+// of the process the shim was loaded or forked into).
+bool in_vfork_child();
 int child_error(int fd);
 // stdio.cpp
 FILE *fopen_matched(const char *path, const char *mode, bool *matched);
@@ -239,6 +242,10 @@ int dup_onto(Pass &&pass, int fd, int fd2) {
     if (fd != fd2) dirfd_forget(fd2);
     if (!tracked(fd) && !tracked(fd2)) return pass();
     if (internal_fd(fd)) return not_open();
+    // A vfork child's dup2 changes its own descriptor table only, while its
+    // memory is its parent's: moving the parent's descriptor aside there
+    // would point the parent's lock at a copy it does not have.
+    if (fd != fd2 && internal_fd(fd2) && in_vfork_child()) return pass();
     if (fd != fd2 && internal_fd(fd2) && !relocate_internal(fd2)) {
         // Refused, where the kernel would have done it (it needs no new
         // number). A shell then closes the file it opened for the

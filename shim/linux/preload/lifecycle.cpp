@@ -35,7 +35,12 @@ pthread_once_t g_once = PTHREAD_ONCE_INIT;
 std::atomic<pid_t> g_exit_pid{0};
 std::atomic<int> g_exit_status{0};
 
+// The process this memory is: the shim's init, a fork's child handler (a
+// vfork runs none).
+std::atomic<pid_t> g_memory_pid{0};
+
 void after_fork_child() {
+    g_memory_pid.store(getpid(), std::memory_order_relaxed);
     // The child inherits descriptors, not the duty to commit: it only
     // reports the write errors it sees on a temp (child_errors.cpp).
     // Another thread may have held a mutex at the fork: start them afresh.
@@ -51,6 +56,7 @@ void after_fork_child() {
 }
 
 void init_once() {
+    g_memory_pid.store(getpid(), std::memory_order_relaxed);
     load_config();
     import_pending();
     identity_import();
@@ -62,6 +68,11 @@ void init_once() {
 }
 
 }  // namespace
+
+bool in_vfork_child() {
+    const pid_t p = g_memory_pid.load(std::memory_order_relaxed);
+    return p != 0 && p != getpid();
+}
 
 void init_slow() { pthread_once(&g_once, init_once); }
 
