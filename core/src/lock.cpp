@@ -270,10 +270,7 @@ int release(wlf_lock *lock, wlf_error *err, bool known_owner) {
     if (!h) return 0;
     if (!known_owner && h->owner_pid != getpid()) {
         // Forked copy of a parent's handle: the parent still holds the lock.
-        if (h->fd >= 0) {
-            sys::close(h->fd);
-            detail::lock_fd_unmark(h->fd);
-        }
+        if (h->fd >= 0) detail::lock_fd_close(h->fd);
         return 0;
     }
     if (!registry_drop(h)) {

@@ -126,9 +126,9 @@ void lock_registry_after_fork();
 
 // The program is about to dup2() onto descriptor `from`, which f (or its
 // lock) owns: f uses `to`, a copy the caller made, from now on. True when
-// `from` was f's lock descriptor: the caller made the copy between
-// lock_fd_copying(true) and lock_fd_copying(false), and calls
-// lock_fd_closed(from) once it has closed `from`.
+// `from` was f's lock descriptor: the caller made the copy inside
+// lock_fd_busy(true) ... (false), and calls lock_fd_closed(from) there
+// once it has closed `from`.
 bool file_relocate_fd(wlf_file *f, int from, int to);
 
 // For the shim's _exit/_Exit: the process ends now without committing; the
@@ -149,10 +149,11 @@ void file_abandon(wlf_file *f);
 // cannot be read).
 bool lock_file_held_by_program(int fd);
 // The shim copies one of its descriptors aside for a dup2 (relocate_internal):
-// a lock's copy holds the flock before file_relocate_fd marks it, so the
-// copy is bracketed by lock_fd_copying(true) and (false); after its close,
-// a lock's old number is unmarked by lock_fd_closed (lock_file.hpp).
-void lock_fd_copying(bool begin);
+// a lock's copy holds the flock before file_relocate_fd marks it, and its
+// old number is unmarked by lock_fd_closed after its close; the whole move
+// is a busy window, between lock_fd_busy(true) and lock_fd_busy(false)
+// (lock_file.hpp).
+void lock_fd_busy(bool begin);
 void lock_fd_closed(int fd);
 // The op of the EDEADLK that a lock acquisition under the shim's policy
 // (lock_refuse_ancestor_holders) gives when the program holds the lock

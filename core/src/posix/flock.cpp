@@ -37,35 +37,48 @@ int flock_try(void *ctx) {
 
 // The lock file's descriptor while it is being locked: marked the whole time
 // it is open (lock_fd_mark), unmarked after its close; its copy above the
-// floor likewise.
+// floor likewise. The open before the mark, the copy before its mark and
+// the close before the unmark are busy windows (lock_fd_busy_begin): a
+// fork in one leaves the child's counts wrong, and it knows.
 class MarkedFd {
   public:
-    explicit MarkedFd(int fd) : fd_(fd) { detail::lock_fd_mark(fd_); }
+    // Calls lock_file_open inside a busy window, and marks what it opened.
+    int open(const char *path, bool create_only, bool writable, bool *created, const char **op) {
+        detail::lock_fd_busy_begin();
+        int raw = -1;
+        int rc = detail::lock_file_open(path, create_only, writable, &raw, created, op);
+        if (rc == 0) {
+            fd_ = raw;
+            detail::lock_fd_mark(fd_);
+        }
+        detail::lock_fd_busy_end();
+        return rc;
+    }
+    MarkedFd() = default;
     MarkedFd(const MarkedFd &) = delete;
     MarkedFd &operator=(const MarkedFd &) = delete;
     ~MarkedFd() {
-        if (fd_ < 0) return;
-        sys::close(fd_);
-        detail::lock_fd_unmark(fd_);
+        if (fd_ >= 0) detail::lock_fd_close(fd_);
     }
     int get() const { return fd_; }
-    // Above `floor` (raise_fd), still marked: the copy before the original goes.
+    // Above `floor` (raise_fd), still marked: the copy is marked before the
+    // original goes.
     int release_above(int floor) {
         int fd = std::exchange(fd_, -1);
         if (floor <= 0 || fd >= floor) return fd;
-        // The copy holds the flock from the dup on, before it can be marked.
-        detail::lock_fd_copy_begin();
+        detail::lock_fd_busy_begin();
         int moved = detail::dup_above(fd, floor);
-        if (moved >= 0) detail::lock_fd_mark(moved);
-        detail::lock_fd_copy_end();
-        if (moved < 0) return fd;
-        sys::close(fd);
-        detail::lock_fd_unmark(fd);
-        return moved;
+        if (moved >= 0) {
+            detail::lock_fd_mark(moved);
+            sys::close(fd);
+            detail::lock_fd_unmark(fd);
+        }
+        detail::lock_fd_busy_end();
+        return moved >= 0 ? moved : fd;
     }
 
   private:
-    int fd_;
+    int fd_ = -1;
 };
 
 // ---- shared file systems (README "Shared file systems") ----
@@ -102,15 +115,14 @@ int flock_acquire(const char *path, const wlf_lock_options *opt, int fd_floor, H
     detail::StaleRetry stale;
     for (int attempt = 0;; ++attempt) {
         if (opt->has_timeout && !timed && attempt >= kMaxVerifyRetries) return fail(err, EWOULDBLOCK, WLF_STEP_LOCK, "lock", path);
-        int raw = -1;
         bool created = false;
         const char *op = nullptr;
+        MarkedFd fd;
         // `probe`: only a lock file this open creates will do (EEXIST otherwise).
-        if (int rc = detail::lock_file_open(path, probe, writable, &raw, &created, &op)) {
+        if (int rc = fd.open(path, probe, writable, &created, &op)) {
             if (retry_cached_lookup(stale, rc, path)) continue;
             return fail(err, rc, WLF_STEP_LOCK, op, path);
         }
-        MarkedFd fd(raw);
         int rc;
         // Held by this program itself or by a process this one descends
         // from (the shim's policy, lock_refuse_ancestor_holders): not
@@ -312,8 +324,7 @@ int flock_release(Held *h, wlf_error *err) {
     // Unlock the open file description itself: children that inherited the
     // descriptor must not keep the lock alive.
     flock(h->fd, LOCK_UN);
-    sys::close(h->fd);
-    detail::lock_fd_unmark(h->fd);
+    detail::lock_fd_close(h->fd);
     return rc;
 }
 

@@ -145,12 +145,12 @@ namespace {
 // How many of the library's lock descriptions sit at each number below
 // kMarkedFds (a count, not a bit: a number closed by one thread and not yet
 // unmarked may already be another thread's new lock), the count of those
-// above it, the copies being made, and a sequence that every change of
+// above it, the busy windows open (lock_file.hpp), and a sequence that every change of
 // these moves (lock_file.hpp). 128 KiB; untouched pages cost nothing.
 constexpr int kMarkedFds = 1 << 16;
 std::atomic<uint16_t> g_marks[kMarkedFds];
 std::atomic<int> g_marked_above{0};
-std::atomic<int> g_copying{0};
+std::atomic<int> g_busy{0};
 std::atomic<unsigned> g_mark_seq{0};
 
 void bump() { g_mark_seq.fetch_add(1, std::memory_order_seq_cst); }
@@ -179,14 +179,21 @@ void lock_fd_unmark(int fd) {
     }
 }
 
-void lock_fd_copy_begin() {
-    g_copying.fetch_add(1, std::memory_order_seq_cst);
+void lock_fd_close(int fd) {
+    lock_fd_busy_begin();
+    sys::close(fd);
+    lock_fd_unmark(fd);
+    lock_fd_busy_end();
+}
+
+void lock_fd_busy_begin() {
+    g_busy.fetch_add(1, std::memory_order_seq_cst);
     bump();
 }
 
-void lock_fd_copy_end() {
+void lock_fd_busy_end() {
     bump();
-    g_copying.fetch_sub(1, std::memory_order_seq_cst);
+    g_busy.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 namespace {
@@ -332,7 +339,7 @@ bool flock_held_by_own_descriptor(dev_t dev, ino_t ino) {
     for (int attempt = 0; attempt < 64; ++attempt) {
         if (attempt > 0) sched_yield();
         const unsigned before = g_mark_seq.load(std::memory_order_seq_cst);
-        if (g_copying.load(std::memory_order_seq_cst) != 0 || g_marked_above.load(std::memory_order_seq_cst) != 0)
+        if (g_busy.load(std::memory_order_seq_cst) != 0 || g_marked_above.load(std::memory_order_seq_cst) != 0)
             continue;
         Scan found = scan_own_descriptors(dev, ino);
         if (g_mark_seq.load(std::memory_order_seq_cst) != before) continue;

@@ -37,18 +37,19 @@ pid_t flock_holder(dev_t dev, ino_t ino);
 // The descriptors of this process that refer to a description the
 // library's own flock locks use, held or being taken, moved or released
 // (in any thread; a forked child inherits the marks with the descriptors),
-// counted by number. A descriptor is marked before its description can
-// hold a flock (right after its open) and unmarked only once the number no
-// longer refers to it (after its close), so a description of ours that
-// holds a flock always sits at a marked number, except a copy just made
-// (dup), which is marked between lock_fd_copy_begin and lock_fd_copy_end.
-// flock_held_by_own_descriptor answers only from a look during which none
-// of this changed, and no copy was being made; while a lock of ours sits
-// at a number past the table (65535), it answers no.
+// counted by number. A descriptor is marked right after its open and
+// unmarked right after its close; those two windows, and a copy (dup)
+// until it is marked, are busy (lock_fd_busy_begin/end): there a
+// description of ours may hold a flock at an unmarked number, or a closed
+// number still counts. flock_held_by_own_descriptor answers only from a
+// look during which nothing of this changed and nothing was busy, and
+// while a lock of ours sits past the table (65535) it answers no. A child
+// forked inside a busy window keeps it open for good: it always answers no.
 void lock_fd_mark(int fd);
 void lock_fd_unmark(int fd);
-void lock_fd_copy_begin();
-void lock_fd_copy_end();
+void lock_fd_close(int fd);  // close, then unmark, in a busy window
+void lock_fd_busy_begin();
+void lock_fd_busy_end();
 
 // Whether one of this process's descriptors that is not the library's
 // (lock_fd_mark) is an open file description holding a flock (shared or

@@ -95,11 +95,11 @@ bool wrap_lockfile::detail::lock_file_held_by_program(int fd) {
 }
 
 void wrap_lockfile::detail::lock_fd_closed(int fd) { detail::lock_fd_unmark(fd); }
-void wrap_lockfile::detail::lock_fd_copying(bool begin) {
+void wrap_lockfile::detail::lock_fd_busy(bool begin) {
     if (begin)
-        detail::lock_fd_copy_begin();
+        detail::lock_fd_busy_begin();
     else
-        detail::lock_fd_copy_end();
+        detail::lock_fd_busy_end();
 }
 
 void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
@@ -117,7 +117,7 @@ void wrap_lockfile::detail::lock_release_at_exit(const wlf_lock *lock) {
 
 bool wrap_lockfile::detail::lock_relocate_fd(wlf_lock *lock, int from, int to) {
     if (!lock || !lock->held || lock->held->fd != from) return false;
-    // `to` is marked here, inside the caller's lock_fd_copy_begin/end;
+    // `to` is marked here, inside the caller's busy window (lock_fd_busy);
     // `from` is unmarked by lock_fd_closed after its close, or here when it
     // is already the program's (closed behind our back, to < 0).
     if (to >= 0)

@@ -99,12 +99,12 @@ bool relocate_internal(int fd) {
     // program's redirection after its truncating open, so the shell commits
     // an empty file (a program that lowered its descriptor limit below the
     // floor since the load, a small limit).
-    detail::lock_fd_copying(true);
+    detail::lock_fd_busy(true);
     int moved = detail::dup_kept(fd, g_config.fd_floor);
     if (moved < 0 || moved >= kMaxFds) {
         int e = moved < 0 ? errno : EMFILE;
         if (moved >= 0) sys::close(moved);
-        detail::lock_fd_copying(false);
+        detail::lock_fd_busy(false);
         // Refused rather than done: dup2 would take the lock or the temp
         // away from a pending replacement.
         char num[16];
@@ -116,7 +116,6 @@ bool relocate_internal(int fd) {
     bool lock_moved = false;
     for (int i = 0; i < kMaxFds; ++i)
         if (Entry *e = entry_of(g_fds[i].load())) lock_moved = detail::file_relocate_fd(e->file, fd, moved) || lock_moved;
-    detail::lock_fd_copying(false);
     if (g_config.log_fd == fd) g_config.log_fd = moved;
     g_internal_refs[moved] = g_internal_refs[fd];
     g_internal_refs[fd] = 0;
@@ -125,6 +124,7 @@ bool relocate_internal(int fd) {
     identity_relocate(fd, moved);
     sys::close(fd);
     if (lock_moved) detail::lock_fd_closed(fd);  // a lock's number is unmarked only now
+    detail::lock_fd_busy(false);
     return true;
 }
 
