@@ -220,6 +220,45 @@ bool match_shaped(const char *pattern, size_t len, size_t lead, Shape shape, con
     }
 }
 
+// The patterns alone decide.
+Kind classify_by_patterns(const RuleSet *set, const char *abs_path) {
+    if (!set || set->count == 0) return kNone;
+    const char *name = strrchr(abs_path, '/');
+    name = name ? name + 1 : abs_path;
+    Kind best = kNone;
+    for (size_t i = 0; i < set->count; ++i) {
+        const Pattern &p = set->patterns[i];
+        if (p.kind == kLockOnly && best != kNone) continue;  // cannot improve on a match
+        if (!match_shaped(p.text, p.len, p.lead, p.shape, p.has_slash ? abs_path : name)) continue;
+        if (p.kind == kExclude) return kExclude;
+        if (p.kind == kReplace || best == kNone) best = p.kind;
+    }
+    return best;
+}
+
+// `<X>.lock` is X's lock file, the shim's and other programs' alike
+// (`( flock 9; cmd > X ) 9>>X.lock`): when a rule matches X, a replacement
+// of X.lock would put a program's flock on a temp that nobody else locks,
+// and its commit would rename a new inode over the one that other writers of
+// X hold locked, letting the next one in beside them. Such a lock file is
+// left alone, as an exclude rule would (docs/design.md, "Lock files under a
+// rule"); excluding X gives X.lock back to its own rules.
+bool lock_file_of_matched(const RuleSet *set, const char *path) {
+    static constexpr char kSuffix[] = ".lock";
+    constexpr size_t kSuffixLen = sizeof kSuffix - 1;
+    const size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
+    const size_t name_len = slash ? static_cast<size_t>(path + n - slash - 1) : n;
+    if (name_len <= kSuffixLen || memcmp(path + n - kSuffixLen, kSuffix, kSuffixLen) != 0) return false;
+    char owner[kMaxPattern + 2];
+    // Longer than any path the shim classifies: cannot tell, leave it alone.
+    if (n - kSuffixLen >= sizeof owner) return true;
+    memcpy(owner, path, n - kSuffixLen);
+    owner[n - kSuffixLen] = '\0';
+    const Kind kind = classify_by_patterns(set, owner);
+    return kind == kReplace || kind == kLockOnly;
+}
+
 }  // namespace
 
 int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const char *base_dir) {
@@ -317,18 +356,9 @@ int add_list(RuleSet *set, Kind kind, const char *list, const char *base_dir, co
 }
 
 Kind classify(const RuleSet *set, const char *abs_path) {
-    if (!set || set->count == 0) return kNone;
-    const char *name = strrchr(abs_path, '/');
-    name = name ? name + 1 : abs_path;
-    Kind best = kNone;
-    for (size_t i = 0; i < set->count; ++i) {
-        const Pattern &p = set->patterns[i];
-        if (p.kind == kLockOnly && best != kNone) continue;  // cannot improve on a match
-        if (!match_shaped(p.text, p.len, p.lead, p.shape, p.has_slash ? abs_path : name)) continue;
-        if (p.kind == kExclude) return kExclude;
-        if (p.kind == kReplace || best == kNone) best = p.kind;
-    }
-    return best;
+    Kind kind = classify_by_patterns(set, abs_path);
+    if ((kind == kReplace || kind == kLockOnly) && lock_file_of_matched(set, abs_path)) return kExclude;
+    return kind;
 }
 
 void truncate(RuleSet *set, size_t count) {

@@ -83,7 +83,8 @@ int add_pattern(RuleSet *set, Kind kind, const char *text, size_t len, const cha
 int windows_spelling(const char *in, char *out, size_t size);
 
 // Kind for an absolute normalized path: kExclude wins over the others; then
-// kReplace, then kLockOnly; kNone when nothing matches.
+// kReplace, then kLockOnly; kNone when nothing matches. `<X>.lock`, when
+// X itself is matched (replace or lock-only), is X's lock file: kExclude.
 Kind classify(const RuleSet *set, const char *abs_path);
 
 // Drops the patterns from index `count` on (undoes a partial add).

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Programs' own X.lock protocols under the shim (README "Locks", issue 9):
-# git writes "<file>.lock" with O_CREAT|O_EXCL and renames it over <file>;
-# the shim's rename interposer locks <file>.lock, which is then git's own
-# file, so it must lock it as it is (no pid written, nothing removed). Each
-# git command runs plainly in one fresh repository and under the shim (both
-# launcher and raw preload) in another, with `$repo/**` matched (.git and the
-# work tree); exit status, output, commit and tree hashes, `git fsck`, the
-# index and the work files must be the same.
-#
-# `git init` and `git config --file F` on an existing F chmod("<F>.lock") by
-# path while git still has the lock file open (config.c): that is our
-# pending replacement, with no name yet, so the coherent view applies the
-# chmod to it (shim/linux/preload/pending_meta.hpp). Both run under the shim here.
+# git writes "<file>.lock" with O_CREAT|O_EXCL and renames it over <file>.
+# Each git command runs plainly in one fresh repository and under the shim
+# (both launcher and raw preload) in others; exit status, output, commit and
+# tree hashes, `git fsck`, the index and the work files must be the same.
+# Two rule sets:
+#   `$repo/**` (.git and the work tree): <file>.lock is <file>'s lock file,
+#     left alone (README "Globs"), so git creates and fills it for real, as
+#     plainly, and a concurrent git finds it; the shim's rename interposer
+#     locks it, git's own file, as it is (no pid written, nothing removed).
+#   `$repo/**/*.lock` (git's lock files alone): they are replacements.
+#     `git init` and `git config --file F` on an existing F chmod("<F>.lock")
+#     by path while git still has the lock file open (config.c): that is our
+#     pending replacement, with no name yet, so the coherent view applies the
+#     chmod to it (shim/linux/preload/pending_meta.hpp).
 usage="$0 ATOMICALLY PRELOAD_OBJECT"
 . "$(dirname "$0")/lib.sh"
 
@@ -60,17 +62,17 @@ state() {
     echo "== lock files"; find . -name '*.lock' | LC_ALL=C sort
 }
 
-# run MODE: the sequence in $tmp/MODE/repo, plain (MODE plain) or under the
-# shim; step outputs and statuses go to $tmp/MODE.out, the state to
-# $tmp/MODE.state.
+# run MODE [SET]: the sequence in $tmp/MODE/repo, plain (MODE plain) or
+# under the shim with rule set SET (all, locks); step outputs and statuses
+# go to $tmp/MODE.out, the state to $tmp/MODE.state.
 run() {
-    local mode=$1 step i=0 rc
+    local mode=$1 set=${2-} step i=0 rc
     local repo=$tmp/$mode/repo
     mkdir -p "$tmp/$mode" || exit 1
     if [ "$mode" = plain ]; then
         git init -q -b main "$repo"
     else
-        shim_git "$mode" "$repo" init -q -b main "$repo"
+        shim_git "$set" "${mode%-*}" "$repo" init -q -b main "$repo"
     fi >"$tmp/$mode.init" 2>&1 || fail "git/$mode: git init failed: $(cat "$tmp/$mode.init")"
     cd "$repo" || exit 1
     : >"$tmp/$mode.out"
@@ -79,7 +81,7 @@ run() {
         if [ "$mode" = plain ]; then
             G=git
         else
-            G="shim_git $mode $repo"
+            G="shim_git $set ${mode%-*} $repo"
         fi
         (eval "$step") >>"$tmp/$mode.out" 2>&1
         rc=$?
@@ -89,28 +91,43 @@ run() {
     cd "$tmp" || exit 1
 }
 shim_git() {
-    local mode=$1 repo=$2
-    shift 2
-    shim "$mode" "$repo/**" git "$@"
+    local set=$1 mode=$2 repo=$3 globs
+    shift 3
+    case $set in
+    all) globs="$repo/**" ;;
+    locks) globs="$repo/**/*.lock" ;;
+    esac
+    shim "$mode" "$globs" git "$@"
 }
 
 run plain
-for mode in "${modes[@]}"; do
-    clear_log
-    run "$mode"
-    diff -u "$tmp/plain.out" "$tmp/$mode.out" >"$tmp/$mode.diff" ||
-        fail "git/$mode: steps differ from plain git: $(cat "$tmp/$mode.diff")"
-    diff -u "$tmp/plain.state" "$tmp/$mode.state" >"$tmp/$mode.diff" ||
-        fail "git/$mode: repository differs from plain git's: $(cat "$tmp/$mode.diff")"
-    # Not vacuous: the shim did replace git's lock files and its renames
-    # of them ran under the lock of their target.
-    grep -q "committed '$tmp/$mode/repo/.git/index.lock'" "$WRAP_LOCKFILE_LOG" ||
-        fail "git/$mode: the shim never replaced .git/index.lock (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
-    # git init and config --file on an existing file chmod a pending lock file.
-    grep -q "committed '$tmp/$mode/repo/.git/config.lock'" "$WRAP_LOCKFILE_LOG" ||
-        fail "git/$mode: git init's .git/config.lock was not a replacement (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
-    grep -q "committed '$tmp/$mode/repo/cfg.lock'" "$WRAP_LOCKFILE_LOG" ||
-        fail "git/$mode: config --file's cfg.lock was not a replacement"
+for set in all locks; do
+    for how in "${modes[@]}"; do
+        mode=$how-$set
+        clear_log
+        run "$mode" "$set"
+        diff -u "$tmp/plain.out" "$tmp/$mode.out" >"$tmp/$mode.diff" ||
+            fail "git/$mode: steps differ from plain git: $(cat "$tmp/$mode.diff")"
+        diff -u "$tmp/plain.state" "$tmp/$mode.state" >"$tmp/$mode.diff" ||
+            fail "git/$mode: repository differs from plain git's: $(cat "$tmp/$mode.diff")"
+        repo=$tmp/$mode/repo
+        if [ $set = all ]; then
+            # Not vacuous: the shim replaced what git writes without a lock
+            # file of its own, and none of git's lock files.
+            grep -q "committed '$repo/.git/description'" "$WRAP_LOCKFILE_LOG" ||
+                fail "git/$mode: the shim never replaced .git/description (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+            grep "replacing '.*\.lock'" "$WRAP_LOCKFILE_LOG" >"$tmp/$mode.locks" &&
+                fail "git/$mode: git's lock files were replaced: $(head -c 2000 "$tmp/$mode.locks")"
+        else
+            grep -q "committed '$repo/.git/index.lock'" "$WRAP_LOCKFILE_LOG" ||
+                fail "git/$mode: the shim never replaced .git/index.lock (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+            # git init and config --file on an existing file chmod a pending lock file.
+            grep -q "committed '$repo/.git/config.lock'" "$WRAP_LOCKFILE_LOG" ||
+                fail "git/$mode: git init's .git/config.lock was not a replacement (log: $(head -c 2000 "$WRAP_LOCKFILE_LOG"))"
+            grep -q "committed '$repo/cfg.lock'" "$WRAP_LOCKFILE_LOG" ||
+                fail "git/$mode: config --file's cfg.lock was not a replacement"
+        fi
+    done
 done
 grep -q '^fsck status 0$' "$tmp/plain.state" || fail "plain git: fsck failed: $(cat "$tmp/plain.state")"
 

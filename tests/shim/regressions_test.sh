@@ -161,6 +161,12 @@
 #     (the child's move aside pointed the parent's lock at a copy only the
 #     child had: the other thread wrote as if under the program's own lock
 #     and its content was lost, and the parent's lock descriptor leaked)
+#  48 flock(1)'s idiom on a lock file whose file the rule matches too
+#     (`$d/*` covers counter and counter.lock): the program's flock meets
+#     a plain process holding counter.lock and the program's run ends as
+#     plainly, and counter.lock keeps its inode (counter.lock was replaced:
+#     the flock fell on its temp, so it excluded nobody, and the commit put
+#     a new inode beside the one the plain process held locked)
 # The C programs they run are built by meson (tests/shim/helpers/, and the
 # exec probes of tests/shim/meson.build); only the static probe may be
 # missing (no static libc), which skips check 1.
@@ -1212,6 +1218,31 @@ limit=30 run "$d/*" "$helpers/vfork_dup2" "$d" 2>"$tmp/c47.err"
 expect_status "$t" 0 $?
 expect_content "$t" x $'two\n'
 expect_entries "$t" "$d" x
+
+# ---- 48: a lock file whose file the rule matches too ----
+t="48 flock(1)'s lock file under a rule matching its file"
+newdir c48
+printf '1\n' >counter
+: >counter.lock
+lock_ino=$(ino counter.lock)
+mkfifo ready go
+flock counter.lock sh -c 'echo >ready; read x <go' &
+holder=$!
+read -r _ <ready
+idiom='( flock -n 9 || exit 3; echo 2 > counter ) 9>>counter.lock'
+bash -c "$idiom" 2>"$tmp/c48.plain.err"
+expect_status "$t (plain, held)" 3 $?
+WRAP_LOCKFILE_TIMEOUT=1 limit=10 run "$d/*" bash -c "$idiom" 2>"$tmp/c48.err"
+expect_status "$t (held)" 3 $?
+expect_content "$t (held)" counter $'1\n'
+echo >go
+wait $holder
+[ "$(ino counter.lock)" = "$lock_ino" ] || fail "$t: counter.lock was replaced while a plain process held it"
+limit=10 run "$d/*" bash -c "${idiom/-n /}" 2>"$tmp/c48.err"
+expect_status "$t (free)" 0 $?
+expect_content "$t (free)" counter $'2\n'
+[ "$(ino counter.lock)" = "$lock_ino" ] || fail "$t: counter.lock was replaced"
+expect_entries "$t" "$d" counter counter.lock go ready
 
 [ ${#failed_checks[@]} -gt 0 ] && echo "failed checks: ${failed_checks[*]}"
 finish

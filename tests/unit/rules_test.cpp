@@ -96,6 +96,31 @@ TEST(Rules, ExcludeWinsWhateverTheOrder) {
     EXPECT_EQ(rules::classify(nullptr, "/d/a.txt"), rules::kNone);
 }
 
+// `<X>.lock` is X's lock file: when X is matched, a replacement of it would
+// put a program's flock on a temp and rename a new inode over the one other
+// writers of X hold locked, so it is left alone; matched on its own, or with
+// X excluded, it follows its rules.
+TEST(Rules, LockFileOfAMatchedFileIsLeftAlone) {
+    Rules r;
+    ASSERT_EQ(rules::add_list(&r.set, rules::kReplace, "/d/*;Cargo.lock", "/", nullptr, nullptr), 0);
+    ASSERT_EQ(rules::add_list(&r.set, rules::kLockOnly, "/log/*", "/", nullptr, nullptr), 0);
+    ASSERT_EQ(rules::add_list(&r.set, rules::kExclude, "/d/own", "/", nullptr, nullptr), 0);
+    EXPECT_EQ(rules::classify(&r.set, "/d/counter"), rules::kReplace);
+    EXPECT_EQ(rules::classify(&r.set, "/d/counter.lock"), rules::kExclude);  // counter is matched
+    EXPECT_EQ(rules::classify(&r.set, "/log/x.lock"), rules::kExclude);      // x is locked (lock-only)
+    EXPECT_EQ(rules::classify(&r.set, "/d/own.lock"), rules::kReplace);      // own is excluded
+    EXPECT_EQ(rules::classify(&r.set, "/p/Cargo.lock"), rules::kReplace);    // Cargo is not matched
+    EXPECT_EQ(rules::classify(&r.set, "/d/.lock"), rules::kReplace);         // a name, not X's lock
+    EXPECT_EQ(rules::classify(&r.set, "/d/x.locks"), rules::kReplace);
+    EXPECT_EQ(rules::classify(&r.set, "/e/x.lock"), rules::kNone);
+    // The name alone, as the shim classifies a relative path under name-only rules.
+    Rules names;
+    ASSERT_EQ(rules::add_list(&names.set, rules::kReplace, "*.conf*", "/", nullptr, nullptr), 0);
+    EXPECT_EQ(rules::classify(&names.set, "app.conf.lock"), rules::kExclude);
+    EXPECT_EQ(rules::classify(&names.set, "sub/app.conf.lock"), rules::kExclude);
+    EXPECT_EQ(rules::classify(&names.set, "app.conf"), rules::kReplace);
+}
+
 // Past the 8 inline patterns and 512 inline bytes (the shim's constructor
 // allocates nothing below that): the 20th and the long ones still match,
 // and a failed list takes back only its own entries.

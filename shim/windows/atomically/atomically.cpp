@@ -94,6 +94,8 @@ void print_help() {
         "  --rule GLOB          replace matching files atomically (repeatable; ';' separates globs)\n"
         "  --lock-only GLOB     only serialize writes to matching files (repeatable)\n"
         "  --exclude GLOB       never touch matching files; wins over the others (repeatable)\n"
+        "                       (X.lock, when X matches --rule or --lock-only, is X's lock\n"
+        "                       file: never touched either)\n"
         "  --config FILE        read rules from FILE (\"replace|lock-only|exclude GLOB\" per line)\n"
         "  --timeout SECONDS    give up waiting for a lock after SECONDS (default: wait forever)\n"
         "  --fsync full|batch|none  flush replacements to disk before renaming (default: full;\n"
